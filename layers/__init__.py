@@ -1,0 +1,1 @@
+"""Bundled catalogue (``catalog/``) and synthetic demo township (``demo/``) of spatialplan."""

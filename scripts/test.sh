@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's test command: installs everything it needs on a fresh machine, then runs
+# ruff, the whole test suite (slow and browser tests included) and every notebook.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: headless Chromium for the web-map browser test, a CJK font for layout maps.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  need=""
+  command -v chromium >/dev/null 2>&1 || need="$need chromium"
+  if ! (command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "Noto Sans CJK"); then
+    need="$need fonts-noto-cjk fontconfig"
+  fi
+  if [ -n "$need" ]; then
+    echo "installing system packages:$need"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+  fi
+fi
+
+venv=${SPATIALPLAN_VENV:-.venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+# a plain (non-editable) install: tests run against what users get, bundled layers included
+"$venv/bin/python" -m pip install -q ".[test,dask]"
+
+"$venv/bin/ruff" check spatialplan tests benchmarks scripts
+# `pytest` (not `python -m pytest`) so the installed package, not the source folder, is imported
+"$venv/bin/pytest" -q -p no:cacheprovider tests --nbmake notebooks "$@"

@@ -1,0 +1,7 @@
+"""``python -m spatialplan`` runs the CLI."""
+
+import sys
+
+from spatialplan.cli import main
+
+sys.exit(main())

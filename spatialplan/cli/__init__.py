@@ -1,0 +1,69 @@
+"""Command-line interface: ``spatialplan COMMAND``.
+
+Each command lives in its own small module exposing ``register(subparsers)``; the module's
+``run(args) -> int`` calls one library function. Errors of the :class:`SpatialPlanError`
+family become a one-paragraph message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from spatialplan._version import __version__
+from spatialplan.errors import SpatialPlanError
+
+__all__ = ["main", "build_parser"]
+
+#: command modules, in the order ``--help`` lists them
+COMMANDS = ("demo", "check", "validate", "stats", "terrain", "map", "layout", "schedule",
+            "import_txt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every available command registered."""
+    parser = argparse.ArgumentParser(
+        prog="spatialplan",
+        description="Township spatial planning checks: three control lines, 8+X facility "
+        "siting, layout maps and construction schedules (三条控制线 · 8+X 项目选址核查).",
+    )
+    parser.add_argument("--version", action="version", version=f"spatialplan {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"spatialplan.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"spatialplan.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 ``--fail-on`` hit, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SpatialPlanError as exc:
+        sys.stderr.write(f"spatialplan: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("spatialplan: interrupted; no output was left half-written\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
