@@ -1,0 +1,301 @@
+"""Writing results: atomically, checked, never over an input.
+
+Every file is written to a temporary name beside its target, read back and checked, then moved
+into place with :func:`os.replace`. A whole run writes into a staging folder inside the output
+folder (:func:`staged_output`) and moves its files into place only when every one succeeded, so
+an interrupted or failed run leaves the previous outputs or nothing, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from spatialplan.errors import OutputError
+
+__all__ = [
+    "atomic_path",
+    "check_output_dir",
+    "staged_output",
+    "write_results",
+    "write_table",
+    "write_json",
+    "sha256_file",
+]
+
+log = logging.getLogger(__name__)
+
+_STAGING_PREFIX = ".spatialplan-staging-"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    The temporary name keeps the target's suffix so that format drivers recognise it. On any
+    exception (including ``KeyboardInterrupt``) the temporary file is removed and the target is
+    left as it was.
+
+    Parameters
+    ----------
+    path
+        The final file path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("ok")
+    >>> target.read_text()
+    'ok'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
+                                dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()  # writers (GDAL) want to create the file themselves
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError("the writer produced no file", path=target)
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder if it exists (cleanup helper that never raises)."""
+    with contextlib.suppress(OSError):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
+    """Refuse an output folder that holds an input (writing there could overwrite it).
+
+    Parameters
+    ----------
+    out_dir
+        The folder outputs will be written to (created if missing).
+    inputs
+        Every input file of the run (layers, rasters, plan, rulebook).
+
+    Returns
+    -------
+    Path
+        The resolved output folder.
+
+    Raises
+    ------
+    OutputError
+        When an input lies inside ``out_dir`` or ``out_dir`` is an existing file.
+    """
+    out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise OutputError("the output path exists and is not a folder", path=out,
+                          hint="name a folder with --out")
+    for item in inputs:
+        src = Path(item).resolve()
+        if src == out or out in src.parents:
+            raise OutputError(
+                f"the output folder contains the input {src.name}; writing there could "
+                "overwrite it",
+                path=out,
+                hint="choose an output folder that holds no input data",
+            )
+    return out
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder; on success move its files into ``out_dir``, else discard it.
+
+    Files are moved one by one with :func:`os.replace` (atomic on one filesystem), after the
+    whole run succeeded, so the output folder holds either the previous run's files or the new
+    ones, never a half-written file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out))
+    try:
+        yield staging
+        for item in sorted(staging.iterdir()):
+            os.replace(item, out / item.name)
+    finally:
+        _remove(staging)
+
+
+def _clean_for_ogr(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy whose columns OGR can store: lists/dicts/mixed objects become text."""
+    out = df.copy()
+    geom_name = out.geometry.name if isinstance(out, gpd.GeoDataFrame) else None
+    for col in out.columns:
+        if col == geom_name:
+            continue
+        series = out[col]
+        if series.dtype == object:
+            out[col] = series.map(_cell_to_text).astype("string")
+        elif isinstance(series.dtype, pd.CategoricalDtype):
+            out[col] = series.astype("string")
+    return out
+
+
+def _cell_to_text(value: object) -> object:
+    """Render one object cell as text for OGR (None stays None)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (list, tuple, set, dict)):
+        return json.dumps(value if not isinstance(value, set) else sorted(value),
+                          ensure_ascii=False, default=str)
+    if isinstance(value, (np.generic,)):
+        return str(value.item())
+    return str(value)
+
+
+def write_results(
+    out_dir: str | os.PathLike,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    filename: str = "results.gpkg",
+) -> Path:
+    """Write (Geo)DataFrames as the layers of one GeoPackage, atomically and checked.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into.
+    tables
+        Layer name → DataFrame. GeoDataFrames become spatial layers (null geometries are
+        kept), plain DataFrames attribute-only tables.
+    filename
+        Name of the GeoPackage.
+
+    Returns
+    -------
+    Path
+        The written GeoPackage.
+
+    Raises
+    ------
+    OutputError
+        When a layer read back does not have the expected row count, or writing fails.
+    """
+    target = Path(out_dir) / filename
+    with atomic_path(target) as tmp:
+        for name, frame in tables.items():
+            clean = _clean_for_ogr(frame)
+            try:
+                pyogrio.write_dataframe(clean, tmp, layer=name, driver="GPKG")
+            except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                    OSError) as exc:
+                raise OutputError(f"cannot write layer {name}: {exc}", path=target,
+                                  layer=name) from exc
+        for name, frame in tables.items():
+            n = pyogrio.read_info(tmp, layer=name)["features"]
+            if n != len(frame):
+                raise OutputError(f"layer {name} read back with {n} rows, expected {len(frame)}",
+                                  path=target, layer=name)
+    log.info("wrote %s (%s)", target, ", ".join(f"{k}: {len(v)}" for k, v in tables.items()))
+    return target
+
+
+def write_table(
+    df: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    sheet_name: str = "Sheet1",
+    index: bool = False,
+) -> Path:
+    """Write a table as CSV (UTF-8 with BOM, so Excel reads Chinese) or XLSX, atomically.
+
+    Parameters
+    ----------
+    df
+        The table; a geometry column, if any, is dropped.
+    path
+        Target ending in ``.csv`` or ``.xlsx``.
+    sheet_name
+        Sheet name for XLSX.
+    index
+        Whether to write the index.
+    """
+    target = Path(path)
+    if isinstance(df, gpd.GeoDataFrame):
+        df = pd.DataFrame(df.drop(columns=df.geometry.name))
+    suffix = target.suffix.lower()
+    with atomic_path(target) as tmp:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=index, encoding="utf-8-sig", lineterminator="\r\n")
+            back = pd.read_csv(tmp, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+            if len(back) != len(df):
+                raise OutputError(f"CSV read back with {len(back)} rows, expected {len(df)}",
+                                  path=target)
+        elif suffix == ".xlsx":
+            _write_xlsx(df, tmp, sheet_name=sheet_name, index=index)
+        else:
+            raise OutputError(f"unsupported table format {suffix!r}", path=target,
+                              hint="use .csv or .xlsx")
+    return target
+
+
+def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool) -> None:
+    """Write one sheet with a frozen header and widths fitted to the text (CJK counts double)."""
+    from openpyxl.utils import get_column_letter
+
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        df.to_excel(writer, sheet_name=sheet_name, index=index)
+        sheet = writer.sheets[sheet_name]
+        sheet.freeze_panes = "A2"
+        frame = df.reset_index() if index else df
+        for i, col in enumerate(frame.columns, start=1):
+            texts = [str(col)] + [str(v) for v in frame[col].head(500).tolist()]
+            width = max(_display_width(t) for t in texts)
+            sheet.column_dimensions[get_column_letter(i)].width = min(max(8, width + 2), 60)
+
+
+def _display_width(text: str) -> int:
+    """Approximate display width: East Asian wide characters count as two."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def write_json(obj: object, path: str | os.PathLike) -> Path:
+    """Write JSON (UTF-8, readable Chinese, sorted keys) atomically."""
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True,
+                                  default=str) + "\n", encoding="utf-8")
+        json.loads(tmp.read_text(encoding="utf-8"))
+    return target
+
+
+def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of a file (a folder such as a FileGDB: of its files in order)."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            digest.update(str(f.relative_to(p)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,123 @@
+"""Atomic, checked writing of results."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import openpyxl
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+from spatialplan.errors import OutputError
+from spatialplan.output import (
+    atomic_path,
+    check_output_dir,
+    sha256_file,
+    staged_output,
+    write_json,
+    write_results,
+    write_table,
+)
+
+
+def _frames():
+    gdf = gpd.GeoDataFrame(
+        {"project_id": ["P1", "P2"], "name": ["污水处理站", "<b>x</b>"], "tags": [["a"], None]},
+        geometry=[shapely.box(0, 0, 10, 10), None],
+        crs="EPSG:4545",
+    )
+    findings = pd.DataFrame({"project_id": ["P1", "P1", "P2"], "rule": ["redline", "udb", "x"],
+                             "measure": [1.5, None, 0.0]})
+    return gdf, findings
+
+
+def test_write_results_keeps_every_row_and_null_geometry(tmp_path):
+    gdf, findings = _frames()
+    path = write_results(tmp_path, {"projects": gdf, "findings": findings})
+    assert sorted(pyogrio.list_layers(path)[:, 0]) == ["findings", "projects"]
+    back = pyogrio.read_dataframe(path, layer="projects")
+    assert list(back["project_id"]) == ["P1", "P2"]
+    assert back.geometry.isna().tolist() == [False, True]
+    assert back.loc[0, "name"] == "污水处理站"
+    assert json.loads(back.loc[0, "tags"]) == ["a"]
+    assert len(pyogrio.read_dataframe(path, layer="findings")) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_path_failure_leaves_previous_file(tmp_path):
+    target = tmp_path / "a.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]
+
+
+def test_atomic_path_requires_a_file(tmp_path):
+    with pytest.raises(OutputError, match="no file"), atomic_path(tmp_path / "x.gpkg"):
+        pass
+
+
+def test_staged_output_moves_only_on_success(tmp_path):
+    out = tmp_path / "out"
+    with staged_output(out) as stage:
+        (stage / "report.html").write_text("new")
+    assert (out / "report.html").read_text() == "new"
+    with pytest.raises(ValueError), staged_output(out) as stage:
+        (stage / "report.html").write_text("broken")
+        (stage / "map.html").write_text("broken")
+        raise ValueError("layout failed")
+    assert (out / "report.html").read_text() == "new"
+    assert sorted(p.name for p in out.iterdir()) == ["report.html"]
+
+
+def test_check_output_dir_refuses_folder_holding_an_input(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    src = data / "plan.gpkg"
+    src.write_bytes(b"x")
+    with pytest.raises(OutputError, match="contains the input plan.gpkg"):
+        check_output_dir(data, [src])
+    with pytest.raises(OutputError, match="contains the input"):
+        check_output_dir(tmp_path, [src])
+    assert check_output_dir(tmp_path / "out", [src]) == (tmp_path / "out").resolve()
+    with pytest.raises(OutputError, match="not a folder"):
+        check_output_dir(src, [])
+
+
+def test_csv_has_bom_and_chinese(tmp_path):
+    df = pd.DataFrame({"乡镇": ["示范镇"], "总投资(万元)": [120.5]})
+    path = write_table(df, tmp_path / "t.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert "示范镇".encode() in raw
+
+
+def test_xlsx_frozen_header_and_widths(tmp_path):
+    df = pd.DataFrame({"项目名称": ["一个很长很长的项目名称用于测试列宽"], "n": [1]})
+    path = write_table(df, tmp_path / "t.xlsx", sheet_name="时序表")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["时序表"]
+    assert ws.freeze_panes == "A2"
+    assert ws.column_dimensions["A"].width > ws.column_dimensions["B"].width
+    assert ws["A2"].value.startswith("一个")
+
+
+def test_unsupported_table_format(tmp_path):
+    with pytest.raises(OutputError, match="unsupported"):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_and_hash(tmp_path):
+    path = write_json({"名称": "示范镇", "n": 1}, tmp_path / "m.json")
+    assert json.loads(path.read_text(encoding="utf-8"))["名称"] == "示范镇"
+    assert len(sha256_file(path)) == 64
+    folder = tmp_path / "x.gdb"
+    folder.mkdir()
+    (folder / "a").write_bytes(b"1")
+    assert sha256_file(folder) != sha256_file(path)
