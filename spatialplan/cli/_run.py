@@ -1,0 +1,90 @@
+"""Shared plumbing of the commands that read a plan, run the check and write deliverables."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Collection
+from pathlib import Path
+
+from spatialplan._progress import show_progress
+from spatialplan.errors import PlanError
+
+__all__ = ["add_run_options", "read_plan_from_args", "check_and_write", "print_summary",
+           "exit_code"]
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, plan: bool = True,
+                    fail_on: bool = True) -> None:
+    """Add the options every plan-running command shares."""
+    if plan:
+        parser.add_argument("plan", metavar="PLAN", help="plan file (plan.toml)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder (created; must not hold input data)")
+    parser.add_argument("--as-of", type=_date, metavar="DATE",
+                        help="date for the schedule checks (YYYY-MM-DD; default: the plan's)")
+    parser.add_argument("--rules", metavar="FILE",
+                        help="rulebook TOML overriding the plan's and the defaults")
+    parser.add_argument("--crs", metavar="CRS",
+                        help='analysis CRS, e.g. "EPSG:4545" (default: the plan\'s, or auto)')
+    if fail_on:
+        parser.add_argument("--fail-on", choices=("fail", "review"),
+                            help="exit 1 when a project has this verdict (review includes fail)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None = None):
+    """Read the plan named on the command line with the command-line overrides applied."""
+    from spatialplan.read import read_plan
+
+    show_progress(not args.quiet and sys.stderr.isatty())
+    path = Path(plan_path or args.plan)
+    if not path.exists():
+        raise PlanError("the plan file does not exist", path=path,
+                        hint="give the path of a plan.toml (see README: The plan file)")
+    return read_plan(path, as_of=args.as_of, crs=args.crs, rules=args.rules)
+
+
+def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str]) -> int:
+    """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary."""
+    from spatialplan.pipeline import run_check, write_check
+
+    result = run_check(plan)
+    written = write_check(plan, result, args.out, outputs=outputs,
+                          township=getattr(args, "township", None))
+    print_summary(plan, result, written)
+    return exit_code(result, getattr(args, "fail_on", None))
+
+
+def print_summary(plan, result, written) -> None:
+    """Print what was checked and written (the CLI's only output on stdout)."""
+    counts = result.verdict_counts()
+    tol = ", ".join(f"{k}={v}" for k, v in result.tolerance.items())
+    lines = [
+        f"plan: {plan.name} ({plan.path})",
+        f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}",
+        f"as of: {plan.as_of}; tolerance: {tol}",
+        f"projects: {len(result.projects)} in, verdicts: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        f"townships: {len(result.township_stats)}; line conflicts: "
+        f"{len(result.line_conflicts)}",
+        "written:",
+    ]
+    lines += [f"  {path}" for path in written.values()]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def exit_code(result, fail_on: str | None) -> int:
+    """0, or 1 when ``--fail-on`` names a verdict some project has (review includes fail)."""
+    if not fail_on:
+        return 0
+    bad = {"fail", "error"} if fail_on == "fail" else {"fail", "error", "review"}
+    return 1 if result.projects["verdict"].isin(bad).any() else 0

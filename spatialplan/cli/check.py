@@ -1,0 +1,34 @@
+"""``spatialplan check PLAN --out DIR``: the full check and every deliverable."""
+
+from __future__ import annotations
+
+import argparse
+
+from spatialplan.cli._run import add_run_options, check_and_write, read_plan_from_args
+
+__all__ = ["register", "run"]
+
+
+def register(sub) -> None:
+    """Add the ``check`` command."""
+    p = sub.add_parser(
+        "check",
+        help="check a plan: control lines, 8+X siting, schedule, maps and report",
+        description="Read the plan, overlay the three control lines on the townships, check "
+        "every 8+X project site against the rulebook and write results.gpkg, report.html, "
+        "map.html, layout.pdf/png, schedule.xlsx/csv and manifest.json into --out.",
+    )
+    add_run_options(p)
+    p.add_argument("--no-map", action="store_true", help="skip map.html")
+    p.add_argument("--no-layout", action="store_true", help="skip layout.pdf/png")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command."""
+    from spatialplan.pipeline import OUTPUT_KINDS
+
+    skip = {"map"} if args.no_map else set()
+    skip |= {"layout"} if args.no_layout else set()
+    plan = read_plan_from_args(args)
+    return check_and_write(args, plan, outputs=[k for k in OUTPUT_KINDS if k not in skip])

@@ -1,0 +1,383 @@
+"""The whole job on one plan: analyse in memory (`run_check`), then write (`write_check`).
+
+``run_check`` never touches output paths; ``write_check`` writes every deliverable into a staging
+folder and moves them into place only when all succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import platform
+from collections.abc import Collection
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from spatialplan._version import __version__
+from spatialplan.errors import SpatialPlanError
+
+__all__ = ["CheckResult", "run_check", "write_check", "plan_inputs", "OUTPUT_KINDS"]
+
+log = logging.getLogger(__name__)
+
+#: the deliverables :func:`write_check` can produce
+OUTPUT_KINDS = ("gpkg", "schedule", "report", "map", "layout", "terrain")
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """Everything one run of the check produced, in memory.
+
+    Attributes
+    ----------
+    township_stats
+        One row per township: areas, control-line areas and shares, 8+X coverage.
+    outside_townships
+        Per control line, the area lying outside every township outline.
+    line_conflicts
+        One polygon row per overlap between control lines (or within one).
+    projects
+        One row per input project with its verdict, reasons and measures.
+    findings
+        One row per project × rule.
+    schedule
+        The construction sequence table (时序表) with Chinese headers.
+    terrain
+        Per-township slope statistics (empty without a DEM).
+    tolerance
+        The overlap tolerances used.
+    """
+
+    township_stats: gpd.GeoDataFrame
+    outside_townships: pd.DataFrame
+    line_conflicts: gpd.GeoDataFrame
+    projects: gpd.GeoDataFrame
+    findings: pd.DataFrame
+    schedule: pd.DataFrame
+    terrain: pd.DataFrame
+    tolerance: dict
+
+    def verdict_counts(self) -> dict[str, int]:
+        """Return the number of projects per verdict, in the order pass, review, fail, error."""
+        counts = self.projects["verdict"].value_counts()
+        return {v: int(counts.get(v, 0)) for v in ("pass", "review", "fail", "error")}
+
+
+def _layer_data(plan, role: str) -> gpd.GeoDataFrame | None:
+    """The accepted features of a plan layer, or None when the plan has no such layer."""
+    layer = plan.layers.get(role)
+    return None if layer is None else layer.data
+
+
+def run_check(plan, *, as_of: dt.date | None = None) -> CheckResult:
+    """Run every analysis on a read plan: control lines, terrain, siting, coverage, schedule.
+
+    Parameters
+    ----------
+    plan
+        A :class:`spatialplan.read.Plan` from :func:`spatialplan.read.read_plan`.
+    as_of
+        Date for the schedule checks; default the plan's ``as_of``.
+
+    Returns
+    -------
+    CheckResult
+
+    Examples
+    --------
+    >>> import spatialplan as sp
+    >>> from spatialplan._resources import demo_dir
+    >>> result = sp.run_check(sp.read_plan(demo_dir() / "plan.toml"))
+    >>> sorted(result.verdict_counts())
+    ['error', 'fail', 'pass', 'review']
+    """
+    from spatialplan import overlay, schedule, siting
+
+    as_of = as_of or plan.as_of
+    tolerance = dict(plan.rules.get("tolerance", {}))
+    tolerance.pop("source", None)
+    townships = _layer_data(plan, "townships")
+    if townships is None:
+        raise SpatialPlanError("the plan has no townships layer", path=plan.path,
+                               hint="add [layers.townships] to the plan file")
+    lines = {role: _layer_data(plan, role) for role in ("redline", "farmland", "udb", "cropland")}
+
+    log.info("control lines: statistics for %d townships", len(townships))
+    stats = overlay.township_stats(townships, tolerance=tolerance, **lines)
+    outside = overlay.outside_townships(townships, **lines)
+    conflicts = overlay.line_conflicts(redline=lines["redline"], farmland=lines["farmland"],
+                                       udb=lines["udb"], townships=townships,
+                                       tolerance=tolerance)
+
+    projects_layer = plan.layers.get("projects")
+    if projects_layer is None:
+        raise SpatialPlanError("the plan has no projects layer", path=plan.path,
+                               hint="add [layers.projects] (the 8+X register) to the plan file")
+    slope, terrain_stats = _terrain(plan, projects_layer.data, townships)
+
+    log.info("siting: checking %d projects", projects_layer.n_in)
+    projects, findings = siting.check_projects(
+        projects_layer.data,
+        townships=townships,
+        parcels=_layer_data(plan, "parcels"),
+        built=_layer_data(plan, "built"),
+        slope=slope,
+        rules=plan.rules,
+        catalog=plan.catalog,
+        as_of=as_of,
+        rejected=projects_layer.rejected,
+        **lines,
+    )
+    coverage = siting.facility_coverage(projects, townships, catalog=plan.catalog)
+    stats = stats.merge(coverage, on="township_code", how="left", validate="one_to_one")
+    table = schedule.sequence_table(projects, townships=townships, catalog=plan.catalog)
+    return CheckResult(
+        township_stats=stats,
+        outside_townships=outside,
+        line_conflicts=conflicts,
+        projects=projects,
+        findings=findings,
+        schedule=table,
+        terrain=terrain_stats,
+        tolerance=tolerance,
+    )
+
+
+def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
+    """Slope statistics for the sites and townships, or (None, empty) without a DEM."""
+    dem = plan.rasters.get("dem")
+    if dem is None:
+        return None, pd.DataFrame()
+    from spatialplan import terrain
+
+    log.info("terrain: slope statistics from %s", dem.path)
+    valid = sites[~sites.geometry.isna() & ~sites.geometry.is_empty]
+    slope = terrain.site_slope_stats(valid, dem.path, id_column="feature_id", crs=plan.crs,
+                                     **_dem_options(dem))
+    per_township = terrain.township_terrain_stats(townships, dem.path, id_column="code",
+                                                  crs=plan.crs, **_dem_options(dem))
+    return slope, per_township
+
+
+def _dem_options(dem) -> dict:
+    """Keyword options the plan gave for a DEM (assumed CRS, explicit nodata)."""
+    options = {}
+    if getattr(dem, "assume_crs", None):
+        options["assume_crs"] = dem.assume_crs
+    if getattr(dem, "nodata_override", None) is not None:
+        options["nodata"] = dem.nodata_override
+    return options
+
+
+def plan_inputs(plan) -> list[Path]:
+    """Every input file of a plan: the plan itself, layers, rasters and the rulebook."""
+    paths = [Path(plan.path)]
+    paths += [Path(layer.source.path) for layer in plan.layers.values()]
+    paths += [Path(r.path) for r in plan.rasters.values()]
+    rules_path = getattr(plan, "rules_path", None)
+    if rules_path:
+        paths.append(Path(rules_path))
+    return paths
+
+
+def _versions() -> dict[str, str]:
+    """Versions of spatialplan and the libraries whose behaviour shapes the results."""
+    import numpy
+    import pyogrio
+    import pyproj
+    import rasterio
+    import shapely
+
+    return {
+        "spatialplan": __version__,
+        "python": platform.python_version(),
+        "geopandas": gpd.__version__,
+        "shapely": shapely.__version__,
+        "geos": shapely.geos_version_string,
+        "pyogrio": pyogrio.__version__,
+        "gdal": pyogrio.__gdal_version_string__,
+        "pyproj": pyproj.__version__,
+        "proj": pyproj.proj_version_str,
+        "rasterio": rasterio.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
+    """Describe a run for audit: inputs with hashes, versions, CRS, tolerances, counts."""
+    from spatialplan.output import sha256_file
+    from spatialplan.read import validation_report
+
+    report = validation_report(plan)
+    inputs = []
+    for path in dict.fromkeys(plan_inputs(plan)):
+        inputs.append({"path": str(path), "sha256": sha256_file(path)})
+    return {
+        "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
+        "analysis_crs": plan.crs.to_string(),
+        "crs_reason": plan.crs_reason,
+        "tolerance": result.tolerance,
+        "inputs": inputs,
+        "layers": report.to_dict(orient="records"),
+        "counts": {
+            "projects_in": int(plan.layers["projects"].n_in),
+            "projects_out": len(result.projects),
+            "verdicts": result.verdict_counts(),
+            "findings": len(result.findings),
+            "townships": len(result.township_stats),
+            "line_conflicts": len(result.line_conflicts),
+        },
+        "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
+        "versions": _versions(),
+    }
+
+
+def write_check(
+    plan,
+    result: CheckResult,
+    out_dir: str | os.PathLike,
+    *,
+    outputs: Collection[str] = OUTPUT_KINDS,
+    township: str | None = None,
+) -> dict[str, Path]:
+    """Write the deliverables of a check into ``out_dir``, all or nothing.
+
+    Parameters
+    ----------
+    plan
+        The plan that was checked.
+    result
+        What :func:`run_check` returned.
+    out_dir
+        Output folder (created; refused if it holds an input).
+    outputs
+        Which deliverables to write, from :data:`OUTPUT_KINDS`; ``manifest.json`` always is.
+    township
+        Township code for the layout map; default every township (one page each).
+
+    Returns
+    -------
+    dict
+        Output name → final path.
+    """
+    from spatialplan import output
+
+    unknown = set(outputs) - set(OUTPUT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUT_KINDS}")
+    out = output.check_output_dir(out_dir, plan_inputs(plan))
+    written: dict[str, Path] = {}
+    with output.staged_output(out) as stage:
+        if "gpkg" in outputs:
+            output.write_results(stage, {
+                "projects": result.projects,
+                "findings": result.findings,
+                "township_stats": result.township_stats,
+                "line_conflicts": result.line_conflicts,
+                "outside_townships": result.outside_townships,
+            })
+            written["results"] = out / "results.gpkg"
+        if "schedule" in outputs:
+            written.update(_write_schedule(result, stage, out))
+        if "terrain" in outputs and not result.terrain.empty:
+            output.write_table(result.terrain, stage / "terrain_stats.csv")
+            written["terrain_stats"] = out / "terrain_stats.csv"
+        if "map" in outputs:
+            written.update(_write_map(plan, result, stage, out))
+        if "layout" in outputs:
+            written.update(_write_layout(plan, result, stage, out, township=township))
+        if "report" in outputs:
+            written.update(_write_report(plan, result, stage, out, written))
+        manifest = build_manifest(plan, result, written)
+        output.write_json(manifest, stage / "manifest.json")
+        written["manifest"] = out / "manifest.json"
+    return written
+
+
+def _write_schedule(result: CheckResult, stage: Path, out: Path) -> dict[str, Path]:
+    """Write the 时序表 as XLSX and CSV."""
+    from spatialplan import schedule
+
+    schedule.write_schedule_xlsx(result.schedule, stage / "schedule.xlsx")
+    schedule.write_schedule_csv(result.schedule, stage / "schedule.csv")
+    return {"schedule_xlsx": out / "schedule.xlsx", "schedule_csv": out / "schedule.csv"}
+
+
+def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> dict[str, Path]:
+    """Write the folium web map."""
+    from spatialplan import webmap
+
+    m = webmap.explore(
+        townships=_layer_data(plan, "townships"),
+        redline=_layer_data(plan, "redline"),
+        farmland=_layer_data(plan, "farmland"),
+        udb=_layer_data(plan, "udb"),
+        parcels=_layer_data(plan, "parcels"),
+        conflicts=result.line_conflicts,
+        projects=result.projects,
+        findings=result.findings,
+    )
+    webmap.write_map(m, stage / "map.html")
+    return {"map": out / "map.html"}
+
+
+def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
+                  township: str | None) -> dict[str, Path]:
+    """Write the 8+X 项目布局图 (PDF, one page per township, and a PNG)."""
+    from spatialplan import layout
+
+    townships = _layer_data(plan, "townships")
+    codes = [township] if township else list(townships["code"])
+    if township and township not in set(townships["code"]):
+        raise SpatialPlanError(f"no township with code {township!r}", path=plan.path,
+                               layer="townships",
+                               hint=f"choose one of {', '.join(map(str, townships['code']))}")
+    figs = [
+        layout.layout_figure(
+            code,
+            townships=townships,
+            redline=_layer_data(plan, "redline"),
+            farmland=_layer_data(plan, "farmland"),
+            udb=_layer_data(plan, "udb"),
+            parcels=_layer_data(plan, "parcels"),
+            projects=result.projects,
+            crs_note=f"{plan.crs.name} ({plan.crs.to_string()})",
+            sources_note=f"规划数据 / plan: {Path(plan.path).name}",
+            date=plan.as_of,
+        )
+        for code in codes
+    ]
+    layout.write_layout(figs, stage / "layout.pdf", stage / "layout.png")
+    return {"layout_pdf": out / "layout.pdf", "layout_png": out / "layout.png"}
+
+
+def _write_report(plan, result: CheckResult, stage: Path, out: Path,
+                  written: dict[str, Path]) -> dict[str, Path]:
+    """Write the self-contained HTML report."""
+    from spatialplan import report
+    from spatialplan.read import validation_report
+
+    html = report.render_report(
+        plan_name=plan.name,
+        summary={
+            "as_of": str(plan.as_of),
+            "analysis_crs": plan.crs.to_string(),
+            "crs_reason": plan.crs_reason,
+            "verdicts": result.verdict_counts(),
+        },
+        township_stats=result.township_stats,
+        line_conflicts=result.line_conflicts,
+        projects=result.projects,
+        findings=result.findings,
+        map_path="map.html" if "map" in written else None,
+        tolerance=result.tolerance,
+        crs=plan.crs.to_string(),
+        inputs=validation_report(plan),
+    )
+    report.write_report(html, stage / "report.html")
+    return {"report": out / "report.html"}
