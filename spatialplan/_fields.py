@@ -1,0 +1,352 @@
+"""Canonical fields per layer role: aliases, mapping and value parsing (helper of ``read``).
+
+Example
+-------
+>>> from spatialplan._fields import map_fields
+>>> map_fields(["xzqdm", "XZQMC", "geometry"], role="townships")
+{'code': 'xzqdm', 'name': 'XZQMC'}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from spatialplan.errors import FieldError
+
+__all__ = [
+    "CANONICAL_FIELDS",
+    "REQUIRED_FIELDS",
+    "FIELD_ALIASES",
+    "FIELD_KINDS",
+    "STATUS_VALUES",
+    "map_fields",
+    "apply_fields",
+    "parse_date",
+    "parse_number",
+]
+
+log = logging.getLogger(__name__)
+
+#: canonical fields per role, in output order
+CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "townships": ("code", "name"),
+    "redline": (),
+    "farmland": (),
+    "udb": ("zone",),
+    "cropland": (),
+    "parcels": ("landuse",),
+    "projects": ("project_id", "name", "township_code", "facility", "status", "mapped_on",
+                 "permit_on", "start_on", "finish_on", "investment_wan", "start_year",
+                 "end_year"),
+    "built": ("project_id",),
+}
+
+#: required canonical fields per role
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "townships": ("code", "name"),
+    "parcels": ("landuse",),
+    "projects": ("project_id", "name", "facility"),
+    "built": ("project_id",),
+}
+
+#: default source-field aliases (case-insensitive), per role and canonical field
+FIELD_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "townships": {"code": ("XZQDM",), "name": ("XZQMC",)},
+    "udb": {"zone": ("GHFQDM",)},
+    "parcels": {"landuse": ("YDYHDM", "YDDM", "DLBM")},
+    "projects": {
+        "project_id": ("XMDM",),
+        "name": ("XMMC",),
+        "township_code": ("XZQDM",),
+        "facility": ("XMLB", "SSLX"),
+        "investment_wan": ("ZTZ", "TZE"),
+    },
+    "built": {"project_id": ("XMDM",)},
+}
+
+#: value kind of each canonical field: str, date, number, year
+FIELD_KINDS: dict[str, str] = {
+    "code": "str", "name": "str", "zone": "str", "landuse": "str", "project_id": "str",
+    "township_code": "str", "facility": "str", "status": "status",
+    "mapped_on": "date", "permit_on": "date", "start_on": "date", "finish_on": "date",
+    "investment_wan": "number", "start_year": "year", "end_year": "year",
+}
+
+#: accepted project statuses and the Chinese words mapped to them
+STATUS_VALUES: dict[str, str] = {
+    "planned": "planned", "规划": "planned", "计划": "planned", "拟建": "planned",
+    "未开工": "planned", "前期": "planned",
+    "under_construction": "under_construction", "在建": "under_construction",
+    "施工中": "under_construction", "建设中": "under_construction",
+    "completed": "completed", "已建": "completed", "建成": "completed", "已完成": "completed",
+    "完成": "completed", "竣工": "completed", "已竣工": "completed",
+}
+
+_STRING_FIELDS_KEEP_ZEROS = {"code", "landuse", "project_id", "township_code", "zone"}
+
+
+def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] | None = None,
+               layer: str | None = None, path: object | None = None) -> dict[str, str]:
+    """Find the source column of each canonical field of ``role``.
+
+    The plan's ``fields`` (canonical → source name) win over the canonical name itself, which
+    wins over the default aliases; matching is case-insensitive.
+
+    Returns
+    -------
+    dict
+        canonical name → source column, for the fields found.
+
+    Raises
+    ------
+    FieldError
+        A mapped or required field does not exist; the message lists the fields that do.
+
+    Example
+    -------
+    >>> map_fields(["XMDM", "XMMC", "SSLX"], role="projects")
+    {'project_id': 'XMDM', 'name': 'XMMC', 'facility': 'SSLX'}
+    """
+    columns = [c for c in columns if c != "geometry"]
+    lower = {c.lower(): c for c in columns}
+    existing = ", ".join(columns) or "(none)"
+    canon_fields = CANONICAL_FIELDS.get(role, ())
+    mapping: dict[str, str] = {}
+    for canon, source in (fields or {}).items():
+        if canon not in canon_fields:
+            raise FieldError(f"'{canon}' is not a canonical field of {role}", layer=layer,
+                             path=path, hint="canonical fields: " + ", ".join(canon_fields))
+        if source.lower() not in lower:
+            raise FieldError(
+                f"field '{source}' mapped to '{canon}' does not exist in layer {role}",
+                layer=layer, path=path, hint=f"fields that exist: {existing}",
+            )
+        mapping[canon] = lower[source.lower()]
+    aliases = FIELD_ALIASES.get(role, {})
+    taken = set(mapping.values())
+    for canon in canon_fields:
+        if canon in mapping:
+            continue
+        for cand in (canon, *aliases.get(canon, ())):
+            src = lower.get(cand.lower())
+            if src is not None and src not in taken:
+                mapping[canon] = src
+                taken.add(src)
+                break
+    for canon in REQUIRED_FIELDS.get(role, ()):
+        if canon not in mapping:
+            names = " / ".join((canon, *aliases.get(canon, ())))
+            raise FieldError(
+                f"required field '{canon}' ({names}) not found in layer {role}",
+                layer=layer, path=path,
+                hint=f"fields that exist: {existing}; map one in the plan with "
+                f'fields = {{ {canon} = "SOURCE_NAME" }}',
+            )
+    return mapping
+
+
+def apply_fields(df: pd.DataFrame, mapping: Mapping[str, str], *, role: str,
+                 layer: str | None = None, path: object | None = None) -> pd.DataFrame:
+    """Rename mapped columns to canonical names, parse their values and order the columns.
+
+    Order: ``feature_id``, canonical fields, other source fields, geometry. Missing optional
+    canonical fields are added empty (NaT, NaN, <NA> or None). ``df`` must have ``feature_id``.
+
+    Example
+    -------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"feature_id": ["built:0"], "XMDM": [7]})
+    >>> apply_fields(df, {"project_id": "XMDM"}, role="built")["project_id"].tolist()
+    ['7']
+    """
+    df = df.copy()
+    canon_fields = CANONICAL_FIELDS.get(role, ())
+    sources = set(mapping.values())
+    clash = {c: f"{c}_source" for c in df.columns
+             if c in canon_fields and c not in sources and c not in mapping}
+    if clash:
+        log.warning("layer %s: source fields %s clash with canonical names; renamed to %s",
+                    role, list(clash), list(clash.values()))
+        df = df.rename(columns=clash)
+    df = df.rename(columns={src: canon for canon, src in mapping.items()})
+    for canon in canon_fields:
+        kind = FIELD_KINDS.get(canon, "str")
+        if canon in df.columns:
+            df[canon] = _parse_column(df, canon, kind, role=role, layer=layer, path=path)
+        else:
+            df[canon] = _empty_column(kind, len(df), df.index)
+    geom = [c for c in df.columns if c == getattr(df, "_geometry_column_name", None)]
+    first = ["feature_id", *canon_fields]
+    rest = [c for c in df.columns if c not in first and c not in geom]
+    return df[first + rest + geom]
+
+
+def _empty_column(kind: str, n: int, index: pd.Index) -> pd.Series:
+    if kind == "date":
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    if kind == "number":
+        return pd.Series(np.nan, index=index, dtype="float64")
+    if kind == "year":
+        return pd.Series(pd.NA, index=index, dtype="Int64")
+    return pd.Series([None] * n, index=index, dtype="object")
+
+
+def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: str | None,
+                  path: object | None) -> pd.Series:
+    values = df[canon]
+    ids = df["feature_id"].tolist()
+    if kind == "str":
+        return _to_text(values, canon, role=role)
+    out = []
+    for fid, value in zip(ids, values.tolist(), strict=True):
+        try:
+            if kind == "date":
+                out.append(parse_date(value))
+            elif kind == "number":
+                out.append(parse_number(value))
+            elif kind == "year":
+                out.append(_parse_year(value))
+            else:
+                out.append(_parse_status(value))
+        except ValueError as exc:
+            raise FieldError(
+                f"field '{canon}' of {fid} has a value that cannot be read: {value!r} ({exc})",
+                layer=layer or role, path=path, feature=fid, hint=_HINTS[kind],
+            ) from None
+    if kind == "date":
+        return pd.Series(pd.to_datetime(pd.Series(out, dtype="object"), errors="raise"),
+                         index=values.index).astype("datetime64[ns]")
+    if kind == "number":
+        return pd.Series(out, index=values.index, dtype="float64")
+    if kind == "year":
+        return pd.Series(out, index=values.index, dtype="Int64")
+    return pd.Series(out, index=values.index, dtype="object")
+
+
+_HINTS = {
+    "date": "write dates like 2024-01-05, 2024/1/5, 20240105 or 2024年1月5日",
+    "number": "write a plain number in 万元, e.g. 1250.5",
+    "year": "write a four-digit year such as 2025",
+    "status": "use planned / under_construction / completed (or 规划 / 在建 / 已建)",
+}
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _to_text(values: pd.Series, canon: str, *, role: str) -> pd.Series:
+    numeric = (pd.api.types.is_numeric_dtype(values.dtype)
+               and not pd.api.types.is_bool_dtype(values))
+    if numeric and canon in _STRING_FIELDS_KEEP_ZEROS:
+        log.warning("layer %s: field '%s' is stored as numbers; leading zeros may have "
+                    "been lost in the source", role, canon)
+    out = []
+    for value in values.tolist():
+        if _is_missing(value):
+            out.append(None)
+        elif isinstance(value, float) and value.is_integer():
+            out.append(str(int(value)))
+        elif isinstance(value, bytes):
+            out.append(value.decode("utf-8", errors="replace").strip())
+        else:
+            out.append(str(value).strip())
+    return pd.Series(out, index=values.index, dtype="object")
+
+
+_DATE_PATTERNS = (
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T].*)?$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+    re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?$"),
+)
+
+
+def parse_date(value: object) -> pd.Timestamp:
+    """Parse one date from the formats found in Chinese registers; missing → ``NaT``.
+
+    Accepts ``2024-01-05``, ``2024/1/5``, ``2024.1.5``, ``20240105`` (text or integer),
+    ``2024年1月5日``, and date / datetime / Timestamp objects.
+
+    Raises
+    ------
+    ValueError
+        If the value is not a date in one of these forms.
+
+    Example
+    -------
+    >>> parse_date("2024年1月5日")
+    Timestamp('2024-01-05 00:00:00')
+    """
+    if _is_missing(value):
+        return pd.NaT
+    if isinstance(value, pd.Timestamp | _dt.datetime | _dt.date | np.datetime64):
+        return pd.Timestamp(value).normalize()
+    if isinstance(value, int | np.integer | float | np.floating):
+        if float(value).is_integer():
+            value = str(int(value))
+        else:
+            raise ValueError("not a date")
+    text = str(value).strip()
+    for pattern in _DATE_PATTERNS:
+        m = pattern.match(text)
+        if m:
+            year, month, day = (int(g) for g in m.groups())
+            return pd.Timestamp(_dt.date(year, month, day))
+    raise ValueError("not a date")
+
+
+def parse_number(value: object) -> float:
+    """Parse a number, removing thousands separators and a trailing 万元/万; missing → NaN.
+
+    Example
+    -------
+    >>> parse_number("1,250.5万元")
+    1250.5
+    """
+    if _is_missing(value):
+        return float("nan")
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    text = str(value).strip().replace(",", "").replace("，", "").replace(" ", "")
+    for suffix in ("万元", "万"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+
+
+def _parse_year(value: object) -> object:
+    if _is_missing(value):
+        return pd.NA
+    text = str(value).strip().removesuffix("年")
+    number = parse_number(text)
+    if not number.is_integer() or not 1900 <= number <= 2200:
+        raise ValueError("not a year")
+    return int(number)
+
+
+def _parse_status(value: object) -> object:
+    if _is_missing(value):
+        return None
+    key = str(value).strip()
+    status = STATUS_VALUES.get(key) or STATUS_VALUES.get(key.lower().replace(" ", "_"))
+    if status is None:
+        raise ValueError("unknown status")
+    return status

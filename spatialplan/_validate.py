@@ -1,0 +1,254 @@
+"""Geometry validation with accounting: reject, repair (``make_valid``, never ``buffer(0)``), count.
+
+Every input feature ends in exactly one of three states, so that per layer
+``n_in == n_ok + n_repaired + n_rejected``:
+
+- **ok**: valid polygonal geometry, kept as is (Z/M coordinates are dropped and only counted);
+- **repaired**: kept after a recorded change (``make_valid``, non-polygonal parts dropped, a
+  point site buffered to the plan's ``point_radius_m``), with area before/after;
+- **rejected**: missing/empty geometry, non-polygonal geometry in a polygon layer, or a repair
+  that would change the area by more than 1 %.
+
+The area "before" a repair of an invalid polygon is the area of the polygonal parts of
+``make_valid(g, method="linework")``, i.e. the faces enclosed by the rings as drawn, read with the
+even-odd rule; the shoelace area of an invalid ring is meaningless (a bow-tie's is ~0). The
+"after" area is that of ``make_valid(g, method="structure")``, which unions shells and subtracts
+holes. The two agree for bow-ties, spikes and touching rings, and disagree where the drawing is
+ambiguous (overlapping shells, holes outside their shell): then the repair is a guess, and if
+the guesses differ by more than 1 % of the "before" area the feature is rejected.
+
+Example
+-------
+>>> import geopandas as gpd, shapely
+>>> bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+>>> g = gpd.GeoDataFrame({"feature_id": ["redline:0"]}, geometry=[bowtie], crs=4545)
+>>> ok, rejected, repaired = validate_geometries(g, role="redline")
+>>> len(ok), len(rejected), repaired["area_after_m2"].tolist()
+(1, 0, [2.0])
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from spatialplan.errors import GeometryError
+
+__all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "polygonal_part", "area_m2"]
+
+log = logging.getLogger(__name__)
+
+#: a repair that changes the area by more than this share of the "before" area is a rejection
+MAX_REPAIR_AREA_CHANGE = 0.01
+
+_POLYGONAL = {"Polygon", "MultiPolygon"}
+_POINTS = {"Point", "MultiPoint"}
+
+
+def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
+    """Return the polygonal parts of ``geom`` (Polygon/MultiPolygon), or None if it has none.
+
+    Example
+    -------
+    >>> gc = shapely.GeometryCollection([shapely.box(0, 0, 1, 1), shapely.LineString([(0, 0),
+    ...                                  (5, 5)])])
+    >>> polygonal_part(gc).geom_type
+    'Polygon'
+    """
+    if geom is None or geom.is_empty:
+        return None
+    kind = geom.geom_type
+    if kind in _POLYGONAL:
+        return geom
+    if kind == "GeometryCollection" or kind.startswith("Multi"):
+        polys = []
+        for part in shapely.get_parts(geom):
+            sub = polygonal_part(part)
+            if sub is not None:
+                polys.extend(shapely.get_parts(sub))
+        if not polys:
+            return None
+        return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+    return None
+
+
+def area_m2(geoms: np.ndarray | list, crs: object | None) -> np.ndarray:
+    """Area of each geometry in m²: planar in a projected CRS, ellipsoidal in a geographic one.
+
+    Example
+    -------
+    >>> area_m2([shapely.box(0, 0, 10, 10)], "EPSG:4545").tolist()
+    [100.0]
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    if crs is None:
+        return np.asarray(shapely.area(geoms), dtype=float)
+    crs = pyproj.CRS.from_user_input(crs)
+    if not crs.is_geographic:
+        return np.asarray(shapely.area(geoms), dtype=float)
+    geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
+    out = np.zeros(len(geoms))
+    for i, g in enumerate(geoms):
+        if g is not None and not g.is_empty:
+            out[i] = abs(geod.geometry_area_perimeter(g)[0])
+    return out
+
+
+def _make_valid(geom: shapely.Geometry, method: str) -> shapely.Geometry:
+    try:
+        return shapely.make_valid(geom, method=method, keep_collapsed=False)
+    except (TypeError, ValueError, shapely.errors.UnsupportedGEOSVersionError):  # GEOS < 3.10
+        return shapely.make_valid(geom)
+
+
+def _buffer_points(geom: shapely.Geometry, radius: float, crs: object | None) -> shapely.Geometry:
+    if crs is None:
+        raise GeometryError("cannot buffer point sites of a layer without CRS",
+                            hint="set assume_crs for the layer")
+    crs = pyproj.CRS.from_user_input(crs)
+    if not crs.is_geographic:
+        return shapely.buffer(geom, radius, quad_segs=16)
+    from spatialplan.crs import gk_zone_crs
+
+    local = gk_zone_crs(geom.centroid.x)
+    fwd = pyproj.Transformer.from_crs(crs, local, always_xy=True)
+    back = pyproj.Transformer.from_crs(local, crs, always_xy=True)
+    metric = shapely.transform(geom, lambda c: np.column_stack(fwd.transform(c[:, 0], c[:, 1])))
+    buffered = shapely.buffer(metric, radius, quad_segs=16)
+    return shapely.transform(buffered,
+                             lambda c: np.column_stack(back.transform(c[:, 0], c[:, 1])))
+
+
+def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m: float | None,
+              crs: object | None) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Return (state, new geometry, reason, area_before, area_after) for one geometry."""
+    nan = math.nan
+    if geom is None:
+        return "rejected", None, "geometry is missing (None)", nan, nan
+    if geom.is_empty:
+        return "rejected", None, "geometry is empty", nan, nan
+    kind = geom.geom_type
+    if not polygonal:
+        if shapely.is_valid(geom):
+            return "ok", geom, "", nan, nan
+        fixed = _make_valid(geom, "structure")
+        if fixed.is_empty:
+            return "rejected", None, "invalid geometry; make_valid left nothing", nan, nan
+        return "repaired", fixed, "invalid geometry made valid", nan, nan
+    if kind in _POINTS:
+        if point_radius_m is None:
+            return ("rejected", None, f"{kind} in a polygon layer (no point_radius_m "
+                    "declared for point sites)", nan, nan)
+        buffered = _buffer_points(geom, point_radius_m, crs)
+        after = float(area_m2([buffered], crs)[0])
+        return ("repaired", buffered, f"{kind} site buffered to point_radius_m = "
+                f"{point_radius_m:g} m", 0.0, after)
+    if kind not in _POLYGONAL and kind != "GeometryCollection":
+        return "rejected", None, f"{kind} in a polygon layer", nan, nan
+    poly = polygonal_part(geom)
+    if poly is None:
+        return "rejected", None, f"{kind} without polygonal parts in a polygon layer", nan, nan
+    dropped = poly is not geom
+    if shapely.is_valid(poly):
+        if dropped:
+            a = float(area_m2([poly], crs)[0])
+            return "repaired", poly, "non-polygonal parts dropped", a, a
+        return "ok", poly, "", nan, nan
+    before_geom = polygonal_part(_make_valid(poly, "linework"))
+    after_geom = polygonal_part(_make_valid(poly, "structure"))
+    before = float(area_m2([before_geom], crs)[0]) if before_geom is not None else 0.0
+    after = float(area_m2([after_geom], crs)[0]) if after_geom is not None else 0.0
+    why = shapely.is_valid_reason(poly)
+    if after_geom is None or after <= 0:
+        return "rejected", None, f"invalid polygon ({why}); make_valid leaves no area", \
+            before, after
+    change = abs(after - before) / before if before > 0 else math.inf
+    if change > MAX_REPAIR_AREA_CHANGE:
+        return ("rejected", None, f"invalid polygon ({why}); make_valid would change the area "
+                f"by {change:.1%} (> {MAX_REPAIR_AREA_CHANGE:.0%})", before, after)
+    return "repaired", after_geom, f"invalid polygon ({why}) repaired with make_valid", \
+        before, after
+
+
+def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = True,
+                        point_radius_m: float | None = None
+                        ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate, repair and account for every geometry of a layer.
+
+    Parameters
+    ----------
+    gdf
+        The layer; a ``feature_id`` column is created (``"{role}:{n}"``) if missing.
+    role
+        Layer role, used in ids and messages.
+    polygonal
+        True (all canonical roles) to accept only Polygon/MultiPolygon.
+    point_radius_m
+        Buffer Point/MultiPoint sites to this radius (metres) and record it as a repair;
+        without it a point in a polygon layer is rejected.
+
+    Returns
+    -------
+    accepted : GeoDataFrame
+        ok + repaired features, 2D, in input order; ``accepted.attrs["n_zm_dropped"]`` counts
+        the features whose Z/M coordinates were dropped.
+    rejected : DataFrame
+        ``feature_id``, ``reason``, then the attribute columns.
+    repaired : DataFrame
+        ``feature_id``, ``reason``, ``area_before_m2``, ``area_after_m2``.
+
+    Example
+    -------
+    >>> g = gpd.GeoDataFrame(geometry=[None, shapely.box(0, 0, 1, 1)], crs=4545)
+    >>> ok, rejected, repaired = validate_geometries(g, role="udb")
+    >>> rejected[["feature_id", "reason"]].values.tolist()
+    [['udb:0', 'geometry is missing (None)']]
+    """
+    gdf = gdf.copy()
+    if "feature_id" not in gdf.columns:
+        gdf.insert(0, "feature_id", [f"{role}:{i}" for i in range(len(gdf))])
+    geom_name = gdf.geometry.name
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    present = ~shapely.is_missing(geoms)
+    zm = np.zeros(len(geoms), dtype=bool)
+    zm[present] = shapely.has_z(geoms[present])
+    if hasattr(shapely, "has_m"):
+        zm[present] |= shapely.has_m(geoms[present])
+    geoms = np.where(zm, shapely.force_2d(geoms), geoms)
+    states, new_geoms, rep_rows, rej_reasons = [], [], [], {}
+    for fid, geom in zip(gdf["feature_id"].tolist(), geoms, strict=True):
+        state, new, reason, before, after = _classify(
+            geom, polygonal=polygonal, point_radius_m=point_radius_m, crs=gdf.crs)
+        states.append(state)
+        new_geoms.append(new)
+        if state == "repaired":
+            rep_rows.append({"feature_id": fid, "reason": reason, "area_before_m2": before,
+                             "area_after_m2": after})
+        elif state == "rejected":
+            rej_reasons[fid] = (reason, before, after)
+    states_arr = np.asarray(states)
+    keep = states_arr != "rejected"
+    accepted = gdf.loc[keep].copy()
+    accepted[geom_name] = gpd.GeoSeries(np.asarray(new_geoms, dtype=object)[keep],
+                                        index=accepted.index, crs=gdf.crs)
+    attrs = [c for c in gdf.columns if c not in ("feature_id", geom_name)]
+    rejected = pd.DataFrame(gdf.loc[~keep, ["feature_id", *attrs]]).reset_index(drop=True)
+    rejected.insert(1, "reason", [rej_reasons[f][0] for f in rejected["feature_id"]])
+    rejected.insert(2, "area_before_m2", [rej_reasons[f][1] for f in rejected["feature_id"]])
+    rejected.insert(3, "area_after_m2", [rej_reasons[f][2] for f in rejected["feature_id"]])
+    repaired = pd.DataFrame(rep_rows, columns=["feature_id", "reason", "area_before_m2",
+                                               "area_after_m2"])
+    n_ok = int((states_arr == "ok").sum())
+    if n_ok + len(repaired) + len(rejected) != len(gdf):  # pragma: no cover - invariant
+        raise GeometryError(f"accounting broken in layer {role}", layer=role)
+    accepted.attrs["n_zm_dropped"] = int(zm.sum())
+    if len(rejected) or len(repaired):
+        log.info("layer %s: %d ok, %d repaired, %d rejected", role, n_ok, len(repaired),
+                 len(rejected))
+    return accepted, rejected, repaired

@@ -1,0 +1,451 @@
+"""CRS policy: CGCS2000 Gauss–Krüger zone choice, zone-prefix checks, datum refusal, reprojection.
+
+One analysis CRS per run: the CGCS2000 3-degree Gauss–Krüger zone **without** zone prefix
+(EPSG:4534–4554) of the data's centre, or the one the plan names. Every layer is reprojected
+explicitly (pyproj ``always_xy=True``) and checked finite and inside China afterwards.
+
+Example
+-------
+>>> from spatialplan.crs import gk_zone_crs
+>>> gk_zone_crs(107.5).to_epsg(), gk_zone_crs(107.5, prefixed=True).to_epsg()
+(4545, 4524)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pyproj
+import shapely
+
+from spatialplan.errors import CRSError
+
+__all__ = [
+    "CGCS2000",
+    "CHINA_LONLAT_BOUNDS",
+    "gk_zone",
+    "gk_zone_crs",
+    "choose_analysis_crs",
+    "check_zone_prefix",
+    "check_latlon_swap",
+    "check_inside_china",
+    "refuse_ballpark",
+    "to_analysis",
+    "lonlat_bounds",
+]
+
+log = logging.getLogger(__name__)
+
+#: CGCS2000 geographic (axis order lat, lon in EPSG; we always use ``always_xy``)
+CGCS2000 = pyproj.CRS.from_epsg(4490)
+
+#: (min lon, min lat, max lon, max lat) of the "inside China" check
+CHINA_LONLAT_BOUNDS = (73.0, 3.0, 136.0, 54.0)
+
+_BALLPARK_DATUMS = ("xian 1980", "xian_1980", "beijing 1954", "beijing_1954")
+_ZONES = range(25, 46)  # 3-degree zones covered by the CGCS2000 GK EPSG codes
+
+
+def gk_zone(lon: float) -> int:
+    """Return the 3-degree Gauss–Krüger zone number of a longitude (zone = round(lon / 3)).
+
+    Halves round up (106.5°E → zone 36), unlike Python's banker's rounding.
+
+    Example
+    -------
+    >>> gk_zone(105.2), gk_zone(107.5)
+    (35, 36)
+    """
+    if not math.isfinite(lon):
+        raise CRSError(f"longitude {lon} is not finite", hint="check the layer's coordinates")
+    return int(math.floor(lon / 3.0 + 0.5))
+
+
+def gk_zone_crs(lon: float, *, prefixed: bool = False) -> pyproj.CRS:
+    """Return the CGCS2000 3-degree Gauss–Krüger CRS of the zone containing ``lon``.
+
+    Parameters
+    ----------
+    lon
+        Longitude in degrees east.
+    prefixed
+        True for the zone-prefixed CRS (EPSG:4513–4533, easting = zone·10⁶ + 500 000 + x),
+        False (default) for the one without prefix (EPSG:4534–4554).
+
+    Raises
+    ------
+    CRSError
+        If the zone is outside 25–45 (75°E–135°E).
+
+    Example
+    -------
+    >>> gk_zone_crs(105.2).to_epsg()
+    4544
+    """
+    zone = gk_zone(lon)
+    if zone not in _ZONES:
+        raise CRSError(
+            f"longitude {lon:.3f}° lies in 3-degree zone {zone}, outside the CGCS2000 "
+            "Gauss-Kruger zones 25-45 (75°E-135°E)",
+            hint="check the layer's CRS and coordinates (lon/lat swapped?)",
+        )
+    code = 4488 + zone if prefixed else 4534 + zone - 25
+    return pyproj.CRS.from_epsg(code)
+
+
+def lonlat_bounds(obj: Any, crs: Any = None) -> tuple[float, float, float, float]:
+    """Bounds of a GeoDataFrame/GeoSeries (or a bounds tuple in ``crs``) in CGCS2000 lon/lat.
+
+    Example
+    -------
+    >>> lonlat_bounds((107.0, 27.0, 108.0, 28.0), "EPSG:4490")
+    (107.0, 27.0, 108.0, 28.0)
+    """
+    if hasattr(obj, "total_bounds"):
+        crs = obj.crs if crs is None else crs
+        geoms = np.asarray(obj.geometry.values if hasattr(obj, "geometry") else obj.values)
+        geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        if len(geoms) == 0:
+            return (math.nan,) * 4
+        bounds = tuple(float(v) for v in shapely.total_bounds(geoms))
+    else:
+        bounds = tuple(float(v) for v in obj)
+    if crs is None:
+        raise CRSError("data has no CRS, cannot place it on the earth",
+                       hint="set assume_crs for the layer in the plan")
+    crs = pyproj.CRS.from_user_input(crs)
+    if crs.equals(CGCS2000, ignore_axis_order=True) or (crs.is_geographic and crs.to_epsg()
+                                                        in (4326, 4490)):
+        return bounds  # type: ignore[return-value]
+    tr = pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
+    return tuple(float(v) for v in tr.transform_bounds(*bounds, densify_pts=21))  # type: ignore
+
+
+def choose_analysis_crs(layers_or_bounds: Any, *,
+                        requested: str | pyproj.CRS | None = "auto") -> tuple[pyproj.CRS, str]:
+    """Choose the analysis CRS: the plan's, or the GK zone (no prefix) of the data's centre.
+
+    Parameters
+    ----------
+    layers_or_bounds
+        A GeoDataFrame, an iterable or mapping of GeoDataFrames, or a bounds tuple
+        ``(min lon, min lat, max lon, max lat)`` in CGCS2000 lon/lat.
+    requested
+        ``"auto"`` (or None) to choose from the data, else a CRS (e.g. ``"EPSG:4545"``), which
+        must be projected.
+
+    Returns
+    -------
+    (pyproj.CRS, str)
+        The CRS and the reason it was chosen (recorded in ``Plan.crs_reason``).
+
+    Example
+    -------
+    >>> crs, why = choose_analysis_crs((107.2, 27.6, 107.8, 28.0))
+    >>> crs.to_epsg()
+    4545
+    """
+    if requested is not None and not (isinstance(requested, str)
+                                      and requested.strip().lower() == "auto"):
+        try:
+            crs = pyproj.CRS.from_user_input(requested)
+        except pyproj.exceptions.CRSError as exc:
+            raise CRSError(f"analysis CRS {requested!r} is not a CRS",
+                           hint="use 'auto' or e.g. 'EPSG:4545'") from exc
+        if not crs.is_projected:
+            raise CRSError(f"analysis CRS {crs.name} is not projected: nothing is measured in "
+                           "degrees", hint="use a CGCS2000 Gauss-Kruger zone, e.g. EPSG:4545")
+        refuse_ballpark(crs)
+        return crs, f"named in the plan: {_describe(crs)}"
+    bounds = _combined_bounds(layers_or_bounds)
+    if not all(math.isfinite(v) for v in bounds):
+        raise CRSError("cannot choose the analysis CRS: no layer has any geometry",
+                       hint="check the layers, or name the CRS in the plan (crs = 'EPSG:4545')")
+    lon = (bounds[0] + bounds[2]) / 2.0
+    lat = (bounds[1] + bounds[3]) / 2.0
+    crs = gk_zone_crs(lon)
+    reason = (f"auto: centre of the data {lon:.3f}°E {lat:.3f}°N lies in 3-degree zone "
+              f"{gk_zone(lon)} → {_describe(crs)}")
+    west, east = gk_zone(bounds[0]), gk_zone(bounds[2])
+    if west != east:
+        reason += f" (the data spans zones {west}-{east})"
+        log.warning("data spans Gauss-Kruger zones %s-%s; using zone %s", west, east,
+                    gk_zone(lon))
+    return crs, reason
+
+
+def _describe(crs: pyproj.CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg} {crs.name}" if epsg else crs.name
+
+
+def _combined_bounds(obj: Any) -> tuple[float, float, float, float]:
+    if isinstance(obj, tuple | list) and len(obj) == 4 and all(
+            isinstance(v, int | float | np.floating | np.integer) for v in obj):
+        return tuple(float(v) for v in obj)  # type: ignore[return-value]
+    if hasattr(obj, "total_bounds"):
+        items: Iterable[Any] = [obj]
+    elif isinstance(obj, Mapping):
+        items = obj.values()
+    else:
+        items = obj
+    boxes = []
+    for item in items:
+        data = getattr(item, "data", item)  # accept Layer objects too
+        b = lonlat_bounds(data)
+        if all(math.isfinite(v) for v in b):
+            boxes.append(b)
+    if not boxes:
+        return (math.nan,) * 4  # type: ignore[return-value]
+    arr = np.asarray(boxes)
+    return (float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()),
+            float(arr[:, 3].max()))
+
+
+def _false_easting(crs: pyproj.CRS) -> float | None:
+    op = crs.coordinate_operation
+    if op is None:
+        return None
+    for p in op.params:
+        if p.name.lower().startswith("false easting"):
+            return float(p.value)
+    return None
+
+
+def _xy_bounds(obj: Any) -> tuple[float, float, float, float]:
+    if hasattr(obj, "geometry"):
+        geoms = np.asarray(obj.geometry.values)
+        geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        if len(geoms) == 0:
+            return (math.nan,) * 4  # type: ignore[return-value]
+        return tuple(float(v) for v in shapely.total_bounds(geoms))  # type: ignore
+    return tuple(float(v) for v in obj)  # type: ignore[return-value]
+
+
+def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
+                      path: object | None = None) -> None:
+    """Check that zone-prefixed eastings (> 10⁶) match a prefixed CRS of zone ``int(E / 10⁶)``.
+
+    Also refuses the reverse (a prefixed CRS with eastings below 10⁶) and projected-looking
+    coordinates under a geographic CRS.
+
+    Raises
+    ------
+    CRSError
+        Naming the expected EPSG code.
+
+    Example
+    -------
+    >>> check_zone_prefix((36_500_000, 3_000_000, 36_600_000, 3_100_000), "EPSG:4524")
+    """
+    crs = pyproj.CRS.from_user_input(crs)
+    minx, miny, maxx, maxy = _xy_bounds(gdf_or_bounds)
+    if not math.isfinite(minx):
+        return
+    if crs.is_geographic:
+        if max(abs(minx), abs(maxx)) > 360 or max(abs(miny), abs(maxy)) > 90:
+            raise CRSError(
+                f"coordinates ({minx:.0f}, {miny:.0f}) look projected (metres) but the CRS is "
+                f"geographic ({crs.name})", layer=layer, path=path,
+                hint=_prefix_hint(minx) if minx > 1e6 else "set the layer's real CRS "
+                "(e.g. a CGCS2000 Gauss-Kruger zone) with assume_crs or fix its .prj",
+            )
+        return
+    fe = _false_easting(crs)
+    if minx > 1e6 or maxx > 1e6:
+        zone_min, zone_max = int(minx // 1e6), int(maxx // 1e6)
+        if zone_min != zone_max:
+            raise CRSError(f"eastings {minx:.0f}–{maxx:.0f} carry different zone prefixes "
+                           f"({zone_min}, {zone_max})", layer=layer, path=path,
+                           hint="split the layer by zone or reproject it before use")
+        zone = zone_max
+        if fe is None or int(fe // 1e6) != zone:
+            raise CRSError(
+                f"eastings like {maxx:.0f} carry zone prefix {zone}, but the CRS "
+                f"{_describe(crs)} does not (false easting {fe})", layer=layer, path=path,
+                hint=_prefix_hint(maxx),
+            )
+    elif fe is not None and fe > 1e6:
+        zone = int(fe // 1e6)
+        raise CRSError(
+            f"the CRS {_describe(crs)} expects zone-prefixed eastings ({zone}xxxxxx) but the "
+            f"data's eastings are {minx:.0f}–{maxx:.0f}", layer=layer, path=path,
+            hint=f"use the CRS without prefix, EPSG:{4534 + zone - 25}" if zone in _ZONES
+            else "use the CRS without zone prefix",
+        )
+
+
+def _prefix_hint(easting: float) -> str:
+    zone = int(easting // 1e6)
+    if zone in _ZONES:
+        return (f"the zone-{zone} prefixed CRS is EPSG:{4488 + zone} (CGCS2000 / 3-degree "
+                f"Gauss-Kruger zone {zone}); set it with assume_crs or fix the .prj")
+    return f"zone prefix {zone} is not a CGCS2000 3-degree zone (25-45); check the data"
+
+
+def check_latlon_swap(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
+                      path: object | None = None) -> None:
+    """Refuse geographic data whose x look like latitudes (3–54) and y like longitudes (73–136).
+
+    Example
+    -------
+    >>> check_latlon_swap((107.0, 27.0, 108.0, 28.0), "EPSG:4490")
+    """
+    crs = pyproj.CRS.from_user_input(crs)
+    if not crs.is_geographic:
+        return
+    minx, miny, maxx, maxy = _xy_bounds(gdf_or_bounds)
+    if not math.isfinite(minx):
+        return
+    lon0, lat0, lon1, lat1 = CHINA_LONLAT_BOUNDS
+    if lat0 <= minx and maxx <= lat1 and lon0 <= miny and maxy <= lon1:
+        raise CRSError(
+            f"x values {minx:.3f}–{maxx:.3f} look like latitudes and y values "
+            f"{miny:.3f}–{maxy:.3f} like longitudes: longitude and latitude are swapped",
+            layer=layer, path=path,
+            hint="write x = longitude, y = latitude (the data was probably written in the "
+            "EPSG:4490 axis order lat, lon)",
+        )
+
+
+def refuse_ballpark(crs: Any, *, transformation: str | None = None, layer: str | None = None,
+                    path: object | None = None) -> None:
+    """Refuse Xian 1980 / Beijing 1954 CRSs, for which PROJ has only a "ballpark" path.
+
+    A CRS carrying its own datum shift (a bound CRS, e.g. with ``+towgs84=``) or an explicit
+    ``transformation`` (a PROJ pipeline) is accepted.
+
+    Raises
+    ------
+    CRSError
+        For a CRS whose datum name contains "Xian 1980" or "Beijing 1954".
+
+    Example
+    -------
+    >>> refuse_ballpark("EPSG:4545")
+    """
+    crs = pyproj.CRS.from_user_input(crs)
+    if transformation or crs.is_bound:
+        return
+    names = []
+    for c in (crs, crs.geodetic_crs):
+        if c is not None and c.datum is not None:
+            names.append(c.datum.name)
+    text = " ".join(names).lower() or crs.name.lower()
+    if any(d in text for d in _BALLPARK_DATUMS):
+        raise CRSError(
+            f"source CRS {_describe(crs)} uses the datum {names[0] if names else crs.name}; "
+            "PROJ can only convert it to CGCS2000 by a 'ballpark' transformation without "
+            "datum shift (errors of tens of metres)", layer=layer, path=path,
+            hint="convert the data to CGCS2000 with your surveying bureau's parameters, or "
+            "give a CRS with +towgs84 parameters / a PROJ pipeline (transformation=...)",
+        )
+
+
+def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | None = None) -> None:
+    """Check every coordinate of ``gdf`` is finite and inside China (lon 73–136, lat 3–54).
+
+    Raises
+    ------
+    CRSError
+        Naming the layer and the first offending coordinate.
+
+    Example
+    -------
+    >>> import geopandas as gpd, shapely
+    >>> check_inside_china(gpd.GeoSeries([shapely.Point(107, 27)], crs=4490))
+    """
+    if gdf.crs is None:
+        raise CRSError("layer has no CRS", layer=layer, path=path,
+                       hint="set assume_crs for the layer in the plan")
+    coords = shapely.get_coordinates(np.asarray(gdf.geometry.values if hasattr(gdf, "geometry")
+                                                else gdf.values))
+    if len(coords) == 0:
+        return
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        raise CRSError(f"{int(bad.sum())} coordinates are not finite after reprojection",
+                       layer=layer, path=path,
+                       hint="check the layer's CRS; the coordinates may not belong to it")
+    crs = pyproj.CRS.from_user_input(gdf.crs)
+    if crs.is_geographic and crs.to_epsg() in (4326, 4490):
+        lon, lat = coords[:, 0], coords[:, 1]
+    else:
+        tr = pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
+        lon, lat = tr.transform(coords[:, 0], coords[:, 1], errcheck=False)
+        lon, lat = np.asarray(lon), np.asarray(lat)
+    lon0, lat0, lon1, lat1 = CHINA_LONLAT_BOUNDS
+    with np.errstate(invalid="ignore"):
+        outside = ~(np.isfinite(lon) & np.isfinite(lat) & (lon >= lon0) & (lon <= lon1)
+                    & (lat >= lat0) & (lat <= lat1))
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise CRSError(
+            f"{int(outside.sum())} of {len(lon)} coordinates fall outside China "
+            f"(first: x={coords[i, 0]:.3f}, y={coords[i, 1]:.3f} → lon {lon[i]:.3f}, "
+            f"lat {lat[i]:.3f})", layer=layer, path=path,
+            hint="the layer's CRS does not match its coordinates: check the .prj / assume_crs, "
+            "zone prefix and axis order",
+        )
+
+
+def to_analysis(gdf: Any, crs: Any, *, layer: str | None = None, path: object | None = None,
+                transformation: str | None = None) -> Any:
+    """Reproject ``gdf`` explicitly to the analysis CRS and check the result.
+
+    Checks, in order: source CRS present, no ballpark datum, lon/lat not swapped, zone prefix
+    consistent; then transforms with ``always_xy=True`` (or the user's PROJ pipeline
+    ``transformation``) and checks every coordinate finite and inside China.
+
+    Returns
+    -------
+    GeoDataFrame
+        A new frame in ``crs``; the input is not modified.
+
+    Example
+    -------
+    >>> import geopandas as gpd, shapely
+    >>> g = gpd.GeoDataFrame(geometry=[shapely.Point(107.5, 27.8)], crs=4490)
+    >>> round(to_analysis(g, "EPSG:4545").geometry.x.iloc[0])
+    450728
+    """
+    if gdf.crs is None:
+        raise CRSError("layer has no CRS", layer=layer, path=path,
+                       hint="set assume_crs for the layer in the plan, e.g. 'EPSG:4490'")
+    src = pyproj.CRS.from_user_input(gdf.crs)
+    dst = pyproj.CRS.from_user_input(crs)
+    refuse_ballpark(src, transformation=transformation, layer=layer, path=path)
+    check_latlon_swap(gdf, src, layer=layer, path=path)
+    check_zone_prefix(gdf, src, layer=layer, path=path)
+    if transformation:
+        tr = pyproj.Transformer.from_pipeline(transformation)
+    elif src.equals(dst):
+        tr = None
+    else:
+        tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    geoms = np.asarray(gdf.geometry.values if hasattr(gdf, "geometry") else gdf.values)
+    if tr is not None:
+
+        def _xy(coords: np.ndarray) -> np.ndarray:
+            x, y = tr.transform(coords[:, 0], coords[:, 1], errcheck=False)
+            return np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+
+        geoms = shapely.transform(geoms, _xy)
+    out = _with_geometry(gdf, geoms, dst)
+    check_inside_china(out, layer=layer, path=path)
+    return out
+
+
+def _with_geometry(gdf: Any, geoms: np.ndarray, crs: pyproj.CRS) -> Any:
+    import geopandas as gpd
+
+    if isinstance(gdf, gpd.GeoDataFrame):
+        name = gdf.geometry.name
+        out = gdf.copy()
+        out[name] = gpd.GeoSeries(geoms, index=gdf.index, crs=crs, name=name)
+        return out.set_crs(crs, allow_override=True)
+    return gpd.GeoSeries(geoms, index=gdf.index, crs=crs, name=gdf.name)

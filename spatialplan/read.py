@@ -1,0 +1,650 @@
+"""Read layers and plans: sources, encodings, CRS, field mapping, validation and accounting.
+
+:func:`read_layer` reads one vector source through pyogrio, picks the text encoding (declared,
+``.cpg`` or detected from the ``.dbf`` bytes — never mojibake), checks the CRS (missing, Xian80 /
+Beijing54, zone prefix, lon/lat swap, inside China), maps the user's field names to canonical
+ones, parses dates and numbers, gives every feature a ``feature_id`` and validates geometries
+with accounting. :func:`read_plan` does this for every layer of a plan, chooses the analysis
+CRS, reprojects, opens rasters and loads the catalogue and rulebook.
+
+Example
+-------
+>>> from spatialplan.read import read_plan, validation_report
+>>> plan = read_plan("layers/demo/plan.toml")  # doctest: +SKIP
+>>> validation_report(plan)[["role", "n_in", "n_ok", "n_rejected"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as _dt
+import logging
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+
+from spatialplan._fields import apply_fields, map_fields
+from spatialplan._progress import progress
+from spatialplan._validate import validate_geometries
+from spatialplan.crs import (
+    check_inside_china,
+    check_latlon_swap,
+    check_zone_prefix,
+    choose_analysis_crs,
+    refuse_ballpark,
+    to_analysis,
+)
+from spatialplan.errors import CRSError, DataLayerError, DataSourceError, RasterError
+from spatialplan.plan import LAYER_ROLES, PlanSpec, RasterSpec, check_local_path, read_plan_spec
+
+__all__ = [
+    "ALLOWED_DRIVERS",
+    "SourceInfo",
+    "Layer",
+    "RasterSource",
+    "Plan",
+    "read_layer",
+    "read_plan",
+    "open_raster",
+    "detect_dbf_encoding",
+    "validation_report",
+    "feature_issues",
+    "raster_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: vector drivers read by spatialplan (others, e.g. "OGR_VRT", are refused)
+ALLOWED_DRIVERS = ("GPKG", "ESRI Shapefile", "GeoJSON", "FlatGeobuf", "OpenFileGDB")
+
+
+@dataclass
+class SourceInfo:
+    """Where a layer came from and how it was decoded.
+
+    Attributes
+    ----------
+    path, layer, driver
+        The source file, the layer name inside it and the GDAL driver.
+    encoding
+        Text encoding used (``None`` when not applicable).
+    encoding_source
+        How it was chosen: ``declared``, ``cpg``, ``detected``, ``format`` (UTF-8 by format).
+    crs
+        The source CRS (``None`` only if the source had none and nothing was assumed).
+    crs_source
+        ``source`` or ``assumed`` (``assume_crs``).
+    fields
+        Field mapping used, canonical name → source field name.
+    n_zm_dropped
+        Features whose Z/M coordinates were dropped.
+    """
+
+    path: Path
+    layer: str | None
+    driver: str
+    encoding: str | None
+    encoding_source: str
+    crs: pyproj.CRS | None
+    crs_source: str = "source"
+    fields: dict[str, str] = field(default_factory=dict)
+    n_zm_dropped: int = 0
+
+
+@dataclass
+class Layer:
+    """One read layer: accepted features, rejected and repaired ones, and its source.
+
+    Invariant: ``n_in == n_ok + n_repaired + n_rejected`` and ``n_ok + n_repaired == len(data)``.
+    """
+
+    role: str
+    data: gpd.GeoDataFrame
+    rejected: pd.DataFrame
+    repaired: pd.DataFrame
+    source: SourceInfo
+    n_in: int
+
+    @property
+    def n_repaired(self) -> int:
+        """Number of features kept after a recorded repair."""
+        return len(self.repaired)
+
+    @property
+    def n_rejected(self) -> int:
+        """Number of features rejected (listed in ``rejected``)."""
+        return len(self.rejected)
+
+    @property
+    def n_ok(self) -> int:
+        """Number of features kept unchanged."""
+        return len(self.data) - len(self.repaired)
+
+
+@dataclass
+class RasterSource:
+    """An opened (not loaded) raster, e.g. the DEM.
+
+    ``crs`` and ``nodata`` are the effective values (the plan's ``assume_crs`` / ``nodata``
+    applied; the plan's own values are kept in ``assume_crs`` and ``nodata_override``).
+    ``problems`` lists what is missing (no CRS, no nodata); :meth:`require` raises only when a
+    caller actually needs those properties.
+    """
+
+    name: str
+    path: Path
+    crs: pyproj.CRS | None
+    nodata: float | None
+    res: tuple[float, float]
+    bounds: tuple[float, float, float, float]
+    crs_source: str = "source"
+    nodata_source: str = "source"
+    problems: list[str] = field(default_factory=list)
+    assume_crs: str | None = None
+    nodata_override: float | None = None
+
+    def require(self, *, crs: bool = True, nodata: bool = True) -> None:
+        """Raise :class:`RasterError` if the CRS or nodata value needed by the caller is missing.
+
+        Example
+        -------
+        >>> dem.require(crs=True, nodata=True)  # doctest: +SKIP
+        """
+        if crs and self.crs is None:
+            raise RasterError("raster has no CRS", path=self.path, layer=self.name,
+                              hint=f"add assume_crs under [rasters.{self.name}] in the plan")
+        if nodata and self.nodata is None:
+            raise RasterError("raster has no nodata value", path=self.path, layer=self.name,
+                              hint=f"add nodata = <value> under [rasters.{self.name}]")
+
+
+@dataclass
+class Plan:
+    """A read plan: every layer in the analysis CRS, rasters, rules and catalogue.
+
+    ``rules`` is the merged rulebook (:func:`spatialplan.rules.read_rules`), ``catalog`` the
+    :class:`spatialplan.catalog.Catalog`, ``rules_path`` the user's rulebook file if any.
+    """
+
+    name: str
+    path: Path | None
+    crs: pyproj.CRS
+    crs_reason: str
+    as_of: _dt.date
+    layers: dict[str, Layer]
+    rasters: dict[str, RasterSource] = field(default_factory=dict)
+    rules: dict = field(default_factory=dict)
+    catalog: Any = None
+    rules_path: Path | None = None
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+def _open_info(path: Path, *, role: str, layer: str | None) -> tuple[str | None, dict]:
+    """Return (layer name, pyogrio info) after checking existence, layers and driver."""
+    if not path.exists():
+        raise DataSourceError("data source not found", path=path, layer=role,
+                              hint="check the path in the plan (relative to the plan file)")
+    try:
+        layers = pyogrio.list_layers(path)
+    except Exception as exc:  # pyogrio raises its own DataSourceError family
+        raise DataSourceError(f"cannot open as vector data: {exc}", path=path, layer=role,
+                              hint="use a GeoPackage, Shapefile, GeoJSON, FlatGeobuf or "
+                              "FileGDB") from exc
+    names = [str(n) for n in layers[:, 0]] if len(layers) else []
+    if not names:
+        raise DataLayerError("data source has no layers", path=path, layer=role,
+                             hint="check the file")
+    if layer is None:
+        if len(names) > 1:
+            raise DataLayerError(
+                f"data source has {len(names)} layers; say which one to read", path=path,
+                layer=role, hint=f'add layer = "..." under [layers.{role}]; layers: '
+                + ", ".join(names),
+            )
+        layer = names[0]
+    elif layer not in names:
+        raise DataLayerError(f"layer '{layer}' not found in the data source", path=path,
+                             layer=role, hint="layers in the source: " + ", ".join(names))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = pyogrio.read_info(path, layer=layer)
+    except Exception as exc:
+        raise DataSourceError(f"cannot read layer information: {exc}", path=path,
+                              layer=role) from exc
+    if info.get("driver") not in ALLOWED_DRIVERS:
+        raise DataSourceError(
+            f"driver {info.get('driver')!r} is not accepted", path=path, layer=role,
+            hint="convert to one of: " + ", ".join(ALLOWED_DRIVERS),
+        )
+    return layer, info
+
+
+def _normalise_encoding(name: str) -> str | None:
+    text = name.strip().upper().removeprefix("ANSI").strip()
+    if text.isdigit():
+        text = {"65001": "UTF-8", "936": "GBK", "54936": "GB18030"}.get(text, f"CP{text}")
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        return None
+
+
+def detect_dbf_encoding(dbf: str | Path) -> str | None:
+    """Detect the encoding of a ``.dbf``'s text (field names and character fields).
+
+    Returns ``"UTF-8"`` if all bytes are valid UTF-8 (including pure ASCII), else ``"GB18030"``
+    (a superset of GBK) if they decode as GB18030, else None.
+
+    Example
+    -------
+    >>> detect_dbf_encoding("townships.dbf")  # doctest: +SKIP
+    'GB18030'
+    """
+    raw = Path(dbf).read_bytes()
+    if len(raw) < 32:
+        return None
+    n_records, header_len, record_len = struct.unpack("<IHH", raw[4:12])
+    fields, pos, offset = [], 32, 1
+    names = bytearray()
+    while pos + 32 <= header_len and raw[pos] != 0x0D:
+        desc = raw[pos:pos + 32]
+        names += desc[:11].split(b"\x00", 1)[0] + b" "
+        ftype, flen = chr(desc[11]), desc[16]
+        if ftype in "CM":
+            fields.append((offset, flen))
+        offset += flen
+        pos += 32
+    chunks = [bytes(names)]
+    for i in range(n_records):
+        start = header_len + i * record_len
+        rec = raw[start:start + record_len]
+        for off, flen in fields:
+            chunks.append(rec[off:off + flen].rstrip(b" \x00"))
+    sample = b"\n".join(chunks)
+    for enc in ("utf-8", "gb18030"):
+        try:
+            sample.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        return "UTF-8" if enc == "utf-8" else "GB18030"
+    return None
+
+
+def _choose_encoding(path: Path, info: dict, *, encoding: str | None,
+                     role: str) -> tuple[str | None, str]:
+    """Return (encoding to pass to pyogrio, how it was chosen)."""
+    if info.get("driver") != "ESRI Shapefile":
+        if encoding:
+            log.warning("layer %s: encoding %r ignored: %s text is UTF-8 by format", role,
+                        encoding, info.get("driver"))
+        return "UTF-8", "format"
+    if encoding:
+        return encoding, "declared"
+    dbf = _sidecar(path, ".dbf")
+    cpg = _sidecar(path, ".cpg")
+    detected = detect_dbf_encoding(dbf) if dbf is not None else "UTF-8"
+    if cpg is not None:
+        text = cpg.read_text(encoding="ascii", errors="replace").strip()
+        declared = _normalise_encoding(text)
+        if declared is not None and _fits(dbf, declared):
+            return declared.upper() if declared == "utf-8" else declared, "cpg"
+        log.warning("layer %s: .cpg says %r but the .dbf text does not decode with it; "
+                    "using detected %s", role, text, detected)
+        if detected is None:
+            raise DataSourceError(
+                f".cpg says {text!r} but the text does not decode with it", path=cpg,
+                layer=role, hint=f'declare the encoding under [layers.{role}], e.g. '
+                'encoding = "GB18030"')
+        return detected, f"detected (.cpg {text!r} does not fit)"
+    if detected is None:
+        raise DataSourceError(
+            "shapefile has no .cpg and its text is neither UTF-8 nor GBK/GB18030", path=path,
+            layer=role, hint=f'declare the encoding under [layers.{role}], e.g. '
+            'encoding = "GBK"')
+    return detected, "detected"
+
+
+def _fits(dbf: Path | None, encoding: str) -> bool:
+    if dbf is None:
+        return True
+    if codecs.lookup(encoding).name in ("utf-8", "gb18030", "gbk", "gb2312", "big5"):
+        detected = detect_dbf_encoding(dbf)
+        if encoding == "utf-8":
+            return detected == "UTF-8"
+        return detected is not None
+    return True  # single-byte encodings decode anything
+
+
+def _sidecar(path: Path, suffix: str) -> Path | None:
+    for cand in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+        if cand.exists():
+            return cand
+    return None
+
+
+# -- layers ----------------------------------------------------------------------------------
+
+
+def _read_frame(path: Path, *, layer: str | None, encoding: str | None,
+                role: str) -> gpd.GeoDataFrame:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+        except Exception as exc:
+            raise DataSourceError(f"cannot read the layer: {exc}", path=path,
+                                  layer=role) from exc
+    for w in caught:
+        log.warning("layer %s: %s", role, w.message)
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise DataLayerError("layer has no geometry column", path=path, layer=role,
+                             hint="give a spatial layer")
+    return gdf
+
+
+def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
+                path: Path) -> tuple[gpd.GeoDataFrame, str]:
+    if assume_crs is None:
+        if gdf.crs is None:
+            raise CRSError(
+                "layer has no CRS", path=path, layer=role,
+                hint=f'add assume_crs = "EPSG:4490" (or the right CRS) under [layers.{role}]',
+            )
+        return gdf, "source"
+    assumed = pyproj.CRS.from_user_input(assume_crs)
+    if gdf.crs is not None and not pyproj.CRS.from_user_input(gdf.crs).equals(assumed):
+        log.warning("layer %s: assume_crs %s overrides the source CRS %s", role, assume_crs,
+                    gdf.crs.name)
+        return gdf.set_crs(assumed, allow_override=True), "assumed (overrides source)"
+    return gdf.set_crs(assumed, allow_override=True), "assumed" if gdf.crs is None else "source"
+
+
+def read_layer(path: str | Path, *, role: str, layer: str | None = None,
+               encoding: str | None = None, assume_crs: str | None = None,
+               fields: dict[str, str] | None = None, crs: Any = None,
+               point_radius_m: float | None = None, allow_remote: bool = False,
+               transformation: str | None = None) -> Layer:
+    """Read, check, map and validate one layer.
+
+    Parameters
+    ----------
+    path
+        Vector source (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, FileGDB folder).
+    role
+        Canonical role (``townships``, ``redline``, ...); decides the canonical fields.
+    layer
+        Layer name; required when the source has several layers.
+    encoding
+        Declared text encoding; wins over ``.cpg`` and detection (shapefiles).
+    assume_crs
+        CRS for a source without one (overrides a source CRS with a warning).
+    fields
+        Canonical name → source field name; overrides the default aliases.
+    crs
+        Analysis CRS to reproject to; None keeps the source CRS.
+    point_radius_m
+        Buffer point sites to this radius (m) instead of rejecting them.
+    allow_remote
+        Accept URLs and ``/vsi*`` paths (refused by default).
+    transformation
+        PROJ pipeline for a datum shift (needed to accept Xian80/Beijing54 sources).
+
+    Returns
+    -------
+    Layer
+
+    Raises
+    ------
+    DataSourceError, DataLayerError, FieldError, CRSError
+
+    Example
+    -------
+    >>> lyr = read_layer("townships.shp", role="townships", crs="EPSG:4545")  # doctest: +SKIP
+    >>> lyr.n_in == lyr.n_ok + lyr.n_repaired + lyr.n_rejected  # doctest: +SKIP
+    True
+    """
+    if role not in LAYER_ROLES:
+        raise DataLayerError(f"unknown layer role '{role}'", path=path,
+                             hint="valid roles: " + ", ".join(LAYER_ROLES))
+    check_local_path(path, allow_remote=allow_remote, layer=role)
+    path = Path(path)
+    layer, info = _open_info(path, role=role, layer=layer)
+    enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
+    gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
+                      role=role)
+    where = f"{role} ({layer})" if layer else role
+    gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
+    gdf = gdf.reset_index(drop=True)
+    gdf.insert(0, "feature_id", [f"{role}:{i}" for i in range(len(gdf))])
+    mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
+    gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
+    src_crs = pyproj.CRS.from_user_input(gdf.crs)
+    refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
+    check_latlon_swap(gdf, src_crs, layer=where, path=path)
+    check_zone_prefix(gdf, src_crs, layer=where, path=path)
+    accepted, rejected, repaired = validate_geometries(gdf, role=role, polygonal=True,
+                                                       point_radius_m=point_radius_m)
+    n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
+    if n_zm:
+        log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)
+    if crs is not None:
+        accepted = to_analysis(accepted, crs, layer=where, path=path,
+                               transformation=transformation)
+    elif transformation is None:
+        check_inside_china(accepted, layer=where, path=path)
+    source = SourceInfo(path=path, layer=layer, driver=str(info.get("driver")),
+                        encoding=enc, encoding_source=enc_source, crs=src_crs,
+                        crs_source=crs_source, fields=dict(mapping), n_zm_dropped=n_zm)
+    log.debug("read layer %s from %s: %d features", where, path, len(gdf))
+    return Layer(role=role, data=accepted, rejected=rejected, repaired=repaired, source=source,
+                 n_in=len(gdf))
+
+
+# -- rasters ---------------------------------------------------------------------------------
+
+
+def open_raster(spec: RasterSpec) -> RasterSource:
+    """Open a raster's metadata with rasterio; missing CRS/nodata go to ``problems``.
+
+    Raises
+    ------
+    RasterError
+        If the file is missing or not a raster.
+
+    Example
+    -------
+    >>> from spatialplan.plan import RasterSpec
+    >>> dem = open_raster(RasterSpec(name="dem", path=Path("dem.tif")))  # doctest: +SKIP
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    if not spec.path.exists():
+        raise RasterError("raster not found", path=spec.path, layer=spec.name,
+                          hint="check the path in the plan (relative to the plan file)")
+    try:
+        with rasterio.open(spec.path) as ds:
+            crs = pyproj.CRS.from_wkt(ds.crs.to_wkt()) if ds.crs else None
+            nodata, res, bounds = ds.nodata, tuple(ds.res), tuple(ds.bounds)
+    except RasterioIOError as exc:
+        raise RasterError(f"cannot open raster: {exc}", path=spec.path, layer=spec.name,
+                          hint="give a GeoTIFF") from exc
+    problems, crs_source, nodata_source = [], "source", "source"
+    if spec.assume_crs is not None:
+        if crs is not None:
+            log.warning("raster %s: assume_crs %s overrides the source CRS", spec.name,
+                        spec.assume_crs)
+        crs, crs_source = pyproj.CRS.from_user_input(spec.assume_crs), "assumed"
+    if spec.nodata is not None:
+        nodata, nodata_source = spec.nodata, "declared"
+    if crs is None:
+        problems.append("no CRS")
+    else:
+        refuse_ballpark(crs, layer=spec.name, path=spec.path)
+    if nodata is None:
+        problems.append("no nodata value")
+    for p in problems:
+        log.warning("raster %s (%s): %s", spec.name, spec.path, p)
+    return RasterSource(name=spec.name, path=spec.path, crs=crs,
+                        nodata=None if nodata is None else float(nodata),
+                        res=(float(res[0]), float(res[1])),
+                        bounds=tuple(float(v) for v in bounds),  # type: ignore[arg-type]
+                        crs_source=crs_source, nodata_source=nodata_source,
+                        problems=problems, assume_crs=spec.assume_crs,
+                        nodata_override=spec.nodata)
+
+
+# -- plans -----------------------------------------------------------------------------------
+
+
+def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = None,
+              crs: Any = None, rules: str | Path | None = None,
+              allow_remote: bool = False) -> Plan:
+    """Read every layer and raster of a plan into the analysis CRS.
+
+    Parameters
+    ----------
+    path_or_spec
+        A ``plan.toml`` path or an already parsed :class:`~spatialplan.plan.PlanSpec`.
+    as_of
+        Overrides the plan's as-of date.
+    crs
+        Overrides the plan's analysis CRS (``"auto"`` or e.g. ``"EPSG:4545"``).
+    rules
+        Overrides the plan's rulebook file.
+    allow_remote
+        Accept remote layer paths.
+
+    Returns
+    -------
+    Plan
+
+    Example
+    -------
+    >>> plan = read_plan("plan.toml")  # doctest: +SKIP
+    >>> plan.crs.to_epsg(), plan.crs_reason  # doctest: +SKIP
+    (4545, 'auto: centre of the data 107.500°E 27.800°N lies in 3-degree zone 36 → ...')
+    """
+    if isinstance(path_or_spec, PlanSpec):
+        spec = path_or_spec
+    else:
+        spec = read_plan_spec(path_or_spec, allow_remote=allow_remote)
+    layers: dict[str, Layer] = {}
+    roles = [r for r in LAYER_ROLES if r in spec.layers]
+    for role in progress(roles, total=len(roles), desc="reading layers"):
+        ls = spec.layers[role]
+        layers[role] = read_layer(ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
+                                  assume_crs=ls.assume_crs, fields=ls.fields,
+                                  point_radius_m=ls.point_radius_m, allow_remote=allow_remote)
+    analysis_crs, reason = choose_analysis_crs(
+        [lyr.data for lyr in layers.values()],
+        requested=crs if crs is not None else spec.crs)
+    log.info("analysis CRS: %s", reason)
+    for role, lyr in layers.items():
+        where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
+        lyr.data = to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path)
+    rasters = {name: open_raster(rs) for name, rs in spec.rasters.items()}
+    rules_path = rules if rules is not None else spec.rules_path
+    from spatialplan.catalog import read_catalog
+    from spatialplan.rules import read_rules
+
+    return Plan(name=spec.name, path=spec.path, crs=analysis_crs, crs_reason=reason,
+                as_of=as_of or spec.as_of, layers=layers, rasters=rasters,
+                rules=read_rules(rules_path), catalog=read_catalog(),
+                rules_path=None if rules_path is None else Path(rules_path))
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+def _layers_of(plan_or_layers: Plan | dict[str, Layer]) -> dict[str, Layer]:
+    return plan_or_layers.layers if isinstance(plan_or_layers, Plan) else dict(plan_or_layers)
+
+
+def validation_report(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
+    """One row per layer: source, driver, encoding, source CRS and feature accounting.
+
+    Columns: ``role, path, layer, driver, encoding, encoding_source, source_crs, crs_source,
+    n_in, n_ok, n_repaired, n_rejected, n_zm_dropped``.
+
+    Example
+    -------
+    >>> validation_report(plan).set_index("role")["n_rejected"]  # doctest: +SKIP
+    """
+    rows = []
+    for role, lyr in _layers_of(plan).items():
+        src = lyr.source
+        crs = src.crs
+        rows.append({
+            "role": role, "path": str(src.path), "layer": src.layer, "driver": src.driver,
+            "encoding": src.encoding, "encoding_source": src.encoding_source,
+            "source_crs": (f"EPSG:{crs.to_epsg()}" if crs is not None and crs.to_epsg()
+                           else (crs.name if crs is not None else None)),
+            "crs_source": src.crs_source,
+            "n_in": lyr.n_in, "n_ok": lyr.n_ok, "n_repaired": lyr.n_repaired,
+            "n_rejected": lyr.n_rejected, "n_zm_dropped": src.n_zm_dropped,
+        })
+    cols = ["role", "path", "layer", "driver", "encoding", "encoding_source", "source_crs",
+            "crs_source", "n_in", "n_ok", "n_repaired", "n_rejected", "n_zm_dropped"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def feature_issues(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
+    """One row per repaired or rejected feature of every layer.
+
+    Columns: ``role, feature_id, kind`` (``repaired``/``rejected``), ``reason``,
+    ``area_before_m2``, ``area_after_m2``.
+
+    Example
+    -------
+    >>> feature_issues(plan).query("kind == 'rejected'")  # doctest: +SKIP
+    """
+    cols = ["role", "feature_id", "kind", "reason", "area_before_m2", "area_after_m2"]
+    frames = []
+    for role, lyr in _layers_of(plan).items():
+        for kind, df in (("repaired", lyr.repaired), ("rejected", lyr.rejected)):
+            if len(df):
+                part = pd.DataFrame({
+                    "role": role, "feature_id": df["feature_id"].to_numpy(), "kind": kind,
+                    "reason": df["reason"].to_numpy(),
+                    "area_before_m2": df.get("area_before_m2", pd.Series(np.nan, df.index)
+                                             ).to_numpy(dtype=float),
+                    "area_after_m2": df.get("area_after_m2", pd.Series(np.nan, df.index)
+                                            ).to_numpy(dtype=float),
+                })
+                frames.append(part)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c.startswith("area") else "object")
+                             for c in cols})
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def raster_report(plan: Plan) -> pd.DataFrame:
+    """One row per raster: path, CRS, nodata, resolution and problems.
+
+    Example
+    -------
+    >>> raster_report(plan)  # doctest: +SKIP
+    """
+    rows = []
+    for name, r in plan.rasters.items():
+        rows.append({
+            "name": name, "path": str(r.path),
+            "crs": (f"EPSG:{r.crs.to_epsg()}" if r.crs is not None and r.crs.to_epsg()
+                    else (r.crs.name if r.crs is not None else None)),
+            "crs_source": r.crs_source, "nodata": r.nodata, "res": r.res,
+            "problems": "; ".join(r.problems),
+        })
+    return pd.DataFrame(rows, columns=["name", "path", "crs", "crs_source", "nodata", "res",
+                                       "problems"])
