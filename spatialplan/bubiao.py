@@ -287,6 +287,10 @@ def _resolve_crs(header: dict[str, tuple[str, int]], parcels: list[_Parcel],
     zone_text, zline = header.get("带号", ("", None))
     header_zone = _integer(zone_text, path, zline, "带号") if zone_text else None
     prefix_zone, vline = _zone_from_prefix(parcels, path)
+    if prefix_zone is not None and not _MIN_ZONE <= prefix_zone <= _MAX_ZONE:
+        raise _fail(path, vline, f"the easting's zone prefix {prefix_zone} is not a CGCS2000 "
+                    "3-degree zone of China (25–45)", cls=CRSError,
+                    hint="X is the northing, Y the easting; are they swapped?")
     if prefix_zone is not None:
         if header_zone is not None and header_zone != prefix_zone:
             raise _fail(path, zline, f"带号={header_zone} disagrees with the easting prefix "
