@@ -443,6 +443,10 @@ def site_slope_stats(
     crs: Any = None,
     min_pixels: float = 4.0,
     min_coverage: float = 0.99,
+    band: int = 1,
+    nodata: float | None = None,
+    assume_no_nodata: bool = False,
+    assume_crs: Any = None,
 ) -> pd.DataFrame:
     """Slope and elevation statistics per site, with exact cell-coverage fractions.
 
@@ -451,8 +455,8 @@ def site_slope_stats(
     sites
         Polygon sites (any CRS; reprojected explicitly to the terrain grid's CRS).
     dem
-        A :class:`Terrain` (computed once, reused) or a DEM path / rasterio dataset, read with
-        :func:`read_terrain` (use that directly for ``nodata=``/``assume_crs=`` settings).
+        A :class:`Terrain` (computed once with :func:`read_terrain`, then reused) or a DEM
+        path / open rasterio dataset, read here with :func:`read_terrain`.
     id_column
         Column with the unique site id; it becomes the index.
     crs
@@ -463,6 +467,8 @@ def site_slope_stats(
     min_coverage
         Share of the site area that must have valid cells to be ``ok`` rather than
         ``partial_coverage``.
+    band, nodata, assume_no_nodata, assume_crs
+        DEM settings passed to :func:`read_terrain` (ignored when ``dem`` is a Terrain).
 
     Returns
     -------
@@ -493,7 +499,8 @@ def site_slope_stats(
     [8.4, 'ok']
     """
     ids = _ids(sites, id_column)
-    terrain = _as_terrain(dem, crs=_default_crs(crs, sites))
+    terrain = _as_terrain(dem, crs=_default_crs(crs, sites), band=band, nodata=nodata,
+                          assume_no_nodata=assume_no_nodata, assume_crs=assume_crs)
     geoms = _geometries(sites, terrain, ids, role="sites")
     raw = _zonal(terrain, geoms)
     return _site_frame(raw, ids, terrain, min_pixels=min_pixels, min_coverage=min_coverage)
@@ -507,6 +514,10 @@ def township_terrain_stats(
     crs: Any = None,
     min_pixels: float = 4.0,
     min_coverage: float = 0.99,
+    band: int = 1,
+    nodata: float | None = None,
+    assume_no_nodata: bool = False,
+    assume_crs: Any = None,
 ) -> pd.DataFrame:
     """Terrain statistics per township, with the area of each survey slope class.
 
@@ -519,7 +530,7 @@ def township_terrain_stats(
     ----------
     townships
         Township polygons.
-    dem, crs, min_pixels, min_coverage
+    dem, crs, min_pixels, min_coverage, band, nodata, assume_no_nodata, assume_crs
         As :func:`site_slope_stats`.
     id_column
         Township code column (index of the result).
@@ -534,7 +545,8 @@ def township_terrain_stats(
     >>> township_terrain_stats(plan.layers["townships"].data, terrain)     # doctest: +SKIP
     """
     ids = _ids(townships, id_column)
-    terrain = _as_terrain(dem, crs=_default_crs(crs, townships))
+    terrain = _as_terrain(dem, crs=_default_crs(crs, townships), band=band, nodata=nodata,
+                          assume_no_nodata=assume_no_nodata, assume_crs=assume_crs)
     geoms = _geometries(townships, terrain, ids, role="townships")
     raw = _zonal(terrain, geoms)
     frame = _site_frame(raw, ids, terrain, min_pixels=min_pixels, min_coverage=min_coverage)

@@ -388,3 +388,64 @@ def test_real_mountain_dem_slope_in_metres():
     assert 75 < profile["transform"].a < 90  # ~83 m square cells
     assert 11.0 < np.median(values) < 15.0
     assert 30.0 < values.max() < 42.0
+
+
+def test_dem_settings_pass_through_the_stats_functions(tmp_path):
+    path = _write(tmp_path / "bare.tif", _plane(20.0), crs=None, nodata=None)
+    sites = _sites(box(X0 + 300, Y0 - 600, X0 + 600, Y0 - 300))
+    with pytest.raises(RasterError):
+        site_slope_stats(sites, path)
+    stats = site_slope_stats(sites, path, assume_crs=GK, assume_no_nodata=True)
+    assert stats["slope_mean_deg"].iloc[0] == pytest.approx(20.0, abs=0.1)
+    towns = gpd.GeoDataFrame({"code": ["1"]}, geometry=[box(X0 + 100, Y0 - 900, X0 + 900,
+                                                             Y0 - 100)], crs=GK)
+    stats = township_terrain_stats(towns, path, crs=GK, assume_crs=GK, nodata=-1.0)
+    assert stats["slope_15_25_m2"].iloc[0] == pytest.approx(640_000)
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def _plan(tmp_path: Path, *, dem: bool = True) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    towns = gpd.GeoDataFrame({"XZQDM": ["520111001", "520111002"], "XZQMC": ["青岩镇", "黔陶乡"]},
+                             geometry=[box(X0 + 100, Y0 - 900, X0 + 450, Y0 - 100),
+                                       box(X0 + 450, Y0 - 900, X0 + 900, Y0 - 100)], crs=GK)
+    towns.to_file(data / "townships.gpkg")
+    _write(data / "dem.tif", _plane(20.0))
+    text = '[plan]\nname = "terrain test"\ncrs = "EPSG:4545"\n\n' \
+           '[layers.townships]\npath = "data/townships.gpkg"\n'
+    if dem:
+        text += '\n[rasters.dem]\npath = "data/dem.tif"\n'
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text, encoding="utf-8")
+    return plan
+
+
+def test_cli_terrain_writes_slope_and_stats(tmp_path, capsys):
+    import pandas as pd
+
+    from spatialplan.cli import main
+
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    assert main(["terrain", str(plan), "--out", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["slope.tif", "terrain_stats.csv"]
+    stats = pd.read_csv(out / "terrain_stats.csv", encoding="utf-8-sig", dtype={"code": str})
+    assert stats["code"].tolist() == ["520111001", "520111002"]
+    assert stats["name"].tolist() == ["青岩镇", "黔陶乡"]
+    assert np.allclose(stats["slope_mean_deg"], 20.0, atol=0.1)
+    with rasterio.open(out / "slope.tif") as ds:
+        assert ds.crs.to_epsg() == 4545 and ds.nodata == NODATA
+    printed = capsys.readouterr().out
+    assert "terrain_stats.csv" in printed and "median 20.0°" in printed
+
+
+def test_cli_terrain_without_dem_is_a_usage_error(tmp_path, capsys):
+    from spatialplan.cli import main
+
+    plan = _plan(tmp_path, dem=False)
+    assert main(["terrain", str(plan), "--out", str(tmp_path / "out")]) == 2
+    assert "no DEM" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
