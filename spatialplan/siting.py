@@ -1,0 +1,653 @@
+"""The "8+X" siting checks: one verdict per project, one finding per project × rule.
+
+:func:`check_projects` runs the rules of the rulebook (:mod:`spatialplan.rules`) on the planned
+sites of the project register and returns two tables (see DESIGN.md, "Results"):
+
+- ``projects``: one row per input project (accepted **and** rejected at read: count in = count
+  out), with ``verdict`` = the worst of its findings (``error`` > ``fail`` > ``review`` >
+  ``pass``; ``not_applicable`` does not count), the Chinese + English ``reasons`` and the
+  measures (``area_m2``, ``redline_m2``, ``farmland_m2``, ...).
+- ``findings``: one row per project × rule id (:data:`spatialplan.rules.RULE_IDS`) with
+  ``status``, ``measure``, ``unit``, ``message`` and the rule's ``source``; after the contract
+  columns come ``feature_id`` and ``subject``. As-built footprints with no planned project
+  (unmapped builds, 未落图先建设) are extra ``as_built`` / ``fail`` rows with
+  ``subject == "unmapped_build"`` and the footprint's ``project_id`` (or its ``feature_id`` when
+  it has none); every other row has ``subject == "project"``. They never add rows to
+  ``projects``. :func:`unmapped_builds` returns the footprints themselves.
+
+Overlaps above zero but below the tolerance (``[tolerance]`` of the rulebook) are ``review``
+("boundary noise"), never a silent pass. Inputs must share one projected (metric) CRS.
+
+Examples
+--------
+>>> import geopandas as gpd, shapely
+>>> projects = gpd.GeoDataFrame(
+...     {"project_id": ["P1"], "name": ["镇卫生院"], "facility": ["卫生院"],
+...      "township_code": ["520100001"]},
+...     geometry=[shapely.box(0, 0, 50, 40)], crs="EPSG:4545")
+>>> farmland = gpd.GeoDataFrame(geometry=[shapely.box(40, 0, 90, 40)], crs="EPSG:4545")
+>>> result, findings = check_projects(projects, farmland=farmland, as_of="2024-06-30")
+>>> result.loc[0, "verdict"], float(result.loc[0, "farmland_m2"])
+('fail', 400.0)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from spatialplan import _rules_dates as _dates
+from spatialplan import _rules_sites as _sites
+from spatialplan._rules_dates import bilingual
+from spatialplan._rules_sites import MU_M2, Out, text_values
+from spatialplan.errors import CRSError, SpatialPlanError
+from spatialplan.rules import RULE_IDS, read_rules, rules_for
+
+__all__ = [
+    "VERDICT_ORDER",
+    "FINDING_COLUMNS",
+    "PROJECT_COLUMNS",
+    "check_projects",
+    "worst_status",
+    "unmapped_builds",
+    "facility_coverage",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Severity of statuses; a verdict is the most severe finding (``not_applicable`` is ignored).
+VERDICT_ORDER: dict[str, int] = {"pass": 0, "review": 1, "fail": 2, "error": 3}
+#: Columns of the findings table (contract columns first).
+FINDING_COLUMNS = (
+    "project_id", "rule", "status", "measure", "unit", "message", "source", "feature_id", "subject",
+)
+_MEASURES = (
+    "area_m2", "area_mu", "redline_m2", "farmland_m2", "farmland_mu", "cropland_m2",
+    "outside_udb_m2", "landuse_compatible_share", "slope_mean_deg", "slope_max_deg",
+    "slope_over_limit_share", "project_overlap_m2", "setback_min_m", "built_inside_share",
+)
+_ATTRS = (
+    "project_id", "feature_id", "name", "township_code", "facility_given", "status",
+    "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan", "start_year", "end_year",
+)
+#: Columns of the projects result, before ``geometry``.
+PROJECT_COLUMNS = (
+    "project_id", "feature_id", "name", "township_code", "township_found", "facility",
+    "facility_name", "group", "status", "verdict", "reasons", "reasons_zh", *_MEASURES,
+    "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan", "start_year",
+    "end_year", "facility_given",
+)
+_GEOMETRIC = frozenset(RULE_IDS) - {"map_first", "schedule"}
+_BY_FACILITY = frozenset({"redline", "udb", "landuse", "slope", "setback"})
+_DATES = ("mapped_on", "permit_on", "start_on", "finish_on")
+
+
+def worst_status(statuses: list[str] | np.ndarray | pd.Series) -> str:
+    """Return the verdict for a set of finding statuses (worst wins, ``not_applicable`` ignored).
+
+    Examples
+    --------
+    >>> worst_status(["pass", "not_applicable", "review", "fail"])
+    'fail'
+    >>> worst_status(["not_applicable"])
+    'pass'
+    """
+    best = "pass"
+    for s in statuses:
+        if VERDICT_ORDER.get(s, -1) > VERDICT_ORDER[best]:
+            best = s
+    return best
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _dates_of(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+        if getattr(values.dt, "tz", None) is not None:
+            out = values.dt.tz_localize(None)
+        return out.astype("datetime64[ns]")
+    return pd.to_datetime(values, errors="coerce", format="mixed").astype("datetime64[ns]")
+
+
+def _canonical(frame: pd.DataFrame, *, prefix: str) -> pd.DataFrame:
+    """The canonical attribute columns of the register (missing ones filled with NA)."""
+    n = len(frame)
+    idx = pd.RangeIndex(n)
+
+    def col(name: str) -> pd.Series:
+        if name in frame.columns:
+            return frame[name].reset_index(drop=True)
+        return pd.Series([None] * n, index=idx, dtype=object)
+
+    out = pd.DataFrame(index=idx)
+    fid = text_values(col("feature_id"))
+    fid = np.array(
+        [f if f is not None else f"{prefix}:{i}" for i, f in enumerate(fid)], dtype=object
+    )
+    pid = text_values(col("project_id"))
+    out["project_id"] = np.where(pd.isna(pid), fid, pid).astype(object)
+    out["feature_id"] = fid
+    out["name"] = text_values(col("name"))
+    out["township_code"] = text_values(col("township_code"))
+    out["facility_given"] = text_values(col("facility"))
+    status = text_values(col("status"))
+    out["status"] = np.array([s.lower() if s else s for s in status], dtype=object)
+    for name in _DATES:
+        out[name] = _dates_of(col(name))
+    out["investment_wan"] = pd.to_numeric(col("investment_wan"), errors="coerce").astype(float)
+    for name in ("start_year", "end_year"):
+        out[name] = pd.to_numeric(col(name), errors="coerce").round().astype("Int64")
+    return out
+
+
+def _check_crs(projects: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | None]) -> None:
+    crs = projects.crs
+    if crs is None:
+        if len(projects) == 0:
+            return
+        raise CRSError(
+            "the projects layer has no CRS", layer="projects",
+            hint="read the layers through spatialplan.read_plan or set a projected CRS",
+        )
+    if not crs.is_projected:
+        raise CRSError(
+            f"the projects layer is in a geographic CRS ({crs.name}); siting measures in metres",
+            layer="projects",
+            hint="reproject every layer to the analysis CRS (a CGCS2000 Gauss–Krüger zone)",
+        )
+    for role, layer in layers.items():
+        if layer is None or len(layer) == 0:
+            continue
+        if layer.crs is None or not layer.crs.equals(crs):
+            raise CRSError(
+                f"layer {role} is in {getattr(layer.crs, 'name', 'no CRS')}, the projects in "
+                f"{crs.name}",
+                layer=role,
+                hint="reproject every layer to the one analysis CRS before checking",
+            )
+
+
+def _as_of(as_of: object) -> pd.Timestamp:
+    if as_of is None:
+        today = pd.Timestamp(_dt.date.today())
+        logger.info("no as-of date given: using today, %s", today.date())
+        return today
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize()
+
+
+# --------------------------------------------------------------------------- context
+
+
+class _Ctx:
+    """Everything the rule functions share for the accepted projects (rows 0..n-1)."""
+
+    def __init__(self, attrs, geoms, rules, catalog, as_of):
+        self.attrs: pd.DataFrame = attrs
+        self.n = len(attrs)
+        self.rules: dict[str, Any] = rules
+        self.catalog = catalog
+        self.as_of: pd.Timestamp = as_of
+        fac = catalog.facilities
+        self.codes = np.empty(self.n, dtype=object)
+        self.facility_error = np.empty(self.n, dtype=object)
+        cache: dict[str, tuple[str | None, str | None]] = {}
+        for i, given in enumerate(attrs["facility_given"]):
+            key = given or ""
+            if key not in cache:
+                cache[key] = _resolve(given, catalog)
+            self.codes[i], self.facility_error[i] = cache[key]
+        self.code_rules = {c: rules_for(rules, c) for c in set(self.codes.tolist())}
+        self.row_rules = [self.code_rules[c] for c in self.codes]
+
+        def fac_col(name: str) -> np.ndarray:
+            return np.array(
+                [fac.at[c, name] if c is not None else None for c in self.codes], dtype=object
+            )
+
+        self.group = fac_col("group")
+        self.name_zh = fac_col("name_zh")
+        self.outside_udb = fac_col("outside_udb")
+        self.redline_cat = fac_col("redline_category")
+        self.landuse_codes = fac_col("landuse_codes")
+
+        self.geoms_input = np.array(geoms, dtype=object)
+        self.geoms = self.geoms_input.copy()
+        self.geom_error = _geometry_problems(self.geoms)
+        self.usable = pd.isna(self.geom_error)
+        self.geoms[~self.usable] = None
+        self.area = np.where(self.usable, shapely.area(self.geoms), np.nan)
+        self.tol_m2 = np.array([r["tolerance"]["min_overlap_m2"] for r in self.row_rules])
+        self.tol_share = np.array([r["tolerance"]["min_overlap_share"] for r in self.row_rules])
+        self.measures = {m: np.full(self.n, np.nan) for m in _MEASURES}
+        self.measures["area_m2"] = self.area.copy()
+        self.measures["area_mu"] = self.area / MU_M2
+        self.township_found = np.full(self.n, None, dtype=object)
+        self.eligible_now = np.ones(self.n, dtype=bool)
+
+    def eligible(self, rule: str) -> np.ndarray:
+        ok = np.ones(self.n, dtype=bool)
+        if rule in _GEOMETRIC:
+            ok &= self.usable
+        if rule in _BY_FACILITY:
+            ok &= pd.isna(self.facility_error)
+        return ok
+
+    def setting(self, rule: str, key: str) -> np.ndarray:
+        return np.array([r[rule][key] for r in self.row_rules], dtype=object)
+
+
+def _resolve(given: str | None, catalog) -> tuple[str | None, str | None]:
+    from spatialplan.catalog import resolve_facility
+    from spatialplan.errors import RulebookError
+
+    if not given:
+        return None, bilingual("缺少设施类别", "facility type missing")
+    try:
+        return resolve_facility(given, catalog), None
+    except RulebookError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return None, bilingual(
+            f"设施类别“{given}”不在目录中", f"unknown facility type {given!r}{hint}"
+        )
+
+
+def _geometry_problems(geoms: np.ndarray) -> np.ndarray:
+    """Reason why each site cannot be checked (``None`` when it can)."""
+    out = np.full(len(geoms), None, dtype=object)
+    missing = shapely.is_missing(geoms)
+    out[missing] = bilingual("缺少选址范围", "no site geometry")
+    rest = ~missing
+    empty = rest & shapely.is_empty(np.where(rest, geoms, None))
+    out[empty] = bilingual("选址范围为空", "site geometry is empty")
+    rest &= ~empty
+    types = shapely.get_type_id(np.where(rest, geoms, None))
+    not_poly = rest & ~np.isin(types, (3, 6))
+    out[not_poly] = bilingual("选址不是面要素", "site is not a polygon")
+    rest &= ~not_poly
+    invalid = rest & ~shapely.is_valid(np.where(rest, geoms, None))
+    out[invalid] = bilingual("选址几何无效", "site geometry is invalid")
+    rest &= ~invalid
+    zero = rest & ~(shapely.area(np.where(rest, geoms, None)) > 0)
+    out[zero] = bilingual("选址面积为零", "site has zero area")
+    return out
+
+
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def _na(n: int, mask: np.ndarray, message: str) -> Out:
+    return Out(n).fill(mask, "not_applicable", message)
+
+
+def _run_rule(ctx: _Ctx, rule: str, layers: dict[str, Any]) -> Out:
+    ctx.eligible_now = ctx.eligible(rule)
+    enabled = np.array([r[rule]["enabled"] for r in ctx.row_rules], dtype=bool)
+    if not enabled.any():
+        return _na(ctx.n, np.ones(ctx.n, dtype=bool), bilingual("规则已停用", "rule disabled"))
+    ctx.eligible_now = ctx.eligible_now & enabled
+    if rule == "map_first":
+        out = Out(ctx.n)
+        res = _dates.map_first(ctx.attrs, as_of=ctx.as_of)
+        out.status, out.measure, out.unit, out.message = (np.array(a) for a in res)
+    elif rule == "schedule":
+        out = Out(ctx.n)
+        period = ctx.rules["schedule"]["plan_period"]
+        res = _dates.schedule_dates(ctx.attrs, as_of=ctx.as_of,
+                                    plan_period=(period["start"], period["end"]))
+        out.status, out.measure, out.unit, out.message = (np.array(a) for a in res)
+    elif rule == "setback":
+        out = _sites.rule_setback(ctx, layers["parcels"])
+    elif rule == "project_overlap":
+        out = _sites.rule_project_overlap(ctx)
+    elif rule == "slope":
+        out = _sites.rule_slope(ctx, layers["slope"])
+    else:
+        layer_role = {"township": "townships", "landuse": "parcels", "as_built": "built"}.get(
+            rule, rule)
+        out = getattr(_sites, f"rule_{rule}")(ctx, layers[layer_role])
+    disabled = ~enabled
+    out.status[disabled] = "not_applicable"
+    out.message[disabled] = bilingual("规则已停用（按设施类别）",
+                                      "rule disabled for this facility type")
+    return out
+
+
+def _error_reason(ctx: _Ctx, rule: str, i: int) -> str:
+    if rule in _GEOMETRIC and not ctx.usable[i]:
+        return ctx.geom_error[i]
+    if rule in _BY_FACILITY and ctx.facility_error[i] is not None:
+        return ctx.facility_error[i]
+    return bilingual("无法核查", "could not be checked")
+
+
+def _findings_frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    if not parts:
+        return _empty_findings()
+    frame = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
+    frame["measure"] = frame["measure"].astype(float)
+    return frame[list(FINDING_COLUMNS)]
+
+
+def _empty_findings() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in FINDING_COLUMNS})
+    frame["measure"] = frame["measure"].astype(float)
+    return frame
+
+
+def _zh_part(message: str) -> str:
+    return "；".join(part.split(" / ")[0] for part in message.split("；"))
+
+
+def _verdicts(findings: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Verdict, reasons and Chinese reasons per project feature_id (worst finding wins)."""
+    f = findings[findings["subject"] == "project"]
+    sev = f["status"].map(VERDICT_ORDER).fillna(-1).astype(int)
+    verdict_sev = sev.groupby(f["feature_id"], sort=False).max().clip(lower=0)
+    names = {v: k for k, v in VERDICT_ORDER.items()}
+    bad = f[sev > 0]
+    reasons = bad.groupby("feature_id", sort=False)["message"].agg("; ".join)
+    reasons_zh = bad.groupby("feature_id", sort=False)["message"].agg(
+        lambda m: "；".join(_zh_part(x) for x in m))
+    out = pd.DataFrame(index=pd.Index(order, name="feature_id"))
+    out["verdict"] = verdict_sev.reindex(order).fillna(0).astype(int).map(names).to_numpy()
+    ok = bilingual("各项检查均符合", "all checks passed")
+    out["reasons"] = reasons.reindex(order).fillna(ok).to_numpy()
+    out["reasons_zh"] = reasons_zh.reindex(order).fillna(_zh_part(ok)).to_numpy()
+    return out
+
+
+def check_projects(
+    projects: gpd.GeoDataFrame,
+    *,
+    townships: gpd.GeoDataFrame | None = None,
+    redline: gpd.GeoDataFrame | None = None,
+    farmland: gpd.GeoDataFrame | None = None,
+    udb: gpd.GeoDataFrame | None = None,
+    parcels: gpd.GeoDataFrame | None = None,
+    cropland: gpd.GeoDataFrame | None = None,
+    built: gpd.GeoDataFrame | None = None,
+    slope: pd.DataFrame | None = None,
+    rules: dict[str, Any] | None = None,
+    catalog: Any = None,
+    as_of: _dt.date | str | pd.Timestamp | None = None,
+    rejected: pd.DataFrame | None = None,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Check every project of the 8+X register against the siting rules.
+
+    Parameters
+    ----------
+    projects
+        Accepted projects (canonical fields ``project_id``, ``name``, ``facility``, optional
+        ``township_code``, ``status``, dates, ``investment_wan``, years; ``feature_id`` when read
+        by :func:`spatialplan.read.read_plan`), planned sites as polygons in a projected CRS.
+    townships, redline, farmland, udb, parcels, cropland, built
+        Layers in the same CRS (``None`` → the rules needing them are ``not_applicable``).
+        ``townships`` needs ``code`` (and ``name``), ``parcels`` ``landuse``, ``built``
+        ``project_id``, ``udb`` optionally ``zone``.
+    slope
+        :func:`spatialplan.terrain.site_slope_stats` output indexed by ``feature_id``
+        (``None`` → the ``slope`` rule is ``not_applicable``).
+    rules
+        Merged rulebook (:func:`spatialplan.rules.read_rules`); the defaults when ``None``.
+    catalog
+        Facility catalogue (:func:`spatialplan.catalog.read_catalog`); the bundled one when
+        ``None``.
+    as_of
+        Date of the check for the date rules; today when ``None``.
+    rejected
+        Projects rejected at read (``feature_id``, ``reason`` and canonical attributes): each
+        gets verdict ``error`` with the reason.
+
+    Returns
+    -------
+    projects : GeoDataFrame
+        One row per input project (accepted then rejected, input order) with the columns of
+        :data:`PROJECT_COLUMNS` and ``geometry`` (null for rejected rows).
+    findings : DataFrame
+        One row per project × rule (:data:`FINDING_COLUMNS`), then one ``as_built`` / ``fail``
+        row per unmapped build (``subject == "unmapped_build"``).
+
+    Raises
+    ------
+    CRSError
+        A layer is unprojected (geographic) or in a different CRS from the projects.
+    RulebookError
+        The rulebook's setback pairs name an unknown facility type.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> p = gpd.GeoDataFrame({"project_id": ["A"], "name": ["污水站"], "facility": ["sewage"]},
+    ...                      geometry=[shapely.box(0, 0, 20, 20)], crs="EPSG:4545")
+    >>> res, fnd = check_projects(p, as_of="2024-01-01")
+    >>> len(fnd), res.loc[0, "facility_name"]
+    (12, '污水处理厂')
+    """
+    from spatialplan.catalog import read_catalog
+
+    layers = {"townships": townships, "redline": redline, "farmland": farmland, "udb": udb,
+              "parcels": parcels, "cropland": cropland, "built": built}
+    _check_crs(projects, layers)
+    rules = read_rules() if rules is None else rules
+    catalog = read_catalog() if catalog is None else catalog
+    as_of_ts = _as_of(as_of)
+    n_rejected = 0 if rejected is None else len(rejected)
+    n_in = len(projects) + n_rejected
+
+    attrs = _canonical(pd.DataFrame(projects.drop(columns=projects.geometry.name)),
+                       prefix="projects")
+    ctx = _Ctx(attrs, np.asarray(projects.geometry.array, dtype=object), rules, catalog,
+               as_of_ts)
+    layers["slope"] = slope
+    parts: list[dict[str, Any]] = []
+    for rule in RULE_IDS:
+        out = _run_rule(ctx, rule, layers)
+        missing = out.status == None  # noqa: E711
+        for i in np.flatnonzero(missing):
+            out.set(i, "error", _error_reason(ctx, rule, i))
+        src = np.array([r[rule]["source"] for r in ctx.row_rules], dtype=object)
+        parts.append({"project_id": attrs["project_id"].to_numpy(), "rule": rule,
+                      "status": out.status, "measure": out.measure, "unit": out.unit,
+                      "message": out.message, "source": src,
+                      "feature_id": attrs["feature_id"].to_numpy(), "subject": "project"})
+
+    rej = None
+    if n_rejected:
+        rej = _canonical(pd.DataFrame(rejected), prefix="rejected")
+        reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
+                  else [None] * n_rejected)
+        rej_msg = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",
+                                      f"rejected when read: {r or 'reason unknown'}")
+                            for r in reason], dtype=object)
+        for rule in RULE_IDS:
+            parts.append({"project_id": rej["project_id"].to_numpy(), "rule": rule,
+                          "status": "error", "measure": np.nan, "unit": "", "message": rej_msg,
+                          "source": rules[rule]["source"],
+                          "feature_id": rej["feature_id"].to_numpy(), "subject": "project"})
+    project_parts = [p for p in parts if len(p["project_id"])]
+    findings = _findings_frame(project_parts)
+    # sort findings project-major (input order), rule order within
+    order = list(attrs["feature_id"]) + ([] if rej is None else list(rej["feature_id"]))
+    if len(findings):
+        pos = {f: k for k, f in enumerate(order)}
+        rank = {r: k for k, r in enumerate(RULE_IDS)}
+        key = findings["feature_id"].map(pos) * len(RULE_IDS) + findings["rule"].map(rank)
+        findings = findings.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+
+    result = _projects_frame(ctx, rej, findings, order, projects.crs)
+    known = set(result["project_id"].dropna().astype(str))
+    lost = _sites.unmapped_build_rows(built if rules["as_built"]["enabled"] else None, known)
+    if len(lost):
+        findings = pd.concat([findings, _unmapped_findings(lost, rules)], ignore_index=True)
+    if len(result) != n_in or len(result) != len(set(result["feature_id"])):
+        raise SpatialPlanError(
+            f"siting accounting broken: {n_in} projects in, {len(result)} out",
+            hint="please report this as a bug",
+        )
+    counts = result["verdict"].value_counts().to_dict()
+    logger.info("siting: %d projects checked (%s); %d unmapped builds", n_in, counts, len(lost))
+    return result, findings
+
+
+def _projects_frame(ctx, rej, findings, order, crs) -> gpd.GeoDataFrame:
+    verdicts = _verdicts(findings, order)
+    acc = ctx.attrs.copy()
+    acc["facility"] = np.where(pd.isna(ctx.codes), acc["facility_given"], ctx.codes)
+    acc["facility_name"] = ctx.name_zh
+    acc["group"] = ctx.group
+    acc["township_found"] = ctx.township_found
+    for m in _MEASURES:
+        acc[m] = ctx.measures[m]
+    geoms = list(ctx.geoms_input)
+    if rej is not None:
+        r = rej.copy()
+        r["facility"] = r["facility_given"]
+        for c in ("facility_name", "group", "township_found"):
+            r[c] = None
+        for m in _MEASURES:
+            r[m] = np.nan
+        acc = pd.concat([acc, r[acc.columns]], ignore_index=True) if len(acc) else r[acc.columns]
+        geoms += [None] * len(r)
+    acc["verdict"] = verdicts["verdict"].to_numpy()
+    acc["reasons"] = verdicts["reasons"].to_numpy()
+    acc["reasons_zh"] = verdicts["reasons_zh"].to_numpy()
+    for c in ("facility_name", "group", "township_found", "facility", "verdict"):
+        acc[c] = acc[c].astype(object)
+    out = gpd.GeoDataFrame(acc[list(PROJECT_COLUMNS)].reset_index(drop=True),
+                           geometry=gpd.GeoSeries(geoms, crs=crs))
+    return out
+
+
+def _unmapped_findings(lost: gpd.GeoDataFrame, rules: dict[str, Any]) -> pd.DataFrame:
+    msgs = []
+    for pid, area in zip(lost["project_id"], lost["area_m2"], strict=True):
+        zh, en = _sites.fmt_area(float(area))
+        msgs.append(bilingual(
+            f"建成图斑 {pid}（{zh}）无对应规划项目：未落图先建设",
+            f"as-built footprint {pid} ({en}) has no planned project: built without being "
+            "on the layout map"))
+    return pd.DataFrame({
+        "project_id": lost["project_id"].astype(object).to_numpy(), "rule": "as_built",
+        "status": "fail", "measure": lost["area_m2"].astype(float).to_numpy(), "unit": "m2",
+        "message": msgs, "source": rules["as_built"]["source"],
+        "feature_id": lost["feature_id"].astype(object).to_numpy(), "subject": "unmapped_build",
+    })[list(FINDING_COLUMNS)]
+
+
+def unmapped_builds(
+    built: gpd.GeoDataFrame, projects: pd.DataFrame, *, rejected: pd.DataFrame | None = None
+) -> gpd.GeoDataFrame:
+    """As-built footprints whose ``project_id`` matches no project of the register.
+
+    Parameters
+    ----------
+    built
+        The as-built footprints (``project_id``; ``feature_id`` when read by ``read_plan``).
+    projects
+        The register (accepted projects, or the ``projects`` result of :func:`check_projects`).
+    rejected
+        Projects rejected at read: their ids count as known.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``project_id`` (the footprint's, or its ``feature_id`` when it has none), ``feature_id``,
+        ``area_m2`` and the footprint geometry.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> b = gpd.GeoDataFrame({"project_id": ["A", "Z"]},
+    ...                      geometry=[shapely.box(0, 0, 1, 1), shapely.box(5, 5, 7, 7)])
+    >>> unmapped_builds(b, pd.DataFrame({"project_id": ["A"]}))["project_id"].tolist()
+    ['Z']
+    """
+    known = set(text_values(projects["project_id"]).tolist()) - {None}
+    if rejected is not None and "project_id" in rejected.columns:
+        known |= set(text_values(rejected["project_id"]).tolist()) - {None}
+    return _sites.unmapped_build_rows(built, known)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def facility_coverage(
+    projects_result: pd.DataFrame, townships: pd.DataFrame, *, catalog: Any = None
+) -> pd.DataFrame:
+    """8+X coverage per township: which of the "8" exist or are planned, which are missing.
+
+    Parameters
+    ----------
+    projects_result
+        The ``projects`` result of :func:`check_projects` (``township_code``, or
+        ``township_found`` where no township was declared; ``facility``, ``group``).
+    townships
+        The township layer (``code``; or ``township_code``).
+    catalog
+        Facility catalogue; the bundled one when ``None``.
+
+    Returns
+    -------
+    DataFrame
+        One row per township: ``township_code``, ``n_projects``, ``eight_present`` and
+        ``eight_missing`` (";"-joined facility codes in catalogue order), ``n_group_8``,
+        ``n_group_X`` and ``n_unknown`` (projects with an unknown facility type).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> res = pd.DataFrame({"township_code": ["T1"], "facility": ["school"], "group": ["8"]})
+    >>> cov = facility_coverage(res, pd.DataFrame({"code": ["T1", "T2"]}))
+    >>> cov.loc[0, "eight_present"], int(cov.loc[1, "n_projects"])
+    ('school', 0)
+    """
+    from spatialplan.catalog import eight_codes, read_catalog
+
+    catalog = read_catalog() if catalog is None else catalog
+    eight = eight_codes(catalog)
+    code_col = "code" if "code" in townships.columns else "township_code"
+    codes = pd.unique(pd.Series(text_values(townships[code_col]), dtype=object).dropna())
+    declared = text_values(projects_result["township_code"])
+    if "township_found" in projects_result.columns:
+        found = text_values(projects_result["township_found"])
+        declared = np.where(pd.isna(declared), found, declared)
+    frame = pd.DataFrame({
+        "t": declared,
+        "facility": text_values(projects_result["facility"]),
+        "group": text_values(projects_result["group"]) if "group" in projects_result.columns
+        else None,
+    })
+    rows = []
+    for code in codes:
+        sub = frame[frame["t"] == code]
+        present = set(sub["facility"].dropna())
+        rows.append({
+            "township_code": code,
+            "n_projects": len(sub),
+            "eight_present": ";".join(c for c in eight if c in present),
+            "eight_missing": ";".join(c for c in eight if c not in present),
+            "n_group_8": int((sub["group"] == "8").sum()),
+            "n_group_X": int((sub["group"] == "X").sum()),
+            "n_unknown": int(sub["group"].isna().sum()),
+        })
+    out = pd.DataFrame(rows, columns=["township_code", "n_projects", "eight_present",
+                                      "eight_missing", "n_group_8", "n_group_X", "n_unknown"])
+    for c in ("n_projects", "n_group_8", "n_group_X", "n_unknown"):
+        out[c] = out[c].astype("int64")
+    outside = frame[~frame["t"].isin(codes)]
+    if len(outside):
+        logger.info("coverage: %d projects outside the township layer", len(outside))
+    return out
