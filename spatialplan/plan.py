@@ -64,7 +64,8 @@ class LayerSpec:
     role
         Canonical role (one of :data:`LAYER_ROLES`).
     path
-        Absolute path of the data source (resolved against the plan's folder).
+        Absolute path of the data source (resolved against the plan's folder); a remote URL or
+        ``/vsi*`` path (only with ``allow_remote``) is kept as a string.
     layer
         Layer name inside the source (required when the source has several layers).
     encoding
@@ -78,7 +79,7 @@ class LayerSpec:
     """
 
     role: str
-    path: Path
+    path: Path | str
     layer: str | None = None
     encoding: str | None = None
     assume_crs: str | None = None
@@ -91,7 +92,7 @@ class RasterSpec:
     """One ``[rasters.<name>]`` table of a plan (e.g. ``dem``)."""
 
     name: str
-    path: Path
+    path: Path | str
     assume_crs: str | None = None
     nodata: float | None = None
 
@@ -252,8 +253,8 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
     rules = _table(data, "rules", ppath)
     _check_keys(rules, _RULES_KEYS, "rules", ppath)
     rules_path = _opt(rules, "path", str, "rules", ppath)
-    rules_path = None if rules_path is None else _resolve(rules_path, base, "rules.path", ppath,
-                                                          allow_remote=False)
+    rules_path = None if rules_path is None else Path(
+        _resolve(rules_path, base, "rules.path", ppath, allow_remote=False))
     return PlanSpec(name=name, path=ppath, crs=crs, as_of=as_of, layers=layers,
                     rasters=rasters, rules_path=rules_path)
 
@@ -326,12 +327,12 @@ def _parse_as_of(value: Any, path: Path | None) -> _dt.date:
 
 
 def _resolve(text: str, base: Path, where: str, path: Path | None, *,
-             allow_remote: bool) -> Path:
+             allow_remote: bool) -> Path | str:
     if not text.strip():
         raise PlanError(f"'{where}' is empty", path=path, hint="give a file path")
     if is_remote(text):
         check_local_path(text, allow_remote=allow_remote, layer=where)
-        return Path(text)
+        return text.strip()
     p = Path(text).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
 

@@ -43,7 +43,14 @@ from spatialplan.crs import (
     to_analysis,
 )
 from spatialplan.errors import CRSError, DataLayerError, DataSourceError, RasterError
-from spatialplan.plan import LAYER_ROLES, PlanSpec, RasterSpec, check_local_path, read_plan_spec
+from spatialplan.plan import (
+    LAYER_ROLES,
+    PlanSpec,
+    RasterSpec,
+    check_local_path,
+    is_remote,
+    read_plan_spec,
+)
 
 __all__ = [
     "ALLOWED_DRIVERS",
@@ -64,6 +71,7 @@ log = logging.getLogger(__name__)
 
 #: vector drivers read by spatialplan (others, e.g. "OGR_VRT", are refused)
 ALLOWED_DRIVERS = ("GPKG", "ESRI Shapefile", "GeoJSON", "FlatGeobuf", "OpenFileGDB")
+_ALLOWED_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gdb")
 
 
 @dataclass
@@ -88,7 +96,7 @@ class SourceInfo:
         Features whose Z/M coordinates were dropped.
     """
 
-    path: Path
+    path: Path | str
     layer: str | None
     driver: str
     encoding: str | None
@@ -140,7 +148,7 @@ class RasterSource:
     """
 
     name: str
-    path: Path
+    path: Path | str
     crs: pyproj.CRS | None
     nodata: float | None
     res: tuple[float, float]
@@ -189,11 +197,20 @@ class Plan:
 # -- sources ---------------------------------------------------------------------------------
 
 
-def _open_info(path: Path, *, role: str, layer: str | None) -> tuple[str | None, dict]:
+def _open_info(path: Path | str, *, role: str,
+               layer: str | None) -> tuple[str | None, dict]:
     """Return (layer name, pyogrio info) after checking existence, layers and driver."""
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise DataSourceError("data source not found", path=path, layer=role,
                               hint="check the path in the plan (relative to the plan file)")
+    suffix = Path(str(path).rstrip("/")).suffix.lower()
+    if suffix not in _ALLOWED_SUFFIXES:
+        kind = {".vrt": " (OGR_VRT)", ".csv": " (CSV)", ".kml": " (KML)"}.get(suffix, "")
+        raise DataSourceError(
+            f"format '{suffix or '(no suffix)'}'{kind} is not accepted", path=path, layer=role,
+            hint="convert to GeoPackage (.gpkg), Shapefile (.shp), GeoJSON (.geojson), "
+            "FlatGeobuf (.fgb) or FileGDB (.gdb)",
+        )
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError family
@@ -281,7 +298,7 @@ def detect_dbf_encoding(dbf: str | Path) -> str | None:
     return None
 
 
-def _choose_encoding(path: Path, info: dict, *, encoding: str | None,
+def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
                      role: str) -> tuple[str | None, str]:
     """Return (encoding to pass to pyogrio, how it was chosen)."""
     if info.get("driver") != "ESRI Shapefile":
@@ -291,6 +308,8 @@ def _choose_encoding(path: Path, info: dict, *, encoding: str | None,
         return "UTF-8", "format"
     if encoding:
         return encoding, "declared"
+    if not isinstance(path, Path):
+        return None, "driver default (remote source)"
     dbf = _sidecar(path, ".dbf")
     cpg = _sidecar(path, ".cpg")
     detected = detect_dbf_encoding(dbf) if dbf is not None else "UTF-8"
@@ -336,7 +355,7 @@ def _sidecar(path: Path, suffix: str) -> Path | None:
 # -- layers ----------------------------------------------------------------------------------
 
 
-def _read_frame(path: Path, *, layer: str | None, encoding: str | None,
+def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
                 role: str) -> gpd.GeoDataFrame:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -418,7 +437,7 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
                              hint="valid roles: " + ", ".join(LAYER_ROLES))
     check_local_path(path, allow_remote=allow_remote, layer=role)
-    path = Path(path)
+    path = str(path).strip() if is_remote(path) else Path(path)
     layer, info = _open_info(path, role=role, layer=layer)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
     gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
@@ -470,7 +489,7 @@ def open_raster(spec: RasterSpec) -> RasterSource:
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    if not spec.path.exists():
+    if isinstance(spec.path, Path) and not spec.path.exists():
         raise RasterError("raster not found", path=spec.path, layer=spec.name,
                           hint="check the path in the plan (relative to the plan file)")
     try:
