@@ -1,0 +1,386 @@
+"""Self-contained HTML report of a check run (``report.html``).
+
+:func:`render_report` turns the result tables into one HTML page (inline CSS, no scripts, no
+external assets, printable); :func:`write_report` writes it atomically. Every value, column
+name and key is escaped with :func:`spatialplan._html.escape`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from spatialplan._html import escape, format_value, html_table, is_missing
+from spatialplan._version import __version__
+from spatialplan.errors import OutputError
+from spatialplan.output import atomic_path
+
+__all__ = ["render_report", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+_VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法检查",
+               "not_applicable": "不适用"}
+_LINES = {"redline": "生态保护红线", "farmland": "永久基本农田", "udb": "城镇开发边界",
+          "cropland": "耕地"}
+
+_CSS = """
+:root { --pass:#2ca02c; --review:#e07b00; --fail:#d62728; --error:#6c6c6c; }
+body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",
+       sans-serif; margin: 24px auto; max-width: 1200px; color: #222; line-height: 1.45; }
+h1 { font-size: 22px; border-bottom: 3px solid #c00000; padding-bottom: 6px; }
+h2 { font-size: 17px; margin-top: 28px; border-left: 5px solid #7b2cbf; padding-left: 8px; }
+table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13px; width: 100%; }
+th, td { border: 1px solid #bbb; padding: 3px 6px; vertical-align: top; text-align: left; }
+th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.v-pass { color: var(--pass); font-weight: bold; }
+td.v-review { color: var(--review); font-weight: bold; }
+td.v-fail { color: var(--fail); font-weight: bold; }
+td.v-error { color: var(--error); font-weight: bold; }
+table.kv { width: auto; } table.kv th { width: 16em; }
+.cards { display: flex; gap: 10px; flex-wrap: wrap; }
+.card { border: 1px solid #ccc; border-radius: 4px; padding: 6px 12px; min-width: 110px; }
+.card b { font-size: 20px; display: block; }
+.note { color: #555; font-size: 12px; }
+.empty { color: #777; font-style: italic; }
+iframe.map { width: 100%; height: 560px; border: 1px solid #999; }
+footer { margin-top: 30px; font-size: 11px; color: #777; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 11px; }
+  iframe.map { display: none; }
+  h2 { break-after: avoid; }
+  table { page-break-inside: auto; font-size: 10px; }
+  tr { break-inside: avoid; }
+  thead { display: table-header-group; }
+  a { color: inherit; text-decoration: none; }
+  @page { size: A4 landscape; margin: 12mm; }
+}
+"""
+
+
+def render_report(
+    *,
+    plan_name: str,
+    summary: Mapping[str, Any] | None,
+    township_stats: pd.DataFrame | None,
+    line_conflicts: pd.DataFrame | None,
+    projects: pd.DataFrame | None,
+    findings: pd.DataFrame | None,
+    coverage: pd.DataFrame | None = None,
+    map_path: str | os.PathLike | None = None,
+    tolerance: Mapping[str, Any] | None = None,
+    crs: Any = None,
+    inputs: Sequence[Mapping[str, Any]] | pd.DataFrame | None = None,
+) -> str:
+    """Render the check results as one self-contained, printable HTML page.
+
+    Parameters
+    ----------
+    plan_name
+        Shown in the title.
+    summary
+        Run facts as key → value (values may be nested mappings, e.g. per-layer counts).
+    township_stats, line_conflicts, projects, findings
+        The result tables (see DESIGN.md, Results). Geometry columns are ignored.
+    coverage
+        8+X coverage per township (default: the ``eight_present``/``eight_missing`` columns
+        of ``township_stats``).
+    map_path
+        The web map, linked and embedded in an ``<iframe>``; a relative path (an absolute
+        one is reduced to its file name: the map is expected beside the report).
+    tolerance
+        The overlap tolerances used (printed in every report).
+    crs
+        The analysis CRS (``pyproj.CRS`` or text).
+    inputs
+        Input files: rows with e.g. ``role``, ``path``, ``sha256``, ``n_in``, ``n_ok``,
+        ``n_repaired``, ``n_rejected``.
+
+    Returns
+    -------
+    str
+        The HTML document.
+
+    Examples
+    --------
+    >>> html = render_report(plan_name="demo", summary={"townships": 1}, township_stats=None,
+    ...                      line_conflicts=None, projects=None, findings=None)
+    >>> html.startswith("<!DOCTYPE html>")
+    True
+    """
+    title = f"{format_value(plan_name)} · 国土空间规划检查报告 Plan check report"
+    parts = [
+        f"<h1>{escape(title)}</h1>",
+        _section_summary(summary, projects, crs=crs, tolerance=tolerance, inputs=inputs),
+        _section_townships(township_stats),
+        _section_conflicts(line_conflicts),
+        _section_projects(projects, findings),
+        _section_coverage(coverage, township_stats),
+        _section_map(map_path),
+        f"<footer>spatialplan {escape(__version__)} · "
+        f"{escape(datetime.now().strftime('%Y-%m-%d %H:%M'))}</footer>",
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(p for p in parts if p)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def write_report(html: str, path: str | os.PathLike) -> Path:
+    """Write the report atomically (temporary file beside ``path``, then ``os.replace``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_report("<!DOCTYPE html><p>x</p>", pathlib.Path(tempfile.mkdtemp()) / "r.html")
+    >>> p.read_text(encoding="utf-8")[:15]
+    '<!DOCTYPE html>'
+    """
+    if not isinstance(html, str) or not html.strip():
+        raise OutputError("nothing to write: the report is empty", path=path)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8", newline="\n")
+    logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1e3)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+
+
+def _kv(pairs: Mapping[str, Any] | Sequence[tuple[Any, Any]]) -> str:
+    items = pairs.items() if isinstance(pairs, Mapping) else pairs
+    rows = []
+    for key, value in items:
+        if isinstance(value, Mapping):
+            cell = _kv(value)
+        elif isinstance(value, pd.DataFrame) or _is_records(value):
+            cell = html_table(value)
+        else:
+            cell = escape(value, digits=4 if isinstance(value, float) and abs(value) < 1 else 2)
+        rows.append(f"<tr><th>{escape(key)}</th><td>{cell}</td></tr>")
+    return f'<table class="kv">{"".join(rows)}</table>' if rows else ""
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and isinstance(value[0], Mapping)
+
+
+def _crs_text(crs: Any) -> str:
+    if crs is None or (isinstance(crs, str) and not crs):
+        return "not given"
+    name = getattr(crs, "name", None)
+    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
+    if name:
+        return f"EPSG:{epsg} {name}" if epsg else str(name)
+    return format_value(crs)
+
+
+def _section_summary(summary: Mapping[str, Any] | None, projects: pd.DataFrame | None, *,
+                     crs: Any, tolerance: Mapping[str, Any] | None,
+                     inputs: Sequence[Mapping[str, Any]] | pd.DataFrame | None) -> str:
+    out = ["<h2>运行概要 Run summary</h2>"]
+    counts = _verdict_counts(projects)
+    if counts:
+        cards = "".join(
+            f'<div class="card" style="border-color:var(--{v})">{escape(_VERDICT_ZH[v])} '
+            f"{escape(v)}<b>{counts.get(v, 0)}</b></div>"
+            for v in ("pass", "review", "fail", "error"))
+        out.append(f'<div class="cards">{cards}</div>')
+    facts: list[tuple[Any, Any]] = [("分析坐标系 Analysis CRS", _crs_text(crs))]
+    if tolerance:
+        facts.append(("容差 Tolerances", dict(tolerance)))
+    else:
+        facts.append(("容差 Tolerances", "not given (defaults of the rulebook)"))
+    facts += list((summary or {}).items())
+    out.append(_kv(facts))
+    if inputs is not None and len(inputs):
+        out.append("<h3>输入 Inputs (counts in/out)</h3>")
+        out.append(html_table(inputs, numeric_digits={"n_in": 0}))
+    return "\n".join(out)
+
+
+def _verdict_counts(projects: pd.DataFrame | None) -> dict[str, int]:
+    if projects is None or "verdict" not in getattr(projects, "columns", []):
+        return {}
+    return {str(k): int(v) for k, v in projects["verdict"].value_counts().items()}
+
+
+def _section_townships(stats: pd.DataFrame | None) -> str:
+    out = ["<h2>乡镇统计 Township statistics</h2>"]
+    if stats is None or len(stats) == 0:
+        out.append('<p class="empty">no township statistics</p>')
+        return "\n".join(out)
+    df = pd.DataFrame(stats.drop(columns=_geom_cols(stats)))
+    cols: list[str] = []
+    headers: dict[str, str] = {}
+    for c, h in (("township_code", "代码 code"), ("township_name", "乡镇 township")):
+        if c in df.columns:
+            cols.append(c)
+            headers[c] = h
+    if "area_m2" in df.columns:
+        df["area_ha"] = df["area_m2"] / 1e4
+        cols.append("area_ha")
+        headers["area_ha"] = "面积 area (ha, planar)"
+    if "area_ellipsoidal_m2" in df.columns:
+        df["area_ell_ha"] = df["area_ellipsoidal_m2"] / 1e4
+        cols.append("area_ell_ha")
+        headers["area_ell_ha"] = "面积 area (ha, ellipsoidal)"
+    for line, zh in _LINES.items():
+        if f"{line}_ha" in df.columns:
+            cols.append(f"{line}_ha")
+            headers[f"{line}_ha"] = f"{zh} (ha)"
+        if f"{line}_mu" in df.columns and line in ("farmland", "cropland"):
+            cols.append(f"{line}_mu")
+            headers[f"{line}_mu"] = f"{zh} (亩)"
+        if f"{line}_share" in df.columns:
+            df[f"{line}_pct"] = df[f"{line}_share"].astype(float) * 100
+            cols.append(f"{line}_pct")
+            headers[f"{line}_pct"] = f"{zh} %"
+    if "n_projects" in df.columns:
+        cols.append("n_projects")
+        headers["n_projects"] = "项目数 projects"
+    known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "eight_present", "eight_missing"}
+    known |= {f"{line}_{s}" for line in _LINES for s in ("m2", "ha", "mu", "share")}
+    cols += [c for c in df.columns if c not in known and not str(c).endswith("_pct")
+             and c not in ("area_ha", "area_ell_ha")]
+    out.append(html_table(df, columns=cols, headers=headers,
+                          numeric_digits={"n_projects": 0}))
+    return "\n".join(out)
+
+
+def _geom_cols(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if str(df[c].dtype) == "geometry"]
+
+
+def _section_conflicts(conflicts: pd.DataFrame | None) -> str:
+    out = ["<h2>控制线冲突 Line conflicts</h2>",
+           '<p class="note">三条控制线应“不交叉、不重叠、不冲突”; overlaps below the tolerance '
+           "are listed as boundary noise (review), never dropped.</p>"]
+    if conflicts is None or len(conflicts) == 0:
+        out.append('<p class="empty">无冲突 no conflicts found</p>')
+        return "\n".join(out)
+    df = pd.DataFrame(conflicts.drop(columns=_geom_cols(conflicts)))
+    if {"kind", "area_m2"} <= set(df.columns):
+        by = df.groupby("kind", dropna=False)["area_m2"].agg(["count", "sum"]).reset_index()
+        out.append(html_table(by, headers={"kind": "类型 kind", "count": "数量 count",
+                                           "sum": "面积 area (m²)"},
+                              numeric_digits={"count": 0}))
+    out.append(html_table(df, headers={"layer_a": "图层 A", "layer_b": "图层 B",
+                                       "feature_a": "要素 A", "feature_b": "要素 B",
+                                       "township_code": "乡镇 township",
+                                       "area_m2": "面积 area (m²)", "kind": "类型 kind"}))
+    return "\n".join(out)
+
+
+def _verdict_class(column: str, value: Any) -> str | None:
+    if column in ("verdict", "status") and not is_missing(value) and str(value) in _VERDICT_ZH:
+        return f"v-{value}"
+    return None
+
+
+def _section_projects(projects: pd.DataFrame | None, findings: pd.DataFrame | None) -> str:
+    out = ["<h2>项目合规性 Project verdicts</h2>"]
+    if projects is None or len(projects) == 0:
+        out.append('<p class="empty">no projects</p>')
+        return "\n".join(out)
+    df = pd.DataFrame(projects.drop(columns=_geom_cols(projects)))
+    if "verdict" in df.columns:
+        order = {"error": 0, "fail": 1, "review": 2, "pass": 3}
+        df = df.assign(_o=df["verdict"].map(order)).sort_values(["_o"], kind="stable")
+        df["verdict_zh"] = [f"{_VERDICT_ZH.get(v, format_value(v))} {format_value(v)}"
+                            for v in df["verdict"]]
+    wanted = [("project_id", "编号 id"), ("name", "项目名称 name"),
+              ("township_code", "乡镇 township"), ("facility_name", "类别 facility"),
+              ("group", "8/X"), ("status", "状态 status"), ("verdict_zh", "合规性 verdict"),
+              ("area_m2", "面积 area (m²)"), ("redline_m2", "红线 red line (m²)"),
+              ("farmland_m2", "基本农田 farmland (m²)"), ("farmland_mu", "基本农田 (亩)"),
+              ("outside_udb_m2", "开发边界外 outside UDB (m²)"),
+              ("slope_mean_deg", "平均坡度 slope (°)"), ("reasons", "原因 reasons")]
+    cols = [c for c, _ in wanted if c in df.columns]
+    headers = dict(wanted)
+
+    def klass(column: str, value: Any) -> str | None:
+        if column == "verdict_zh" and isinstance(value, str):
+            return f"v-{value.split()[-1]}"
+        return _verdict_class(column, value)
+
+    out.append(html_table(df, columns=cols, headers=headers, cell_class=klass))
+    out.append(_section_findings(findings))
+    return "\n".join(out)
+
+
+def _section_findings(findings: pd.DataFrame | None) -> str:
+    if findings is None or len(findings) == 0:
+        return '<p class="empty">no findings</p>'
+    df = pd.DataFrame(findings)
+    out = ["<h3>检查明细 Findings (not passing) and rule sources</h3>"]
+    shown = df
+    if "status" in df.columns:
+        shown = df[~df["status"].isin(["pass", "not_applicable"])]
+    out.append(html_table(shown, headers={"project_id": "编号 id", "rule": "规则 rule",
+                                          "status": "结果 status", "measure": "量 measure",
+                                          "unit": "单位 unit", "message": "说明 message",
+                                          "source": "依据 source"},
+                          cell_class=_verdict_class, empty="all findings pass"))
+    if {"rule", "source"} <= set(df.columns):
+        rules = df[["rule", "source"]].drop_duplicates().sort_values("rule")
+        out.append("<h3>规则依据 Rule sources</h3>")
+        out.append(html_table(rules, headers={"rule": "规则 rule", "source": "依据 source"}))
+    return "\n".join(out)
+
+
+def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None) -> str:
+    out = ["<h2>“8+X” 配套缺口 Coverage gaps</h2>"]
+    if coverage is None and stats is not None and "eight_missing" in getattr(stats, "columns", []):
+        cols = [c for c in ("township_code", "township_name", "n_projects", "eight_present",
+                            "eight_missing") if c in stats.columns]
+        coverage = pd.DataFrame(stats[cols])
+    if coverage is None or len(coverage) == 0:
+        out.append('<p class="empty">no coverage information (run the siting check)</p>')
+        return "\n".join(out)
+    df = pd.DataFrame(coverage.drop(columns=_geom_cols(coverage)))
+    out.append(html_table(df, headers={"township_code": "代码 code",
+                                       "township_name": "乡镇 township",
+                                       "n_projects": "项目数 projects",
+                                       "eight_present": "已有 “8” present",
+                                       "eight_missing": "缺少 “8” missing"},
+                          numeric_digits={"n_projects": 0}))
+    return "\n".join(out)
+
+
+def _map_href(map_path: str | os.PathLike) -> str:
+    text = os.fspath(map_path)
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme and len(parsed.scheme) > 1:  # "http:", "javascript:", ... (not "C:")
+        raise OutputError("the map must be a local file next to the report", path=text,
+                          hint="pass a relative path such as 'map.html'")
+    path = Path(text)
+    if path.is_absolute():
+        path = Path(path.name)
+    return urllib.parse.quote(str(PurePosixPath(*path.parts)))
+
+
+def _section_map(map_path: str | os.PathLike | None) -> str:
+    if map_path is None:
+        return ""
+    href = escape(_map_href(map_path))
+    return (
+        "<h2>地图 Map</h2>"
+        f'<p><a href="{href}">打开交互地图 Open the interactive map ({href})</a> '
+        '<span class="note">(basemap tiles need the network; overlays do not)</span></p>'
+        f'<iframe class="map" src="{href}" title="map" loading="lazy"></iframe>'
+    )
