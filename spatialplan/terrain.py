@@ -550,11 +550,11 @@ def township_terrain_stats(
     geoms = _geometries(townships, terrain, ids, role="townships")
     raw = _zonal(terrain, geoms)
     frame = _site_frame(raw, ids, terrain, min_pixels=min_pixels, min_coverage=min_coverage)
-    frame.insert(0, "area_m2", raw["area"].to_numpy())
-    for k, (label, _, _) in enumerate(SLOPE_CLASSES, start=1):
-        frame[f"slope_{label}_m2"] = raw[f"frac_{k}"].to_numpy() * raw["count"].to_numpy() \
-            * terrain.cell_area_m2
-    return frame
+    valid_m2 = raw["count"] * terrain.cell_area_m2
+    classes = {f"slope_{label}_m2": raw["fracs"][:, k] * valid_m2
+               for k, (label, _, _) in enumerate(SLOPE_CLASSES)}
+    return pd.concat([pd.DataFrame({"area_m2": raw["area"]}, index=ids), frame,
+                      pd.DataFrame(classes, index=ids)], axis=1)
 
 
 def _default_crs(crs: Any, frame: gpd.GeoDataFrame) -> Any:
@@ -606,13 +606,12 @@ def _geometries(frame: gpd.GeoDataFrame, terrain: Terrain, ids: pd.Index,
     return geoms
 
 
-def _zonal(terrain: Terrain, geoms: gpd.GeoSeries) -> pd.DataFrame:
-    """Raw exactextract results per row position: count, mean, max, elev, fracs, area."""
+def _zonal(terrain: Terrain, geoms: gpd.GeoSeries) -> dict[str, np.ndarray]:
+    """Raw exactextract results per row position: count, mean, max, elev, area, fracs."""
     n = len(geoms)
-    raw = pd.DataFrame({"count": np.zeros(n), "mean": np.nan, "max": np.nan, "elev": np.nan,
-                        "area": geoms.area.fillna(0.0).to_numpy()})
-    for k in range(1, len(SLOPE_CLASSES) + 1):
-        raw[f"frac_{k}"] = 0.0
+    raw = {"count": np.zeros(n), "mean": np.full(n, np.nan), "max": np.full(n, np.nan),
+           "elev": np.full(n, np.nan), "area": geoms.area.fillna(0.0).to_numpy(),
+           "fracs": np.zeros((n, len(SLOPE_CLASSES)))}
     present = np.flatnonzero(~(geoms.isna() | geoms.is_empty).to_numpy())
     if present.size == 0:
         return raw
@@ -634,13 +633,11 @@ def _zonal(terrain: Terrain, geoms: gpd.GeoSeries) -> pd.DataFrame:
     out = exact_extract(None, source, ops, include_cols=["row"], output="pandas")
     rows = out["row"].to_numpy(dtype=np.int64)
     for column in ("count", "mean", "max", "elev"):
-        raw.loc[rows, column] = out[column].to_numpy(dtype=np.float64)
-    fracs = np.zeros((len(out), len(SLOPE_CLASSES)))
-    for i, (values, shares) in enumerate(zip(out["cls"], out["frac"], strict=True)):
+        raw[column][rows] = out[column].to_numpy(dtype=np.float64)
+    fracs = raw["fracs"]
+    for row, values, shares in zip(rows, out["cls"], out["frac"], strict=True):
         for value, share in zip(values, shares, strict=True):
-            fracs[i, int(value) - 1] += share
-    for k in range(len(SLOPE_CLASSES)):
-        raw.loc[rows, f"frac_{k + 1}"] = fracs[:, k]
+            fracs[row, int(value) - 1] += share
     return raw
 
 
@@ -650,22 +647,23 @@ def _coverage(count: np.ndarray, area: np.ndarray, cell_area: float) -> np.ndarr
     return np.clip(share, 0.0, 1.0)
 
 
-def _site_frame(raw: pd.DataFrame, ids: pd.Index, terrain: Terrain, *,
+def _site_frame(raw: dict[str, np.ndarray], ids: pd.Index, terrain: Terrain, *,
                 min_pixels: float, min_coverage: float) -> pd.DataFrame:
-    count = raw["count"].to_numpy()
-    area = raw["area"].to_numpy()
+    count, fracs = raw["count"], raw["fracs"]
     has = count > 0
-    frame = pd.DataFrame(index=ids)
-    frame["slope_mean_deg"] = np.where(has, raw["mean"], np.nan)
-    frame["slope_max_deg"] = np.where(has, raw["max"], np.nan)
-    frame["share_over_15"] = np.where(has, raw["frac_4"] + raw["frac_5"], np.nan)
-    frame["share_over_25"] = np.where(has, raw["frac_5"], np.nan)
-    frame["elev_mean_m"] = raw["elev"].to_numpy()
-    frame["coverage"] = _coverage(count, area, terrain.cell_area_m2)
-    frame["n_pixels"] = count
-    flag = np.full(len(frame), "ok", dtype=object)
-    flag[frame["coverage"].to_numpy() < min_coverage] = "partial_coverage"
+    coverage = _coverage(count, raw["area"], terrain.cell_area_m2)
+    flag = np.full(len(count), "ok", dtype=object)
+    flag[coverage < min_coverage] = "partial_coverage"
     flag[count < min_pixels] = "too_few_pixels"
     flag[~has] = "no_data"
-    frame["flag"] = pd.array(flag, dtype="str")
-    return frame
+    columns = {
+        "slope_mean_deg": np.where(has, raw["mean"], np.nan),
+        "slope_max_deg": np.where(has, raw["max"], np.nan),
+        "share_over_15": np.where(has, fracs[:, 3] + fracs[:, 4], np.nan),
+        "share_over_25": np.where(has, fracs[:, 4], np.nan),
+        "elev_mean_m": raw["elev"],
+        "coverage": coverage,
+        "n_pixels": count,
+        "flag": pd.array(flag, dtype="str"),
+    }
+    return pd.DataFrame(columns, index=ids)

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, reproject, transform_bounds
 from shapely import box
@@ -181,6 +183,11 @@ def test_geographic_dem_needs_an_analysis_crs(tmp_path):
 @pytest.fixture
 def plane20(tmp_path):
     return read_terrain(_write(tmp_path / "plane20.tif", _plane(20.0)))
+
+
+@pytest.fixture(scope="module")
+def plane20_shared(tmp_path_factory):
+    return read_terrain(_write(tmp_path_factory.mktemp("dem") / "plane20.tif", _plane(20.0)))
 
 
 def test_site_stats_on_a_plane(plane20):
@@ -449,3 +456,27 @@ def test_cli_terrain_without_dem_is_a_usage_error(tmp_path, capsys):
     assert main(["terrain", str(plan), "--out", str(tmp_path / "out")]) == 2
     assert "no DEM" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_no_sites_give_an_empty_frame(plane20):
+    stats = site_slope_stats(_sites(), plane20)
+    assert stats.empty and list(stats.columns) == list(SITE_COLUMNS)
+
+
+@settings(max_examples=20, deadline=None)
+@given(x=st.floats(-200, 900), y=st.floats(-900, 200), w=st.floats(1, 600), h=st.floats(1, 600))
+def test_invariants_for_any_box(plane20_shared, x, y, w, h):
+    site = box(X0 + x, Y0 - y - h, X0 + x + w, Y0 - y)
+    towns = gpd.GeoDataFrame({"code": ["t"]}, geometry=[site], crs=GK)
+    if not site.intersects(box(*plane20_shared.bounds)):
+        return
+    row = township_terrain_stats(towns, plane20_shared).iloc[0]
+    assert 0.0 <= row["coverage"] <= 1.0
+    classes = row[[c for c in row.index if c.startswith("slope_") and c.endswith("_m2")]]
+    assert classes.sum() == pytest.approx(row["coverage"] * row["area_m2"], rel=1e-7, abs=1e-6)
+    assert row["n_pixels"] * 100.0 == pytest.approx(row["coverage"] * row["area_m2"], rel=1e-7)
+    if row["flag"] != "no_data":
+        assert row["slope_mean_deg"] == pytest.approx(20.0, abs=0.1)
+        assert row["share_over_15"] == pytest.approx(1.0)
+    else:
+        assert row["n_pixels"] == 0
