@@ -375,3 +375,25 @@ def test_feature_issues_lists_repairs_and_rejections(tmp_path):
     assert set(issues["kind"]) == {"rejected"}
     assert list(issues.columns) == ["role", "feature_id", "kind", "reason", "area_before_m2",
                                     "area_after_m2"]
+
+
+@pytest.mark.parametrize(("suffix", "driver"),
+                         [(".gpkg", "GPKG"), (".geojson", "GeoJSON"), (".fgb", "FlatGeobuf"),
+                          (".shp", "ESRI Shapefile")])
+def test_formats_read_the_same(tmp_path, townships_gdf, suffix, driver):
+    lyr = read_layer(write_layer(townships_gdf, tmp_path / f"t{suffix}"), role="townships",
+                     crs="EPSG:4545")
+    assert lyr.source.driver == driver
+    # FlatGeobuf's spatial index may reorder features: ids follow the order as stored
+    pairs = sorted(zip(lyr.data["code"], lyr.data["name"], strict=True))
+    assert pairs == [("520123001", NAMES[0]), ("520123002", NAMES[1])]
+    assert lyr.data["feature_id"].tolist() == ["townships:0", "townships:1"]
+
+
+def test_assume_crs_overrides_a_wrong_prj_with_warning(tmp_path, townships_gdf, caplog):
+    path = write_layer(_prefixed(townships_gdf, "EPSG:4545"), tmp_path / "p.gpkg")
+    with caplog.at_level(logging.WARNING, logger="spatialplan"):
+        lyr = read_layer(path, role="townships", assume_crs="EPSG:4524", crs="EPSG:4545")
+    assert lyr.source.crs_source == "assumed (overrides source)"
+    assert lyr.source.crs.to_epsg() == 4524
+    assert "overrides the source CRS" in caplog.text
