@@ -22,6 +22,8 @@ __all__ = [
     "overlap_pairs",
     "covered_area",
     "is_zero",
+    "is_zero_scalar",
+    "classify_scalar",
     "classify_overlap",
 ]
 
@@ -141,6 +143,20 @@ def is_zero(value: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Whether an area is numerically zero relative to the site area (float residue of GEOS)."""
     value = np.asarray(value, dtype=float)
     return ~(value > 1e-6 + 1e-9 * np.nan_to_num(np.asarray(area, dtype=float)))
+
+
+def is_zero_scalar(value: float, area: float) -> bool:
+    """Scalar :func:`is_zero` (fast path for per-row loops)."""
+    a = 0.0 if area != area else area
+    return not value > 1e-6 + 1e-9 * a
+
+
+def classify_scalar(overlap: float, area: float, min_m2: float, min_share: float) -> str:
+    """Scalar :func:`classify_overlap`."""
+    if is_zero_scalar(overlap, area):
+        return "none"
+    share = overlap / area if area > 0 else 0.0
+    return "real" if overlap >= min_m2 and share >= min_share else "noise"
 
 
 def classify_overlap(

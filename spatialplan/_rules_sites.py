@@ -19,8 +19,10 @@ import shapely
 from spatialplan._rules_dates import bilingual
 from spatialplan._rules_geom import (
     classify_overlap,
+    classify_scalar,
     covered_area,
     is_zero,
+    is_zero_scalar,
     layer_geometries,
     overlap_pairs,
 )
@@ -154,15 +156,15 @@ def rule_township(ctx, townships: gpd.GeoDataFrame | None) -> Out:
             continue
         outside = max(ctx.area[i] - inside[i], 0.0)
         name = label[decl]
-        if is_zero(outside, ctx.area[i]):
+        if is_zero_scalar(outside, ctx.area[i]):
             out.set(i, "pass", bilingual(f"位于申报乡镇 {name} 内",
                                          f"inside the declared township {name}"), 0.0, "m2")
-        elif is_zero(inside[i], ctx.area[i]):
+        elif is_zero_scalar(inside[i], ctx.area[i]):
             out.set(i, "fail", bilingual(f"选址完全位于申报乡镇 {name} 之外，{lies_zh}",
                                          f"wholly outside the declared township {name}; "
                                          f"the site {lies_en}"), outside, "m2")
         else:
-            cls = classify_overlap(outside, ctx.area[i], ctx.tol_m2[i], ctx.tol_share[i])
+            cls = classify_scalar(outside, ctx.area[i], ctx.tol_m2[i], ctx.tol_share[i])
             zh, en = fmt_area(outside)
             if cls == "noise":
                 msg = bilingual(
@@ -346,14 +348,17 @@ def rule_landuse(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
     found = pd.DataFrame({"s": si, "c": pcodes[oi], "a": area})
     found = found[~compat].groupby(["s", "c"])["a"].sum().reset_index()
     found = found.sort_values(["s", "a"], ascending=[True, False])
-    bad_codes = found.groupby("s")["c"].apply(lambda c: "、".join(list(c)[:4])).to_dict()
+    listed: dict[int, list[str]] = {}
+    for site, code in zip(found["s"].to_numpy(), found["c"].to_numpy(), strict=True):
+        listed.setdefault(site, []).append(str(code))
+    bad_codes = {k: "、".join(v[:4]) for k, v in listed.items()}
     for i in np.flatnonzero(ctx.eligible_now):
         allowed = ctx.landuse_codes[i]
         need = "/".join(allowed) if allowed else ""
         if not allowed:
             out.set(i, "not_applicable", bilingual("目录未规定该设施的兼容用地代码",
                                                    "the catalogue lists no land-use code"))
-        elif is_zero(covered[i], ctx.area[i]):
+        elif is_zero_scalar(covered[i], ctx.area[i]):
             out.set(i, "review", bilingual("选址未被详细规划地块覆盖，需核对村庄规划或详细规划",
                                            "site not covered by detailed-plan parcels: check "
                                            "the village or detailed plan"), 0.0, "share")
@@ -363,7 +368,7 @@ def rule_landuse(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
                     share[i], "share")
         else:
             bad = bad_codes.get(i) or "—"
-            status = "fail" if is_zero(good[i], ctx.area[i]) else "review"
+            status = "fail" if is_zero_scalar(good[i], ctx.area[i]) else "review"
             out.set(i, status, bilingual(
                 f"兼容用地仅占 {_pct(share[i])}（地块代码 {bad}，{ctx.name_zh[i]}需 {need}）",
                 f"only {_pct(share[i])} on compatible land use (parcel codes {bad}; "
@@ -525,29 +530,30 @@ def rule_project_overlap(ctx) -> Out:
     pids = ctx.attrs["project_id"].to_numpy()
     si, oi, area = overlap_pairs(ctx.geoms, ctx.geoms)
     keep = (si != oi) & ctx.eligible_now[si] & ctx.eligible_now[oi]
+    keep &= ~is_zero(area, ctx.area[si])
     si, oi, area = si[keep], oi[keep], area[keep]
-    frame = pd.DataFrame({"s": si, "o": oi, "a": area}).sort_values(
-        ["s", "a"], ascending=[True, False])
-    frame = frame[~is_zero(frame["a"].to_numpy(), ctx.area[frame["s"].to_numpy()])]
-    groups = {s: g for s, g in frame.groupby("s")}
-    total = np.bincount(frame["s"].to_numpy(), weights=frame["a"].to_numpy(), minlength=ctx.n)
+    order = np.lexsort((-area, si))
+    si, oi, area = si[order], oi[order], area[order]
+    total = np.bincount(si, weights=area, minlength=ctx.n)
     ctx.measures["project_overlap_m2"] = np.where(ctx.usable, total, np.nan)
+    starts = np.searchsorted(si, np.arange(ctx.n), side="left")
+    stops = np.searchsorted(si, np.arange(ctx.n), side="right")
+    no_overlap = bilingual("与其他项目选址无重叠", "no overlap with other sites")
     for i in np.flatnonzero(ctx.eligible_now):
-        if i not in groups:
-            out.set(i, "pass", bilingual("与其他项目选址无重叠", "no overlap with other sites"),
-                    0.0, "m2")
+        a, b = starts[i], stops[i]
+        if a == b:
+            out.set(i, "pass", no_overlap, 0.0, "m2")
             continue
-        g = groups[i]
-        biggest = float(g["a"].iloc[0])
-        cls = classify_overlap(biggest, ctx.area[i], ctx.tol_m2[i], ctx.tol_share[i])
-        others = "、".join(str(pids[o]) for o in g["o"].head(3))
-        others_en = ", ".join(str(pids[o]) for o in g["o"].head(3))
-        zh, en = fmt_area(float(g["a"].sum()))
+        biggest = float(area[a])
+        cls = classify_scalar(biggest, ctx.area[i], ctx.tol_m2[i], ctx.tol_share[i])
+        near = [str(pids[o]) for o in oi[a:min(b, a + 3)]]
+        zh, en = fmt_area(float(total[i]))
         if cls == "noise":
-            msg = _noise(f"项目 {others} 选址", f"the site of {others_en}", biggest, ctx.tol_m2[i])
+            msg = _noise(f"项目 {'、'.join(near)} 选址", f"the site of {', '.join(near)}",
+                         biggest, ctx.tol_m2[i])
         else:
-            msg = bilingual(f"与项目 {others} 选址重叠 {zh}",
-                            f"site overlaps project {others_en} by {en}")
+            msg = bilingual(f"与项目 {'、'.join(near)} 选址重叠 {zh}",
+                            f"site overlaps project {', '.join(near)} by {en}")
         out.set(i, "review", msg, float(total[i]), "m2")
     return out
 

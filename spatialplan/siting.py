@@ -211,9 +211,11 @@ class _Ctx:
         self.row_rules = [self.code_rules[c] for c in self.codes]
 
         def fac_col(name: str) -> np.ndarray:
-            return np.array(
-                [fac.at[c, name] if c is not None else None for c in self.codes], dtype=object
-            )
+            values = fac[name].to_dict()
+            out = np.empty(self.n, dtype=object)  # filled one by one: values may be tuples
+            for i, c in enumerate(self.codes):
+                out[i] = values.get(c) if c is not None else None
+            return out
 
         self.group = fac_col("group")
         self.name_zh = fac_col("name_zh")
@@ -353,19 +355,25 @@ def _zh_part(message: str) -> str:
 
 def _verdicts(findings: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """Verdict, reasons and Chinese reasons per project feature_id (worst finding wins)."""
-    f = findings[findings["subject"] == "project"]
-    sev = f["status"].map(VERDICT_ORDER).fillna(-1).astype(int)
-    verdict_sev = sev.groupby(f["feature_id"], sort=False).max().clip(lower=0)
+    sev_of = {k: v for k, v in VERDICT_ORDER.items() if v > 0}
+    worst: dict[str, int] = {}
+    msgs: dict[str, list[str]] = {}
+    cols = ("feature_id", "status", "message", "subject")
+    for fid, status, message, subject in zip(*(findings[c].to_numpy() for c in cols),
+                                             strict=True):
+        sev = sev_of.get(status)
+        if sev is None or subject != "project":
+            continue
+        if sev > worst.get(fid, 0):
+            worst[fid] = sev
+        msgs.setdefault(fid, []).append(message)
     names = {v: k for k, v in VERDICT_ORDER.items()}
-    bad = f[sev > 0]
-    reasons = bad.groupby("feature_id", sort=False)["message"].agg("; ".join)
-    reasons_zh = bad.groupby("feature_id", sort=False)["message"].agg(
-        lambda m: "；".join(_zh_part(x) for x in m))
-    out = pd.DataFrame(index=pd.Index(order, name="feature_id"))
-    out["verdict"] = verdict_sev.reindex(order).fillna(0).astype(int).map(names).to_numpy()
     ok = bilingual("各项检查均符合", "all checks passed")
-    out["reasons"] = reasons.reindex(order).fillna(ok).to_numpy()
-    out["reasons_zh"] = reasons_zh.reindex(order).fillna(_zh_part(ok)).to_numpy()
+    out = pd.DataFrame(index=pd.Index(order, name="feature_id"))
+    out["verdict"] = [names[worst.get(f, 0)] for f in order]
+    out["reasons"] = ["; ".join(msgs[f]) if f in msgs else ok for f in order]
+    out["reasons_zh"] = ["；".join(_zh_part(m) for m in msgs[f]) if f in msgs else _zh_part(ok)
+                         for f in order]
     return out
 
 
