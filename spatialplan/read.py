@@ -569,7 +569,7 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
     analysis_crs, reason = choose_analysis_crs(
         [lyr.data for lyr in layers.values()],
         requested=crs if crs is not None else spec.crs)
-    log.info("analysis CRS: %s", reason)
+    log.debug("analysis CRS: %s", reason)
     for role, lyr in layers.items():
         where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
         lyr.data = to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path)

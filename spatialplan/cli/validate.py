@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             "rasters": rasters.to_dict(orient="records"),
         }))
         return 0
+    layers["path"] = [_short(p, plan.path) for p in layers["path"]]
+    rasters["path"] = [_short(p, plan.path) for p in rasters["path"]]
     print(f"plan: {plan.name} ({plan.path})")
     print(f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}")
     print(f"as of: {plan.as_of}")
@@ -75,3 +77,13 @@ def run(args: argparse.Namespace) -> int:
         print("\nrasters:")
         print(format_table(rasters))
     return 0
+
+
+def _short(path: str, plan_path: Path | None) -> str:
+    """Show ``path`` relative to the plan's folder when it lies inside it."""
+    if plan_path is None:
+        return path
+    try:
+        return str(Path(path).relative_to(Path(plan_path).parent))
+    except ValueError:
+        return path
