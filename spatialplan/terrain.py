@@ -165,9 +165,12 @@ class Terrain:
     @cached_property
     def slope_class(self) -> np.ndarray:
         """uint8 grid of the survey slope class (1…5 as :data:`SLOPE_CLASSES`), 0 = nodata."""
-        bins = np.array([upper for _, _, upper in SLOPE_CLASSES[:-1]], dtype=np.float32)
-        classes = (np.digitize(self.slope, bins, right=True) + 1).astype(np.uint8)
-        classes[self.slope == NODATA] = 0
+        classes = np.zeros(self.slope.shape, dtype=np.uint8)
+        for r0 in range(0, self.slope.shape[0], 512):  # row blocks keep the temporaries small
+            block, out = self.slope[r0 : r0 + 512], classes[r0 : r0 + 512]
+            out[...] = block >= 0.0  # valid slopes are ≥ 0, NODATA is negative
+            for _, _, upper in SLOPE_CLASSES[:-1]:
+                out += block > upper
         return classes
 
 

@@ -480,3 +480,16 @@ def test_invariants_for_any_box(plane20_shared, x, y, w, h):
         assert row["share_over_15"] == pytest.approx(1.0)
     else:
         assert row["n_pixels"] == 0
+
+
+def test_slope_class_bounds_follow_the_survey_convention():
+    from pyproj import CRS
+
+    from spatialplan.terrain import Terrain
+
+    slope = np.array([[NODATA, 0.0, 2.0, 2.01, 6.0, 6.5, 15.0, 15.5, 25.0, 25.5, 60.0]],
+                     dtype=np.float32)
+    t = Terrain(elevation=np.zeros_like(slope), slope=slope, transform=Affine(10, 0, X0, 0, -10,
+                                                                                Y0),
+                crs=CRS.from_user_input(GK), source="test", reprojected=False)
+    assert t.slope_class.tolist() == [[0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]]
