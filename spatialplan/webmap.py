@@ -582,39 +582,56 @@ def _display_geometry(role: str, geoms: np.ndarray, *, max_vertices: int,
 
 def _aggregate(role: str, gdf: gpd.GeoDataFrame, *, townships: gpd.GeoDataFrame | None,
                max_features: int) -> tuple[gpd.GeoDataFrame, str]:
-    """Dissolve a too-large layer (per township when possible) for display."""
+    """Aggregate a too-large layer for display: occupied cells of a grid, merged per township.
+
+    Fast for any number of features (no union of the input geometries): each feature is
+    assigned by its representative point to a grid cell whose size doubles until at most
+    ``max_features`` cells are occupied; the cells of each township are then merged.
+    """
     n = len(gdf)
     geoms = gdf.geometry.values
-    key = np.zeros(n, dtype=object)
-    if townships is not None and len(townships):
-        t = _valid_rows("townships", townships).to_crs(gdf.crs)
-        tcode = _first_col(t, ("township_code", "code"))
-        pts = gpd.GeoDataFrame(geometry=shapely.point_on_surface(geoms), crs=gdf.crs)
-        hit = gpd.sjoin(pts, t[[tcode, "geometry"]] if tcode else t[["geometry"]],
-                        how="left", predicate="within")
-        hit = hit[~hit.index.duplicated()]
-        key = (hit[tcode] if tcode else hit["index_right"]).astype(object).to_numpy()
-        key = np.where(pd.isna(key), "", key).astype(str)
-    parts, labels = [], []
-    for k in pd.unique(key):
-        sel = geoms[key == k]
-        merged = shapely.coverage_union_all(sel) if _is_coverage(sel) else shapely.union_all(sel)
-        parts.append(merged)
-        labels.append(k)
-    agg = gpd.GeoDataFrame({"_township": labels, "_n": [int((key == k).sum()) for k in labels]},
-                           geometry=parts, crs=gdf.crs)
-    total = _n_vertices(agg.geometry.values)
-    if total > 200_000:
-        # close the gaps between many small patches so they can be drawn as a few areas
-        d = max(5.0, float(np.sqrt(agg.area.sum() / max(n, 1))))
-        agg["geometry"] = shapely.buffer(shapely.buffer(agg.geometry.values, d), -d)
-        note_extra = f", gaps under {2 * d:.0f} m closed"
-    else:
-        note_extra = ""
-    note = (f"{LAYER_NAMES[role]}: {n:,} features > {max_features:,}, shown dissolved per "
-            f"township for display{note_extra}")
-    logger.warning("%s (set max_features to change this)", note)
+    pts = shapely.get_coordinates(shapely.point_on_surface(np.asarray(geoms)))
+    area = shapely.area(np.asarray(geoms))
+    key = _township_key(pts, gdf.crs, townships)
+    xmin, ymin = pts.min(axis=0)
+    xmax, ymax = pts.max(axis=0)
+    cell = max(25.0, float(np.sqrt(max((xmax - xmin) * (ymax - ymin), 1.0) / max_features)))
+    while True:
+        ix = np.floor((pts[:, 0] - xmin) / cell).astype(np.int64)
+        iy = np.floor((pts[:, 1] - ymin) / cell).astype(np.int64)
+        cells = pd.DataFrame({"key": key, "ix": ix, "iy": iy, "area": area})
+        grouped = cells.groupby(["key", "ix", "iy"], sort=False)["area"].agg(["size", "sum"])
+        if len(grouped) <= max_features:
+            break
+        cell *= 2.0
+    grouped = grouped.reset_index()
+    x = xmin + grouped["ix"].to_numpy() * cell
+    y = ymin + grouped["iy"].to_numpy() * cell
+    grouped["geometry"] = shapely.box(x, y, x + cell, y + cell)
+    parts, rows = [], []
+    for k, sub in grouped.groupby("key", sort=False):
+        parts.append(shapely.coverage_union_all(sub["geometry"].to_numpy()))
+        rows.append({"_township": k, "_n": int(sub["size"].sum()),
+                     "_area_ha": float(sub["sum"].sum()) / 1e4})
+    agg = gpd.GeoDataFrame(rows, geometry=parts, crs=gdf.crs)
+    note = (f"{LAYER_NAMES[role]}: {n:,} features > {max_features:,}, shown aggregated "
+            f"to a {cell:,.0f} m grid per township (display only)")
+    logger.warning("%s; set max_features to change this", note)
     return agg, note
+
+
+def _township_key(pts: np.ndarray, crs: Any, townships: gpd.GeoDataFrame | None) -> np.ndarray:
+    """Township code (or "") of each point, for per-township aggregation."""
+    key = np.full(len(pts), "", dtype=object)
+    if townships is None or len(townships) == 0:
+        return key
+    t = _valid_rows("townships", townships).to_crs(crs)
+    tcode = _first_col(t, ("township_code", "code"))
+    labels = t[tcode].astype(str).to_numpy() if tcode else np.arange(len(t)).astype(str)
+    tree = shapely.STRtree(t.geometry.values)
+    ipt, itw = tree.query(shapely.points(pts), predicate="within")
+    key[ipt] = labels[itw]
+    return key
 
 
 def _first_col(df: pd.DataFrame, names: Sequence[str]) -> str | None:
@@ -679,7 +696,8 @@ def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
 
 def _area_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> dict:
     if "_n" in row:  # aggregated for display
-        text = f"{LAYER_NAMES[role]} · {row['_n']:,} features dissolved (display only)"
+        text = (f"{LAYER_NAMES[role]} · {format_value(row['_township'])} · {row['_n']:,} "
+                f"features, {row['_area_ha']:,.1f} ha (aggregated for display)")
         return {"_t": escape(text)}
     pairs: list[tuple[Any, Any]] = [("id", row.get("feature_id"))]
     if role == "udb":

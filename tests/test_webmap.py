@@ -213,7 +213,7 @@ def test_fifty_thousand_polygons_degrade(tmp_path, caplog):
     size = path.stat().st_size
     assert size < 3_000_000, size
     html = path.read_text(encoding="utf-8")
-    assert "dissolved" in html
+    assert "aggregated" in html
 
 
 def test_simplification_budget_keeps_layer():
