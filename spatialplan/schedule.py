@@ -1,0 +1,290 @@
+"""The construction sequence table (建设项目时序表) of the 8+X register.
+
+:func:`sequence_table` turns the ``projects`` result of
+:func:`spatialplan.siting.check_projects` into the table planners hand in: one row per project,
+grouped by township and start year, with Chinese headers, a subtotal row after each
+township-year and each township, per-year totals and a grand total. Total rows have an empty
+``序号``. :func:`write_schedule_xlsx` and :func:`write_schedule_csv` write it atomically.
+
+Examples
+--------
+>>> import pandas as pd
+>>> res = pd.DataFrame({"project_id": ["P1"], "name": ["镇卫生院"], "township_code": ["T1"],
+...                     "facility": ["health_center"], "group": ["8"], "status": ["planned"],
+...                     "verdict": ["pass"], "investment_wan": [800.0], "area_mu": [3.0],
+...                     "start_year": [2025], "end_year": [2026]})
+>>> table = sequence_table(res)
+>>> table["项目名称"].tolist()
+['镇卫生院', 'T1 2025年 小计（1项）', 'T1 小计（1项）', '2025年 合计（1项）', '总计（1项）']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spatialplan.output import atomic_path, write_table
+
+__all__ = [
+    "SCHEDULE_COLUMNS",
+    "STATUS_ZH",
+    "VERDICT_ZH",
+    "sequence_table",
+    "write_schedule_xlsx",
+    "write_schedule_csv",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the 时序表, in order.
+SCHEDULE_COLUMNS = (
+    "序号", "乡镇", "项目编号", "项目名称", "类别", "建设性质", "用地面积(亩)", "总投资(万元)",
+    "建设年限", "前期手续", "合规性结论", "主要问题",
+)
+#: 建设性质 for each register status.
+STATUS_ZH = {"planned": "新建", "under_construction": "续建", "completed": "已建成"}
+#: 合规性结论 for each verdict.
+VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查"}
+_NO_YEAR = "未定"
+
+
+def _get(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name].reset_index(drop=True)
+    return pd.Series([None] * len(frame), dtype=object)
+
+
+def _str_or_none(v: object) -> str | None:
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    text = str(v).strip()
+    return text or None
+
+
+def _date(v: object) -> str | None:
+    if v is None or pd.isna(v):
+        return None
+    return pd.Timestamp(v).strftime("%Y-%m-%d")
+
+
+def _procedures(mapped: object, permit: object) -> str:
+    m, p = _date(mapped), _date(permit)
+    return "；".join([f"已落图 {m}" if m else "未落图", f"规划许可 {p}" if p else "无规划许可"])
+
+
+def _years(y0: object, y1: object) -> str:
+    a = None if pd.isna(y0) else int(y0)
+    b = None if pd.isna(y1) else int(y1)
+    if a is not None and b is not None:
+        return f"{a}–{b}"
+    return str(a if a is not None else b) if (a is not None or b is not None) else ""
+
+
+def _category(code: str | None, group: str | None, name: str | None, catalog) -> str:
+    """``"8·学校"``: the group and the facility's Chinese name (or its code)."""
+    if name is None and catalog is not None and code in catalog.facilities.index:
+        name = str(catalog.facilities.at[code, "name_zh"])
+    label = name or code or ""
+    return f"{group}·{label}" if group else label
+
+
+def _problems(row: dict[str, Any]) -> str:
+    text = _str_or_none(row.get("reasons_zh"))
+    if text is None:
+        reasons = _str_or_none(row.get("reasons")) or ""
+        text = "；".join(part.split(" / ")[0] for part in reasons.split("; ") if part)
+    if row.get("verdict") == "pass":
+        return ""
+    return text or ""
+
+
+def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.DataFrame:
+    n = len(projects)
+    town = [_str_or_none(v) for v in _get(projects, "township_code")]
+    found = [_str_or_none(v) for v in _get(projects, "township_found")]
+    town = [t if t is not None else f for t, f in zip(town, found, strict=True)]
+    facility = _get(projects, "facility")
+    name_col = _get(projects, "facility_name")
+    group = _get(projects, "group")
+    records = projects.reset_index(drop=True).to_dict("records")
+    start_year = pd.to_numeric(_get(projects, "start_year"), errors="coerce")
+    rows = pd.DataFrame({
+        "_town": [t if t is not None else "" for t in town],
+        "_year": start_year.to_numpy(dtype=float),
+        "乡镇": [names.get(t, t) if t else "未定乡镇" for t in town],
+        "项目编号": [_str_or_none(v) or "" for v in _get(projects, "project_id")],
+        "项目名称": [_str_or_none(v) or "" for v in _get(projects, "name")],
+        "类别": [
+            _category(_str_or_none(c), _str_or_none(g), _str_or_none(nz), catalog)
+            for c, g, nz in zip(facility, group, name_col, strict=True)
+        ],
+        "建设性质": [STATUS_ZH.get(_str_or_none(s) or "", "") for s in _get(projects, "status")],
+        "用地面积(亩)": pd.to_numeric(_get(projects, "area_mu"), errors="coerce").round(2)
+        .to_numpy(dtype=float),
+        "总投资(万元)": pd.to_numeric(_get(projects, "investment_wan"), errors="coerce")
+        .round(2).to_numpy(dtype=float),
+        "建设年限": [_years(a, b) for a, b in zip(start_year, pd.to_numeric(
+            _get(projects, "end_year"), errors="coerce"), strict=True)],
+        "前期手续": [_procedures(m, p) for m, p in zip(
+            _get(projects, "mapped_on"), _get(projects, "permit_on"), strict=True)],
+        "合规性结论": [VERDICT_ZH.get(_str_or_none(v) or "", "") for v in
+                      _get(projects, "verdict")],
+        "主要问题": [_problems(r) for r in records] if n else [],
+    })
+    return rows
+
+
+def _total(label: str, town_name: str, rows: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(rows)}项）",
+        "类别": "", "建设性质": "",
+        "用地面积(亩)": round(float(rows["用地面积(亩)"].sum(min_count=1) or 0.0), 2)
+        if rows["用地面积(亩)"].notna().any() else np.nan,
+        "总投资(万元)": round(float(rows["总投资(万元)"].sum()), 2),
+        "建设年限": "", "前期手续": "", "合规性结论": "", "主要问题": "",
+    }
+
+
+def _year_label(year: float) -> str:
+    return _NO_YEAR if np.isnan(year) else f"{int(year)}年"
+
+
+def sequence_table(
+    projects_result: pd.DataFrame,
+    *,
+    townships: pd.DataFrame | None = None,
+    catalog: Any = None,
+) -> pd.DataFrame:
+    """Build the 时序表: projects grouped by township and start year, with totals.
+
+    Parameters
+    ----------
+    projects_result
+        The ``projects`` result of :func:`spatialplan.siting.check_projects` (uses
+        ``project_id``, ``name``, ``township_code`` / ``township_found``, ``facility``,
+        ``facility_name``, ``group``, ``status``, ``verdict``, ``reasons_zh``, ``area_mu``,
+        ``investment_wan``, ``start_year``, ``end_year``, ``mapped_on``, ``permit_on``).
+    townships
+        Township layer (``code``, ``name``) to print names instead of codes.
+    catalog
+        Facility catalogue, for the Chinese facility names in ``类别``.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`SCHEDULE_COLUMNS`. Project rows have a running ``序号`` (int); total
+        rows ("… 小计（n项）" per township-year and per township, "… 合计" per year, "总计")
+        have an empty ``序号``. Investments of total rows are sums of the project rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> res = pd.DataFrame({"project_id": ["A", "B"], "name": ["学校", "公园"],
+    ...                     "township_code": ["T1", "T1"], "investment_wan": [100.0, 50.0],
+    ...                     "start_year": [2025, 2026], "end_year": [2026, 2027]})
+    >>> float(sequence_table(res).iloc[-1]["总投资(万元)"])
+    150.0
+    """
+    names: dict[str, str] = {}
+    if townships is not None and len(townships):
+        code_col = "code" if "code" in townships.columns else "township_code"
+        if "name" in townships.columns:
+            for c, nm in zip(townships[code_col], townships["name"], strict=True):
+                c, nm = _str_or_none(c), _str_or_none(nm)
+                if c and nm:
+                    names.setdefault(c, nm)
+    rows = _project_rows(projects_result, names, catalog)
+    rows = rows.sort_values(["_town", "_year", "项目编号"], na_position="last", kind="stable")
+    out: list[dict[str, Any]] = []
+    serial = 0
+    for _town, by_town in rows.groupby("_town", sort=False, dropna=False):
+        town_name = by_town["乡镇"].iloc[0]
+        for year, by_year in by_town.groupby("_year", sort=False, dropna=False):
+            for rec in by_year.drop(columns=["_town", "_year"]).to_dict("records"):
+                serial += 1
+                out.append({"序号": serial, **rec})
+            out.append(_total(f"{town_name} {_year_label(year)} 小计", town_name, by_year))
+        out.append(_total(f"{town_name} 小计", town_name, by_town))
+    if len(rows):
+        for year, by_year in rows.groupby("_year", sort=True, dropna=False):
+            out.append(_total(f"{_year_label(year)} 合计", "", by_year))
+    out.append(_total("总计", "", rows))
+    table = pd.DataFrame(out, columns=list(SCHEDULE_COLUMNS))
+    table["序号"] = table["序号"].astype(object)
+    for col in ("用地面积(亩)", "总投资(万元)"):
+        table[col] = table[col].astype(float)
+    logger.debug("schedule: %d projects, %d rows", len(rows), len(table))
+    return table
+
+
+def _is_total(value: object) -> bool:
+    return value is None or value == "" or (not isinstance(value, str) and pd.isna(value))
+
+
+def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write the 时序表 as XLSX: frozen header, fitted widths, bold total rows (atomic).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`sequence_table`.
+    path
+        Target ``.xlsx`` file; written to a temporary file beside it, then moved into place.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> t = sequence_table(pd.DataFrame({"project_id": ["A"], "investment_wan": [1.0]}))
+    >>> write_schedule_xlsx(t, pathlib.Path(tempfile.mkdtemp()) / "s.xlsx").name
+    's.xlsx'
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    target = Path(path)
+    bold = Font(bold=True)
+    with atomic_path(target) as tmp:
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "建设项目时序表"
+        columns = list(table.columns)
+        ws.append(columns)
+        for cell in ws[1]:
+            cell.font = bold
+            cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        for rec in table.itertuples(index=False, name=None):
+            ws.append([None if (not isinstance(v, str) and pd.isna(v)) else v for v in rec])
+            if _is_total(rec[0]):
+                for cell in ws[ws.max_row]:
+                    cell.font = bold
+        for j, col in enumerate(columns, start=1):
+            texts = [str(col)] + ["" if pd.isna(v) else str(v) for v in table[col].head(500)]
+            width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
+            ws.column_dimensions[get_column_letter(j)].width = min(max(8, width + 2), 60)
+            if col in ("用地面积(亩)", "总投资(万元)"):
+                for cell in ws[get_column_letter(j)][1:]:
+                    cell.number_format = "#,##0.00"
+        ws.freeze_panes = "A2"
+        wb.save(tmp)
+    logger.info("wrote %s (%d rows)", target, len(table))
+    return target
+
+
+def write_schedule_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write the 时序表 as CSV in UTF-8 with BOM (so Excel shows the Chinese), atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> t = sequence_table(pd.DataFrame({"project_id": ["A"], "investment_wan": [1.0]}))
+    >>> p = write_schedule_csv(t, pathlib.Path(tempfile.mkdtemp()) / "s.csv")
+    >>> p.read_bytes()[:3] == b"\\xef\\xbb\\xbf"
+    True
+    """
+    return write_table(table, path)
