@@ -46,7 +46,7 @@ from spatialplan import _rules_dates as _dates
 from spatialplan import _rules_sites as _sites
 from spatialplan._rules_dates import bilingual
 from spatialplan._rules_sites import MU_M2, Out, text_values
-from spatialplan.errors import CRSError, SpatialPlanError
+from spatialplan.errors import CRSError, DataLayerError, SpatialPlanError
 from spatialplan.rules import RULE_IDS, read_rules, rules_for
 
 __all__ = [
@@ -457,6 +457,15 @@ def check_projects(
 
     attrs = _canonical(pd.DataFrame(projects.drop(columns=projects.geometry.name)),
                        prefix="projects")
+    rej = None if not n_rejected else _canonical(pd.DataFrame(rejected), prefix="rejected")
+    ids = pd.Series(list(attrs["feature_id"]) + ([] if rej is None else list(rej["feature_id"])))
+    if ids.duplicated().any():
+        dup = ids[ids.duplicated()].iloc[0]
+        raise DataLayerError(
+            f"feature_id {dup!r} occurs more than once in the projects (or rejected) table",
+            layer="projects", feature=dup,
+            hint="give every project a unique feature_id (spatialplan.read_plan does this)",
+        )
     ctx = _Ctx(attrs, np.asarray(projects.geometry.array, dtype=object), rules, catalog,
                as_of_ts)
     layers["slope"] = slope
@@ -472,9 +481,7 @@ def check_projects(
                       "message": out.message, "source": src,
                       "feature_id": attrs["feature_id"].to_numpy(), "subject": "project"})
 
-    rej = None
-    if n_rejected:
-        rej = _canonical(pd.DataFrame(rejected), prefix="rejected")
+    if rej is not None:
         reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
                   else [None] * n_rejected)
         rej_msg = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import time
 
 import geopandas as gpd
@@ -11,7 +13,7 @@ import pytest
 import shapely
 
 from spatialplan.catalog import read_catalog
-from spatialplan.errors import CRSError, RulebookError
+from spatialplan.errors import CRSError, DataLayerError, RulebookError
 from spatialplan.rules import RULE_IDS, merge_rules
 from spatialplan.siting import (
     FINDING_COLUMNS,
@@ -475,3 +477,20 @@ def test_ten_thousand_projects_are_quick(catalog):
     assert len(res) == n and len(fnd) == n * len(RULE_IDS)
     assert (res.loc[:499, "farmland_m2"] > 0).all()
     assert elapsed < 60, elapsed
+
+
+def test_duplicate_feature_ids_refused(catalog):
+    projects = register(box(0, 0, 5, 5), box(10, 0, 15, 5))
+    projects["feature_id"] = ["projects:0", "projects:0"]
+    with pytest.raises(DataLayerError, match="projects:0"):
+        check(projects, catalog=catalog)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["spatialplan.rules", "spatialplan.siting", "spatialplan.schedule",
+     "spatialplan._rules_geom", "spatialplan._rules_dates", "spatialplan._rules_sites"],
+)
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
