@@ -13,9 +13,10 @@ outlines:
   ``boundary_noise`` (below the tolerance).
 
 All functions take GeoDataFrames in one projected metric CRS (the analysis CRS), never touch
-paths and never print. Overlays run on a 1 mm precision grid, and a pair of polygons only
-carries area when the exact DE-9IM predicates say their interiors intersect (see
-:mod:`spatialplan._overlay_geom`).
+paths and never print. Coordinates are put on a 1 mm precision grid, overlays fall back to
+GEOS snap-rounding on that grid when a floating-point overlay fails or is implausible, and a
+pair of polygons only carries area when the exact DE-9IM predicates say their interiors
+intersect (see :mod:`spatialplan._overlay_geom`).
 """
 
 from __future__ import annotations
@@ -253,8 +254,9 @@ def township_stats(
     tolerance
         The rulebook's ``[tolerance]`` table; recorded in ``result.attrs["tolerance"]``.
     grid_size
-        Precision grid of the overlay in metres (default 1 mm); ``None`` for floating
-        precision (the DE-9IM touch guard still applies).
+        Precision grid in metres (default 1 mm): coordinates are snapped to it, and it is the
+        snap-rounding fallback of a failed overlay. ``None`` leaves coordinates as they are
+        (the DE-9IM touch guard still applies).
     ellipsoidal_lines
         Also compute ``L_ellipsoidal_m2`` for every line (geodesic area on the CGCS2000
         ellipsoid of the dissolved line inside the township). Off by default: it loops over
@@ -379,7 +381,7 @@ def outside_townships(
     redline, farmland, udb, cropland
         Line layers in the same CRS, or ``None``.
     grid_size
-        Precision grid of the overlay in metres (default 1 mm), ``None`` for floating.
+        Precision grid in metres (default 1 mm), see :func:`township_stats`.
 
     Returns
     -------
@@ -439,7 +441,8 @@ def _outside(
         candidates = candidates[~covered]
         # the exact guard again: a patch only touching the outline lies wholly outside
         touching = shapely.touches(outline, patches[candidates])
-        cut = shapely.difference(patches[candidates], outline, grid_size=grid_size)
+        cut = _geom.safe_overlay(shapely.difference, patches[candidates],
+                                 np.full(len(candidates), outline), grid_size=grid_size)
         cut[touching] = patches[candidates[touching]]
         pieces = _geom.polygonal_part(cut)
     pieces = pieces[~shapely.is_missing(pieces)]
@@ -519,7 +522,7 @@ def line_conflicts(
         smaller feature's area), so splitting by township never turns a conflict into noise.
         Recorded in ``result.attrs["tolerance"]``.
     grid_size
-        Precision grid of the overlay in metres (default 1 mm), ``None`` for floating.
+        Precision grid in metres (default 1 mm), see :func:`township_stats`.
 
     Returns
     -------
@@ -619,7 +622,9 @@ def _cross_overlaps(a: str, ga: np.ndarray, b: str, gb: np.ndarray, *,
 
 def _self_overlaps(a: str, ga: np.ndarray, *, grid_size: float | None) -> pd.DataFrame:
     i, j = _geom.overlap_pairs(ga)
-    pieces = _geom.polygonal_part(shapely.intersection(ga[i], ga[j], grid_size=grid_size))
+    pieces = _geom.polygonal_part(
+        _geom.safe_overlay(shapely.intersection, ga[i], ga[j], grid_size=grid_size)
+    )
     area = shapely.area(pieces)
     area = np.where(np.isnan(area), 0.0, area)
     keep = area > 0
@@ -662,7 +667,8 @@ def _split_by_township(pairs: pd.DataFrame, townships: gpd.GeoDataFrame, *,
         shapely.prepare(outline)
         rest = rest[~shapely.covers(outline, pieces)]
         touching = shapely.touches(outline, pieces[rest])
-        cut = shapely.difference(pieces[rest], outline, grid_size=grid_size)
+        cut = _geom.safe_overlay(shapely.difference, pieces[rest], np.full(len(rest), outline),
+                                 grid_size=grid_size)
         cut[touching] = pieces[rest[touching]]
         left = _geom.polygonal_part(cut)
     else:

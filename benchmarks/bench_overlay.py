@@ -1,0 +1,217 @@
+"""Benchmark: spatialplan.overlay.township_stats against geopandas.overlay + groupby.
+
+Generates a province-sized case in code (no files, no network), in CGCS2000 3-degree
+Gauss–Krüger zone 36 (EPSG:4545) around 107.5°E 27°N:
+
+- townships: a coverage of jagged outlines (nearest-seed regions on a jittered 1 km grid),
+  about 80 km² each, with a few missing cells (holes and gaps in the outlines);
+- farmland: a coverage of jittered 8-vertex parcels laid out in east–west bands;
+- red line: overlapping blobs (so the dissolve path is exercised);
+- development boundary: smaller blobs.
+
+Run ``python benchmarks/bench_overlay.py`` (full size: 1,500 townships, 200,000 parcels) or
+``--small`` for a quick smoke run. Prints both times, the ratio, peak memory and the largest
+relative area difference between the two methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+import time
+
+import geopandas as gpd
+import numpy as np
+import psutil
+import shapely
+
+from spatialplan import overlay
+
+CRS = "EPSG:4545"
+X0, Y0 = 450_000.0, 2_988_000.0  # ≈ 107.5°E 27°N in zone 36 (CM 108°E)
+TOWNSHIP_KM2 = 80.0
+GRID = 0.001
+
+
+def jittered_cells(nx: int, ny: int, x0: float, y0: float, dx: float, dy: float,
+                   rng: np.random.Generator, *, midpoints: bool) -> np.ndarray:
+    """A coverage of ``nx × ny`` jittered quads (8 vertices with shared edge midpoints)."""
+    cx = x0 + np.arange(nx + 1) * dx
+    cy = y0 + np.arange(ny + 1) * dy
+    gx, gy = np.meshgrid(cx, cy)  # (ny+1, nx+1)
+    gx = gx + rng.uniform(-0.2, 0.2, gx.shape) * dx
+    gy = gy + rng.uniform(-0.2, 0.2, gy.shape) * dy
+    corners = [np.stack([gx[:-1, :-1], gy[:-1, :-1]], -1), np.stack([gx[:-1, 1:], gy[:-1, 1:]], -1),
+               np.stack([gx[1:, 1:], gy[1:, 1:]], -1), np.stack([gx[1:, :-1], gy[1:, :-1]], -1)]
+    if midpoints:
+        # shared midpoints of horizontal edges (ny+1, nx) and vertical edges (ny, nx+1)
+        hx = (gx[:, :-1] + gx[:, 1:]) / 2
+        hy = (gy[:, :-1] + gy[:, 1:]) / 2 + rng.uniform(-0.08, 0.08, (ny + 1, nx)) * dy
+        vx = (gx[:-1, :] + gx[1:, :]) / 2 + rng.uniform(-0.08, 0.08, (ny, nx + 1)) * dx
+        vy = (gy[:-1, :] + gy[1:, :]) / 2
+        ring = [corners[0], np.stack([hx[:-1], hy[:-1]], -1), corners[1],
+                np.stack([vx[:, 1:], vy[:, 1:]], -1), corners[2],
+                np.stack([hx[1:], hy[1:]], -1), corners[3],
+                np.stack([vx[:, :-1], vy[:, :-1]], -1), corners[0]]
+    else:
+        ring = [*corners, corners[0]]
+    coords = np.stack(ring, axis=2).reshape(ny * nx, len(ring), 2)
+    return shapely.polygons(np.round(coords, 3))
+
+
+def blobs(n: int, rmin: float, rmax: float, bounds: tuple[float, float, float, float],
+          rng: np.random.Generator) -> np.ndarray:
+    """Random disks (32-gons) rounded to the millimetre grid."""
+    xmin, ymin, xmax, ymax = bounds
+    pts = shapely.points(rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n))
+    disks = shapely.buffer(pts, rng.uniform(rmin, rmax, n), quad_segs=8)
+    return shapely.set_precision(disks, GRID)
+
+
+def make_case(n_townships: int, n_parcels: int, seed: int) -> dict[str, gpd.GeoDataFrame]:
+    """Generate townships, farmland, red line and development boundary layers."""
+    rng = np.random.default_rng(seed)
+    total = n_townships * TOWNSHIP_KM2 * 1e6
+    width = math.sqrt(total * 4 / 3)
+    height = total / width
+    bounds = (X0 - width / 2, Y0 - height / 2, X0 + width / 2, Y0 + height / 2)
+
+    # townships: jittered 1 km cells, each given to its nearest seed, dissolved per seed
+    cell = 1000.0
+    nx, ny = int(width // cell), int(height // cell)
+    cells = jittered_cells(nx, ny, bounds[0], bounds[1], cell, cell, rng, midpoints=False)
+    cells = cells[rng.random(len(cells)) > 0.005]  # gaps and holes in the outlines
+    seeds = shapely.points(rng.uniform(bounds[0], bounds[2], n_townships),
+                           rng.uniform(bounds[1], bounds[3], n_townships))
+    owner = shapely.STRtree(seeds).query_nearest(shapely.centroid(cells), all_matches=False)[1]
+    order = np.argsort(owner, kind="stable")
+    splits = np.flatnonzero(np.diff(owner[order])) + 1
+    groups = np.split(order, splits)
+    towns = np.array([shapely.coverage_union_all(cells[g]) for g in groups], dtype=object)
+    codes = [f"5201{k:05d}" for k in range(len(towns))]
+    townships = gpd.GeoDataFrame(
+        {"feature_id": [f"townships:{k}" for k in range(len(towns))], "code": codes,
+         "name": [f"镇{k}" for k in range(len(towns))]},
+        geometry=towns, crs=CRS,
+    )
+
+    # farmland: jittered parcels in bands (1 row in 3 bands of rows), reaching beyond the outlines
+    side = math.sqrt(width * height / (3 * n_parcels)) * 0.97
+    px, py = int(width * 1.01 // side), int(height * 1.01 // side) + 3
+    parcels = jittered_cells(px, py, bounds[0] - 0.005 * width, bounds[1] - 0.005 * height,
+                             side, side, rng, midpoints=True).reshape(py, px)
+    band = (np.arange(py) // 12) % 3 == 0
+    parcels = parcels[band].ravel()[: max(n_parcels, 0) or None]
+    farmland = gpd.GeoDataFrame(
+        {"feature_id": [f"farmland:{k}" for k in range(len(parcels))]}, geometry=parcels, crs=CRS
+    )
+    n_red = max(n_townships // 5, 3)
+    redline = gpd.GeoDataFrame(
+        {"feature_id": [f"redline:{k}" for k in range(n_red)]},
+        geometry=blobs(n_red, 1500, 6000, bounds, rng), crs=CRS,
+    )
+    n_udb = max(n_townships // 4, 3)
+    udb = gpd.GeoDataFrame(
+        {"feature_id": [f"udb:{k}" for k in range(n_udb)]},
+        geometry=blobs(n_udb, 400, 1800, bounds, rng), crs=CRS,
+    )
+    return {"townships": townships, "farmland": farmland, "redline": redline, "udb": udb}
+
+
+def baseline(townships: gpd.GeoDataFrame, line: gpd.GeoDataFrame, *,
+             dissolve: bool) -> np.ndarray:
+    """Straightforward geopandas: overlay, then groupby-sum (or dissolve when patches overlap)."""
+    pieces = gpd.overlay(townships[["code", "geometry"]], line[["feature_id", "geometry"]],
+                         how="intersection", keep_geom_type=True)
+    if dissolve:
+        per_town = pieces.dissolve(by="code").area
+    else:
+        per_town = pieces.assign(a=pieces.area).groupby("code")["a"].sum()
+    return per_town.reindex(townships["code"]).fillna(0.0).to_numpy()
+
+
+class PeakRSS:
+    """Resident-set-size high-water mark of this process, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.proc.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--townships", type=int, default=1500)
+    parser.add_argument("--parcels", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--small", action="store_true",
+                        help="smoke run: 60 townships, 8,000 parcels")
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="time spatialplan only")
+    args = parser.parse_args(argv)
+    if args.small:
+        args.townships, args.parcels = 60, 8_000
+
+    t = time.perf_counter()
+    case = make_case(args.townships, args.parcels, args.seed)
+    towns = case["townships"]
+    print(f"generated {len(towns)} townships, {len(case['farmland'])} farmland parcels, "
+          f"{len(case['redline'])} red-line and {len(case['udb'])} development-boundary "
+          f"polygons in {time.perf_counter() - t:.1f} s ({CRS})")
+    lines = {k: case[k] for k in ("redline", "farmland", "udb")}
+
+    base_rss = psutil.Process().memory_info().rss
+    with PeakRSS() as mem:
+        t = time.perf_counter()
+        stats = overlay.township_stats(towns, **lines)
+        t_ours = time.perf_counter() - t
+    print(f"spatialplan township_stats: {t_ours:8.2f} s   peak RSS {mem.peak / 2**20:7.0f} MiB "
+          f"(+{(mem.peak - base_rss) / 2**20:.0f} MiB)")
+    if args.skip_baseline:
+        return 0
+
+    base = {}
+    times = {}
+    with PeakRSS() as mem:
+        for role, gdf in lines.items():
+            t = time.perf_counter()
+            # the baseline is told which layers overlap themselves (the red line, by design)
+            base[role] = baseline(towns, gdf, dissolve=(role == "redline"))
+            times[role] = time.perf_counter() - t
+    t_base = sum(times.values())
+    detail = ", ".join(f"{k} {v:.2f} s" for k, v in times.items())
+    print(f"geopandas overlay + groupby:  {t_base:8.2f} s   peak RSS {mem.peak / 2**20:7.0f} MiB "
+          f"({detail})")
+    print(f"speed-up: {t_base / t_ours:.1f}x (target >= 3x)")
+
+    worst = 0.0
+    for role in lines:
+        ours = stats[f"{role}_m2"].to_numpy()
+        diff = np.abs(ours - base[role]) / np.maximum(np.abs(base[role]), 1.0)
+        worst = max(worst, float(diff.max()))
+        print(f"  {role:9s} total {ours.sum() / 1e6:12.3f} km² vs {base[role].sum() / 1e6:12.3f} "
+              f"km², max relative difference {diff.max():.2e}")
+    ok = worst <= 1e-6
+    print(f"areas agree to 1e-6 relative: {'yes' if ok else 'NO'} (max {worst:.2e})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
