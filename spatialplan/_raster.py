@@ -189,7 +189,7 @@ def write_cog(array: np.ndarray, profile: dict, out_path: str | os.PathLike,
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write the slope GeoTIFF: {exc}", path=target,
                           hint="check free disk space and permissions") from exc
-    log.info("wrote %s (%d×%d, COG, deflate)", target, array.shape[1], array.shape[0])
+    log.debug("wrote %s (%d×%d, COG, deflate)", target, array.shape[1], array.shape[0])
     return target
 
 

@@ -214,7 +214,7 @@ def write_results(
             if n != len(frame):
                 raise OutputError(f"layer {name} read back with {n} rows, expected {len(frame)}",
                                   path=target, layer=name)
-    log.info("wrote %s (%s)", target, ", ".join(f"{k}: {len(v)}" for k, v in tables.items()))
+    log.debug("wrote %s (%s)", target, ", ".join(f"{k}: {len(v)}" for k, v in tables.items()))
     return target
 
 

@@ -20,12 +20,13 @@ import pandas as pd
 from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
 
-__all__ = ["CheckResult", "run_check", "write_check", "plan_inputs", "OUTPUT_KINDS"]
+__all__ = ["CheckResult", "run_stats", "run_check", "write_check", "plan_inputs", "build_manifest",
+           "OUTPUT_KINDS"]
 
 log = logging.getLogger(__name__)
 
 #: the deliverables :func:`write_check` can produce
-OUTPUT_KINDS = ("gpkg", "schedule", "report", "map", "layout", "terrain")
+OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "terrain")
 
 
 @dataclasses.dataclass
@@ -40,29 +41,32 @@ class CheckResult:
         Per control line, the area lying outside every township outline.
     line_conflicts
         One polygon row per overlap between control lines (or within one).
-    projects
-        One row per input project with its verdict, reasons and measures.
-    findings
-        One row per project × rule.
-    schedule
-        The construction sequence table (时序表) with Chinese headers.
-    terrain
-        Per-township slope statistics (empty without a DEM).
     tolerance
         The overlap tolerances used.
+    projects
+        One row per input project with its verdict, reasons and measures (None when only the
+        control-line statistics were run).
+    findings
+        One row per project × rule (None likewise).
+    schedule
+        The construction sequence table (时序表) with Chinese headers (None likewise).
+    terrain
+        Per-township slope statistics (empty without a DEM).
     """
 
     township_stats: gpd.GeoDataFrame
     outside_townships: pd.DataFrame
     line_conflicts: gpd.GeoDataFrame
-    projects: gpd.GeoDataFrame
-    findings: pd.DataFrame
-    schedule: pd.DataFrame
-    terrain: pd.DataFrame
     tolerance: dict
+    projects: gpd.GeoDataFrame | None = None
+    findings: pd.DataFrame | None = None
+    schedule: pd.DataFrame | None = None
+    terrain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def verdict_counts(self) -> dict[str, int]:
         """Return the number of projects per verdict, in the order pass, review, fail, error."""
+        if self.projects is None:
+            return {}
         counts = self.projects["verdict"].value_counts()
         return {v: int(counts.get(v, 0)) for v in ("pass", "review", "fail", "error")}
 
@@ -71,6 +75,59 @@ def _layer_data(plan, role: str) -> gpd.GeoDataFrame | None:
     """The accepted features of a plan layer, or None when the plan has no such layer."""
     layer = plan.layers.get(role)
     return None if layer is None else layer.data
+
+
+def _townships(plan) -> gpd.GeoDataFrame:
+    """The plan's township outlines, or a clear error when the plan has none."""
+    townships = _layer_data(plan, "townships")
+    if townships is None:
+        raise SpatialPlanError("the plan has no townships layer", path=plan.path,
+                               hint="add [layers.townships] to the plan file")
+    return townships
+
+
+def _tolerance(plan) -> dict:
+    """The overlap tolerances of the plan's rulebook, without their source note."""
+    tolerance = dict(plan.rules.get("tolerance", {}))
+    tolerance.pop("source", None)
+    return tolerance
+
+
+def run_stats(plan) -> CheckResult:
+    """Overlay the three control lines (and survey cropland) on the township outlines.
+
+    Parameters
+    ----------
+    plan
+        A :class:`spatialplan.read.Plan` from :func:`spatialplan.read.read_plan`.
+
+    Returns
+    -------
+    CheckResult
+        With ``township_stats``, ``outside_townships`` and ``line_conflicts``; the project
+        fields are None.
+
+    Examples
+    --------
+    >>> import spatialplan as sp
+    >>> from spatialplan._resources import demo_dir
+    >>> stats = sp.run_stats(sp.read_plan(demo_dir() / "plan.toml"))
+    >>> len(stats.township_stats)
+    4
+    """
+    from spatialplan import overlay
+
+    tolerance = _tolerance(plan)
+    townships = _townships(plan)
+    lines = {role: _layer_data(plan, role) for role in ("redline", "farmland", "udb", "cropland")}
+    log.info("control lines: statistics for %d townships", len(townships))
+    stats = overlay.township_stats(townships, tolerance=tolerance, **lines)
+    outside = overlay.outside_townships(townships, **lines)
+    conflicts = overlay.line_conflicts(redline=lines["redline"], farmland=lines["farmland"],
+                                       udb=lines["udb"], townships=townships,
+                                       tolerance=tolerance)
+    return CheckResult(township_stats=stats, outside_townships=outside,
+                       line_conflicts=conflicts, tolerance=tolerance)
 
 
 def run_check(plan, *, as_of: dt.date | None = None) -> CheckResult:
@@ -95,56 +152,38 @@ def run_check(plan, *, as_of: dt.date | None = None) -> CheckResult:
     >>> sorted(result.verdict_counts())
     ['error', 'fail', 'pass', 'review']
     """
-    from spatialplan import overlay, schedule, siting
+    from spatialplan import schedule, siting
 
-    as_of = as_of or plan.as_of
-    tolerance = dict(plan.rules.get("tolerance", {}))
-    tolerance.pop("source", None)
-    townships = _layer_data(plan, "townships")
-    if townships is None:
-        raise SpatialPlanError("the plan has no townships layer", path=plan.path,
-                               hint="add [layers.townships] to the plan file")
-    lines = {role: _layer_data(plan, role) for role in ("redline", "farmland", "udb", "cropland")}
-
-    log.info("control lines: statistics for %d townships", len(townships))
-    stats = overlay.township_stats(townships, tolerance=tolerance, **lines)
-    outside = overlay.outside_townships(townships, **lines)
-    conflicts = overlay.line_conflicts(redline=lines["redline"], farmland=lines["farmland"],
-                                       udb=lines["udb"], townships=townships,
-                                       tolerance=tolerance)
-
+    result = run_stats(plan)
+    townships = _townships(plan)
     projects_layer = plan.layers.get("projects")
     if projects_layer is None:
         raise SpatialPlanError("the plan has no projects layer", path=plan.path,
                                hint="add [layers.projects] (the 8+X register) to the plan file")
-    slope, terrain_stats = _terrain(plan, projects_layer.data, townships)
+    slope, result.terrain = _terrain(plan, projects_layer.data, townships)
 
     log.info("siting: checking %d projects", projects_layer.n_in)
-    projects, findings = siting.check_projects(
+    result.projects, result.findings = siting.check_projects(
         projects_layer.data,
         townships=townships,
+        redline=_layer_data(plan, "redline"),
+        farmland=_layer_data(plan, "farmland"),
+        udb=_layer_data(plan, "udb"),
+        cropland=_layer_data(plan, "cropland"),
         parcels=_layer_data(plan, "parcels"),
         built=_layer_data(plan, "built"),
         slope=slope,
         rules=plan.rules,
         catalog=plan.catalog,
-        as_of=as_of,
+        as_of=as_of or plan.as_of,
         rejected=projects_layer.rejected,
-        **lines,
     )
-    coverage = siting.facility_coverage(projects, townships, catalog=plan.catalog)
-    stats = stats.merge(coverage, on="township_code", how="left", validate="one_to_one")
-    table = schedule.sequence_table(projects, townships=townships, catalog=plan.catalog)
-    return CheckResult(
-        township_stats=stats,
-        outside_townships=outside,
-        line_conflicts=conflicts,
-        projects=projects,
-        findings=findings,
-        schedule=table,
-        terrain=terrain_stats,
-        tolerance=tolerance,
-    )
+    coverage = siting.facility_coverage(result.projects, townships, catalog=plan.catalog)
+    result.township_stats = result.township_stats.merge(coverage, on="township_code",
+                                                        how="left", validate="one_to_one")
+    result.schedule = schedule.sequence_table(result.projects, townships=townships,
+                                              catalog=plan.catalog)
+    return result
 
 
 def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
@@ -155,11 +194,10 @@ def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
     from spatialplan import terrain
 
     log.info("terrain: slope statistics from %s", dem.path)
+    grid = terrain.read_terrain(dem.path, crs=plan.crs, **_dem_options(dem))
     valid = sites[~sites.geometry.isna() & ~sites.geometry.is_empty]
-    slope = terrain.site_slope_stats(valid, dem.path, id_column="feature_id", crs=plan.crs,
-                                     **_dem_options(dem))
-    per_township = terrain.township_terrain_stats(townships, dem.path, id_column="code",
-                                                  crs=plan.crs, **_dem_options(dem))
+    slope = terrain.site_slope_stats(valid, grid, id_column="feature_id")
+    per_township = terrain.township_terrain_stats(townships, grid, id_column="code")
     return slope, per_township
 
 
@@ -224,17 +262,26 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
         "tolerance": result.tolerance,
         "inputs": inputs,
         "layers": report.to_dict(orient="records"),
-        "counts": {
+        "counts": _counts(plan, result),
+        "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
+        "versions": _versions(),
+    }
+
+
+def _counts(plan, result: CheckResult) -> dict:
+    """Counts in and out, for the manifest."""
+    counts = {
+        "townships": len(result.township_stats),
+        "line_conflicts": len(result.line_conflicts),
+    }
+    if result.projects is not None:
+        counts.update({
             "projects_in": int(plan.layers["projects"].n_in),
             "projects_out": len(result.projects),
             "verdicts": result.verdict_counts(),
             "findings": len(result.findings),
-            "townships": len(result.township_stats),
-            "line_conflicts": len(result.line_conflicts),
-        },
-        "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
-        "versions": _versions(),
-    }
+        })
+    return counts
 
 
 def write_check(
@@ -274,14 +321,19 @@ def write_check(
     written: dict[str, Path] = {}
     with output.staged_output(out) as stage:
         if "gpkg" in outputs:
-            output.write_results(stage, {
+            tables = {
                 "projects": result.projects,
                 "findings": result.findings,
                 "township_stats": result.township_stats,
                 "line_conflicts": result.line_conflicts,
                 "outside_townships": result.outside_townships,
-            })
+            }
+            output.write_results(stage, {k: v for k, v in tables.items() if v is not None})
             written["results"] = out / "results.gpkg"
+        if "stats_tables" in outputs:
+            written.update(_write_stats_tables(result, stage, out))
+        if result.projects is None:
+            outputs = [k for k in outputs if k in ("gpkg", "stats_tables")]
         if "schedule" in outputs:
             written.update(_write_schedule(result, stage, out))
         if "terrain" in outputs and not result.terrain.empty:
@@ -296,6 +348,20 @@ def write_check(
         manifest = build_manifest(plan, result, written)
         output.write_json(manifest, stage / "manifest.json")
         written["manifest"] = out / "manifest.json"
+    return written
+
+
+def _write_stats_tables(result: CheckResult, stage: Path, out: Path) -> dict[str, Path]:
+    """Write township statistics and line conflicts as CSV and XLSX with Chinese headers."""
+    from spatialplan import output
+    from spatialplan._labels import chinese_headers
+
+    written = {}
+    for name in ("township_stats", "line_conflicts"):
+        table = chinese_headers(getattr(result, name))
+        for suffix in (".csv", ".xlsx"):
+            output.write_table(table, stage / f"{name}{suffix}", sheet_name=name)
+            written[f"{name}{suffix.replace('.', '_')}"] = out / f"{name}{suffix}"
     return written
 
 

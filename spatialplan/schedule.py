@@ -272,7 +272,7 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
                     cell.number_format = "#,##0.00"
         ws.freeze_panes = "A2"
         wb.save(tmp)
-    logger.info("wrote %s (%d rows)", target, len(table))
+    logger.debug("wrote %s (%d rows)", target, len(table))
     return target
 
 

@@ -8,7 +8,12 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
-from spatialplan._progress import show_progress
+from spatialplan.cli._common import (
+    add_out_argument,
+    add_plan_argument,
+    add_quiet_argument,
+    setup_progress,
+)
 from spatialplan.errors import PlanError
 
 __all__ = ["add_run_options", "read_plan_from_args", "check_and_write", "print_summary",
@@ -26,9 +31,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, plan: bool = True,
                     fail_on: bool = True) -> None:
     """Add the options every plan-running command shares."""
     if plan:
-        parser.add_argument("plan", metavar="PLAN", help="plan file (plan.toml)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder (created; must not hold input data)")
+        add_plan_argument(parser)
+    add_out_argument(parser)
     parser.add_argument("--as-of", type=_date, metavar="DATE",
                         help="date for the schedule checks (YYYY-MM-DD; default: the plan's)")
     parser.add_argument("--rules", metavar="FILE",
@@ -38,19 +42,20 @@ def add_run_options(parser: argparse.ArgumentParser, *, plan: bool = True,
     if fail_on:
         parser.add_argument("--fail-on", choices=("fail", "review"),
                             help="exit 1 when a project has this verdict (review includes fail)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_quiet_argument(parser)
 
 
 def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None = None):
     """Read the plan named on the command line with the command-line overrides applied."""
     from spatialplan.read import read_plan
 
-    show_progress(not args.quiet and sys.stderr.isatty())
+    setup_progress(args)
     path = Path(plan_path or args.plan)
     if not path.exists():
         raise PlanError("the plan file does not exist", path=path,
                         hint="give the path of a plan.toml (see README: The plan file)")
-    return read_plan(path, as_of=args.as_of, crs=args.crs, rules=args.rules)
+    return read_plan(path, as_of=getattr(args, "as_of", None), crs=getattr(args, "crs", None),
+                     rules=getattr(args, "rules", None))
 
 
 def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str]) -> int:
@@ -66,25 +71,25 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
 
 def print_summary(plan, result, written) -> None:
     """Print what was checked and written (the CLI's only output on stdout)."""
-    counts = result.verdict_counts()
     tol = ", ".join(f"{k}={v}" for k, v in result.tolerance.items())
     lines = [
         f"plan: {plan.name} ({plan.path})",
         f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}",
         f"as of: {plan.as_of}; tolerance: {tol}",
-        f"projects: {len(result.projects)} in, verdicts: "
-        + ", ".join(f"{k} {v}" for k, v in counts.items()),
         f"townships: {len(result.township_stats)}; line conflicts: "
         f"{len(result.line_conflicts)}",
-        "written:",
     ]
+    if result.projects is not None:
+        lines.append(f"projects: {len(result.projects)}, verdicts: "
+                     + ", ".join(f"{k} {v}" for k, v in result.verdict_counts().items()))
+    lines.append("written:")
     lines += [f"  {path}" for path in written.values()]
     sys.stdout.write("\n".join(lines) + "\n")
 
 
 def exit_code(result, fail_on: str | None) -> int:
     """0, or 1 when ``--fail-on`` names a verdict some project has (review includes fail)."""
-    if not fail_on:
+    if not fail_on or result.projects is None:
         return 0
     bad = {"fail", "error"} if fail_on == "fail" else {"fail", "error", "review"}
     return 1 if result.projects["verdict"].isin(bad).any() else 0
