@@ -93,6 +93,7 @@ LANDUSE_NAMES = {
     "090104": "旅馆用地", "0902": "商务金融用地", "0904": "其他商业服务业用地",
     "100101": "一类工业用地", "1101": "物流仓储用地", "1207": "城镇村道路用地",
     "120801": "对外交通场站用地", "120803": "社会停车场用地", "1309": "环卫用地",
+    "1301": "供水用地", "1302": "排水用地", "0704": "农村社区服务设施用地",
     "1401": "公园绿地", "1402": "防护绿地", "1403": "广场用地", "16": "留白用地",
 }
 
@@ -378,7 +379,7 @@ def _make_parcels(frame: _Frame, udb_rows: list[dict], projects: list[_Project],
                          "YDYHMC": LANDUSE_NAMES[code],
                          "RJL": 0.0 if code in ("1207", "1401", "1402", "1403", "16")
                          else round(float(rng.uniform(0.8, 2.5)), 1),
-                         "geometry": geom})
+                         "GHLX": "详细规划", "geometry": geom})
     return rows
 
 
@@ -443,13 +444,13 @@ def _register() -> list[_Project]:
           _sewage_site(A, 1700, -60)),
         P("XM0108", A, "垃圾转运站", "示范镇镇区垃圾转运站", "planned",  # 30 m from XM0102
           ("2025-06-18", None, None, None), 260.0, (2026, 2027),
-          _udb_site(A, 315, 40, 355, 75), parcels={(7, 3): "1309"}),
+          _udb_site(A, 315, 40, 385, 100), parcels={(7, 3): "1309"}),
         P("XM0109", A, "道路", "示范镇—青山镇连接道路改造", "planned",  # crosses into 青山镇
           ("2025-09-01", None, None, None), 4200.0, (2026, 2028),
           lambda f: _corridor(f, A, 3100.0, 4900.0, 150.0, 6.0), kind="改扩建"),
         P("XM0110", A, "便民服务中心", "示范镇新田村便民服务中心", "planned",  # on farmland
           ("2025-04-01", None, None, None), 150.0, (2026, 2026),
-          _valley_site(A, -1500, -250, 60, 50)),
+          _valley_site(A, -1500, -250, 70, 60)),
         P("XM0111", A, "公厕", "示范镇镇区公厕", "completed",  # built 18 m east of its site
           ("2022-05-10", "2022-07-01", "2022-07-20", "2022-11-30"), 45.0, (2022, 2022),
           _udb_site(A, 530, -100, 560, -80), parcels={(8, 2): "1309"}, built=_shift(18.0)),
@@ -468,10 +469,10 @@ def _register() -> list[_Project]:
           _block_site(B, 2, 3, 20), parcels={(2, 3): "080701"}),
         P("XM0205", B, "refuse", "青山镇垃圾转运站", "completed",
           ("2021-03-01", "2021-05-10", "2021-06-01", "2021-12-20"), 320.0, (2021, 2021),
-          _valley_site(B, -1750, 250, 50, 40)),
+          _valley_site(B, -1750, 250, 80, 60), built=_inset(5)),
         P("XM0206", B, "污水处理厂", "青山镇污水处理厂", "completed",
           ("2020-10-10", "2021-01-15", "2021-03-01", "2022-06-30"), 2300.0, (2021, 2022),
-          _sewage_site(B, 1700, 0)),
+          _sewage_site(B, 1700, 0), built=_inset(8)),
         P("XM0207", B, "客运站", "青山镇客运站", "under_construction",  # mapped after start
           ("2025-05-10", "2025-02-01", "2025-03-01", None), 800.0, (2025, 2026),
           _block_site(B, 8, 2, 15), parcels={(8, 2): "120801"}),
@@ -480,7 +481,7 @@ def _register() -> list[_Project]:
           _valley_site(B, -1300, -50, 60, 40)),
         P("XM0209", B, "广场", "青山镇文化广场", "completed",  # finished after the as-of date
           ("2022-02-18", "2022-05-05", "2022-06-01", "2027-03-01"), 560.0, (2022, 2023),
-          _block_site(B, 5, 1, 15), parcels={(5, 1): "1403"}),
+          _block_site(B, 5, 1, 15), parcels={(5, 1): "1403"}, built=_inset(10)),
         P("XM0210", B, "社会停车场", "青山镇集镇停车场", "planned",  # declared in 清溪镇
           ("2025-05-10", None, None, None), 240.0, (2026, 2026),
           _block_site(B, 7, 1, 15), declared_town=C, parcels={(7, 1): "120803"}),
@@ -490,13 +491,14 @@ def _register() -> list[_Project]:
           _udb_site(C, -280, 320, -120, 500), kind="改扩建", parcels={(4, 5): "080403"}),
         P("XM0302", C, "卫生院", "清溪镇卫生院", "completed",
           ("2021-06-06", "2021-09-01", "2021-10-10", "2023-05-20"), 1700.0, (2021, 2023),
-          _block_site(C, 6, 3, 20), parcels={(6, 3): "080602"}),
+          _block_site(C, 6, 3, 20), parcels={(6, 3): "080602"}, built=_inset(12)),
         P("XM0303", C, "敬老院", "清溪镇敬老院", "completed",
           ("2022-01-12", "2022-04-01", "2022/5/8", "2023-09-30"), 950.0, (2022, 2023),
           _block_site(C, 2, 3, 20), parcels={(2, 3): "080701"}, built=_inset(6)),
         P("XM0304", C, "market", "清溪镇农贸市场提升改造", "completed",  # never mapped
           (None, "2023-03-01", "2023-04-15", "2024-01-20"), 700.0, (2023, 2024),
-          _block_site(C, 3, 2, 15), kind="改扩建", parcels={(3, 2): "090101"}),
+          _block_site(C, 3, 2, 15), kind="改扩建", parcels={(3, 2): "090101"},
+          built=_inset(10)),
         P("XM0305", C, "镇区道路", "清溪镇镇区主干道", "planned",
           ("2025-01-15", None, None, None), 1600.0, (2026, 2027),
           lambda f: _corridor(f, C, -690.0, 490.0, 0.0, 6.0, valley=False)),
@@ -504,10 +506,10 @@ def _register() -> list[_Project]:
           ("2025-11-11", None, None, None), 1400.0, (2026, 2027), _sewage_site(C, 1700, 0)),
         P("XM0307", C, "垃圾收集站", "清溪镇垃圾转运站", "under_construction",
           ("2024-02-02", "2024-05-20", "2024-06-15", None), 280.0, (2024, 2025),
-          _valley_site(C, -1750, 250, 50, 40)),
+          _valley_site(C, -1750, 250, 80, 60)),
         P("XM0308", C, "parking", "清溪镇过境停车场", "planned",  # on survey dry land (0103)
           ("2025-06-30", None, None, None), 220.0, (2026, 2026),
-          _valley_site(C, -1350, -300, 60, 50)),
+          _valley_site(C, -1350, -300, 70, 60)),
         P("XM0309", C, "供水工程", "清溪镇高位水池", "planned",  # slope 15-25 (placed on the DEM)
           ("2025-03-03", None, None, None), 160.0, (2026, 2026)),
         P("XM0310", C, "游客服务中心", "清溪镇游客服务中心", "under_construction",
@@ -516,13 +518,13 @@ def _register() -> list[_Project]:
         # 龙井乡 (D)
         P("XM0401", D, "health_center", "龙井乡卫生院", "completed",
           ("2021-05-05", "2021-07-07", "2021-08-08", "2022-10-10"), 1200.0, (2021, 2022),
-          _block_site(D, 4, 3, 20), parcels={(4, 3): "080602"}),
+          _block_site(D, 4, 3, 20), parcels={(4, 3): "080602"}, built=_inset(12)),
         P("XM0402", D, "寄宿制学校", "龙井乡新寨村寄宿制小学", "planned",  # outside the UDB
           ("2025-04-20", None, None, None), 2400.0, (2026, 2027),
           _valley_site(D, -1450, -200, 120, 80)),
         P("XM0403", D, "集贸市场", "龙井乡集贸市场", "completed",
           ("2021-11-11", "2022-02-02", "2022-03-03", "2022-12-12"), 600.0, (2022, 2022),
-          _block_site(D, 3, 2, 15), parcels={(3, 2): "090102"}),
+          _block_site(D, 3, 2, 15), parcels={(3, 2): "090102"}, built=_inset(10)),
         P("XM0404", D, "日间照料中心", "龙井乡日间照料中心", "planned",
           ("2025-09-09", None, None, None), 300.0, (2026, 2026),
           _block_site(D, 2, 3, 20), parcels={(2, 3): "080701"}),
@@ -533,7 +535,7 @@ def _register() -> list[_Project]:
           ("2025-05-05", None, None, None), 900.0, (2026, 2027), _sewage_site(D, 1700, -100)),
         P("XM0407", D, "垃圾收运/转运", "龙井乡垃圾收集转运点", "completed",
           ("2021-02-02", "2021-04-04", "2021-05-05", "2021-10-10"), 150.0, (2021, 2021),
-          _valley_site(D, 1750, 250, 50, 40)),
+          _valley_site(D, 1750, 250, 80, 60), built=_inset(5)),
         P("XM0408", D, "公共厕所", "龙井乡集镇公厕", "completed",
           ("2022-03-03", "2022-04-04", "2022-05-05", "2022-08-08"), 40.0, (2022, 2022),
           _udb_site(D, 530, -100, 560, -80), parcels={(8, 2): "1309"}, built=_inset(3)),
@@ -546,6 +548,28 @@ def _register() -> list[_Project]:
 
 
 ORPHAN_ID = "XM0499"  # an as-built footprint with no planned project
+
+# Sites outside the development boundaries sit on village-plan (村庄规划) parcels with these codes.
+VILLAGE_PLAN = {
+    "XM0107": "1302", "XM0109": "1207", "XM0110": "0704", "XM0205": "1309", "XM0206": "1302",
+    "XM0208": "1301", "XM0306": "1302", "XM0307": "1309", "XM0308": "120803", "XM0309": "1301",
+    "XM0402": "080403", "XM0406": "1302", "XM0407": "1309", "XM0409": "1207", "XM0410": "1309",
+}
+
+
+def _village_parcels(projects: list[_Project], udb: Polygon) -> list[dict]:
+    """One village-plan parcel (the site plus 10 m) under each project outside the boundaries."""
+    rows: list[dict] = []
+    taken = udb.buffer(5.0)
+    for p in projects:
+        code = VILLAGE_PLAN.get(p.pid)
+        if code is None or p.geometry is None:
+            continue
+        geom = p.geometry.buffer(10.0, join_style="mitre").difference(taken)
+        taken = taken.union(geom)
+        rows.append({"DKBH": f"CZ-{p.pid[2:]}", "YDYHDM": code, "YDYHMC": LANDUSE_NAMES[code],
+                     "RJL": 0.5, "GHLX": "村庄规划", "geometry": geom})
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,11 +596,11 @@ def _plant(frame: _Frame, sites: dict[str, Polygon]) -> _Planted:
         redline=[(spring, "清溪泉水源涵养区（虚构）", "水源涵养"),
                  (wetland, "青山河湿地（虚构）", "生物多样性维护")],
         farmland=[
-            _anchor_box(a_farm, -140, -130, 0, 10),  # 30 m x 35 m under XM0110
+            _anchor_box(a_farm, -140, -130, -5, 5),  # 30 m x 35 m under XM0110
             _udb_box(frame, 0, -200, -580, -80, -446),  # 120 m x 4 m inside 示范镇 UDB
             _udb_box(frame, 1, 100, -560, 130, -449.98),  # 30 m x 0.02 m sliver in 青山镇 UDB
         ],
-        cropland=[_anchor_box(c_park, -20, -80, 110, -5)],  # 50 m x 20 m under XM0308
+        cropland=[_anchor_box(c_park, -15, -80, 110, -10)],  # 50 m x 20 m under XM0308
         orphan=_udb_box(frame, 3, 930, -130, 990, -60),
     )
 
@@ -847,7 +871,8 @@ Layers and fields:
 - `CZKFBJ`: `GHFQDM`/`GHFQMC` 21 城镇集中建设区, 22 城镇弹性发展区, 23 特别用途区 (the zone
   names are standard; the two-digit codes are illustrative [unconfirmed]).
 - `DLTB`: survey cultivated land only (`DLBM` 0101/0102/0103, `DLMC`, `TBMJ`).
-- `KZXXGH_DK`: `DKBH`, `YDYHDM` (用地用海 2023, text), `YDYHMC`, `RJL`.
+- `KZXXGH_DK`: `DKBH`, `YDYHDM` (用地用海 2023, text), `YDYHMC`, `RJL`, `GHLX` (详细规划
+  blocks inside the boundaries, 村庄规划 parcels under the sites outside them).
 - `XS_XMKJFW`: `XMDM`, `XMMC`, `XZQDM`, `XMLB` (facility: catalogue code or Chinese name/alias),
   `JSXZ`, `JSZT` (status), `LTRQ`/`XKRQ`/`KGRQ`/`JGRQ` (mapped/permit/start/finish dates as
   text, mostly ISO, a few `2024/3/5` and `20240305`), `ZTZ` (万元), `KSNF`/`JSNF` (years),
@@ -880,14 +905,17 @@ def _expected_rows() -> list[tuple[str, str, str, str]]:
         ("XM0308", "cropland", "review", "parking on 1000 m² of dry land 0103 (not farmland)"),
         ("XM0308", "farmland", "pass", "no basic farmland under it"),
         ("XM0402", "udb", "review", "school outside the development boundary"),
+        ("XM0402", "landuse", "pass", "on a village-plan 080403 parcel"),
         ("XM0107", "udb", "pass", "sewage plant outside the boundary is allowed"),
         ("XM0101", "landuse", "pass", "compatible"),
         ("XM0105", "landuse", "pass", "97% on 1401 (3 m on 120803)"),
         ("XM0201", "landuse", "review", "2/3 on 080602, rest street and 070102"),
         ("XM0103", "landuse", "fail", "market entirely on 070102 residential"),
         ("XM0410", "slope", "fail", "every cell steeper than 27°"),
+        ("XM0408", "slope", "review", "600 m² toilet: too few 30 m DEM cells to judge"),
         ("XM0309", "slope", "review", "every cell between 16° and 24°"),
         ("XM0108", "setback", "fail", "refuse transfer station 30 m from school XM0102"),
+        ("XM0102", "setback", "fail", "side effect: school 30 m from refuse XM0108"),
         ("XM0206", "setback", "pass", "sewage plant far from sensitive uses"),
         ("XM0105", "project_overlap", "review", "overlaps XM0106 by 360 m²"),
         ("XM0106", "project_overlap", "review", "overlaps XM0105 by 360 m²"),
@@ -990,6 +1018,7 @@ def build_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> Path:
         p.geometry = sites[p.pid]
 
     parcel_rows = _make_parcels(frame, udb_rows, projects, np.random.RandomState(seed + 3))
+    parcel_rows += _village_parcels(projects, udb)
     built_rows = [{"XMDM": p.pid, "JZMC": p.name + "（建成范围）",
                    "geometry": p.built(sites[p.pid])} for p in projects if p.built is not None]
     built_rows.append({"XMDM": ORPHAN_ID, "JZMC": "龙井乡未落图仓储用房（虚构）",
