@@ -1,11 +1,15 @@
 """spatialplan: township territorial spatial planning checks (国土空间规划 · 三条控制线 · "8+X").
 
-The package re-exports the public API of its topic modules; see ``DESIGN.md``.
+The package re-exports the public API of its topic modules; see ``DESIGN.md``. The map, layout
+and report functions (folium, matplotlib) are imported on first use.
 """
 
+import importlib
 import logging
 
 from spatialplan._version import __version__
+from spatialplan.bubiao import read_bubiao_txt
+from spatialplan.catalog import Catalog, landuse_compatible, read_catalog, resolve_facility
 from spatialplan.errors import (
     CRSError,
     DataLayerError,
@@ -18,19 +22,91 @@ from spatialplan.errors import (
     RulebookError,
     SpatialPlanError,
 )
+from spatialplan.overlay import line_conflicts, outside_townships, township_stats
+from spatialplan.pipeline import CheckResult, run_check, run_stats, write_check
+from spatialplan.plan import read_plan_spec
+from spatialplan.read import (
+    Layer,
+    Plan,
+    feature_issues,
+    read_layer,
+    read_plan,
+    validation_report,
+)
+from spatialplan.rules import read_rules
+from spatialplan.schedule import sequence_table
+from spatialplan.siting import check_projects, facility_coverage
+from spatialplan.terrain import (
+    read_terrain,
+    site_slope_stats,
+    slope_degrees,
+    township_terrain_stats,
+    write_slope,
+)
 
 logging.getLogger("spatialplan").addHandler(logging.NullHandler())
+
+#: names served lazily from heavier modules (folium, matplotlib)
+_LAZY = {
+    "explore": "spatialplan.webmap",
+    "write_map": "spatialplan.webmap",
+    "layout_figure": "spatialplan.layout",
+    "write_layout": "spatialplan.layout",
+    "render_report": "spatialplan.report",
+    "write_report": "spatialplan.report",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'spatialplan' has no attribute {name!r}")
+
 
 __all__ = [
     "__version__",
     "CRSError",
+    "Catalog",
+    "CheckResult",
     "DataLayerError",
     "DataSourceError",
     "FieldError",
     "GeometryError",
+    "Layer",
     "OutputError",
+    "Plan",
     "PlanError",
     "RasterError",
     "RulebookError",
     "SpatialPlanError",
+    "check_projects",
+    "explore",
+    "facility_coverage",
+    "feature_issues",
+    "landuse_compatible",
+    "layout_figure",
+    "line_conflicts",
+    "outside_townships",
+    "read_bubiao_txt",
+    "read_catalog",
+    "read_layer",
+    "read_plan",
+    "read_plan_spec",
+    "read_rules",
+    "read_terrain",
+    "render_report",
+    "resolve_facility",
+    "run_check",
+    "run_stats",
+    "sequence_table",
+    "site_slope_stats",
+    "slope_degrees",
+    "township_stats",
+    "township_terrain_stats",
+    "validation_report",
+    "write_check",
+    "write_layout",
+    "write_map",
+    "write_report",
+    "write_slope",
 ]
