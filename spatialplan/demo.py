@@ -255,6 +255,24 @@ def _box_mean(mask: np.ndarray, k: int) -> np.ndarray:
     return s / (k * k)
 
 
+class _Cutter:
+    """Many exclusion polygons behind an STR tree: cut a small geometry by the nearby ones."""
+
+    def __init__(self, parts: Sequence) -> None:
+        flat = [p for g in parts for p in shapely.get_parts(g) if not p.is_empty]
+        self.parts = np.asarray(flat, dtype=object)
+        self.tree = shapely.STRtree(self.parts)
+
+    def hits(self, geom) -> bool:
+        return len(self.tree.query(geom, predicate="intersects")) > 0
+
+    def cut(self, geom):
+        idx = self.tree.query(geom, predicate="intersects")
+        if len(idx) == 0:
+            return geom
+        return geom.difference(shapely.union_all(self.parts[idx]))
+
+
 # ---------------------------------------------------------------------------------------------
 # townships
 
@@ -606,7 +624,7 @@ def _plant(frame: _Frame, sites: dict[str, Polygon]) -> _Planted:
 
 
 def _find_slope_site(dem: _Dem, town_poly: Polygon, seat: tuple[float, float],
-                     avoid: Polygon, *, lo: float, hi: float, mean_lo: float,
+                     avoid: _Cutter, *, lo: float, hi: float, mean_lo: float,
                      mean_hi: float) -> Polygon:
     """Closest 120 m x 90 m site to ``seat`` whose every slope cell (plus a ring) is in range."""
     win_r, win_c = 5, 6  # 3 x 4 cell site + 1 cell ring
@@ -624,7 +642,7 @@ def _find_slope_site(dem: _Dem, town_poly: Polygon, seat: tuple[float, float],
         if not 1200.0 <= dist[k] <= 4000.0:
             continue
         site = box(x[k], y[k] - 90.0, x[k] + 120.0, y[k])
-        if inner.contains(site) and not avoid.intersects(site):
+        if inner.contains(site) and not avoid.hits(site):
             return site
     raise RuntimeError("demo: no hillside site found for the slope case")
 
@@ -652,11 +670,12 @@ def _redline(dem: _Dem, towns_union: Polygon, udb: Polygon, planted: _Planted) -
     return rows
 
 
-def _fields(frame: _Frame, dem: _Dem, rng: np.random.RandomState, exclude: Polygon,
+def _fields(frame: _Frame, dem: _Dem, rng: np.random.RandomState, exclude: _Cutter,
             towns_union: Polygon) -> list[Polygon]:
     """Rectangular paddy fields on the gentle valley floors, a few hundred of them."""
     out: list[Polygon] = []
     inner = towns_union.buffer(-30.0)
+    shapely.prepare(inner)
     for valley in ("n", "s"):
         for x in np.arange(-8000.0, 8000.0, 240.0):
             yc = float(frame.valley_y(x + 120.0, valley))
@@ -672,33 +691,38 @@ def _fields(frame: _Frame, dem: _Dem, rng: np.random.RandomState, exclude: Polyg
                 k = int((c.x - dem.x0) // CELL)
                 if dem.slope[r, k] > 6.0:
                     continue
-                piece = cell.difference(exclude).intersection(inner)
+                piece = exclude.cut(cell)
+                if not inner.contains(piece):
+                    piece = piece.intersection(inner)
                 for part in shapely.get_parts(piece):
                     if part.area >= 4000.0 and part.geom_type == "Polygon":
                         out.append(shapely.simplify(part, 0.5))
     return out
 
 
-def _dry_land(dem: _Dem, rng: np.random.RandomState, exclude: Polygon, towns_union: Polygon,
+def _dry_land(dem: _Dem, rng: np.random.RandomState, exclude: _Cutter, towns_union: Polygon,
               n: int = 140) -> list[Polygon]:
     """Scattered dry-land (旱地 0103) patches on the lower hillsides (slope 6–15°)."""
     xx, yy = dem.cell_centres()
     cand = np.nonzero((dem.slope.ravel() > 6.0) & (dem.slope.ravel() < 15.0)
                       & (dem.height.ravel() < 120.0))[0]
     inner = towns_union.buffer(-30.0)
+    shapely.prepare(inner)
     out: list[Polygon] = []
-    taken = Polygon()
     for idx in rng.choice(cand, size=min(len(cand), n * 3), replace=False):
         if len(out) >= n:
             break
         x, y = float(xx.ravel()[idx]), float(yy.ravel()[idx])
         g = box(x - 60.0, y - 40.0, x + 60.0, y + 40.0)
         g = affinity.rotate(g, rng.uniform(0.0, 90.0))
-        g = g.difference(exclude).difference(taken.buffer(10.0)).intersection(inner)
+        if out and (shapely.distance(np.asarray(out, dtype=object), g) < 10.0).any():
+            continue
+        g = exclude.cut(g)
+        if not inner.contains(g):
+            g = g.intersection(inner)
         g = max(shapely.get_parts(g), key=lambda p: p.area, default=Polygon())
         if g.geom_type == "Polygon" and g.area >= 3000.0:
             out.append(shapely.simplify(g, 0.5))
-            taken = taken.union(g)
     return out
 
 
@@ -764,7 +788,7 @@ def _write_dem(path: Path, dem: _Dem) -> None:
         "driver": "GTiff", "dtype": "float32", "count": 1, "width": cols, "height": rows,
         "crs": CRS(GK_CRS).to_wkt(), "transform": dem.transform, "nodata": DEM_NODATA,
         "compress": "deflate", "predictor": 3, "tiled": True, "blockxsize": 256,
-        "blockysize": 256, "zlevel": 9,
+        "blockysize": 256,
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
@@ -1007,11 +1031,14 @@ def build_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> Path:
     red_rows = _redline(dem, towns_union, udb, planted)
     red = shapely.union_all([r["geometry"] for r in red_rows])
 
-    avoid = shapely.union_all([red.buffer(60.0), udb.buffer(300.0),
-                               *[g.buffer(300.0) for g in sites.values()]])
+    red_parts = [r["geometry"] for r in red_rows]
+    udb_parts = [r["geometry"] for r in udb_rows]
+    site_list = list(sites.values())
+    avoid = _Cutter([*shapely.buffer(red_parts, 60.0), *shapely.buffer(udb_parts, 300.0),
+                     *shapely.buffer(site_list, 300.0)])
     sites["XM0309"] = _find_slope_site(dem, towns[2], frame.seat(2), avoid, lo=16.0, hi=24.0,
                                        mean_lo=18.0, mean_hi=22.0)
-    avoid = avoid.union(sites["XM0309"].buffer(300.0))
+    avoid = _Cutter([*avoid.parts, sites["XM0309"].buffer(300.0)])
     sites["XM0410"] = _find_slope_site(dem, towns[3], frame.seat(3), avoid, lo=27.0, hi=60.0,
                                        mean_lo=29.0, mean_hi=60.0)
     for p in projects:
@@ -1024,16 +1051,15 @@ def build_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> Path:
     built_rows.append({"XMDM": ORPHAN_ID, "JZMC": "龙井乡未落图仓储用房（虚构）",
                        "geometry": planted.orphan})
 
-    keep_out = shapely.union_all([
-        udb.buffer(40.0), red.buffer(15.0), *[g.buffer(30.0) for g in sites.values()],
-        *[r["geometry"].buffer(20.0) for r in built_rows],
-        *[g.buffer(15.0) for g in planted.farmland], *[g.buffer(15.0) for g in planted.cropland],
-    ])
+    keep_out = [*shapely.buffer(udb_parts, 40.0), *shapely.buffer(red_parts, 15.0),
+                *shapely.buffer(list(sites.values()), 30.0),
+                *shapely.buffer([r["geometry"] for r in built_rows], 20.0),
+                *shapely.buffer(planted.farmland + planted.cropland, 15.0)]
     rng_farm = np.random.RandomState(seed + 4)
-    fields = _fields(frame, dem, rng_farm, keep_out, towns_union)
+    fields = _fields(frame, dem, rng_farm, _Cutter(keep_out), towns_union)
     farmland = fields + planted.farmland
     farm_union = shapely.union_all(farmland)
-    dry = _dry_land(dem, rng_farm, shapely.union_all([keep_out, farm_union.buffer(10.0)]),
+    dry = _dry_land(dem, rng_farm, _Cutter([*keep_out, *shapely.buffer(farmland, 10.0)]),
                     towns_union)
     dry += planted.cropland
 
