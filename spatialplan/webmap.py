@@ -204,7 +204,7 @@ def explore(
     'Map'
     """
     mode = _basemap_mode(basemap, gaode)
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False)
+    m = folium.Map(tiles=None, control_scale=False, prefer_canvas=False)
     # only Leaflet itself: no jQuery / Bootstrap / Font Awesome (we use none of them)
     m.default_js = [("leaflet", _LEAFLET_JS)]
     m.default_css = [("leaflet_css", _LEAFLET_CSS)]
@@ -341,12 +341,28 @@ def _add_basemaps(m: folium.Map, mode: str, tianditu_key: str | None) -> None:
 
 
 def _add_controls(m: folium.Map) -> None:
+    _MetricScale().add_to(m)
     folium.plugins.Fullscreen(position="topleft").add_to(m)
     folium.plugins.MeasureControl(position="topleft", primary_length_unit="meters",
                                   secondary_length_unit="kilometers",
                                   primary_area_unit="sqmeters",
                                   secondary_area_unit="hectares").add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
+
+
+class _MetricScale(MacroElement):
+    """Leaflet's scale bar, metric only (folium's ``control_scale`` also shows feet)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        L.control.scale({metric: true, imperial: false, maxWidth: 150})
+            .addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "SpMetricScale"
 
 
 class _Legend(MacroElement):

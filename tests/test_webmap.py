@@ -82,7 +82,7 @@ def test_layer_names_and_controls():
     assert "L.control.layers" in html
     assert "L.Control.Measure" in html and "L.Control.FullScreen" in html.replace(
         "L.control.fullscreen", "L.Control.FullScreen")
-    assert "control_scale" in html or "L.control.scale" in html
+    assert "L.control.scale({metric: true, imperial: false" in html
     assert "sp-legend" in html and "fitBounds" in html
     # only the needed properties are embedded (no geometry columns, no raw attributes)
     for fc in _geojson_layers(html):
