@@ -1065,7 +1065,7 @@ def build_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> Path:
 
     _self_check(towns, sites, udb, red, farm_union, shapely.union_all(farmland + dry), dem,
                 projects)
-    _write_all(out, seed=seed, towns=towns, frame=frame, dem=dem, udb_rows=udb_rows,
+    _write_all(out, seed=seed, towns=towns, dem=dem, udb_rows=udb_rows,
                red_rows=red_rows, farmland=farmland, dry=dry, parcel_rows=parcel_rows,
                projects=projects, built_rows=built_rows, rng=rng_farm)
     log.info("demo township written to %s (seed %d)", out, seed)
@@ -1080,7 +1080,7 @@ def _township_of(towns: list, geom) -> str:
     return TOWNSHIPS[0][0]
 
 
-def _write_all(out: Path, *, seed: int, towns: list, frame: _Frame, dem: _Dem,
+def _write_all(out: Path, *, seed: int, towns: list, dem: _Dem,
                udb_rows: list[dict], red_rows: list[dict], farmland: list[Polygon],
                dry: list[Polygon], parcel_rows: list[dict], projects: list[_Project],
                built_rows: list[dict], rng: np.random.RandomState) -> None:
