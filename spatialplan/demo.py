@@ -931,7 +931,6 @@ def _expected_rows() -> list[tuple[str, str, str, str]]:
         ("XM0402", "udb", "review", "school outside the development boundary"),
         ("XM0402", "landuse", "pass", "on a village-plan 080403 parcel"),
         ("XM0107", "udb", "pass", "sewage plant outside the boundary is allowed"),
-        ("XM0101", "landuse", "pass", "compatible"),
         ("XM0105", "landuse", "pass", "97% on 1401 (3 m on 120803)"),
         ("XM0201", "landuse", "review", "2/3 on 080602, rest street and 070102"),
         ("XM0103", "landuse", "fail", "market entirely on 070102 residential"),

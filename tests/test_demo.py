@@ -243,6 +243,8 @@ def test_expected_cases_fire_and_pass_for_every_rule():
     assert rows and set(rows[0]) == {"project_id", "rule", "status", "note"}
     projects = set(_read_layer(COMMITTED / "planning.gpkg", "XS_XMKJFW")["XMDM"])
     built = set(_read_layer(COMMITTED / "planning.gpkg", "JG_FW")["XMDM"])
+    keys = [(r["project_id"], r["rule"]) for r in rows]
+    assert len(keys) == len(set(keys))
     for rule in RULES:
         statuses = {r["status"] for r in rows if r["rule"] == rule}
         assert "pass" in statuses, rule
