@@ -7,6 +7,7 @@ and report functions (folium, matplotlib) are imported on first use.
 import importlib
 import logging
 
+from spatialplan._resources import demo_plan_path
 from spatialplan._version import __version__
 from spatialplan.bubiao import read_bubiao_txt
 from spatialplan.catalog import Catalog, landuse_compatible, read_catalog, resolve_facility
@@ -23,7 +24,14 @@ from spatialplan.errors import (
     SpatialPlanError,
 )
 from spatialplan.overlay import line_conflicts, outside_townships, township_stats
-from spatialplan.pipeline import CheckResult, run_check, run_stats, write_check
+from spatialplan.pipeline import (
+    CheckResult,
+    check_layouts,
+    check_map,
+    run_check,
+    run_stats,
+    write_check,
+)
 from spatialplan.plan import read_plan_spec
 from spatialplan.read import (
     Layer,
@@ -79,7 +87,10 @@ __all__ = [
     "RasterError",
     "RulebookError",
     "SpatialPlanError",
+    "check_layouts",
+    "check_map",
     "check_projects",
+    "demo_plan_path",
     "explore",
     "facility_coverage",
     "feature_issues",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-__all__ = ["layers_dir", "catalog_path", "demo_dir"]
+__all__ = ["layers_dir", "catalog_path", "demo_dir", "demo_plan_path"]
 
 
 def layers_dir() -> Path:
@@ -21,3 +21,14 @@ def catalog_path(name: str) -> Path:
 def demo_dir() -> Path:
     """Return the folder of the bundled demo township (with its ``plan.toml``)."""
     return layers_dir() / "demo"
+
+
+def demo_plan_path() -> Path:
+    """Return the path of the bundled demo township's ``plan.toml`` (synthetic data).
+
+    Examples
+    --------
+    >>> demo_plan_path().name
+    'plan.toml'
+    """
+    return demo_dir() / "plan.toml"

@@ -20,8 +20,8 @@ import pandas as pd
 from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
 
-__all__ = ["CheckResult", "run_stats", "run_check", "write_check", "plan_inputs", "build_manifest",
-           "OUTPUT_KINDS"]
+__all__ = ["CheckResult", "run_stats", "run_check", "write_check", "check_map", "check_layouts",
+           "plan_inputs", "build_manifest", "OUTPUT_KINDS"]
 
 log = logging.getLogger(__name__)
 
@@ -374,36 +374,62 @@ def _write_schedule(result: CheckResult, stage: Path, out: Path) -> dict[str, Pa
     return {"schedule_xlsx": out / "schedule.xlsx", "schedule_csv": out / "schedule.csv"}
 
 
-def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> dict[str, Path]:
-    """Write the folium web map."""
+def check_map(plan, result: CheckResult | None = None, **options):
+    """Build the folium web map of a plan and (optionally) its check result.
+
+    Parameters
+    ----------
+    plan
+        The plan (its layers are drawn).
+    result
+        What :func:`run_check` returned; projects are coloured by verdict with their findings.
+    **options
+        Passed to :func:`spatialplan.webmap.explore` (``basemap``, ``tianditu_key``, ...).
+
+    Returns
+    -------
+    folium.Map
+    """
     from spatialplan import webmap
 
-    m = webmap.explore(
+    return webmap.explore(
         townships=_layer_data(plan, "townships"),
         redline=_layer_data(plan, "redline"),
         farmland=_layer_data(plan, "farmland"),
         udb=_layer_data(plan, "udb"),
         parcels=_layer_data(plan, "parcels"),
-        conflicts=result.line_conflicts,
-        projects=result.projects,
-        findings=result.findings,
+        conflicts=None if result is None else result.line_conflicts,
+        projects=_layer_data(plan, "projects") if result is None else result.projects,
+        findings=None if result is None else result.findings,
+        **options,
     )
-    webmap.write_map(m, stage / "map.html")
-    return {"map": out / "map.html"}
 
 
-def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
-                  township: str | None) -> dict[str, Path]:
-    """Write the 8+X 项目布局图 (PDF, one page per township, and a PNG)."""
+def check_layouts(plan, result: CheckResult, *, township: str | None = None) -> list:
+    """Draw the 8+X 项目布局图 of every township (or one), as matplotlib figures.
+
+    Parameters
+    ----------
+    plan
+        The plan that was checked.
+    result
+        What :func:`run_check` returned.
+    township
+        A township code; default every township.
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+    """
     from spatialplan import layout
 
-    townships = _layer_data(plan, "townships")
-    codes = [township] if township else list(townships["code"])
+    townships = _townships(plan)
     if township and township not in set(townships["code"]):
         raise SpatialPlanError(f"no township with code {township!r}", path=plan.path,
                                layer="townships",
                                hint=f"choose one of {', '.join(map(str, townships['code']))}")
-    figs = [
+    codes = [township] if township else list(townships["code"])
+    return [
         layout.layout_figure(
             code,
             townships=townships,
@@ -418,7 +444,29 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
         )
         for code in codes
     ]
-    layout.write_layout(figs, stage / "layout.pdf", stage / "layout.png")
+
+
+def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> dict[str, Path]:
+    """Write the folium web map."""
+    from spatialplan import webmap
+
+    webmap.write_map(check_map(plan, result), stage / "map.html")
+    return {"map": out / "map.html"}
+
+
+def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
+                  township: str | None) -> dict[str, Path]:
+    """Write the 8+X 项目布局图 (PDF, one page per township, and a PNG)."""
+    import matplotlib.pyplot as plt
+
+    from spatialplan import layout
+
+    figs = check_layouts(plan, result, township=township)
+    try:
+        layout.write_layout(figs, stage / "layout.pdf", stage / "layout.png")
+    finally:
+        for fig in figs:
+            plt.close(fig)
     return {"layout_pdf": out / "layout.pdf", "layout_png": out / "layout.png"}
 
 
