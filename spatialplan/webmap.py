@@ -90,7 +90,8 @@ _STYLES: dict[str, dict[str, Any]] = {
     "parcels": {"color": "#666666", "weight": 0.5, "fillOpacity": 0.5},
     "conflicts": {"color": "#000000", "weight": 1.5, "dashArray": "3 3",
                   "fillColor": "#ff00ff", "fillOpacity": 0.6},
-    "projects": {"color": "#222222", "weight": 1.5, "fillOpacity": 0.75, "radius": 6},
+    "projects": {"color": "#222222", "weight": 1.5, "fill": True, "fillOpacity": 0.75,
+                 "radius": 6},
 }
 
 _ROLE_ORDER = ("townships", "parcels", "farmland", "redline", "udb", "conflicts", "projects")
@@ -370,6 +371,12 @@ class _Legend(MacroElement):
 
     _template = Template("""
         {% macro html(this, kwargs) %}
+        <style>
+        .leaflet-tooltip.sp-label { background: transparent; border: none; box-shadow: none;
+            font: bold 13px sans-serif; color: #222; opacity: 1;
+            text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 3px #fff; }
+        .leaflet-tooltip.sp-label::before { display: none; }
+        </style>
         <div class="sp-legend" style="position: fixed; bottom: 28px; right: 10px; z-index: 9999;
              background: rgba(255,255,255,0.92); padding: 6px 9px; border: 1px solid #999;
              border-radius: 4px; font: 12px/1.35 sans-serif; max-width: 300px;">
@@ -453,7 +460,7 @@ def _verdict_counts(projects: gpd.GeoDataFrame | None) -> dict[str, int]:
 def _add_geojson(m: folium.Map, role: str, fc: dict) -> None:
     styles: Any = _feature_styles(role)
     tooltip = ({"permanent": True, "direction": "center", "className": "sp-label",
-                "opacity": 0.8} if role == "townships" else {"sticky": True})
+                "opacity": 0.9} if role == "townships" else {"sticky": True})
     js = _BIND_JS % {"styles": json_for_script(styles), "tooltip": json_for_script(tooltip)}
     base = dict(_STYLES[role])
     radius = base.pop("radius", 6)
