@@ -1,0 +1,698 @@
+"""Distributed engine: the same check, partitioned by groups of townships, on dask.distributed.
+
+:func:`run_check_dask` gives the same :class:`~spatialplan.pipeline.CheckResult` as
+:func:`spatialplan.pipeline.run_check` (same rows, verdicts, areas to rounding), computed by
+partitions on a ``LocalCluster`` (processes, one thread each) or an existing cluster.
+
+How a plan is partitioned
+-------------------------
+- **Tiles.** The townships' representative points are split k-d style (median cuts on the
+  wider axis) into tiles of at most ``partition_size`` townships. The tiles are half-open
+  rectangles covering the whole plane (outer ones unbounded), so every point belongs to
+  exactly one partition: this decides who reports what lies outside every township.
+- **Extent.** A partition reads the control lines, parcels and survey cropland that intersect
+  its extent (pyogrio ``bbox`` in each source's CRS, the bounds transformed explicitly with
+  densified edges and a 1 m margin): its tile (clipped to the data), its townships' bounds
+  and its projects' bounds widened by the largest setback distance. Features are read whole,
+  keep their full-read ``feature_id`` and are validated and reprojected as in a full read.
+- **Ownership.** Township statistics and terrain: the partition of the township (each line
+  measures only its own townships' share, so a feature read by two partitions is never
+  counted twice). Conflicts: split by township, each piece reported by the piece's township;
+  a piece outside every township by the tile holding its representative point. Projects: by
+  the tile of the site's representative point; sites without usable geometry by their
+  declared township, else (and rejected ones) the first partition. A partition checks its
+  projects together with the neighbouring sites within the setback distance (so setbacks and
+  overlaps across partition borders are seen) and keeps only its own rows. As-built
+  footprints are joined by project id, not by place: each partition gets its projects'
+  footprints, unmapped builds are found once on the combined register.
+- **Terrain.** A DEM in the analysis CRS is read per partition through a window of the
+  partition's townships and sites, widened by 3 cells (Horn slope needs 1), so slopes match
+  the full grid; a DEM needing reprojection is warped whole in each partition.
+
+The driver only reads the townships, the project register and the as-built footprints (the
+plan given to :func:`run_check_dask` already holds them).
+
+Example
+-------
+>>> import spatialplan as sp                                               # doctest: +SKIP
+>>> plan = sp.read_plan("plan.toml")                                       # doctest: +SKIP
+>>> result = sp.run_check(plan, engine="dask", n_workers=2)                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+import shapely
+
+from spatialplan.errors import SpatialPlanError
+
+__all__ = ["run_check_dask", "partition_townships", "connect"]
+
+log = logging.getLogger(__name__)
+
+_EXTENT_ROLES = ("redline", "farmland", "udb", "cropland", "parcels")
+_STAT_ROLES = ("redline", "farmland", "udb", "cropland")
+_MARGIN_M = 1.0
+_DEM_PAD_CELLS = 3
+_INF = math.inf
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def partition_townships(points: np.ndarray, *, partition_size: int
+                        ) -> tuple[list[tuple[float, float, float, float]], np.ndarray]:
+    """Split points k-d style into half-open tiles of at most ``partition_size`` points.
+
+    Parameters
+    ----------
+    points
+        ``(n, 2)`` coordinates (the townships' representative points).
+    partition_size
+        Largest number of points per tile (points at one spot are never split).
+
+    Returns
+    -------
+    tiles
+        One ``(xmin, ymin, xmax, ymax)`` per tile; together they cover the plane (outer
+        bounds are infinite), a point belongs to the tile with ``xmin <= x < xmax`` and
+        ``ymin <= y < ymax``.
+    owner
+        Tile index of every point.
+
+    Examples
+    --------
+    >>> tiles, owner = partition_townships(np.array([[0, 0], [10, 0], [20, 5]]),
+    ...                                    partition_size=2)
+    >>> len(tiles), owner.tolist()
+    (2, [0, 1, 1])
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    tiles: list[tuple[float, float, float, float]] = []
+    owner = np.zeros(len(pts), dtype=np.intp)
+    stack = [(np.arange(len(pts)), (-_INF, -_INF, _INF, _INF))]
+    while stack:
+        idx, bounds = stack.pop(0)
+        cut = _median_cut(pts[idx], partition_size)
+        if cut is None:
+            owner[idx] = len(tiles)
+            tiles.append(bounds)
+            continue
+        axis, value = cut
+        low = pts[idx, axis] < value
+        lower, upper = list(bounds), list(bounds)
+        lower[axis + 2] = value
+        upper[axis] = value
+        stack[:0] = [(idx[low], tuple(lower)), (idx[~low], tuple(upper))]
+    return tiles, owner
+
+
+def _median_cut(pts: np.ndarray, size: int) -> tuple[int, float] | None:
+    """Axis and value of the median cut of ``pts``, or None when they fit in one tile."""
+    if len(pts) <= max(size, 1):
+        return None
+    spans = pts.max(axis=0) - pts.min(axis=0)
+    for axis in np.argsort(-spans, kind="stable"):
+        value = float(np.sort(pts[:, axis])[len(pts) // 2])
+        low = pts[:, axis] < value
+        if low.any() and not low.all():
+            return int(axis), value
+    return None
+
+
+def _in_tile(xy: np.ndarray, tile: tuple[float, float, float, float]) -> np.ndarray:
+    x, y = xy[:, 0], xy[:, 1]
+    return (x >= tile[0]) & (x < tile[2]) & (y >= tile[1]) & (y < tile[3])
+
+
+def _tile_of(xy: np.ndarray, tiles: list) -> np.ndarray:
+    out = np.full(len(xy), -1, dtype=np.intp)
+    for k, tile in enumerate(tiles):
+        out[_in_tile(xy, tile) & (out < 0)] = k
+    return out
+
+
+def _points(geoms: np.ndarray) -> np.ndarray:
+    """Representative points of geometries as ``(n, 2)`` (NaN for missing ones)."""
+    xy = np.full((len(geoms), 2), np.nan)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if ok.any():
+        xy[ok] = shapely.get_coordinates(shapely.point_on_surface(geoms[ok]))
+    return xy
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Positions:
+    """Map source FIDs to 0-based row positions of a full read (picklable)."""
+
+    offset: int | None = None
+    fids: np.ndarray | None = None
+
+    def __call__(self, fids: np.ndarray) -> np.ndarray:
+        if self.offset is not None:
+            return np.asarray(fids, dtype=np.int64) - self.offset
+        return pd.Index(self.fids).get_indexer(fids)
+
+
+def _positions(spec) -> _Positions:
+    """FID → row position of one layer, from a read of the FIDs only."""
+    frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=[],
+                                   read_geometry=False, fid_as_index=True)
+    fids = frame.index.to_numpy().astype(np.int64)
+    if len(fids) == 0 or np.array_equal(fids, np.arange(fids[0], fids[0] + len(fids))):
+        return _Positions(offset=int(fids[0]) if len(fids) else 0)
+    return _Positions(fids=fids)
+
+
+@dataclasses.dataclass
+class _Shared:
+    """What every partition needs (sent once to every worker)."""
+
+    specs: dict[str, Any]
+    positions: dict[str, _Positions]
+    source_crs: dict[str, Any]
+    crs: Any
+    rules: dict
+    catalog: Any
+    as_of: Any
+    tolerance: dict
+    townships: gpd.GeoDataFrame
+    tiles: list
+    world: tuple[float, float, float, float]
+    radius: float
+    dem: Any = None
+
+
+@dataclasses.dataclass
+class _Part:
+    """One partition: its tile, township rows, projects (own + neighbours) and footprints."""
+
+    index: int
+    towns: np.ndarray
+    projects: gpd.GeoDataFrame
+    own: np.ndarray
+    rejected: pd.DataFrame | None
+    built: gpd.GeoDataFrame | None
+    extent: tuple[float, float, float, float]
+    dem_extent: tuple[float, float, float, float] | None
+
+
+def _layer_bounds(spec, crs) -> tuple[float, float, float, float] | None:
+    """Total bounds of a source layer in the analysis CRS (None when empty)."""
+    info = pyogrio.read_info(spec.path, layer=spec.layer, force_total_bounds=True)
+    bounds = info.get("total_bounds")
+    src = spec.assume_crs or info.get("crs")
+    if bounds is None or not np.all(np.isfinite(bounds)) or src is None:
+        return None
+    return _transform_box(tuple(bounds), src, crs)
+
+
+def _transform_box(box: tuple, src: Any, dst: Any) -> tuple[float, float, float, float]:
+    """Bounds of ``box`` (in ``src``) in ``dst``: densified edges, plus a safety margin."""
+    src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
+    if src.equals(dst):
+        return tuple(float(v) for v in box)  # type: ignore[return-value]
+    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    xmin, ymin, xmax, ymax = tr.transform_bounds(*box, densify_pts=21)
+    pad = 1e-5 * max(xmax - xmin, ymax - ymin, 1e-9)
+    return (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+
+
+def _envelope(boxes: list) -> tuple[float, float, float, float]:
+    arr = np.asarray([b for b in boxes if b is not None], dtype=float)
+    return (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
+
+
+def _clip_box(tile: tuple, world: tuple) -> tuple | None:
+    box = (max(tile[0], world[0]), max(tile[1], world[1]), min(tile[2], world[2]),
+           min(tile[3], world[3]))
+    return box if box[0] <= box[2] and box[1] <= box[3] else None
+
+
+def _search_radius(rules: dict) -> float:
+    """Largest distance a project rule looks at its neighbours (setbacks), plus a margin."""
+    from spatialplan.rules import setback_pairs
+
+    dists = [float(p["min_m"]) for p in setback_pairs(rules)]
+    return max(dists, default=0.0) + _MARGIN_M
+
+
+def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
+                 rejected: pd.DataFrame | None, built: gpd.GeoDataFrame | None,
+                 owner: np.ndarray) -> list[_Part]:
+    """Assign projects to tiles and compute every partition's read extents."""
+    from spatialplan._rules_sites import text_values
+    from spatialplan.siting import _geometry_problems
+
+    towns = shared.townships
+    geoms = np.asarray(projects.geometry.array, dtype=object)
+    usable = pd.isna(_geometry_problems(geoms))
+    assign = np.where(usable, _tile_of(_points(np.where(usable, geoms, None)), shared.tiles), -1)
+    code_part = dict(zip(text_values(towns["code"]), owner, strict=True))
+    declared = text_values(projects["township_code"]) if "township_code" in projects else (
+        np.full(len(projects), None, dtype=object))
+    for i in np.flatnonzero(assign < 0):
+        assign[i] = code_part.get(declared[i], 0)
+    site_bounds = shapely.bounds(np.where(usable, geoms, None))
+    tree = shapely.STRtree(np.where(usable, geoms, None))
+    pid = text_values(projects["project_id"]) if "project_id" in projects else None
+    parts = []
+    for k, tile in enumerate(shared.tiles):
+        own_t = np.flatnonzero(owner == k)
+        own_p = np.flatnonzero(assign == k)
+        boxes = [_clip_box(tile, shared.world),
+                 tuple(shapely.total_bounds(towns.geometry.array[own_t]))]
+        sites = own_p[usable[own_p]]
+        if len(sites):
+            b = site_bounds[sites]
+            boxes.append((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
+        dem_extent = _envelope(boxes[1:])
+        r = shared.radius
+        near = sites
+        if len(sites):
+            near = tree.query(geoms[sites], predicate="dwithin", distance=r)[1]
+            boxes.append(tuple(np.add(boxes[-1], (-r, -r, r, r))))
+        rows = np.union1d(own_p, near)
+        sub = projects.iloc[rows]
+        own = np.isin(rows, own_p)
+        pids = set(pid[own_p]) - {None} if pid is not None else set()
+        fids = set(projects["feature_id"].to_numpy()[own_p])
+        parts.append(_Part(
+            index=k, towns=own_t, projects=sub, own=own,
+            rejected=rejected if k == 0 else None,
+            built=_built_for(built, pids | fids),
+            extent=_envelope(boxes), dem_extent=dem_extent))
+    return parts
+
+
+def _built_for(built: gpd.GeoDataFrame | None, ids: set) -> gpd.GeoDataFrame | None:
+    """The as-built footprints joined to a partition's projects (by project id)."""
+    if built is None:
+        return None
+    from spatialplan._rules_sites import text_values
+
+    keys = text_values(built["project_id"]) if "project_id" in built else np.array([])
+    return built[np.isin(keys, list(ids))] if len(keys) else built.iloc[:0]
+
+
+# --------------------------------------------------------------------------- partition work
+
+
+def _read_extent(shared: _Shared, role: str, extent: tuple) -> gpd.GeoDataFrame | None:
+    """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them."""
+    from spatialplan.read import read_layer
+
+    spec = shared.specs.get(role)
+    if spec is None:
+        return None
+    box = _transform_box(np.add(extent, (-_MARGIN_M, -_MARGIN_M, _MARGIN_M, _MARGIN_M)),
+                         shared.crs, shared.source_crs[role])
+    layer = read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
+                       assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
+                       point_radius_m=spec.point_radius_m, bbox=box,
+                       feature_positions=shared.positions[role])
+    return layer.data
+
+
+def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
+    """Everything one partition reports: its own rows of every result table."""
+    from spatialplan import overlay, siting
+
+    lines = {role: _read_extent(shared, role, part.extent) for role in _EXTENT_ROLES}
+    towns = shared.townships.iloc[part.towns]
+    stats = overlay.township_stats(towns, tolerance=shared.tolerance,
+                                   **{r: lines[r] for r in _STAT_ROLES})
+    stats["_pos"] = part.towns
+    nearby = _nearby_townships(shared.townships, lines)
+    out: dict[str, Any] = {"stats": stats, "conflicts": _conflicts(part, shared, lines, nearby),
+                           "outside": _outside_parts(part, shared, lines, nearby)}
+    slope, out["terrain"] = _terrain(part, shared, towns)
+    if len(part.projects) or part.rejected is not None:
+        res, fnd = siting.check_projects(
+            part.projects, townships=shared.townships, redline=lines["redline"],
+            farmland=lines["farmland"], udb=lines["udb"], cropland=lines["cropland"],
+            parcels=lines["parcels"], built=part.built, slope=slope, rules=shared.rules,
+            catalog=shared.catalog, as_of=shared.as_of, rejected=part.rejected)
+        keep = set(part.projects["feature_id"].to_numpy()[part.own])
+        if part.rejected is not None:
+            keep |= set(part.rejected["feature_id"].astype(str))
+        out["projects"] = res[res["feature_id"].isin(keep)]
+        out["findings"] = fnd[fnd["feature_id"].isin(keep) & (fnd["subject"] == "project")]
+    return out
+
+
+def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFrame:
+    """Townships that can meet the features read (for what lies outside every township)."""
+    boxes = [tuple(g.total_bounds) for r, g in lines.items()
+             if r in _STAT_ROLES and g is not None and len(g)]
+    if not boxes:
+        return townships.iloc[:0]
+    hit = townships.sindex.query(shapely.box(*_envelope(boxes)), predicate="intersects")
+    return townships.iloc[np.sort(hit)]
+
+
+def _conflicts(part: _Part, shared: _Shared, lines: dict,
+               nearby: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """This partition's rows of the line conflicts (own townships; outside pieces by tile)."""
+    from spatialplan import overlay
+
+    found = overlay.line_conflicts(redline=lines["redline"], farmland=lines["farmland"],
+                                   udb=lines["udb"], townships=nearby,
+                                   tolerance=shared.tolerance)
+    codes = set(shared.townships["code"].to_numpy()[part.towns])
+    mine = found["township_code"].isin(codes).to_numpy()
+    rest = found["township_code"].isna().to_numpy()
+    if rest.any():
+        xy = _points(np.asarray(found.geometry.array, dtype=object)[rest])
+        mine[np.flatnonzero(rest)] = _in_tile(xy, shared.tiles[part.index])
+    return found[mine]
+
+
+def _outside_parts(part: _Part, shared: _Shared, lines: dict,
+                   nearby: gpd.GeoDataFrame) -> dict[str, dict]:
+    """Per line: the outside-every-township pieces of the patches this tile owns, and areas."""
+    from spatialplan import _overlay_geom as _geom
+    from spatialplan import overlay
+
+    tile = shared.tiles[part.index]
+    box = _clip_box(tile, shared.world)
+    zones = overlay._polygons(nearby, "townships", overlay.DEFAULT_GRID_SIZE)
+    outline = _geom.union(zones, grid_size=overlay.DEFAULT_GRID_SIZE)
+    out = {}
+    for role in _STAT_ROLES:
+        gdf = lines[role]
+        if gdf is None:
+            continue
+        patches = overlay._polygons(gdf, role, overlay.DEFAULT_GRID_SIZE)
+        owned = _in_tile(_points(patches), tile)
+        oi, _ = _geom.overlap_pairs(patches)
+        tile_m2 = 0.0
+        if box is not None and len(oi):
+            tile_m2 = float(overlay._line_in_zones(
+                np.array([shapely.box(*box)]), patches, crs=shared.crs,
+                grid_size=overlay.DEFAULT_GRID_SIZE, ellipsoidal=False)[0][0])
+        if outline is not None:
+            shapely.prepare(outline)
+        piece = overlay._outside(patches[owned], outline, grid_size=overlay.DEFAULT_GRID_SIZE)
+        pieces = shapely.get_parts(piece["geometry"]) if piece["geometry"] is not None else []
+        out[role] = {"n": piece["n_features"], "pieces": np.asarray(pieces, dtype=object),
+                     "owned_m2": float(shapely.area(patches[owned]).sum()),
+                     "tile_m2": tile_m2, "overlaps": bool(len(oi))}
+    return out
+
+
+def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
+    """Slope statistics of the partition's own sites and townships from a DEM window."""
+    if shared.dem is None:
+        return None, pd.DataFrame()
+    from spatialplan import terrain
+
+    with _dem_window(shared.dem, shared.crs, part.dem_extent) as source:
+        grid = terrain.read_terrain(source, crs=shared.crs, **_dem_options(shared.dem))
+    own = part.projects[part.own]
+    own = own[~own.geometry.isna() & ~own.geometry.is_empty]
+    slope = _zonal_or_empty(terrain.site_slope_stats, own, grid, "feature_id")
+    per_town = _zonal_or_empty(terrain.township_terrain_stats, towns, grid, "code")
+    return slope, per_town
+
+
+def _dem_options(dem) -> dict:
+    from spatialplan.pipeline import _dem_options as options
+
+    return options(dem)
+
+
+def _zonal_or_empty(func, frame: gpd.GeoDataFrame, grid, id_column: str) -> pd.DataFrame:
+    """``func`` on ``frame``; a dummy cell keeps it working when no row meets the window."""
+    if len(frame) == 0:
+        return func(frame, grid, id_column=id_column)
+    xmin, ymin, xmax, ymax = grid.bounds
+    if frame.intersects(shapely.box(xmin, ymin, xmax, ymax)).any():
+        return func(frame, grid, id_column=id_column)
+    cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+    dummy = gpd.GeoDataFrame({id_column: ["\0dummy"]}, crs=frame.crs,
+                             geometry=[shapely.box(cx - 1, cy - 1, cx + 1, cy + 1)])
+    both = pd.concat([frame[[id_column, frame.geometry.name]], dummy], ignore_index=True)
+    return func(both, grid, id_column=id_column).drop(index="\0dummy")
+
+
+@contextlib.contextmanager
+def _dem_window(dem, crs, extent) -> Iterator[Any]:
+    """The DEM cells around ``extent`` (padded) as an open dataset on the same grid."""
+    import rasterio
+    from rasterio.io import MemoryFile
+    from rasterio.windows import Window, from_bounds
+
+    same = dem.crs is not None and pyproj.CRS.from_user_input(dem.crs).equals(
+        pyproj.CRS.from_user_input(crs))
+    if not same or extent is None:
+        log.info("DEM %s is not in the analysis CRS: each partition warps it whole", dem.path)
+        yield dem.path
+        return
+    with rasterio.open(dem.path) as ds:
+        win = from_bounds(*extent, transform=ds.transform)
+        col0 = max(int(math.floor(win.col_off)) - _DEM_PAD_CELLS, 0)
+        row0 = max(int(math.floor(win.row_off)) - _DEM_PAD_CELLS, 0)
+        col1 = min(int(math.ceil(win.col_off + win.width)) + _DEM_PAD_CELLS, ds.width)
+        row1 = min(int(math.ceil(win.row_off + win.height)) + _DEM_PAD_CELLS, ds.height)
+        if col1 - col0 < 3 or row1 - row0 < 3:  # the extent misses the DEM: any corner
+            col0, row0, col1, row1 = 0, 0, min(ds.width, 8), min(ds.height, 8)
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+        profile = ds.profile | {"driver": "GTiff", "width": window.width,
+                                "height": window.height,
+                                "transform": ds.window_transform(window)}
+        for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave"):
+            profile.pop(key, None)
+        data = ds.read(window=window)
+    with MemoryFile() as mem:
+        with mem.open(**profile) as out:
+            out.write(data)
+        with mem.open() as window_ds:
+            yield window_ds
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def connect(scheduler: Any = None, *, n_workers: int | None = None):
+    """Context manager yielding a dask ``Client``: the given one, a scheduler address, or a
+    new ``LocalCluster`` (processes, one thread each, no dashboard), closed on exit.
+
+    Example
+    -------
+    >>> with connect(n_workers=2) as client:                     # doctest: +SKIP
+    ...     client.ncores()
+    """
+    return _connect(scheduler, n_workers)
+
+
+@contextlib.contextmanager
+def _connect(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None and hasattr(scheduler, "submit"):
+        yield scheduler
+        return
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | None = None,
+                   partition_size: int | None = None):
+    """Run :func:`spatialplan.pipeline.run_check` partitioned on dask.distributed.
+
+    Parameters
+    ----------
+    plan
+        A read :class:`spatialplan.read.Plan` with a plan file (``plan.path``): its townships,
+        projects, as-built footprints, CRS, rulebook and catalogue are used as read; the other
+        layers are read again by each partition, only over its extent.
+    as_of
+        Date for the schedule checks; default the plan's.
+    scheduler
+        Address of an existing scheduler (``"tcp://host:8786"``) or a ``distributed.Client``;
+        default a new ``LocalCluster``.
+    n_workers
+        Workers of the new ``LocalCluster`` (default 2).
+    partition_size
+        Townships per partition; default about four partitions per worker, at most 64
+        townships each.
+
+    Returns
+    -------
+    CheckResult
+        Equal to the local engine's: same rows in the same order (line conflicts sorted by
+        layer pair, features and township), same verdicts, areas to rounding.
+    """
+    from spatialplan import pipeline
+    from spatialplan.plan import read_plan_spec
+
+    if plan.path is None:
+        raise SpatialPlanError("the dask engine needs a plan read from a plan file",
+                               hint="read the plan with spatialplan.read_plan('plan.toml')")
+    spec = read_plan_spec(plan.path)
+    townships = pipeline._townships(plan)
+    projects_layer = plan.layers.get("projects")
+    if projects_layer is None:
+        raise SpatialPlanError("the plan has no projects layer", path=plan.path,
+                               hint="add [layers.projects] (the 8+X register) to the plan file")
+    with _connect(scheduler, n_workers) as client:
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        size = partition_size or max(1, min(64, math.ceil(len(townships) / (4 * workers))))
+        tiles, owner = partition_townships(_points(np.asarray(townships.geometry.array)),
+                                           partition_size=size)
+        shared = _shared(plan, spec, townships, tiles, as_of)
+        parts = _build_parts(shared, projects=projects_layer.data,
+                             rejected=projects_layer.rejected if len(projects_layer.rejected)
+                             else None,
+                             built=pipeline._layer_data(plan, "built"), owner=owner)
+        log.info("dask engine: %d partitions of ≤ %d townships on %d workers", len(parts), size,
+                 workers)
+        [shared_f] = client.scatter([shared], broadcast=True)
+        futures = [client.submit(_run_partition, p, shared_f, pure=False) for p in parts]
+        outs = client.gather(futures)
+    return _combine(plan, shared, outs, projects_layer)
+
+
+def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
+    from spatialplan import pipeline
+
+    roles = [r for r in _EXTENT_ROLES if r in spec.layers]
+    specs = {r: spec.layers[r] for r in roles}
+    source_crs = {r: plan.layers[r].source.crs for r in roles}
+    boxes = [_layer_bounds(specs[r], plan.crs) for r in roles]
+    boxes.append(tuple(townships.total_bounds))
+    world = _envelope(boxes)
+    world = (world[0] - 10, world[1] - 10, world[2] + 10, world[3] + 10)
+    return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
+                   source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
+                   as_of=as_of or plan.as_of, tolerance=pipeline._tolerance(plan),
+                   townships=townships, tiles=tiles, world=world,
+                   radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"))
+
+
+def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
+    """Put the partitions' rows together in the local engine's order and finish the job."""
+    from spatialplan import overlay, pipeline, schedule, siting
+
+    stats = pd.concat([o["stats"] for o in outs]).sort_values("_pos").drop(columns="_pos")
+    stats = gpd.GeoDataFrame(stats, geometry="geometry", crs=plan.crs)
+    given = [r for r in _STAT_ROLES if r in shared.specs]
+    stats.attrs.update(tolerance=overlay.resolve_tolerance(shared.tolerance),
+                       grid_size_m=overlay.DEFAULT_GRID_SIZE, lines=sorted(given))
+    result = pipeline.CheckResult(
+        township_stats=stats, outside_townships=_outside_table(outs, given, plan.crs),
+        line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
+        tolerance=shared.tolerance)
+    if shared.dem is not None:
+        terr = pd.concat([o["terrain"] for o in outs])
+        result.terrain = terr.iloc[terr.index.get_indexer(shared.townships["code"])]
+    result.projects, result.findings = _project_tables(plan, shared, outs, projects_layer)
+    towns = shared.townships
+    coverage = siting.facility_coverage(result.projects, towns, catalog=plan.catalog)
+    result.township_stats = result.township_stats.merge(coverage, on="township_code",
+                                                        how="left", validate="one_to_one")
+    result.schedule = schedule.sequence_table(result.projects, townships=towns,
+                                              catalog=plan.catalog)
+    return result
+
+
+def _project_tables(plan, shared, outs, projects_layer):
+    from spatialplan import _rules_sites, pipeline, siting
+    from spatialplan.rules import RULE_IDS
+
+    order = list(projects_layer.data["feature_id"])
+    if len(projects_layer.rejected):
+        order += list(projects_layer.rejected["feature_id"].astype(str))
+    pos = pd.Series(np.arange(len(order)), index=order)
+    res = pd.concat([o["projects"] for o in outs if "projects" in o], ignore_index=True)
+    res = res.iloc[np.argsort(pos[res["feature_id"]].to_numpy())].reset_index(drop=True)
+    res = gpd.GeoDataFrame(res, geometry="geometry", crs=plan.crs)
+    fnd = pd.concat([o["findings"] for o in outs if "findings" in o], ignore_index=True)
+    rank = {r: k for k, r in enumerate(RULE_IDS)}
+    key = pos[fnd["feature_id"]].to_numpy() * len(RULE_IDS) + fnd["rule"].map(rank).to_numpy()
+    fnd = fnd.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+    built = pipeline._layer_data(plan, "built")
+    known = set(res["project_id"].dropna().astype(str))
+    lost = _rules_sites.unmapped_build_rows(
+        built if shared.rules["as_built"]["enabled"] else None, known)
+    if len(lost):
+        fnd = pd.concat([fnd, siting._unmapped_findings(lost, shared.rules)], ignore_index=True)
+    if len(res) != len(order):
+        raise SpatialPlanError(f"dask engine accounting broken: {len(order)} projects in, "
+                               f"{len(res)} out", hint="please report this as a bug")
+    return res, fnd
+
+
+_PAIR_ORDER = {("redline", "redline"): 0, ("redline", "farmland"): 1, ("redline", "udb"): 2,
+               ("farmland", "farmland"): 3, ("farmland", "udb"): 4, ("udb", "udb"): 5}
+
+
+def conflict_sort_key(frame: pd.DataFrame) -> np.ndarray:
+    """Stable order of line-conflict rows: layer pair, feature a, feature b, township."""
+    pair = [_PAIR_ORDER.get((a, b), 9) for a, b in zip(frame["layer_a"], frame["layer_b"],
+                                                       strict=True)]
+    num = [pd.to_numeric(frame[c].str.rsplit(":", n=1).str[-1], errors="coerce")
+           for c in ("feature_a", "feature_b")]
+    town = frame["township_code"].fillna("\uffff").astype(str)
+    keys = pd.DataFrame({"p": pair, "a": num[0].to_numpy(), "b": num[1].to_numpy(),
+                         "t": town.to_numpy()})
+    return np.lexsort([keys["t"], keys["b"], keys["a"], keys["p"]])
+
+
+def _conflict_table(outs, crs, tolerance) -> gpd.GeoDataFrame:
+    from spatialplan import overlay
+
+    frame = pd.concat([o["conflicts"] for o in outs], ignore_index=True)
+    frame = frame.iloc[conflict_sort_key(frame)].reset_index(drop=True)
+    out = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
+    out.attrs.update(tolerance=overlay.resolve_tolerance(tolerance),
+                     grid_size_m=overlay.DEFAULT_GRID_SIZE)
+    return out
+
+
+def _outside_table(outs, given, crs) -> gpd.GeoDataFrame:
+    from spatialplan import _overlay_geom as _geom
+    from spatialplan import overlay
+
+    rows = []
+    for role in given:
+        items = [o["outside"][role] for o in outs if role in o["outside"]]
+        overlaps = any(i["overlaps"] for i in items)
+        pieces = np.concatenate([i["pieces"] for i in items] or [np.array([], dtype=object)])
+        line_m2 = sum(i["tile_m2" if overlaps else "owned_m2"] for i in items)
+        if len(pieces) == 0:
+            geometry, area = None, 0.0
+        elif overlaps:
+            geometry = _geom.union(pieces, grid_size=overlay.DEFAULT_GRID_SIZE)
+            area = float(shapely.area(geometry))
+        else:
+            geometry = shapely.multipolygons(pieces)
+            area = float(shapely.area(pieces).sum())
+        rows.append({"line": role, "n_features": sum(i["n"] for i in items),
+                     "outside_m2": area, "outside_ha": area / overlay.HA_M2,
+                     "outside_mu": area / overlay.MU_M2, "line_m2": line_m2,
+                     "outside_share": area / line_m2 if line_m2 > 0 else np.nan,
+                     "geometry": geometry})
+    columns = ["line", "n_features", "outside_m2", "outside_ha", "outside_mu", "line_m2",
+               "outside_share", "geometry"]
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=columns), geometry="geometry", crs=crs)
