@@ -130,7 +130,8 @@ def run_stats(plan) -> CheckResult:
                        line_conflicts=conflicts, tolerance=tolerance)
 
 
-def run_check(plan, *, as_of: dt.date | None = None) -> CheckResult:
+def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
+              scheduler: str | None = None, n_workers: int | None = None) -> CheckResult:
     """Run every analysis on a read plan: control lines, terrain, siting, coverage, schedule.
 
     Parameters
@@ -139,6 +140,14 @@ def run_check(plan, *, as_of: dt.date | None = None) -> CheckResult:
         A :class:`spatialplan.read.Plan` from :func:`spatialplan.read.read_plan`.
     as_of
         Date for the schedule checks; default the plan's ``as_of``.
+    engine
+        ``"local"`` (default: in this process) or ``"dask"``: partitioned by groups of
+        townships on dask.distributed, same results (:func:`spatialplan.engine.run_check_dask`).
+    scheduler
+        With ``engine="dask"``: address of an existing scheduler (``"tcp://host:8786"``);
+        default a new ``LocalCluster``.
+    n_workers
+        With ``engine="dask"`` and no ``scheduler``: workers of the ``LocalCluster``.
 
     Returns
     -------
@@ -154,6 +163,12 @@ def run_check(plan, *, as_of: dt.date | None = None) -> CheckResult:
     """
     from spatialplan import schedule, siting
 
+    if engine == "dask":
+        from spatialplan.engine import run_check_dask
+
+        return run_check_dask(plan, as_of=as_of, scheduler=scheduler, n_workers=n_workers)
+    if engine != "local":
+        raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'dask'")
     result = run_stats(plan)
     townships = _townships(plan)
     projects_layer = plan.layers.get("projects")
