@@ -356,11 +356,13 @@ def _sidecar(path: Path, suffix: str) -> Path | None:
 
 
 def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
-                role: str) -> gpd.GeoDataFrame:
+                role: str, bbox: tuple[float, float, float, float] | None = None
+                ) -> gpd.GeoDataFrame:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+            gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, bbox=bbox,
+                                         fid_as_index=bbox is not None)
         except Exception as exc:
             raise DataSourceError(f"cannot read the layer: {exc}", path=path,
                                   layer=role) from exc
@@ -393,7 +395,9 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
                encoding: str | None = None, assume_crs: str | None = None,
                fields: dict[str, str] | None = None, crs: Any = None,
                point_radius_m: float | None = None, allow_remote: bool = False,
-               transformation: str | None = None) -> Layer:
+               transformation: str | None = None,
+               bbox: tuple[float, float, float, float] | None = None,
+               feature_positions: Any = None) -> Layer:
     """Read, check, map and validate one layer.
 
     Parameters
@@ -418,6 +422,12 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
         Accept URLs and ``/vsi*`` paths (refused by default).
     transformation
         PROJ pipeline for a datum shift (needed to accept Xian80/Beijing54 sources).
+    bbox
+        ``(xmin, ymin, xmax, ymax)`` in the source CRS: read only the features intersecting it
+        (used by :mod:`spatialplan.engine`; ``n_in`` then counts those features only).
+    feature_positions
+        With ``bbox``: callable mapping the source FIDs read to their 0-based row positions in
+        the whole source, so that ``feature_id`` and row order match a full read.
 
     Returns
     -------
@@ -441,11 +451,17 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     layer, info = _open_info(path, role=role, layer=layer)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
     gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
-                      role=role)
+                      role=role, bbox=bbox)
     where = f"{role} ({layer})" if layer else role
     gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
+    rows = np.arange(len(gdf))
+    if bbox is not None:  # index = source FIDs: keep source order and full-read ids
+        rows = np.asarray(gdf.index if feature_positions is None
+                          else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        gdf, rows = gdf.iloc[order], rows[order]
     gdf = gdf.reset_index(drop=True)
-    gdf.insert(0, "feature_id", [f"{role}:{i}" for i in range(len(gdf))])
+    gdf.insert(0, "feature_id", [f"{role}:{i}" for i in rows])
     mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
     gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
     src_crs = pyproj.CRS.from_user_input(gdf.crs)
