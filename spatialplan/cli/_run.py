@@ -62,7 +62,9 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
     """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary."""
     from spatialplan.pipeline import run_check, write_check
 
-    result = run_check(plan)
+    result = run_check(plan, engine=getattr(args, "engine", None) or "local",
+                       scheduler=getattr(args, "scheduler", None),
+                       n_workers=getattr(args, "workers", None))
     written = write_check(plan, result, args.out, outputs=outputs,
                           township=getattr(args, "township", None))
     print_summary(plan, result, written)

@@ -21,6 +21,15 @@ def register(sub) -> None:
     add_run_options(p)
     p.add_argument("--no-map", action="store_true", help="skip map.html")
     p.add_argument("--no-layout", action="store_true", help="skip layout.pdf/png")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local (default) or dask: the same check partitioned by groups of "
+                   "townships on dask.distributed, identical results")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --engine dask: an existing scheduler, e.g. tcp://host:8786 "
+                   "(default: a local cluster)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --engine dask and no --scheduler: local worker processes "
+                   "(default 2)")
     p.set_defaults(func=run)
 
 
