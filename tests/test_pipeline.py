@@ -1,4 +1,4 @@
-"""The whole job on the bundled demo: every project once, every rule fires, outputs all-or-nothing."""
+"""The whole job on the demo: every project once, every rule fires, outputs all-or-nothing."""
 
 from __future__ import annotations
 
