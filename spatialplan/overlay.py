@@ -340,6 +340,8 @@ def _line_in_zones(
     ellipsoidal: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone."""
+    if not ellipsoidal and _geom.is_disjoint_coverage(patches):
+        return _geom.coverage_zone_areas(zones, patches, grid_size=grid_size), None
     clip = _geom.clip_to_zones(zones, patches, grid_size=grid_size, keep_geometry=ellipsoidal)
     overlaps = _geom.overlap_pairs(patches)
     areas, dissolved = _geom.dissolved_zone_areas(
