@@ -391,3 +391,46 @@ def test_conflicts_agree_with_geopandas_overlay(seed):
     assert (self_rows["area_m2"] > 0).all()
     assert not self_rows.empty
     assert isinstance(result, pd.DataFrame)
+
+
+# --- the coverage fast path ----------------------------------------------------------------------
+
+
+def jittered_grid(n, size, seed):
+    """A coverage of n x n jittered quads (shared vertices), coordinates on the mm grid."""
+    rng = np.random.default_rng(seed)
+    xs, ys = np.meshgrid(np.arange(n + 1) * size, np.arange(n + 1) * size)
+    xs = np.round(xs + rng.uniform(-0.3, 0.3, xs.shape) * size, 3)
+    ys = np.round(ys + rng.uniform(-0.3, 0.3, ys.shape) * size, 3)
+    quads = [Polygon([(xs[i, j], ys[i, j]), (xs[i, j + 1], ys[i, j + 1]),
+                      (xs[i + 1, j + 1], ys[i + 1, j + 1]), (xs[i + 1, j], ys[i + 1, j])])
+             for i in range(n) for j in range(n)]
+    return np.array(quads, dtype=object)
+
+
+def test_disjoint_coverage_certificate():
+    from spatialplan import _overlay_geom as g
+
+    grid = jittered_grid(6, 100.0, 0)
+    assert g.is_disjoint_coverage(grid)
+    assert not g.is_disjoint_coverage(np.append(grid, grid[7]))  # duplicate
+    assert not g.is_disjoint_coverage(np.append(grid, box(10, 10, 20, 20)))  # nested
+    blobs = shapely.buffer(shapely.points([(0, 0), (150, 0)]), 100)
+    assert not g.is_disjoint_coverage(blobs)  # crossing overlap
+    assert g.is_disjoint_coverage(np.array([box(0, 0, 1, 1), None], dtype=object))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coverage_path_agrees_with_geopandas_overlay(seed):
+    t, _ = random_case(seed)
+    t["geometry"] = t.geometry.translate(-1_000, -1_000)
+    farm = gpd.GeoDataFrame({"feature_id": [f"farmland:{k}" for k in range(400)]},
+                            geometry=list(jittered_grid(20, 500.0, seed)), crs=CRS)
+    stats = overlay.township_stats(t, farmland=farm)
+    pieces = gpd.overlay(t[["code", "geometry"]], farm, how="intersection",
+                         keep_geom_type=True)
+    expected = (pieces.assign(a=pieces.area).groupby("code")["a"].sum()
+                .reindex(t["code"]).fillna(0.0).to_numpy())
+    assert stats["farmland_m2"].to_numpy() == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    slow = overlay.township_stats(t, farmland=farm, ellipsoidal_lines=True)  # pairwise path
+    assert slow["farmland_m2"].to_numpy() == pytest.approx(expected, rel=1e-9, abs=1e-6)
