@@ -133,6 +133,8 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
         return "rejected", None, "geometry is missing (None)", nan, nan
     if geom.is_empty:
         return "rejected", None, "geometry is empty", nan, nan
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        return "rejected", None, "non-finite coordinates (NaN or infinity)", nan, nan
     kind = geom.geom_type
     if not polygonal:
         if shapely.is_valid(geom):
@@ -165,6 +167,9 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
     before = float(area_m2([before_geom], crs)[0]) if before_geom is not None else 0.0
     after = float(area_m2([after_geom], crs)[0]) if after_geom is not None else 0.0
     why = shapely.is_valid_reason(poly)
+    if why.startswith("Hole lies outside shell"):
+        return ("rejected", None, f"invalid polygon ({why}): make_valid would turn the hole "
+                "into land; the intended area is ambiguous", before, after)
     if after_geom is None or after <= 0:
         return "rejected", None, f"invalid polygon ({why}); make_valid leaves no area", \
             before, after

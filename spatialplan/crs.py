@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,10 @@ __all__ = [
     "check_zone_prefix",
     "check_latlon_swap",
     "check_inside_china",
+    "check_area_of_use",
+    "check_near_reference",
+    "detect_gcj02_offset",
+    "GCJ02Offset",
     "refuse_ballpark",
     "to_analysis",
     "lonlat_bounds",
@@ -255,6 +260,8 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
                 "(e.g. a CGCS2000 Gauss-Kruger zone) with assume_crs or fix its .prj",
             )
         return
+    if not _is_transverse_mercator(crs):
+        return  # zone prefixes only exist for Gauss-Kruger / transverse Mercator grids
     fe = _false_easting(crs)
     if minx > 1e6 or maxx > 1e6:
         zone_min, zone_max = int(minx // 1e6), int(maxx // 1e6)
@@ -277,6 +284,13 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
             hint=f"use the CRS without prefix, EPSG:{4534 + zone - 25}" if zone in _ZONES
             else "use the CRS without zone prefix",
         )
+
+
+def _is_transverse_mercator(crs: pyproj.CRS) -> bool:
+    """True for Gauss-Kruger / transverse Mercator projections (where zone prefixes occur)."""
+    op = crs.coordinate_operation
+    method = (op.method_name or "").lower() if op is not None else ""
+    return "transverse mercator" in method or "gauss" in method
 
 
 def _prefix_hint(easting: float) -> str:
@@ -449,3 +463,166 @@ def _with_geometry(gdf: Any, geoms: np.ndarray, crs: pyproj.CRS) -> Any:
         out[name] = gpd.GeoSeries(geoms, index=gdf.index, crs=crs, name=name)
         return out.set_crs(crs, allow_override=True)
     return gpd.GeoSeries(geoms, index=gdf.index, crs=crs, name=gdf.name)
+
+
+def check_area_of_use(gdf: Any, crs: Any = None, *, layer: str | None = None,
+                      path: object | None = None, margin_deg: float = 1.0) -> None:
+    """Refuse data lying wholly outside the declared CRS's area of use (a wrong ``.prj``).
+
+    The data's bounds are converted to lon/lat and compared with ``crs.area_of_use`` widened
+    by ``margin_deg``; a CRS without an area of use is not checked.
+
+    Raises
+    ------
+    CRSError
+        Naming the CRS, its area of use and where the data would lie.
+
+    Example
+    -------
+    >>> check_area_of_use((107.0, 27.0, 108.0, 28.0), "EPSG:4490")
+    """
+    crs = pyproj.CRS.from_user_input(gdf.crs if crs is None else crs)
+    area = crs.area_of_use
+    if area is None:
+        return
+    bounds = _xy_bounds(gdf)
+    if not all(math.isfinite(v) for v in bounds):
+        return
+    try:
+        lon0, lat0, lon1, lat1 = lonlat_bounds(bounds, crs)
+    except (pyproj.exceptions.ProjError, CRSError):  # pragma: no cover - defensive
+        return
+    c0, c1, c2, c3 = CHINA_LONLAT_BOUNDS
+    if not all(math.isfinite(v) for v in (lon0, lat0, lon1, lat1)) or not (
+            c0 <= lon0 and lon1 <= c2 and c1 <= lat0 and lat1 <= c3):
+        return  # not transformable or outside China: check_inside_china reports it
+    west, south = area.west - margin_deg, area.south - margin_deg
+    east, north = area.east + margin_deg, area.north + margin_deg
+    if lon1 < west or lon0 > east or lat1 < south or lat0 > north:
+        raise CRSError(
+            f"the coordinates lie outside the area of use of the declared CRS "
+            f"{_describe(crs)} ({area.name}: lon {area.west:.1f}–{area.east:.1f}, lat "
+            f"{area.south:.1f}–{area.north:.1f}); read in it they would fall at lon "
+            f"{lon0:.2f}–{lon1:.2f}, lat {lat0:.2f}–{lat1:.2f}", layer=layer, path=path,
+            hint="the declared CRS is wrong: fix the .prj or set the real CRS with assume_crs",
+        )
+
+
+def check_near_reference(gdf: Any, reference: Any, *, layer: str | None = None,
+                         path: object | None = None, reference_name: str = "townships",
+                         max_gap_m: float = 5000.0) -> None:
+    """Refuse a layer lying more than ``max_gap_m`` from the reference (e.g. the townships).
+
+    Both frames must be in the same projected CRS (the analysis CRS). A layer in the wrong
+    Gauss-Kruger zone, or with a wrong false easting, lands hundreds of km away from the
+    townships while still "inside China": this catches it.
+
+    Raises
+    ------
+    CRSError
+        With the distance in km.
+
+    Example
+    -------
+    >>> import geopandas as gpd, shapely
+    >>> a = gpd.GeoSeries([shapely.box(0, 0, 10, 10)], crs=4545)
+    >>> check_near_reference(a, a)
+    """
+    a, b = _xy_bounds(gdf), _xy_bounds(reference)
+    if not all(math.isfinite(v) for v in (*a, *b)):
+        return
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    gap = math.hypot(dx, dy)
+    if gap > max_gap_m:
+        raise CRSError(
+            f"the layer lies {gap / 1000:.0f} km from the {reference_name}: its declared CRS "
+            "is probably wrong (another Gauss-Kruger zone, or a wrong false easting)",
+            layer=layer, path=path,
+            hint="check the layer's .prj / assume_crs against the "
+            f"{reference_name}' CRS (zone number, zone prefix)",
+        )
+
+
+@dataclass(frozen=True)
+class GCJ02Offset:
+    """Result of :func:`detect_gcj02_offset`.
+
+    Attributes
+    ----------
+    dx_m, dy_m, offset_m
+        Shift of the layer relative to the reference (metres, east/north, length).
+    expected_dx_m, expected_dy_m
+        The GCJ-02 shift at the reference's centre (metres).
+    likely_gcj02
+        True when the observed shift matches the GCJ-02 shift (within 30 % or 100 m) and
+        exceeds 100 m.
+    message
+        One sentence for the user, with the hint.
+    """
+
+    dx_m: float
+    dy_m: float
+    offset_m: float
+    expected_dx_m: float
+    expected_dy_m: float
+    likely_gcj02: bool
+    message: str
+
+
+def detect_gcj02_offset(layer_gdf: Any, reference_gdf: Any) -> GCJ02Offset:
+    """Compare a layer with a trusted reference outline to spot GCJ-02 (Gaode/AMap) coordinates.
+
+    GCJ-02 data claims EPSG:4326 but is shifted by a few hundred metres (in Guizhou about
+    +350 m east, −380 m north). The shift cannot be recognised from one layer alone; with a
+    reference outline of the same area (e.g. the county outline in CGCS2000/WGS84) the
+    centroid shift of the layer's union is compared with the GCJ-02 shift predicted at the
+    reference centre.
+
+    Parameters
+    ----------
+    layer_gdf, reference_gdf
+        The suspect layer and the reference, both with a CRS (any; compared in the local
+        Gauss-Kruger zone).
+
+    Returns
+    -------
+    GCJ02Offset
+
+    Example
+    -------
+    >>> import geopandas as gpd, shapely
+    >>> ref = gpd.GeoDataFrame(geometry=[shapely.box(106.6, 26.3, 106.8, 26.5)], crs=4326)
+    >>> detect_gcj02_offset(ref, ref).likely_gcj02
+    False
+    """
+    from spatialplan._gcj02 import wgs84_to_gcj02
+
+    if layer_gdf.crs is None or reference_gdf.crs is None:
+        raise CRSError("both layers need a CRS to compare them",
+                       hint="set assume_crs for the layer without one")
+    ref_ll = reference_gdf.to_crs(CGCS2000)
+    centre = shapely.union_all(np.asarray(ref_ll.geometry.values)).centroid
+    local = gk_zone_crs(centre.x)
+    a = shapely.union_all(np.asarray(layer_gdf.to_crs(local).geometry.values)).centroid
+    b = shapely.union_all(np.asarray(reference_gdf.to_crs(local).geometry.values)).centroid
+    dx, dy = a.x - b.x, a.y - b.y
+    glon, glat = wgs84_to_gcj02(centre.x, centre.y)
+    fwd = pyproj.Transformer.from_crs(CGCS2000, local, always_xy=True)
+    x0, y0 = fwd.transform(centre.x, centre.y)
+    x1, y1 = fwd.transform(float(glon), float(glat))
+    ex, ey = float(x1 - x0), float(y1 - y0)
+    offset, expected = math.hypot(dx, dy), math.hypot(ex, ey)
+    miss = math.hypot(dx - ex, dy - ey)
+    likely = offset > 100.0 and miss < max(0.3 * expected, 100.0)
+    if likely:
+        message = (f"the layer is shifted {offset:.0f} m (east {dx:+.0f} m, north {dy:+.0f} m) "
+                   f"from the reference, as GCJ-02 (Gaode/AMap) coordinates are (expected "
+                   f"{expected:.0f} m here). Fix: get the data in CGCS2000/WGS84; analysis never "
+                   "uses GCJ-02")
+    else:
+        message = (f"the layer is shifted {offset:.0f} m from the reference; GCJ-02 would be "
+                   f"{expected:.0f} m (east {ex:+.0f} m, north {ey:+.0f} m): not GCJ-02")
+    return GCJ02Offset(dx_m=float(dx), dy_m=float(dy), offset_m=float(offset),
+                       expected_dx_m=ex, expected_dy_m=ey, likely_gcj02=bool(likely),
+                       message=message)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import datetime as _dt
 import logging
+import sqlite3
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -30,19 +31,22 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pyproj
+import shapely
 
 from spatialplan._fields import apply_fields, map_fields
 from spatialplan._progress import progress
 from spatialplan._validate import validate_geometries
 from spatialplan.crs import (
+    check_area_of_use,
     check_inside_china,
     check_latlon_swap,
+    check_near_reference,
     check_zone_prefix,
     choose_analysis_crs,
     refuse_ballpark,
     to_analysis,
 )
-from spatialplan.errors import CRSError, DataLayerError, DataSourceError, RasterError
+from spatialplan.errors import CRSError, DataLayerError, DataSourceError, FieldError, RasterError
 from spatialplan.plan import (
     LAYER_ROLES,
     PlanSpec,
@@ -211,6 +215,8 @@ def _open_info(path: Path | str, *, role: str,
             hint="convert to GeoPackage (.gpkg), Shapefile (.shp), GeoJSON (.geojson), "
             "FlatGeobuf (.fgb) or FileGDB (.gdb)",
         )
+    if isinstance(path, Path):
+        _sniff(path, suffix, role=role)
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError family
@@ -245,6 +251,82 @@ def _open_info(path: Path | str, *, role: str,
             hint="convert to one of: " + ", ".join(ALLOWED_DRIVERS),
         )
     return layer, info
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SHP_MAGIC = b"\x00\x00\x27\x0a"  # file code 9994, big-endian
+_FGB_MAGIC = b"fgb\x03"
+
+
+def _sniff(path: Path, suffix: str, *, role: str) -> None:
+    """Check a local file's content matches its suffix before GDAL opens it.
+
+    GDAL picks the driver from the content, not the name: an OGR VRT (which can read other
+    local files) or any other format renamed to ``.gpkg`` / ``.geojson`` would otherwise be
+    opened by its own driver. Also requires the ``.shx`` and ``.dbf`` of a shapefile (without
+    its ``.dbf`` GDAL reads the geometries and silently drops every attribute) and runs
+    SQLite's ``quick_check`` on a GeoPackage.
+    """
+    if path.is_dir():
+        if suffix != ".gdb":
+            raise DataSourceError("the path is a folder, not a data file", path=path,
+                                  layer=role, hint="name the data file itself")
+        return
+    if suffix == ".gdb":
+        raise DataSourceError("a FileGDB is a folder, but this is a file", path=path,
+                              layer=role, hint="name the .gdb folder")
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if not head:
+        raise DataSourceError("the file is empty (0 bytes)", path=path, layer=role,
+                              hint="re-export the layer")
+    if suffix == ".gpkg":
+        if not head.startswith(_SQLITE_MAGIC):
+            raise DataSourceError("cannot open as GeoPackage: the file is not an SQLite "
+                                  "database",
+                                  path=path, layer=role,
+                                  hint="re-export the layer as GeoPackage")
+        _check_sqlite(path, role=role)
+    elif suffix in (".geojson", ".json"):
+        text = head.removeprefix(codecs.BOM_UTF8).lstrip()
+        if not text.startswith(b"{"):
+            raise DataSourceError("the file does not look like GeoJSON (it does not start "
+                                  "with '{')", path=path, layer=role,
+                                  hint="re-export the layer as GeoJSON")
+    elif suffix == ".shp":
+        if not head.startswith(_SHP_MAGIC):
+            raise DataSourceError("not a Shapefile: the .shp header is wrong", path=path,
+                                  layer=role, hint="re-export the layer as Shapefile")
+        for side in (".shx", ".dbf"):
+            if _sidecar(path, side) is None:
+                raise DataSourceError(
+                    f"the shapefile's {side} file is missing", path=path, layer=role,
+                    hint=f"copy {path.with_suffix(side).name} beside the .shp (a shapefile is "
+                    ".shp + .shx + .dbf, usually .prj and .cpg too)")
+    elif suffix == ".fgb" and not head.startswith(_FGB_MAGIC):
+        raise DataSourceError("not a FlatGeobuf file", path=path, layer=role,
+                              hint="re-export the layer as FlatGeobuf")
+
+
+def _check_sqlite(path: Path, *, role: str) -> None:
+    """Run SQLite's ``quick_check`` on a GeoPackage, read-only; damage → DataSourceError."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+        try:
+            rows = con.execute("PRAGMA quick_check(5)").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise DataSourceError(f"the GeoPackage is damaged: SQLite integrity check failed ({exc})",
+                              path=path, layer=role,
+                              hint="restore the file from a backup or re-export it") from exc
+    problems = [" ".join(str(r[0]).replace("*** in database main ***", "").split())
+                for r in rows if r and r[0] != "ok"]
+    if problems:
+        raise DataSourceError(
+            "the GeoPackage is damaged: SQLite integrity check found " + "; ".join(problems)[:300],
+            path=path, layer=role, hint="restore the file from a backup or re-export it")
 
 
 def _normalise_encoding(name: str) -> str | None:
@@ -316,6 +398,13 @@ def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
     if cpg is not None:
         text = cpg.read_text(encoding="ascii", errors="replace").strip()
         declared = _normalise_encoding(text)
+        if declared is not None and _single_byte(declared) and detected not in (None, "UTF-8") \
+                and _has_multibyte_text(dbf):
+            raise DataSourceError(
+                f".cpg says {text!r} (a single-byte encoding) but the text reads as multi-byte "
+                f"{detected} (Chinese); reading it as {text} would give mojibake", path=cpg,
+                layer=role, hint=f'declare the encoding under [layers.{role}]: encoding = '
+                f'"{detected}" (or "{text}" if the .cpg is right), or fix the .cpg')
         if declared is not None and _fits(dbf, declared):
             return declared.upper() if declared == "utf-8" else declared, "cpg"
         log.warning("layer %s: .cpg says %r but the .dbf text does not decode with it; "
@@ -332,6 +421,23 @@ def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
             layer=role, hint=f'declare the encoding under [layers.{role}], e.g. '
             'encoding = "GBK"')
     return detected, "detected"
+
+
+def _single_byte(encoding: str) -> bool:
+    """True for single-byte code pages (cp1252, latin-1, ...), which decode any bytes."""
+    return codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "gb18030", "gbk",
+                                                "gb2312", "big5", "cp936", "cp950",
+                                                "utf-16", "shift_jis", "euc_kr")
+
+
+def _has_multibyte_text(dbf: Path | None) -> bool:
+    """True when the .dbf's text holds non-ASCII bytes."""
+    if dbf is None:
+        return False
+    raw = Path(dbf).read_bytes()
+    header_len = struct.unpack("<H", raw[8:10])[0] if len(raw) >= 10 else 0
+    return any(b >= 0x80 for b in raw[32:header_len]) or any(
+        b >= 0x80 for b in raw[header_len:])
 
 
 def _fits(dbf: Path | None, encoding: str) -> bool:
@@ -358,20 +464,48 @@ def _sidecar(path: Path, suffix: str) -> Path | None:
 def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
                 role: str, bbox: tuple[float, float, float, float] | None = None
                 ) -> gpd.GeoDataFrame:
+    """Read the layer; geometries GEOS cannot build (unclosed ring) become None, recorded.
+
+    ``gdf.attrs["unreadable"]`` maps row position → reason for those features, so that they
+    are rejected with that reason instead of failing the whole layer.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, bbox=bbox,
                                          fid_as_index=bbox is not None)
+            unreadable: dict[int, str] = {}
+        except shapely.errors.GEOSException as exc:
+            gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding,
+                                         on_invalid="ignore", bbox=bbox,
+                                         fid_as_index=bbox is not None)
+            unreadable = _unreadable_rows(path, layer=layer, bbox=bbox, gdf=gdf,
+                                          error=str(exc))
         except Exception as exc:
+            hint = None
+            if isinstance(exc, UnicodeDecodeError) or "codec can't decode" in str(exc):
+                hint = (f"the text is not {encoding}: fix encoding under [layers.{role}] "
+                        "(GBK / GB18030 / UTF-8) or remove it to detect it")
             raise DataSourceError(f"cannot read the layer: {exc}", path=path,
-                                  layer=role) from exc
+                                  layer=role, hint=hint) from exc
     for w in caught:
         log.warning("layer %s: %s", role, w.message)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise DataLayerError("layer has no geometry column", path=path, layer=role,
                              hint="give a spatial layer")
+    gdf.attrs["unreadable"] = unreadable
     return gdf
+
+
+def _unreadable_rows(path: Path | str, *, gdf: gpd.GeoDataFrame, error: str,
+                     **options: Any) -> dict[int, str]:
+    """Rows whose stored geometry exists but could not be built (None after on_invalid)."""
+    options.pop("fid_as_index", None)
+    wkb = pyogrio.raw.read(path, columns=[], **options)[2]
+    missing = np.asarray(gdf.geometry.isna())
+    stored = np.array([w is not None and len(w) > 0 for w in wkb], dtype=bool)
+    reason = f"unreadable geometry: {error.split(':', 1)[-1].strip()} (e.g. a ring not closed)"
+    return {int(i): reason for i in np.flatnonzero(missing & stored)}
 
 
 def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
@@ -389,6 +523,74 @@ def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
                     gdf.crs.name)
         return gdf.set_crs(assumed, allow_override=True), "assumed (overrides source)"
     return gdf.set_crs(assumed, allow_override=True), "assumed" if gdf.crs is None else "source"
+
+
+#: roles whose layer must hold at least one feature
+_MUST_HAVE_FEATURES = ("townships", "projects")
+
+
+def _note_unreadable(rejected: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame:
+    """Give features whose geometry could not be built (feature_id → reason) that reason."""
+    if not reasons:
+        return rejected
+    rejected = rejected.copy()
+    rejected["reason"] = [reasons.get(f, r) for f, r in
+                          zip(rejected["feature_id"], rejected["reason"], strict=True)]
+    return rejected
+
+
+def _check_unique_codes(gdf: pd.DataFrame, *, role: str, layer: str, path: object) -> None:
+    """Townships must have unique codes: statistics are reported per code."""
+    if role != "townships" or "code" not in gdf.columns:
+        return
+    codes = gdf["code"]
+    dup = codes.notna() & codes.duplicated(keep=False)
+    if dup.any():
+        code = codes[dup].iloc[0]
+        ids = gdf.loc[codes == code, "feature_id"].tolist()
+        raise FieldError(
+            f"duplicate township code '{code}' ({', '.join(ids)})", path=path, layer=layer,
+            feature=ids[-1], hint="give each township one feature (dissolve the parts into "
+            "a MultiPolygon) and a unique code")
+
+
+def _reject_duplicate_ids(accepted: gpd.GeoDataFrame, rejected: pd.DataFrame, *, role: str,
+                          layer: str) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Reject every project sharing its project_id with another one: never merge them."""
+    if role != "projects" or "project_id" not in accepted.columns:
+        return accepted, rejected
+    ids = pd.concat([accepted["project_id"], rejected.get("project_id", pd.Series(
+        dtype=object))], ignore_index=True)
+    counts = ids[ids.notna()].value_counts()
+    dups = set(counts[counts > 1].index)
+    if not dups:
+        return accepted, rejected
+    fids = {pid: sorted(list(accepted.loc[accepted["project_id"] == pid, "feature_id"])
+                        + list(rejected.loc[rejected["project_id"] == pid, "feature_id"]),
+                        key=lambda f: int(f.split(":")[-1])) for pid in dups}
+
+    def why(pid: object) -> str:
+        return (f"duplicate project_id '{pid}' (features {', '.join(fids[pid])}): "
+                "not merged, give each project its own id")
+
+    move = accepted["project_id"].isin(dups)
+    geom = accepted.geometry.name
+    moved = pd.DataFrame(accepted.loc[move].drop(columns=geom)).reset_index(drop=True)
+    moved.insert(1, "reason", [why(p) for p in moved["project_id"]])
+    moved.insert(2, "area_before_m2", np.nan)
+    moved.insert(3, "area_after_m2", np.nan)
+    rejected = rejected.copy()
+    old = rejected["project_id"].isin(dups) if "project_id" in rejected else []
+    if len(rejected) and np.any(old):
+        rejected.loc[old, "reason"] = [f"{r}; {why(p)}" for r, p in zip(
+            rejected.loc[old, "reason"], rejected.loc[old, "project_id"], strict=True)]
+    out = pd.concat([rejected, moved[rejected.columns]] if len(rejected) else [moved],
+                    ignore_index=True)
+    out = out.iloc[np.argsort([int(f.split(":")[-1]) for f in out["feature_id"]],
+                              kind="stable")].reset_index(drop=True)
+    log.warning("layer %s: %d projects share a project_id and are rejected: %s", layer,
+                int(move.sum()), ", ".join(sorted(map(str, dups))))
+    return accepted.loc[~move].copy(), out
 
 
 def read_layer(path: str | Path, *, role: str, layer: str | None = None,
@@ -453,6 +655,7 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
                       role=role, bbox=bbox)
     where = f"{role} ({layer})" if layer else role
+    unreadable = gdf.attrs.pop("unreadable", {})
     gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
     rows = np.arange(len(gdf))
     if bbox is not None:  # index = source FIDs: keep source order and full-read ids
@@ -461,15 +664,25 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
         order = np.argsort(rows, kind="stable")
         gdf, rows = gdf.iloc[order], rows[order]
     gdf = gdf.reset_index(drop=True)
+    unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
     gdf.insert(0, "feature_id", [f"{role}:{i}" for i in rows])
+    if len(gdf) == 0 and role in _MUST_HAVE_FEATURES and bbox is None:
+        raise DataLayerError("the layer has no features", path=path, layer=where,
+                             hint=f"check the file and the layer name; a {role} layer "
+                             "cannot be empty")
     mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
     gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
+    _check_unique_codes(gdf, role=role, layer=where, path=path)
     src_crs = pyproj.CRS.from_user_input(gdf.crs)
     refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
     check_latlon_swap(gdf, src_crs, layer=where, path=path)
     check_zone_prefix(gdf, src_crs, layer=where, path=path)
+    if transformation is None:
+        check_area_of_use(gdf, src_crs, layer=where, path=path)
     accepted, rejected, repaired = validate_geometries(gdf, role=role, polygonal=True,
                                                        point_radius_m=point_radius_m)
+    rejected = _note_unreadable(rejected, unreadable)
+    accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
     if n_zm:
         log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)
@@ -589,6 +802,12 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
     for role, lyr in layers.items():
         where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
         lyr.data = to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path)
+    if "townships" in layers:
+        for role, lyr in layers.items():
+            if role != "townships":
+                where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
+                check_near_reference(lyr.data, layers["townships"].data, layer=where,
+                                     path=lyr.source.path)
     rasters = {name: open_raster(rs) for name, rs in spec.rasters.items()}
     rules_path = rules if rules is not None else spec.rules_path
     from spatialplan.catalog import read_catalog

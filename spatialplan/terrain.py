@@ -63,6 +63,7 @@ from spatialplan._raster import (
     open_raster,
     write_cog,
 )
+from spatialplan.crs import refuse_ballpark
 from spatialplan.errors import CRSError, FieldError, GeometryError, RasterError
 
 __all__ = [
@@ -231,6 +232,7 @@ def read_terrain(
     with open_raster(dem) as ds:
         where = ds.name
         src_crs = _source_crs(ds, assume_crs)
+        refuse_ballpark(src_crs, path=where)  # Xian80 / Beijing54: no datum shift in PROJ
         _check_georeferenced(ds)
         if not 1 <= band <= ds.count:
             raise RasterError(f"the DEM has {ds.count} band(s), band {band} was asked for",
