@@ -20,9 +20,10 @@ How a plan is partitioned
   counted twice). Conflicts: split by township, each piece reported by the piece's township;
   a piece outside every township by the tile holding its representative point. Projects: by
   the tile of the site's representative point; sites without usable geometry by their
-  declared township, else (and rejected ones) the first partition. A partition checks its
-  projects together with the neighbouring sites within the setback distance (so setbacks and
-  overlaps across partition borders are seen) and keeps only its own rows. As-built
+  declared township, else the first partition; rejected ones go with the most projects. A
+  partition checks its projects together with the neighbouring sites within the setback
+  distance (so setbacks and overlaps across partition borders are seen) and keeps only its
+  own rows. As-built
   footprints are joined by project id, not by place: each partition gets its projects'
   footprints, unmapped builds are found once on the combined register.
 - **Terrain.** A DEM in the analysis CRS is read per partition through a window of the
@@ -267,6 +268,9 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
         np.full(len(projects), None, dtype=object))
     for i in np.flatnonzero(assign < 0):
         assign[i] = code_part.get(declared[i], 0)
+    # rejected projects go with the most accepted ones (their rows are concatenated the same
+    # way as in a local run)
+    home = int(np.argmax(np.bincount(assign, minlength=len(shared.tiles)))) if len(assign) else 0
     site_bounds = shapely.bounds(np.where(usable, geoms, None))
     tree = shapely.STRtree(np.where(usable, geoms, None))
     pid = text_values(projects["project_id"]) if "project_id" in projects else None
@@ -293,7 +297,7 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
         fids = set(projects["feature_id"].to_numpy()[own_p])
         parts.append(_Part(
             index=k, towns=own_t, projects=sub, own=own,
-            rejected=rejected if k == 0 else None,
+            rejected=rejected if k == home else None,
             built=_built_for(built, pids | fids),
             extent=_envelope(boxes), dem_extent=dem_extent))
     return parts
@@ -374,7 +378,7 @@ def _conflicts(part: _Part, shared: _Shared, lines: dict,
                                    udb=lines["udb"], townships=nearby,
                                    tolerance=shared.tolerance)
     codes = set(shared.townships["code"].to_numpy()[part.towns])
-    mine = found["township_code"].isin(codes).to_numpy()
+    mine = np.array(found["township_code"].isin(codes), dtype=bool)
     rest = found["township_code"].isna().to_numpy()
     if rest.any():
         xy = _points(np.asarray(found.geometry.array, dtype=object)[rest])
@@ -399,19 +403,20 @@ def _outside_parts(part: _Part, shared: _Shared, lines: dict,
             continue
         patches = overlay._polygons(gdf, role, overlay.DEFAULT_GRID_SIZE)
         owned = _in_tile(_points(patches), tile)
-        oi, _ = _geom.overlap_pairs(patches)
+        pairs = _geom.overlap_pairs(patches)
         tile_m2 = 0.0
-        if box is not None and len(oi):
-            tile_m2 = float(overlay._line_in_zones(
-                np.array([shapely.box(*box)]), patches, crs=shared.crs,
-                grid_size=overlay.DEFAULT_GRID_SIZE, ellipsoidal=False)[0][0])
+        if box is not None:  # dissolved area of the line inside the tile
+            zone = np.array([shapely.box(*box)])
+            clip = _geom.clip_to_zones(zone, patches, grid_size=overlay.DEFAULT_GRID_SIZE)
+            tile_m2 = float(_geom.dissolved_zone_areas(
+                zone, patches, clip, grid_size=overlay.DEFAULT_GRID_SIZE, overlaps=pairs)[0][0])
         if outline is not None:
             shapely.prepare(outline)
         piece = overlay._outside(patches[owned], outline, grid_size=overlay.DEFAULT_GRID_SIZE)
         pieces = shapely.get_parts(piece["geometry"]) if piece["geometry"] is not None else []
         out[role] = {"n": piece["n_features"], "pieces": np.asarray(pieces, dtype=object),
                      "owned_m2": float(shapely.area(patches[owned]).sum()),
-                     "tile_m2": tile_m2, "overlaps": bool(len(oi))}
+                     "tile_m2": tile_m2, "overlaps": bool(len(pairs[0]))}
     return out
 
 
@@ -512,7 +517,7 @@ def _connect(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
             yield client
         return
     with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 
@@ -605,7 +610,9 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
         tolerance=shared.tolerance)
     if shared.dem is not None:
         terr = pd.concat([o["terrain"] for o in outs])
-        result.terrain = terr.iloc[terr.index.get_indexer(shared.townships["code"])]
+        codes = shared.townships["code"]
+        result.terrain = terr.iloc[terr.index.get_indexer(codes)].set_axis(
+            pd.Index(codes, name=terr.index.name))
     result.projects, result.findings = _project_tables(plan, shared, outs, projects_layer)
     towns = shared.townships
     coverage = siting.facility_coverage(result.projects, towns, catalog=plan.catalog)
@@ -626,6 +633,11 @@ def _project_tables(plan, shared, outs, projects_layer):
     pos = pd.Series(np.arange(len(order)), index=order)
     res = pd.concat([o["projects"] for o in outs if "projects" in o], ignore_index=True)
     res = res.iloc[np.argsort(pos[res["feature_id"]].to_numpy())].reset_index(drop=True)
+    n_acc = len(projects_layer.data)
+    res = _infer_like_local(res, n_acc)
+    if len(res) > n_acc:  # rejected rows after accepted ones, joined as check_projects does
+        acc, rej = res.iloc[:n_acc], res.iloc[n_acc:]
+        res = pd.concat([acc, rej[acc.columns]], ignore_index=True) if n_acc else rej
     res = gpd.GeoDataFrame(res, geometry="geometry", crs=plan.crs)
     fnd = pd.concat([o["findings"] for o in outs if "findings" in o], ignore_index=True)
     rank = {r: k for k, r in enumerate(RULE_IDS)}
@@ -641,6 +653,26 @@ def _project_tables(plan, shared, outs, projects_layer):
         raise SpatialPlanError(f"dask engine accounting broken: {len(order)} projects in, "
                                f"{len(res)} out", hint="please report this as a bug")
     return res, fnd
+
+
+#: columns check_projects casts back to object after pandas inferred a string dtype
+_OBJECT_COLUMNS = ("facility_name", "group", "township_found", "facility", "verdict")
+
+
+def _infer_like_local(res: pd.DataFrame, n_acc: int) -> pd.DataFrame:
+    """Redo pandas' string inference on the accepted rows as one frame (as a local run does).
+
+    A partition whose values of a column are all missing keeps an object column of None where
+    the whole register gives a string column (missing = NaN).
+    """
+    acc = res.iloc[:n_acc].copy()
+    for col in acc.columns:
+        if col == "geometry" or acc[col].dtype != object:
+            continue
+        again = pd.Series(acc[col].to_numpy(dtype=object), index=acc.index)
+        if again.dtype != object:
+            acc[col] = again.astype(object) if col in _OBJECT_COLUMNS else again
+    return pd.concat([acc, res.iloc[n_acc:]]) if len(res) > n_acc else acc
 
 
 _PAIR_ORDER = {("redline", "redline"): 0, ("redline", "farmland"): 1, ("redline", "udb"): 2,
