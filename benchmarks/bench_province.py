@@ -1,0 +1,257 @@
+"""Benchmark: the whole check on a province-sized synthetic plan, local and dask engines.
+
+Generates (with ``bench_overlay``'s generator) townships, a farmland coverage, red line and
+development boundary, adds an 8+X register of projects (canonical fields) and detailed-plan
+parcels under them, writes everything as GeoPackages with a ``plan.toml`` (CGCS2000 GK zone 36,
+EPSG:4545), then prints in one run:
+
+- the floor: reading every layer with ``pyogrio.read_dataframe``;
+- the full check (``read_plan`` + ``run_check``, no maps or layout) and its ratio to the floor
+  (target ≤ 2×);
+- ``overlay.township_stats`` against the ``geopandas.overlay`` baseline (target ≥ 3×);
+- peak memory (RSS high-water of this process; target ≤ 8 GB at the default size);
+- ``run_check(engine="dask")`` with 1 and 2 local worker processes, the speed-up (target ≥
+  1.6×) and each worker's peak RSS;
+- with ``--profile``, the top functions of a cProfile of ``run_check``.
+
+``python benchmarks/bench_province.py`` (1,500 townships, 1,000,000 parcels, 10,000 projects),
+``--small`` for a smoke run (< 2 min), ``--townships/--parcels/--projects`` for other sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import psutil
+import pyogrio
+import shapely
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_overlay import CRS, PeakRSS, baseline, make_case  # noqa: E402
+
+import spatialplan as sp  # noqa: E402
+from spatialplan import overlay  # noqa: E402
+
+FACILITIES = {  # facility code → compatible land-use code of its parcel
+    "school": "080403", "health_center": "080602", "elder_care": "080701",
+    "market": "090101", "park": "1401", "sewage": "1302", "refuse": "1309",
+    "parking": "120803", "road": "1207", "culture": "0704",
+}
+
+
+def make_projects(townships: gpd.GeoDataFrame, n: int, rng: np.random.Generator
+                  ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Project sites (30–120 m boxes) with canonical fields, and a parcel under each."""
+    xmin, ymin, xmax, ymax = townships.total_bounds
+    cx, cy = rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n)
+    w, h = rng.uniform(30, 120, n), rng.uniform(30, 120, n)
+    sites = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    sites = shapely.set_precision(sites, 0.001)
+    tree = shapely.STRtree(np.asarray(townships.geometry.array))
+    pi, ti = tree.query(shapely.points(cx, cy), predicate="within")
+    code = np.full(n, None, dtype=object)
+    code[pi] = townships["code"].to_numpy()[ti]
+    fac = rng.choice(list(FACILITIES), n)
+    year = rng.integers(2021, 2027, n)
+    mapped = np.array([f"{y - 1}-0{rng.integers(1, 10)}-15" for y in year])
+    projects = gpd.GeoDataFrame({
+        "XMDM": [f"XM{k:06d}" for k in range(n)], "XMMC": [f"项目{k}" for k in range(n)],
+        "XZQDM": code, "XMLB": fac,
+        "JSZT": rng.choice(["planned", "under_construction", "completed"], n),
+        "LTRQ": mapped, "ZTZ": np.round(rng.uniform(50, 5000, n), 1),
+        "KSNF": year, "JSNF": year + rng.integers(0, 3, n),
+    }, geometry=sites, crs=CRS)
+    pad = rng.uniform(5, 40, n)
+    landuse = np.array([FACILITIES[f] for f in fac], dtype=object)
+    wrong = rng.random(n) < 0.1
+    landuse[wrong] = "0701"  # residential: incompatible (and a setback target)
+    parcels = gpd.GeoDataFrame(
+        {"YDYHDM": landuse},
+        geometry=shapely.set_precision(shapely.box(cx - w / 2 - pad, cy - h / 2 - pad,
+                                                   cx + w / 2 + pad, cy + h / 2 + pad), 0.001),
+        crs=CRS)
+    return projects, parcels
+
+
+def write_plan(out: Path, *, townships: int, parcels: int, projects: int, seed: int) -> Path:
+    """Generate the case and write it as GeoPackages plus plan.toml; return the plan path."""
+    rng = np.random.default_rng(seed)
+    case = make_case(townships, parcels, seed)
+    towns = case["townships"].rename(columns={"code": "XZQDM", "name": "XZQMC"})
+    reg, lots = make_projects(case["townships"], projects, rng)
+    out.mkdir(parents=True, exist_ok=True)
+    pyogrio.write_dataframe(towns.drop(columns="feature_id"), out / "townships.gpkg",
+                            layer="XZQ")
+    for layer, role in (("STBHHX", "redline"), ("YJJBNT", "farmland"), ("CZKFBJ", "udb")):
+        pyogrio.write_dataframe(case[role].drop(columns="feature_id"), out / "controls.gpkg",
+                                layer=layer, append=layer != "STBHHX")
+    pyogrio.write_dataframe(lots, out / "parcels.gpkg", layer="KZXXGH_DK")
+    pyogrio.write_dataframe(reg, out / "projects.gpkg", layer="XS_XMKJFW")
+    plan = out / "plan.toml"
+    plan.write_text("\n".join([
+        "[plan]", 'name = "benchmark province (synthetic)"', f'crs = "{CRS}"',
+        'as_of = "2026-06-30"', "",
+        "[layers.townships]", 'path = "townships.gpkg"', "",
+        "[layers.redline]", 'path = "controls.gpkg"', 'layer = "STBHHX"', "",
+        "[layers.farmland]", 'path = "controls.gpkg"', 'layer = "YJJBNT"', "",
+        "[layers.udb]", 'path = "controls.gpkg"', 'layer = "CZKFBJ"', "",
+        "[layers.parcels]", 'path = "parcels.gpkg"', "",
+        "[layers.projects]", 'path = "projects.gpkg"',
+        'fields = { status = "JSZT", mapped_on = "LTRQ", start_year = "KSNF", '
+        'end_year = "JSNF" }', ""]), encoding="utf-8")
+    return plan
+
+
+def read_floor(plan_path: Path) -> float:
+    """Seconds to read every layer of the plan with pyogrio (no checks, no reprojection)."""
+    from spatialplan.plan import read_plan_spec
+
+    spec = read_plan_spec(plan_path)
+    t = time.perf_counter()
+    for ls in spec.layers.values():
+        pyogrio.read_dataframe(ls.path, layer=ls.layer)
+    return time.perf_counter() - t
+
+
+class ChildrenPeak:
+    """Peak RSS of each child process (the dask workers), sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    rss = child.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), rss)
+
+    def __enter__(self) -> ChildrenPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def _profile(plan) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    sp.run_check(plan)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+    buf.write("\n--- by own time ---\n")
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(15)
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--townships", type=int, default=1500)
+    parser.add_argument("--parcels", type=int, default=1_000_000)
+    parser.add_argument("--projects", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", metavar="DIR", help="where to write the plan (default: temp)")
+    parser.add_argument("--small", action="store_true",
+                        help="smoke run: 60 townships, 20,000 parcels, 500 projects")
+    parser.add_argument("--skip-baseline", action="store_true", help="no geopandas.overlay")
+    parser.add_argument("--skip-dask", action="store_true", help="no dask engine runs")
+    parser.add_argument("--profile", action="store_true", help="cProfile run_check")
+    args = parser.parse_args(argv)
+    if args.small:
+        args.townships, args.parcels, args.projects = 60, 20_000, 500
+    tmp = None if args.out else tempfile.TemporaryDirectory(prefix="bench_province_")
+    out = Path(args.out or tmp.name)
+
+    t = time.perf_counter()
+    plan_path = write_plan(out, townships=args.townships, parcels=args.parcels,
+                           projects=args.projects, seed=args.seed)
+    print(f"size: {args.townships} townships (requested), {args.parcels:,} farmland parcels, "
+          f"{args.projects:,} projects with parcels; generated and written in "
+          f"{time.perf_counter() - t:.1f} s to {out}")
+
+    floor = read_floor(plan_path)
+    print(f"read floor (pyogrio, every layer)       {floor:8.2f} s")
+
+    with PeakRSS() as mem:
+        t = time.perf_counter()
+        plan = sp.read_plan(plan_path)
+        t_read = time.perf_counter() - t
+        result = sp.run_check(plan)
+        t_check = time.perf_counter() - t
+    print(f"full check (read_plan + run_check)      {t_check:8.2f} s   (read_plan {t_read:.2f} s, "
+          f"run_check {t_check - t_read:.2f} s)   peak RSS {_mib(mem.peak)}")
+    print(f"  ratio check / read floor               {t_check / floor:8.2f}x  (target <= 2x)")
+    print(f"  {len(result.township_stats)} townships, {len(result.projects):,} projects "
+          f"{result.verdict_counts()}, {len(result.line_conflicts):,} line-conflict rows")
+
+    lines = {r: plan.layers[r].data for r in ("redline", "farmland", "udb")}
+    towns = plan.layers["townships"].data
+    t = time.perf_counter()
+    overlay.township_stats(towns, **lines)
+    t_stats = time.perf_counter() - t
+    print(f"control-line statistics (township_stats) {t_stats:7.2f} s")
+    if not args.skip_baseline:
+        t = time.perf_counter()
+        for role, gdf in lines.items():
+            baseline(towns, gdf, dissolve=(role == "redline"))
+        t_base = time.perf_counter() - t
+        print(f"geopandas.overlay baseline               {t_base:7.2f} s   speed-up "
+              f"{t_base / t_stats:.1f}x (target >= 3x)")
+
+    if not args.skip_dask:
+        from distributed import Client, LocalCluster
+
+        times = {}
+        for n in (1, 2):
+            with ChildrenPeak() as kids:
+                t = time.perf_counter()
+                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, Client(cluster) as client:
+                    t_start = time.perf_counter() - t
+                    t = time.perf_counter()
+                    dres = sp.run_check(plan, engine="dask", scheduler=client)
+                    times[n] = time.perf_counter() - t
+            workers = sorted(kids.peaks.values(), reverse=True)[:n]
+            print(f"dask engine, {n} worker(s)                {times[n]:7.2f} s   "
+                  f"(+ {t_start:.1f} s "
+                  f"cluster start-up)   peak RSS per worker "
+                  f"{', '.join(_mib(w) for w in workers)}")
+        same = (dres.verdict_counts() == result.verdict_counts()
+                and len(dres.findings) == len(result.findings)
+                and len(dres.line_conflicts) == len(result.line_conflicts))
+        print(f"  speed-up 1 -> 2 workers                {times[1] / times[2]:7.2f}x "
+              f"(target >= 1.6x); counts equal to local: {'yes' if same else 'NO'}")
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"peak RSS of this process (high-water)   {_mib(peak)} (target <= 8 GB)")
+    if args.profile:
+        print(_profile(plan))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
