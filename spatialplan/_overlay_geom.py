@@ -37,6 +37,7 @@ from spatialplan._progress import progress
 __all__ = [
     "Clip",
     "clip_to_zones",
+    "coverage_certificate",
     "coverage_zone_areas",
     "dissolved_zone_areas",
     "geodesic_areas",
@@ -47,6 +48,7 @@ __all__ = [
     "safe_union",
     "snap_to_grid",
     "union",
+    "union_zone_areas",
 ]
 
 log = logging.getLogger("spatialplan.overlay")
@@ -319,7 +321,12 @@ def overlap_pairs(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def is_disjoint_coverage(geoms: np.ndarray) -> bool:
-    """Cheap certificate that polygons do not overlap: a valid coverage union of full area.
+    """Cheap certificate that polygons do not overlap (see :func:`coverage_certificate`)."""
+    return coverage_certificate(geoms)[0]
+
+
+def coverage_certificate(geoms: np.ndarray) -> tuple[bool, shapely.Geometry | None]:
+    """Certify that polygons do not overlap, and return their union when they are certified.
 
     GEOS' coverage union matches shared edges instead of noding, so it is linear-time, but
     on overlapping input it returns an invalid result (crossing or nested rings), fails, or
@@ -327,17 +334,87 @@ def is_disjoint_coverage(geoms: np.ndarray) -> bool:
     a result area equal to the sum of the input areas within 1e-12 relative (≥ 1e-3 m²).
     Anything else (including a clean layer whose shared edges do not match vertex for
     vertex) sends the caller to the exact pairwise test.
+
+    Returns
+    -------
+    certified
+        ``True`` when the polygons are certified not to overlap.
+    merged
+        Their union (the coverage union) when certified, ``None`` otherwise or when no
+        polygon is present.
     """
     present = geoms[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)]
-    if len(present) < 2:
-        return True
+    if len(present) == 0:
+        return True, None
+    if len(present) == 1:
+        return True, present[0]
     try:
         merged = shapely.coverage_union_all(present)
     except shapely.errors.GEOSException:
-        return False
+        return False, None
     total = float(shapely.area(present).sum())
     same_area = abs(float(shapely.area(merged)) - total) <= max(1e-3, 1e-12 * total)
-    return bool(same_area and shapely.is_valid(merged))
+    if same_area and bool(shapely.is_valid(merged)):
+        return True, merged
+    return False, None
+
+
+#: most vertices :func:`union_zone_areas` may clip in total before the per-zone path is used
+MAX_CLIP_COORDS = 20_000_000
+
+
+def union_zone_areas(
+    zones: np.ndarray, merged: shapely.Geometry, *, grid_size: float | None
+) -> np.ndarray | None:
+    """Area of a dissolved layer (``merged``, e.g. a certified coverage union) in each zone.
+
+    The parts of ``merged`` are indexed in an STRtree; each (zone, part) pair is clipped to
+    the zone's bounding box (``clip_by_rect``, linear; the zone lies inside its box, so the
+    intersection is unchanged) and intersected with the zone once, vectorised. Pairs whose
+    interiors do not meet (exact DE-9IM ``touches``, the #1871 guard) carry no area.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        One area per zone, or ``None`` when the parts are so large that clipping them once
+        per zone would cost more than :data:`MAX_CLIP_COORDS` vertices (the caller then
+        uses the per-zone boundary path).
+    """
+    areas = np.zeros(len(zones))
+    parts = shapely.get_parts(np.array([merged], dtype=object))
+    parts = parts[~shapely.is_empty(parts)]
+    if len(parts) == 0:
+        return areas
+    _prepared(zones[~shapely.is_missing(zones)])
+    zi, pi = shapely.STRtree(parts).query(zones, predicate="intersects")
+    if int(shapely.get_num_coordinates(parts)[pi].sum()) > MAX_CLIP_COORDS:
+        log.debug("union zones: %d pairs too large to clip; per-zone path", len(zi))
+        return None
+    clipped = _clip_to_boxes(parts[pi], zones[zi])
+    live = np.flatnonzero(~shapely.is_empty(clipped))
+    live = live[~shapely.touches(zones[zi[live]], clipped[live])]
+    cut = safe_overlay(shapely.intersection, zones[zi[live]], clipped[live],
+                       grid_size=grid_size)
+    areas += np.bincount(zi[live], weights=shapely.area(cut), minlength=len(zones))
+    log.debug("union zones: %d parts, %d zone-part pairs, %d overlays",
+              len(parts), len(zi), len(live))
+    return areas
+
+
+def _clip_to_boxes(geoms: np.ndarray, zones: np.ndarray, margin: float = 1.0) -> np.ndarray:
+    """``geoms`` clipped to the bounding boxes of ``zones`` (enlarged by ``margin``).
+
+    ``clip_by_rect`` is linear and cheap but may return an invalid polygon; those pairs keep
+    the unclipped geometry, so the later intersection is always exact.
+    """
+    bounds = shapely.bounds(zones)
+    out = np.empty(len(geoms), dtype=object)
+    for k, (geom, (x0, y0, x1, y1)) in enumerate(zip(geoms, bounds, strict=True)):
+        out[k] = shapely.clip_by_rect(geom, x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+    bad = ~shapely.is_valid(out) | ~np.isin(shapely.get_type_id(out), [_POLYGON, _MULTIPOLYGON])
+    bad &= ~shapely.is_empty(out)
+    out[bad] = geoms[bad]
+    return out
 
 
 def _zones_with_overlap(clip: Clip, oi: np.ndarray, oj: np.ndarray) -> np.ndarray:

@@ -340,8 +340,10 @@ def _line_in_zones(
     ellipsoidal: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone."""
-    if not ellipsoidal and _geom.is_disjoint_coverage(patches):
-        return _geom.coverage_zone_areas(zones, patches, grid_size=grid_size), None
+    if not ellipsoidal:
+        certified, merged = _geom.coverage_certificate(patches)
+        if certified:
+            return _coverage_in_zones(zones, patches, merged, grid_size=grid_size), None
     clip = _geom.clip_to_zones(zones, patches, grid_size=grid_size, keep_geometry=ellipsoidal)
     overlaps = _geom.overlap_pairs(patches)
     areas, dissolved = _geom.dissolved_zone_areas(
@@ -359,6 +361,22 @@ def _line_in_zones(
         merged = np.array([dissolved[k] for k in keys], dtype=object)
         geod[keys] = np.nan_to_num(_geom.geodesic_areas(merged, crs))
     return areas, geod
+
+
+def _coverage_in_zones(
+    zones: np.ndarray,
+    patches: np.ndarray,
+    merged: shapely.Geometry | None,
+    *,
+    grid_size: float | None,
+) -> np.ndarray:
+    """Area of a certified disjoint coverage in each zone, reusing the certificate's union."""
+    if merged is None:
+        return np.zeros(len(zones))
+    areas = _geom.union_zone_areas(zones, merged, grid_size=grid_size)
+    if areas is None:
+        areas = _geom.coverage_zone_areas(zones, patches, grid_size=grid_size)
+    return areas
 
 
 # ---------------------------------------------------------------------------------------------
