@@ -486,10 +486,18 @@ def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
         return np.column_stack([lon, lat])
 
     lonlat = shapely.transform(shapely.orient_polygons(geoms[present]), to_lonlat)
+    parts, part_owner = shapely.get_parts(lonlat, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
     geod = Geod(ellps="GRS80")
-    values = [
-        abs(geod.geometry_area_perimeter(g)[0])
-        for g in progress(lonlat, total=len(lonlat), desc="ellipsoidal areas")
-    ]
-    out[present] = values
+    # signed ring areas (exteriors counter-clockwise > 0, holes clockwise < 0), as
+    # Geod.geometry_area_perimeter sums them, without building shapely coordinate sequences
+    ring_area = np.array([
+        geod.polygon_area_perimeter(coords[a:b, 0], coords[a:b, 1])[0]
+        for a, b in progress(zip(bounds[:-1], bounds[1:], strict=True), total=len(rings),
+                             desc="ellipsoidal areas")
+    ], dtype=float)
+    per_part = np.bincount(ring_part, weights=ring_area, minlength=len(parts))
+    out[present] = np.abs(np.bincount(part_owner, weights=per_part, minlength=len(present)))
     return out

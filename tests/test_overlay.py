@@ -434,3 +434,45 @@ def test_coverage_path_agrees_with_geopandas_overlay(seed):
     assert stats["farmland_m2"].to_numpy() == pytest.approx(expected, rel=1e-9, abs=1e-6)
     slow = overlay.township_stats(t, farmland=farm, ellipsoidal_lines=True)  # pairwise path
     assert slow["farmland_m2"].to_numpy() == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+def test_union_path_matches_per_zone_path(monkeypatch):
+    """The certificate's union, clipped per zone, agrees with the per-zone boundary path."""
+    from spatialplan import _overlay_geom as g
+
+    t, _ = random_case(0)
+    t["geometry"] = t.geometry.translate(-1_000, -1_000)
+    zones = np.asarray(t.geometry.array, dtype=object)
+    grid = jittered_grid(20, 500.0, 0)
+    certified, merged = g.coverage_certificate(grid)
+    assert certified and merged is not None
+    fast = g.union_zone_areas(zones, merged, grid_size=0.001)
+    slow = g.coverage_zone_areas(zones, grid, grid_size=0.001)
+    assert fast == pytest.approx(slow, rel=1e-9, abs=1e-6)
+    monkeypatch.setattr(g, "MAX_CLIP_COORDS", 0)  # parts too large: the per-zone fallback
+    assert g.union_zone_areas(zones, merged, grid_size=0.001) is None
+    farm = gpd.GeoDataFrame({"feature_id": [f"farmland:{k}" for k in range(len(grid))]},
+                            geometry=list(grid), crs=CRS)
+    stats = overlay.township_stats(t, farmland=farm)
+    assert stats["farmland_m2"].to_numpy() == pytest.approx(fast, rel=1e-9, abs=1e-6)
+
+
+def test_certificate_returns_union_only_when_certified():
+    from spatialplan import _overlay_geom as g
+
+    grid = jittered_grid(4, 100.0, 1)
+    certified, merged = g.coverage_certificate(grid)
+    assert certified
+    assert shapely.area(merged) == pytest.approx(shapely.area(grid).sum(), rel=1e-12)
+    assert g.coverage_certificate(np.append(grid, grid[3])) == (False, None)
+    assert g.coverage_certificate(np.array([None], dtype=object)) == (True, None)
+
+
+def test_union_path_touching_zone_carries_no_area():
+    """#1871 guard on the union path: a coverage only touching a zone adds nothing."""
+    from spatialplan import _overlay_geom as g
+
+    zones = np.array([box(0, 0, 10, 10), box(10, 0, 20, 10)], dtype=object)
+    merged = shapely.coverage_union_all(np.array([box(10, 0, 15, 10), box(15, 0, 20, 10)]))
+    areas = g.union_zone_areas(zones, merged, grid_size=0.001)
+    assert areas.tolist() == [0.0, 100.0]
