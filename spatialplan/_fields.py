@@ -125,7 +125,8 @@ def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] |
         if source.lower() not in lower:
             raise FieldError(
                 f"field '{source}' mapped to '{canon}' does not exist in layer {role}",
-                layer=layer, path=path, hint=f"fields that exist: {existing}",
+                layer=layer, path=path, hint=f"fields that exist: {existing}"
+                + _truncation_hint(source, lower),
             )
         mapping[canon] = lower[source.lower()]
     aliases = FIELD_ALIASES.get(role, {})
@@ -149,6 +150,16 @@ def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] |
                 f'fields = {{ {canon} = "SOURCE_NAME" }}',
             )
     return mapping
+
+
+def _truncation_hint(source: str, lower: Mapping[str, str]) -> str:
+    """Point at a field that is ``source`` cut to 10 bytes (the dBase/Shapefile limit)."""
+    cut = source.encode("utf-8")[:10].decode("utf-8", errors="ignore").lower()
+    match = lower.get(cut)
+    if match is None or len(source.encode("utf-8")) <= 10:
+        return ""
+    return (f"; did you mean '{match}'? Shapefile field names are cut to 10 bytes, so map "
+            f"the field as '{match}'")
 
 
 def apply_fields(df: pd.DataFrame, mapping: Mapping[str, str], *, role: str,

@@ -14,8 +14,10 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -251,6 +253,7 @@ def write_table(
                                   path=target)
         elif suffix == ".xlsx":
             _write_xlsx(df, tmp, sheet_name=sheet_name, index=index)
+            _normalise_xlsx(tmp)
         else:
             raise OutputError(f"unsupported table format {suffix!r}", path=target,
                               hint="use .csv or .xlsx")
@@ -270,6 +273,30 @@ def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool) -
             texts = [str(col)] + [str(v) for v in frame[col].head(500).tolist()]
             width = max(_display_width(t) for t in texts)
             sheet.column_dimensions[get_column_letter(i)].width = min(max(8, width + 2), 60)
+
+
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_CORE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
+
+
+def _normalise_xlsx(path: Path) -> None:
+    """Make an XLSX byte-deterministic: fixed zip entry times and document timestamps.
+
+    openpyxl stamps the current time into every zip entry and into ``docProps/core.xml``, so
+    the same table written twice differed; the timestamps carry no information here.
+    """
+    with zipfile.ZipFile(path) as src:
+        entries = [(info, src.read(info)) for info in src.infolist()]
+    fixed = path.with_name(path.name + ".norm")
+    with zipfile.ZipFile(fixed, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = _CORE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", data)
+            out = zipfile.ZipInfo(info.filename, date_time=_FIXED_ZIP_TIME)
+            out.compress_type = zipfile.ZIP_DEFLATED
+            out.external_attr = info.external_attr
+            dst.writestr(out, data)
+    os.replace(fixed, path)
 
 
 def _display_width(text: str) -> int:

@@ -371,13 +371,27 @@ def detect_dbf_encoding(dbf: str | Path) -> str | None:
         for off, flen in fields:
             chunks.append(rec[off:off + flen].rstrip(b" \x00"))
     sample = b"\n".join(chunks)
+    decoded = {}
     for enc in ("utf-8", "gb18030"):
         try:
-            sample.decode(enc)
+            decoded[enc] = sample.decode(enc)
         except UnicodeDecodeError:
             continue
-        return "UTF-8" if enc == "utf-8" else "GB18030"
-    return None
+    if len(decoded) == 2 and _plausible(decoded["gb18030"]) > _plausible(decoded["utf-8"]):
+        # short GBK text can also be valid UTF-8 (一 = D2 BB reads as Cyrillic һ): prefer
+        # the decoding that gives Chinese (or pinyin) text; ties stay UTF-8
+        return "GB18030"
+    if "utf-8" in decoded:
+        return "UTF-8"
+    return "GB18030" if "gb18030" in decoded else None
+
+
+def _plausible(text: str) -> int:
+    """Number of characters expected in Chinese data: CJK ideographs, CJK punctuation and
+    full-width forms, and Latin letters with diacritics (pinyin with tone marks)."""
+    return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+               or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+               or "\u00c0" <= ch <= "\u024f")
 
 
 def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
@@ -423,6 +437,16 @@ def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
     return detected, "detected"
 
 
+def _valid_utf8(dbf: Path) -> bool:
+    raw = Path(dbf).read_bytes()
+    header_len = struct.unpack("<H", raw[8:10])[0] if len(raw) >= 10 else 0
+    try:
+        raw[header_len:].rstrip(b"\x1a").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _single_byte(encoding: str) -> bool:
     """True for single-byte code pages (cp1252, latin-1, ...), which decode any bytes."""
     return codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "gb18030", "gbk",
@@ -445,8 +469,8 @@ def _fits(dbf: Path | None, encoding: str) -> bool:
         return True
     if codecs.lookup(encoding).name in ("utf-8", "gb18030", "gbk", "gb2312", "big5"):
         detected = detect_dbf_encoding(dbf)
-        if encoding == "utf-8":
-            return detected == "UTF-8"
+        if encoding == "utf-8":  # a .cpg saying UTF-8 is right when the text is valid UTF-8
+            return detected == "UTF-8" or _valid_utf8(dbf)
         return detected is not None
     return True  # single-byte encodings decode anything
 

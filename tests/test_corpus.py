@@ -554,6 +554,9 @@ def two_layers(target: Path) -> None:
 FILES = [
     Case("gbk-without-cpg", shp_case(towns, drop=(".cpg",)),
          Ok(names_are("示范镇", "detected"), ("GB18030", "detected"))),
+    Case("gbk-name-also-valid-utf8", shp_case(lambda: towns().assign(XZQMC=["一"]),
+                                               drop=(".cpg",)),
+         Ok(names_are("一", "detected"), ("GB18030", "detected"))),
     Case("cpg-utf8-but-gbk", shp_case(towns, cpg="UTF-8"),
          Ok(names_are("示范镇", "detected (.cpg"), ("GB18030", "does not fit"))),
     Case("cpg-1252-but-gbk", shp_case(towns, cpg="1252"),
@@ -563,7 +566,7 @@ FILES = [
     Case("field-name-cut-to-10-bytes",
          shp_case(long_names, encoding="UTF-8", body='fields = { name = "XZQMC_name_zh" }'),
          Err(errors.FieldError, "fields that exist: feature_id, XZQDM, XZQMC_name",
-             ("towns.shp", "XZQMC_name_zh", "10"))),
+             ("towns.shp", "XZQMC_name_zh", "did you mean 'XZQMC_name'", "10 bytes"))),
     Case("shapefile-missing-dbf", shp_case(towns, drop=(".dbf",)),
          Err(errors.DataSourceError, ".dbf", ("towns.shp", "townships"))),
     Case("shapefile-missing-shx", shp_case(towns, drop=(".shx",)),
