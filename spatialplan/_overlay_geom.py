@@ -19,7 +19,9 @@ Exactness safeguards, used by every kernel:
 
 Speed comes from an STRtree, prepared geometries and two shortcuts: a patch that lies
 ``contains_properly`` inside a zone contributes its whole area without an overlay, and so
-does a zone lying inside a patch.
+does a zone lying inside a patch. A layer certified as a disjoint coverage
+(:func:`coverage_certificate`) is measured on the certificate's own union instead
+(:func:`union_zone_areas`): one clipped overlay per (zone, union part) pair.
 """
 
 from __future__ import annotations
