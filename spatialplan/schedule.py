@@ -111,7 +111,11 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
     facility = _get(projects, "facility")
     name_col = _get(projects, "facility_name")
     group = _get(projects, "group")
-    records = projects.reset_index(drop=True).to_dict("records")
+    records = pd.DataFrame({
+        "reasons_zh": _get(projects, "reasons_zh"),
+        "reasons": _get(projects, "reasons"),
+        "verdict": _get(projects, "verdict"),
+    }).to_dict("records")
     start_year = pd.to_numeric(_get(projects, "start_year"), errors="coerce")
     rows = pd.DataFrame({
         "_town": [t if t is not None else "" for t in town],
@@ -139,15 +143,28 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
     return rows
 
 
-def _total(label: str, town_name: str, rows: pd.DataFrame) -> dict[str, Any]:
+def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> dict[str, Any]:
+    """A total row over the project rows whose areas and investments are given."""
     return {
-        "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(rows)}项）",
+        "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
         "类别": "", "建设性质": "",
-        "用地面积(亩)": round(float(rows["用地面积(亩)"].sum(min_count=1) or 0.0), 2)
-        if rows["用地面积(亩)"].notna().any() else np.nan,
-        "总投资(万元)": round(float(rows["总投资(万元)"].sum()), 2),
+        "用地面积(亩)": round(float(np.nansum(area)), 2) if (~np.isnan(area)).any() else np.nan,
+        "总投资(万元)": round(float(np.nansum(invest)), 2),
         "建设年限": "", "前期手续": "", "合规性结论": "", "主要问题": "",
     }
+
+
+def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of equal consecutive keys (NaN equals NaN)."""
+    n = len(keys)
+    if n == 0:
+        return []
+    values = pd.Series(keys)
+    same = (values.to_numpy()[1:] == values.to_numpy()[:-1]) | (
+        values.isna().to_numpy()[1:] & values.isna().to_numpy()[:-1])
+    starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
+    stops = np.concatenate([starts[1:], [n]])
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
 
 
 def _year_label(year: float) -> str:
@@ -200,20 +217,30 @@ def sequence_table(
                     names.setdefault(c, nm)
     rows = _project_rows(projects_result, names, catalog)
     rows = rows.sort_values(["_town", "_year", "项目编号"], na_position="last", kind="stable")
+    towns = rows["_town"].to_numpy()
+    years = rows["_year"].to_numpy(dtype=float)
+    town_names = rows["乡镇"].to_numpy()
+    area = rows["用地面积(亩)"].to_numpy(dtype=float)
+    invest = rows["总投资(万元)"].to_numpy(dtype=float)
+    records = rows.drop(columns=["_town", "_year"]).to_dict("records")
     out: list[dict[str, Any]] = []
     serial = 0
-    for _town, by_town in rows.groupby("_town", sort=False, dropna=False):
-        town_name = by_town["乡镇"].iloc[0]
-        for year, by_year in by_town.groupby("_year", sort=False, dropna=False):
-            for rec in by_year.drop(columns=["_town", "_year"]).to_dict("records"):
+    for t0, t1 in _runs(towns):
+        town_name = town_names[t0]
+        for y0, y1 in _runs(years[t0:t1]):
+            y0, y1 = y0 + t0, y1 + t0
+            for i in range(y0, y1):
                 serial += 1
-                out.append({"序号": serial, **rec})
-            out.append(_total(f"{town_name} {_year_label(year)} 小计", town_name, by_year))
-        out.append(_total(f"{town_name} 小计", town_name, by_town))
+                out.append({"序号": serial, **records[i]})
+            out.append(_total(f"{town_name} {_year_label(years[y0])} 小计", town_name,
+                              area[y0:y1], invest[y0:y1]))
+        out.append(_total(f"{town_name} 小计", town_name, area[t0:t1], invest[t0:t1]))
     if len(rows):
-        for year, by_year in rows.groupby("_year", sort=True, dropna=False):
-            out.append(_total(f"{_year_label(year)} 合计", "", by_year))
-    out.append(_total("总计", "", rows))
+        order = np.argsort(np.where(np.isnan(years), np.inf, years), kind="stable")
+        for y0, y1 in _runs(years[order]):
+            sel = order[y0:y1]
+            out.append(_total(f"{_year_label(years[sel[0]])} 合计", "", area[sel], invest[sel]))
+    out.append(_total("总计", "", area, invest))
     table = pd.DataFrame(out, columns=list(SCHEDULE_COLUMNS))
     table["序号"] = table["序号"].astype(object)
     for col in ("用地面积(亩)", "总投资(万元)"):
