@@ -645,18 +645,25 @@ def facility_coverage(
         "group": text_values(projects_result["group"]) if "group" in projects_result.columns
         else None,
     })
+    present = frame.dropna(subset=["facility"]).groupby("t")["facility"].agg(set)
+    counts = pd.DataFrame({
+        "n_projects": frame.groupby("t").size(),
+        "n_group_8": (frame["group"] == "8").groupby(frame["t"]).sum(),
+        "n_group_X": (frame["group"] == "X").groupby(frame["t"]).sum(),
+        "n_unknown": frame["group"].isna().groupby(frame["t"]).sum(),
+    })
     rows = []
     for code in codes:
-        sub = frame[frame["t"] == code]
-        present = set(sub["facility"].dropna())
+        have = present.get(code, set())
+        n = counts.loc[code] if code in counts.index else None
         rows.append({
             "township_code": code,
-            "n_projects": len(sub),
-            "eight_present": ";".join(c for c in eight if c in present),
-            "eight_missing": ";".join(c for c in eight if c not in present),
-            "n_group_8": int((sub["group"] == "8").sum()),
-            "n_group_X": int((sub["group"] == "X").sum()),
-            "n_unknown": int(sub["group"].isna().sum()),
+            "n_projects": 0 if n is None else int(n["n_projects"]),
+            "eight_present": ";".join(c for c in eight if c in have),
+            "eight_missing": ";".join(c for c in eight if c not in have),
+            "n_group_8": 0 if n is None else int(n["n_group_8"]),
+            "n_group_X": 0 if n is None else int(n["n_group_X"]),
+            "n_unknown": 0 if n is None else int(n["n_unknown"]),
         })
     out = pd.DataFrame(rows, columns=["township_code", "n_projects", "eight_present",
                                       "eight_missing", "n_group_8", "n_group_X", "n_unknown"])
