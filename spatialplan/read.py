@@ -685,10 +685,12 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     if bbox is not None:  # index = source FIDs: keep source order and full-read ids
         rows = np.asarray(gdf.index if feature_positions is None
                           else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
+    # ``unreadable`` holds positions in the frame as read: map them before any reordering
+    unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
+    if bbox is not None:
         order = np.argsort(rows, kind="stable")
         gdf, rows = gdf.iloc[order], rows[order]
     gdf = gdf.reset_index(drop=True)
-    unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
     gdf.insert(0, "feature_id", [f"{role}:{i}" for i in rows])
     if len(gdf) == 0 and role in _MUST_HAVE_FEATURES and bbox is None:
         raise DataLayerError("the layer has no features", path=path, layer=where,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import geopandas as gpd
@@ -397,3 +398,37 @@ def test_assume_crs_overrides_a_wrong_prj_with_warning(tmp_path, townships_gdf, 
     assert lyr.source.crs_source == "assumed (overrides source)"
     assert lyr.source.crs.to_epsg() == 4524
     assert "overrides the source CRS" in caplog.text
+
+
+def _ring_geojson(path, *, unclosed: int) -> None:
+    """Five 0.01° squares west to east, GeoJSON ids 50, 40, ..., 10; one ring not closed."""
+    feats = []
+    for k, x0 in enumerate([LON - 1.0, LON - 0.9, LON, LON + 0.02, LON + 0.04]):
+        ring = [[x0, LAT], [x0 + 0.01, LAT], [x0 + 0.01, LAT + 0.01], [x0, LAT + 0.01]]
+        if k != unclosed:
+            ring.append(ring[0])
+        feats.append({"type": "Feature", "id": 50 - 10 * k, "properties": {"name": f"f{k}"},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}),
+                    encoding="utf-8")
+
+
+@pytest.mark.parametrize("positions", [None, "file order"])
+def test_unreadable_geometry_keeps_its_source_id_with_bbox(tmp_path, positions):
+    # the bbox leaves out the first two features and the FIDs run backwards, so the rows are
+    # reordered after the read: the unreadable one must keep its own id and reason
+    path = tmp_path / "red.geojson"
+    _ring_geojson(path, unclosed=4)
+    full = read_layer(path, role="redline")
+    fp = None if positions is None else (lambda fids: (50 - np.asarray(fids)) // 10)
+    lyr = read_layer(path, role="redline", bbox=(LON - 0.01, LAT - 0.01, LON + 0.06, LAT + 0.02),
+                     feature_positions=fp)
+    ids = ({"f2": "redline:30", "f3": "redline:20", "f4": "redline:10"} if positions is None
+           else dict(zip(full.data["name"], full.data["feature_id"], strict=True))
+           | dict(zip(full.rejected["name"], full.rejected["feature_id"], strict=True)))
+    assert lyr.data.set_index("name")["feature_id"].to_dict() == {"f2": ids["f2"],
+                                                                  "f3": ids["f3"]}
+    assert lyr.rejected["name"].tolist() == ["f4"]
+    assert lyr.rejected["feature_id"].tolist() == [ids["f4"]]
+    assert lyr.rejected["reason"].iloc[0].startswith("unreadable geometry")
+    assert full.rejected["reason"].iloc[0].startswith("unreadable geometry")
