@@ -19,7 +19,8 @@ How slope is computed
 * Slope is Horn's 3×3 finite difference, in degrees. A cell whose 3×3 window touches nodata or
   the raster edge gets nodata: no slope is invented at the border of a hole.
 * A DEM must declare its nodata and its CRS; otherwise pass ``nodata=`` /
-  ``assume_no_nodata=True`` and ``assume_crs=`` explicitly (:func:`read_terrain`).
+  ``assume_no_nodata=True`` and ``assume_crs=`` explicitly (:func:`read_terrain`), or set
+  ``nodata = …`` / ``assume_crs = …`` under ``[rasters.dem]`` in a plan file.
 
 Zonal statistics use exactextract: every cell counts with the exact fraction of it covered by
 the polygon, so small sites are measured correctly instead of by cell-centre sampling.
@@ -332,7 +333,9 @@ def _source_crs(ds: Any, assume_crs: Any) -> CRS:
         return CRS.from_user_input(ds.crs.to_wkt())
     if assume_crs is None:
         raise RasterError("the DEM has no CRS", path=ds.name,
-                          hint="fix the file (gdal_edit.py -a_srs) or pass assume_crs=")
+                          hint="fix the file (gdal_edit.py -a_srs), pass assume_crs=<CRS> "
+                          "(API) or, in a plan file, add assume_crs = \"EPSG:…\" under "
+                          "[rasters.dem]")
     return _parse_crs(assume_crs, where=ds.name)
 
 
@@ -361,8 +364,9 @@ def _read_elevation(ds: Any, band: int, *, nodata: float | None,
         valid = np.ones(data.shape, dtype=bool)
     else:
         raise RasterError("the DEM declares no nodata value", path=ds.name,
-                          hint="set one in the file, or pass nodata=<value> or "
-                          "assume_no_nodata=True if every cell is valid")
+                          hint="set one in the file (gdal_edit.py -a_nodata), pass "
+                          "nodata=<value> (API; assume_no_nodata=True if every cell is valid) "
+                          "or, in a plan file, add nodata = <value> under [rasters.dem]")
     elevation = data.astype(np.float32)
     valid &= np.isfinite(elevation)
     elevation[~valid] = NODATA

@@ -136,8 +136,10 @@ def test_nan_cells_count_as_nodata(tmp_path):
 
 def test_dem_without_nodata_needs_a_setting(tmp_path):
     path = _write(tmp_path / "nonodata.tif", _plane(8.0, n=20), nodata=None)
-    with pytest.raises(RasterError, match="nodata"):
+    with pytest.raises(RasterError, match="nodata") as exc:
         slope_degrees(path)
+    assert "nodata=<value>" in exc.value.hint  # the API argument
+    assert "nodata = <value> under [rasters.dem]" in exc.value.hint  # the plan setting
     slope, _ = slope_degrees(path, assume_no_nodata=True)
     assert np.abs(_inner(slope) - 8.0).max() < 0.1
     z = _plane(8.0, n=20)
@@ -149,8 +151,10 @@ def test_dem_without_nodata_needs_a_setting(tmp_path):
 
 def test_dem_without_crs_needs_assume_crs(tmp_path):
     path = _write(tmp_path / "nocrs.tif", _plane(8.0, n=20), crs=None)
-    with pytest.raises(RasterError, match="no CRS"):
+    with pytest.raises(RasterError, match="no CRS") as exc:
         slope_degrees(path)
+    assert "assume_crs=<CRS>" in exc.value.hint  # the API argument
+    assert "assume_crs = " in exc.value.hint and "[rasters.dem]" in exc.value.hint
     slope, profile = slope_degrees(path, assume_crs=GK)
     assert profile["crs"].to_epsg() == 4545
     assert np.abs(_inner(slope) - 8.0).max() < 0.1
