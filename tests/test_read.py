@@ -380,10 +380,11 @@ def test_feature_issues_lists_repairs_and_rejections(tmp_path):
 
 @pytest.mark.parametrize(("suffix", "driver"),
                          [(".gpkg", "GPKG"), (".geojson", "GeoJSON"), (".fgb", "FlatGeobuf"),
-                          (".shp", "ESRI Shapefile")])
+                          (".shp", "ESRI Shapefile"), (".gdb", "OpenFileGDB")])
 def test_formats_read_the_same(tmp_path, townships_gdf, suffix, driver):
-    lyr = read_layer(write_layer(townships_gdf, tmp_path / f"t{suffix}"), role="townships",
-                     crs="EPSG:4545")
+    options = {"driver": driver, "layer": "XZQ"} if suffix == ".gdb" else {}
+    lyr = read_layer(write_layer(townships_gdf, tmp_path / f"t{suffix}", **options),
+                     role="townships", crs="EPSG:4545")
     assert lyr.source.driver == driver
     # FlatGeobuf's spatial index may reorder features: ids follow the order as stored
     pairs = sorted(zip(lyr.data["code"], lyr.data["name"], strict=True))
