@@ -39,6 +39,7 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
+from spatialplan.crs import zone_epsg
 from spatialplan.errors import CRSError, DataSourceError, GeometryError
 
 __all__ = ["read_bubiao_txt", "bubiao_crs", "MISMATCH_TOLERANCE"]
@@ -276,9 +277,7 @@ def bubiao_crs(zone: int, *, prefixed: bool) -> str:
     >>> bubiao_crs(36, prefixed=False)
     'EPSG:4545'
     """
-    if not _MIN_ZONE <= zone <= _MAX_ZONE:
-        raise CRSError(f"zone {zone} is not a CGCS2000 3-degree zone of China (25–45)")
-    return f"EPSG:{(4488 if prefixed else 4509) + zone}"
+    return f"EPSG:{zone_epsg(zone, prefixed=prefixed)}"
 
 
 def _resolve_crs(header: dict[str, tuple[str, int]], parcels: list[_Parcel],

@@ -30,6 +30,7 @@ __all__ = [
     "CHINA_LONLAT_BOUNDS",
     "gk_zone",
     "gk_zone_crs",
+    "zone_epsg",
     "choose_analysis_crs",
     "check_zone_prefix",
     "check_latlon_swap",
@@ -70,6 +71,33 @@ def gk_zone(lon: float) -> int:
     return int(math.floor(lon / 3.0 + 0.5))
 
 
+def zone_epsg(zone: int, *, prefixed: bool = False) -> int:
+    """Return the EPSG code of CGCS2000 3-degree Gauss–Krüger zone ``zone``.
+
+    Parameters
+    ----------
+    zone
+        The 3-degree zone number (25–45; Guizhou lies in 35, 36 and 37).
+    prefixed
+        True for the zone-prefixed CRS (EPSG:4513–4533 = 4488 + zone), False (default) for the
+        one without prefix (EPSG:4534–4554 = 4509 + zone).
+
+    Raises
+    ------
+    CRSError
+        If the zone is outside 25–45.
+
+    Example
+    -------
+    >>> zone_epsg(36), zone_epsg(36, prefixed=True)
+    (4545, 4524)
+    """
+    if zone not in _ZONES:
+        raise CRSError(f"zone {zone} is not a CGCS2000 3-degree zone of China (25–45)",
+                       hint="check the zone number or the easting prefix")
+    return (4488 if prefixed else 4509) + zone
+
+
 def gk_zone_crs(lon: float, *, prefixed: bool = False) -> pyproj.CRS:
     """Return the CGCS2000 3-degree Gauss–Krüger CRS of the zone containing ``lon``.
 
@@ -98,8 +126,7 @@ def gk_zone_crs(lon: float, *, prefixed: bool = False) -> pyproj.CRS:
             "Gauss-Kruger zones 25-45 (75°E-135°E)",
             hint="check the layer's CRS and coordinates (lon/lat swapped?)",
         )
-    code = 4488 + zone if prefixed else 4534 + zone - 25
-    return pyproj.CRS.from_epsg(code)
+    return pyproj.CRS.from_epsg(zone_epsg(zone, prefixed=prefixed))
 
 
 def lonlat_bounds(obj: Any, crs: Any = None) -> tuple[float, float, float, float]:
@@ -281,7 +308,7 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
         raise CRSError(
             f"the CRS {_describe(crs)} expects zone-prefixed eastings ({zone}xxxxxx) but the "
             f"data's eastings are {minx:.0f}–{maxx:.0f}", layer=layer, path=path,
-            hint=f"use the CRS without prefix, EPSG:{4534 + zone - 25}" if zone in _ZONES
+            hint=f"use the CRS without prefix, EPSG:{zone_epsg(zone)}" if zone in _ZONES
             else "use the CRS without zone prefix",
         )
 
@@ -296,7 +323,8 @@ def _is_transverse_mercator(crs: pyproj.CRS) -> bool:
 def _prefix_hint(easting: float) -> str:
     zone = int(easting // 1e6)
     if zone in _ZONES:
-        return (f"the zone-{zone} prefixed CRS is EPSG:{4488 + zone} (CGCS2000 / 3-degree "
+        return (f"the zone-{zone} prefixed CRS is EPSG:{zone_epsg(zone, prefixed=True)} "
+                f"(CGCS2000 / 3-degree "
                 f"Gauss-Kruger zone {zone}); set it with assume_crs or fix the .prj")
     return f"zone prefix {zone} is not a CGCS2000 3-degree zone (25-45); check the data"
 

@@ -36,6 +36,8 @@ __all__ = [
     "write_table",
     "write_json",
     "sha256_file",
+    "fit_column_widths",
+    "normalise_xlsx",
 ]
 
 log = logging.getLogger(__name__)
@@ -253,7 +255,7 @@ def write_table(
                                   path=target)
         elif suffix == ".xlsx":
             _write_xlsx(df, tmp, sheet_name=sheet_name, index=index)
-            _normalise_xlsx(tmp)
+            normalise_xlsx(tmp)
         else:
             raise OutputError(f"unsupported table format {suffix!r}", path=target,
                               hint="use .csv or .xlsx")
@@ -262,24 +264,49 @@ def write_table(
 
 def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool) -> None:
     """Write one sheet with a frozen header and widths fitted to the text (CJK counts double)."""
-    from openpyxl.utils import get_column_letter
-
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         df.to_excel(writer, sheet_name=sheet_name, index=index)
         sheet = writer.sheets[sheet_name]
         sheet.freeze_panes = "A2"
-        frame = df.reset_index() if index else df
-        for i, col in enumerate(frame.columns, start=1):
-            texts = [str(col)] + [str(v) for v in frame[col].head(500).tolist()]
-            width = max(_display_width(t) for t in texts)
-            sheet.column_dimensions[get_column_letter(i)].width = min(max(8, width + 2), 60)
+        fit_column_widths(sheet, df.reset_index() if index else df)
+
+
+def fit_column_widths(sheet, frame: pd.DataFrame, *, sample: int = 500) -> None:
+    """Set each column's width from its header and first ``sample`` values (CJK counts double).
+
+    Parameters
+    ----------
+    sheet
+        An openpyxl worksheet whose columns follow ``frame``'s.
+    frame
+        The table written to the sheet.
+    sample
+        How many values per column to measure.
+    """
+    from openpyxl.utils import get_column_letter
+
+    for i, col in enumerate(frame.columns, start=1):
+        texts = [str(col)] + ["" if _is_missing(v) else str(v)
+                              for v in frame[col].head(sample).tolist()]
+        width = max(_display_width(t) for t in texts)
+        sheet.column_dimensions[get_column_letter(i)].width = min(max(8, width + 2), 60)
+
+
+def _is_missing(value: object) -> bool:
+    """True for None/NaN/NaT/NA scalars (never for strings or containers)."""
+    if value is None or isinstance(value, str):
+        return value is None
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _CORE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
 
 
-def _normalise_xlsx(path: Path) -> None:
+def normalise_xlsx(path: Path) -> None:
     """Make an XLSX byte-deterministic: fixed zip entry times and document timestamps.
 
     openpyxl stamps the current time into every zip entry and into ``docProps/core.xml``, so

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spatialplan.output import atomic_path, write_table
+from spatialplan.output import atomic_path, fit_column_widths, normalise_xlsx, write_table
 
 __all__ = [
     "SCHEDULE_COLUMNS",
@@ -290,15 +290,14 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
             if _is_total(rec[0]):
                 for cell in ws[ws.max_row]:
                     cell.font = bold
+        fit_column_widths(ws, table)
         for j, col in enumerate(columns, start=1):
-            texts = [str(col)] + ["" if pd.isna(v) else str(v) for v in table[col].head(500)]
-            width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
-            ws.column_dimensions[get_column_letter(j)].width = min(max(8, width + 2), 60)
             if col in ("用地面积(亩)", "总投资(万元)"):
                 for cell in ws[get_column_letter(j)][1:]:
                     cell.number_format = "#,##0.00"
         ws.freeze_panes = "A2"
         wb.save(tmp)
+        normalise_xlsx(tmp)
     logger.debug("wrote %s (%d rows)", target, len(table))
     return target
 

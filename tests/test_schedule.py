@@ -127,3 +127,16 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(AttributeError):
         write_schedule_xlsx(None, tmp_path / "schedule.xlsx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_schedule_xlsx_is_byte_identical_on_a_second_write(tmp_path):
+    table = sequence_table(pd.DataFrame({"project_id": ["A", "B"], "name": ["学校", "公园"],
+                                         "township_code": ["T1", "T1"],
+                                         "investment_wan": [100.0, float("nan")],
+                                         "start_year": [2025, 2026], "end_year": [2026, 2027]}))
+    first = write_schedule_xlsx(table, tmp_path / "a.xlsx").read_bytes()
+    import time
+
+    time.sleep(1.1)  # openpyxl stamps the current second unless normalised
+    second = write_schedule_xlsx(table, tmp_path / "b.xlsx").read_bytes()
+    assert first == second

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -12,7 +11,6 @@ from spatialplan.cli._common import (
     add_out_argument,
     add_plan_argument,
     add_quiet_argument,
-    setup_progress,
 )
 from spatialplan.errors import PlanError
 
@@ -43,16 +41,12 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
     from spatialplan import output
+    from spatialplan.cli._run import read_plan_from_args
     from spatialplan.pipeline import plan_inputs
-    from spatialplan.read import read_plan
     from spatialplan.terrain import NODATA, read_terrain, township_terrain_stats, write_slope
 
-    setup_progress(args)
-    plan_path = Path(args.plan)
-    if not plan_path.exists():
-        raise PlanError("the plan file does not exist", path=plan_path,
-                        hint="give the path of a plan.toml (see README: The plan file)")
-    plan = read_plan(plan_path, crs=args.crs)
+    plan = read_plan_from_args(args)
+    plan_path = plan.path
     dem = plan.rasters.get("dem")
     if dem is None:
         raise PlanError("the plan names no DEM", path=plan_path,
