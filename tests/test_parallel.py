@@ -1,0 +1,50 @@
+"""The thread-chunked element-wise helper gives exactly the serial result."""
+
+import numpy as np
+import pytest
+import shapely
+
+from spatialplan import _parallel
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    yield
+    _parallel.set_threads(None)
+
+
+def _geoms(n: int) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 1e5, n), rng.uniform(0, 1e5, n)
+    geoms = shapely.box(x, y, x + rng.uniform(1, 50, n), y + rng.uniform(1, 50, n))
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+    geoms[::997] = bowtie
+    geoms[5] = None
+    return geoms
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_same_result_as_serial(threads):
+    _parallel.set_threads(threads)
+    geoms = _geoms(3 * _parallel.MIN_CHUNK + 17)
+    got = _parallel.map_chunks(shapely.is_valid, geoms)
+    assert got.dtype == bool and len(got) == len(geoms)
+    np.testing.assert_array_equal(got, shapely.is_valid(geoms))
+    assert (~got).sum() == len(geoms[::997]) + 1  # the bow-ties and the missing one
+    other = _geoms(len(geoms))[::-1].copy()
+    np.testing.assert_array_equal(_parallel.map_chunks(shapely.intersects, geoms, other),
+                                  shapely.intersects(geoms, other))
+
+
+def test_env_and_errors(monkeypatch):
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "3")
+    assert _parallel.n_threads() == 3
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "zero")
+    with pytest.raises(ValueError, match="SPATIALPLAN_THREADS"):
+        _parallel.n_threads()
+    _parallel.set_threads(1)
+    assert _parallel.n_threads() == 1
+    with pytest.raises(ValueError, match="positive"):
+        _parallel.set_threads(0)
+    with pytest.raises(ValueError, match="one length"):
+        _parallel.map_chunks(shapely.intersects, np.empty(2, object), np.empty(3, object))
