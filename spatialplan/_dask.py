@@ -113,7 +113,7 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
     nearby = _nearby_townships(shared.townships, lines)
     out: dict[str, Any] = {"stats": stats, "conflicts": _conflicts(part, shared, lines, nearby),
                            "outside": _outside_parts(part, shared, lines, nearby)}
-    slope, out["terrain"] = _terrain(part, shared, towns)
+    slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
     if len(part.projects) or part.rejected is not None:
         res, fnd = siting.check_projects(
             part.projects, townships=shared.townships, redline=lines["redline"],
@@ -190,9 +190,14 @@ def _outside_parts(part: _Part, shared: _Shared, lines: dict,
 
 
 def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
-    """Slope statistics of the partition's own sites and townships from a DEM window."""
+    """Slope statistics of the partition's own sites and townships from a DEM window.
+
+    Returns the site and township statistics and, per role, how many features there were and
+    how many met the DEM window: the driver raises the local engine's "none overlaps the DEM"
+    error from the totals (a partition alone cannot tell).
+    """
     if shared.dem is None:
-        return None, pd.DataFrame()
+        return None, pd.DataFrame(), {}
     from spatialplan import terrain
 
     with _dem_window(shared.dem, shared.crs, part.dem_extent) as source:
@@ -201,7 +206,10 @@ def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
     own = own[~own.geometry.isna() & ~own.geometry.is_empty]
     slope = _zonal_or_empty(terrain.site_slope_stats, own, grid, "feature_id")
     per_town = _zonal_or_empty(terrain.township_terrain_stats, towns, grid, "code")
-    return slope, per_town
+    window = shapely.box(*grid.bounds)
+    hits = {"sites": (len(own), int(own.intersects(window).sum())),
+            "townships": (len(towns), int(towns.intersects(window).sum()))}
+    return slope, per_town, hits
 
 
 def _dem_options(dem) -> dict:

@@ -66,7 +66,7 @@ from spatialplan._dask import (
     _run_partition,
     _transform_box,
 )
-from spatialplan.errors import SpatialPlanError
+from spatialplan.errors import RasterError, SpatialPlanError
 
 __all__ = ["run_check_dask", "partition_townships", "connect"]
 
@@ -402,6 +402,7 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
         line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
         tolerance=shared.tolerance)
     if shared.dem is not None:
+        _require_dem_overlap(outs, shared.dem)
         terr = pd.concat([o["terrain"] for o in outs])
         codes = shared.townships["code"]
         result.terrain = terr.iloc[terr.index.get_indexer(codes)].set_axis(
@@ -414,6 +415,16 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
     result.schedule = schedule.sequence_table(result.projects, townships=towns,
                                               catalog=plan.catalog)
     return result
+
+
+def _require_dem_overlap(outs: list[dict], dem) -> None:
+    """Raise as the local engine does when no site (then no township) meets the DEM."""
+    for role in ("sites", "townships"):
+        n = sum(o["dem_hits"][role][0] for o in outs)
+        if n and not sum(o["dem_hits"][role][1] for o in outs):
+            raise RasterError(f"none of the {n} {role} overlaps the DEM", path=dem.path,
+                              layer=role,
+                              hint="check the DEM covers the plan area and both CRSs")
 
 
 def _project_tables(plan, shared, outs, projects_layer):

@@ -200,3 +200,25 @@ def test_unknown_engine_is_refused():
     plan = sp.read_plan(demo_dir() / "plan.toml")
     with pytest.raises(ValueError, match="unknown engine"):
         sp.run_check(plan, engine="spark")
+
+
+def test_dem_missing_every_site_raises_in_both_engines(tmp_path, client):
+    """A DEM that no site overlaps is an error for the dask engine too, with the same text."""
+    import dataclasses
+
+    import rasterio
+    from affine import Affine
+
+    plan = sp.read_plan(demo_dir() / "plan.toml")
+    xmin, ymin, xmax, ymax = plan.layers["townships"].data.total_bounds
+    far = tmp_path / "far_dem.tif"  # 2 km × 2 km, 50 km east of every township
+    with rasterio.open(far, "w", driver="GTiff", width=100, height=100, count=1,
+                       dtype="float32", crs=plan.crs, nodata=-9999.0,
+                       transform=Affine(20.0, 0.0, xmax + 50_000, 0.0, -20.0, ymax)) as ds:
+        ds.write(np.linspace(800, 900, 100 * 100, dtype="float32").reshape(1, 100, 100))
+    plan.rasters["dem"] = dataclasses.replace(plan.rasters["dem"], path=far)
+    with pytest.raises(sp.errors.RasterError, match="overlaps the DEM") as local:
+        sp.run_check(plan)
+    with pytest.raises(sp.errors.RasterError, match="overlaps the DEM") as dask:
+        run_check_dask(plan, scheduler=client, partition_size=2)
+    assert str(dask.value) == str(local.value)
