@@ -54,8 +54,9 @@ _NO_YEAR = "未定"
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column as an object Series on a fresh index (iterating Arrow-backed ones is slow)."""
     if name in frame.columns:
-        return frame[name].reset_index(drop=True)
+        return pd.Series(frame[name].to_numpy(dtype=object), dtype=object)
     return pd.Series([None] * len(frame), dtype=object)
 
 
@@ -111,11 +112,9 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
     facility = _get(projects, "facility")
     name_col = _get(projects, "facility_name")
     group = _get(projects, "group")
-    records = pd.DataFrame({
-        "reasons_zh": _get(projects, "reasons_zh"),
-        "reasons": _get(projects, "reasons"),
-        "verdict": _get(projects, "verdict"),
-    }).to_dict("records")
+    records = [{"reasons_zh": z, "reasons": r, "verdict": v} for z, r, v in zip(
+        _get(projects, "reasons_zh"), _get(projects, "reasons"), _get(projects, "verdict"),
+        strict=True)]
     start_year = pd.to_numeric(_get(projects, "start_year"), errors="coerce")
     rows = pd.DataFrame({
         "_town": [t if t is not None else "" for t in town],
@@ -148,10 +147,18 @@ def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> 
     return {
         "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
         "类别": "", "建设性质": "",
-        "用地面积(亩)": round(float(np.nansum(area)), 2) if (~np.isnan(area)).any() else np.nan,
-        "总投资(万元)": round(float(np.nansum(invest)), 2),
+        "用地面积(亩)": _nan_sum(area, empty=np.nan),
+        "总投资(万元)": _nan_sum(invest, empty=0.0),
         "建设年限": "", "前期手续": "", "合规性结论": "", "主要问题": "",
     }
+
+
+def _nan_sum(values: np.ndarray, *, empty: float) -> float:
+    """Sum of the non-NaN values rounded to 2 decimals; ``empty`` when all are NaN."""
+    missing = np.isnan(values)
+    if missing.all():
+        return empty
+    return round(float(np.where(missing, 0.0, values).sum()), 2)  # as np.nansum adds
 
 
 def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
@@ -159,9 +166,8 @@ def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
     n = len(keys)
     if n == 0:
         return []
-    values = pd.Series(keys)
-    same = (values.to_numpy()[1:] == values.to_numpy()[:-1]) | (
-        values.isna().to_numpy()[1:] & values.isna().to_numpy()[:-1])
+    missing = pd.isna(keys)
+    same = (keys[1:] == keys[:-1]) | (missing[1:] & missing[:-1])
     starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
     stops = np.concatenate([starts[1:], [n]])
     return list(zip(starts.tolist(), stops.tolist(), strict=True))
@@ -222,7 +228,9 @@ def sequence_table(
     town_names = rows["乡镇"].to_numpy()
     area = rows["用地面积(亩)"].to_numpy(dtype=float)
     invest = rows["总投资(万元)"].to_numpy(dtype=float)
-    records = rows.drop(columns=["_town", "_year"]).to_dict("records")
+    columns = [c for c in rows.columns if c not in ("_town", "_year")]
+    records = [dict(zip(columns, values, strict=True)) for values in zip(
+        *(rows[c].to_numpy(dtype=object) for c in columns), strict=True)]
     out: list[dict[str, Any]] = []
     serial = 0
     for t0, t1 in _runs(towns):
