@@ -75,6 +75,27 @@ def _union_area(pieces: np.ndarray) -> float:
         return float(shapely.area(shapely.union_all(pieces, grid_size=GRID_SIZE)))
 
 
+#: index the sites instead of the other layer when it has this many times more features
+_INDEX_SITES_RATIO = 8
+
+
+def _intersecting_pairs(sites: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(site_index, other_index)`` of every intersecting pair, sorted by site then other.
+
+    The STRtree is built on the smaller side: a register of 10⁴ sites against 10⁶ farmland
+    parcels indexes the sites and sweeps the parcels' envelopes through them (2–3× faster than
+    indexing the parcels), then tests the few candidate pairs exactly.
+    """
+    if len(others) > _INDEX_SITES_RATIO * len(sites):
+        oi, si = shapely.STRtree(sites).query(others)
+        hit = shapely.intersects(sites[si], others[oi])
+        si, oi = si[hit], oi[hit]
+    else:
+        si, oi = shapely.STRtree(others).query(sites, predicate="intersects")
+    order = np.lexsort((oi, si))
+    return si[order], oi[order]
+
+
 def overlap_pairs(
     sites: np.ndarray, others: np.ndarray, *, with_pieces: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, ...]:
@@ -96,8 +117,7 @@ def overlap_pairs(
     if len(sites) == 0 or len(others) == 0:
         out = (empty_i, empty_i, np.empty(0))
         return (*out, np.empty(0, dtype=object)) if with_pieces else out
-    tree = shapely.STRtree(others)
-    si, oi = tree.query(sites, predicate="intersects")
+    si, oi = _intersecting_pairs(sites, others)
     pieces = intersection(sites[si], others[oi])
     area = shapely.area(pieces).astype(float)
     if with_pieces:

@@ -494,3 +494,28 @@ def test_duplicate_feature_ids_refused(catalog):
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_intersecting_pairs_same_on_either_index_side(monkeypatch):
+    """Indexing the sites (large other layer) finds exactly the pairs indexing the layer does."""
+    import numpy as np
+    import shapely
+
+    from spatialplan import _rules_geom
+
+    rng = np.random.default_rng(7)
+    x, y = rng.uniform(0, 5000, 3000), rng.uniform(0, 5000, 3000)
+    others = shapely.box(x, y, x + 60, y + 60)
+    sx, sy = rng.uniform(0, 5000, 40), rng.uniform(0, 5000, 40)
+    sites = shapely.box(sx, sy, sx + 150, sy + 90)
+    sites[3] = shapely.box(-500, -500, -400, -400)  # meets nothing
+    touching = shapely.box(x[0] + 60, y[0], x[0] + 100, y[0] + 60)  # shares an edge only
+    sites = np.append(sites, touching)
+    via_sites = _rules_geom._intersecting_pairs(sites, others)
+    monkeypatch.setattr(_rules_geom, "_INDEX_SITES_RATIO", 10**9)
+    via_others = _rules_geom._intersecting_pairs(sites, others)
+    assert len(via_sites[0]) > 40
+    for a, b in zip(via_sites, via_others, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert 3 not in via_sites[0]
+    assert 0 in via_sites[1][via_sites[0] == len(sites) - 1]  # touching pairs are candidates
