@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
@@ -38,6 +39,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from spatialplan._parallel import map_chunks
 from spatialplan.errors import GeometryError
 
 __all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "polygonal_part", "area_m2"]
@@ -181,14 +183,67 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
         before, after
 
 
+def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (geometries without Z/M, mask of those that had Z or M); others are untouched."""
+    zm = np.asarray(shapely.has_z(geoms), dtype=bool)  # False for missing geometries
+    if hasattr(shapely, "has_m"):
+        zm |= np.asarray(shapely.has_m(geoms), dtype=bool)
+    if zm.any():
+        geoms = geoms.copy()
+        geoms[zm] = shapely.force_2d(geoms[zm])
+    return geoms, zm
+
+
 def _fast_ok(geoms: np.ndarray, *, polygonal: bool) -> np.ndarray:
     """Vectorised test for the common case: present, non-empty, valid (and polygonal)."""
-    ok = ~shapely.is_missing(geoms)
-    ok[ok] = ~shapely.is_empty(geoms[ok])
-    if polygonal:
-        ok &= np.isin(shapely.get_type_id(geoms), (3, 6))  # Polygon, MultiPolygon
-    ok[ok] = shapely.is_valid(geoms[ok])
-    return ok
+    # Polygon (3), MultiPolygon (6); a missing geometry's type id is -1
+    ok = (np.isin(shapely.get_type_id(geoms), (3, 6)) if polygonal
+          else ~shapely.is_missing(geoms))
+    ok = _refine(ok, geoms, lambda g: ~shapely.is_empty(g))
+    return _refine(ok, geoms, lambda g: map_chunks(shapely.is_valid, g))
+
+
+def _refine(mask: np.ndarray, geoms: np.ndarray, test: Callable[[np.ndarray], np.ndarray]
+            ) -> np.ndarray:
+    """``mask`` with its True entries replaced by ``test`` of those geometries."""
+    if mask.all():
+        return np.asarray(test(geoms), dtype=bool)
+    mask = mask.copy()
+    mask[mask] = test(geoms[mask])
+    return mask
+
+
+#: state codes of :func:`_classify_slow`
+_OK, _REPAIRED, _REJECTED = 0, 1, 2
+
+
+def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, polygonal: bool,
+                   point_radius_m: float | None, crs: object | None
+                   ) -> tuple[np.ndarray, np.ndarray, list[dict], dict[int, tuple]]:
+    """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`).
+
+    Returns the geometries (changed where repaired, None where rejected), the state of every
+    feature (``_OK``, ``_REPAIRED``, ``_REJECTED``), the repaired rows in input order and, per
+    rejected position, (reason, area before, area after).
+    """
+    states = np.full(len(geoms), _OK, dtype=np.int8)
+    rep_rows: list[dict] = []
+    rej_reasons: dict[int, tuple] = {}
+    if len(slow) == 0:
+        return geoms, states, rep_rows, rej_reasons
+    geoms = geoms.copy()
+    for i in slow.tolist():
+        state, new, reason, before, after = _classify(
+            geoms[i], polygonal=polygonal, point_radius_m=point_radius_m, crs=crs)
+        geoms[i] = new
+        if state == "repaired":
+            states[i] = _REPAIRED
+            rep_rows.append({"feature_id": fids[i], "reason": reason, "area_before_m2": before,
+                             "area_after_m2": after})
+        elif state == "rejected":
+            states[i] = _REJECTED
+            rej_reasons[i] = (reason, before, after)
+    return geoms, states, rep_rows, rej_reasons
 
 
 def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = True,
@@ -225,46 +280,28 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
     >>> rejected[["feature_id", "reason"]].values.tolist()
     [['udb:0', 'geometry is missing (None)']]
     """
-    gdf = gdf.copy()
     if "feature_id" not in gdf.columns:
+        gdf = gdf.copy()
         gdf.insert(0, "feature_id", [f"{role}:{i}" for i in range(len(gdf))])
     geom_name = gdf.geometry.name
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    present = ~shapely.is_missing(geoms)
-    zm = np.zeros(len(geoms), dtype=bool)
-    zm[present] = shapely.has_z(geoms[present])
-    if hasattr(shapely, "has_m"):
-        zm[present] |= shapely.has_m(geoms[present])
-    geoms = np.where(zm, shapely.force_2d(geoms), geoms)
-    fast = _fast_ok(geoms, polygonal=polygonal)
-    states, new_geoms, rep_rows, rej_reasons = [], [], [], {}
-    for fid, geom, is_fast in zip(gdf["feature_id"].tolist(), geoms, fast, strict=True):
-        if is_fast:
-            states.append("ok")
-            new_geoms.append(geom)
-            continue
-        state, new, reason, before, after = _classify(
-            geom, polygonal=polygonal, point_radius_m=point_radius_m, crs=gdf.crs)
-        states.append(state)
-        new_geoms.append(new)
-        if state == "repaired":
-            rep_rows.append({"feature_id": fid, "reason": reason, "area_before_m2": before,
-                             "area_after_m2": after})
-        elif state == "rejected":
-            rej_reasons[fid] = (reason, before, after)
-    states_arr = np.asarray(states)
-    keep = states_arr != "rejected"
+    geoms, zm = _drop_zm(np.asarray(gdf.geometry.values, dtype=object))
+    slow = np.flatnonzero(~_fast_ok(geoms, polygonal=polygonal))
+    new_geoms, states, rep_rows, rej_reasons = _classify_slow(
+        geoms, slow, gdf["feature_id"].to_numpy(), polygonal=polygonal,
+        point_radius_m=point_radius_m, crs=gdf.crs)
+    keep = states != _REJECTED
     accepted = gdf.loc[keep].copy()
-    accepted[geom_name] = gpd.GeoSeries(np.asarray(new_geoms, dtype=object)[keep],
-                                        index=accepted.index, crs=gdf.crs)
+    if zm.any() or len(slow):
+        accepted[geom_name] = gpd.GeoSeries(new_geoms[keep], index=accepted.index,
+                                            crs=gdf.crs)
     attrs = [c for c in gdf.columns if c not in ("feature_id", geom_name)]
     rejected = pd.DataFrame(gdf.loc[~keep, ["feature_id", *attrs]]).reset_index(drop=True)
-    rejected.insert(1, "reason", [rej_reasons[f][0] for f in rejected["feature_id"]])
-    rejected.insert(2, "area_before_m2", [rej_reasons[f][1] for f in rejected["feature_id"]])
-    rejected.insert(3, "area_after_m2", [rej_reasons[f][2] for f in rejected["feature_id"]])
+    rej_pos = np.flatnonzero(~keep)
+    for col, k in (("reason", 0), ("area_before_m2", 1), ("area_after_m2", 2)):
+        rejected.insert(k + 1, col, [rej_reasons[i][k] for i in rej_pos])
     repaired = pd.DataFrame(rep_rows, columns=["feature_id", "reason", "area_before_m2",
                                                "area_after_m2"])
-    n_ok = int((states_arr == "ok").sum())
+    n_ok = int((states == _OK).sum())
     if n_ok + len(repaired) + len(rejected) != len(gdf):  # pragma: no cover - invariant
         raise GeometryError(f"accounting broken in layer {role}", layer=role)
     accepted.attrs["n_zm_dropped"] = int(zm.sum())

@@ -249,9 +249,13 @@ def _false_easting(crs: pyproj.CRS) -> float | None:
 
 
 def _xy_bounds(obj: Any) -> tuple[float, float, float, float]:
+    """Total bounds of a (Geo)DataFrame/GeoSeries, or a bounds tuple as floats.
+
+    Missing and empty geometries have NaN bounds, which ``shapely.total_bounds`` ignores; with
+    no other geometry the result is NaN.
+    """
     if hasattr(obj, "geometry"):
         geoms = np.asarray(obj.geometry.values)
-        geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
         if len(geoms) == 0:
             return (math.nan,) * 4  # type: ignore[return-value]
         return tuple(float(v) for v in shapely.total_bounds(geoms))  # type: ignore
@@ -391,6 +395,11 @@ def refuse_ballpark(crs: Any, *, transformation: str | None = None, layer: str |
 def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | None = None) -> None:
     """Check every coordinate of ``gdf`` is finite and inside China (lon 73–136, lat 3–54).
 
+    Every coordinate is tested for being finite. Then, for a projected layer, a fast test
+    transforms only a densified outline (and an interior grid) of the coordinates' bounding box
+    to lon/lat (:func:`_bbox_inside_china`); when that is inconclusive, every coordinate is
+    transformed and tested, so the error names the first offending one.
+
     Raises
     ------
     CRSError
@@ -408,16 +417,20 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
                                                 else gdf.values))
     if len(coords) == 0:
         return
-    bad = ~np.isfinite(coords).all(axis=1)
-    if bad.any():
+    if not np.isfinite(coords).all():
+        bad = ~np.isfinite(coords).all(axis=1)
         raise CRSError(f"{int(bad.sum())} coordinates are not finite after reprojection",
                        layer=layer, path=path,
                        hint="check the layer's CRS; the coordinates may not belong to it")
     crs = pyproj.CRS.from_user_input(gdf.crs)
-    if crs.is_geographic and crs.to_epsg() in (4326, 4490):
+    lonlat = crs.is_geographic and crs.to_epsg() in (4326, 4490)
+    tr = None if lonlat else pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
+    bounds = (*coords.min(axis=0), *coords.max(axis=0))
+    if _bbox_inside_china(bounds, tr):
+        return
+    if tr is None:
         lon, lat = coords[:, 0], coords[:, 1]
     else:
-        tr = pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
         lon, lat = tr.transform(coords[:, 0], coords[:, 1], errcheck=False)
         lon, lat = np.asarray(lon), np.asarray(lat)
     lon0, lat0, lon1, lat1 = CHINA_LONLAT_BOUNDS
@@ -433,6 +446,42 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
             hint="the layer's CRS does not match its coordinates: check the .prj / assume_crs, "
             "zone prefix and axis order",
         )
+
+
+#: points per side of the bounding-box outline transformed by the fast inside-China test
+_OUTLINE_POINTS = 128
+#: the fast test needs the outline this far (degrees, ~1 km) inside the lon/lat rectangle
+_OUTLINE_MARGIN_DEG = 0.01
+
+
+def _bbox_inside_china(bounds: tuple[float, ...], tr: pyproj.Transformer | None) -> bool:
+    """True when every point of the box ``bounds`` provably maps inside China's rectangle.
+
+    ``tr`` maps the layer's CRS to CGCS2000 lon/lat (``None``: the coordinates are lon/lat,
+    and the box's corners decide exactly). Otherwise the box's outline, densified to
+    :data:`_OUTLINE_POINTS` per side, and a 17 × 17 interior grid are transformed. A CRS's
+    inverse projection is continuous and one-to-one on the box, so the box's image is the
+    region enclosed by the image of its outline; when that outline lies inside the lon/lat
+    rectangle (convex, hence simply connected) so does the whole image, i.e. every coordinate
+    in the box. The outline must keep :data:`_OUTLINE_MARGIN_DEG` from the rectangle's edges,
+    which covers the curvature of the image between the sampled points. False means "not
+    proven" (the caller then tests every coordinate), never "outside".
+    """
+    lon0, lat0, lon1, lat1 = CHINA_LONLAT_BOUNDS
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    if tr is None:
+        return lon0 <= xmin and xmax <= lon1 and lat0 <= ymin and ymax <= lat1
+    t = np.linspace(0.0, 1.0, _OUTLINE_POINTS + 1)
+    xs, ys = xmin + t * (xmax - xmin), ymin + t * (ymax - ymin)
+    gx, gy = np.meshgrid(np.linspace(xmin, xmax, 17), np.linspace(ymin, ymax, 17))
+    x = np.concatenate([xs, np.full_like(ys, xmax), xs, np.full_like(ys, xmin), gx.ravel()])
+    y = np.concatenate([np.full_like(xs, ymin), ys, np.full_like(xs, ymax), ys, gy.ravel()])
+    lon, lat = tr.transform(x, y, errcheck=False)
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    m = _OUTLINE_MARGIN_DEG
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(lon) & np.isfinite(lat) & (lon >= lon0 + m)
+                           & (lon <= lon1 - m) & (lat >= lat0 + m) & (lat <= lat1 - m)))
 
 
 def to_analysis(gdf: Any, crs: Any, *, layer: str | None = None, path: object | None = None,
@@ -455,14 +504,27 @@ def to_analysis(gdf: Any, crs: Any, *, layer: str | None = None, path: object | 
     >>> round(to_analysis(g, "EPSG:4545").geometry.x.iloc[0])
     450728
     """
+    return _to_analysis(gdf, crs, layer=layer, path=path, transformation=transformation)
+
+
+def _to_analysis(gdf: Any, crs: Any, *, layer: str | None = None, path: object | None = None,
+                 transformation: str | None = None, inside_checked: bool = False) -> Any:
+    """:func:`to_analysis`, for a caller that has already checked these geometries.
+
+    ``inside_checked=True`` says :func:`check_inside_china` has already passed on exactly these
+    geometries in their own CRS (``read_layer`` does this): when the reprojection is then the
+    identity (same CRS, no ``transformation``) the geometries are unchanged and the check is
+    not repeated. Any real reprojection is always checked afterwards.
+    """
     if gdf.crs is None:
         raise CRSError("layer has no CRS", layer=layer, path=path,
                        hint="set assume_crs for the layer in the plan, e.g. 'EPSG:4490'")
     src = pyproj.CRS.from_user_input(gdf.crs)
     dst = pyproj.CRS.from_user_input(crs)
     refuse_ballpark(src, transformation=transformation, layer=layer, path=path)
-    check_latlon_swap(gdf, src, layer=layer, path=path)
-    check_zone_prefix(gdf, src, layer=layer, path=path)
+    bounds = _xy_bounds(gdf)
+    check_latlon_swap(bounds, src, layer=layer, path=path)
+    check_zone_prefix(bounds, src, layer=layer, path=path)
     if transformation:
         tr = pyproj.Transformer.from_pipeline(transformation)
     elif src.equals(dst):
@@ -478,7 +540,8 @@ def to_analysis(gdf: Any, crs: Any, *, layer: str | None = None, path: object | 
 
         geoms = shapely.transform(geoms, _xy)
     out = _with_geometry(gdf, geoms, dst)
-    check_inside_china(out, layer=layer, path=path)
+    if tr is not None or not inside_checked:
+        check_inside_china(out, layer=layer, path=path)
     return out
 
 

@@ -1,0 +1,355 @@
+"""The fast paths of reading: each must give what the slow path gives, and refuse what it refuses.
+
+Covers the bounding-box test of ``check_inside_china``, the vectorised geometry validation,
+Z/M dropping, one SQLite ``quick_check`` per GeoPackage per ``read_plan``, one inside-China
+check per layer, the Arrow read and the ``feature_id`` column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+import pytest
+import shapely
+from conftest import LAT, LON, square, write_layer
+from pandas.testing import assert_frame_equal
+
+import spatialplan.crs as crs_mod
+import spatialplan.read as read_mod
+from spatialplan._validate import _classify, validate_geometries
+from spatialplan.crs import CHINA_LONLAT_BOUNDS, _bbox_inside_china, check_inside_china
+from spatialplan.errors import CRSError, DataSourceError
+from spatialplan.read import read_layer, read_plan
+
+# -- check_inside_china: bounding-box fast path ----------------------------------------------
+
+
+def _spy_fast_path(monkeypatch) -> list[bool]:
+    """Record every answer of the bounding-box test."""
+    answers: list[bool] = []
+    real = crs_mod._bbox_inside_china
+
+    def spy(*args, **kwargs):
+        answers.append(real(*args, **kwargs))
+        return answers[-1]
+
+    monkeypatch.setattr(crs_mod, "_bbox_inside_china", spy)
+    return answers
+
+
+def _gk_squares(n: int, *, x0: float = 450_000.0, y0: float = 3_070_000.0) -> gpd.GeoSeries:
+    return gpd.GeoSeries([square(x0 + 200.0 * i, y0 + 100.0 * (i % 7), 50.0) for i in range(n)],
+                         crs="EPSG:4545")
+
+
+def test_inside_layer_passes_on_the_fast_path(monkeypatch):
+    answers = _spy_fast_path(monkeypatch)
+    check_inside_china(_gk_squares(500))
+    assert answers == [True]
+
+
+def test_one_vertex_outside_china_is_still_refused_and_named(monkeypatch):
+    answers = _spy_fast_path(monkeypatch)
+    geoms = list(_gk_squares(500))
+    # one vertex ~ 0.9°N (south of lat 3) in the middle of the layer
+    geoms[250] = shapely.Polygon([(500_000, 3_070_000), (500_100, 3_070_000), (500_000, 100_000)])
+    with pytest.raises(CRSError) as err:
+        check_inside_china(gpd.GeoSeries(geoms, crs="EPSG:4545"), layer="farmland")
+    assert answers == [False]
+    msg = str(err.value)
+    assert "1 of 2499 coordinates fall outside China" in msg
+    assert "first: x=500000.000, y=100000.000" in msg and "farmland" in msg
+
+
+def test_layer_near_the_edge_of_the_rectangle_takes_the_exact_path(monkeypatch):
+    answers = _spy_fast_path(monkeypatch)
+    y = pyproj.Transformer.from_crs(4490, 4545, always_xy=True).transform(108.0, 3.004)[1]
+    check_inside_china(_gk_squares(20, x0=500_000.0, y0=y))  # within the 0.01° margin
+    assert answers == [False]  # not proven by the outline, then every coordinate passed
+
+
+def test_non_finite_coordinates_are_still_refused():
+    g = gpd.GeoSeries([square(450_000, 3_070_000, 10),
+                       shapely.LineString([(450_000, 3_070_000), (np.inf, 3_070_000)])],
+                      crs="EPSG:4545")
+    with pytest.raises(CRSError, match="1 coordinates are not finite"):
+        check_inside_china(g)
+
+
+def test_lonlat_layer_uses_the_exact_corners(monkeypatch):
+    answers = _spy_fast_path(monkeypatch)
+    check_inside_china(gpd.GeoSeries([square(LON, LAT, 0.1)], crs="EPSG:4490"))
+    with pytest.raises(CRSError, match="outside China"):
+        check_inside_china(gpd.GeoSeries([square(LON, LAT, 0.1), shapely.Point(140, 30)],
+                                         crs="EPSG:4490"))
+    assert answers == [True, False]
+
+
+@pytest.mark.parametrize("epsg", [4545, 4524, 4534, 4554, 3857, 32648])
+def test_fast_path_never_accepts_a_box_with_a_point_outside(epsg):
+    """Random boxes near China's edges: a True answer means every point in the box is inside."""
+    rng = np.random.default_rng(epsg)
+    crs = pyproj.CRS.from_epsg(epsg)
+    to_xy = pyproj.Transformer.from_crs(4490, crs, always_xy=True)
+    to_ll = pyproj.Transformer.from_crs(crs, 4490, always_xy=True)
+    lon0, lat0, lon1, lat1 = CHINA_LONLAT_BOUNDS
+    accepted = 0
+    for _ in range(150):
+        lon = rng.uniform(lon0 - 3, lon1 + 3, 2)
+        lat = rng.uniform(lat0 - 3, lat1 + 3, 2)
+        x, y = to_xy.transform(lon, lat)
+        if not np.isfinite([*x, *y]).all():
+            continue
+        bounds = (min(x), min(y), max(x), max(y))
+        if not _bbox_inside_china(bounds, to_ll):
+            continue
+        accepted += 1
+        px = rng.uniform(bounds[0], bounds[2], 4000)
+        py = rng.uniform(bounds[1], bounds[3], 4000)
+        plon, plat = to_ll.transform(np.r_[px, bounds[0], bounds[2]],
+                                     np.r_[py, bounds[1], bounds[3]])
+        assert ((plon >= lon0) & (plon <= lon1) & (plat >= lat0) & (plat <= lat1)).all()
+    assert accepted > 0
+
+
+def test_read_plan_checks_inside_china_once_per_unchanged_layer(tmp_path, monkeypatch,
+                                                                 townships_gdf):
+    calls: list[int] = []
+    real = crs_mod.check_inside_china
+
+    def counting(gdf, **kwargs):
+        calls.append(len(gdf))
+        return real(gdf, **kwargs)
+
+    monkeypatch.setattr(crs_mod, "check_inside_china", counting)
+    monkeypatch.setattr(read_mod, "check_inside_china", counting)
+    write_layer(townships_gdf.to_crs(4545), tmp_path / "towns.gpkg")
+    write_layer(townships_gdf, tmp_path / "udb.gpkg")  # lon/lat: reprojected, checked again
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nname = "t"\ncrs = "EPSG:4545"\n[layers.townships]\npath = "towns.gpkg"\n'
+        '[layers.udb]\npath = "udb.gpkg"\n', encoding="utf-8")
+    read_plan(tmp_path / "plan.toml")
+    assert len(calls) == 3  # townships once (same CRS), udb before and after reprojection
+
+
+# -- validate_geometries: vectorised fast path -----------------------------------------------
+
+
+def _reference(gdf: gpd.GeoDataFrame, **options) -> list[tuple]:
+    """Every feature through the slow path: (state, geometry WKB or None, reason)."""
+    out = []
+    for g in gdf.geometry:
+        if g is not None and (g.has_z or getattr(g, "has_m", False)):
+            g = shapely.force_2d(g)
+        state, new, reason, _, _ = _classify(g, crs=gdf.crs, **options)
+        out.append((state, None if new is None else new.wkb, reason))
+    return out
+
+
+def _mixed_layer(n: int = 4000) -> gpd.GeoDataFrame:
+    """Valid squares with every kind of slow case spread through."""
+    x = 450_000.0 + 30.0 * np.arange(n)
+    geoms = shapely.box(x, 3_070_000.0, x + 20.0, 3_070_020.0).astype(object)
+    bowtie = shapely.Polygon([(0, 0), (20, 20), (20, 0), (0, 20), (0, 0)])
+    specials = [None, shapely.Polygon(), bowtie, shapely.Point(1, 1),
+                shapely.LineString([(0, 0), (1, 1)]),
+                shapely.Polygon([(0, 0, 1), (9, 0, 2), (9, 9, 3)]),
+                shapely.GeometryCollection([square(0, 0, 1), shapely.Point(5, 5)]),
+                shapely.MultiPolygon([square(0, 0, 10), square(5, 5, 10)])]
+    for k, pos in enumerate(range(7, n, n // 40)):
+        geoms[pos] = specials[k % len(specials)]
+    return gpd.GeoDataFrame({"v": np.arange(n)}, geometry=geoms, crs="EPSG:4545")
+
+
+@pytest.mark.parametrize("options", [{"polygonal": True, "point_radius_m": None},
+                                     {"polygonal": True, "point_radius_m": 5.0},
+                                     {"polygonal": False, "point_radius_m": None}])
+def test_vectorised_validation_matches_the_per_feature_path(options, monkeypatch):
+    monkeypatch.setattr("spatialplan._parallel.MIN_CHUNK", 500)  # is_valid in threads
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "3")
+    gdf = _mixed_layer()
+    ok, rejected, repaired = validate_geometries(gdf, role="farmland", **options)
+    ref = _reference(gdf, **options)
+    states = np.array([r[0] for r in ref])
+    assert len(ok) == int((states != "rejected").sum())
+    assert ok["feature_id"].tolist() == [f"farmland:{i}" for i in np.flatnonzero(
+        states != "rejected")]
+    assert [g.wkb for g in ok.geometry] == [r[1] for r in ref if r[0] != "rejected"]
+    assert repaired["feature_id"].tolist() == [f"farmland:{i}" for i in np.flatnonzero(
+        states == "repaired")]
+    assert rejected["reason"].tolist() == [r[2] for r in ref if r[0] == "rejected"]
+    n_ok = len(ok) - len(repaired)
+    assert n_ok == int((states == "ok").sum())
+    assert len(gdf) == n_ok + len(repaired) + len(rejected)
+
+
+def test_valid_layer_keeps_its_geometry_objects():
+    gdf = _gk_squares(10).to_frame("geometry")
+    ok, rejected, repaired = validate_geometries(gdf, role="udb")
+    assert rejected.empty and repaired.empty and ok.attrs["n_zm_dropped"] == 0
+    assert all(a is b for a, b in zip(ok.geometry, gdf.geometry, strict=True))
+
+
+def test_z_coordinates_are_dropped_and_counted_through_read_layer(tmp_path):
+    flat = [square(LON + 0.01 * i, LAT, 0.005) for i in range(6)]
+    geoms = [shapely.force_3d(g, 400.0) if i % 2 else g for i, g in enumerate(flat)]
+    path = write_layer(gpd.GeoDataFrame({"MC": list("abcdef")}, geometry=geoms,
+                                        crs="EPSG:4490"), tmp_path / "z.gpkg")
+    lyr = read_layer(path, role="redline")
+    assert lyr.source.n_zm_dropped == 3
+    assert not lyr.data.geometry.has_z.any()
+    assert [g.wkb for g in lyr.data.geometry] == [g.wkb for g in flat]
+    assert lyr.n_ok == 6 and lyr.n_repaired == 0 and lyr.n_rejected == 0
+
+
+# -- GeoPackage quick_check: once per file per read_plan -------------------------------------
+
+
+def _three_layer_plan(tmp_path: Path, townships_gdf: gpd.GeoDataFrame) -> Path:
+    write_layer(townships_gdf, tmp_path / "towns.gpkg")
+    for name in ("STBHHX", "YJJBNT", "CZKFBJ"):
+        write_layer(gpd.GeoDataFrame(geometry=[square(LON + 0.01, LAT + 0.01, 0.005)],
+                                     crs="EPSG:4490"), tmp_path / "lines.gpkg", layer=name)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[plan]\nname = "t"\n[layers.townships]\npath = "towns.gpkg"\n'
+        '[layers.redline]\npath = "lines.gpkg"\nlayer = "STBHHX"\n'
+        '[layers.farmland]\npath = "lines.gpkg"\nlayer = "YJJBNT"\n'
+        '[layers.udb]\npath = "lines.gpkg"\nlayer = "CZKFBJ"\n', encoding="utf-8")
+    return plan
+
+
+def test_geopackage_with_three_layers_is_checked_once_per_read_plan(tmp_path, monkeypatch,
+                                                                     townships_gdf):
+    plan = _three_layer_plan(tmp_path, townships_gdf)
+    checked: list[str] = []
+    real = read_mod._check_sqlite
+
+    def counting(path, **kwargs):
+        checked.append(Path(path).name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(read_mod, "_check_sqlite", counting)
+    read_plan(plan)
+    assert sorted(checked) == ["lines.gpkg", "towns.gpkg"]
+    read_plan(plan)  # no cache between calls: a file may have changed
+    assert sorted(checked) == ["lines.gpkg", "lines.gpkg", "towns.gpkg", "towns.gpkg"]
+    read_layer(tmp_path / "lines.gpkg", role="redline", layer="STBHHX")
+    assert checked.count("lines.gpkg") == 3  # read_layer on its own always checks
+
+
+def test_damaged_geopackage_read_by_three_layers_is_still_refused(tmp_path, townships_gdf):
+    plan = _three_layer_plan(tmp_path, townships_gdf)
+    read_plan(plan)
+    data = bytearray((tmp_path / "lines.gpkg").read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page + 8: page + 40] = b"\xa5" * 32
+    (tmp_path / "lines.gpkg").write_bytes(bytes(data))
+    with pytest.raises(DataSourceError, match="damaged"):
+        read_plan(plan)
+
+
+# -- Arrow reads -------------------------------------------------------------------------------
+
+
+def _spy_arrow(monkeypatch) -> list[bool]:
+    used: list[bool] = []
+    real = pyogrio.read_dataframe
+
+    def spy(*args, **kwargs):
+        used.append(bool(kwargs.get("use_arrow")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(read_mod.pyogrio, "read_dataframe", spy)
+    return used
+
+
+def _chinese_frame() -> gpd.GeoDataFrame:
+    n = 5
+    return gpd.GeoDataFrame({
+        "XZQDM": [f"52012300{i}" for i in range(n)],
+        "名称": ["示范镇", "乌江镇", None, "", " 甲 "],
+        "空列": pd.Series([None] * n, dtype=object),
+        "MJ": [1.5, np.nan, 3.0, 4.25, 5.0],
+        "BSM": pd.array([1, None, 3, 4, 2**40], dtype="Int64"),
+        "XH": np.arange(n, dtype="int32"),
+    }, geometry=[square(LON + 0.01 * i, LAT, 0.005) for i in range(n - 1)] + [
+        shapely.MultiPolygon([square(LON, LAT + 0.01, 0.004)])], crs="EPSG:4490")
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".geojson"])
+def test_arrow_and_classic_reads_give_identical_frames(tmp_path, monkeypatch, suffix):
+    path = write_layer(_chinese_frame(), tmp_path / f"t{suffix}")
+    used = _spy_arrow(monkeypatch)
+    info = pyogrio.read_info(path)
+    fast = read_mod._read_frame(path, layer=None, encoding=None, role="townships", info=info)
+    classic = read_mod._read_frame(path, layer=None, encoding=None, role="townships")
+    assert used == [True, False]
+    assert fast.attrs == classic.attrs
+    assert fast.crs == classic.crs and fast.geometry.name == classic.geometry.name
+    assert [g.wkb for g in fast.geometry] == [g.wkb for g in classic.geometry]
+    assert_frame_equal(pd.DataFrame(fast.drop(columns="geometry")),
+                       pd.DataFrame(classic.drop(columns="geometry")), check_exact=True)
+    assert [repr(t) for t in fast.dtypes] == [repr(t) for t in classic.dtypes]
+    names = dict(zip(fast["XZQDM"], fast["名称"], strict=True))  # FlatGeobuf sorts the rows
+    assert [names["520123000"], names["520123001"]] == ["示范镇", "乌江镇"]
+
+
+def test_arrow_read_layer_keeps_chinese_text_and_field_mapping(tmp_path, monkeypatch):
+    path = write_layer(_chinese_frame(), tmp_path / "t.gpkg")
+    used = _spy_arrow(monkeypatch)
+    lyr = read_layer(path, role="townships", fields={"name": "名称"})
+    assert used == [True]
+    assert lyr.data["name"].tolist() == ["示范镇", "乌江镇", None, None, "甲"]
+    assert lyr.data["code"].tolist() == [f"52012300{i}" for i in range(5)]
+    assert lyr.data["空列"].tolist() == [None] * 5
+
+
+@pytest.mark.parametrize("case", ["date", "bool", "bbox", "shapefile"])
+def test_classic_read_where_arrow_would_differ(tmp_path, monkeypatch, case):
+    g = _chinese_frame()[["XZQDM", "geometry"]].assign(MC=["a", "b", "c", "d", "e"])
+    if case == "date":
+        g["RQ"] = pd.to_datetime(["2024-01-05", None, "2024-02-01", "2023-12-31", None])
+    if case == "bool":
+        g["B"] = [True, False, True, False, True]
+    path = write_layer(g, tmp_path / ("t.shp" if case == "shapefile" else "t.gpkg"))
+    used = _spy_arrow(monkeypatch)
+    bbox = (LON - 1, LAT - 1, LON + 1, LAT + 1) if case == "bbox" else None
+    lyr = read_layer(path, role="redline", bbox=bbox)
+    assert used == [False]
+    assert lyr.n_in == 5
+
+
+def test_unreadable_geometry_falls_back_to_the_classic_read(tmp_path, monkeypatch):
+    ring = [[LON, LAT], [LON + 0.01, LAT], [LON + 0.01, LAT + 0.01], [LON, LAT + 0.01]]
+    feats = [{"type": "Feature", "properties": {"MC": f"f{k}"},
+              "geometry": {"type": "Polygon", "coordinates": [ring + ([ring[0]] if k else [])]}}
+             for k in range(3)]
+    path = tmp_path / "r.geojson"
+    path.write_text(pd.io.json.ujson_dumps({"type": "FeatureCollection", "features": feats}),
+                    encoding="utf-8")
+    used = _spy_arrow(monkeypatch)
+    lyr = read_layer(path, role="redline")
+    assert used[0] is True and used[-1] is False
+    assert lyr.rejected["feature_id"].tolist() == ["redline:0"]
+    assert lyr.rejected["reason"].iloc[0].startswith("unreadable geometry")
+    assert lyr.data["MC"].tolist() == ["f1", "f2"]
+
+
+# -- feature ids -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000])
+def test_feature_ids_match_the_list_of_f_strings(n):
+    rows = np.arange(n)[::-1].copy()
+    a = pd.DataFrame({"x": np.arange(n)})
+    b = a.copy()
+    a.insert(0, "feature_id", [f"parcels:{i}" for i in rows])
+    b.insert(0, "feature_id", read_mod._feature_ids("parcels", rows))
+    assert_frame_equal(a, b, check_exact=True)
+    assert repr(a["feature_id"].dtype) == repr(b["feature_id"].dtype)
