@@ -214,22 +214,24 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
     ids = df["feature_id"].tolist()
     if kind == "str":
         return _to_text(values, canon, role=role)
+    parse = _PARSERS[kind]
     out = []
+    seen: dict[tuple[type, object], object] = {}  # str / int value → its parsed value
     for fid, value in zip(ids, values.tolist(), strict=True):
+        key = (type(value), value) if type(value) in (str, int) else None
+        if key is not None and key in seen:
+            out.append(seen[key])
+            continue
         try:
-            if kind == "date":
-                out.append(parse_date(value))
-            elif kind == "number":
-                out.append(parse_number(value))
-            elif kind == "year":
-                out.append(_parse_year(value))
-            else:
-                out.append(_parse_status(value))
+            parsed = parse(value)
         except ValueError as exc:
             raise FieldError(
                 f"field '{canon}' of {fid} has a value that cannot be read: {value!r} ({exc})",
                 layer=layer or role, path=path, feature=fid, hint=_HINTS[kind],
             ) from None
+        if key is not None:
+            seen[key] = parsed
+        out.append(parsed)
     if kind == "date":
         return pd.Series(pd.to_datetime(pd.Series(out, dtype="object"), errors="raise"),
                          index=values.index).astype("datetime64[ns]")
@@ -361,3 +363,9 @@ def _parse_status(value: object) -> object:
     if status is None:
         raise ValueError("unknown status")
     return status
+
+
+#: value parser of each non-text field kind (pure functions of the value: parsed once per
+#: distinct str / int value of a column)
+_PARSERS = {"date": parse_date, "number": parse_number, "year": _parse_year,
+            "status": _parse_status}

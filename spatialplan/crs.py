@@ -425,7 +425,8 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
     crs = pyproj.CRS.from_user_input(gdf.crs)
     lonlat = crs.is_geographic and crs.to_epsg() in (4326, 4490)
     tr = None if lonlat else pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
-    bounds = (*coords.min(axis=0), *coords.max(axis=0))
+    x, y = coords[:, 0], coords[:, 1]  # per column: much faster than min(axis=0)
+    bounds = (x.min(), y.min(), x.max(), y.max())
     if _bbox_inside_china(bounds, tr):
         return
     if tr is None:

@@ -353,3 +353,42 @@ def test_feature_ids_match_the_list_of_f_strings(n):
     b.insert(0, "feature_id", read_mod._feature_ids("parcels", rows))
     assert_frame_equal(a, b, check_exact=True)
     assert repr(a["feature_id"].dtype) == repr(b["feature_id"].dtype)
+
+
+# -- field parsing: each distinct str / int value parsed once ----------------------------------
+
+
+def _projects(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    return pd.DataFrame({"feature_id": [f"projects:{i}" for i in range(n)],
+                         "XMDM": [f"XM{i}" for i in range(n)], "XMMC": ["项目"] * n,
+                         "XMLB": ["01"] * n, **columns})
+
+
+def test_repeated_values_parse_like_single_ones():
+    from spatialplan._fields import apply_fields
+
+    df = _projects(KSNF=[2025, 2025, "2026年", "2026年", None, 2025],
+                   JSZT=["在建", "在建", "planned", "在建", None, "planned"],
+                   ZTZ=[1, 1, 1.0, "1,250.5万元", "1,250.5万元", np.nan])
+    mapping = {"project_id": "XMDM", "name": "XMMC", "facility": "XMLB",
+               "start_year": "KSNF", "status": "JSZT", "investment_wan": "ZTZ"}
+    out = apply_fields(df, mapping, role="projects")
+    assert out["start_year"].tolist() == [2025, 2025, 2026, 2026, pd.NA, 2025]
+    assert out["status"].tolist() == ["under_construction", "under_construction", "planned",
+                                      "under_construction", None, "planned"]
+    assert out["investment_wan"].tolist()[:5] == [1.0, 1.0, 1.0, 1250.5, 1250.5]
+
+
+def test_a_bad_repeated_value_names_its_first_feature_and_true_is_not_one():
+    from spatialplan._fields import apply_fields
+    from spatialplan.errors import FieldError
+
+    mapping = {"project_id": "XMDM", "name": "XMMC", "facility": "XMLB", "start_year": "KSNF"}
+    with pytest.raises(FieldError, match="projects:1 has a value that cannot be read: 'x'"):
+        apply_fields(_projects(KSNF=[2025, "x", 2025, "x"]), mapping, role="projects")
+    mapping = {"project_id": "XMDM", "name": "XMMC", "facility": "XMLB",
+               "investment_wan": "ZTZ"}
+    with pytest.raises(FieldError, match="projects:1 has a value that cannot be read: True"):
+        apply_fields(_projects(ZTZ=pd.Series([1, True], dtype=object)), mapping,
+                     role="projects")
