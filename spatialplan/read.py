@@ -526,12 +526,24 @@ def _arrow_read_ok(info: dict, *, bbox: tuple | None) -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-def _like_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame:
-    """Make an Arrow read equal to the classic one: an all-null text field is object None.
+def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
+    """An Arrow read made equal to the classic one, or None if its text is not valid UTF-8.
 
-    (The classic read gives ``object`` None for a text field without any value, Arrow a
-    string dtype of NaN; with any value both give the same.)
+    Arrow does not check the text it wraps: bytes that are not UTF-8 (e.g. GBK written into a
+    GeoJSON) become a string column that fails only when used; the classic read refuses
+    them at once, with a hint. The classic read also gives ``object`` None for a text field
+    without any value (Arrow: a string dtype of NaN; with any value both are the same).
     """
+    import pyarrow as pa
+
+    for name in gdf.columns:
+        dtype = gdf[name].dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" \
+                or isinstance(dtype, pd.ArrowDtype):
+            try:
+                pa.array(gdf[name].array).validate(full=True)
+            except (pa.lib.ArrowException, TypeError, ValueError):
+                return None
     if len(gdf) == 0:
         return gdf
     for name, kind in zip(info.get("fields", []), info.get("ogr_types", []), strict=True):
@@ -548,22 +560,56 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
 
     ``gdf.attrs["unreadable"]`` maps row position → reason for those features, so that they
     are rejected with that reason instead of failing the whole layer. With the layer's
-    pyogrio ``info``, a layer for which :func:`_arrow_read_ok` holds is read through Arrow
-    (same frame, about twice as fast); the unreadable-geometry fallback is always classic.
+    pyogrio ``info``, a layer for which :func:`_arrow_read_ok` holds is first read through
+    Arrow (same frame, about twice as fast); if that fails in any way (an unreadable
+    geometry, text that is not UTF-8...) the classic read decides, with its own errors.
     """
-    arrow = info is not None and _arrow_read_ok(info, bbox=bbox)
+    gdf, caught = None, []
+    if info is not None and _arrow_read_ok(info, bbox=bbox):
+        gdf, caught = _read_arrow(path, layer=layer, info=info)
+    if gdf is None:
+        gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox)
+    for w in caught:
+        log.warning("layer %s: %s", role, w.message)
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise DataLayerError("layer has no geometry column", path=path, layer=role,
+                             hint="give a spatial layer")
+    return gdf
+
+
+def _read_arrow(path: Path | str, *, layer: str | None, info: dict
+                ) -> tuple[gpd.GeoDataFrame | None, list]:
+    """(frame as the classic read gives it, warnings), or (None, []) if the read failed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+        except Exception as exc:  # the classic read repeats it and reports
+            log.debug("Arrow read of %s failed (%s); reading it the classic way", path, exc)
+            return None, []
+    gdf = _as_classic(gdf, info)
+    if gdf is None:
+        log.debug("Arrow read of %s has text that is not UTF-8; reading it the classic way",
+                  path)
+        return None, []
+    gdf.attrs["unreadable"] = {}
+    return gdf, list(caught)
+
+
+def _read_classic(path: Path | str, *, layer: str | None, encoding: str | None, role: str,
+                  bbox: tuple[float, float, float, float] | None
+                  ) -> tuple[gpd.GeoDataFrame, list]:
+    """(frame, warnings) read without Arrow; unreadable geometries recorded (see above)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, bbox=bbox,
-                                         fid_as_index=bbox is not None, use_arrow=arrow)
-            if arrow:
-                gdf = _like_classic(gdf, info)  # type: ignore[arg-type]
+                                         fid_as_index=bbox is not None, use_arrow=False)
             unreadable: dict[int, str] = {}
         except shapely.errors.GEOSException as exc:
             gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding,
                                          on_invalid="ignore", bbox=bbox,
-                                         fid_as_index=bbox is not None)
+                                         fid_as_index=bbox is not None, use_arrow=False)
             unreadable = _unreadable_rows(path, layer=layer, bbox=bbox, gdf=gdf,
                                           error=str(exc))
         except Exception as exc:
@@ -573,13 +619,8 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
                         "(GBK / GB18030 / UTF-8) or remove it to detect it")
             raise DataSourceError(f"cannot read the layer: {exc}", path=path,
                                   layer=role, hint=hint) from exc
-    for w in caught:
-        log.warning("layer %s: %s", role, w.message)
-    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
-        raise DataLayerError("layer has no geometry column", path=path, layer=role,
-                             hint="give a spatial layer")
     gdf.attrs["unreadable"] = unreadable
-    return gdf
+    return gdf, list(caught)
 
 
 def _unreadable_rows(path: Path | str, *, gdf: gpd.GeoDataFrame, error: str,

@@ -7,6 +7,7 @@ check per layer, the Arrow read and the ``feature_id`` column.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import geopandas as gpd
@@ -339,6 +340,36 @@ def test_unreadable_geometry_falls_back_to_the_classic_read(tmp_path, monkeypatc
     assert lyr.rejected["feature_id"].tolist() == ["redline:0"]
     assert lyr.rejected["reason"].iloc[0].startswith("unreadable geometry")
     assert lyr.data["MC"].tolist() == ["f1", "f2"]
+
+
+def _gbk_in_utf8_source(path: Path) -> Path:
+    """One feature whose text field holds GBK bytes in a format that must be UTF-8."""
+    gbk = "示范镇".encode("gbk")
+    if path.suffix == ".geojson":
+        path.write_bytes(b'{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                         b'"properties": {"MC": "' + gbk + b'"}, "geometry": {"type": '
+                         b'"Polygon", "coordinates": [[[107.5, 27.8], [107.6, 27.8], '
+                         b'[107.6, 27.9], [107.5, 27.8]]]}}]}')
+        return path
+    write_layer(gpd.GeoDataFrame({"MC": ["x"]}, geometry=[square(LON, LAT, 0.01)],
+                                 crs="EPSG:4490"), path, layer="bad")
+    con = sqlite3.connect(path)
+    for fn in ("ST_IsEmpty", "ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY"):  # rtree triggers
+        con.create_function(fn, 1, lambda g: 0)
+    con.execute("UPDATE bad SET MC = CAST(? AS TEXT)", (gbk,))
+    con.commit()
+    con.close()
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
+def test_text_that_is_not_utf8_gets_the_classic_error(tmp_path, monkeypatch, suffix):
+    path = _gbk_in_utf8_source(tmp_path / f"bad{suffix}")
+    used = _spy_arrow(monkeypatch)
+    with pytest.raises(DataSourceError, match="codec can't decode") as err:
+        read_layer(path, role="redline")
+    assert used == [True, False]  # Arrow wraps the bytes without a word: checked, then classic
+    assert "fix encoding" in str(err.value)
 
 
 # -- feature ids -------------------------------------------------------------------------------
