@@ -41,9 +41,11 @@ __all__ = [
     "clip_to_zones",
     "coverage_certificate",
     "coverage_zone_areas",
+    "dissolve",
     "dissolved_zone_areas",
     "geodesic_areas",
     "is_disjoint_coverage",
+    "outside_parts",
     "overlap_pairs",
     "polygonal_part",
     "safe_overlay",
@@ -124,14 +126,30 @@ def union(geoms: np.ndarray, *, grid_size: float | None) -> shapely.Geometry | N
     ``coverage_union_all`` is only used after ``coverage_is_valid`` confirms the polygons do
     not overlap and share edges vertex for vertex; otherwise it would silently be wrong.
     """
+    return dissolve(geoms, grid_size=grid_size)[0]
+
+
+def dissolve(
+    geoms: np.ndarray, *, grid_size: float | None
+) -> tuple[shapely.Geometry | None, bool]:
+    """:func:`union`, and whether the polygons form a valid coverage.
+
+    Returns
+    -------
+    merged
+        The union (``None`` when no polygon is present; the polygon itself when only one is).
+    coverage
+        ``True`` when ``merged`` is the coverage union of a valid coverage (or of at most one
+        polygon): its vertices are then exactly the input vertices, with no new nodes.
+    """
     geoms = geoms[~shapely.is_missing(geoms)]
     if len(geoms) == 0:
-        return None
+        return None, True
     if len(geoms) == 1:
-        return geoms[0]
+        return geoms[0], True
     if bool(shapely.coverage_is_valid(geoms)):
-        return shapely.coverage_union_all(geoms)
-    return safe_union(geoms, grid_size=grid_size)
+        return shapely.coverage_union_all(geoms), True
+    return safe_union(geoms, grid_size=grid_size), False
 
 
 def safe_union(geoms: np.ndarray, *, grid_size: float | None) -> shapely.Geometry:
@@ -206,6 +224,9 @@ def clip_to_zones(
     *,
     grid_size: float | None,
     keep_geometry: bool = False,
+    tree: shapely.STRtree | None = None,
+    zone_area: np.ndarray | None = None,
+    patch_area: np.ndarray | None = None,
 ) -> Clip:
     """Intersect every patch with every zone it overlaps, with shortcuts and the touch guard.
 
@@ -218,20 +239,25 @@ def clip_to_zones(
         Precision grid of the overlays (m); ``None`` for floating precision.
     keep_geometry
         Also return the piece geometries.
+    tree, zone_area, patch_area
+        The STRtree of ``patches`` and ``shapely.area`` of both arrays, when the caller
+        already has them.
 
     Returns
     -------
     Clip
         One entry per (zone, patch) pair whose interiors intersect and whose piece has area.
     """
-    tree = shapely.STRtree(patches)
+    if tree is None:
+        tree = shapely.STRtree(patches)
     _prepared(zones[~shapely.is_missing(zones)])
     zi, pi = tree.query(zones, predicate="intersects")
-    zone_area = shapely.area(zones)
-    patch_area = shapely.area(patches)
+    zone_area = shapely.area(zones) if zone_area is None else zone_area
+    patch_area = shapely.area(patches) if patch_area is None else patch_area
     n_pairs = len(zi)
 
     inside = shapely.contains_properly(zones[zi], patches[pi])
+
     big = ~inside & (patch_area[pi] > zone_area[zi])
     covers_zone = np.zeros(n_pairs, dtype=bool)
     if big.any():
@@ -264,6 +290,131 @@ def clip_to_zones(
         area=area[keep],
         piece=None if pieces is None else pieces[keep],
     )
+
+
+def outside_parts(
+    patches: np.ndarray,
+    outline: shapely.Geometry | None,
+    *,
+    grid_size: float | None,
+    tree: shapely.STRtree | None = None,
+    zones: np.ndarray | None = None,
+    coverage: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Part of each present patch outside ``outline`` (the prepared union of ``zones``).
+
+    A patch covered by the outline has no outside part; one only touching it (exact DE-9IM,
+    the #1871 guard) lies wholly outside; the others are cut with a safeguarded difference.
+
+    Parameters
+    ----------
+    patches
+        Object array of (Multi)Polygons or ``None``.
+    outline
+        The union of the zones, prepared, or ``None`` (no zone: every patch lies outside).
+    grid_size
+        Precision grid of the overlays (m).
+    tree
+        The STRtree of ``patches``: the patches are first screened against the outline's
+        boundary (:func:`_screen`), so that only those meeting it are tested one by one.
+        Without it every present patch is tested against the whole outline.
+    zones, coverage
+        The zones, and whether they form a valid coverage whose coverage union is
+        ``outline``: a patch is then cut against the union of just the zones it meets, whose
+        edges near the patch are the outline's own (a coverage union adds no vertex), at a
+        fraction of the cost.
+
+    Returns
+    -------
+    positions
+        Positions of the present patches the outline does not cover, in order.
+    parts
+        Their polygonal part outside the outline (``None`` where nothing with area is left).
+    """
+    positions = np.flatnonzero(~shapely.is_missing(patches))
+    if outline is None:
+        return positions, patches[positions]
+    whole = np.zeros(len(patches), dtype=bool)  # lies wholly outside, disjoint or touching
+    if tree is not None:
+        covered, disjoint = _screen(patches, positions, outline, tree)
+        whole[disjoint] = True
+        positions = positions[~covered[positions]]
+    test = positions[~whole[positions]]
+    test = test[~shapely.covers(outline, patches[test])]
+    # the exact guard again: a patch only touching the outline lies wholly outside
+    whole[test[shapely.touches(outline, patches[test])]] = True
+    positions = np.union1d(positions[whole[positions]], test)
+    cut = positions[~whole[positions]]
+    if coverage and zones is not None:
+        other = _local_outlines(zones, patches[cut])
+        cut = cut[~shapely.is_missing(other)]  # meets no zone: wholly outside
+        other = other[~shapely.is_missing(other)]
+    else:
+        other = np.full(len(cut), outline, dtype=object)
+    parts = np.array(patches, dtype=object, copy=True)
+    parts[cut] = safe_overlay(shapely.difference, patches[cut], other, grid_size=grid_size)
+    log.debug("outside: %d patches cut by the outline, %d wholly outside", len(cut),
+              len(positions) - len(cut))
+    return positions, polygonal_part(parts[positions])
+
+
+def _screen(
+    patches: np.ndarray, positions: np.ndarray, outline: shapely.Geometry,
+    tree: shapely.STRtree,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Single polygons that do not meet the outline's boundary: inside it or outside it.
+
+    Exact: the boundary is cut into its segments, which are matched with the patches by the
+    STRtree and an exact ``intersects``; a polygon (connected) meeting none of them lies
+    wholly in the outline's interior or wholly in its exterior, which one vertex decides.
+
+    Returns
+    -------
+    covered, disjoint
+        Boolean masks over ``patches``.
+    """
+    rings = shapely.get_rings(shapely.get_parts(np.array([outline], dtype=object)))
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    segments = shapely.linestrings(np.stack([coords[:-1][same], coords[1:][same]], axis=1))
+    si, pi = tree.query(segments)
+    meets = np.zeros(len(patches), dtype=bool)
+    meets[pi[shapely.intersects(segments[si], patches[pi])]] = True
+    free = positions[~meets[positions]]
+    free = free[shapely.get_type_id(patches[free]) == _POLYGON]
+    counts = shapely.get_num_coordinates(patches[free])
+    first = shapely.get_coordinates(patches[free])[np.cumsum(counts) - counts]
+    inside = shapely.contains_xy(outline, first[:, 0], first[:, 1])
+    covered = np.zeros(len(patches), dtype=bool)
+    covered[free[inside]] = True
+    disjoint = np.zeros(len(patches), dtype=bool)
+    disjoint[free[~inside]] = True
+    log.debug("outside screen: %d boundary segments, %d patches meet them, %d inside, "
+              "%d outside", len(segments), int(meets.sum()), int(inside.sum()),
+              int((~inside).sum()))
+    return covered, disjoint
+
+
+def _local_outlines(zones: np.ndarray, patches: np.ndarray) -> np.ndarray:
+    """Per patch, the union of the zones (a valid coverage) it meets; ``None`` for none."""
+    out = np.full(len(patches), None, dtype=object)
+    if len(patches) == 0:
+        return out
+    pi, zi = shapely.STRtree(zones).query(patches, predicate="intersects")
+    if len(pi) == 0:
+        return out
+    order = np.lexsort((zi, pi))
+    pi, zi = pi[order], zi[order]
+    starts = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
+    merged: dict[tuple[int, ...], shapely.Geometry] = {}
+    for k, group in zip(pi[starts], np.split(zi, starts[1:]), strict=True):
+        key = tuple(group.tolist())
+        if key not in merged:
+            # a subset of a valid coverage is a valid coverage: no coverage_is_valid needed
+            merged[key] = zones[group[0]] if len(group) == 1 else shapely.coverage_union_all(
+                zones[group])
+        out[k] = merged[key]
+    return out
 
 
 def coverage_zone_areas(
@@ -305,13 +456,18 @@ def coverage_zone_areas(
     return areas
 
 
-def overlap_pairs(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def overlap_pairs(
+    geoms: np.ndarray, *, certified: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``i < j`` of polygons in one layer whose interiors intersect (exact predicates).
 
     Fast path: a layer that passes :func:`is_disjoint_coverage` has none. Otherwise every
-    pair of intersecting polygons is tested exactly with ``touches`` (DE-9IM).
+    pair of intersecting polygons is tested exactly with ``touches`` (DE-9IM). ``certified``
+    is the :func:`coverage_certificate` verdict when the caller already has it.
     """
-    if is_disjoint_coverage(geoms):
+    if certified is None:
+        certified = is_disjoint_coverage(geoms)
+    if certified:
         empty = np.array([], dtype=np.intp)
         return empty, empty
     tree = shapely.STRtree(geoms)

@@ -10,7 +10,9 @@ outlines:
   so that no control-line area is lost;
 - :func:`line_conflicts`: one polygon row per overlap between two lines, or between two
   features of one line, split by township, with a ``kind`` of ``conflict`` or
-  ``boundary_noise`` (below the tolerance).
+  ``boundary_noise`` (below the tolerance);
+- :func:`control_line_report`: all three at once, checking and preparing every layer once
+  (validation, grid, coverage certificate, township outline), as a run should.
 
 All functions take GeoDataFrames in one projected metric CRS (the analysis CRS), never touch
 paths and never print. Coordinates are put on a 1 mm precision grid, overlays fall back to
@@ -24,6 +26,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from functools import cached_property
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -40,7 +44,9 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "HA_M2",
     "MU_M2",
+    "ControlLineReport",
     "classify_overlap",
+    "control_line_report",
     "line_conflicts",
     "outside_townships",
     "resolve_tolerance",
@@ -224,6 +230,101 @@ def _measure_columns(prefix: str, area: np.ndarray, whole: np.ndarray | None) ->
 
 
 # ---------------------------------------------------------------------------------------------
+# layers checked and prepared once per run
+
+
+class _Line:
+    """One line layer, checked and put on the grid once; what derives from it, at most once.
+
+    Parameters
+    ----------
+    role
+        The layer's role (``redline``, ``farmland``...): messages and default feature ids.
+    gdf
+        The layer, in the analysis CRS (already checked).
+    grid_size
+        Precision grid (m), already checked.
+
+    Raises
+    ------
+    GeometryError
+        The layer holds non-polygon or invalid geometries.
+    """
+
+    def __init__(self, role: str, gdf: gpd.GeoDataFrame, grid_size: float | None) -> None:
+        self.role = role
+        self.gdf = gdf
+        self.geoms = _polygons(gdf, role, grid_size)
+
+    @cached_property
+    def area(self) -> np.ndarray:
+        """Planar area of each feature (NaN for a missing geometry)."""
+        return shapely.area(self.geoms)
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Feature ids (``feature_id``, or ``"{role}:{n}"`` when the layer has none)."""
+        return _feature_ids(self.gdf, self.role)
+
+    @cached_property
+    def tree(self) -> shapely.STRtree:
+        """STRtree of the features."""
+        return shapely.STRtree(self.geoms)
+
+    @cached_property
+    def certificate(self) -> tuple[bool, shapely.Geometry | None]:
+        """``(certified, merged)`` of :func:`spatialplan._overlay_geom.coverage_certificate`."""
+        return _geom.coverage_certificate(self.geoms)
+
+    @cached_property
+    def overlaps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of features whose interiors intersect (none for a certified coverage)."""
+        return _geom.overlap_pairs(self.geoms, certified=self.certificate[0])
+
+
+class _Zones:
+    """Township outlines, checked and put on the grid once, with their union.
+
+    Parameters
+    ----------
+    gdf
+        The townships, in the analysis CRS (already checked).
+    grid_size
+        Precision grid (m), already checked.
+
+    Raises
+    ------
+    GeometryError
+        The layer holds non-polygon or invalid geometries.
+    """
+
+    def __init__(self, gdf: gpd.GeoDataFrame, grid_size: float | None) -> None:
+        self.gdf = gdf
+        self.grid_size = grid_size
+        self.geoms = _polygons(gdf, "townships", grid_size)
+
+    @cached_property
+    def area(self) -> np.ndarray:
+        """Planar area of each township (NaN for a missing geometry)."""
+        return shapely.area(self.geoms)
+
+    @cached_property
+    def dissolved(self) -> tuple[shapely.Geometry | None, bool]:
+        """``(outline, coverage)``: the prepared union of the townships (``None`` if there is
+        none) and whether they form a valid coverage (see :func:`_overlay_geom.dissolve`)."""
+        outline, coverage = _geom.dissolve(self.geoms, grid_size=self.grid_size)
+        if outline is not None:
+            shapely.prepare(outline)
+        return outline, coverage
+
+
+def _prepare_lines(given: Mapping[str, gpd.GeoDataFrame],
+                   grid_size: float | None) -> dict[str, _Line]:
+    return {role: _Line(role, gdf, grid_size) for role, gdf in given.items()}
+
+
+
+# ---------------------------------------------------------------------------------------------
 # township statistics
 
 
@@ -300,61 +401,76 @@ def township_stats(
     _require_columns(townships, "townships", ("code", "name"))
     lines = {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland}
     given, _ = _line_layers(lines, crs)
+    zones = _Zones(townships, grid_size)
+    return _stats_frame(zones, _prepare_lines(given, grid_size), crs=crs, tolerance=tol,
+                        grid_size=grid_size, ellipsoidal=ellipsoidal_lines)
 
-    zones = _polygons(townships, "townships", grid_size)
-    area = shapely.area(zones)
+
+def _stats_frame(
+    zones: _Zones,
+    lines: Mapping[str, _Line],
+    *,
+    crs: CRS,
+    tolerance: dict[str, float],
+    grid_size: float | None,
+    ellipsoidal: bool,
+) -> gpd.GeoDataFrame:
+    """The :func:`township_stats` table of prepared layers."""
+    townships = zones.gdf
+    area = zones.area
     columns: dict[str, object] = {
         "township_code": townships["code"].to_numpy(),
         "township_name": townships["name"].to_numpy(),
         "feature_id": _feature_ids(townships, "townships"),
         "area_m2": area,
-        "area_ellipsoidal_m2": _geom.geodesic_areas(zones, crs),
+        "area_ellipsoidal_m2": _geom.geodesic_areas(zones.geoms, crs),
     }
     for role in STAT_LINES:
-        if role not in given:
+        if role not in lines:
             if role in CONTROL_LINES:
-                columns.update(_measure_columns(role, np.full(len(zones), np.nan), area))
+                columns.update(_measure_columns(role, np.full(len(area), np.nan), area))
             continue
-        log.debug("township_stats: %s (%d features)", role, len(given[role]))
-        patches = _polygons(given[role], role, grid_size)
+        log.debug("township_stats: %s (%d features)", role, len(lines[role].geoms))
         line_area, line_geod = _line_in_zones(
-            zones, patches, crs=crs, grid_size=grid_size, ellipsoidal=ellipsoidal_lines
+            zones, lines[role], crs=crs, grid_size=grid_size, ellipsoidal=ellipsoidal
         )
         columns.update(_measure_columns(role, line_area, area))
-        if ellipsoidal_lines:
+        if ellipsoidal:
             columns[f"{role}_ellipsoidal_m2"] = line_geod
     stats = gpd.GeoDataFrame(
         columns, geometry=townships.geometry.to_numpy(), crs=crs, index=townships.index
     )
-    stats.attrs.update(tolerance=tol, grid_size_m=grid_size, lines=sorted(given))
-    log.info("township statistics: %d townships, lines %s", len(stats), ", ".join(given) or "-")
+    stats.attrs.update(tolerance=tolerance, grid_size_m=grid_size, lines=sorted(lines))
+    log.info("township statistics: %d townships, lines %s", len(stats), ", ".join(lines) or "-")
     return stats
 
 
 def _line_in_zones(
-    zones: np.ndarray,
-    patches: np.ndarray,
+    zones: _Zones,
+    line: _Line,
     *,
     crs: CRS,
     grid_size: float | None,
     ellipsoidal: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone."""
+    patches = line.geoms
     if not ellipsoidal:
-        certified, merged = _geom.coverage_certificate(patches)
+        certified, merged = line.certificate
         if certified:
-            return _coverage_in_zones(zones, patches, merged, grid_size=grid_size), None
-    clip = _geom.clip_to_zones(zones, patches, grid_size=grid_size, keep_geometry=ellipsoidal)
-    overlaps = _geom.overlap_pairs(patches)
+            return _coverage_in_zones(zones.geoms, patches, merged, grid_size=grid_size), None
+    clip = _geom.clip_to_zones(zones.geoms, patches, grid_size=grid_size,
+                               keep_geometry=ellipsoidal, tree=line.tree,
+                               zone_area=zones.area, patch_area=line.area)
     areas, dissolved = _geom.dissolved_zone_areas(
-        zones, patches, clip, grid_size=grid_size, overlaps=overlaps
+        zones.geoms, patches, clip, grid_size=grid_size, overlaps=line.overlaps
     )
     if not ellipsoidal:
         return areas, None
     piece_geod = _geom.geodesic_areas(clip.piece, crs)
     flagged = np.isin(clip.zone, list(dissolved))
     geod = np.bincount(
-        clip.zone[~flagged], weights=piece_geod[~flagged], minlength=len(zones)
+        clip.zone[~flagged], weights=piece_geod[~flagged], minlength=len(zones.geoms)
     ).astype(float)
     if dissolved:
         keys = np.fromiter(dissolved, dtype=np.intp)
@@ -426,49 +542,75 @@ def outside_townships(
     crs = _check_crs(townships, "townships")
     lines = {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland}
     given, _ = _line_layers(lines, crs)
-    zones = _polygons(townships, "townships", grid_size)
-    outline = _geom.union(zones, grid_size=grid_size)
-    if outline is not None:
-        shapely.prepare(outline)
+    zones = _Zones(townships, grid_size)
+    return _outside_frame(zones, _prepare_lines(given, grid_size), crs=crs, grid_size=grid_size)
+
+
+_OUTSIDE_COLUMNS = ["line", "n_features", "outside_m2", "outside_ha", "outside_mu", "line_m2",
+                    "outside_share", "geometry"]
+
+
+def _outside_frame(
+    zones: _Zones, lines: Mapping[str, _Line], *, crs: CRS, grid_size: float | None
+) -> gpd.GeoDataFrame:
+    """The :func:`outside_townships` table of prepared layers.
+
+    Only the features meeting the outline's boundary are tested one by one, and when the
+    townships form a valid coverage they are cut against the union of just the townships they
+    meet (see :func:`_overlay_geom.outside_parts`).
+    """
+    outline, coverage = zones.dissolved
     rows = []
     for role in STAT_LINES:
-        if role not in given:
+        if role not in lines:
             continue
-        patches = _polygons(given[role], role, grid_size)
-        rows.append({"line": role, **_outside(patches, outline, grid_size=grid_size)})
-    columns = ["line", "n_features", "outside_m2", "outside_ha", "outside_mu", "line_m2",
-               "outside_share", "geometry"]
-    frame = pd.DataFrame(rows, columns=columns)
+        line = lines[role]
+        _, parts = _geom.outside_parts(line.geoms, outline, grid_size=grid_size, tree=line.tree,
+                                       zones=zones.geoms, coverage=coverage)
+        overlapping = len(line.overlaps[0]) > 0
+        rows.append({"line": role, **_outside_row(line.geoms, parts, overlapping=overlapping,
+                                                  grid_size=grid_size, areas=line.area)})
+    frame = pd.DataFrame(rows, columns=_OUTSIDE_COLUMNS)
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
 
 
 def _outside(
     patches: np.ndarray, outline: shapely.Geometry | None, *, grid_size: float | None
 ) -> dict:
-    """Outside part of one line: ``patch − outline`` for the patches the outline misses."""
+    """Outside part of one line: ``patch − outline`` for the patches the outline misses.
+
+    One row of :func:`outside_townships` without prepared layers (the dask engine's per-tile
+    path): every present patch is tested against the whole outline.
+    """
+    oi, _ = _geom.overlap_pairs(patches)
+    _, parts = _geom.outside_parts(patches, outline, grid_size=grid_size)
+    return _outside_row(patches, parts, overlapping=len(oi) > 0, grid_size=grid_size)
+
+
+def _outside_row(
+    patches: np.ndarray,
+    parts: np.ndarray,
+    *,
+    overlapping: bool,
+    grid_size: float | None,
+    areas: np.ndarray | None = None,
+) -> dict:
+    """One row of :func:`outside_townships` from a line's patches and their outside parts.
+
+    ``overlapping`` (some patches overlap): the line and its outside part are dissolved;
+    otherwise areas are summed (``areas``: the patches' areas when already known).
+    """
     present = ~shapely.is_missing(patches)
-    oi, oj = _geom.overlap_pairs(patches)
-    if len(oi):
+    if overlapping:
         whole = _geom.union(patches, grid_size=grid_size)
         line_m2 = 0.0 if whole is None else float(shapely.area(whole))
     else:
-        line_m2 = float(shapely.area(patches[present]).sum())
-    if outline is None:
-        pieces = patches[present]
-    else:
-        candidates = np.flatnonzero(present)
-        covered = shapely.covers(outline, patches[candidates])
-        candidates = candidates[~covered]
-        # the exact guard again: a patch only touching the outline lies wholly outside
-        touching = shapely.touches(outline, patches[candidates])
-        cut = _geom.safe_overlay(shapely.difference, patches[candidates],
-                                 np.full(len(candidates), outline), grid_size=grid_size)
-        cut[touching] = patches[candidates[touching]]
-        pieces = _geom.polygonal_part(cut)
-    pieces = pieces[~shapely.is_missing(pieces)]
+        areas = shapely.area(patches) if areas is None else areas
+        line_m2 = float(areas[present].sum())
+    pieces = parts[~shapely.is_missing(parts)]
     if len(pieces) == 0:
         geometry, area = None, 0.0
-    elif len(oi):
+    elif overlapping:
         geometry = _geom.union(pieces, grid_size=grid_size)
         area = float(shapely.area(geometry))
     else:
@@ -573,29 +715,42 @@ def line_conflicts(
         _require_columns(townships, "townships", ("code",))
     for role, gdf in given.items():
         _require_columns(gdf, role, ("feature_id",))
-    geoms = {role: _polygons(gdf, role, grid_size) for role, gdf in given.items()}
+    prepared = _prepare_lines(given, grid_size)
+    zones = None if townships is None else _Zones(townships, grid_size)
+    return _conflict_frame(prepared, zones, crs=crs, tolerance=tol, grid_size=grid_size)
 
+
+def _conflict_frame(
+    lines: Mapping[str, _Line],
+    zones: _Zones | None,
+    *,
+    crs: CRS | None,
+    tolerance: dict[str, float],
+    grid_size: float | None,
+) -> gpd.GeoDataFrame:
+    """The :func:`line_conflicts` table of prepared control lines (and townships)."""
+    tol = tolerance
     parts = []
-    names = list(given)
+    names = list(lines)
     for k, a in enumerate(names):
-        parts.append(_self_overlaps(a, geoms[a], grid_size=grid_size))
+        parts.append(_self_overlaps(lines[a], grid_size=grid_size))
         for b in names[k + 1:]:
-            parts.append(_cross_overlaps(a, geoms[a], b, geoms[b], grid_size=grid_size))
+            parts.append(_cross_overlaps(lines[a], lines[b], grid_size=grid_size))
     pairs = pd.concat(parts, ignore_index=True) if parts else _empty_pairs()
-    area_a = _area_lookup(geoms, pairs["layer_a"], pairs["index_a"])
-    area_b = _area_lookup(geoms, pairs["layer_b"], pairs["index_b"])
+    area_a = _area_lookup(lines, pairs["layer_a"], pairs["index_a"])
+    area_b = _area_lookup(lines, pairs["layer_b"], pairs["index_b"])
     smaller = np.minimum(area_a, area_b)
     with np.errstate(divide="ignore", invalid="ignore"):
         pairs["pair_share"] = np.where(smaller > 0, pairs["pair_area_m2"] / smaller, np.nan)
     pairs["kind"] = classify_overlap(pairs["pair_area_m2"], pairs["pair_share"], tol)
-    pairs["feature_a"] = _id_lookup(given, pairs["layer_a"], pairs["index_a"])
-    pairs["feature_b"] = _id_lookup(given, pairs["layer_b"], pairs["index_b"])
+    pairs["feature_a"] = _id_lookup(lines, pairs["layer_a"], pairs["index_a"])
+    pairs["feature_b"] = _id_lookup(lines, pairs["layer_b"], pairs["index_b"])
 
-    if townships is None:
+    if zones is None:
         pairs["township_code"] = None
         pairs["area_m2"] = pairs["pair_area_m2"]
     else:
-        pairs = _split_by_township(pairs, townships, grid_size=grid_size)
+        pairs = _split_by_township(pairs, zones, grid_size=grid_size)
     result = gpd.GeoDataFrame(
         pairs[_CONFLICT_COLUMNS].reset_index(drop=True),
         geometry=pairs["geometry"].to_numpy(),
@@ -628,71 +783,68 @@ def _pairs_frame(a: str, ia: np.ndarray, b: str, ib: np.ndarray, pieces: np.ndar
     })
 
 
-def _cross_overlaps(a: str, ga: np.ndarray, b: str, gb: np.ndarray, *,
-                    grid_size: float | None) -> pd.DataFrame:
+def _cross_overlaps(la: _Line, lb: _Line, *, grid_size: float | None) -> pd.DataFrame:
     """Overlaps between two layers; the layer with fewer features is prepared and queried."""
-    if len(ga) <= len(gb):
-        clip = _geom.clip_to_zones(ga, gb, grid_size=grid_size, keep_geometry=True)
+    if len(la.geoms) <= len(lb.geoms):
+        clip = _clip_lines(la, lb, grid_size=grid_size)
         ia, ib = clip.zone, clip.patch
     else:
-        clip = _geom.clip_to_zones(gb, ga, grid_size=grid_size, keep_geometry=True)
+        clip = _clip_lines(lb, la, grid_size=grid_size)
         ia, ib = clip.patch, clip.zone
-    return _pairs_frame(a, ia, b, ib, clip.piece, clip.area)
+    return _pairs_frame(la.role, ia, lb.role, ib, clip.piece, clip.area)
 
 
-def _self_overlaps(a: str, ga: np.ndarray, *, grid_size: float | None) -> pd.DataFrame:
-    i, j = _geom.overlap_pairs(ga)
+def _clip_lines(zones: _Line, patches: _Line, *, grid_size: float | None) -> _geom.Clip:
+    return _geom.clip_to_zones(zones.geoms, patches.geoms, grid_size=grid_size,
+                               keep_geometry=True, tree=patches.tree, zone_area=zones.area,
+                               patch_area=patches.area)
+
+
+def _self_overlaps(line: _Line, *, grid_size: float | None) -> pd.DataFrame:
+    ga = line.geoms
+    i, j = line.overlaps
     pieces = _geom.polygonal_part(
         _geom.safe_overlay(shapely.intersection, ga[i], ga[j], grid_size=grid_size)
     )
     area = shapely.area(pieces)
     area = np.where(np.isnan(area), 0.0, area)
     keep = area > 0
-    return _pairs_frame(a, i[keep], a, j[keep], pieces[keep], area[keep])
+    return _pairs_frame(line.role, i[keep], line.role, j[keep], pieces[keep], area[keep])
 
 
-def _area_lookup(geoms: Mapping[str, np.ndarray], layer: pd.Series, index: pd.Series) -> np.ndarray:
+def _area_lookup(lines: Mapping[str, _Line], layer: pd.Series, index: pd.Series) -> np.ndarray:
     out = np.zeros(len(layer))
-    for role, g in geoms.items():
+    for role, line in lines.items():
         mask = (layer == role).to_numpy()
-        out[mask] = shapely.area(g[index.to_numpy()[mask]])
+        out[mask] = line.area[index.to_numpy()[mask]]
     return out
 
 
-def _id_lookup(layers: Mapping[str, gpd.GeoDataFrame], layer: pd.Series,
-               index: pd.Series) -> np.ndarray:
+def _id_lookup(lines: Mapping[str, _Line], layer: pd.Series, index: pd.Series) -> np.ndarray:
     out = np.empty(len(layer), dtype=object)
-    for role, gdf in layers.items():
+    for role, line in lines.items():
         mask = (layer == role).to_numpy()
-        out[mask] = _feature_ids(gdf, role)[index.to_numpy()[mask]]
+        out[mask] = line.ids[index.to_numpy()[mask]]
     return out
 
 
-def _split_by_township(pairs: pd.DataFrame, townships: gpd.GeoDataFrame, *,
+def _split_by_township(pairs: pd.DataFrame, zones: _Zones, *,
                        grid_size: float | None) -> pd.DataFrame:
     """One row per (conflict, township) piece, plus the part outside every township."""
-    zones = _polygons(townships, "townships", grid_size)
-    codes = townships["code"].to_numpy(dtype=object)
+    codes = zones.gdf["code"].to_numpy(dtype=object)
     pieces = pairs["geometry"].to_numpy(dtype=object)
-    clip = _geom.clip_to_zones(zones, pieces, grid_size=grid_size, keep_geometry=True)
+    tree = shapely.STRtree(pieces)
+    clip = _geom.clip_to_zones(zones.geoms, pieces, grid_size=grid_size, keep_geometry=True,
+                               tree=tree, zone_area=zones.area)
     inside = pairs.iloc[clip.patch].copy()
     inside["township_code"] = codes[clip.zone]
     inside["area_m2"] = clip.area
     inside["geometry"] = clip.piece
     inside["_order"] = clip.patch
 
-    outline = _geom.union(zones, grid_size=grid_size)
-    rest = np.arange(len(pieces))
-    if outline is not None:
-        shapely.prepare(outline)
-        rest = rest[~shapely.covers(outline, pieces)]
-        touching = shapely.touches(outline, pieces[rest])
-        cut = _geom.safe_overlay(shapely.difference, pieces[rest], np.full(len(rest), outline),
-                                 grid_size=grid_size)
-        cut[touching] = pieces[rest[touching]]
-        left = _geom.polygonal_part(cut)
-    else:
-        left = pieces
+    outline, coverage = zones.dissolved
+    rest, left = _geom.outside_parts(pieces, outline, grid_size=grid_size, tree=tree,
+                                     zones=zones.geoms, coverage=coverage)
     area = shapely.area(left)
     area = np.where(np.isnan(area), 0.0, area)
     keep = area > 0
@@ -703,3 +855,103 @@ def _split_by_township(pairs: pd.DataFrame, townships: gpd.GeoDataFrame, *,
     outside["_order"] = rest[keep]
     both = pd.concat([inside, outside], ignore_index=True)
     return both.sort_values("_order", kind="stable").drop(columns="_order")
+
+
+# ---------------------------------------------------------------------------------------------
+# the three tables of a run, every layer prepared once
+
+
+class ControlLineReport(NamedTuple):
+    """The control-line tables of one run (a tuple: ``stats, outside, conflicts = report``)."""
+
+    #: :func:`township_stats`
+    township_stats: gpd.GeoDataFrame
+    #: :func:`outside_townships`
+    outside_townships: gpd.GeoDataFrame
+    #: :func:`line_conflicts` (split by township)
+    line_conflicts: gpd.GeoDataFrame
+
+
+def control_line_report(
+    townships: gpd.GeoDataFrame,
+    *,
+    redline: gpd.GeoDataFrame | None = None,
+    farmland: gpd.GeoDataFrame | None = None,
+    udb: gpd.GeoDataFrame | None = None,
+    cropland: gpd.GeoDataFrame | None = None,
+    tolerance: Mapping[str, object] | None = None,
+    grid_size: float | None = DEFAULT_GRID_SIZE,
+    ellipsoidal_lines: bool = False,
+) -> ControlLineReport:
+    """:func:`township_stats`, :func:`outside_townships` and :func:`line_conflicts` at once.
+
+    The three tables are identical to the three separate calls (``line_conflicts`` with
+    ``townships`` and the three control lines; ``cropland`` only enters the statistics and the
+    outside table), but every layer is checked, validated and put on the grid once, and what
+    the tables share is computed at most once: each line's coverage certificate (the costly
+    coverage union of a large parcel layer), overlapping pairs, areas, ids and STRtree, and
+    the townships' outline.
+
+    Parameters
+    ----------
+    townships
+        Township outlines with ``code`` and ``name`` (and ``feature_id``), in a projected CRS.
+    redline, farmland, udb
+        Control-line layers with ``feature_id`` in the same CRS, or ``None``.
+    cropland
+        Optional survey cultivated land (statistics and outside table only), or ``None``.
+    tolerance
+        The rulebook's ``[tolerance]`` table, see :func:`line_conflicts`.
+    grid_size
+        Precision grid in metres (default 1 mm), see :func:`township_stats`.
+    ellipsoidal_lines
+        Passed to :func:`township_stats`.
+
+    Returns
+    -------
+    ControlLineReport
+        ``(township_stats, outside_townships, line_conflicts)``, a named tuple.
+
+    Raises
+    ------
+    CRSError
+        A layer has no CRS, a geographic CRS, or a CRS other than the townships'.
+    FieldError
+        ``townships`` lacks ``code`` or ``name``, or a control line lacks ``feature_id``
+        (checked before any geometry).
+    GeometryError
+        A layer holds non-polygon or invalid geometries (townships first, then the lines).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import box
+    >>> towns = gpd.GeoDataFrame({"feature_id": ["townships:0"], "code": ["520100001"],
+    ...     "name": ["甲镇"]}, geometry=[box(0, 0, 1000, 1000)], crs="EPSG:4545")
+    >>> farm = gpd.GeoDataFrame({"feature_id": ["farmland:0"]},
+    ...     geometry=[box(-500, 0, 500, 300)], crs="EPSG:4545")
+    >>> stats, outside, conflicts = control_line_report(towns, farmland=farm)
+    >>> float(stats.loc[0, "farmland_m2"]), float(outside.loc[0, "outside_m2"]), len(conflicts)
+    (150000.0, 150000.0, 0)
+    """
+    tol = resolve_tolerance(tolerance)
+    grid_size = _check_grid_size(grid_size)
+    crs = _check_crs(townships, "townships")
+    _require_columns(townships, "townships", ("code", "name"))
+    lines = {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland}
+    given, _ = _line_layers(lines, crs)
+    for role in CONTROL_LINES:
+        if role in given:
+            _require_columns(given[role], role, ("feature_id",))
+    zones = _Zones(townships, grid_size)
+    prepared = _prepare_lines(given, grid_size)
+    control = {role: line for role, line in prepared.items() if role in CONTROL_LINES}
+    log.info("control lines: one preparation for %d townships and %s", len(townships),
+             ", ".join(f"{role} ({len(line.geoms)})" for role, line in prepared.items()) or "-")
+    return ControlLineReport(
+        township_stats=_stats_frame(zones, prepared, crs=crs, tolerance=tol,
+                                    grid_size=grid_size, ellipsoidal=ellipsoidal_lines),
+        outside_townships=_outside_frame(zones, prepared, crs=crs, grid_size=grid_size),
+        line_conflicts=_conflict_frame(control, zones, crs=crs, tolerance=tol,
+                                       grid_size=grid_size),
+    )

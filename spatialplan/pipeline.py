@@ -121,11 +121,9 @@ def run_stats(plan) -> CheckResult:
     townships = _townships(plan)
     lines = {role: _layer_data(plan, role) for role in ("redline", "farmland", "udb", "cropland")}
     log.info("control lines: statistics for %d townships", len(townships))
-    stats = overlay.township_stats(townships, tolerance=tolerance, **lines)
-    outside = overlay.outside_townships(townships, **lines)
-    conflicts = overlay.line_conflicts(redline=lines["redline"], farmland=lines["farmland"],
-                                       udb=lines["udb"], townships=townships,
-                                       tolerance=tolerance)
+    # one preparation of every layer for the three tables (validation, coverage certificate)
+    stats, outside, conflicts = overlay.control_line_report(townships, tolerance=tolerance,
+                                                            **lines)
     return CheckResult(township_stats=stats, outside_townships=outside,
                        line_conflicts=conflicts, tolerance=tolerance)
 
