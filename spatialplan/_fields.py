@@ -267,17 +267,22 @@ def _to_text(values: pd.Series, canon: str, *, role: str) -> pd.Series:
     if numeric and canon in _STRING_FIELDS_KEEP_ZEROS:
         log.warning("layer %s: field '%s' is stored as numbers; leading zeros may have "
                     "been lost in the source", role, canon)
-    out = []
-    for value in values.tolist():
-        if _is_missing(value):
-            out.append(None)
-        elif isinstance(value, float) and value.is_integer():
-            out.append(str(int(value)))
-        elif isinstance(value, bytes):
-            out.append(value.decode("utf-8", errors="replace").strip())
-        else:
-            out.append(str(value).strip())
-    return pd.Series(out, index=values.index, dtype="object")
+    if isinstance(values.dtype, pd.StringDtype):  # text or missing: each distinct text once
+        codes, uniques = pd.factorize(values)  # exact on the text; missing → -1
+        texts = np.array([_text(v) for v in uniques.tolist()] + [None], dtype=object)
+        return pd.Series(texts[codes], index=values.index, dtype="object")
+    return pd.Series([_text(v) for v in values.tolist()], index=values.index, dtype="object")
+
+
+def _text(value: object) -> str | None:
+    """One value as stripped text; missing or blank → None, 12.0 → ``"12"``."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace").strip()
+    return str(value).strip()
 
 
 _DATE_PATTERNS = (

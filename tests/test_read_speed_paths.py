@@ -423,3 +423,13 @@ def test_a_bad_repeated_value_names_its_first_feature_and_true_is_not_one():
     with pytest.raises(FieldError, match="projects:1 has a value that cannot be read: True"):
         apply_fields(_projects(ZTZ=pd.Series([1, True], dtype=object)), mapping,
                      role="projects")
+
+
+@pytest.mark.parametrize("dtype", ["object", "str", pd.StringDtype("python")])
+def test_text_fields_strip_like_python_whatever_the_dtype(dtype):
+    from spatialplan._fields import _to_text
+
+    raw = ["0101", " 0101 ", "", "   ", "\u3000示范镇\u3000", "\x1c01\x1c", None, "0101"]
+    out = _to_text(pd.Series(raw, dtype=dtype), "landuse", role="parcels")
+    assert out.dtype == object
+    assert out.tolist() == ["0101", "0101", None, None, "示范镇", "01", None, "0101"]
