@@ -36,7 +36,9 @@ __all__ = [
     "write_table",
     "write_json",
     "sha256_file",
+    "column_widths",
     "fit_column_widths",
+    "check_xlsx",
     "normalise_xlsx",
 ]
 
@@ -255,7 +257,6 @@ def write_table(
                                   path=target)
         elif suffix == ".xlsx":
             _write_xlsx(df, tmp, sheet_name=sheet_name, index=index)
-            normalise_xlsx(tmp)
         else:
             raise OutputError(f"unsupported table format {suffix!r}", path=target,
                               hint="use .csv or .xlsx")
@@ -263,16 +264,52 @@ def write_table(
 
 
 def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool) -> None:
-    """Write one sheet with a frozen header and widths fitted to the text (CJK counts double)."""
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        df.to_excel(writer, sheet_name=sheet_name, index=index)
-        sheet = writer.sheets[sheet_name]
-        sheet.freeze_panes = "A2"
-        fit_column_widths(sheet, df.reset_index() if index else df)
+    """Write one sheet with a frozen header and widths fitted to the text (CJK counts double).
+
+    Written by :func:`spatialplan._xlsx.write_xlsx` (inline strings, so formula-like text stays
+    text; limits checked; byte-deterministic), then checked: every zip entry's CRC is verified.
+    """
+    from spatialplan._xlsx import write_xlsx
+
+    frame = df.reset_index() if index else df
+    write_xlsx(frame, path, sheet_name=sheet_name, widths=column_widths(frame))
+    check_xlsx(path)
+
+
+def check_xlsx(path: Path) -> None:
+    """Read an XLSX back as a zip and verify every entry (CRC); raise OutputError if broken."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise OutputError(f"the XLSX file read back broken: {exc}", path=path) from exc
+    if bad is not None or "xl/worksheets/sheet1.xml" not in names:
+        raise OutputError(f"the XLSX file read back broken ({bad or 'no sheet'})", path=path)
+
+
+def column_widths(frame: pd.DataFrame, *, sample: int = 500) -> list[float]:
+    """Excel column widths fitted to each column's header and first ``sample`` values.
+
+    East Asian wide characters count as two; widths are clamped to 8-60 characters.
+
+    Examples
+    --------
+    >>> column_widths(pd.DataFrame({"乡镇名称": ["示范镇"], "n": [1]}))
+    [10, 8]
+    """
+    widths = []
+    head = frame.head(sample)
+    for j, col in enumerate(frame.columns):
+        texts = [str(col)] + ["" if _is_missing(v) else str(v)
+                              for v in head.iloc[:, j].tolist()]
+        width = max(_display_width(t) for t in texts)
+        widths.append(min(max(8, width + 2), 60))
+    return widths
 
 
 def fit_column_widths(sheet, frame: pd.DataFrame, *, sample: int = 500) -> None:
-    """Set each column's width from its header and first ``sample`` values (CJK counts double).
+    """Set an openpyxl worksheet's column widths with :func:`column_widths`.
 
     Parameters
     ----------
@@ -285,11 +322,8 @@ def fit_column_widths(sheet, frame: pd.DataFrame, *, sample: int = 500) -> None:
     """
     from openpyxl.utils import get_column_letter
 
-    for i, col in enumerate(frame.columns, start=1):
-        texts = [str(col)] + ["" if _is_missing(v) else str(v)
-                              for v in frame[col].head(sample).tolist()]
-        width = max(_display_width(t) for t in texts)
-        sheet.column_dimensions[get_column_letter(i)].width = min(max(8, width + 2), 60)
+    for i, width in enumerate(column_widths(frame, sample=sample), start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = width
 
 
 def _is_missing(value: object) -> bool:

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spatialplan.output import atomic_path, fit_column_widths, normalise_xlsx, write_table
+from spatialplan._xlsx import write_xlsx
+from spatialplan.output import atomic_path, check_xlsx, column_widths, write_table
 
 __all__ = [
     "SCHEDULE_COLUMNS",
@@ -51,6 +52,7 @@ STATUS_ZH = {"planned": "新建", "under_construction": "续建", "completed": "
 #: 合规性结论 for each verdict.
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查"}
 _NO_YEAR = "未定"
+_MONEY_COLUMNS = ("用地面积(亩)", "总投资(万元)")
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -264,6 +266,10 @@ def _is_total(value: object) -> bool:
 def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the 时序表 as XLSX: frozen header, fitted widths, bold total rows (atomic).
 
+    Areas and investments carry the number format ``#,##0.00``; total rows (empty ``序号``)
+    are bold. Written by the streaming writer :func:`spatialplan._xlsx.write_xlsx`, so the
+    file is byte-deterministic and a formula-like text stays text.
+
     Parameters
     ----------
     table
@@ -278,34 +284,14 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     >>> write_schedule_xlsx(t, pathlib.Path(tempfile.mkdtemp()) / "s.xlsx").name
     's.xlsx'
     """
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
     target = Path(path)
-    bold = Font(bold=True)
+    bold = np.fromiter((_is_total(v) for v in table.iloc[:, 0].tolist()), dtype=bool,
+                       count=len(table))
+    formats = {col: "#,##0.00" for col in _MONEY_COLUMNS if col in table.columns}
     with atomic_path(target) as tmp:
-        wb = Workbook()
-        ws = wb.active
-        ws.title = "建设项目时序表"
-        columns = list(table.columns)
-        ws.append(columns)
-        for cell in ws[1]:
-            cell.font = bold
-            cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        for rec in table.itertuples(index=False, name=None):
-            ws.append([None if (not isinstance(v, str) and pd.isna(v)) else v for v in rec])
-            if _is_total(rec[0]):
-                for cell in ws[ws.max_row]:
-                    cell.font = bold
-        fit_column_widths(ws, table)
-        for j, col in enumerate(columns, start=1):
-            if col in ("用地面积(亩)", "总投资(万元)"):
-                for cell in ws[get_column_letter(j)][1:]:
-                    cell.number_format = "#,##0.00"
-        ws.freeze_panes = "A2"
-        wb.save(tmp)
-        normalise_xlsx(tmp)
+        write_xlsx(table, tmp, sheet_name="建设项目时序表", widths=column_widths(table),
+                   bold_rows=bold, number_formats=formats)
+        check_xlsx(tmp)
     logger.debug("wrote %s (%d rows)", target, len(table))
     return target
 

@@ -1,0 +1,184 @@
+"""The streaming XLSX writer: values, types, styles, limits and byte-determinism."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zipfile
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from spatialplan import _xlsx
+from spatialplan._xlsx import column_letter, write_xlsx
+from spatialplan.errors import OutputError
+from spatialplan.output import write_table
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "乡镇名称": ["示范镇", "乌江镇", None, "  前后空格  "],
+        "户数": [1, 2, 3, 4],
+        "面积(m²)": [0.1 + 0.2, 1e-300, np.nan, 137535210.61076745],
+        "比例": [0.0, 1.0000000000000002, 2.5, -3.0],
+        "代码": ["0520", "=SUM(A1:A2)", "+1", "@x"],
+    })
+
+
+def test_round_trip_through_openpyxl_and_pandas(tmp_path):
+    df = _table()
+    path = write_table(df, tmp_path / "t.xlsx", sheet_name="乡镇统计")
+    ws = openpyxl.load_workbook(path)["乡镇统计"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0] == tuple(df.columns)
+    assert rows[1] == ("示范镇", 1, 0.30000000000000004, 0.0, "0520")
+    assert rows[3][0] is None and rows[3][2] is None  # None and NaN: empty cells
+    assert rows[4][0] == "  前后空格  "
+    assert rows[2][2] == 1e-300 and rows[4][2] == 137535210.61076745  # full precision
+    assert rows[2][3] == 1.0000000000000002
+    assert isinstance(rows[1][1], int) and isinstance(rows[1][3], float)
+    back = pd.read_excel(path)
+    assert list(back.columns) == list(df.columns)
+    assert back["户数"].dtype == np.int64 and back["面积(m²)"].dtype == np.float64
+    assert back["面积(m²)"].tolist()[:2] == df["面积(m²)"].tolist()[:2]
+    assert np.isnan(back.loc[2, "面积(m²)"])
+    assert back["代码"].tolist() == ["0520", "=SUM(A1:A2)", "+1", "@x"]
+
+
+def test_formula_like_text_stays_text(tmp_path):
+    path = write_table(_table(), tmp_path / "t.xlsx")
+    ws = openpyxl.load_workbook(path).active
+    assert ws["E3"].value == "=SUM(A1:A2)" and ws["E3"].data_type == "s"
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+    assert b"<f>" not in sheet and b"<f " not in sheet
+
+
+def test_header_frozen_bold_and_widths(tmp_path):
+    path = write_table(_table(), tmp_path / "t.xlsx")
+    ws = openpyxl.load_workbook(path).active
+    assert ws.freeze_panes == "A2"
+    assert ws["A1"].font.b and not ws["A2"].font.b
+    # CJK counts double: "乡镇名称" (8) vs "户数" (4, clamped to the minimum 8 + 2)
+    assert ws.column_dimensions["A"].width == 14
+    assert ws.column_dimensions["B"].width == 8
+
+
+def test_same_bytes_on_a_second_write(tmp_path):
+    a = write_table(_table(), tmp_path / "a.xlsx").read_bytes()
+    b = write_table(_table(), tmp_path / "b.xlsx").read_bytes()
+    assert a == b
+    with zipfile.ZipFile(tmp_path / "a.xlsx") as zf:
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"dcterms:created" not in zf.read("docProps/core.xml")
+
+
+def test_types_dates_bools_mixed(tmp_path):
+    df = pd.DataFrame({
+        "day": pd.to_datetime(["2024-01-02", None, "1900-01-05"]),
+        "when": pd.to_datetime(["2024-01-02 10:30:15", "2024-01-03", None], format="ISO8601"),
+        "ok": [True, False, True],
+        "n": pd.array([1, None, 3], dtype="Int64"),
+        "mixed": ["a", 2, dt.date(2025, 6, 30)],
+        "inf": [np.inf, -np.inf, 1.5],
+        "s": pd.array(["x", None, "z"], dtype="string"),
+    })
+    path = tmp_path / "t.xlsx"
+    write_xlsx(df, path)
+    ws = openpyxl.load_workbook(path).active
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert rows[0] == (dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 2, 10, 30, 15), True, 1,
+                       "a", "inf", "x")
+    assert rows[1] == (None, dt.datetime(2024, 1, 3), False, None, 2, "-inf", None)
+    assert rows[2][0] == dt.datetime(1900, 1, 5)  # Excel's 1900 leap-year rule applied
+    assert rows[2][4] == dt.datetime(2025, 6, 30)
+    assert ws["A2"].number_format == "yyyy-mm-dd"
+    assert ws["B2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    back = pd.read_excel(path)
+    assert back["day"].dtype.kind == "M" and back["ok"].dtype == bool
+
+
+def test_bold_rows_and_number_format(tmp_path):
+    df = pd.DataFrame({"name": ["a", "total"], "money": [1234.5, np.nan]})
+    path = tmp_path / "t.xlsx"
+    write_xlsx(df, path, bold_rows=[False, True], number_formats={"money": "#,##0.00"})
+    ws = openpyxl.load_workbook(path).active
+    assert not ws["A2"].font.b and ws["A3"].font.b and ws["B3"].font.b  # empty cell styled
+    assert ws["B2"].number_format == "#,##0.00" and ws["B2"].value == 1234.5
+    assert ws["B3"].value is None
+
+
+def test_over_long_text_is_an_error_not_a_cut(tmp_path):
+    df = pd.DataFrame({"reasons": ["ok", "长" * 20_000]})  # 20,000 characters fit
+    write_table(df, tmp_path / "fits.xlsx")
+    df = pd.DataFrame({"reasons": ["ok", "x" * (_xlsx.MAX_CELL_CHARS + 1)]})
+    with pytest.raises(OutputError, match="32,767") as err:
+        write_table(df, tmp_path / "t.xlsx")
+    assert "CSV" in err.value.hint and err.value.feature == "row 2"
+    assert not (tmp_path / "t.xlsx").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["fits.xlsx"]  # no temporary left
+    astral = pd.DataFrame({"a": ["😀" * 16_384]})  # 32,768 UTF-16 units
+    with pytest.raises(OutputError):
+        write_xlsx(astral, tmp_path / "u.xlsx")
+
+
+def test_too_many_rows_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(_xlsx, "MAX_ROWS", 3)
+    write_xlsx(pd.DataFrame({"a": [1, 2]}), tmp_path / "ok.xlsx")
+    with pytest.raises(OutputError, match="at most 2") as err:
+        write_table(pd.DataFrame({"a": [1, 2, 3]}), tmp_path / "t.xlsx")
+    assert "CSV" in err.value.hint
+    assert not (tmp_path / "t.xlsx").exists()
+
+
+def test_control_characters_replaced_and_logged(tmp_path, caplog):
+    texts = ["a\x00b\x1fc", "tab\tline\nret\r", "\ud800x", "\ufffe"]  # lone surrogate:
+    df = pd.DataFrame({"名称": pd.Series(texts, dtype=object)})  # only in an object column
+    path = tmp_path / "t.xlsx"
+    with caplog.at_level(logging.WARNING, logger="spatialplan._xlsx"):
+        write_xlsx(df, path)
+    assert "4 character(s) that XML cannot hold replaced with U+FFFD" in caplog.text
+    values = [c.value for c in openpyxl.load_workbook(path).active["A"]][1:]
+    assert values == ["a\ufffdb\ufffdc", "tab\tline\nret\r", "\ufffdx", "\ufffd"]
+
+
+def test_escaping_of_markup_and_sheet_names(tmp_path):
+    df = pd.DataFrame({"<b>&": ["</t></is></c><c>", "a & b"]})
+    path = tmp_path / "t.xlsx"
+    write_xlsx(df, path, sheet_name="表 & <1>")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["表 & <1>"]
+    assert [c.value for c in ws["A"]] == ["<b>&", "</t></is></c><c>", "a & b"]
+    for bad in ("a/b", "x" * 32, "", "'q'"):
+        with pytest.raises(OutputError, match="sheet name"):
+            write_xlsx(df, tmp_path / "bad.xlsx", sheet_name=bad)
+
+
+def test_empty_and_wide_tables(tmp_path):
+    write_xlsx(pd.DataFrame({"a": pd.Series([], dtype=float), "b": []}), tmp_path / "e.xlsx")
+    back = pd.read_excel(tmp_path / "e.xlsx")
+    assert list(back.columns) == ["a", "b"] and len(back) == 0
+    wide = pd.DataFrame([list(range(30))], columns=[f"c{i}" for i in range(30)])
+    write_xlsx(wide, tmp_path / "w.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active
+    assert ws["AD2"].value == 29
+    assert column_letter(16383) == "XFD"
+
+
+def test_index_kept_when_asked(tmp_path):
+    df = pd.DataFrame({"v": [1.5]}, index=pd.Index(["T1"], name="code"))
+    path = write_table(df, tmp_path / "t.xlsx", index=True)
+    assert [c.value for c in openpyxl.load_workbook(path).active[2]] == ["T1", 1.5]
+
+
+def test_many_rows_span_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(_xlsx, "_CHUNK_ROWS", 7)
+    df = pd.DataFrame({"i": range(50), "s": [f"行{i}" if i % 3 else None for i in range(50)]})
+    path = tmp_path / "t.xlsx"
+    write_xlsx(df, path, bold_rows=[i % 10 == 0 for i in range(50)])
+    back = pd.read_excel(path)
+    assert back["i"].tolist() == list(range(50))
+    assert back["s"].isna().tolist() == [i % 3 == 0 for i in range(50)]
+    ws = openpyxl.load_workbook(path).active
+    assert ws["A12"].font.b and not ws["A13"].font.b
