@@ -21,6 +21,8 @@ from typing import Any
 __all__ = ["escape", "format_value", "html_table", "json_for_script", "is_missing"]
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: any character :func:`escape` changes (text without one is returned as is)
+_SPECIAL = re.compile("[&<>\"'`${}\ud800-\udfff]")
 _EXTRA = str.maketrans({"`": "&#96;", "$": "&#36;", "{": "&#123;", "}": "&#125;"})
 
 
@@ -51,6 +53,17 @@ def format_value(value: Any, *, digits: int = 2) -> str:
     >>> format_value(None)
     ''
     """
+    kind = type(value)  # fast paths for the exact built-in types (most cells of a table)
+    if kind is str:
+        return value
+    if kind is float:
+        if value != value:
+            return ""
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        return f"{value:,.{digits}f}"
+    if kind is int:
+        return str(value)
     if is_missing(value):
         return ""
     if isinstance(value, bool):
@@ -97,6 +110,8 @@ def escape(value: Any, *, digits: int = 2) -> str:
     '&#96;&#36;&#123;x&#125;&#96;'
     """
     text = format_value(value, digits=digits)
+    if not _SPECIAL.search(text):
+        return text
     text = _LONE_SURROGATE.sub("\ufffd", text)
     return html.escape(text, quote=True).translate(_EXTRA)
 
@@ -159,18 +174,17 @@ def html_table(
     if not records:
         return f'<p class="empty">{escape(empty)}</p>'
     headers = headers or {}
-    digits = numeric_digits or {}
+    digits = [(numeric_digits or {}).get(c, 2) for c in cols]
     head = "".join(f"<th>{escape(headers.get(c, c))}</th>" for c in cols)
     body = []
     for rec in records:
         cells = []
-        for c in cols:
-            value = rec.get(c)
+        for c, value, d in zip(cols, rec, digits, strict=True):
             klass = cell_class(c, value) if cell_class else None
             attr = f' class="{escape(klass)}"' if klass else ""
             if isinstance(value, int | float) and not isinstance(value, bool):
                 attr = attr or ' class="num"'
-            cells.append(f"<td{attr}>{escape(value, digits=digits.get(c, 2))}</td>")
+            cells.append(f"<td{attr}>{escape(value, digits=d)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<table class="{escape(css_class)}"><thead><tr>{head}</tr></thead>'
@@ -178,17 +192,15 @@ def html_table(
     )
 
 
-def _records(rows: Any, columns: Sequence[str] | None) -> tuple[list[dict], list[str]]:
-    """Turn a DataFrame or iterable of mappings into (records, columns), geometry dropped."""
+def _records(rows: Any, columns: Sequence[str] | None) -> tuple[list[tuple], list[str]]:
+    """Turn a DataFrame or iterable of mappings into (row tuples, columns), geometry dropped."""
     if rows is None:
         return [], list(columns or [])
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
         geom_cols = {c for c in rows.columns if str(getattr(rows[c], "dtype", "")) == "geometry"}
         cols = [c for c in (columns or list(rows.columns)) if c in rows.columns]
         cols = [c for c in cols if c not in geom_cols]
-        records = [dict(zip(cols, values, strict=True))
-                   for values in rows[cols].itertuples(index=False, name=None)]
-        return records, cols
-    records = [dict(r) for r in rows]
-    cols = list(columns) if columns else (list(records[0]) if records else [])
-    return records, cols
+        return list(rows[cols].itertuples(index=False, name=None)), cols
+    dicts = [dict(r) for r in rows]
+    cols = list(columns) if columns else (list(dicts[0]) if dicts else [])
+    return [tuple(d.get(c) for c in cols) for d in dicts], cols

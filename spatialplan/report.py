@@ -3,6 +3,12 @@
 :func:`render_report` turns the result tables into one HTML page (inline CSS, no scripts, no
 external assets, printable); :func:`write_report` writes it atomically. Every value, column
 name and key is escaped with :func:`spatialplan._html.escape`.
+
+Long tables are capped at :data:`MAX_TABLE_ROWS` rows (a province has 10⁵ line conflicts and
+findings: tens of megabytes of HTML no browser shows usefully). The rows that matter most are
+shown first (the largest conflicts, the worst projects and findings, the townships with the
+most gaps) and a note beside the table says how many rows are shown of how many and which
+files hold them all (the GeoPackage layer, the XLSX/CSV tables). Nothing is dropped from those.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from spatialplan._html import escape, format_value, html_table, is_missing
@@ -22,12 +29,26 @@ from spatialplan._version import __version__
 from spatialplan.errors import OutputError
 from spatialplan.output import atomic_path
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["MAX_TABLE_ROWS", "render_report", "write_report"]
 
 logger = logging.getLogger(__name__)
 
 _VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法检查",
                "not_applicable": "不适用"}
+#: Rows of one table shown in the report (the full tables are in the GeoPackage and XLSX/CSV).
+MAX_TABLE_ROWS = 1000
+
+#: table → (GeoPackage layer, the ``write_check`` output keys of its XLSX and CSV files)
+_FULL_TABLE = {
+    "township_stats": ("township_stats", ("township_stats_xlsx", "township_stats_csv")),
+    "line_conflicts": ("line_conflicts", ("line_conflicts_xlsx", "line_conflicts_csv")),
+    "projects": ("projects", ()),
+    "findings": ("findings", ()),
+}
+_DEFAULT_FILES = {"results": "results.gpkg", "township_stats_xlsx": "township_stats.xlsx",
+                  "township_stats_csv": "township_stats.csv",
+                  "line_conflicts_xlsx": "line_conflicts.xlsx",
+                  "line_conflicts_csv": "line_conflicts.csv"}
 _LINES = {"redline": "生态保护红线", "farmland": "永久基本农田", "udb": "城镇开发边界",
           "cropland": "耕地"}
 
@@ -46,6 +67,8 @@ td.v-review { color: var(--review); font-weight: bold; }
 td.v-fail { color: var(--fail); font-weight: bold; }
 td.v-error { color: var(--error); font-weight: bold; }
 table.kv { width: auto; } table.kv th { width: 16em; }
+p.cap { color: #7a4b00; background: #fff6e0; border-left: 4px solid #e07b00;
+        padding: 4px 8px; font-size: 12px; }
 .cards { display: flex; gap: 10px; flex-wrap: wrap; }
 .card { border: 1px solid #ccc; border-radius: 4px; padding: 6px 12px; min-width: 110px; }
 .card b { font-size: 20px; display: block; }
@@ -79,6 +102,8 @@ def render_report(
     tolerance: Mapping[str, Any] | None = None,
     crs: Any = None,
     inputs: Sequence[Mapping[str, Any]] | pd.DataFrame | None = None,
+    max_rows: int | None = MAX_TABLE_ROWS,
+    outputs: Mapping[str, str | os.PathLike] | None = None,
 ) -> str:
     """Render the check results as one self-contained, printable HTML page.
 
@@ -103,6 +128,14 @@ def render_report(
     inputs
         Input files: rows with e.g. ``role``, ``path``, ``sha256``, ``n_in``, ``n_ok``,
         ``n_repaired``, ``n_rejected``.
+    max_rows
+        Rows shown per long table (``None``: all). A capped table shows the rows that matter
+        most first and says "shown N of M rows" and where all rows are.
+    outputs
+        The files written beside the report (what :func:`spatialplan.pipeline.write_check`
+        returns: ``results`` → the GeoPackage, ``line_conflicts_xlsx``, ... → the tables), named
+        in the notes of capped tables. Default: the standard files of ``spatialplan check``
+        (``results.gpkg``, ``township_stats.xlsx``/``.csv``, ``line_conflicts.xlsx``/``.csv``).
 
     Returns
     -------
@@ -117,13 +150,14 @@ def render_report(
     True
     """
     title = f"{format_value(plan_name)} · 国土空间规划检查报告 Plan check report"
+    cap = _Cap(max_rows, _DEFAULT_FILES if outputs is None else outputs)
     parts = [
         f"<h1>{escape(title)}</h1>",
         _section_summary(summary, projects, crs=crs, tolerance=tolerance, inputs=inputs),
-        _section_townships(township_stats),
-        _section_conflicts(line_conflicts),
-        _section_projects(projects, findings),
-        _section_coverage(coverage, township_stats),
+        _section_townships(township_stats, cap),
+        _section_conflicts(line_conflicts, cap),
+        _section_projects(projects, findings, cap),
+        _section_coverage(coverage, township_stats, cap),
         _section_map(map_path),
         f"<footer>spatialplan {escape(__version__)} · "
         f"{escape(datetime.now().strftime('%Y-%m-%d %H:%M'))}</footer>",
@@ -219,12 +253,48 @@ def _verdict_counts(projects: pd.DataFrame | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in projects["verdict"].value_counts().items()}
 
 
-def _section_townships(stats: pd.DataFrame | None) -> str:
+class _Cap(NamedTuple):
+    """How long tables are capped: rows shown, and the files that hold every row."""
+
+    max_rows: int | None
+    files: Mapping[str, str | os.PathLike]
+
+
+def _where(table: str, files: Mapping[str, str | os.PathLike]) -> str:
+    """Where the full ``table`` is, e.g. "results.gpkg (layer line_conflicts), ...xlsx"."""
+    layer, keys = _FULL_TABLE[table]
+    places = []
+    if "results" in files:
+        places.append(f"{Path(files['results']).name} (layer {layer} 图层)")
+    places += [Path(files[k]).name for k in keys if k in files]
+    if not places:
+        return "not written in this run 本次未输出完整表 (write the GeoPackage: spatialplan check)"
+    return ", ".join(places)
+
+
+def _capped(df: pd.DataFrame, cap: _Cap, table: str, order: str) -> tuple[pd.DataFrame, str]:
+    """The first ``cap.max_rows`` rows of ``df`` (already in display order) and the note.
+
+    The note (empty when nothing is cut) says how many rows are shown of how many, in which
+    order, and which files hold them all.
+    """
+    n = len(df)
+    if cap.max_rows is None or n <= cap.max_rows:
+        return df, ""
+    k = max(int(cap.max_rows), 0)
+    note = (f"显示 {k:,} / {n:,} 行 · shown {k:,} of {n:,} rows ({order}). "
+            f"完整表 full table: {_where(table, cap.files)}")
+    return df.iloc[:k], f'<p class="note cap">{escape(note)}</p>'
+
+
+def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
     out = ["<h2>乡镇统计 Township statistics</h2>"]
     if stats is None or len(stats) == 0:
         out.append('<p class="empty">no township statistics</p>')
         return "\n".join(out)
-    df = pd.DataFrame(stats.drop(columns=_geom_cols(stats)))
+    df, note = _capped(pd.DataFrame(stats.drop(columns=_geom_cols(stats))), cap,
+                       "township_stats", "in table order 按原表顺序")
+    df = df.copy()
     cols: list[str] = []
     headers: dict[str, str] = {}
     for c, h in (("township_code", "代码 code"), ("township_name", "乡镇 township")):
@@ -257,16 +327,17 @@ def _section_townships(stats: pd.DataFrame | None) -> str:
     known |= {f"{line}_{s}" for line in _LINES for s in ("m2", "ha", "mu", "share")}
     cols += [c for c in df.columns if c not in known and not str(c).endswith("_pct")
              and c not in ("area_ha", "area_ell_ha")]
+    out.append(note)
     out.append(html_table(df, columns=cols, headers=headers,
                           numeric_digits={"n_projects": 0}))
-    return "\n".join(out)
+    return "\n".join(p for p in out if p)
 
 
 def _geom_cols(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(df[c].dtype) == "geometry"]
 
 
-def _section_conflicts(conflicts: pd.DataFrame | None) -> str:
+def _section_conflicts(conflicts: pd.DataFrame | None, cap: _Cap) -> str:
     out = ["<h2>控制线冲突 Line conflicts</h2>",
            '<p class="note">三条控制线应“不交叉、不重叠、不冲突”; overlaps below the tolerance '
            "are listed as boundary noise (review), never dropped.</p>"]
@@ -279,11 +350,20 @@ def _section_conflicts(conflicts: pd.DataFrame | None) -> str:
         out.append(html_table(by, headers={"kind": "类型 kind", "count": "数量 count",
                                            "sum": "面积 area (m²)"},
                               numeric_digits={"count": 0}))
+    order = "in table order 按原表顺序"
+    if cap.max_rows is not None and len(df) > cap.max_rows and "area_m2" in df.columns:
+        keys = pd.DataFrame({"noise": df["kind"].ne("conflict") if "kind" in df.columns
+                             else False,
+                             "area": -pd.to_numeric(df["area_m2"], errors="coerce")})
+        df = df.iloc[np.lexsort((keys["area"].to_numpy(), keys["noise"].to_numpy()))]
+        order = "conflicts first, largest area first 冲突优先、按面积从大到小"
+    df, note = _capped(df, cap, "line_conflicts", order)
+    out.append(note)
     out.append(html_table(df, headers={"layer_a": "图层 A", "layer_b": "图层 B",
                                        "feature_a": "要素 A", "feature_b": "要素 B",
                                        "township_code": "乡镇 township",
                                        "area_m2": "面积 area (m²)", "kind": "类型 kind"}))
-    return "\n".join(out)
+    return "\n".join(p for p in out if p)
 
 
 def _verdict_class(column: str, value: Any) -> str | None:
@@ -292,17 +372,30 @@ def _verdict_class(column: str, value: Any) -> str | None:
     return None
 
 
-def _section_projects(projects: pd.DataFrame | None, findings: pd.DataFrame | None) -> str:
+_SEVERITY = {"error": 0, "fail": 1, "review": 2, "pass": 3, "not_applicable": 4}
+
+
+def _by_severity(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows ordered error, fail, review, pass, other (stable within each)."""
+    rank = df[column].map(lambda v: _SEVERITY.get(v, 5) if isinstance(v, str) else 5)
+    return df.iloc[np.argsort(rank.to_numpy(dtype=int), kind="stable")]
+
+
+def _section_projects(projects: pd.DataFrame | None, findings: pd.DataFrame | None,
+                      cap: _Cap) -> str:
     out = ["<h2>项目合规性 Project verdicts</h2>"]
     if projects is None or len(projects) == 0:
         out.append('<p class="empty">no projects</p>')
         return "\n".join(out)
     df = pd.DataFrame(projects.drop(columns=_geom_cols(projects)))
+    order = "in table order 按原表顺序"
     if "verdict" in df.columns:
-        order = {"error": 0, "fail": 1, "review": 2, "pass": 3}
-        df = df.assign(_o=df["verdict"].map(order)).sort_values(["_o"], kind="stable")
-        df["verdict_zh"] = [f"{_VERDICT_ZH.get(v, format_value(v))} {format_value(v)}"
-                            for v in df["verdict"]]
+        df = _by_severity(df, "verdict")
+        order = "worst verdict first 按结论从差到好"
+    df, note = _capped(df, cap, "projects", order)
+    if "verdict" in df.columns:
+        df = df.assign(verdict_zh=[f"{_VERDICT_ZH.get(v, format_value(v))} {format_value(v)}"
+                                   for v in df["verdict"]])
     wanted = [("project_id", "编号 id"), ("name", "项目名称 name"),
               ("township_code", "乡镇 township"), ("facility_name", "类别 facility"),
               ("group", "8/X"), ("status", "状态 status"), ("verdict_zh", "合规性 verdict"),
@@ -318,19 +411,25 @@ def _section_projects(projects: pd.DataFrame | None, findings: pd.DataFrame | No
             return f"v-{value.split()[-1]}"
         return _verdict_class(column, value)
 
+    out.append(note)
     out.append(html_table(df, columns=cols, headers=headers, cell_class=klass))
-    out.append(_section_findings(findings))
-    return "\n".join(out)
+    out.append(_section_findings(findings, cap))
+    return "\n".join(p for p in out if p)
 
 
-def _section_findings(findings: pd.DataFrame | None) -> str:
+def _section_findings(findings: pd.DataFrame | None, cap: _Cap) -> str:
     if findings is None or len(findings) == 0:
         return '<p class="empty">no findings</p>'
-    df = pd.DataFrame(findings)
+    df = pd.DataFrame(findings.drop(columns=_geom_cols(findings)))
     out = ["<h3>检查明细 Findings (not passing) and rule sources</h3>"]
     shown = df
+    order = "in table order 按原表顺序"
     if "status" in df.columns:
-        shown = df[~df["status"].isin(["pass", "not_applicable"])]
+        shown = _by_severity(df[~df["status"].isin(["pass", "not_applicable"])], "status")
+        order = (f"not passing only, worst first, of {len(df):,} findings in all "
+                 "仅列未通过项、从差到好")
+    shown, note = _capped(shown, cap, "findings", order)
+    out.append(note)
     out.append(html_table(shown, headers={"project_id": "编号 id", "rule": "规则 rule",
                                           "status": "结果 status", "measure": "量 measure",
                                           "unit": "单位 unit", "message": "说明 message",
@@ -340,10 +439,20 @@ def _section_findings(findings: pd.DataFrame | None) -> str:
         rules = df[["rule", "source"]].drop_duplicates().sort_values("rule")
         out.append("<h3>规则依据 Rule sources</h3>")
         out.append(html_table(rules, headers={"rule": "规则 rule", "source": "依据 source"}))
-    return "\n".join(out)
+    return "\n".join(p for p in out if p)
 
 
-def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None) -> str:
+def _n_missing(value: Any) -> int:
+    """How many facilities an ``eight_missing`` cell lists (";"-joined text or a list)."""
+    if isinstance(value, str):
+        return sum(1 for part in value.replace("；", ";").split(";") if part.strip())
+    if isinstance(value, list | tuple | set):
+        return len(value)
+    return 0
+
+
+def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
+                      cap: _Cap) -> str:
     out = ["<h2>“8+X” 配套缺口 Coverage gaps</h2>"]
     if coverage is None and stats is not None and "eight_missing" in getattr(stats, "columns", []):
         cols = [c for c in ("township_code", "township_name", "n_projects", "eight_present",
@@ -353,13 +462,20 @@ def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None)
         out.append('<p class="empty">no coverage information (run the siting check)</p>')
         return "\n".join(out)
     df = pd.DataFrame(coverage.drop(columns=_geom_cols(coverage)))
+    order = "in table order 按原表顺序"
+    if cap.max_rows is not None and len(df) > cap.max_rows and "eight_missing" in df.columns:
+        gaps = np.array([_n_missing(v) for v in df["eight_missing"]], dtype=int)
+        df = df.iloc[np.argsort(-gaps, kind="stable")]
+        order = "most missing “8” facilities first 缺项多者优先"
+    df, note = _capped(df, cap, "township_stats", order)
+    out.append(note)
     out.append(html_table(df, headers={"township_code": "代码 code",
                                        "township_name": "乡镇 township",
                                        "n_projects": "项目数 projects",
                                        "eight_present": "已有 “8” present",
                                        "eight_missing": "缺少 “8” missing"},
                           numeric_digits={"n_projects": 0}))
-    return "\n".join(out)
+    return "\n".join(p for p in out if p)
 
 
 def _map_href(map_path: str | os.PathLike) -> str:
