@@ -36,6 +36,7 @@ import shapely
 from pyproj import CRS
 
 from spatialplan import _overlay_geom as _geom
+from spatialplan._parallel import map_chunks
 from spatialplan.errors import CRSError, FieldError, GeometryError, RulebookError
 
 __all__ = [
@@ -187,7 +188,7 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.n
             feature=_feature_ids(gdf, role)[bad[0]],
             hint="control lines and townships must be Polygon or MultiPolygon",
         )
-    invalid = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_valid(geoms))
+    invalid = np.flatnonzero(~shapely.is_missing(geoms) & ~_is_valid(geoms))
     if len(invalid):
         reason = shapely.is_valid_reason(geoms[invalid[0]])
         raise GeometryError(
@@ -197,6 +198,13 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.n
             hint=_GEOM_HINT,
         )
     return _geom.snap_to_grid(geoms, grid_size)
+
+
+def _is_valid(geoms: np.ndarray) -> np.ndarray:
+    """``shapely.is_valid``, in threads (:func:`map_chunks`) unless a geometry is prepared."""
+    if shapely.is_prepared(geoms).any():  # prepared geometries never go to other threads
+        return shapely.is_valid(geoms)
+    return map_chunks(shapely.is_valid, geoms)
 
 
 def _line_layers(

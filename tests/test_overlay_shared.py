@@ -15,7 +15,7 @@ import shapely
 from shapely import Polygon, box
 
 import spatialplan as sp
-from spatialplan import _overlay_geom, overlay
+from spatialplan import _overlay_geom, _parallel, overlay
 from spatialplan._resources import demo_dir
 from spatialplan.errors import CRSError, FieldError, GeometryError
 
@@ -334,3 +334,22 @@ def test_invalid_input_names_the_layer():
     # cropland only enters the statistics: no feature_id needed, as in township_stats
     stats = _report({**case, "cropland": case["cropland"].drop(columns="feature_id")})[0]
     assert (stats["cropland_m2"] > 0).any()
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_validation_in_threads_finds_the_first_invalid(monkeypatch, prepare):
+    """Validity is checked on chunks in threads (none prepared) or in this thread."""
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 10)
+    monkeypatch.setattr(_parallel, "_override", 3)
+    case = _case(0)
+    farm = case["farmland"].copy()
+    bowtie = shapely.affinity.translate(Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]), X0, Y0)
+    farm.loc[[200, 250], "geometry"] = [bowtie, bowtie]
+    if prepare:
+        shapely.prepare(farm.geometry.array[5])
+    with pytest.raises(GeometryError, match="2 invalid polygons") as info:
+        overlay.control_line_report(case["townships"], farmland=farm)
+    assert info.value.feature == "farmland:200"
+    got = overlay.control_line_report(case["townships"], farmland=case["farmland"])
+    assert_identical(got.township_stats, overlay.township_stats(case["townships"],
+                                                                farmland=case["farmland"]))
