@@ -177,6 +177,8 @@ def _plain_outside(patches: np.ndarray, towns: np.ndarray) -> tuple[int, float]:
 @pytest.mark.parametrize("seed", [0, 4])
 @pytest.mark.parametrize("coverage_towns", [True, False])
 def test_outside_agrees_with_plain_paths(seed, coverage_towns):
+    """The screened, locally cut outside parts against every patch tested and cut against the
+    whole outline (the overlay's plain path) and against one difference per patch."""
     case = _case(seed, coverage_towns=coverage_towns)
     outside = _report(case).outside_townships.set_index("line")
     zones = np.asarray(case["townships"].geometry.array, object)
@@ -184,12 +186,19 @@ def test_outside_agrees_with_plain_paths(seed, coverage_towns):
     shapely.prepare(outline)
     for role in ("redline", "farmland", "udb", "cropland"):
         patches = overlay._polygons(case[role], role, overlay.DEFAULT_GRID_SIZE)
-        slow = overlay._outside(patches, outline, grid_size=overlay.DEFAULT_GRID_SIZE)
+        _, parts = _overlay_geom.outside_parts(patches, outline,
+                                               grid_size=overlay.DEFAULT_GRID_SIZE)
+        overlapping = len(_overlay_geom.overlap_pairs(patches)[0]) > 0
+        slow = overlay._outside_row(patches, parts, overlapping=overlapping,
+                                    grid_size=overlay.DEFAULT_GRID_SIZE)
         row = outside.loc[role]
         assert row["n_features"] == slow["n_features"], role
         assert row["outside_m2"] == pytest.approx(slow["outside_m2"], rel=1e-9), role
         assert row["line_m2"] == pytest.approx(slow["line_m2"], rel=1e-12), role
         assert shapely.equals(row.geometry, slow["geometry"]), role
+        tile = overlay._outside(patches, outline, grid_size=overlay.DEFAULT_GRID_SIZE)  # dask
+        assert tile["n_features"] == row["n_features"], role
+        assert tile["outside_m2"] == pytest.approx(row["outside_m2"], rel=1e-9), role
         if role != "redline":  # overlapping patches are dissolved; the others are summed
             n, area = _plain_outside(patches, zones)
             assert row["n_features"] == n, role
