@@ -64,6 +64,7 @@ _DATE_FMT = "yyyy-mm-dd"
 _DATETIME_FMT = "yyyy-mm-dd hh:mm:ss"
 _EPOCH = np.datetime64("1899-12-30T00:00:00", "us")
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_MARKUP = re.compile("[&<>\r]")
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
 _NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -263,12 +264,15 @@ def _clean_texts(texts: list[str | None], *, name: str, first_row: int,
     longest = max(map(len, present))
     if longest > MAX_CELL_CHARS // 2:  # below that even all-astral text fits 32,767 units
         _check_lengths(texts, name=name, first_row=first_row, path=ctx.path)
-    if _ILLEGAL.search("".join(present)):
+    joined = "".join(present)
+    if _ILLEGAL.search(joined):
         texts = list(texts)
         for i, t in enumerate(texts):
             if t is not None and _ILLEGAL.search(t):
                 texts[i], k = _ILLEGAL.subn("\ufffd", t)
                 ctx.replaced[name] = ctx.replaced.get(name, 0) + k
+    if not _MARKUP.search(joined):  # the usual case: nothing to escape in the whole chunk
+        return texts
     return [None if t is None else _escape(t) for t in texts]
 
 

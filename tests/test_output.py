@@ -121,3 +121,30 @@ def test_json_and_hash(tmp_path):
     folder.mkdir()
     (folder / "a").write_bytes(b"1")
     assert sha256_file(folder) != sha256_file(path)
+
+
+def test_arrow_and_feature_writes_give_the_same_layers(tmp_path, monkeypatch):
+    from spatialplan import output
+
+    if not output._arrow_writes():
+        pytest.skip("pyogrio cannot write through Arrow here (GDAL < 3.8 or no pyarrow)")
+    gdf, findings = _frames()
+    gdf["n"] = pd.array([1, None], dtype="Int64")
+    gdf["ok"] = [True, False]
+    gdf["on"] = pd.to_datetime(["2024-05-01", None])
+    gdf["code"] = pd.Series(["0520", None], dtype=object)
+    tables = {"projects": gdf, "findings": findings}
+    arrow = write_results(tmp_path / "a", tables)
+    monkeypatch.setattr(output, "_arrow_writes", lambda: False)
+    plain = write_results(tmp_path / "b", tables)
+    for layer in tables:
+        info_a = pyogrio.read_info(arrow, layer=layer)
+        info_b = pyogrio.read_info(plain, layer=layer)
+        for key in ("fields", "dtypes"):
+            assert list(info_a[key]) == list(info_b[key]), (layer, key)
+        assert (info_a["geometry_type"], info_a["crs"], info_a["features"]) == (
+            info_b["geometry_type"], info_b["crs"], info_b["features"])
+        pd.testing.assert_frame_equal(pd.DataFrame(pyogrio.read_dataframe(arrow, layer=layer)),
+                                      pd.DataFrame(pyogrio.read_dataframe(plain, layer=layer)))
+    back = pyogrio.read_dataframe(arrow, layer="projects")
+    assert back.loc[0, "code"] == "0520" and pd.isna(back.loc[1, "n"])
