@@ -1,21 +1,22 @@
 """A small streaming XLSX writer: one sheet, inline strings, byte-deterministic.
 
 :func:`write_xlsx` writes a DataFrame as the single sheet of an Office Open XML workbook
-without building a cell object per value (openpyxl spent ~1 µs per cell in Python and scanned
-the whole sheet for every ``ws.max_row``). The sheet XML is built column by column in chunks of
+without building a cell object per value (through openpyxl, 32,711 rows × 9 columns took 16 s;
+this writer takes 0.6 s). The sheet XML is built column by column in chunks of
 rows and streamed into the zip, so memory stays bounded at a million rows.
 
 What the file holds:
 
-- a bold, centred header row, frozen (``A2``), and fitted column widths;
+- a bold, centred header row, frozen (``A2``), and the column widths the caller gives
+  (:func:`spatialplan.output.column_widths` fits them to the text, CJK counting double);
 - numbers as numbers (an integer stays an integer, a float is written with :func:`repr`, the
   shortest text that reads back to the same double), booleans as booleans, dates and times as
   date serials with a date format;
 - text as inline strings, so a value that looks like a formula (``"=SUM(A1)"``) or a number
   (``"0520"``) stays text;
 - an empty cell for a missing value (None, NaN, NaT, ``pd.NA``) and for an empty string (as
-  openpyxl wrote it); ``inf`` as the text ``"inf"``
-  (Excel has no infinity; pandas writes the same);
+  openpyxl wrote it); ``inf`` as the text ``"inf"`` (Excel has no infinity; pandas wrote the
+  same); a date before 1900 (no Excel serial) as ISO text;
 - optional bold rows and a number format per column (the 时序表's total rows and ``#,##0.00``).
 
 Limits are checked, never silently exceeded: more than 1,048,575 data rows, more than 16,384
@@ -178,14 +179,19 @@ def write_xlsx(
         _put(zf, "xl/workbook.xml", _workbook_xml(sheet_name))
         _put(zf, "xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
         _put(zf, "xl/styles.xml", styles.xml())
-        with zf.open(_zip_info("xl/worksheets/sheet1.xml"), "w", force_zip64=large) as fh:
-            fh.write(_sheet_head(n_rows, n_cols, widths).encode("utf-8"))
-            fh.write(_header_row(headers, ctx).encode("utf-8"))
-            for start in range(0, n_rows, _CHUNK_ROWS):
-                stop = min(start + _CHUNK_ROWS, n_rows)
-                chunk_bold = None if bold is None else bold[start:stop].tolist()
-                fh.write(_rows_xml(columns, start, stop, chunk_bold, ctx).encode("utf-8"))
-            fh.write(("</sheetData>" + _SHEET_TAIL).encode("utf-8"))
+        try:
+            with zf.open(_zip_info("xl/worksheets/sheet1.xml"), "w", force_zip64=large) as fh:
+                fh.write(_sheet_head(n_rows, n_cols, widths).encode("utf-8"))
+                fh.write(_header_row(headers, ctx).encode("utf-8"))
+                for start in range(0, n_rows, _CHUNK_ROWS):
+                    stop = min(start + _CHUNK_ROWS, n_rows)
+                    chunk_bold = None if bold is None else bold[start:stop].tolist()
+                    fh.write(_rows_xml(columns, start, stop, chunk_bold, ctx).encode("utf-8"))
+                fh.write(("</sheetData>" + _SHEET_TAIL).encode("utf-8"))
+        except RuntimeError as exc:  # zipfile: an entry over 2 GiB without zip64
+            raise OutputError(f"the sheet is too large for an XLSX file ({exc})", path=target,
+                              layer=sheet_name,
+                              hint="use the CSV file or the GeoPackage layer") from exc
     for name, n in replaced.items():
         log.warning("%s: column %s: %d character(s) that XML cannot hold replaced with U+FFFD",
                     target.name, name, n)

@@ -262,6 +262,23 @@ def write_table(
         Sheet name for XLSX.
     index
         Whether to write the index.
+
+    Returns
+    -------
+    Path
+        ``target``.
+
+    Raises
+    ------
+    OutputError
+        An unsupported suffix; for XLSX, a table Excel cannot hold (over 1,048,575 rows or
+        16,384 columns, a text over 32,767 characters): nothing is cut silently.
+
+    Notes
+    -----
+    XLSX files are written by :func:`spatialplan._xlsx.write_xlsx`: text as inline strings (a
+    value like ``"=SUM(A1)"`` stays text), floats exactly, missing values as empty cells,
+    characters XML cannot hold replaced with U+FFFD (logged), the same bytes on every run.
     """
     target = Path(path)
     if isinstance(df, gpd.GeoDataFrame):
@@ -363,7 +380,9 @@ def normalise_xlsx(path: Path) -> None:
     """Make an XLSX byte-deterministic: fixed zip entry times and document timestamps.
 
     openpyxl stamps the current time into every zip entry and into ``docProps/core.xml``, so
-    the same table written twice differed; the timestamps carry no information here.
+    the same table written twice differed; the timestamps carry no information here. The
+    writers of this package no longer need it (:mod:`spatialplan._xlsx` writes fixed times);
+    it is kept for workbooks written with openpyxl.
     """
     with zipfile.ZipFile(path) as src:
         entries = [(info, src.read(info)) for info in src.infolist()]

@@ -119,6 +119,10 @@ def test_xlsx_layout(result, tmp_path):
     last = ws[ws.max_row]
     assert last[3].value == "总计（5项）" and last[3].font.bold
     assert not ws[2][3].font.bold  # a project row
+    assert ws[1][0].font.bold and all(c.font.bold for c in last)  # header; whole total row
+    assert ws["G2"].number_format == "#,##0.00" and ws["H2"].number_format == "#,##0.00"
+    assert last[7].number_format == "#,##0.00" and ws["D2"].number_format == "General"
+    assert isinstance(last[7].value, float)
     assert ws.column_dimensions["D"].width >= 10
     assert [p.name for p in tmp_path.iterdir()] == ["schedule.xlsx"]
 
@@ -137,6 +141,6 @@ def test_schedule_xlsx_is_byte_identical_on_a_second_write(tmp_path):
     first = write_schedule_xlsx(table, tmp_path / "a.xlsx").read_bytes()
     import time
 
-    time.sleep(1.1)  # openpyxl stamps the current second unless normalised
+    time.sleep(1.1)  # a writer stamping the current second (as openpyxl did) would differ
     second = write_schedule_xlsx(table, tmp_path / "b.xlsx").read_bytes()
     assert first == second
