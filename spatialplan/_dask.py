@@ -103,29 +103,57 @@ def _read_extent(shared: _Shared, role: str, extent: tuple) -> gpd.GeoDataFrame 
 
 def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
     """Everything one partition reports: its own rows of every result table."""
-    from spatialplan import overlay, siting
+    from spatialplan import _parallel
 
-    lines = {role: _read_extent(shared, role, part.extent) for role in _EXTENT_ROLES}
-    towns = shared.townships.iloc[part.towns]
-    stats = overlay.township_stats(towns, tolerance=shared.tolerance,
-                                   **{r: lines[r] for r in _STAT_ROLES})
-    stats["_pos"] = part.towns
-    nearby = _nearby_townships(shared.townships, lines)
-    out: dict[str, Any] = {"stats": stats, "conflicts": _conflicts(part, shared, lines, nearby),
-                           "outside": _outside_parts(part, shared, lines, nearby)}
-    slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
-    if len(part.projects) or part.rejected is not None:
-        res, fnd = siting.check_projects(
-            part.projects, townships=shared.townships, redline=lines["redline"],
-            farmland=lines["farmland"], udb=lines["udb"], cropland=lines["cropland"],
-            parcels=lines["parcels"], built=part.built, slope=slope, rules=shared.rules,
-            catalog=shared.catalog, as_of=shared.as_of, rejected=part.rejected)
-        keep = set(part.projects["feature_id"].to_numpy()[part.own])
-        if part.rejected is not None:
-            keep |= set(part.rejected["feature_id"].astype(str))
-        out["projects"] = res[res["feature_id"].isin(keep)]
-        out["findings"] = fnd[fnd["feature_id"].isin(keep) & (fnd["subject"] == "project")]
+    with _parallel.limited(1):  # a worker runs one partition per core already
+        lines = {role: _read_extent(shared, role, part.extent) for role in _EXTENT_ROLES}
+        towns = shared.townships.iloc[part.towns]
+        out: dict[str, Any] = _control_lines(part, shared, lines, towns)
+        slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
+        if len(part.projects) or part.rejected is not None:
+            out.update(_siting(part, shared, lines, slope))
     return out
+
+
+def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.DataFrame]:
+    """The partition's own project rows and findings."""
+    from spatialplan import siting
+
+    res, fnd = siting.check_projects(
+        part.projects, townships=shared.townships, redline=lines["redline"],
+        farmland=lines["farmland"], udb=lines["udb"], cropland=lines["cropland"],
+        parcels=lines["parcels"], built=part.built, slope=slope, rules=shared.rules,
+        catalog=shared.catalog, as_of=shared.as_of, rejected=part.rejected)
+    keep = set(part.projects["feature_id"].to_numpy()[part.own])
+    if part.rejected is not None:
+        keep |= set(part.rejected["feature_id"].astype(str))
+    return {"projects": res[res["feature_id"].isin(keep)],
+            "findings": fnd[fnd["feature_id"].isin(keep) & (fnd["subject"] == "project")]}
+
+
+def _control_lines(part: _Part, shared: _Shared, lines: dict,
+                   towns: gpd.GeoDataFrame) -> dict[str, Any]:
+    """The partition's township statistics, line conflicts and outside pieces.
+
+    Every line layer read for the partition is validated, put on the grid and certified once
+    (as :func:`spatialplan.overlay.control_line_report` does for a local run) and shared by
+    the three tables.
+    """
+    from spatialplan import overlay
+
+    grid = overlay.DEFAULT_GRID_SIZE
+    tolerance = overlay.resolve_tolerance(shared.tolerance)
+    given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
+    prepared = overlay._prepare_lines(given, grid)
+    stats = overlay._stats_frame(overlay._Zones(towns, grid), prepared, crs=shared.crs,
+                                 tolerance=tolerance, grid_size=grid, ellipsoidal=False)
+    stats["_pos"] = part.towns
+    nearby = overlay._Zones(_nearby_townships(shared.townships, lines), grid)
+    control = {r: line for r, line in prepared.items() if r in overlay.CONTROL_LINES}
+    found = overlay._conflict_frame(control, nearby, crs=shared.crs, tolerance=tolerance,
+                                    grid_size=grid)
+    return {"stats": stats, "conflicts": _own_conflicts(part, shared, found),
+            "outside": _outside_parts(part, shared, prepared, nearby)}
 
 
 def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFrame:
@@ -138,14 +166,8 @@ def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFr
     return townships.iloc[np.sort(hit)]
 
 
-def _conflicts(part: _Part, shared: _Shared, lines: dict,
-               nearby: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def _own_conflicts(part: _Part, shared: _Shared, found: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """This partition's rows of the line conflicts (own townships; outside pieces by tile)."""
-    from spatialplan import overlay
-
-    found = overlay.line_conflicts(redline=lines["redline"], farmland=lines["farmland"],
-                                   udb=lines["udb"], townships=nearby,
-                                   tolerance=shared.tolerance)
     codes = set(shared.townships["code"].to_numpy()[part.towns])
     mine = np.array(found["township_code"].isin(codes), dtype=bool)
     rest = found["township_code"].isna().to_numpy()
@@ -155,36 +177,43 @@ def _conflicts(part: _Part, shared: _Shared, lines: dict,
     return found[mine]
 
 
-def _outside_parts(part: _Part, shared: _Shared, lines: dict,
-                   nearby: gpd.GeoDataFrame) -> dict[str, dict]:
-    """Per line: the outside-every-township pieces of the patches this tile owns, and areas."""
+def _outside_parts(part: _Part, shared: _Shared, prepared: dict, nearby) -> dict[str, dict]:
+    """Per line: the outside-every-township pieces of the patches this tile owns, and areas.
+
+    ``prepared`` holds the partition's prepared lines and ``nearby`` the prepared townships
+    they can meet; the pieces are cut as in a local run (:func:`_overlay_geom.outside_parts`).
+    """
     from spatialplan import _overlay_geom as _geom
     from spatialplan import overlay
 
+    grid = overlay.DEFAULT_GRID_SIZE
     tile = shared.tiles[part.index]
     box = _clip_box(tile, shared.world)
-    zones = overlay._polygons(nearby, "townships", overlay.DEFAULT_GRID_SIZE)
-    outline = _geom.union(zones, grid_size=overlay.DEFAULT_GRID_SIZE)
+    outline, coverage = nearby.dissolved
     out = {}
-    for role in _STAT_ROLES:
-        gdf = lines[role]
-        if gdf is None:
-            continue
-        patches = overlay._polygons(gdf, role, overlay.DEFAULT_GRID_SIZE)
-        owned = _in_tile(_points(patches), tile)
-        pairs = _geom.overlap_pairs(patches)
+    for role, line in prepared.items():
+        patches = line.geoms
+        owned = np.flatnonzero(_in_tile(_points(patches), tile))
+        pairs = line.overlaps
         tile_m2 = 0.0
         if box is not None:  # dissolved area of the line inside the tile
             zone = np.array([shapely.box(*box)])
-            clip = _geom.clip_to_zones(zone, patches, grid_size=overlay.DEFAULT_GRID_SIZE)
+            clip = _geom.clip_to_zones(zone, patches, grid_size=grid, tree=line.tree,
+                                       patch_area=line.area)
             tile_m2 = float(_geom.dissolved_zone_areas(
-                zone, patches, clip, grid_size=overlay.DEFAULT_GRID_SIZE, overlaps=pairs)[0][0])
-        if outline is not None:
-            shapely.prepare(outline)
-        piece = overlay._outside(patches[owned], outline, grid_size=overlay.DEFAULT_GRID_SIZE)
+                zone, patches, clip, grid_size=grid, overlaps=pairs)[0][0])
+        mine = patches[owned]
+        _, cut = _geom.outside_parts(mine, outline, grid_size=grid,
+                                     tree=shapely.STRtree(mine), zones=nearby.geoms,
+                                     coverage=coverage)
+        is_owned = np.zeros(len(patches), dtype=bool)
+        is_owned[owned] = True
+        overlapping = bool((is_owned[pairs[0]] & is_owned[pairs[1]]).any())
+        piece = overlay._outside_row(mine, cut, overlapping=overlapping, grid_size=grid,
+                                     areas=line.area[owned])
         pieces = shapely.get_parts(piece["geometry"]) if piece["geometry"] is not None else []
         out[role] = {"n": piece["n_features"], "pieces": np.asarray(pieces, dtype=object),
-                     "owned_m2": float(shapely.area(patches[owned]).sum()),
+                     "owned_m2": float(np.nansum(line.area[owned])),
                      "tile_m2": tile_m2, "overlaps": bool(len(pairs[0]))}
     return out
 
@@ -236,6 +265,7 @@ def _zonal_or_empty(func, frame: gpd.GeoDataFrame, grid, id_column: str) -> pd.D
 def _dem_window(dem, crs, extent) -> Iterator[Any]:
     """The DEM cells around ``extent`` (padded) as an open dataset on the same grid."""
     import rasterio
+    from affine import Affine
     from rasterio.io import MemoryFile
     from rasterio.windows import Window, from_bounds
 
@@ -256,7 +286,7 @@ def _dem_window(dem, crs, extent) -> Iterator[Any]:
         window = Window(col0, row0, col1 - col0, row1 - row0)
         profile = ds.profile | {"driver": "GTiff", "width": window.width,
                                 "height": window.height,
-                                "transform": ds.window_transform(window)}
+                                "transform": ds.transform @ Affine.translation(col0, row0)}
         for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave"):
             profile.pop(key, None)
         data = ds.read(window=window)

@@ -6,23 +6,27 @@ through here (``is_valid``, ``area``, ``make_valid``...): a GEOS prepared geomet
 indexes lazily and is not safe to share between threads.
 
 The number of threads is ``SPATIALPLAN_THREADS`` when set, else the CPUs this process may use
-(at most 4); :func:`set_threads` overrides both (the dask engine sets 1 in its workers, which
-already run one partition per core).
+(at most 4); :func:`set_threads` overrides both for the process, :func:`limited` for the
+calling thread only (the dask engine runs each partition with one thread: its workers already
+run one partition per core).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["map_chunks", "n_threads", "set_threads"]
+__all__ = ["limited", "map_chunks", "n_threads", "set_threads"]
 
 #: arrays shorter than this run in the calling thread: threads cost more than they save
 MIN_CHUNK = 25_000
 _override: int | None = None
+_local = threading.local()
 
 
 def set_threads(n: int | None) -> None:
@@ -33,8 +37,24 @@ def set_threads(n: int | None) -> None:
     _override = n
 
 
+@contextlib.contextmanager
+def limited(n: int) -> Iterator[None]:
+    """Let :func:`map_chunks` use at most ``n`` threads when called from this thread."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    before = getattr(_local, "limit", None)
+    _local.limit = n
+    try:
+        yield
+    finally:
+        _local.limit = before
+
+
 def n_threads() -> int:
     """Threads :func:`map_chunks` may use."""
+    limit = getattr(_local, "limit", None)
+    if limit is not None:
+        return limit
     if _override is not None:
         return _override
     env = os.environ.get("SPATIALPLAN_THREADS", "").strip()

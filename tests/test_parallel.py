@@ -48,3 +48,19 @@ def test_env_and_errors(monkeypatch):
         _parallel.set_threads(0)
     with pytest.raises(ValueError, match="one length"):
         _parallel.map_chunks(shapely.intersects, np.empty(2, object), np.empty(3, object))
+
+
+def test_limited_applies_to_the_calling_thread_only():
+    import threading
+
+    _parallel.set_threads(3)
+    seen = {}
+    with _parallel.limited(1):
+        seen["inside"] = _parallel.n_threads()
+        other = threading.Thread(target=lambda: seen.update(other=_parallel.n_threads()))
+        other.start()
+        other.join()
+    seen["after"] = _parallel.n_threads()
+    assert seen == {"inside": 1, "other": 3, "after": 3}
+    with pytest.raises(ValueError, match="positive"), _parallel.limited(0):
+        pass
