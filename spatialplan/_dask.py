@@ -87,17 +87,18 @@ def _clip_box(tile: tuple, world: tuple) -> tuple | None:
 
 def _read_extent(shared: _Shared, role: str, extent: tuple) -> gpd.GeoDataFrame | None:
     """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them."""
-    from spatialplan.read import read_layer
+    from spatialplan.read import _read_layer
 
     spec = shared.specs.get(role)
     if spec is None:
         return None
     box = _transform_box(np.add(extent, (-_MARGIN_M, -_MARGIN_M, _MARGIN_M, _MARGIN_M)),
                          shared.crs, shared.source_crs[role])
-    layer = read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
-                       assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
-                       point_radius_m=spec.point_radius_m, bbox=box,
-                       feature_positions=shared.positions[role])
+    layer = _read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
+                        assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
+                        point_radius_m=spec.point_radius_m, bbox=box,
+                        feature_positions=shared.positions[role],
+                        sqlite_checked=set(shared.sqlite_checked))
     return layer.data
 
 

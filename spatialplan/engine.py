@@ -47,6 +47,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -188,6 +189,9 @@ class _Shared:
     world: tuple[float, float, float, float]
     radius: float
     dem: Any = None
+    #: GeoPackages the driver has integrity-checked (``PRAGMA quick_check``) for this run:
+    #: partitions do not check them again
+    sqlite_checked: frozenset = frozenset()
 
 
 @dataclasses.dataclass
@@ -202,6 +206,18 @@ class _Part:
     built: gpd.GeoDataFrame | None
     extent: tuple[float, float, float, float]
     dem_extent: tuple[float, float, float, float] | None
+
+
+def _check_geopackages(specs: dict) -> frozenset:
+    """Integrity-check every GeoPackage the partitions will read, once, on the driver."""
+    from spatialplan.read import _sniff
+
+    checked: set = set()
+    for role, spec in specs.items():
+        path = Path(spec.path) if not isinstance(spec.path, Path) else spec.path
+        if path.suffix.lower() == ".gpkg" and path.is_file():
+            _sniff(path, ".gpkg", role=role, sqlite_checked=checked)
+    return frozenset(checked)
 
 
 def _layer_bounds(spec, crs) -> tuple[float, float, float, float] | None:
@@ -382,6 +398,7 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     world = _envelope(boxes)
     world = (world[0] - 10, world[1] - 10, world[2] + 10, world[3] + 10)
     return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
+                   sqlite_checked=_check_geopackages(specs),
                    source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
                    as_of=as_of or plan.as_of, tolerance=pipeline._tolerance(plan),
                    townships=townships, tiles=tiles, world=world,

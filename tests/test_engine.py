@@ -222,3 +222,22 @@ def test_dem_missing_every_site_raises_in_both_engines(tmp_path, client):
     with pytest.raises(sp.errors.RasterError, match="overlaps the DEM") as dask:
         run_check_dask(plan, scheduler=client, partition_size=2)
     assert str(dask.value) == str(local.value)
+
+
+def test_partitions_do_not_recheck_geopackages(generated_plan, client, monkeypatch):
+    """The driver integrity-checks each GeoPackage once; partitions read without re-checking."""
+    from spatialplan import read
+
+    plan = sp.read_plan(generated_plan)
+    calls = []
+    real = read._check_sqlite
+    monkeypatch.setattr(read, "_check_sqlite",
+                        lambda path, **kw: (calls.append(path.name), real(path, **kw))[1])
+    result = run_check_dask(plan, scheduler=client, partition_size=2)
+    assert len(result.projects) == plan.layers["projects"].n_in  # rejected ones too
+    from spatialplan._dask import _EXTENT_ROLES
+
+    read_files = {Path(plan.layers[r].source.path).name for r in _EXTENT_ROLES
+                  if r in plan.layers}
+    assert len(read_files) >= 3
+    assert sorted(calls) == sorted(read_files)  # once each, by the driver
