@@ -505,6 +505,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
         tolerance=result.tolerance,
         crs=plan.crs.to_string(),
         inputs=validation_report(plan),
+        outputs=written,
     )
     report.write_report(html, stage / "report.html")
     return {"report": out / "report.html"}
