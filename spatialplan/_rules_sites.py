@@ -133,7 +133,7 @@ def rule_township(ctx, townships: gpd.GeoDataFrame | None) -> Out:
     by_site = by_site.sort_values(["site", "area"], ascending=[True, False])
     found = by_site.drop_duplicates("site").set_index("site")["code"]
     ctx.township_found[found.index.to_numpy()] = found.to_numpy()
-    declared = ctx.attrs["township_code"].to_numpy()
+    declared = text_values(ctx.attrs["township_code"])  # missing → None, never "nan"
     match = by_site["code"].to_numpy() == declared[by_site["site"].to_numpy()]
     inside = np.bincount(
         by_site["site"].to_numpy()[match], weights=by_site["area"].to_numpy()[match],

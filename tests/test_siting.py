@@ -519,3 +519,14 @@ def test_intersecting_pairs_same_on_either_index_side(monkeypatch):
         np.testing.assert_array_equal(a, b)
     assert 3 not in via_sites[0]
     assert 0 in via_sites[1][via_sites[0] == len(sites) - 1]  # touching pairs are candidates
+
+
+def test_missing_township_code_is_undeclared_not_nan(catalog):
+    """A register whose township column is NaN (float) says "not declared", never "nan"."""
+    towns = layer([box(0, 0, 1000, 1000)], code=["T1"])
+    projects = register(box(10, 10, 60, 60), box(10, 100, 60, 160), township_code=[None, "T1"])
+    projects["township_code"] = pd.Series([np.nan, "T1"], dtype=object)
+    _res, fnd = check(projects, townships=towns, catalog=catalog)
+    assert statuses(fnd, "township") == {"P0": "review", "P1": "pass"}
+    text = " ".join(fnd.loc[fnd["rule"] == "township", "message"].astype(str))
+    assert "未填写所属乡镇" in text and "nan" not in text
