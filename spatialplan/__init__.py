@@ -23,7 +23,12 @@ from spatialplan.errors import (
     RulebookError,
     SpatialPlanError,
 )
-from spatialplan.overlay import line_conflicts, outside_townships, township_stats
+from spatialplan.overlay import (
+    control_line_report,
+    line_conflicts,
+    outside_townships,
+    township_stats,
+)
 from spatialplan.pipeline import (
     CheckResult,
     check_layouts,
@@ -96,6 +101,7 @@ __all__ = [
     "feature_issues",
     "landuse_compatible",
     "layout_figure",
+    "control_line_report",
     "line_conflicts",
     "outside_townships",
     "read_bubiao_txt",
