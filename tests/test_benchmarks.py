@@ -1,0 +1,52 @@
+"""Smoke runs of the benchmark scripts at a tiny size (the full sizes are run by hand).
+
+They check that each script runs end to end and prints its ratio lines; the numbers themselves
+are measurements, recorded in ``benchmarks/README.md``, never asserted here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str, timeout: int = 600) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_province_benchmark_smoke(tmp_path):
+    pytest.importorskip("distributed")
+    out = _run("bench_province.py", "--townships", "12", "--parcels", "3000", "--projects",
+               "120", "--out", str(tmp_path / "plan"))
+    for label in ("read floor", "spatialplan check --no-map --no-layout", "ratio check / read",
+                  "control-line statistics", "geopandas.overlay baseline",
+                  "dask engine, 1 worker", "dask engine, 2 worker", "speed-up 1 -> 2 workers",
+                  "peak RSS of this process"):
+        assert label in out, f"missing line {label!r} in:\n{out}"
+    assert "counts equal to local: yes" in out
+    ratio = re.search(r"ratio check / read floor\s+([\d.]+)x", out)
+    assert ratio and float(ratio.group(1)) > 0
+    assert (tmp_path / "plan" / "check-output" / "results.gpkg").is_file()
+
+
+@pytest.mark.slow
+def test_overlay_benchmark_smoke():
+    out = _run("bench_overlay.py", "--small")
+    assert "speed-up:" in out and "areas agree to 1e-6 relative: yes" in out
+
+
+@pytest.mark.slow
+def test_zonal_benchmark_smoke():
+    pytest.importorskip("rasterstats")
+    out = _run("bench_zonal.py", "--small")
+    assert "ratio rasterstats / spatialplan" in out
