@@ -20,13 +20,14 @@ Exactness safeguards, used by every kernel:
 Speed comes from an STRtree, prepared geometries and two shortcuts: a patch that lies
 ``contains_properly`` inside a zone contributes its whole area without an overlay, and so
 does a zone lying inside a patch. A layer certified as a disjoint coverage
-(:func:`coverage_certificate`) is measured on the certificate's own union instead
-(:func:`union_zone_areas`): one clipped overlay per (zone, union part) pair.
+(:func:`coverage_certificate`, chunk by chunk) is measured on the certificate's own pieces
+instead (:func:`union_zone_areas`): one clipped overlay per (zone, piece) pair.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,9 +35,12 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Geod, Transformer
 
+from spatialplan._parallel import n_threads
 from spatialplan._progress import progress
 
 __all__ = [
+    "CERTIFICATE_CHUNK",
+    "MAX_CLIP_COORDS",
     "Clip",
     "clip_to_zones",
     "coverage_certificate",
@@ -483,38 +487,159 @@ def is_disjoint_coverage(geoms: np.ndarray) -> bool:
     return coverage_certificate(geoms)[0]
 
 
-def coverage_certificate(geoms: np.ndarray) -> tuple[bool, shapely.Geometry | None]:
-    """Certify that polygons do not overlap, and return their union when they are certified.
+#: polygons per chunk of :func:`coverage_certificate` (GEOS' coverage union is superlinear on a
+#: whole province, linear on chunks of this size)
+CERTIFICATE_CHUNK = 25_000
 
-    GEOS' coverage union matches shared edges instead of noding, so it is linear-time, but
-    on overlapping input it returns an invalid result (crossing or nested rings), fails, or
-    loses area (duplicates cancel out). The certificate is: no failure, a valid result, and
-    a result area equal to the sum of the input areas within 1e-12 relative (≥ 1e-3 m²).
-    Anything else (including a clean layer whose shared edges do not match vertex for
-    vertex) sends the caller to the exact pairwise test.
+
+def coverage_certificate(
+    geoms: np.ndarray,
+    *,
+    areas: np.ndarray | None = None,
+    chunk_size: int | None = None,
+) -> tuple[bool, np.ndarray | None]:
+    """Certify that polygons do not overlap, and return their union in disjoint pieces.
+
+    **One level.** GEOS' coverage union keeps the segments that no other polygon repeats (its
+    boundary-chain noder) and builds its rings from them without noding. The certificate of a
+    set of polygons is: no failure, a valid result, and a result area equal to the sum ``S``
+    of the input areas within ``tol = max(1e-3 m², 1e-12 S)``. What it proves, given that
+    the boundary of a valid result is exactly the kept segments, each oriented by its
+    polygon: let ``w(x)`` count the polygons containing ``x``. Dropping a segment repeated
+    in opposite orientations (a shared edge) leaves the winding number unchanged; dropping
+    one repeated in the same orientation lowers it by 2. So the result's indicator is
+    ``r = w - 2d`` with an integer ``d``. A valid result has ``r`` in {0, 1}; as ``w >= 0``,
+    ``2d >= -1``, so ``d >= 0``; where ``d = 0``, ``w = r <= 1``: no overlap. Area equality
+    gives ``2∫d = S - area(result) <= tol``, so whatever overlaps covers at most ``tol / 2``
+    in total: a crossing or nested overlap makes the result invalid, a duplicate makes area
+    vanish.
+
+    **Two levels.** Layers of more than ``chunk_size`` polygons are split into spatially
+    compact chunks (a k-d split of their bounding-box centres). Each chunk is certified as
+    above (linear work; in threads, see :func:`spatialplan._parallel.n_threads`: GEOS
+    releases the GIL), then the chunk unions are certified the same way: adjacent chunk
+    unions share their edges vertex for vertex, being made of the same polygon edges. The
+    whole union's area is finally checked against the sum of all input areas with the
+    one-level tolerance. Two polygons of one chunk do not overlap by the chunk's
+    certificate; two of different chunks lie in two chunk unions whose interiors are
+    disjoint by the second-level certificate (an overlapping pair makes its chunk unions
+    overlap), so they do not overlap either. The deficits ``2∫d`` of both levels are all
+    ``>= 0`` and add up to the one checked difference, so the total overlap stays within
+    ``tol / 2`` as with one level.
+
+    A rejection at any level (GEOS failure, invalid result, missing area) rejects the whole
+    layer, including a clean layer whose shared edges do not match vertex for vertex: the
+    caller then runs the exact pairwise test, so a rejection costs time, never a wrong
+    number.
+
+    Parameters
+    ----------
+    geoms
+        Object array of (Multi)Polygons; ``None`` and empty geometries are ignored.
+    areas
+        ``shapely.area(geoms)`` when the caller already has it.
+    chunk_size
+        Polygons per chunk (default :data:`CERTIFICATE_CHUNK`).
 
     Returns
     -------
     certified
         ``True`` when the polygons are certified not to overlap.
-    merged
-        Their union (the coverage union) when certified, ``None`` otherwise or when no
-        polygon is present.
+    parts
+        When certified: the polygons of the (chunk) unions, whose interiors are pairwise
+        disjoint and whose union is the union of ``geoms``. ``None`` when not certified or
+        when no polygon is present.
     """
-    present = geoms[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)]
-    if len(present) == 0:
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    polys = geoms[present]
+    if len(polys) == 0:
         return True, None
-    if len(present) == 1:
-        return True, present[0]
-    try:
-        merged = shapely.coverage_union_all(present)
-    except shapely.errors.GEOSException:
+    if len(polys) == 1:
+        return True, shapely.get_parts(polys)
+    areas = shapely.area(polys) if areas is None else np.asarray(areas, dtype=float)[present]
+    total = float(areas.sum())
+    chunks = _spatial_chunks(polys, CERTIFICATE_CHUNK if chunk_size is None else chunk_size)
+    unions = _chunk_unions(polys, areas, chunks)
+    if unions is None:
         return False, None
-    total = float(shapely.area(present).sum())
-    same_area = abs(float(shapely.area(merged)) - total) <= max(1e-3, 1e-12 * total)
-    if same_area and bool(shapely.is_valid(merged)):
-        return True, merged
-    return False, None
+    if len(chunks) > 1:
+        merged = _certified_union(unions, float(shapely.area(unions).sum()))
+        if merged is None or not _same_area(float(shapely.area(merged)), total):
+            log.debug("coverage certificate: %d chunk unions rejected", len(chunks))
+            return False, None
+    return True, shapely.get_parts(unions)
+
+
+def _same_area(area: float, total: float) -> bool:
+    """The certificate's area test: equal within ``max(1e-3 m², 1e-12 × total)``."""
+    return abs(area - total) <= max(1e-3, 1e-12 * total)
+
+
+def _certified_union(geoms: np.ndarray, total: float) -> shapely.Geometry | None:
+    """Coverage union of ``geoms`` (area ``total``) if it passes the one-level certificate."""
+    try:
+        merged = shapely.coverage_union_all(geoms)
+    except shapely.errors.GEOSException:
+        return None
+    if _same_area(float(shapely.area(merged)), total) and bool(shapely.is_valid(merged)):
+        return merged
+    return None
+
+
+def _spatial_chunks(geoms: np.ndarray, size: int) -> list[np.ndarray]:
+    """Positions of ``geoms`` in spatially compact chunks of at most ``size`` (``size >= 1``).
+
+    A k-d split of the bounding-box centres: a chunk's longer side (of the box its splits
+    leave it) is halved at the median until every chunk is small enough. Positions within a
+    chunk keep the input order.
+    """
+    if len(geoms) <= size:
+        return [np.arange(len(geoms))]
+    bounds = shapely.bounds(geoms)
+    centre = ((bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2)
+    box = (centre[0].min(), centre[1].min(), centre[0].max(), centre[1].max())
+    chunks, todo = [], [(np.arange(len(geoms)), box)]
+    while todo:
+        idx, (x0, y0, x1, y1) = todo.pop()
+        if len(idx) <= size:
+            chunks.append(np.sort(idx))
+            continue
+        axis = int(y1 - y0 > x1 - x0)
+        values = centre[axis][idx]
+        half = len(idx) // 2
+        order = np.argpartition(values, half)
+        cut = float(values[order[half]])
+        low = (x0, y0, cut, y1) if axis == 0 else (x0, y0, x1, cut)
+        high = (cut, y0, x1, y1) if axis == 0 else (x0, cut, x1, y1)
+        todo += [(idx[order[half:]], high), (idx[order[:half]], low)]
+    return chunks
+
+
+def _chunk_unions(
+    polys: np.ndarray, areas: np.ndarray, chunks: list[np.ndarray]
+) -> np.ndarray | None:
+    """Certified coverage union of each chunk (in threads), or ``None`` if one is rejected.
+
+    Chunks hold distinct geometries, so no geometry is shared between threads; prepared
+    geometries still stay in the calling thread, as everywhere in the package.
+    """
+    def one(idx: np.ndarray) -> shapely.Geometry | None:
+        return _certified_union(polys[idx], float(areas[idx].sum()))
+
+    threads = min(n_threads(), len(chunks))
+    if threads > 1 and not shapely.is_prepared(polys).any():
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            unions = list(pool.map(one, chunks))
+    else:
+        unions = [one(idx) for idx in chunks]
+    rejected = sum(u is None for u in unions)
+    log.debug("coverage certificate: %d polygons in %d chunks (%d threads), %d rejected",
+              len(polys), len(chunks), max(threads, 1), rejected)
+    if rejected:
+        return None
+    out = np.empty(len(unions), dtype=object)
+    out[:] = unions
+    return out
 
 
 #: most vertices :func:`union_zone_areas` may clip in total before the per-zone path is used
@@ -522,14 +647,16 @@ MAX_CLIP_COORDS = 20_000_000
 
 
 def union_zone_areas(
-    zones: np.ndarray, merged: shapely.Geometry, *, grid_size: float | None
+    zones: np.ndarray, parts: np.ndarray | shapely.Geometry, *, grid_size: float | None
 ) -> np.ndarray | None:
-    """Area of a dissolved layer (``merged``, e.g. a certified coverage union) in each zone.
+    """Area of a dissolved layer in each zone, from polygons with disjoint interiors.
 
-    The parts of ``merged`` are indexed in an STRtree; each (zone, part) pair is clipped to
-    the zone's bounding box (``clip_by_rect``, linear; the zone lies inside its box, so the
-    intersection is unchanged) and intersected with the zone once, vectorised. Pairs whose
-    interiors do not meet (exact DE-9IM ``touches``, the #1871 guard) carry no area.
+    ``parts`` are e.g. the parts of a certified coverage (:func:`coverage_certificate`), or a
+    dissolved geometry whose parts are used. They are indexed in an STRtree; each (zone,
+    part) pair is clipped to the zone's bounding box (``clip_by_rect``, linear; the zone lies
+    inside its box, so the intersection is unchanged) and intersected with the zone once,
+    vectorised. Pairs whose interiors do not meet (exact DE-9IM ``touches``, the #1871 guard)
+    carry no area.
 
     Returns
     -------
@@ -539,7 +666,7 @@ def union_zone_areas(
         uses the per-zone boundary path).
     """
     areas = np.zeros(len(zones))
-    parts = shapely.get_parts(np.array([merged], dtype=object))
+    parts = shapely.get_parts(np.atleast_1d(np.asarray(parts, dtype=object)))
     parts = parts[~shapely.is_empty(parts)]
     if len(parts) == 0:
         return areas

@@ -280,9 +280,10 @@ class _Line:
         return shapely.STRtree(self.geoms)
 
     @cached_property
-    def certificate(self) -> tuple[bool, shapely.Geometry | None]:
-        """``(certified, merged)`` of :func:`spatialplan._overlay_geom.coverage_certificate`."""
-        return _geom.coverage_certificate(self.geoms)
+    def certificate(self) -> tuple[bool, np.ndarray | None]:
+        """``(certified, parts)`` of :func:`spatialplan._overlay_geom.coverage_certificate`:
+        when certified, pieces of the layer's union with pairwise disjoint interiors."""
+        return _geom.coverage_certificate(self.geoms, areas=self.area)
 
     @cached_property
     def overlaps(self) -> tuple[np.ndarray, np.ndarray]:
@@ -464,9 +465,9 @@ def _line_in_zones(
     """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone."""
     patches = line.geoms
     if not ellipsoidal:
-        certified, merged = line.certificate
+        certified, parts = line.certificate
         if certified:
-            return _coverage_in_zones(zones.geoms, patches, merged, grid_size=grid_size), None
+            return _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size), None
     clip = _geom.clip_to_zones(zones.geoms, patches, grid_size=grid_size,
                                keep_geometry=ellipsoidal, tree=line.tree,
                                zone_area=zones.area, patch_area=line.area)
@@ -490,14 +491,15 @@ def _line_in_zones(
 def _coverage_in_zones(
     zones: np.ndarray,
     patches: np.ndarray,
-    merged: shapely.Geometry | None,
+    parts: np.ndarray | None,
     *,
     grid_size: float | None,
 ) -> np.ndarray:
-    """Area of a certified disjoint coverage in each zone, reusing the certificate's union."""
-    if merged is None:
+    """Area of a certified disjoint coverage in each zone, reusing the certificate's pieces
+    (its chunk unions' polygons, small enough to clip once per zone)."""
+    if parts is None:
         return np.zeros(len(zones))
-    areas = _geom.union_zone_areas(zones, merged, grid_size=grid_size)
+    areas = _geom.union_zone_areas(zones, parts, grid_size=grid_size)
     if areas is None:
         areas = _geom.coverage_zone_areas(zones, patches, grid_size=grid_size)
     return areas

@@ -437,20 +437,20 @@ def test_coverage_path_agrees_with_geopandas_overlay(seed):
 
 
 def test_union_path_matches_per_zone_path(monkeypatch):
-    """The certificate's union, clipped per zone, agrees with the per-zone boundary path."""
+    """The certificate's pieces, clipped per zone, agree with the per-zone boundary path."""
     from spatialplan import _overlay_geom as g
 
     t, _ = random_case(0)
     t["geometry"] = t.geometry.translate(-1_000, -1_000)
     zones = np.asarray(t.geometry.array, dtype=object)
     grid = jittered_grid(20, 500.0, 0)
-    certified, merged = g.coverage_certificate(grid)
-    assert certified and merged is not None
-    fast = g.union_zone_areas(zones, merged, grid_size=0.001)
+    certified, parts = g.coverage_certificate(grid)
+    assert certified and parts is not None
+    fast = g.union_zone_areas(zones, parts, grid_size=0.001)
     slow = g.coverage_zone_areas(zones, grid, grid_size=0.001)
     assert fast == pytest.approx(slow, rel=1e-9, abs=1e-6)
     monkeypatch.setattr(g, "MAX_CLIP_COORDS", 0)  # parts too large: the per-zone fallback
-    assert g.union_zone_areas(zones, merged, grid_size=0.001) is None
+    assert g.union_zone_areas(zones, parts, grid_size=0.001) is None
     farm = gpd.GeoDataFrame({"feature_id": [f"farmland:{k}" for k in range(len(grid))]},
                             geometry=list(grid), crs=CRS)
     stats = overlay.township_stats(t, farmland=farm)
@@ -461,9 +461,10 @@ def test_certificate_returns_union_only_when_certified():
     from spatialplan import _overlay_geom as g
 
     grid = jittered_grid(4, 100.0, 1)
-    certified, merged = g.coverage_certificate(grid)
+    certified, parts = g.coverage_certificate(grid)
     assert certified
-    assert shapely.area(merged) == pytest.approx(shapely.area(grid).sum(), rel=1e-12)
+    assert shapely.area(parts).sum() == pytest.approx(shapely.area(grid).sum(), rel=1e-12)
+    assert shapely.equals(shapely.union_all(parts), shapely.union_all(grid))
     assert g.coverage_certificate(np.append(grid, grid[3])) == (False, None)
     assert g.coverage_certificate(np.array([None], dtype=object)) == (True, None)
 
