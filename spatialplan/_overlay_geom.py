@@ -35,7 +35,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Geod, Transformer
 
-from spatialplan._parallel import n_threads
+from spatialplan._parallel import map_chunks, n_threads
 from spatialplan._progress import progress
 
 __all__ = [
@@ -89,7 +89,9 @@ def snap_to_grid(geoms: np.ndarray, grid_size: float | None) -> np.ndarray:
     """Put coordinates on the precision grid; geometries already on it are returned as they are.
 
     ``shapely.set_precision`` is only run on the geometries with an off-grid coordinate, so a
-    layer that is already stored at millimetre precision costs one numpy pass.
+    layer that is already stored at millimetre precision costs one numpy pass; the others are
+    snapped in threads (:func:`spatialplan._parallel.map_chunks`, identical results) unless one
+    of them is prepared.
     """
     if grid_size is None or len(geoms) == 0:
         return geoms
@@ -102,7 +104,11 @@ def snap_to_grid(geoms: np.ndarray, grid_size: float | None) -> np.ndarray:
     if len(bad) == 0:
         return geoms
     out = geoms.copy()
-    out[bad] = shapely.set_precision(geoms[bad], grid_size)
+    snap = geoms[bad]
+    if shapely.is_prepared(snap).any():  # prepared geometries never go to other threads
+        out[bad] = shapely.set_precision(snap, grid_size)
+    else:
+        out[bad] = map_chunks(shapely.set_precision, snap, grid_size=grid_size)
     log.debug("snapped %d of %d geometries to a %g m grid", len(bad), len(geoms), grid_size)
     return out
 

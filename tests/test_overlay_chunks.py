@@ -253,3 +253,27 @@ def test_union_path_needs_no_per_zone_fallback(monkeypatch):
     slow = g.coverage_zone_areas(zones, geoms, grid_size=0.001)
     assert fast == pytest.approx(slow, rel=1e-9, abs=1e-6)
     assert fast.sum() == pytest.approx(shapely.area(geoms).sum(), rel=1e-12)
+
+
+# --- snapping in threads ---------------------------------------------------------------------
+
+
+def test_snap_to_grid_in_threads_is_identical(monkeypatch):
+    from spatialplan import _parallel
+
+    geoms = shapely.transform(_grid(12, 100.0, 5), lambda xy: xy + 0.0004)  # off the grid
+    geoms[3] = None
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 10)
+    with _parallel.limited(1):
+        serial = g.snap_to_grid(geoms, 0.001)
+    with _parallel.limited(3):
+        threaded = g.snap_to_grid(geoms, 0.001)
+    assert threaded[3] is None and serial[3] is None
+    keep = np.flatnonzero(~shapely.is_missing(geoms))
+    assert shapely.equals_exact(serial[keep], threaded[keep], tolerance=0).all()
+    coords = shapely.get_coordinates(threaded[keep])
+    assert np.abs(coords * 1000 - np.rint(coords * 1000)).max() < 1e-6
+    shapely.prepare(geoms[5])  # a prepared geometry keeps the work in this thread
+    with _parallel.limited(3):
+        prepared = g.snap_to_grid(geoms, 0.001)
+    assert shapely.equals_exact(serial[keep], prepared[keep], tolerance=0).all()
