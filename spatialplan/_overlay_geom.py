@@ -55,6 +55,7 @@ __all__ = [
     "safe_overlay",
     "safe_union",
     "snap_to_grid",
+    "snap_with_report",
     "union",
     "union_zone_areas",
 ]
@@ -88,28 +89,95 @@ class Clip:
 def snap_to_grid(geoms: np.ndarray, grid_size: float | None) -> np.ndarray:
     """Put coordinates on the precision grid; geometries already on it are returned as they are.
 
-    ``shapely.set_precision`` is only run on the geometries with an off-grid coordinate, so a
-    layer that is already stored at millimetre precision costs one numpy pass; the others are
-    snapped in threads (:func:`spatialplan._parallel.map_chunks`, identical results) unless one
-    of them is prepared.
+    Only the geometries with an off-grid coordinate change (a layer already stored at
+    millimetre precision costs one numpy pass and comes back as the same array). Their x and y
+    are rounded to the nearest grid node with numpy (:func:`_grid_rounder`; z untouched),
+    which keeps them in floating precision: ``shapely.set_precision`` would attach its grid to
+    the geometry and GEOS would then snap-round every later overlay with it as first operand
+    (contrary to the floating overlays of :func:`safe_overlay`), and costs ~35 µs a polygon.
+
+    Rounding can leave two consecutive vertices equal; such a geometry stays valid with the
+    same area (and is still a valid coverage with its neighbours), so it is kept. The rounded
+    geometries are tested for validity (in threads, :func:`spatialplan._parallel.map_chunks`);
+    those that rounding made invalid (a ring collapsed or touching itself, a sliver thinner
+    than the grid) are snap-rounded by ``shapely.set_precision`` instead, whose result is then
+    put back in floating precision (``set_precision(..., 0)``, same coordinates). A geometry
+    that still comes out empty or invalid keeps its original (valid, off-grid) coordinates, so
+    no feature is ever lost; they are counted in a warning (:func:`snap_with_report` also says
+    which).
     """
+    out, kept = snap_with_report(geoms, grid_size)
+    if len(kept):
+        log.warning("%d geometries would be empty or invalid on the %g m grid; kept with their "
+                    "original coordinates", len(kept), grid_size)
+    return out
+
+
+def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`snap_to_grid`, and the positions of the geometries kept off the grid because
+    snapping would have emptied them or left them invalid (for the caller to report)."""
+    kept = np.array([], dtype=np.intp)
     if grid_size is None or len(geoms) == 0:
-        return geoms
+        return geoms, kept
     coords, index = shapely.get_coordinates(geoms, return_index=True)
     if len(coords) == 0:
-        return geoms
+        return geoms, kept
     scaled = coords / grid_size
     off = np.abs(scaled - np.rint(scaled)) > 1e-6
     bad = np.unique(index[off.any(axis=1)])
     if len(bad) == 0:
-        return geoms
+        return geoms, kept
     out = geoms.copy()
-    snap = geoms[bad]
-    if shapely.is_prepared(snap).any():  # prepared geometries never go to other threads
-        out[bad] = shapely.set_precision(snap, grid_size)
+    snapped = shapely.transform(geoms[bad], _grid_rounder(grid_size), include_z=None)
+    if shapely.is_prepared(snapped).any():  # prepared geometries never go to other threads
+        valid = shapely.is_valid(snapped)
     else:
-        out[bad] = map_chunks(shapely.set_precision, snap, grid_size=grid_size)
+        valid = map_chunks(shapely.is_valid, snapped)
+    broken = np.flatnonzero(~valid)
+    if len(broken):
+        original = geoms[bad[broken]]
+        fixed = np.array([_snap_round(g, grid_size) for g in original], dtype=object)
+        failed = np.array([g is None for g in fixed], dtype=bool)
+        fixed[failed] = original[failed]
+        snapped[broken] = fixed
+        kept = bad[broken[failed]]
+        log.debug("snap-rounded %d geometries that rounding made invalid", len(broken))
+    out[bad] = snapped
     log.debug("snapped %d of %d geometries to a %g m grid", len(bad), len(geoms), grid_size)
+    return out, kept
+
+
+def _grid_rounder(grid_size: float):
+    """x and y to the nearest grid node, as GEOS' precision model rounds them: with an integral
+    scale (1000 for 1 mm) ``rint(c * scale) / scale``, the double nearest to the decimal node,
+    so a coordinate already on the grid keeps its exact value (vertices shared with on-grid
+    neighbours stay shared); ``rint(c / grid) * grid`` can be one ulp off."""
+    scale = 1.0 / grid_size
+    if scale == round(scale):
+        def rounded(coords: np.ndarray) -> np.ndarray:
+            out = coords.copy()
+            out[:, :2] = np.rint(coords[:, :2] * scale) / scale
+            return out
+    else:
+        def rounded(coords: np.ndarray) -> np.ndarray:
+            out = coords.copy()
+            out[:, :2] = np.rint(coords[:, :2] / grid_size) * grid_size
+            return out
+    return rounded
+
+
+def _snap_round(geom, grid_size: float):
+    """``geom`` snap-rounded on the grid and back in floating precision; ``None`` when that
+    fails or the result is empty or invalid."""
+    try:
+        out = shapely.set_precision(shapely.set_precision(geom, grid_size), 0)
+    except shapely.errors.GEOSException:
+        return None
+    if out.is_empty or not out.is_valid or shapely.get_precision(out) != 0:
+        return None
+    if shapely.get_type_id(out) not in (_POLYGON, _MULTIPOLYGON):
+        polys = [p for p in shapely.get_parts(out) if shapely.get_type_id(p) == _POLYGON]
+        return shapely.multipolygons(polys) if polys else None
     return out
 
 

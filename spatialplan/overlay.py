@@ -197,7 +197,12 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.n
             feature=_feature_ids(gdf, role)[invalid[0]],
             hint=_GEOM_HINT,
         )
-    return _geom.snap_to_grid(geoms, grid_size)
+    snapped, kept = _geom.snap_with_report(geoms, grid_size)
+    if len(kept):  # counted and named, never dropped: these keep their original coordinates
+        log.warning("the %s layer holds %d polygons that would collapse or turn invalid on the "
+                    "%g m grid (first: %s); they are measured with their original coordinates",
+                    role, len(kept), grid_size, _feature_ids(gdf, role)[kept[0]])
+    return snapped
 
 
 def _is_valid(geoms: np.ndarray) -> np.ndarray:
