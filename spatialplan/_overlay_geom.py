@@ -27,7 +27,6 @@ instead (:func:`union_zone_areas`): one clipped overlay per (zone, piece) pair.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +34,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Geod, Transformer
 
-from spatialplan._parallel import map_chunks, n_threads
+from spatialplan._parallel import map_chunks, map_items
 from spatialplan._progress import progress
 
 __all__ = [
@@ -129,11 +128,7 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
         return geoms, kept
     out = geoms.copy()
     snapped = shapely.transform(geoms[bad], _grid_rounder(grid_size), include_z=None)
-    if shapely.is_prepared(snapped).any():  # prepared geometries never go to other threads
-        valid = shapely.is_valid(snapped)
-    else:
-        valid = map_chunks(shapely.is_valid, snapped)
-    broken = np.flatnonzero(~valid)
+    broken = np.flatnonzero(~map_chunks(shapely.is_valid, snapped))
     if len(broken):
         original = geoms[bad[broken]]
         fixed = np.array([_snap_round(g, grid_size) for g in original], dtype=object)
@@ -694,21 +689,16 @@ def _chunk_unions(
 ) -> np.ndarray | None:
     """Certified coverage union of each chunk (in threads), or ``None`` if one is rejected.
 
-    Chunks hold distinct geometries, so no geometry is shared between threads; prepared
-    geometries still stay in the calling thread, as everywhere in the package.
+    Chunks hold distinct geometries, so no geometry is shared between threads (and prepared
+    ones stay in the calling thread, :func:`spatialplan._parallel.map_items`).
     """
     def one(idx: np.ndarray) -> shapely.Geometry | None:
         return _certified_union(polys[idx], float(areas[idx].sum()))
 
-    threads = min(n_threads(), len(chunks))
-    if threads > 1 and not shapely.is_prepared(polys).any():
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            unions = list(pool.map(one, chunks))
-    else:
-        unions = [one(idx) for idx in chunks]
+    unions = map_items(one, chunks, geoms=[polys])
     rejected = sum(u is None for u in unions)
-    log.debug("coverage certificate: %d polygons in %d chunks (%d threads), %d rejected",
-              len(polys), len(chunks), max(threads, 1), rejected)
+    log.debug("coverage certificate: %d polygons in %d chunks, %d rejected", len(polys),
+              len(chunks), rejected)
     if rejected:
         return None
     out = np.empty(len(unions), dtype=object)

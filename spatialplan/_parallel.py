@@ -1,9 +1,8 @@
 """Element-wise shapely work on chunks in a few threads (private).
 
 Shapely 2 releases the GIL inside its vectorised functions, so a large array split into chunks
-runs on several cores from threads. Only element-wise functions of *unprepared* geometries go
-through here (``is_valid``, ``area``, ``make_valid``...): a GEOS prepared geometry builds
-indexes lazily and is not safe to share between threads.
+runs on several cores from threads. A GEOS prepared geometry builds indexes lazily and is not
+safe to share between threads: work on an array holding one stays in the calling thread.
 
 The number of threads is ``SPATIALPLAN_THREADS`` when set, else the CPUs this process may use
 (at most 4); :func:`set_threads` overrides both for the process, :func:`limited` for the
@@ -16,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
+import shapely
 
-__all__ = ["limited", "map_chunks", "n_threads", "set_threads"]
+__all__ = ["has_prepared", "limited", "map_chunks", "map_items", "n_threads", "set_threads"]
 
 #: arrays shorter than this run in the calling thread: threads cost more than they save
 MIN_CHUNK = 25_000
@@ -77,6 +78,9 @@ def n_threads() -> int:
 def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray, **kwargs) -> np.ndarray:
     """``func(*arrays, **kwargs)``, computed on aligned chunks in threads and concatenated.
 
+    Arrays holding a prepared geometry are computed in the calling thread (see
+    :func:`has_prepared`).
+
     Parameters
     ----------
     func
@@ -100,12 +104,38 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray, **kwargs) -
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError("map_chunks needs arrays of one length")
-    threads = min(n_threads(), n // MIN_CHUNK)
-    if threads <= 1:
+    if n // MIN_CHUNK <= 1 or n_threads() <= 1:
         return func(*arrays, **kwargs)
-    bounds = np.linspace(0, n, threads + 1).astype(int)
+    bounds = np.linspace(0, n, min(n_threads(), n // MIN_CHUNK) + 1).astype(int)
     chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:],
                                                                    strict=True)]
+    return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks, geoms=arrays))
+
+
+def map_items(func: Callable[[Any], Any], items: Sequence[Any], *,
+              geoms: Sequence[np.ndarray] = ()) -> list[Any]:
+    """``[func(item) for item in items]``, run in up to :func:`n_threads` threads.
+
+    ``geoms`` are the geometry arrays the calls read: when one holds a prepared geometry, all
+    calls run in the calling thread (see :func:`has_prepared`).
+
+    Examples
+    --------
+    >>> map_items(len, [[1], [1, 2]])
+    [1, 2]
+    """
+    threads = min(n_threads(), len(items))
+    if threads <= 1 or any(has_prepared(a) for a in geoms):
+        return [func(item) for item in items]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(lambda c: func(*c, **kwargs), chunks))
-    return np.concatenate(parts)
+        return list(pool.map(func, items))
+
+
+def has_prepared(array: np.ndarray) -> bool:
+    """Whether an object array holds a prepared shapely geometry.
+
+    GEOS builds a prepared geometry's indexes lazily, so it is not safe to share between
+    threads; such arrays stay in the calling thread. Arrays of other types never hold one.
+    """
+    array = np.asarray(array)
+    return array.dtype == object and len(array) > 0 and bool(shapely.is_prepared(array).any())

@@ -188,7 +188,7 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.n
             feature=_feature_ids(gdf, role)[bad[0]],
             hint="control lines and townships must be Polygon or MultiPolygon",
         )
-    invalid = np.flatnonzero(~shapely.is_missing(geoms) & ~_is_valid(geoms))
+    invalid = np.flatnonzero(~shapely.is_missing(geoms) & ~map_chunks(shapely.is_valid, geoms))
     if len(invalid):
         reason = shapely.is_valid_reason(geoms[invalid[0]])
         raise GeometryError(
@@ -203,13 +203,6 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.n
                     "%g m grid (first: %s); they are measured with their original coordinates",
                     role, len(kept), grid_size, _feature_ids(gdf, role)[kept[0]])
     return snapped
-
-
-def _is_valid(geoms: np.ndarray) -> np.ndarray:
-    """``shapely.is_valid``, in threads (:func:`map_chunks`) unless a geometry is prepared."""
-    if shapely.is_prepared(geoms).any():  # prepared geometries never go to other threads
-        return shapely.is_valid(geoms)
-    return map_chunks(shapely.is_valid, geoms)
 
 
 def _line_layers(

@@ -96,12 +96,14 @@ def test_clean_coverage_over_several_chunks_is_certified(size):
     assert shapely.equals(shapely.union_all(parts), shapely.coverage_union_all(geoms))
 
 
-def test_chunk_unions_run_in_threads(monkeypatch):
+def test_chunk_unions_run_in_threads():
+    from spatialplan import _parallel
+
     geoms = _grid(20, 100.0, 2)
-    monkeypatch.setattr(g, "n_threads", lambda: 1)
-    one = g.coverage_certificate(geoms, chunk_size=30)
-    monkeypatch.setattr(g, "n_threads", lambda: 3)
-    three = g.coverage_certificate(geoms, chunk_size=30)
+    with _parallel.limited(1):
+        one = g.coverage_certificate(geoms, chunk_size=30)
+    with _parallel.limited(3):
+        three = g.coverage_certificate(geoms, chunk_size=30)
     assert one[0] and three[0]
     assert shapely.equals_exact(one[1], three[1], tolerance=0).all()
     shapely.prepare(geoms[0])  # a prepared geometry keeps the work in this thread

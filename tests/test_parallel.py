@@ -64,3 +64,25 @@ def test_limited_applies_to_the_calling_thread_only():
     assert seen == {"inside": 1, "other": 3, "after": 3}
     with pytest.raises(ValueError, match="positive"), _parallel.limited(0):
         pass
+
+
+def test_prepared_geometries_stay_in_the_calling_thread(monkeypatch):
+    import threading
+
+    _parallel.set_threads(3)
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 10)
+    geoms = _geoms(100)
+    seen = set()
+
+    def area(g):
+        seen.add(threading.get_ident())
+        return shapely.area(g)
+
+    np.testing.assert_array_equal(_parallel.map_chunks(area, geoms), shapely.area(geoms))
+    assert seen and threading.get_ident() not in seen  # worker threads did the work
+    shapely.prepare(geoms[7])
+    seen.clear()
+    np.testing.assert_array_equal(_parallel.map_chunks(area, geoms), shapely.area(geoms))
+    assert seen == {threading.get_ident()}
+    assert _parallel.map_items(len, [[1], [1, 2]], geoms=[geoms]) == [1, 2]
+    assert not _parallel.has_prepared(np.arange(3))
