@@ -34,6 +34,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Geod, Transformer
 
+from spatialplan._kdsplit import partition_points
 from spatialplan._parallel import map_chunks, map_items
 from spatialplan._progress import progress
 
@@ -658,30 +659,17 @@ def _certified_union(geoms: np.ndarray, total: float) -> shapely.Geometry | None
 def _spatial_chunks(geoms: np.ndarray, size: int) -> list[np.ndarray]:
     """Positions of ``geoms`` in spatially compact chunks of at most ``size`` (``size >= 1``).
 
-    A k-d split of the bounding-box centres: a chunk's longer side (of the box its splits
-    leave it) is halved at the median until every chunk is small enough. Positions within a
-    chunk keep the input order.
+    The k-d split of the dask engine's partitions (:func:`spatialplan._kdsplit.partition_points`)
+    of the bounding-box centres. Positions within a chunk keep the input order.
     """
     if len(geoms) <= size:
         return [np.arange(len(geoms))]
     bounds = shapely.bounds(geoms)
-    centre = ((bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2)
-    box = (centre[0].min(), centre[1].min(), centre[0].max(), centre[1].max())
-    chunks, todo = [], [(np.arange(len(geoms)), box)]
-    while todo:
-        idx, (x0, y0, x1, y1) = todo.pop()
-        if len(idx) <= size:
-            chunks.append(np.sort(idx))
-            continue
-        axis = int(y1 - y0 > x1 - x0)
-        values = centre[axis][idx]
-        half = len(idx) // 2
-        order = np.argpartition(values, half)
-        cut = float(values[order[half]])
-        low = (x0, y0, cut, y1) if axis == 0 else (x0, y0, x1, cut)
-        high = (cut, y0, x1, y1) if axis == 0 else (x0, cut, x1, y1)
-        todo += [(idx[order[half:]], high), (idx[order[:half]], low)]
-    return chunks
+    centres = np.column_stack([(bounds[:, 0] + bounds[:, 2]) / 2,
+                               (bounds[:, 1] + bounds[:, 3]) / 2])
+    _, owner = partition_points(centres, partition_size=size)
+    order = np.argsort(owner, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(owner[order])) + 1)
 
 
 def _chunk_unions(

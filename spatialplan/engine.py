@@ -67,76 +67,16 @@ from spatialplan._dask import (
     _run_partition,
     _transform_box,
 )
+from spatialplan._kdsplit import partition_points as partition_townships
 from spatialplan.errors import RasterError, SpatialPlanError
 
 __all__ = ["run_check_dask", "partition_townships", "connect"]
 
 log = logging.getLogger(__name__)
 
-_INF = math.inf
 
 
 # --------------------------------------------------------------------------- partitions
-
-
-def partition_townships(points: np.ndarray, *, partition_size: int
-                        ) -> tuple[list[tuple[float, float, float, float]], np.ndarray]:
-    """Split points k-d style into half-open tiles of at most ``partition_size`` points.
-
-    Parameters
-    ----------
-    points
-        ``(n, 2)`` coordinates (the townships' representative points).
-    partition_size
-        Largest number of points per tile (points at one spot are never split).
-
-    Returns
-    -------
-    tiles
-        One ``(xmin, ymin, xmax, ymax)`` per tile; together they cover the plane (outer
-        bounds are infinite), a point belongs to the tile with ``xmin <= x < xmax`` and
-        ``ymin <= y < ymax``.
-    owner
-        Tile index of every point.
-
-    Examples
-    --------
-    >>> tiles, owner = partition_townships(np.array([[0, 0], [10, 0], [20, 5]]),
-    ...                                    partition_size=2)
-    >>> len(tiles), owner.tolist()
-    (2, [0, 1, 1])
-    """
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    tiles: list[tuple[float, float, float, float]] = []
-    owner = np.zeros(len(pts), dtype=np.intp)
-    stack = [(np.arange(len(pts)), (-_INF, -_INF, _INF, _INF))]
-    while stack:
-        idx, bounds = stack.pop(0)
-        cut = _median_cut(pts[idx], partition_size)
-        if cut is None:
-            owner[idx] = len(tiles)
-            tiles.append(bounds)
-            continue
-        axis, value = cut
-        low = pts[idx, axis] < value
-        lower, upper = list(bounds), list(bounds)
-        lower[axis + 2] = value
-        upper[axis] = value
-        stack[:0] = [(idx[low], tuple(lower)), (idx[~low], tuple(upper))]
-    return tiles, owner
-
-
-def _median_cut(pts: np.ndarray, size: int) -> tuple[int, float] | None:
-    """Axis and value of the median cut of ``pts``, or None when they fit in one tile."""
-    if len(pts) <= max(size, 1):
-        return None
-    spans = pts.max(axis=0) - pts.min(axis=0)
-    for axis in np.argsort(-spans, kind="stable"):
-        value = float(np.sort(pts[:, axis])[len(pts) // 2])
-        low = pts[:, axis] < value
-        if low.any() and not low.all():
-            return int(axis), value
-    return None
 
 
 def _tile_of(xy: np.ndarray, tiles: list) -> np.ndarray:
