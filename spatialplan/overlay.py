@@ -582,21 +582,6 @@ def _outside_frame(
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
 
 
-def _outside(
-    patches: np.ndarray, outline: shapely.Geometry | None, *, grid_size: float | None
-) -> dict:
-    """Outside part of one line: ``patch − outline`` for the patches the outline misses.
-
-    One row of :func:`outside_townships` without prepared layers (the dask engine's per-tile
-    path): the patches are screened against the outline's boundary like the local run's, and
-    cut against the whole outline (``outline`` is prepared by the caller).
-    """
-    oi, _ = _geom.overlap_pairs(patches)
-    _, parts = _geom.outside_parts(patches, outline, grid_size=grid_size,
-                                   tree=shapely.STRtree(patches))
-    return _outside_row(patches, parts, overlapping=len(oi) > 0, grid_size=grid_size)
-
-
 def _outside_row(
     patches: np.ndarray,
     parts: np.ndarray,

@@ -39,6 +39,7 @@ from spatialplan._progress import progress
 from spatialplan._validate import validate_geometries
 from spatialplan.crs import (
     _to_analysis,
+    _xy_bounds,
     check_area_of_use,
     check_inside_china,
     check_latlon_swap,
@@ -634,14 +635,6 @@ def _unreadable_rows(path: Path | str, *, gdf: gpd.GeoDataFrame, error: str,
     return {int(i): reason for i in np.flatnonzero(missing & stored)}
 
 
-def _total_bounds(gdf: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
-    """Bounds of all present, non-empty geometries (NaN when there is none)."""
-    geoms = np.asarray(gdf.geometry.values)
-    if len(geoms) == 0:
-        return (np.nan,) * 4  # type: ignore[return-value]
-    return tuple(float(v) for v in shapely.total_bounds(geoms))  # type: ignore[return-value]
-
-
 def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
                 path: Path) -> tuple[gpd.GeoDataFrame, str]:
     if assume_crs is None:
@@ -833,7 +826,7 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
     _check_unique_codes(gdf, role=role, layer=where, path=path)
     src_crs = pyproj.CRS.from_user_input(gdf.crs)
     refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
-    bounds = _total_bounds(gdf)
+    bounds = _xy_bounds(gdf)
     check_latlon_swap(bounds, src_crs, layer=where, path=path)
     check_zone_prefix(bounds, src_crs, layer=where, path=path)
     if transformation is None:
@@ -966,7 +959,7 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         lyr.data = _to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path,
                                 inside_checked=True)
     if "townships" in layers:
-        reference = _total_bounds(layers["townships"].data)
+        reference = _xy_bounds(layers["townships"].data)
         for role, lyr in layers.items():
             if role != "townships":
                 where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
