@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -39,9 +39,7 @@ __all__ = [
     "write_json",
     "sha256_file",
     "column_widths",
-    "fit_column_widths",
     "check_xlsx",
-    "normalise_xlsx",
 ]
 
 log = logging.getLogger(__name__)
@@ -249,6 +247,8 @@ def write_table(
     *,
     sheet_name: str = "Sheet1",
     index: bool = False,
+    bold_rows: Sequence[bool] | np.ndarray | None = None,
+    number_formats: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a table as CSV (UTF-8 with BOM, so Excel reads Chinese) or XLSX, atomically.
 
@@ -262,6 +262,9 @@ def write_table(
         Sheet name for XLSX.
     index
         Whether to write the index.
+    bold_rows, number_formats
+        XLSX only: one bold flag per data row, and column name → Excel number format (see
+        :func:`spatialplan._xlsx.write_xlsx`).
 
     Returns
     -------
@@ -292,14 +295,17 @@ def write_table(
                 raise OutputError(f"CSV read back with {len(back)} rows, expected {len(df)}",
                                   path=target)
         elif suffix == ".xlsx":
-            _write_xlsx(df, tmp, sheet_name=sheet_name, index=index)
+            _write_xlsx(df, tmp, sheet_name=sheet_name, index=index, bold_rows=bold_rows,
+                        number_formats=number_formats)
         else:
             raise OutputError(f"unsupported table format {suffix!r}", path=target,
                               hint="use .csv or .xlsx")
     return target
 
 
-def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool) -> None:
+def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool,
+                bold_rows: Sequence[bool] | np.ndarray | None = None,
+                number_formats: Mapping[str, str] | None = None) -> None:
     """Write one sheet with a frozen header and widths fitted to the text (CJK counts double).
 
     Written by :func:`spatialplan._xlsx.write_xlsx` (inline strings, so formula-like text stays
@@ -308,7 +314,8 @@ def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool) -
     from spatialplan._xlsx import write_xlsx
 
     frame = df.reset_index() if index else df
-    write_xlsx(frame, path, sheet_name=sheet_name, widths=column_widths(frame))
+    write_xlsx(frame, path, sheet_name=sheet_name, widths=column_widths(frame),
+               bold_rows=bold_rows, number_formats=number_formats)
     check_xlsx(path)
 
 
@@ -344,24 +351,6 @@ def column_widths(frame: pd.DataFrame, *, sample: int = 500) -> list[float]:
     return widths
 
 
-def fit_column_widths(sheet, frame: pd.DataFrame, *, sample: int = 500) -> None:
-    """Set an openpyxl worksheet's column widths with :func:`column_widths`.
-
-    Parameters
-    ----------
-    sheet
-        An openpyxl worksheet whose columns follow ``frame``'s.
-    frame
-        The table written to the sheet.
-    sample
-        How many values per column to measure.
-    """
-    from openpyxl.utils import get_column_letter
-
-    for i, width in enumerate(column_widths(frame, sample=sample), start=1):
-        sheet.column_dimensions[get_column_letter(i)].width = width
-
-
 def _is_missing(value: object) -> bool:
     """True for None/NaN/NaT/NA scalars (never for strings or containers)."""
     if value is None or isinstance(value, str):
@@ -372,32 +361,7 @@ def _is_missing(value: object) -> bool:
         return False
 
 
-_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_CORE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
-
-
-def normalise_xlsx(path: Path) -> None:
-    """Make an XLSX byte-deterministic: fixed zip entry times and document timestamps.
-
-    openpyxl stamps the current time into every zip entry and into ``docProps/core.xml``, so
-    the same table written twice differed; the timestamps carry no information here. The
-    writers of this package no longer need it (:mod:`spatialplan._xlsx` writes fixed times);
-    it is kept for workbooks written with openpyxl.
-    """
-    with zipfile.ZipFile(path) as src:
-        entries = [(info, src.read(info)) for info in src.infolist()]
-    fixed = path.with_name(path.name + ".norm")
-    with zipfile.ZipFile(fixed, "w", compression=zipfile.ZIP_DEFLATED) as dst:
-        for info, data in entries:
-            if info.filename == "docProps/core.xml":
-                data = _CORE_TIMES.sub(rb"\g<1>2000-01-01T00:00:00Z\g<2>", data)
-            out = zipfile.ZipInfo(info.filename, date_time=_FIXED_ZIP_TIME)
-            out.compress_type = zipfile.ZIP_DEFLATED
-            out.external_attr = info.external_attr
-            dst.writestr(out, data)
-    os.replace(fixed, path)
-
-
+#: characters counted as two columns wide (East Asian wide; everything from U+2E81 up)
 _WIDE = re.compile("[\u2e81-\U0010ffff]")
 
 

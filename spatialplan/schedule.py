@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spatialplan._xlsx import write_xlsx
-from spatialplan.output import atomic_path, check_xlsx, column_widths, write_table
+from spatialplan.output import write_table
 
 __all__ = [
     "SCHEDULE_COLUMNS",
@@ -284,14 +283,11 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     >>> write_schedule_xlsx(t, pathlib.Path(tempfile.mkdtemp()) / "s.xlsx").name
     's.xlsx'
     """
-    target = Path(path)
     bold = np.fromiter((_is_total(v) for v in table.iloc[:, 0].tolist()), dtype=bool,
                        count=len(table))
     formats = {col: "#,##0.00" for col in _MONEY_COLUMNS if col in table.columns}
-    with atomic_path(target) as tmp:
-        write_xlsx(table, tmp, sheet_name="建设项目时序表", widths=column_widths(table),
-                   bold_rows=bold, number_formats=formats)
-        check_xlsx(tmp)
+    target = write_table(table, path, sheet_name="建设项目时序表", bold_rows=bold,
+                         number_formats=formats)
     logger.debug("wrote %s (%d rows)", target, len(table))
     return target
 

@@ -148,19 +148,3 @@ def test_arrow_and_feature_writes_give_the_same_layers(tmp_path, monkeypatch):
                                       pd.DataFrame(pyogrio.read_dataframe(plain, layer=layer)))
     back = pyogrio.read_dataframe(arrow, layer="projects")
     assert back.loc[0, "code"] == "0520" and pd.isna(back.loc[1, "n"])
-
-
-def test_normalise_xlsx_fixes_openpyxl_timestamps(tmp_path):
-    from spatialplan.output import normalise_xlsx
-
-    wb = openpyxl.Workbook()
-    wb.active.append(["乡镇", 1])
-    path = tmp_path / "o.xlsx"
-    wb.save(path)
-    normalise_xlsx(path)
-    import zipfile
-
-    with zipfile.ZipFile(path) as zf:
-        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        assert b"2000-01-01T00:00:00Z" in zf.read("docProps/core.xml")
-    assert openpyxl.load_workbook(path).active["A1"].value == "乡镇"
