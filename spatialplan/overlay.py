@@ -223,6 +223,22 @@ def _line_layers(
     return given, crs
 
 
+def _checked_inputs(
+    townships: gpd.GeoDataFrame,
+    lines: Mapping[str, gpd.GeoDataFrame | None],
+    *,
+    grid_size: float | None,
+    columns: tuple[str, ...] = (),
+) -> tuple[float | None, CRS, dict[str, gpd.GeoDataFrame]]:
+    """Check the grid, the townships (projected CRS, ``columns``) and the given line layers
+    (the townships' CRS); return ``(grid_size, crs, given lines)``."""
+    grid_size = _check_grid_size(grid_size)
+    crs = _check_crs(townships, "townships")
+    _require_columns(townships, "townships", columns)
+    given, _ = _line_layers(lines, crs)
+    return grid_size, crs, given
+
+
 def _measure_columns(prefix: str, area: np.ndarray, whole: np.ndarray | None) -> dict:
     cols = {
         f"{prefix}_m2": area,
@@ -403,11 +419,9 @@ def township_stats(
     (150000.0, 0.15)
     """
     tol = resolve_tolerance(tolerance)
-    grid_size = _check_grid_size(grid_size)
-    crs = _check_crs(townships, "townships")
-    _require_columns(townships, "townships", ("code", "name"))
-    lines = {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland}
-    given, _ = _line_layers(lines, crs)
+    grid_size, crs, given = _checked_inputs(
+        townships, {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland},
+        grid_size=grid_size, columns=("code", "name"))
     zones = _Zones(townships, grid_size)
     return _stats_frame(zones, _prepare_lines(given, grid_size), crs=crs, tolerance=tol,
                         grid_size=grid_size, ellipsoidal=ellipsoidal_lines)
@@ -546,10 +560,9 @@ def outside_townships(
     >>> float(outside_townships(towns, redline=red).loc[0, "outside_m2"])
     10000.0
     """
-    grid_size = _check_grid_size(grid_size)
-    crs = _check_crs(townships, "townships")
-    lines = {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland}
-    given, _ = _line_layers(lines, crs)
+    grid_size, crs, given = _checked_inputs(
+        townships, {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland},
+        grid_size=grid_size)
     zones = _Zones(townships, grid_size)
     return _outside_frame(zones, _prepare_lines(given, grid_size), crs=crs, grid_size=grid_size)
 
@@ -930,11 +943,9 @@ def control_line_report(
     (150000.0, 150000.0, 0)
     """
     tol = resolve_tolerance(tolerance)
-    grid_size = _check_grid_size(grid_size)
-    crs = _check_crs(townships, "townships")
-    _require_columns(townships, "townships", ("code", "name"))
-    lines = {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland}
-    given, _ = _line_layers(lines, crs)
+    grid_size, crs, given = _checked_inputs(
+        townships, {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland},
+        grid_size=grid_size, columns=("code", "name"))
     for role in CONTROL_LINES:
         if role in given:
             _require_columns(given[role], role, ("feature_id",))
