@@ -85,8 +85,9 @@ def _clip_box(tile: tuple, world: tuple) -> tuple | None:
 # --------------------------------------------------------------------------- partition work
 
 
-def _read_extent(shared: _Shared, role: str, extent: tuple) -> gpd.GeoDataFrame | None:
-    """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them."""
+def _read_extent(shared: _Shared, role: str, extent: tuple):
+    """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them
+    (a :class:`spatialplan.read.Layer`, or ``None`` when the plan has no such layer)."""
     from spatialplan.read import _read_layer
 
     spec = shared.specs.get(role)
@@ -99,7 +100,7 @@ def _read_extent(shared: _Shared, role: str, extent: tuple) -> gpd.GeoDataFrame 
                         point_radius_m=spec.point_radius_m, bbox=box,
                         feature_positions=shared.positions[role],
                         sqlite_checked=set(shared.sqlite_checked))
-    return layer.data
+    return layer
 
 
 def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
@@ -107,9 +108,11 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
     from spatialplan import _parallel
 
     with _parallel.limited(1):  # a worker runs one partition per core already
-        lines = {role: _read_extent(shared, role, part.extent) for role in _EXTENT_ROLES}
+        read = {role: _read_extent(shared, role, part.extent) for role in _EXTENT_ROLES}
+        lines = {role: None if lyr is None else lyr.data for role, lyr in read.items()}
+        known = {role: lyr.validated for role, lyr in read.items() if lyr is not None}
         towns = shared.townships.iloc[part.towns]
-        out: dict[str, Any] = _control_lines(part, shared, lines, towns)
+        out: dict[str, Any] = _control_lines(part, shared, lines, towns, known)
         slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
         if len(part.projects) or part.rejected is not None:
             out.update(_siting(part, shared, lines, slope))
@@ -132,20 +135,20 @@ def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.Da
             "findings": fnd[fnd["feature_id"].isin(keep) & (fnd["subject"] == "project")]}
 
 
-def _control_lines(part: _Part, shared: _Shared, lines: dict,
-                   towns: gpd.GeoDataFrame) -> dict[str, Any]:
+def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoDataFrame,
+                   known: dict) -> dict[str, Any]:
     """The partition's township statistics, line conflicts and outside pieces.
 
-    Every line layer read for the partition is validated, put on the grid and certified once
-    (as :func:`spatialplan.overlay.control_line_report` does for a local run) and shared by
-    the three tables.
+    Every line layer read for the partition is put on the grid and certified once (as
+    :func:`spatialplan.overlay.control_line_report` does for a local run) and shared by the
+    three tables; ``known`` holds the geometries its read validated (not tested again).
     """
     from spatialplan import overlay
 
     grid = overlay.DEFAULT_GRID_SIZE
     tolerance = overlay.resolve_tolerance(shared.tolerance)
     given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
-    prepared = overlay._prepare_lines(given, grid)
+    prepared = overlay._prepare_lines(given, grid, known)
     stats = overlay._stats_frame(overlay._Zones(towns, grid), prepared, crs=shared.crs,
                                  tolerance=tolerance, grid_size=grid, ellipsoidal=False)
     stats["_pos"] = part.towns

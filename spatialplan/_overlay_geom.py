@@ -41,6 +41,7 @@ from spatialplan._progress import progress
 __all__ = [
     "CERTIFICATE_CHUNK",
     "MAX_CLIP_COORDS",
+    "OVERLAY_CHUNK",
     "Clip",
     "clip_to_zones",
     "coverage_certificate",
@@ -241,6 +242,10 @@ def _fallback_grids(grid_size: float | None) -> list[float]:
     return finest + ([grid_size] if grid_size else [])
 
 
+#: fewest pairs per thread in :func:`safe_overlay` (an overlay costs ~10-100 µs a pair)
+OVERLAY_CHUNK = 2_000
+
+
 def safe_overlay(func, a: np.ndarray, b: np.ndarray, *, grid_size: float | None) -> np.ndarray:
     """Run a vectorised overlay in floating precision, safeguarded by snap-rounding.
 
@@ -253,8 +258,8 @@ def safe_overlay(func, a: np.ndarray, b: np.ndarray, *, grid_size: float | None)
     """
     if len(a) == 0:
         return np.array([], dtype=object)
-    try:
-        out = func(a, b)
+    try:  # set operations never read a preparation: prepared inputs may go to threads
+        out = map_chunks(func, a, b, prepared_ok=True, min_chunk=OVERLAY_CHUNK)
     except shapely.errors.GEOSException:
         out = np.array([_one_overlay(func, x, y, grid_size) for x, y in zip(a, b, strict=True)],
                        dtype=object)

@@ -75,11 +75,13 @@ def n_threads() -> int:
     return max(1, min(cpus, 4))
 
 
-def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray, **kwargs) -> np.ndarray:
+def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray,
+               prepared_ok: bool = False, min_chunk: int | None = None,
+               **kwargs) -> np.ndarray:
     """``func(*arrays, **kwargs)``, computed on aligned chunks in threads and concatenated.
 
     Arrays holding a prepared geometry are computed in the calling thread (see
-    :func:`has_prepared`).
+    :func:`has_prepared`) unless ``prepared_ok``.
 
     Parameters
     ----------
@@ -87,6 +89,13 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray, **kwargs) -
         An element-wise vectorised function (one output per input row).
     *arrays
         Arrays of one length, split into the same chunks.
+    prepared_ok
+        ``func`` never reads a geometry's preparation (set operations such as
+        ``shapely.intersection``, measurements): arrays holding prepared geometries may then go
+        to threads. Predicates (``intersects``, ``contains``...) do read it.
+    min_chunk
+        Fewest rows per chunk (default :data:`MIN_CHUNK`); a costly ``func`` (an overlay)
+        pays off in threads on far fewer rows than a cheap one.
     **kwargs
         Passed to every call unchanged.
 
@@ -104,20 +113,22 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray, **kwargs) -
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError("map_chunks needs arrays of one length")
-    if n // MIN_CHUNK <= 1 or n_threads() <= 1:
+    smallest = MIN_CHUNK if min_chunk is None else max(1, int(min_chunk))
+    if n // smallest <= 1 or n_threads() <= 1:
         return func(*arrays, **kwargs)
-    bounds = np.linspace(0, n, min(n_threads(), n // MIN_CHUNK) + 1).astype(int)
+    bounds = np.linspace(0, n, min(n_threads(), n // smallest) + 1).astype(int)
     chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:],
                                                                    strict=True)]
-    return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks, geoms=arrays))
+    return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks,
+                                    geoms=() if prepared_ok else arrays))
 
 
 def map_items(func: Callable[[Any], Any], items: Sequence[Any], *,
               geoms: Sequence[np.ndarray] = ()) -> list[Any]:
     """``[func(item) for item in items]``, run in up to :func:`n_threads` threads.
 
-    ``geoms`` are the geometry arrays the calls read: when one holds a prepared geometry, all
-    calls run in the calling thread (see :func:`has_prepared`).
+    ``geoms`` are the geometry arrays the calls read with a predicate: when one holds a
+    prepared geometry, all calls run in the calling thread (see :func:`has_prepared`).
 
     Examples
     --------

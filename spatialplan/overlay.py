@@ -174,9 +174,24 @@ def _feature_ids(gdf: gpd.GeoDataFrame, role: str) -> np.ndarray:
     return np.array([f"{role}:{n}" for n in range(len(gdf))], dtype=object)
 
 
-def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.ndarray:
-    """Polygon geometries of a layer as an object array, checked and put on the grid."""
+def _same_objects(geoms: np.ndarray, known: np.ndarray | None) -> bool:
+    """Whether ``geoms`` holds exactly the objects of ``known``, in order (shapely geometries
+    are immutable: the same object is the same, already validated, geometry)."""
+    if known is None or len(known) != len(geoms):
+        return False
+    return all(a is b for a, b in zip(geoms, known, strict=True))
+
+
+def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None,
+              known_valid: np.ndarray | None = None) -> np.ndarray:
+    """Polygon geometries of a layer as an object array, checked and put on the grid.
+
+    ``known_valid``: geometries already found valid (``Layer.validated`` of
+    :func:`spatialplan.read.read_plan`); when the layer holds exactly these objects, the
+    validity test (the costliest check: ~2 s CPU per million parcels) is not repeated.
+    """
     geoms = np.asarray(gdf.geometry.array, dtype=object)
+    skip_validity = _same_objects(geoms, known_valid)
     geoms = np.where(shapely.is_empty(geoms), None, geoms)
     types = shapely.get_type_id(geoms)
     bad = np.flatnonzero(~np.isin(types, [-1, 3, 6]))
@@ -188,7 +203,11 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None) -> np.n
             feature=_feature_ids(gdf, role)[bad[0]],
             hint="control lines and townships must be Polygon or MultiPolygon",
         )
-    invalid = np.flatnonzero(~shapely.is_missing(geoms) & ~map_chunks(shapely.is_valid, geoms))
+    if skip_validity:
+        invalid = np.array([], dtype=np.intp)
+    else:
+        invalid = np.flatnonzero(~shapely.is_missing(geoms)
+                                 & ~map_chunks(shapely.is_valid, geoms))
     if len(invalid):
         reason = shapely.is_valid_reason(geoms[invalid[0]])
         raise GeometryError(
@@ -266,6 +285,8 @@ class _Line:
         The layer, in the analysis CRS (already checked).
     grid_size
         Precision grid (m), already checked.
+    known_valid
+        Geometries already validated, see :func:`_polygons`.
 
     Raises
     ------
@@ -273,10 +294,11 @@ class _Line:
         The layer holds non-polygon or invalid geometries.
     """
 
-    def __init__(self, role: str, gdf: gpd.GeoDataFrame, grid_size: float | None) -> None:
+    def __init__(self, role: str, gdf: gpd.GeoDataFrame, grid_size: float | None,
+                 known_valid: np.ndarray | None = None) -> None:
         self.role = role
         self.gdf = gdf
-        self.geoms = _polygons(gdf, role, grid_size)
+        self.geoms = _polygons(gdf, role, grid_size, known_valid)
 
     @cached_property
     def area(self) -> np.ndarray:
@@ -314,6 +336,8 @@ class _Zones:
         The townships, in the analysis CRS (already checked).
     grid_size
         Precision grid (m), already checked.
+    known_valid
+        Geometries already validated, see :func:`_polygons`.
 
     Raises
     ------
@@ -321,10 +345,11 @@ class _Zones:
         The layer holds non-polygon or invalid geometries.
     """
 
-    def __init__(self, gdf: gpd.GeoDataFrame, grid_size: float | None) -> None:
+    def __init__(self, gdf: gpd.GeoDataFrame, grid_size: float | None,
+                 known_valid: np.ndarray | None = None) -> None:
         self.gdf = gdf
         self.grid_size = grid_size
-        self.geoms = _polygons(gdf, "townships", grid_size)
+        self.geoms = _polygons(gdf, "townships", grid_size, known_valid)
 
     @cached_property
     def area(self) -> np.ndarray:
@@ -341,9 +366,10 @@ class _Zones:
         return outline, coverage
 
 
-def _prepare_lines(given: Mapping[str, gpd.GeoDataFrame],
-                   grid_size: float | None) -> dict[str, _Line]:
-    return {role: _Line(role, gdf, grid_size) for role, gdf in given.items()}
+def _prepare_lines(given: Mapping[str, gpd.GeoDataFrame], grid_size: float | None,
+                   known_valid: Mapping[str, np.ndarray] | None = None) -> dict[str, _Line]:
+    known = known_valid or {}
+    return {role: _Line(role, gdf, grid_size, known.get(role)) for role, gdf in given.items()}
 
 
 
@@ -890,6 +916,7 @@ def control_line_report(
     tolerance: Mapping[str, object] | None = None,
     grid_size: float | None = DEFAULT_GRID_SIZE,
     ellipsoidal_lines: bool = False,
+    known_valid: Mapping[str, np.ndarray] | None = None,
 ) -> ControlLineReport:
     """:func:`township_stats`, :func:`outside_townships` and :func:`line_conflicts` at once.
 
@@ -914,6 +941,12 @@ def control_line_report(
         Precision grid in metres (default 1 mm), see :func:`township_stats`.
     ellipsoidal_lines
         Passed to :func:`township_stats`.
+    known_valid
+        Role (``townships``, ``redline``...) → the geometries already found valid, as
+        :func:`spatialplan.read.read_plan` keeps them (``Layer.validated``). A layer holding
+        exactly these objects, in this order, is not tested for validity again (shapely
+        geometries are immutable); any other layer is. :func:`spatialplan.run_stats` passes
+        the plan's.
 
     Returns
     -------
@@ -949,8 +982,9 @@ def control_line_report(
     for role in CONTROL_LINES:
         if role in given:
             _require_columns(given[role], role, ("feature_id",))
-    zones = _Zones(townships, grid_size)
-    prepared = _prepare_lines(given, grid_size)
+    known = dict(known_valid or {})
+    zones = _Zones(townships, grid_size, known.get("townships"))
+    prepared = _prepare_lines(given, grid_size, known)
     control = {role: line for role, line in prepared.items() if role in CONTROL_LINES}
     log.info("control lines: one preparation for %d townships and %s", len(townships),
              ", ".join(f"{role} ({len(line.geoms)})" for role, line in prepared.items()) or "-")

@@ -122,8 +122,9 @@ def run_stats(plan) -> CheckResult:
     lines = {role: _layer_data(plan, role) for role in ("redline", "farmland", "udb", "cropland")}
     log.info("control lines: statistics for %d townships", len(townships))
     # one preparation of every layer for the three tables (validation, coverage certificate)
+    known = {role: layer.validated for role, layer in plan.layers.items()}
     stats, outside, conflicts = overlay.control_line_report(townships, tolerance=tolerance,
-                                                            **lines)
+                                                            known_valid=known, **lines)
     return CheckResult(township_stats=stats, outside_townships=outside,
                        line_conflicts=conflicts, tolerance=tolerance)
 

@@ -127,6 +127,10 @@ class Layer:
     repaired: pd.DataFrame
     source: SourceInfo
     n_in: int
+    #: the geometries of ``data`` as validated (the objects themselves, in order); a function
+    #: handed exactly these objects may skip a repeated validity test (see
+    #: :func:`spatialplan.overlay.control_line_report`'s ``known_valid``)
+    validated: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_repaired(self) -> int:
@@ -838,6 +842,7 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
     if n_zm:
         log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)
+    validated = np.array(accepted.geometry.array, dtype=object, copy=True)
     if crs is not None:
         accepted = to_analysis(accepted, crs, layer=where, path=path,
                                transformation=transformation)
@@ -848,7 +853,7 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
                         crs_source=crs_source, fields=dict(mapping), n_zm_dropped=n_zm)
     log.debug("read layer %s from %s: %d features", where, path, len(gdf))
     return Layer(role=role, data=accepted, rejected=rejected, repaired=repaired, source=source,
-                 n_in=len(gdf))
+                 n_in=len(gdf), validated=validated)
 
 
 # -- rasters ---------------------------------------------------------------------------------

@@ -366,3 +366,86 @@ def test_validation_in_threads_finds_the_first_invalid(monkeypatch, prepare):
     got = overlay.control_line_report(case["townships"], farmland=case["farmland"])
     assert_identical(got.township_stats, overlay.township_stats(case["townships"],
                                                                 farmland=case["farmland"]))
+
+
+# --- geometries validated by read_plan are not tested again ----------------------------------
+
+
+def _validity_tests(monkeypatch) -> list:
+    """Sizes of the arrays overlay._polygons tests for validity."""
+    calls = []
+    real = overlay.map_chunks
+
+    def counting(func, *arrays, **kwargs):
+        if func is shapely.is_valid:
+            calls.append(len(arrays[0]))
+        return real(func, *arrays, **kwargs)
+
+    monkeypatch.setattr(overlay, "map_chunks", counting)
+    return calls
+
+
+def _case_plan(tmp_path, case: dict):
+    """A plan.toml over GeoPackages of a case, stored in the analysis CRS (no reprojection)."""
+    lines = ['[plan]\nname = "case"\ncrs = "EPSG:4545"\n']
+    for role in ("townships", "redline", "farmland", "udb", "cropland"):
+        if case.get(role) is not None:
+            case[role].drop(columns="feature_id").to_file(tmp_path / "case.gpkg", layer=role)
+            lines.append(f'[layers.{role}]\npath = "case.gpkg"\nlayer = "{role}"\n')
+    (tmp_path / "plan.toml").write_text("\n".join(lines), encoding="utf-8")
+    return sp.read_plan(tmp_path / "plan.toml")
+
+
+def test_run_stats_skips_validity_of_what_read_plan_validated(monkeypatch, tmp_path):
+    plan = _case_plan(tmp_path, _case(0))
+    assert {"townships", "redline", "farmland", "udb"} <= set(plan.layers)
+    for role, layer in plan.layers.items():  # the very objects read_plan validated
+        assert overlay._same_objects(np.asarray(layer.data.geometry.array, dtype=object),
+                                     layer.validated), role
+    tests = _validity_tests(monkeypatch)
+    skipped = sp.run_stats(plan)
+    assert tests == []
+    monkeypatch.undo()
+    for layer in plan.layers.values():
+        layer.validated = None
+    tests = _validity_tests(monkeypatch)
+    full = sp.run_stats(plan)
+    assert len(tests) == len([r for r in ("townships", "redline", "farmland", "udb", "cropland")
+                              if r in plan.layers])
+    for name in ("township_stats", "outside_townships", "line_conflicts"):
+        assert_identical(getattr(skipped, name), getattr(full, name))
+
+
+def test_reprojected_layers_are_validated_again(monkeypatch):
+    plan = sp.read_plan(demo_dir() / "plan.toml")  # stored in CGCS2000 lon/lat
+    tests = _validity_tests(monkeypatch)
+    sp.run_stats(plan)
+    assert len(plan.layers["farmland"].data) in tests  # new objects: not the validated ones
+
+
+def test_a_geometry_changed_after_reading_is_validated(monkeypatch, tmp_path):
+    plan = _case_plan(tmp_path, _case(1))
+    farm = plan.layers["farmland"].data
+    x0, y0 = farm.geometry.iloc[0].centroid.coords[0]
+    bowtie = Polygon([(x0, y0), (x0 + 10, y0 + 10), (x0 + 10, y0), (x0, y0 + 10)])
+    farm.loc[farm.index[0], "geometry"] = bowtie  # in place: same frame, one new object
+    tests = _validity_tests(monkeypatch)
+    with pytest.raises(GeometryError, match="farmland layer holds 1 invalid"):
+        sp.run_stats(plan)
+    assert len(farm) in tests
+
+
+def test_known_valid_must_be_the_same_objects():
+    case = _case(0)
+    farm = case["farmland"]
+    geoms = np.asarray(farm.geometry.array, dtype=object)
+    assert overlay._same_objects(geoms, geoms.copy())
+    equal_copies = shapely.from_wkb(shapely.to_wkb(geoms))  # equal, but other objects
+    assert not overlay._same_objects(geoms, equal_copies)
+    assert not overlay._same_objects(geoms, geoms[:-1])
+    assert not overlay._same_objects(geoms, None)
+    bowtie = shapely.affinity.translate(Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]), X0, Y0)
+    bad = farm.copy()
+    bad.loc[bad.index[3], "geometry"] = bowtie
+    with pytest.raises(GeometryError, match="farmland"):  # a stale snapshot is not trusted
+        _report({**case, "farmland": bad}, known_valid={"farmland": geoms})

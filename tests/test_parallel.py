@@ -86,3 +86,37 @@ def test_prepared_geometries_stay_in_the_calling_thread(monkeypatch):
     assert seen == {threading.get_ident()}
     assert _parallel.map_items(len, [[1], [1, 2]], geoms=[geoms]) == [1, 2]
     assert not _parallel.has_prepared(np.arange(3))
+
+
+def test_prepared_ok_and_min_chunk_send_set_operations_to_threads(monkeypatch):
+    import threading
+
+    from spatialplan import _overlay_geom
+
+    _parallel.set_threads(2)
+    geoms = _geoms(300)
+    geoms = geoms[~shapely.is_missing(geoms) & shapely.is_valid(geoms)]
+    other = shapely.buffer(geoms, 3.0)
+    shapely.prepare(geoms[7])  # a prepared geometry no longer pins a set operation
+    seen = set()
+
+    def inter(a, b):
+        seen.add(threading.get_ident())
+        return shapely.intersection(a, b)
+
+    got = _parallel.map_chunks(inter, geoms, other, prepared_ok=True, min_chunk=100)
+    assert seen and threading.get_ident() not in seen
+    assert shapely.equals_exact(got, shapely.intersection(geoms, other), 0).all()
+    seen.clear()
+    _parallel.map_chunks(inter, geoms, other, min_chunk=100)  # default: predicates may read it
+    assert seen == {threading.get_ident()}
+    seen.clear()
+    _parallel.map_chunks(inter, geoms, other, prepared_ok=True)  # 300 rows < MIN_CHUNK
+    assert seen == {threading.get_ident()}
+
+    # safe_overlay uses it: same pieces as the serial overlay, in order
+    monkeypatch.setattr(_overlay_geom, "OVERLAY_CHUNK", 50)
+    threaded = _overlay_geom.safe_overlay(shapely.intersection, geoms, other, grid_size=None)
+    with _parallel.limited(1):
+        serial = _overlay_geom.safe_overlay(shapely.intersection, geoms, other, grid_size=None)
+    assert shapely.equals_exact(threaded, serial, 0).all()
