@@ -120,14 +120,11 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
     kept = np.array([], dtype=np.intp)
     if grid_size is None or len(geoms) == 0:
         return geoms, kept
-    coords, index = shapely.get_coordinates(geoms, return_index=True)
-    if len(coords) == 0:
+    off = _off_grid(shapely.get_coordinates(geoms), grid_size)
+    if off is None:
         return geoms, kept
-    scaled = coords / grid_size
-    off = np.abs(scaled - np.rint(scaled)) > 1e-6
-    bad = np.unique(index[off.any(axis=1)])
-    if len(bad) == 0:
-        return geoms, kept
+    counts = shapely.get_num_coordinates(geoms)
+    bad = np.unique(np.repeat(np.arange(len(geoms)), counts)[off])
     out = geoms.copy()
     snapped = shapely.transform(geoms[bad], _grid_rounder(grid_size), include_z=None)
     broken = np.flatnonzero(~map_chunks(shapely.is_valid, snapped))
@@ -142,6 +139,18 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
     out[bad] = snapped
     log.debug("snapped %d of %d geometries to a %g m grid", len(bad), len(geoms), grid_size)
     return out, kept
+
+
+def _off_grid(coords: np.ndarray, grid_size: float) -> np.ndarray | None:
+    """Per coordinate row, whether x or y lies more than 1e-6 grid cells off the grid; ``None``
+    when every coordinate is on it (computed in place on one scaled copy)."""
+    scaled = coords / grid_size
+    nearest = np.rint(scaled)
+    np.subtract(scaled, nearest, out=scaled)
+    np.abs(scaled, out=scaled)
+    if len(scaled) == 0 or scaled.max() <= 1e-6:
+        return None
+    return np.maximum(scaled[:, 0], scaled[:, 1]) > 1e-6
 
 
 def _grid_rounder(grid_size: float):
