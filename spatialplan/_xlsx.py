@@ -3,7 +3,11 @@
 :func:`write_xlsx` writes a DataFrame as the single sheet of an Office Open XML workbook
 without building a cell object per value (through openpyxl, 32,711 rows × 9 columns took 16 s;
 this writer takes 0.6 s). The sheet XML is built column by column in chunks of
-rows and streamed into the zip, so memory stays bounded at a million rows.
+rows and streamed into the zip, so memory stays bounded at a million rows. With pyarrow
+installed each column's cells are built by Arrow compute kernels (:func:`_arrow_cells`; the
+floats' text by :func:`float_texts`), byte for byte the text of the Python path, which still
+writes the rare cells the kernels do not (161,828 rows × 9 columns: 2.4 s -> 1.2 s, half of it
+zlib).
 
 What the file holds:
 
@@ -34,6 +38,8 @@ same bytes on every run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.util
 import logging
 import math
 import re
@@ -47,7 +53,8 @@ import pandas as pd
 
 from spatialplan.errors import OutputError
 
-__all__ = ["MAX_ROWS", "MAX_COLUMNS", "MAX_CELL_CHARS", "write_xlsx", "column_letter"]
+__all__ = ["MAX_ROWS", "MAX_COLUMNS", "MAX_CELL_CHARS", "write_xlsx", "column_letter",
+           "arrow_compute", "float_texts", "text_array", "join_texts", "utf8_view"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ MAX_COLUMNS = 16_384
 MAX_CELL_CHARS = 32_767
 
 _CHUNK_ROWS = 20_000
+_CHUNK_CELLS = 500_000  # a chunk of a wide table has fewer rows (bounded memory)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_LEVEL = 3
 _DATE_FMT = "yyyy-mm-dd"
@@ -183,10 +191,11 @@ def write_xlsx(
             with zf.open(_zip_info("xl/worksheets/sheet1.xml"), "w", force_zip64=large) as fh:
                 fh.write(_sheet_head(n_rows, n_cols, widths).encode("utf-8"))
                 fh.write(_header_row(headers, ctx).encode("utf-8"))
-                for start in range(0, n_rows, _CHUNK_ROWS):
-                    stop = min(start + _CHUNK_ROWS, n_rows)
-                    chunk_bold = None if bold is None else bold[start:stop].tolist()
-                    fh.write(_rows_xml(columns, start, stop, chunk_bold, ctx).encode("utf-8"))
+                step = max(1, min(_CHUNK_ROWS, _CHUNK_CELLS // max(n_cols, 1)))
+                for start in range(0, n_rows, step):
+                    stop = min(start + step, n_rows)
+                    chunk_bold = None if bold is None else bold[start:stop]
+                    fh.write(_rows_bytes(columns, start, stop, chunk_bold, ctx))
                 fh.write(("</sheetData>" + _SHEET_TAIL).encode("utf-8"))
         except RuntimeError as exc:  # zipfile: an entry over 2 GiB without zip64
             raise OutputError(f"the sheet is too large for an XLSX file ({exc})", path=target,
@@ -406,9 +415,23 @@ def _header_row(headers: Sequence[str], ctx: _Context) -> str:
     return f'<row r="1">{cells}</row>'
 
 
+def _rows_bytes(columns: Sequence[_Column], start: int, stop: int, bold: np.ndarray | None,
+                ctx: _Context) -> bytes | memoryview:
+    """The UTF-8 ``<row>`` elements of data rows ``start:stop``: through Arrow when pyarrow is
+    installed (:func:`_arrow_cells`), else by :func:`_rows_xml`; the same bytes either way."""
+    arrow = arrow_compute()
+    if arrow is None or not columns:
+        flags = None if bold is None else bold.tolist()
+        return _rows_xml(columns, start, stop, flags, ctx).encode("utf-8")
+    pa, pc = arrow
+    rnums = pc.cast(pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)), pa.large_string())
+    cells = [_arrow_cells(col, start, stop, rnums, bold, ctx) for col in columns]
+    return utf8_view(_join('<row r="', rnums, '">', *cells, "</row>"))
+
+
 def _rows_xml(columns: Sequence[_Column], start: int, stop: int, bold: list[bool] | None,
               ctx: _Context) -> str:
-    """The ``<row>`` elements of data rows ``start:stop`` (0-based)."""
+    """The ``<row>`` elements of data rows ``start:stop`` (0-based), cell by cell in Python."""
     rnums = [str(r) for r in range(start + 2, stop + 2)]
     per_column = [_column_cells(col, start, stop, rnums, bold, ctx) for col in columns]
     if not per_column:
@@ -494,6 +517,261 @@ def _text_cells(col: _Column, part: pd.Series, start: int, rnums: list[str], att
                 fmt = _DATE_FMT if kind == "D" else _DATETIME_FMT
             out.append(f'<c r="{letter}{r}"{styles.attr(fmt, b)}><v>{cell[1]}</v></c>')
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the same cells through Arrow: a few compute kernels per column and chunk instead of one
+# Python string per cell
+# --------------------------------------------------------------------------------------------
+
+
+class _Arrow(NamedTuple):
+    pa: Any  # pyarrow
+    pc: Any  # pyarrow.compute
+
+
+@functools.cache
+def arrow_compute() -> _Arrow | None:
+    """``(pyarrow, pyarrow.compute)``, or None when pyarrow is not installed (or formats
+    floats unlike :func:`repr`, see :func:`_floats_like_repr`): then cells are built in
+    Python."""
+    arrow = _arrow_modules()
+    if arrow is None:
+        return None
+    if not _floats_like_repr(arrow):
+        log.debug("pyarrow %s formats floats unlike repr: XLSX/CSV cells built in Python",
+                  arrow.pa.__version__)
+        return None
+    return arrow
+
+
+@functools.cache
+def _arrow_modules() -> _Arrow | None:
+    if importlib.util.find_spec("pyarrow") is None:
+        return None
+    import pyarrow
+    import pyarrow.compute
+
+    return _Arrow(pyarrow, pyarrow.compute)
+
+
+#: values whose text differs in many float formatters (exponent switches, trailing zeros,
+#: halfway digits, integers, subnormals)
+_FLOAT_PROBES = (0.1, 0.2, 0.3, 1 / 3, 2 / 3, 0.5, 1.5, 2.675, 1e-4, 1.2345e-4, 9.999e-5, 0.001,
+                 1.0, 10.0, 123.0, 1e9, 9999999999.0, 1e10, 12345678901.5, 1e15, 1e16 - 2,
+                 1e16, 1e17, 123456789012345678.0, 5e-324, 2.2250738585072014e-308,
+                 1.7976931348623157e308, 137535210.61076745, 1.0000000000000002, 4.35, 0.07,
+                 2611401.7745487713, 0.06628968344289088, 100.0, 1e21, 1e22, 3.0e-7)
+
+
+def _floats_like_repr(arrow: _Arrow) -> bool:
+    """Whether :func:`float_texts` reproduces :func:`repr` on probe values (it reads Arrow's
+    own formatting, which differs between versions, only where it has Python's layout)."""
+    rng = np.random.default_rng(20240601)
+    probes = np.concatenate([np.array(_FLOAT_PROBES), -np.array(_FLOAT_PROBES),
+                             rng.random(500) * 10.0 ** rng.integers(-6, 18, 500)])
+    try:
+        texts = _float_texts(arrow, probes).to_pylist()
+    except arrow.pa.ArrowException:
+        return False
+    return texts == [repr(v) for v in probes.tolist()]
+
+
+def float_texts(values: np.ndarray) -> Any:
+    """The :func:`repr` text of each float, as an Arrow ``large_string`` array (null where a
+    value is NaN or infinite); requires :func:`arrow_compute`.
+
+    Arrow's cast formats floats in C++ (0.08 s for 485,000 values against 0.54 s for
+    ``repr``); its text is kept only where it has Python's layout (positional notation, the
+    magnitude between 1e-4 and 1e16, ``.0`` added to an integer), the other values go through
+    ``repr``, and the whole array is checked to read back to the same doubles.
+
+    Examples
+    --------
+    >>> float_texts(np.array([0.1 + 0.2, 1.0, 1e16, -0.0, np.nan])).to_pylist()
+    ['0.30000000000000004', '1.0', '1e+16', '-0.0', None]
+    """
+    arrow = arrow_compute()
+    if arrow is None:
+        raise RuntimeError("float_texts needs pyarrow")
+    return _float_texts(arrow, values)
+
+
+def _float_texts(arrow: _Arrow, values: np.ndarray) -> Any:
+    pa, pc = arrow
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    texts = pc.cast(pa.array(values), pa.large_string())
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(values)
+        positional = (magnitude >= 1e-4) & (magnitude < 1e16)
+    positional &= ~_flags(pc.match_substring(texts, "e"))
+    integral = positional & ~_flags(pc.match_substring(texts, "."))
+    if integral.any():
+        texts = pc.if_else(pa.array(integral), _join(texts, ".0"), texts)
+    zero = values == 0
+    if zero.any():
+        negative = np.signbit(values)
+        texts = pc.if_else(pa.array(zero & ~negative), _scalar("0.0"), texts)
+        texts = pc.if_else(pa.array(zero & negative), _scalar("-0.0"), texts)
+    other = finite & ~positional & ~zero
+    if other.any():
+        texts = pc.replace_with_mask(texts, pa.array(other), pa.array(
+            [repr(v) for v in values[other].tolist()], type=pa.large_string()))
+    if not finite.all():
+        texts = pc.if_else(pa.array(finite), texts, _scalar(None))
+    back = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+    if not np.array_equal(back[finite], values[finite]):  # never seen; exact by construction
+        return pa.array([repr(v) if f else None for v, f in
+                         zip(values.tolist(), finite.tolist(), strict=True)],
+                        type=pa.large_string())
+    return texts
+
+
+def text_array(values: pd.Series) -> Any | None:
+    """An all-text column (missing values allowed) as an Arrow ``large_string`` array with
+    nulls for the missing values; None when a value is not a ``str`` or cannot be UTF-8 (a
+    lone surrogate). Requires :func:`arrow_compute`."""
+    arrow = arrow_compute()
+    if arrow is None:
+        raise RuntimeError("text_array needs pyarrow")
+    pa = arrow.pa
+    dtype = values.dtype
+    try:
+        if isinstance(dtype, pd.StringDtype) and dtype.storage.startswith("pyarrow"):
+            array = pa.array(values)
+        else:
+            objects = values.to_numpy(dtype=object)
+            if pd.api.types.infer_dtype(objects, skipna=True) not in ("string", "empty"):
+                return None
+            array = pa.array(objects, type=pa.large_string(), from_pandas=True)
+    except (UnicodeError, pa.ArrowException):
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def utf8_view(array: Any) -> memoryview:
+    """The UTF-8 bytes of a ``large_string`` array without nulls, all its values in a row
+    (a view of Arrow's data buffer, no copy)."""
+    if array.null_count:
+        raise ValueError("an array with nulls has no single text")
+    n = len(array)
+    data = array.buffers()[2] if n else None
+    if data is None:
+        return memoryview(b"")
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64, count=array.offset + n + 1)
+    return memoryview(data)[int(offsets[array.offset]):int(offsets[-1])]
+
+
+def _scalar(text: str | None) -> Any:
+    pa = _arrow_modules().pa
+    return pa.scalar(text, type=pa.large_string())
+
+
+def join_texts(*parts: Any, separator: str = "") -> Any:
+    """Element-wise concatenation of Arrow ``large_string`` arrays and constant texts.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> join_texts("<v>", pa.array(["1", "2"], pa.large_string()), "</v>").to_pylist()
+    ['<v>1</v>', '<v>2</v>']
+    """
+    pc = _arrow_modules().pc
+    return pc.binary_join_element_wise(
+        *[_scalar(p) if isinstance(p, str) else p for p in parts], _scalar(separator))
+
+
+_join = join_texts
+
+
+def _flags(mask: Any) -> np.ndarray:
+    """An Arrow boolean array as numpy (null → False)."""
+    return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+class _Body(NamedTuple):
+    """What a present cell holds after ``<c r="A2" s="..."``: ``middle``, ``texts``, ``tail``."""
+
+    middle: str
+    texts: Any  # Arrow large_string array
+    tail: str
+    present: np.ndarray  # written as a value (else an empty or styled-empty cell)
+
+
+def _arrow_cells(col: _Column, start: int, stop: int, rnums: Any, bold: np.ndarray | None,
+                 ctx: _Context) -> Any:
+    """One column's cell XML for data rows ``start:stop`` as an Arrow array: the same text
+    as :func:`_column_cells`, which still writes the rare cells Arrow does not
+    (mixed-type columns, ±inf, dates before 1900, overlong or XML-illegal text)."""
+    pa, pc = arrow_compute()
+    part = col.series.iloc[start:stop]
+    body = _arrow_body(col, part, ctx)
+    if body is None:
+        rn = [str(r) for r in range(start + 2, stop + 2)]
+        flags = None if bold is None else bold.tolist()
+        return pa.array(_column_cells(col, start, stop, rn, flags, ctx), type=pa.large_string())
+    plain, strong = ctx.styles.attr(col.fmt, False), ctx.styles.attr(col.fmt, True)
+    if bold is None:
+        attrs, styled = plain, np.full(stop - start, bool(plain))
+    else:
+        attrs = pc.if_else(pa.array(bold), _scalar(strong), _scalar(plain))
+        styled = np.where(bold, bool(strong), bool(plain))
+    head = (f'<c r="{col.letter}', rnums, '"', attrs)
+    cells = _join(*head, body.middle, body.texts, body.tail)
+    if body.present.all():
+        return cells
+    empty = _join(*head, "/>") if styled.any() else _scalar("")
+    if styled.any() and not styled.all():
+        empty = pc.if_else(pa.array(styled), empty, _scalar(""))
+    return pc.if_else(pa.array(body.present), cells, empty)
+
+
+def _arrow_body(col: _Column, part: pd.Series, ctx: _Context) -> _Body | None:
+    """The value part of a column's cells, or None for the Python path."""
+    pa, pc = arrow_compute()
+    if col.kind == "text":
+        return _arrow_text_body(part, ctx)
+    missing = part.isna().to_numpy(dtype=bool)
+    if col.kind == "bool":
+        values = part.to_numpy(dtype=bool, na_value=False)
+        texts = pc.if_else(pa.array(values), _scalar("1"), _scalar("0"))
+        return _Body(' t="b"><v>', texts, "</v></c>", ~missing)
+    if col.kind == "int":
+        texts = pc.cast(pa.array(part, from_pandas=True), pa.large_string())
+        return _Body("><v>", texts, "</v></c>", ~missing)
+    if col.kind == "date":
+        values = _serials(part.to_numpy(dtype="datetime64[us]"))
+        values[missing] = 1.0
+        if (values < 1).any():  # before 1900: ISO text, in Python
+            return None
+    else:
+        values = part.to_numpy(dtype=float, na_value=np.nan)
+        if (~np.isfinite(values) & ~missing).any():  # ±inf as text, in Python
+            return None
+    return _Body("><v>", float_texts(values), "</v></c>", ~missing)
+
+
+def _arrow_text_body(part: pd.Series, ctx: _Context) -> _Body | None:
+    pc = arrow_compute().pc
+    texts = text_array(part)
+    if texts is None or len(texts) == texts.null_count:
+        return None  # mixed types, a lone surrogate, or nothing to write: Python
+    if pc.max(pc.utf8_length(texts)).as_py() > MAX_CELL_CHARS // 2:
+        return None  # the exact (UTF-16) length check and its error
+    if pc.any(pc.match_substring_regex(texts, _ILLEGAL_RE2)).as_py():
+        return None  # replaced and counted in Python
+    if pc.any(pc.match_substring_regex(texts, "[&<>\r]")).as_py():
+        for char, ref in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
+            texts = pc.replace_substring(texts, char, ref)
+    present = _flags(pc.greater(pc.binary_length(texts), 0))
+    return _Body(' t="inlineStr"><is><t xml:space="preserve">', texts, "</t></is></c>", present)
+
+
+#: ``_ILLEGAL`` for RE2 (Arrow's regular expressions; a surrogate cannot be in Arrow text)
+_ILLEGAL_RE2 = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 
 
 # --------------------------------------------------------------------------------------------

@@ -148,3 +148,96 @@ def test_arrow_and_feature_writes_give_the_same_layers(tmp_path, monkeypatch):
                                       pd.DataFrame(pyogrio.read_dataframe(plain, layer=layer)))
     back = pyogrio.read_dataframe(arrow, layer="projects")
     assert back.loc[0, "code"] == "0520" and pd.isna(back.loc[1, "n"])
+
+
+# --------------------------------------------------------------------------------------------
+# CSV: the Arrow writer gives pandas' bytes; the read-back check counts records
+# --------------------------------------------------------------------------------------------
+
+
+def _csv_tables():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 300
+    words = np.array(["示范镇", "", "plain", 'q"uote', "c,omma", "n\nl", "c\rr", "\r\n", " sp ",
+                      "=1+1", "0520", '"', "😀"], dtype=object)
+    floats = rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64).copy()
+    floats[::11] = np.nan
+    floats[4], floats[5] = np.inf, -np.inf
+    yield pd.DataFrame({
+        "bits": floats, "zero": np.where(rng.random(n) < .5, 0.0, -0.0),
+        "int": rng.integers(-2**62, 2**62, n), "u8": rng.integers(0, 255, n).astype("uint8"),
+        "bool": rng.random(n) < .5,
+        "obj": pd.Series(words[rng.integers(0, len(words), n)], dtype=object),
+        "none": pd.Series([None if i % 3 else "x" for i in range(n)], dtype=object),
+        "string": pd.array([None if i % 7 == 0 else w for i, w in
+                            enumerate(words[rng.integers(0, len(words), n)])], dtype="string"),
+        "序号": pd.Series([i if i % 4 else "小计" for i in range(n)], dtype=object),
+        "a,\"b\"": 1.5,
+    })
+    yield pd.DataFrame({"a": pd.Series([], dtype=float), "b": pd.Series([], dtype=object)})
+    yield pd.DataFrame({"only": ["x", "", None]})  # one column: pandas writes it
+    yield pd.DataFrame({"day": pd.to_datetime(["2024-01-02", None]), "n": [1, 2]})  # pandas too
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_csv_arrow_writer_gives_pandas_bytes(tmp_path, index):
+    from spatialplan import output
+
+    df = list(_csv_tables())[index]
+    path = write_table(df, tmp_path / "t.csv")
+    reference = tmp_path / "pandas.csv"
+    df.to_csv(reference, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    assert path.read_bytes() == reference.read_bytes()
+    has_arrow = output._csv_columns(pd.DataFrame({"a": [1.5], "b": ["x"]})) is not None
+    assert (output._csv_columns(df) is not None) == (index < 2 and has_arrow)
+    back = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert len(back) == len(df)
+
+
+def test_csv_check_counts_records_not_lines(tmp_path):
+    from spatialplan.output import check_csv
+
+    df = pd.DataFrame({"a": ["line1\r\nline2", 'say "hi"\n', "c"], "b": [1, 2, 3]})
+    path = write_table(df, tmp_path / "t.csv")
+    raw = path.read_bytes()
+    assert raw.count(b"\n") == 6
+    check_csv(path, rows=3)
+    (tmp_path / "short.csv").write_bytes(raw[:raw.rindex(b"c,3\r\n")])
+    with pytest.raises(OutputError, match="2 rows, expected 3") as err:
+        check_csv(tmp_path / "short.csv", rows=3, target=tmp_path / "final.csv")
+    assert err.value.path.endswith("final.csv")
+    cut = raw[:raw.index(b"line2")]  # cut inside the quoted field
+    (tmp_path / "cut.csv").write_bytes(cut)
+    with pytest.raises(OutputError, match="inside a quoted field"):
+        check_csv(tmp_path / "cut.csv", rows=3)
+    (tmp_path / "noend.csv").write_bytes(raw[:-2])
+    with pytest.raises(OutputError, match="no final line end"):
+        check_csv(tmp_path / "noend.csv", rows=3)
+    (tmp_path / "nobom.csv").write_bytes(raw[3:])
+    with pytest.raises(OutputError, match="no UTF-8 BOM"):
+        check_csv(tmp_path / "nobom.csv", rows=3)
+    check_csv(path, rows=3, chunk=5)  # quotes and CRLF split across reads
+
+
+def test_csv_quoting_rule_is_this_pythons():
+    import csv
+    import io
+
+    from spatialplan import output
+
+    assert output._csv_quotes_like_python()
+    for text in ["a", "", 'x"y', "x,y", "x\ry", "x\ny", "x\ty", " ", "a;b", "\u2028"]:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerow([text, "z"])
+        assert buf.getvalue() == output._csv_quote(text) + ",z\r\n"
+
+
+def test_csv_without_pyarrow_is_written_by_pandas(tmp_path, monkeypatch):
+    from spatialplan import _xlsx
+
+    df = next(_csv_tables())
+    arrow = write_table(df, tmp_path / "a.csv").read_bytes()
+    monkeypatch.setattr(_xlsx, "arrow_compute", lambda: None)
+    assert write_table(df, tmp_path / "p.csv").read_bytes() == arrow

@@ -182,3 +182,114 @@ def test_many_rows_span_chunks(tmp_path, monkeypatch):
     assert back["s"].isna().tolist() == [i % 3 == 0 for i in range(50)]
     ws = openpyxl.load_workbook(path).active
     assert ws["A12"].font.b and not ws["A13"].font.b
+
+
+# --------------------------------------------------------------------------------------------
+# the Arrow path builds the same bytes as the Python one
+# --------------------------------------------------------------------------------------------
+
+needs_arrow = pytest.mark.skipif(_xlsx.arrow_compute() is None,
+                                 reason="pyarrow not installed (or unlike repr)")
+
+
+def _many_kinds(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    words = np.array(["示范镇", "a&b", "<x>", "", "plain", 'q"uote', "c,omma", "n\nl", "c\rr",
+                      "=1+1", "0520", " sp ", "😀", "x" * 40], dtype=object)
+    floats = rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64).copy()
+    floats[::7] = np.nan
+    floats[3] = np.inf
+    stamps = pd.to_datetime(rng.integers(0, 2_000_000_000, n), unit="s")
+    return pd.DataFrame({
+        "bits": floats,
+        "mag": rng.random(n) * 10.0 ** rng.integers(-8, 20, n),
+        "zero": np.where(rng.random(n) < .5, 0.0, -0.0),
+        "int": rng.integers(-2**62, 2**62, n),
+        "Int64": pd.array([None if i % 5 == 0 else i for i in range(n)], dtype="Int64"),
+        "bool": rng.random(n) < .5,
+        "obj": pd.Series(words[rng.integers(0, len(words), n)], dtype=object),
+        "objnone": pd.Series([None if i % 3 == 0 else w for i, w in
+                              enumerate(words[rng.integers(0, len(words), n)])], dtype=object),
+        "string": pd.array(words[rng.integers(0, len(words), n)], dtype="string"),
+        "mixed": pd.Series([i if i % 4 else f"小计{i}" for i in range(n)], dtype=object),
+        "day": stamps.normalize(),
+        "when": stamps.where(rng.random(n) < .9),
+        "old": pd.Series(pd.to_datetime(["1899-12-01"] * n)).where(np.arange(n) % 50 == 0),
+        "ctrl": pd.Series(["a\x01b" if i == 5 else "ok" for i in range(n)], dtype=object),
+    })
+
+
+def _python_bytes(monkeypatch, frame, path, **options) -> bytes:
+    with monkeypatch.context() as m:
+        m.setattr(_xlsx, "arrow_compute", lambda: None)
+        write_xlsx(frame, path, **options)
+    return path.read_bytes()
+
+
+@needs_arrow
+@pytest.mark.parametrize("options", [
+    {},
+    {"bold_rows": [i % 9 == 0 for i in range(400)],
+     "number_formats": {"mag": "#,##0.00", "int": "0", "string": "@"}},
+    {"number_formats": {"zero": "0.00", "day": "yyyy/m/d"}},
+])
+def test_arrow_and_python_cells_give_the_same_bytes(tmp_path, monkeypatch, options):
+    frame = _many_kinds()
+    monkeypatch.setattr(_xlsx, "_CHUNK_ROWS", 97)  # chunks that split the special rows
+    widths = [12.5] * frame.shape[1]
+    arrow = write_xlsx(frame, tmp_path / "a.xlsx", widths=widths, **options).read_bytes()
+    assert arrow == _python_bytes(monkeypatch, frame, tmp_path / "p.xlsx", widths=widths,
+                                  **options)
+    sheet = zipfile.ZipFile(tmp_path / "a.xlsx").read("xl/worksheets/sheet1.xml")
+    assert sheet.count(b"<row ") == 401 and b"&amp;" in sheet and b"&#13;" in sheet
+
+
+@needs_arrow
+def test_arrow_path_keeps_the_python_rules_for_rare_cells(tmp_path, monkeypatch, caplog):
+    frame = pd.DataFrame({
+        "surrogate": pd.Series(["\ud800x", "ok"], dtype=object),
+        "long": ["x" * 20_000, "y"],
+        "empty": pd.Series([None, None], dtype=object),
+        "strempty": pd.array(["", None], dtype="string"),
+        "inf": [-np.inf, 1.0],
+    })
+    with caplog.at_level(logging.WARNING, logger="spatialplan._xlsx"):
+        arrow = write_xlsx(frame, tmp_path / "a.xlsx").read_bytes()
+    assert "1 character(s)" in caplog.text
+    assert arrow == _python_bytes(monkeypatch, frame, tmp_path / "p.xlsx")
+    with pytest.raises(OutputError, match="32,767"):
+        write_xlsx(pd.DataFrame({"a": ["ok", "x" * 40_000]}), tmp_path / "long.xlsx")
+
+
+@needs_arrow
+def test_float_texts_are_repr():
+    rng = np.random.default_rng(11)
+    values = np.concatenate([
+        rng.integers(0, 2**64, 200_000, dtype=np.uint64).view(np.float64),
+        rng.random(100_000) * 10.0 ** rng.integers(-12, 24, 100_000),
+        np.round(rng.random(50_000) * 1e6, 2), np.arange(-500.0, 500.0),
+        [0.0, -0.0, 1e16, 1e16 - 2, 1e-4, 9.999999999999999e-05, 5e-324, 1e10, 9999999999.5,
+         1.7976931348623157e308, np.nan, np.inf, -np.inf],
+    ])
+    texts = _xlsx.float_texts(values).to_pylist()
+    assert texts == [repr(v) if np.isfinite(v) else None for v in values.tolist()]
+
+
+@needs_arrow
+def test_a_formatter_unlike_repr_turns_the_arrow_path_off(monkeypatch):
+    arrow = _xlsx._arrow_modules()
+    assert _xlsx._floats_like_repr(arrow)
+    pc = arrow.pc
+    monkeypatch.setattr(_xlsx, "_float_texts", lambda a, v: pc.cast(arrow.pa.array(v),
+                                                                    arrow.pa.large_string()))
+    assert not _xlsx._floats_like_repr(arrow)  # Arrow's own text: "1" for 1.0, "1e+10"
+
+
+@needs_arrow
+def test_utf8_view_of_a_slice():
+    pa = _xlsx.arrow_compute().pa
+    texts = pa.array(["ab", "示范", "", "z"], type=pa.large_string())
+    assert bytes(_xlsx.utf8_view(texts.slice(1, 2))) == "示范".encode()
+    assert bytes(_xlsx.utf8_view(texts.slice(4, 0))) == b""
+    with pytest.raises(ValueError):
+        _xlsx.utf8_view(pa.array(["a", None], type=pa.large_string()))
