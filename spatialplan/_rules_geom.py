@@ -9,6 +9,7 @@ the *union* of the pieces, never a double count.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -17,13 +18,14 @@ from shapely.errors import GEOSException
 
 __all__ = [
     "GRID_SIZE",
+    "Overlaps",
     "layer_geometries",
     "intersection",
     "overlap_pairs",
+    "self_overlap_pairs",
+    "site_overlaps",
     "covered_area",
     "is_zero",
-    "is_zero_scalar",
-    "classify_scalar",
     "classify_overlap",
 ]
 
@@ -125,6 +127,25 @@ def overlap_pairs(
     return si, oi, area
 
 
+def self_overlap_pairs(sites: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`overlap_pairs` of the sites with each other, without a site's pair with itself.
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> s = np.array([shapely.box(0, 0, 10, 10), shapely.box(5, 0, 20, 10), None])
+    >>> [a.tolist() for a in self_overlap_pairs(s)]
+    [[0, 1], [1, 0], [50.0, 50.0]]
+    """
+    empty_i = np.empty(0, dtype=np.intp)
+    if len(sites) == 0:
+        return empty_i, empty_i, np.empty(0)
+    si, oi = _intersecting_pairs(sites, sites)
+    keep = si != oi
+    si, oi = si[keep], oi[keep]
+    return si, oi, shapely.area(intersection(sites[si], sites[oi])).astype(float)
+
+
 def covered_area(sites: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Area of each site covered by the union of ``others`` (0 where none; NaN for no site).
 
@@ -136,12 +157,18 @@ def covered_area(sites: np.ndarray, others: np.ndarray) -> np.ndarray:
     >>> covered_area(s, o).tolist()
     [50.0, nan]
     """
+    if len(sites) == 0 or len(others) == 0:
+        return _covered(sites, *(np.empty(0, dtype=t) for t in (np.intp, float, object)))
+    si, _oi, area, pieces = overlap_pairs(sites, others, with_pieces=True)
+    return _covered(sites, si, area, pieces)
+
+
+def _covered(sites: np.ndarray, si: np.ndarray, area: np.ndarray,
+             pieces: np.ndarray) -> np.ndarray:
+    """Per-site area of the union of its overlap ``pieces`` (pairs sorted by site)."""
     n = len(sites)
     out = np.zeros(n)
     out[shapely.is_missing(sites)] = np.nan
-    if n == 0 or len(others) == 0:
-        return out
-    si, _oi, area, pieces = overlap_pairs(sites, others, with_pieces=True)
     if len(si) == 0:
         return out
     counts = np.bincount(si, minlength=n)
@@ -159,24 +186,50 @@ def covered_area(sites: np.ndarray, others: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Overlaps:
+    """The sites' overlaps with the usable features of one layer.
+
+    ``site``, ``other`` and ``area`` are :func:`overlap_pairs` (``other`` indexes ``geoms``),
+    ``geoms`` and ``pos`` are :func:`layer_geometries` of the layer and ``covered`` is
+    :func:`covered_area` (``None`` unless asked for).
+    """
+
+    site: np.ndarray
+    other: np.ndarray
+    area: np.ndarray
+    geoms: np.ndarray
+    pos: np.ndarray
+    covered: np.ndarray | None = None
+
+
+def site_overlaps(sites: np.ndarray, layer: gpd.GeoDataFrame | None, *,
+                  covered: bool = False) -> Overlaps:
+    """Overlap pairs of ``sites`` with ``layer`` (and the covered areas), in one pass.
+
+    The rules that need both the pairs and the covered area of one layer share the
+    intersections instead of computing them twice.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, shapely
+    >>> s = np.array([shapely.box(0, 0, 10, 10)])
+    >>> layer = gpd.GeoDataFrame(geometry=[None, shapely.box(5, 0, 20, 10),
+    ...                                    shapely.box(6, 0, 20, 10)])
+    >>> ov = site_overlaps(s, layer, covered=True)
+    >>> ov.pos.tolist(), ov.area.tolist(), ov.covered.tolist()
+    ([1, 2], [50.0, 40.0], [50.0])
+    """
+    geoms, pos = layer_geometries(layer)
+    si, oi, area, pieces = overlap_pairs(sites, geoms, with_pieces=True)
+    cov = _covered(sites, si, area, pieces) if covered else None
+    return Overlaps(si, oi, area, geoms, pos, cov)
+
+
 def is_zero(value: np.ndarray, area: np.ndarray) -> np.ndarray:
     """Whether an area is numerically zero relative to the site area (float residue of GEOS)."""
     value = np.asarray(value, dtype=float)
     return ~(value > 1e-6 + 1e-9 * np.nan_to_num(np.asarray(area, dtype=float)))
-
-
-def is_zero_scalar(value: float, area: float) -> bool:
-    """Scalar :func:`is_zero` (fast path for per-row loops)."""
-    a = 0.0 if area != area else area
-    return not value > 1e-6 + 1e-9 * a
-
-
-def classify_scalar(overlap: float, area: float, min_m2: float, min_share: float) -> str:
-    """Scalar :func:`classify_overlap`."""
-    if is_zero_scalar(overlap, area):
-        return "none"
-    share = overlap / area if area > 0 else 0.0
-    return "real" if overlap >= min_m2 and share >= min_share else "noise"
 
 
 def classify_overlap(

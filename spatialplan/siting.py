@@ -45,7 +45,7 @@ import shapely
 from spatialplan import _rules_dates as _dates
 from spatialplan import _rules_sites as _sites
 from spatialplan._rules_dates import bilingual
-from spatialplan._rules_sites import MU_M2, Out, text_values
+from spatialplan._rules_sites import MU_M2, Out, object_array, text_values
 from spatialplan.errors import CRSError, DataLayerError, SpatialPlanError
 from spatialplan.rules import RULE_IDS, read_rules, rules_for
 
@@ -202,20 +202,22 @@ class _Ctx:
         self.codes = np.empty(self.n, dtype=object)
         self.facility_error = np.empty(self.n, dtype=object)
         cache: dict[str, tuple[str | None, str | None]] = {}
-        for i, given in enumerate(attrs["facility_given"]):
+        for i, given in enumerate(attrs["facility_given"].to_numpy(dtype=object)):
             key = given or ""
             if key not in cache:
                 cache[key] = _resolve(given, catalog)
             self.codes[i], self.facility_error[i] = cache[key]
         self.code_rules = {c: rules_for(rules, c) for c in set(self.codes.tolist())}
         self.row_rules = [self.code_rules[c] for c in self.codes]
+        # each row's catalogue entry: the index of its code in `known` (-1: no code)
+        which, known = pd.factorize(self.codes)
 
         def fac_col(name: str) -> np.ndarray:
             values = fac[name].to_dict()
-            out = np.empty(self.n, dtype=object)  # filled one by one: values may be tuples
-            for i, c in enumerate(self.codes):
-                out[i] = values.get(c) if c is not None else None
-            return out
+            per_code = np.empty(len(known) + 1, dtype=object)  # one by one: may be tuples
+            for k, c in enumerate(known):
+                per_code[k] = values.get(c)
+            return per_code[which]  # -1 → the last entry, None
 
         self.group = fac_col("group")
         self.name_zh = fac_col("name_zh")
@@ -236,6 +238,8 @@ class _Ctx:
         self.measures["area_mu"] = self.area / MU_M2
         self.township_found = np.full(self.n, None, dtype=object)
         self.eligible_now = np.ones(self.n, dtype=bool)
+        #: the sites' overlays with each layer, shared by the rules (see _rules_sites)
+        self.overlaps: dict[str, Any] = {}
 
     def eligible(self, rule: str) -> np.ndarray:
         ok = np.ones(self.n, dtype=bool)
@@ -244,6 +248,10 @@ class _Ctx:
         if rule in _BY_FACILITY:
             ok &= pd.isna(self.facility_error)
         return ok
+
+    def enabled(self, rule: str) -> np.ndarray:
+        """Whether ``rule`` is enabled for each row (per-facility overrides applied)."""
+        return np.array([r[rule]["enabled"] for r in self.row_rules], dtype=bool)
 
     def setting(self, rule: str, key: str) -> np.ndarray:
         return np.array([r[rule][key] for r in self.row_rules], dtype=object)
@@ -296,7 +304,7 @@ def _na(n: int, mask: np.ndarray, message: str) -> Out:
 
 def _run_rule(ctx: _Ctx, rule: str, layers: dict[str, Any]) -> Out:
     ctx.eligible_now = ctx.eligible(rule)
-    enabled = np.array([r[rule]["enabled"] for r in ctx.row_rules], dtype=bool)
+    enabled = ctx.enabled(rule)
     if not enabled.any():
         return _na(ctx.n, np.ones(ctx.n, dtype=bool), bilingual("规则已停用", "rule disabled"))
     ctx.eligible_now = ctx.eligible_now & enabled
@@ -327,6 +335,42 @@ def _run_rule(ctx: _Ctx, rule: str, layers: dict[str, Any]) -> Out:
     return out
 
 
+def _run_rules(ctx: _Ctx, layers: dict[str, Any]) -> dict[str, list[np.ndarray]]:
+    """Every rule's findings columns for the accepted projects, in :data:`RULE_IDS` order.
+
+    The overlays of the sites with the layers are computed first, several at once in threads
+    (:func:`spatialplan._rules_sites.prefetch_overlaps`); the rules then share them.
+    """
+    _sites.prefetch_overlaps(ctx, layers, rules=[r for r in RULE_IDS if ctx.enabled(r).any()])
+    per_rule: dict[str, list[np.ndarray]] = {"status": [], "measure": [], "unit": [],
+                                             "message": [], "source": []}
+    for rule in RULE_IDS:
+        out = _run_rule(ctx, rule, layers)
+        missing = out.status == None  # noqa: E711
+        for i in np.flatnonzero(missing):
+            out.set(i, "error", _error_reason(ctx, rule, i))
+        per_rule["status"].append(out.status)
+        per_rule["measure"].append(out.measure)
+        per_rule["unit"].append(out.unit)
+        per_rule["message"].append(out.message)
+        per_rule["source"].append(np.array([r[rule]["source"] for r in ctx.row_rules],
+                                           dtype=object))
+    return per_rule
+
+
+def _rejected_block(rejected: pd.DataFrame, rules: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Findings columns of the projects rejected at read: ``error`` for every rule."""
+    reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
+              else [None] * len(rejected))
+    message = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",
+                                  f"rejected when read: {r or 'reason unknown'}")
+                        for r in reason], dtype=object)
+    k = len(RULE_IDS)
+    return _block({"status": ["error"] * k, "measure": [np.nan] * k, "unit": [""] * k,
+                   "message": [message] * k,
+                   "source": [rules[rule]["source"] for rule in RULE_IDS]}, len(rejected))
+
+
 def _error_reason(ctx: _Ctx, rule: str, i: int) -> str:
     if rule in _GEOMETRIC and not ctx.usable[i]:
         return ctx.geom_error[i]
@@ -335,12 +379,44 @@ def _error_reason(ctx: _Ctx, rule: str, i: int) -> str:
     return bilingual("无法核查", "could not be checked")
 
 
-def _findings_frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
-    if not parts:
+def _block(per_rule: dict[str, list[Any]], n: int) -> dict[str, np.ndarray]:
+    """Findings columns of ``n`` projects, project-major (rule order within).
+
+    ``per_rule`` maps a column to one value or one array of ``n`` values per rule of
+    :data:`RULE_IDS`.
+    """
+    cols = {}
+    for name, values in per_rule.items():
+        matrix = np.empty((len(RULE_IDS), n), dtype=float if name == "measure" else object)
+        for r, v in enumerate(values):
+            matrix[r] = v
+        cols[name] = matrix.T.ravel()
+    return cols
+
+
+def _repeated(values: np.ndarray, index: np.ndarray) -> pd.Series:
+    """``values[index]`` with the dtype pandas infers for ``values``, converted once."""
+    return pd.Series(np.asarray(values, dtype=object)).take(index).reset_index(drop=True)
+
+
+def _findings_frame(project_id: np.ndarray, feature_id: np.ndarray,
+                    blocks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The findings of the projects (``blocks`` of :func:`_block`, in project order).
+
+    The id, rule and subject columns repeat a few values: they are converted to pandas
+    strings once and repeated, not converted row by row.
+    """
+    n, k = len(project_id), len(RULE_IDS)
+    if n == 0:
         return _empty_findings()
-    frame = pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
-    frame["measure"] = frame["measure"].astype(float)
-    return frame[list(FINDING_COLUMNS)]
+    project = np.repeat(np.arange(n), k)
+    cols = {"project_id": _repeated(project_id, project),
+            "rule": _repeated(np.array(RULE_IDS, dtype=object), np.tile(np.arange(k), n)),
+            "feature_id": _repeated(feature_id, project),
+            "subject": _repeated(np.array(["project"], dtype=object), np.zeros(n * k, int))}
+    for c in ("status", "measure", "unit", "message", "source"):
+        cols[c] = np.concatenate([b[c] for b in blocks])
+    return pd.DataFrame(cols, columns=list(FINDING_COLUMNS))
 
 
 def _empty_findings() -> pd.DataFrame:
@@ -353,28 +429,35 @@ def _zh_part(message: str) -> str:
     return "；".join(part.split(" / ")[0] for part in message.split("；"))
 
 
-def _verdicts(findings: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Verdict, reasons and Chinese reasons per project feature_id (worst finding wins)."""
-    sev_of = {k: v for k, v in VERDICT_ORDER.items() if v > 0}
-    worst: dict[str, int] = {}
-    msgs: dict[str, list[str]] = {}
-    cols = ("feature_id", "status", "message", "subject")
-    for fid, status, message, subject in zip(*(findings[c].to_numpy() for c in cols),
-                                             strict=True):
-        sev = sev_of.get(status)
-        if sev is None or subject != "project":
-            continue
-        if sev > worst.get(fid, 0):
-            worst[fid] = sev
-        msgs.setdefault(fid, []).append(message)
-    names = {v: k for k, v in VERDICT_ORDER.items()}
+def _verdicts(status: np.ndarray, message: np.ndarray) -> tuple[np.ndarray, list[str],
+                                                                 list[str]]:
+    """Verdict, reasons and Chinese reasons of each project (worst finding wins).
+
+    ``status`` and ``message`` are the project-major findings of the projects, one row of
+    :data:`RULE_IDS` per project.
+    """
+    k = len(RULE_IDS)
+    sev = np.zeros(len(status), dtype=np.int8)
+    for name, v in VERDICT_ORDER.items():
+        if v > 0:
+            sev[status == name] = v
+    names = np.empty(max(VERDICT_ORDER.values()) + 1, dtype=object)
+    for name, v in VERDICT_ORDER.items():
+        names[v] = name
+    verdict = names[sev.reshape(-1, k).max(axis=1, initial=0)]
+    n = len(verdict)
+    msgs: list[list[str]] = [[] for _ in range(n)]
+    hit = np.flatnonzero(sev > 0)
+    for owner, m in zip((hit // k).tolist(), message[hit].tolist(), strict=True):
+        msgs[owner].append(m)
     ok = bilingual("各项检查均符合", "all checks passed")
-    out = pd.DataFrame(index=pd.Index(order, name="feature_id"))
-    out["verdict"] = [names[worst.get(f, 0)] for f in order]
-    out["reasons"] = ["; ".join(msgs[f]) if f in msgs else ok for f in order]
-    out["reasons_zh"] = ["；".join(_zh_part(m) for m in msgs[f]) if f in msgs else _zh_part(ok)
-                         for f in order]
-    return out
+    zh: dict[str, str] = {}
+    for m in message[hit].tolist():
+        if m not in zh:
+            zh[m] = _zh_part(m)
+    reasons = ["; ".join(m) if m else ok for m in msgs]
+    reasons_zh = ["；".join(zh[x] for x in m) if m else _zh_part(ok) for m in msgs]
+    return verdict, reasons, reasons_zh
 
 
 def check_projects(
@@ -469,40 +552,17 @@ def check_projects(
     ctx = _Ctx(attrs, np.asarray(projects.geometry.array, dtype=object), rules, catalog,
                as_of_ts)
     layers["slope"] = slope
-    parts: list[dict[str, Any]] = []
-    for rule in RULE_IDS:
-        out = _run_rule(ctx, rule, layers)
-        missing = out.status == None  # noqa: E711
-        for i in np.flatnonzero(missing):
-            out.set(i, "error", _error_reason(ctx, rule, i))
-        src = np.array([r[rule]["source"] for r in ctx.row_rules], dtype=object)
-        parts.append({"project_id": attrs["project_id"].to_numpy(), "rule": rule,
-                      "status": out.status, "measure": out.measure, "unit": out.unit,
-                      "message": out.message, "source": src,
-                      "feature_id": attrs["feature_id"].to_numpy(), "subject": "project"})
-
+    blocks = [_block(_run_rules(ctx, layers), ctx.n)]
+    project_id, feature_id = attrs["project_id"].to_numpy(), attrs["feature_id"].to_numpy()
     if rej is not None:
-        reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
-                  else [None] * n_rejected)
-        rej_msg = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",
-                                      f"rejected when read: {r or 'reason unknown'}")
-                            for r in reason], dtype=object)
-        for rule in RULE_IDS:
-            parts.append({"project_id": rej["project_id"].to_numpy(), "rule": rule,
-                          "status": "error", "measure": np.nan, "unit": "", "message": rej_msg,
-                          "source": rules[rule]["source"],
-                          "feature_id": rej["feature_id"].to_numpy(), "subject": "project"})
-    project_parts = [p for p in parts if len(p["project_id"])]
-    findings = _findings_frame(project_parts)
-    # sort findings project-major (input order), rule order within
-    order = list(attrs["feature_id"]) + ([] if rej is None else list(rej["feature_id"]))
-    if len(findings):
-        pos = {f: k for k, f in enumerate(order)}
-        rank = {r: k for k, r in enumerate(RULE_IDS)}
-        key = findings["feature_id"].map(pos) * len(RULE_IDS) + findings["rule"].map(rank)
-        findings = findings.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
-
-    result = _projects_frame(ctx, rej, findings, order, projects.crs)
+        blocks.append(_rejected_block(rejected, rules))
+        project_id = np.concatenate([project_id, rej["project_id"].to_numpy()])
+        feature_id = np.concatenate([feature_id, rej["feature_id"].to_numpy()])
+    # project-major (input order, accepted then rejected), rule order within
+    status = np.concatenate([b["status"] for b in blocks])
+    message = np.concatenate([b["message"] for b in blocks])
+    findings = _findings_frame(project_id, feature_id, blocks)
+    result = _projects_frame(ctx, rej, _verdicts(status, message), projects.crs)
     known = set(result["project_id"].dropna().astype(str))
     lost = _sites.unmapped_build_rows(built if rules["as_built"]["enabled"] else None, known)
     if len(lost):
@@ -517,8 +577,8 @@ def check_projects(
     return result, findings
 
 
-def _projects_frame(ctx, rej, findings, order, crs) -> gpd.GeoDataFrame:
-    verdicts = _verdicts(findings, order)
+def _projects_frame(ctx, rej, verdicts, crs) -> gpd.GeoDataFrame:
+    verdict, reasons, reasons_zh = verdicts
     acc = ctx.attrs.copy()
     acc["facility"] = np.where(pd.isna(ctx.codes), acc["facility_given"], ctx.codes)
     acc["facility_name"] = ctx.name_zh
@@ -536,9 +596,9 @@ def _projects_frame(ctx, rej, findings, order, crs) -> gpd.GeoDataFrame:
             r[m] = np.nan
         acc = pd.concat([acc, r[acc.columns]], ignore_index=True) if len(acc) else r[acc.columns]
         geoms += [None] * len(r)
-    acc["verdict"] = verdicts["verdict"].to_numpy()
-    acc["reasons"] = verdicts["reasons"].to_numpy()
-    acc["reasons_zh"] = verdicts["reasons_zh"].to_numpy()
+    acc["verdict"] = verdict
+    acc["reasons"] = object_array(reasons)
+    acc["reasons_zh"] = object_array(reasons_zh)
     for c in ("facility_name", "group", "township_found", "facility", "verdict"):
         acc[c] = acc[c].astype(object)
     out = gpd.GeoDataFrame(acc[list(PROJECT_COLUMNS)].reset_index(drop=True),

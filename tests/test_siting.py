@@ -430,6 +430,26 @@ def test_schedule_rule(catalog):
     assert finding(fnd, "P1", "schedule")["measure"] == 2.0
 
 
+def test_map_first_other_branches(catalog):
+    """Unmapped but permitted, mapped after the as-of date, lead time without dates."""
+    projects = register(
+        *[box(100 * i, 0, 100 * i + 50, 50) for i in range(4)],
+        status=["planned", "planned", "planned", "completed"],
+        mapped_on=[None, "2024-08-01", "2024-01-01", "2022-03-05"],
+        permit_on=["2023-04-02", None, None, "2022-02-01"],
+        start_on=["2023-05-01", None, None, None],
+    )
+    _res, fnd = check(projects, catalog=catalog)
+    assert statuses(fnd, "map_first") == {"P0": "fail", "P1": "review", "P2": "pass",
+                                          "P3": "fail"}
+    assert "2023-04-02" in finding(fnd, "P0", "map_first")["message"]
+    assert np.isnan(finding(fnd, "P0", "map_first")["measure"])
+    assert "2024-06-30" in finding(fnd, "P1", "map_first")["message"]
+    assert np.isnan(finding(fnd, "P2", "map_first")["measure"])
+    late = finding(fnd, "P3", "map_first")
+    assert late["measure"] == -32.0 and "the planning permit (2022-02-01)" in late["message"]
+
+
 def test_disabled_rule_is_not_applicable(catalog):
     rules = merge_rules({"farmland": {"enabled": False}})
     farm = layer([box(0, 0, 100, 100)])
@@ -530,3 +550,91 @@ def test_missing_township_code_is_undeclared_not_nan(catalog):
     assert statuses(fnd, "township") == {"P0": "review", "P1": "pass"}
     text = " ".join(fnd.loc[fnd["rule"] == "township", "message"].astype(str))
     assert "未填写所属乡镇" in text and "nan" not in text
+
+
+# ------------------------------------------------------------------ shared overlays, threads
+
+
+def _every_layer_case():
+    """A register with crossings, self-overlapping layers, overlapping sites, and every layer."""
+    layers = {
+        "townships": layer([box(0, 0, 300, 500), box(300, 0, 700, 500)], code=["T1", "T2"],
+                           name=["甲镇", "乙镇"]),
+        "redline": layer([box(20, 20, 60, 60), box(560, 0, 700, 40)]),
+        "farmland": layer([box(100, 0, 160, 40), box(140, 0, 200, 40), box(400, 0, 410, 10)]),
+        "cropland": layer([box(0, 100, 700, 130), box(0, 129.9, 700, 140)]),
+        "udb": layer([box(0, 0, 350, 500), box(350, 0, 450, 60)], zone=["Z1", "Z2"]),
+        "parcels": layer([box(0, 0, 330, 250), box(330, 0, 700, 250)],
+                         landuse=["080403", "0701"]),
+    }
+    sites = [box(10 + 60 * i, 10, 50 + 60 * i, 120) for i in range(11)]
+    sites.append(box(15, 15, 45, 45))  # overlaps P0
+    facility = ["school", "road", "sewage", "market", "school", "refuse", "park", "school",
+                "elder_care", "power", "health_center", "school"]
+    codes = ["T1"] * 5 + ["T2"] * 6 + [None]
+    return register(*sites, facility=facility, township_code=codes), layers
+
+
+def test_threaded_overlays_equal_one_thread(catalog, monkeypatch):
+    """The layers overlaid in threads give exactly the one-thread results."""
+    from geopandas.testing import assert_geodataframe_equal
+
+    from spatialplan import _parallel, _rules_sites
+
+    calls = []
+    original = _rules_sites.map_items
+
+    def spy(func, items, **kw):
+        calls.append((len(items), _parallel.n_threads()))
+        return original(func, items, **kw)
+
+    monkeypatch.setattr(_rules_sites, "map_items", spy)
+    projects, layers = _every_layer_case()
+    with _parallel.limited(1):
+        one = check(projects, catalog=catalog, **layers)
+    with _parallel.limited(3):
+        many = check(projects, catalog=catalog, **layers)
+    assert calls == [(7, 1), (7, 3)]  # six layers and the sites with each other
+    assert_geodataframe_equal(one[0], many[0])
+    pd.testing.assert_frame_equal(one[1], many[1])
+    assert {"pass", "review", "fail"} <= set(one[1]["status"])
+    assert one[0].loc[0, "project_overlap_m2"] == pytest.approx(900.0)
+
+
+def test_each_layer_overlaid_once(catalog, monkeypatch):
+    """Rules sharing a layer share its overlay (udb: covered area and zones)."""
+    from spatialplan import _rules_sites
+
+    counts: dict[str, int] = {}
+
+    def counting(name):
+        original = getattr(_rules_sites, name)
+
+        def wrapper(*args, **kw):
+            counts[name] = counts.get(name, 0) + 1
+            return original(*args, **kw)
+
+        monkeypatch.setattr(_rules_sites, name, wrapper)
+
+    counting("site_overlaps")
+    counting("self_overlap_pairs")
+    projects, layers = _every_layer_case()
+    _res, fnd = check(projects, catalog=catalog, **layers)
+    assert counts == {"site_overlaps": 6, "self_overlap_pairs": 1}
+    assert "Z1" in finding(fnd, "P0", "udb")["message"]
+
+
+@pytest.mark.parametrize("what", ["layers", "sites"])
+def test_prepared_geometries_same_results(catalog, what):
+    """Prepared layers (overlaid in threads) or sites (kept in one thread): same results."""
+    from spatialplan import _parallel
+
+    projects, layers = _every_layer_case()
+    with _parallel.limited(3):
+        plain = check(projects, catalog=catalog, **layers)
+        frames = layers.values() if what == "layers" else [projects]
+        for gdf in frames:
+            shapely.prepare(np.asarray(gdf.geometry.array, dtype=object))
+        prepared = check(projects, catalog=catalog, **layers)
+    pd.testing.assert_frame_equal(plain[1], prepared[1])
+    assert plain[0]["verdict"].tolist() == prepared[0]["verdict"].tolist()
