@@ -202,7 +202,8 @@ class _Ctx:
         self.codes = np.empty(self.n, dtype=object)
         self.facility_error = np.empty(self.n, dtype=object)
         cache: dict[str, tuple[str | None, str | None]] = {}
-        for i, given in enumerate(attrs["facility_given"].to_numpy(dtype=object)):
+        # text_values: a missing type is None here (a str column holds NaN, which is truthy)
+        for i, given in enumerate(text_values(attrs["facility_given"])):
             key = given or ""
             if key not in cache:
                 cache[key] = _resolve(given, catalog)

@@ -638,3 +638,14 @@ def test_prepared_geometries_same_results(catalog, what):
         prepared = check(projects, catalog=catalog, **layers)
     pd.testing.assert_frame_equal(plain[1], prepared[1])
     assert plain[0]["verdict"].tolist() == prepared[0]["verdict"].tolist()
+
+
+def test_missing_facility_is_named_missing_not_nan(catalog):
+    """A register without a facility type says "facility type missing", never "nan"."""
+    projects = register(box(0, 0, 50, 50), box(100, 0, 150, 50), facility=[None, "school"])
+    res, fnd = check(projects, catalog=catalog)
+    message = finding(fnd, "P0", "udb")["message"]
+    assert finding(fnd, "P0", "udb")["status"] == "error"
+    assert "facility type missing" in message and "nan" not in message
+    assert res.loc[0, "verdict"] == "error" and "nan" not in res.loc[0, "reasons"]
+    assert finding(fnd, "P1", "udb")["status"] != "error"
