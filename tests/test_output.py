@@ -241,3 +241,97 @@ def test_csv_without_pyarrow_is_written_by_pandas(tmp_path, monkeypatch):
     arrow = write_table(df, tmp_path / "a.csv").read_bytes()
     monkeypatch.setattr(_xlsx, "arrow_compute", lambda: None)
     assert write_table(df, tmp_path / "p.csv").read_bytes() == arrow
+
+
+# --------------------------------------------------------------------------------------------
+# write_check: files written in threads, listed and failing as in a serial run
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    import spatialplan as sp
+    from spatialplan._resources import demo_dir
+
+    plan = sp.read_plan(demo_dir() / "plan.toml")
+    return plan, sp.run_check(plan)
+
+
+_KINDS = ["gpkg", "stats_tables", "schedule", "report"]
+
+
+def _write_check(demo_run, out, monkeypatch, threads):
+    import spatialplan as sp
+
+    monkeypatch.setenv("SPATIALPLAN_THREADS", str(threads))
+    return sp.write_check(*demo_run, out, outputs=_KINDS)
+
+
+def test_write_check_in_threads_writes_what_a_serial_run_does(demo_run, tmp_path, monkeypatch):
+    from spatialplan import report as report_module
+
+    listed = []
+    render = report_module.render_report
+
+    def spy(**kwargs):
+        listed.append(dict(kwargs["outputs"]))
+        return render(**kwargs)
+
+    monkeypatch.setattr(report_module, "render_report", spy)
+    serial = _write_check(demo_run, tmp_path / "serial", monkeypatch, 1)
+    threaded = _write_check(demo_run, tmp_path / "threads", monkeypatch, 3)
+    names = ["results", "township_stats_csv", "township_stats_xlsx", "line_conflicts_csv",
+             "line_conflicts_xlsx", "schedule_xlsx", "schedule_csv", "report", "manifest"]
+    assert list(serial) == list(threaded) == names
+    for name in names:
+        a, b = serial[name], threaded[name]
+        assert a.name == b.name and a.exists() and b.exists()
+        if name == "results":
+            for layer in pyogrio.list_layers(a)[:, 0]:
+                pd.testing.assert_frame_equal(pyogrio.read_dataframe(a, layer=layer),
+                                              pyogrio.read_dataframe(b, layer=layer))
+        elif name != "report":  # the report holds the minute it was written
+            assert a.read_bytes() == b.read_bytes(), name
+    # the report is given the files written before it, as in a serial run
+    assert [list(o) for o in listed] == [names[:-2]] * 2
+    assert [p.parent.name for p in listed[1].values()] == ["threads"] * len(names[:-2])
+    manifest = json.loads(threaded["manifest"].read_text(encoding="utf-8"))
+    assert sorted(manifest["outputs"]) == sorted(names[:-1])
+
+
+def test_write_check_raises_the_first_error_in_order(demo_run, tmp_path, monkeypatch):
+    import time
+
+    from spatialplan import output, schedule
+
+    real = output.write_table
+
+    def slow_broken_stats(df, path, **kwargs):
+        if path.name == "township_stats.xlsx":
+            time.sleep(0.3)  # fails after the schedule's writer did
+            raise OutputError("stats broken", path=path)
+        return real(df, path, **kwargs)
+
+    def broken_schedule(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(output, "write_table", slow_broken_stats)
+    monkeypatch.setattr(schedule, "write_schedule_csv", broken_schedule)
+    with pytest.raises(OutputError, match="stats broken"):
+        _write_check(demo_run, tmp_path / "out", monkeypatch, 2)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_failed_geopackage_stops_the_later_writers(demo_run, tmp_path, monkeypatch):
+    from spatialplan import output
+
+    calls = []
+
+    def broken_results(*args, **kwargs):
+        raise OutputError("gpkg broken")
+
+    monkeypatch.setattr(output, "write_results", broken_results)
+    monkeypatch.setattr(output, "write_table", lambda *a, **k: calls.append(a))
+    with pytest.raises(OutputError, match="gpkg broken"):
+        _write_check(demo_run, tmp_path / "out", monkeypatch, 2)
+    assert calls == [] and list((tmp_path / "out").iterdir()) == []
