@@ -293,3 +293,49 @@ def test_utf8_view_of_a_slice():
     assert bytes(_xlsx.utf8_view(texts.slice(4, 0))) == b""
     with pytest.raises(ValueError):
         _xlsx.utf8_view(pa.array(["a", None], type=pa.large_string()))
+
+
+def test_sheet_compressed_behind_gives_the_same_bytes(tmp_path, monkeypatch):
+    from spatialplan import _parallel
+
+    monkeypatch.setattr(_xlsx, "_CHUNK_ROWS", 7)
+    started = []
+    init = _xlsx._Behind.__init__
+
+    def counted(self, entry, **kw):
+        started.append(1)
+        init(self, entry, **kw)
+
+    monkeypatch.setattr(_xlsx._Behind, "__init__", counted)
+    frame = _many_kinds(60)
+    with _parallel.limited(1):
+        one = write_xlsx(frame, tmp_path / "one.xlsx").read_bytes()
+    assert started == []
+    with _parallel.limited(2):
+        two = write_xlsx(frame, tmp_path / "two.xlsx").read_bytes()
+    assert started == [1] and one == two
+
+
+def test_an_error_while_compressing_behind_is_raised(tmp_path, monkeypatch):
+    import threading
+
+    from spatialplan import _parallel
+
+    class DiskFull:
+        def __init__(self, entry):
+            self.entry, self.calls = entry, 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls == 4:
+                raise OSError(28, "No space left on device")
+            return self.entry.write(data)
+
+    monkeypatch.setattr(_xlsx, "_CHUNK_ROWS", 7)
+    init = _xlsx._Behind.__init__
+    monkeypatch.setattr(_xlsx._Behind, "__init__",
+                        lambda self, entry, **kw: init(self, DiskFull(entry), **kw))
+    with _parallel.limited(2), pytest.raises(OSError, match="No space"):
+        write_table(_many_kinds(60), tmp_path / "t.xlsx")
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "spatialplan-xlsx"]
