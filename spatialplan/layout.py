@@ -278,7 +278,7 @@ def write_layout(
         with atomic_path(png_path) as tmp:
             figs[png_index].savefig(tmp, dpi=dpi or figs[png_index].dpi, format="png")
         out["png"] = png_path
-    logger.info("wrote %s (%d page(s))%s", pdf_path, len(figs),
+    logger.debug("wrote %s (%d page(s))%s", pdf_path, len(figs),
                 f" and {png_path}" if png_path else "")
     return out
 

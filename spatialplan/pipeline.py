@@ -348,6 +348,8 @@ def write_check(
         written = {name: path for job in jobs for name, path in job.files.items()}
         manifest: dict = {}
         jobs.append(_Job({}, lambda: manifest.update(build_manifest(plan, result, written))))
+        names = [path.name for path in written.values()] + ["manifest.json"]
+        log.info("writing %d files into %s: %s", len(names), out, ", ".join(names))
         _run_jobs(jobs)
         output.write_json(manifest, stage / "manifest.json")
         written["manifest"] = out / "manifest.json"

@@ -186,7 +186,7 @@ def write_report(html: str, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8", newline="\n")
-    logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1e3)
+    logger.debug("wrote %s (%.0f kB)", path, path.stat().st_size / 1e3)
     return path
 
 

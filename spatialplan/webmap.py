@@ -284,7 +284,7 @@ def write_map(m: folium.Map, path: str | os.PathLike, *, assets: str = "inline")
         html = _inline_assets(html)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8", newline="\n")
-    logger.info("wrote %s (%.2f MB)", path, path.stat().st_size / 1e6)
+    logger.debug("wrote %s (%.2f MB)", path, path.stat().st_size / 1e6)
     return path
 
 

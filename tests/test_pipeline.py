@@ -108,3 +108,17 @@ def test_failed_run_leaves_nothing(demo_plan, demo_result, tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space"):
         sp.write_check(demo_plan, demo_result, out, outputs=["gpkg", "schedule"])
     assert list(out.iterdir()) == []
+
+
+def test_write_check_announces_its_files_not_the_staging_folder(demo_plan, demo_result,
+                                                                tmp_path, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="spatialplan"):
+        written = sp.write_check(demo_plan, demo_result, out, outputs=["gpkg", "report"])
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    announced = [m for m in infos if m.startswith("writing ")]
+    assert announced == [f"writing 3 files into {out}: results.gpkg, report.html, "
+                         "manifest.json"]
+    assert sorted(p.name for p in written.values()) == ["manifest.json", "report.html",
+                                                        "results.gpkg"]
+    assert not [m for m in infos if "staging" in m]  # the temporary folder is not shown
