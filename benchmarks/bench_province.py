@@ -93,6 +93,8 @@ def write_plan(out: Path, *, townships: int, parcels: int, projects: int, seed: 
     towns = case["townships"].rename(columns={"code": "XZQDM", "name": "XZQMC"})
     reg, lots = make_projects(case["townships"], projects, rng)
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("townships.gpkg", "controls.gpkg", "parcels.gpkg", "projects.gpkg"):
+        (out / name).unlink(missing_ok=True)  # a re-run must not append to an earlier run's layers
     pyogrio.write_dataframe(towns.drop(columns="feature_id"), out / "townships.gpkg",
                             layer="XZQ")
     for layer, role in (("STBHHX", "redline"), ("YJJBNT", "farmland"), ("CZKFBJ", "udb")):

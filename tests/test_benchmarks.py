@@ -50,3 +50,18 @@ def test_zonal_benchmark_smoke():
     pytest.importorskip("rasterstats")
     out = _run("bench_zonal.py", "--small")
     assert "ratio rasterstats / spatialplan" in out
+
+
+def test_province_plan_rewritten_not_appended(tmp_path, monkeypatch):
+    import pyogrio
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    bench = pytest.importorskip("bench_province")
+    out = tmp_path / "plan"
+    counts = []
+    for _ in range(2):  # a re-run into the same folder (it used to append: 2x the parcels)
+        bench.write_plan(out, townships=6, parcels=400, projects=20, seed=0)
+        counts.append({layer: pyogrio.read_info(out / "controls.gpkg", layer=layer)["features"]
+                       for layer in ("STBHHX", "YJJBNT", "CZKFBJ")})
+    assert counts[0] == counts[1]
+    assert counts[0]["YJJBNT"] > 0
