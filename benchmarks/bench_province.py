@@ -117,15 +117,19 @@ def write_plan(out: Path, *, townships: int, parcels: int, projects: int, seed: 
     return plan
 
 
-def read_floor(plan_path: Path, *, use_arrow: bool = False) -> float:
-    """Seconds to read every layer of the plan with pyogrio (no checks, no reprojection)."""
+def read_floor(plan_path: Path, *, use_arrow: bool = False, repeat: int = 2) -> float:
+    """Seconds to read every layer of the plan with pyogrio (no checks, no reprojection): the
+    best of ``repeat`` reads, so that a cold first read does not flatter the ratio."""
     from spatialplan.plan import read_plan_spec
 
     spec = read_plan_spec(plan_path)
-    t = time.perf_counter()
-    for ls in spec.layers.values():
-        pyogrio.read_dataframe(ls.path, layer=ls.layer, use_arrow=use_arrow)
-    return time.perf_counter() - t
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for ls in spec.layers.values():
+            pyogrio.read_dataframe(ls.path, layer=ls.layer, use_arrow=use_arrow)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def run_cli(plan_path: Path, out: Path) -> tuple[float, int, str]:
@@ -221,13 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     floor = read_floor(plan_path)
     floor_arrow = read_floor(plan_path, use_arrow=True)
     print(f"read floor (pyogrio, every layer)       {floor:8.2f} s   "
-          f"(with use_arrow=True {floor_arrow:.2f} s)")
+          f"(with use_arrow=True {floor_arrow:.2f} s; ratios use the faster)")
+    plain_floor, floor = floor, min(floor, floor_arrow)
 
     cli_s, cli_peak, cli_summary = run_cli(plan_path, out / "check-output")
     print(f"spatialplan check --no-map --no-layout  {cli_s:8.2f} s   (whole command: start-up, "
           f"read, check, write results)   peak RSS {_mib(cli_peak)}")
     print(f"  ratio check / read floor               {cli_s / floor:8.2f}x  (target <= 2x; "
-          f"{cli_s / floor_arrow:.2f}x the arrow floor)   {cli_summary}")
+          f"{cli_s / plain_floor:.2f}x the plain floor)   {cli_summary}")
 
     with PeakRSS() as mem:
         t = time.perf_counter()
@@ -238,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"in memory: read_plan + run_check        {t_check:8.2f} s   (read_plan {t_read:.2f} s, "
           f"run_check {t_check - t_read:.2f} s)   peak RSS {_mib(mem.peak)}")
     print(f"  ratio to the read floor                {t_check / floor:8.2f}x  "
-          f"({t_check / floor_arrow:.2f}x the arrow floor)")
+          f"({t_check / plain_floor:.2f}x the plain floor)")
     print(f"  {len(result.township_stats)} townships, {len(result.projects):,} projects "
           f"{result.verdict_counts()}, {len(result.line_conflicts):,} line-conflict rows")
 
