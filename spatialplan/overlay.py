@@ -327,34 +327,19 @@ class _Line:
         return _geom.overlap_pairs(self.geoms, certified=self.certificate[0])
 
 
-class _Zones:
-    """Township outlines, checked and put on the grid once, with their union.
+class _Zones(_Line):
+    """Township outlines: a :class:`_Line` of role ``townships``, with their union.
 
     Parameters
     ----------
-    gdf
-        The townships, in the analysis CRS (already checked).
-    grid_size
-        Precision grid (m), already checked.
-    known_valid
-        Geometries already validated, see :func:`_polygons`.
-
-    Raises
-    ------
-    GeometryError
-        The layer holds non-polygon or invalid geometries.
+    gdf, grid_size, known_valid
+        As for :class:`_Line`.
     """
 
     def __init__(self, gdf: gpd.GeoDataFrame, grid_size: float | None,
                  known_valid: np.ndarray | None = None) -> None:
-        self.gdf = gdf
+        super().__init__("townships", gdf, grid_size, known_valid)
         self.grid_size = grid_size
-        self.geoms = _polygons(gdf, "townships", grid_size, known_valid)
-
-    @cached_property
-    def area(self) -> np.ndarray:
-        """Planar area of each township (NaN for a missing geometry)."""
-        return shapely.area(self.geoms)
 
     @cached_property
     def dissolved(self) -> tuple[shapely.Geometry | None, bool]:
@@ -468,7 +453,7 @@ def _stats_frame(
     columns: dict[str, object] = {
         "township_code": townships["code"].to_numpy(),
         "township_name": townships["name"].to_numpy(),
-        "feature_id": _feature_ids(townships, "townships"),
+        "feature_id": zones.ids,
         "area_m2": area,
         "area_ellipsoidal_m2": _geom.geodesic_areas(zones.geoms, crs),
     }
