@@ -200,6 +200,7 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
     site_bounds = shapely.bounds(np.where(usable, geoms, None))
     tree = shapely.STRtree(np.where(usable, geoms, None))
     pid = text_values(projects["project_id"]) if "project_id" in projects else None
+    built_ids = _built_ids(built)
     parts = []
     for k, tile in enumerate(shared.tiles):
         own_t = np.flatnonzero(owner == k)
@@ -224,19 +225,30 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
         parts.append(_Part(
             index=k, towns=own_t, projects=sub, own=own,
             rejected=rejected if k == home else None,
-            built=_built_for(built, pids | fids),
+            built=_built_for(built, built_ids, pids | fids),
             extent=_envelope(boxes), dem_extent=dem_extent))
     return parts
 
 
-def _built_for(built: gpd.GeoDataFrame | None, ids: set) -> gpd.GeoDataFrame | None:
-    """The as-built footprints joined to a partition's projects (by project id)."""
-    if built is None:
-        return None
+def _built_ids(built: gpd.GeoDataFrame | None) -> np.ndarray:
+    """The ``project_id`` of each as-built footprint (``None``: missing, or no such column)."""
     from spatialplan._rules_sites import text_values
 
-    keys = text_values(built["project_id"]) if "project_id" in built else np.array([])
-    return built[np.isin(keys, list(ids))] if len(keys) else built.iloc[:0]
+    if built is None or "project_id" not in built:
+        return np.full(0 if built is None else len(built), None, dtype=object)
+    return text_values(built["project_id"])
+
+
+def _built_for(built: gpd.GeoDataFrame | None, keys: np.ndarray,
+               ids: set) -> gpd.GeoDataFrame | None:
+    """The as-built footprints joined to a partition's projects (``keys``: :func:`_built_ids`).
+
+    A set lookup per footprint: ``np.isin`` on object arrays compares every footprint with
+    every id.
+    """
+    if built is None:
+        return None
+    return built[np.fromiter((k in ids for k in keys), dtype=bool, count=len(keys))]
 
 
 # --------------------------------------------------------------------------- driver
