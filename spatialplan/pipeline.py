@@ -313,10 +313,11 @@ def write_check(
 
     The files are independent, so they are written by up to
     :func:`spatialplan._parallel.n_threads` threads (``SPATIALPLAN_THREADS=1``: one after the
-    other); the web map and the layout map (folium, matplotlib) in the calling thread. Each
-    file's name is known before it is written, so the report lists the files written before
-    it in a serial run and the manifest every output. A failure raises the error of the first
-    failing file in that order (the one a serial run raises) and publishes nothing.
+    other); the GeoPackage, the web map and the layout map (pyogrio holds the GIL; folium,
+    matplotlib) first, in the calling thread. Each file's name is known before it is written,
+    so the report lists the files written before it in a serial run and the manifest every
+    output. A failure raises the error of the first failing file in that order (the one a
+    serial run raises) and publishes nothing.
 
     Parameters
     ----------
