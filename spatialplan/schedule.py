@@ -51,7 +51,7 @@ STATUS_ZH = {"planned": "新建", "under_construction": "续建", "completed": "
 #: 合规性结论 for each verdict.
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查"}
 _NO_YEAR = "未定"
-_MONEY_COLUMNS = ("用地面积(亩)", "总投资(万元)")
+_MONEY_COLUMNS = ("用地面积(亩)", "总投资(万元)")  # floats, written "#,##0.00" in the XLSX
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -252,7 +252,7 @@ def sequence_table(
     out.append(_total("总计", "", area, invest))
     table = pd.DataFrame(out, columns=list(SCHEDULE_COLUMNS))
     table["序号"] = table["序号"].astype(object)
-    for col in ("用地面积(亩)", "总投资(万元)"):
+    for col in _MONEY_COLUMNS:
         table[col] = table[col].astype(float)
     logger.debug("schedule: %d projects, %d rows", len(rows), len(table))
     return table
