@@ -31,7 +31,8 @@ How a plan is partitioned
   the full grid; a DEM needing reprojection is warped whole in each partition.
 
 The driver only reads the townships, the project register and the as-built footprints (the
-plan given to :func:`run_check_dask` already holds them).
+plan given to :func:`run_check_dask` already holds them); it also runs SQLite's
+``quick_check`` once on each GeoPackage the partitions read, so they do not repeat it.
 
 Example
 -------
@@ -73,7 +74,6 @@ from spatialplan.errors import RasterError, SpatialPlanError
 __all__ = ["run_check_dask", "partition_townships", "connect"]
 
 log = logging.getLogger(__name__)
-
 
 
 # --------------------------------------------------------------------------- partitions
@@ -154,8 +154,8 @@ def _check_geopackages(specs: dict) -> frozenset:
 
     checked: set = set()
     for role, spec in specs.items():
-        path = Path(spec.path) if not isinstance(spec.path, Path) else spec.path
-        if path.suffix.lower() == ".gpkg" and path.is_file():
+        path = spec.path  # a str is remote: never sniffed (see read._open_info)
+        if isinstance(path, Path) and path.suffix.lower() == ".gpkg" and path.is_file():
             _sniff(path, ".gpkg", role=role, sqlite_checked=checked)
     return frozenset(checked)
 
