@@ -417,6 +417,7 @@ def _csv_quote(text: str) -> str:
     return text
 
 
+#: the characters that make the csv module quote a field (minimal quoting)
 _CSV_SPECIAL = (",", '"', "\r", "\n")
 
 
@@ -425,7 +426,7 @@ def _csv_quote_array(texts: Any) -> Any:
     from spatialplan._xlsx import arrow_compute, join_texts
 
     pc = arrow_compute().pc
-    special = pc.match_substring_regex(texts, '[,"\r\n]')
+    special = pc.match_substring_regex(texts, "[" + "".join(_CSV_SPECIAL) + "]")
     if not pc.any(special).as_py():
         return texts
     return pc.if_else(special, join_texts('"', pc.replace_substring(texts, '"', '""'), '"'),
