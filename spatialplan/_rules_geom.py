@@ -24,7 +24,6 @@ __all__ = [
     "overlap_pairs",
     "self_overlap_pairs",
     "site_overlaps",
-    "covered_area",
     "is_zero",
     "classify_overlap",
 ]
@@ -146,26 +145,13 @@ def self_overlap_pairs(sites: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return si, oi, shapely.area(intersection(sites[si], sites[oi])).astype(float)
 
 
-def covered_area(sites: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Area of each site covered by the union of ``others`` (0 where none; NaN for no site).
-
-    Examples
-    --------
-    >>> import numpy as np, shapely
-    >>> s = np.array([shapely.box(0, 0, 10, 10), None])
-    >>> o = np.array([shapely.box(5, 0, 20, 10), shapely.box(6, 0, 20, 10)])  # self-overlap
-    >>> covered_area(s, o).tolist()
-    [50.0, nan]
-    """
-    if len(sites) == 0 or len(others) == 0:
-        return _covered(sites, *(np.empty(0, dtype=t) for t in (np.intp, float, object)))
-    si, _oi, area, pieces = overlap_pairs(sites, others, with_pieces=True)
-    return _covered(sites, si, area, pieces)
-
-
 def _covered(sites: np.ndarray, si: np.ndarray, area: np.ndarray,
              pieces: np.ndarray) -> np.ndarray:
-    """Per-site area of the union of its overlap ``pieces`` (pairs sorted by site)."""
+    """Area of each site covered by the union of its overlap ``pieces`` (pairs sorted by site).
+
+    0 where a site has no piece, NaN where there is no site. A layer overlapping itself
+    gives overlapping pieces: their union is measured, never their sum.
+    """
     n = len(sites)
     out = np.zeros(n)
     out[shapely.is_missing(sites)] = np.nan
@@ -191,8 +177,9 @@ class Overlaps:
     """The sites' overlaps with the usable features of one layer.
 
     ``site``, ``other`` and ``area`` are :func:`overlap_pairs` (``other`` indexes ``geoms``),
-    ``geoms`` and ``pos`` are :func:`layer_geometries` of the layer and ``covered`` is
-    :func:`covered_area` (``None`` unless asked for).
+    ``geoms`` and ``pos`` are :func:`layer_geometries` of the layer and ``covered`` is the
+    area of each site covered by the union of the features (0 where none, NaN where there is
+    no site; ``None`` unless asked for).
     """
 
     site: np.ndarray
@@ -213,12 +200,12 @@ def site_overlaps(sites: np.ndarray, layer: gpd.GeoDataFrame | None, *,
     Examples
     --------
     >>> import geopandas as gpd, numpy as np, shapely
-    >>> s = np.array([shapely.box(0, 0, 10, 10)])
+    >>> s = np.array([shapely.box(0, 0, 10, 10), None])
     >>> layer = gpd.GeoDataFrame(geometry=[None, shapely.box(5, 0, 20, 10),
-    ...                                    shapely.box(6, 0, 20, 10)])
+    ...                                    shapely.box(6, 0, 20, 10)])  # self-overlap
     >>> ov = site_overlaps(s, layer, covered=True)
     >>> ov.pos.tolist(), ov.area.tolist(), ov.covered.tolist()
-    ([1, 2], [50.0, 40.0], [50.0])
+    ([1, 2], [50.0, 40.0], [50.0, nan])
     """
     geoms, pos = layer_geometries(layer)
     si, oi, area, pieces = overlap_pairs(sites, geoms, with_pieces=True)
