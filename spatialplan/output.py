@@ -518,21 +518,11 @@ def column_widths(frame: pd.DataFrame, *, sample: int = 500) -> list[float]:
     widths = []
     head = frame.head(sample)
     for j, col in enumerate(frame.columns):
-        texts = [str(col)] + ["" if _is_missing(v) else str(v)
-                              for v in head.iloc[:, j].tolist()]
+        # a missing value's text ("None", "nan", "NaT", "<NA>") is narrower than the minimum
+        texts = [str(col)] + [str(v) for v in head.iloc[:, j].tolist()]
         width = max(_display_width(t) for t in texts)
         widths.append(min(max(8, width + 2), 60))
     return widths
-
-
-def _is_missing(value: object) -> bool:
-    """True for None/NaN/NaT/NA scalars (never for strings or containers)."""
-    if value is None or isinstance(value, str):
-        return value is None
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 #: characters counted as two columns wide (East Asian wide; everything from U+2E81 up)
