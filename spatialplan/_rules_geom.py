@@ -100,7 +100,8 @@ def _intersecting_pairs(sites: np.ndarray, others: np.ndarray) -> tuple[np.ndarr
 def overlap_pairs(
     sites: np.ndarray, others: np.ndarray, *, with_pieces: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, ...]:
-    """Return ``(site_index, other_index, area)`` for every intersecting pair.
+    """Return ``(site_index, other_index, area)`` for every intersecting pair, sorted by site
+    then other.
 
     ``sites`` may hold ``None`` for unusable sites (never paired). With ``with_pieces`` the
     intersection geometries are returned as a fourth array.
@@ -163,12 +164,10 @@ def _covered(sites: np.ndarray, si: np.ndarray, area: np.ndarray,
     out[single] = sums[single]
     multi = np.flatnonzero(counts > 1)
     if multi.size:
-        order = np.argsort(si, kind="stable")
-        sorted_si = si[order]
-        starts = np.searchsorted(sorted_si, multi, side="left")
-        stops = np.searchsorted(sorted_si, multi, side="right")
+        starts = np.searchsorted(si, multi, side="left")
+        stops = np.searchsorted(si, multi, side="right")
         for i, a, b in zip(multi, starts, stops, strict=True):
-            out[i] = _union_area(pieces[order[a:b]])
+            out[i] = _union_area(pieces[a:b])
     return out
 
 
