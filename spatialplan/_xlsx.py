@@ -79,6 +79,8 @@ _DATE_FMT = "yyyy-mm-dd"
 _DATETIME_FMT = "yyyy-mm-dd hh:mm:ss"
 _EPOCH = np.datetime64("1899-12-30T00:00:00", "us")
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+#: what XML element text escapes (a carriage return as a reference, else it reads back as \n)
+_MARKUP_REFS = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;"))
 _MARKUP = re.compile("[&<>\r]")
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
@@ -319,14 +321,9 @@ def _serials(stamps: np.ndarray) -> np.ndarray:
 
 def _escape(text: str) -> str:
     """XML element text (``&``, ``<``, ``>``; a carriage return as a character reference)."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
+    for char, ref in _MARKUP_REFS:
+        if char in text:
+            text = text.replace(char, ref)
     return text
 
 
@@ -823,8 +820,8 @@ def _arrow_text_body(part: pd.Series, ctx: _Context) -> _Body | None:
         return None  # the exact (UTF-16) length check and its error
     if pc.any(pc.match_substring_regex(texts, _ILLEGAL_RE2)).as_py():
         return None  # replaced and counted in Python
-    if pc.any(pc.match_substring_regex(texts, "[&<>\r]")).as_py():
-        for char, ref in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
+    if pc.any(pc.match_substring_regex(texts, _MARKUP.pattern)).as_py():
+        for char, ref in _MARKUP_REFS:
             texts = pc.replace_substring(texts, char, ref)
     present = _flags(pc.greater(pc.binary_length(texts), 0))
     return _Body(' t="inlineStr"><is><t xml:space="preserve">', texts, "</t></is></c>", present)
