@@ -712,19 +712,18 @@ def facility_coverage(
         "n_group_8": (frame["group"] == "8").groupby(frame["t"]).sum(),
         "n_group_X": (frame["group"] == "X").groupby(frame["t"]).sum(),
         "n_unknown": frame["group"].isna().groupby(frame["t"]).sum(),
-    })
+    }).reindex(codes, fill_value=0)  # a township without projects: 0
     rows = []
-    for code in codes:
+    for code, n in zip(codes, counts.itertuples(index=False), strict=True):
         have = present.get(code, set())
-        n = counts.loc[code] if code in counts.index else None
         rows.append({
             "township_code": code,
-            "n_projects": 0 if n is None else int(n["n_projects"]),
+            "n_projects": int(n.n_projects),
             "eight_present": ";".join(c for c in eight if c in have),
             "eight_missing": ";".join(c for c in eight if c not in have),
-            "n_group_8": 0 if n is None else int(n["n_group_8"]),
-            "n_group_X": 0 if n is None else int(n["n_group_X"]),
-            "n_unknown": 0 if n is None else int(n["n_unknown"]),
+            "n_group_8": int(n.n_group_8),
+            "n_group_X": int(n.n_group_X),
+            "n_unknown": int(n.n_unknown),
         })
     out = pd.DataFrame(rows, columns=["township_code", "n_projects", "eight_present",
                                       "eight_missing", "n_group_8", "n_group_X", "n_unknown"])
