@@ -483,7 +483,7 @@ def _rows_bytes(columns: Sequence[_Column], start: int, stop: int, bold: np.ndar
     pa, pc = arrow
     rnums = pc.cast(pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)), pa.large_string())
     cells = [_arrow_cells(col, start, stop, rnums, bold, ctx) for col in columns]
-    return utf8_view(_join('<row r="', rnums, '">', *cells, "</row>"))
+    return utf8_view(join_texts('<row r="', rnums, '">', *cells, "</row>"))
 
 
 def _rows_xml(columns: Sequence[_Column], start: int, stop: int, bold: list[bool] | None,
@@ -665,7 +665,7 @@ def _float_texts(arrow: _Arrow, values: np.ndarray) -> Any:
     positional &= ~_flags(pc.match_substring(texts, "e"))
     integral = positional & ~_flags(pc.match_substring(texts, "."))
     if integral.any():
-        texts = pc.if_else(pa.array(integral), _join(texts, ".0"), texts)
+        texts = pc.if_else(pa.array(integral), join_texts(texts, ".0"), texts)
     zero = values == 0
     if zero.any():
         negative = np.signbit(values)
@@ -741,9 +741,6 @@ def join_texts(*parts: Any, separator: str = "") -> Any:
         *[_scalar(p) if isinstance(p, str) else p for p in parts], _scalar(separator))
 
 
-_join = join_texts
-
-
 def _flags(mask: Any) -> np.ndarray:
     """An Arrow boolean array as numpy (null → False)."""
     return mask.fill_null(False).to_numpy(zero_copy_only=False)
@@ -777,10 +774,10 @@ def _arrow_cells(col: _Column, start: int, stop: int, rnums: Any, bold: np.ndarr
         attrs = pc.if_else(pa.array(bold), _scalar(strong), _scalar(plain))
         styled = np.where(bold, bool(strong), bool(plain))
     head = (f'<c r="{col.letter}', rnums, '"', attrs)
-    cells = _join(*head, body.middle, body.texts, body.tail)
+    cells = join_texts(*head, body.middle, body.texts, body.tail)
     if body.present.all():
         return cells
-    empty = _join(*head, "/>") if styled.any() else _scalar("")
+    empty = join_texts(*head, "/>") if styled.any() else _scalar("")
     if styled.any() and not styled.all():
         empty = pc.if_else(pa.array(styled), empty, _scalar(""))
     return pc.if_else(pa.array(body.present), cells, empty)
