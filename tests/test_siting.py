@@ -518,9 +518,6 @@ def test_docstring_examples(module):
 
 def test_intersecting_pairs_same_on_either_index_side(monkeypatch):
     """Indexing the sites (large other layer) finds exactly the pairs indexing the layer does."""
-    import numpy as np
-    import shapely
-
     from spatialplan import _rules_geom
 
     rng = np.random.default_rng(7)
