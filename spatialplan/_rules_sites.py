@@ -33,6 +33,7 @@ __all__ = [
     "MU_M2",
     "Out",
     "object_array",
+    "text_value",
     "text_values",
     "fmt_area",
     "prefetch_overlaps",
@@ -97,7 +98,14 @@ def object_array(values: list[str | None]) -> np.ndarray:
     return out
 
 
-def _text_one(v: object) -> str | None:
+def text_value(v: object) -> str | None:
+    """One value as :func:`text_values` gives it: stripped text, missing or blank → ``None``.
+
+    Examples
+    --------
+    >>> text_value(" 镇 "), text_value(float("nan")), text_value(""), text_value(7)
+    ('镇', None, None, '7')
+    """
     if v is None or (not isinstance(v, str) and pd.isna(v)):
         return None
     t = str(v).strip()
@@ -115,7 +123,7 @@ def text_values(values: Any) -> np.ndarray:
     """
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.to_numpy(dtype=object)  # one conversion, not one boxed value at a time
-    return object_array([(v.strip() or None) if type(v) is str else _text_one(v) for v in values])
+    return object_array([(v.strip() or None) if type(v) is str else text_value(v) for v in values])
 
 
 def fmt_area(m2: float) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spatialplan._rules_sites import text_value
 from spatialplan.output import write_table
 
 __all__ = [
@@ -61,13 +62,6 @@ def _get(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series([None] * len(frame), dtype=object)
 
 
-def _str_or_none(v: object) -> str | None:
-    if v is None or (not isinstance(v, str) and pd.isna(v)):
-        return None
-    text = str(v).strip()
-    return text or None
-
-
 def _date(v: object) -> str | None:
     if v is None or pd.isna(v):
         return None
@@ -96,9 +90,9 @@ def _category(code: str | None, group: str | None, name: str | None, catalog) ->
 
 
 def _problems(row: dict[str, Any]) -> str:
-    text = _str_or_none(row.get("reasons_zh"))
+    text = text_value(row.get("reasons_zh"))
     if text is None:
-        reasons = _str_or_none(row.get("reasons")) or ""
+        reasons = text_value(row.get("reasons")) or ""
         text = "；".join(part.split(" / ")[0] for part in reasons.split("; ") if part)
     if row.get("verdict") == "pass":
         return ""
@@ -107,8 +101,8 @@ def _problems(row: dict[str, Any]) -> str:
 
 def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.DataFrame:
     n = len(projects)
-    town = [_str_or_none(v) for v in _get(projects, "township_code")]
-    found = [_str_or_none(v) for v in _get(projects, "township_found")]
+    town = [text_value(v) for v in _get(projects, "township_code")]
+    found = [text_value(v) for v in _get(projects, "township_found")]
     town = [t if t is not None else f for t, f in zip(town, found, strict=True)]
     facility = _get(projects, "facility")
     name_col = _get(projects, "facility_name")
@@ -121,13 +115,13 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
         "_town": [t if t is not None else "" for t in town],
         "_year": start_year.to_numpy(dtype=float),
         "乡镇": [names.get(t, t) if t else "未定乡镇" for t in town],
-        "项目编号": [_str_or_none(v) or "" for v in _get(projects, "project_id")],
-        "项目名称": [_str_or_none(v) or "" for v in _get(projects, "name")],
+        "项目编号": [text_value(v) or "" for v in _get(projects, "project_id")],
+        "项目名称": [text_value(v) or "" for v in _get(projects, "name")],
         "类别": [
-            _category(_str_or_none(c), _str_or_none(g), _str_or_none(nz), catalog)
+            _category(text_value(c), text_value(g), text_value(nz), catalog)
             for c, g, nz in zip(facility, group, name_col, strict=True)
         ],
-        "建设性质": [STATUS_ZH.get(_str_or_none(s) or "", "") for s in _get(projects, "status")],
+        "建设性质": [STATUS_ZH.get(text_value(s) or "", "") for s in _get(projects, "status")],
         "用地面积(亩)": pd.to_numeric(_get(projects, "area_mu"), errors="coerce").round(2)
         .to_numpy(dtype=float),
         "总投资(万元)": pd.to_numeric(_get(projects, "investment_wan"), errors="coerce")
@@ -136,7 +130,7 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
             _get(projects, "end_year"), errors="coerce"), strict=True)],
         "前期手续": [_procedures(m, p) for m, p in zip(
             _get(projects, "mapped_on"), _get(projects, "permit_on"), strict=True)],
-        "合规性结论": [VERDICT_ZH.get(_str_or_none(v) or "", "") for v in
+        "合规性结论": [VERDICT_ZH.get(text_value(v) or "", "") for v in
                       _get(projects, "verdict")],
         "主要问题": [_problems(r) for r in records] if n else [],
     })
@@ -219,7 +213,7 @@ def sequence_table(
         code_col = "code" if "code" in townships.columns else "township_code"
         if "name" in townships.columns:
             for c, nm in zip(townships[code_col], townships["name"], strict=True):
-                c, nm = _str_or_none(c), _str_or_none(nm)
+                c, nm = text_value(c), text_value(nm)
                 if c and nm:
                     names.setdefault(c, nm)
     rows = _project_rows(projects_result, names, catalog)
