@@ -298,6 +298,7 @@ class _Line:
                  known_valid: np.ndarray | None = None) -> None:
         self.role = role
         self.gdf = gdf
+        self.grid_size = grid_size
         self.geoms = _polygons(gdf, role, grid_size, known_valid)
 
     @cached_property
@@ -316,15 +317,60 @@ class _Line:
         return shapely.STRtree(self.geoms)
 
     @cached_property
-    def certificate(self) -> tuple[bool, np.ndarray | None]:
-        """``(certified, parts)`` of :func:`spatialplan._overlay_geom.coverage_certificate`:
+    def first(self) -> np.ndarray:
+        """Per feature, the first feature with an identical geometry (itself when none; -1
+        when missing; :func:`spatialplan._overlay_geom.first_equal`). Copies are named in a
+        warning: a layer imported twice is a common data-entry accident."""
+        first = _geom.first_equal(self.geoms)
+        copies = np.flatnonzero(first >= 0)
+        copies = copies[first[copies] != copies]
+        if len(copies):
+            examples = ", ".join(f"{self.ids[k]} = {self.ids[first[k]]}" for k in copies[:3])
+            log.warning("the %s layer holds %d features whose geometry repeats an earlier "
+                        "feature's (%s%s), e.g. the layer was imported twice; each copy is a "
+                        "self-overlap in line_conflicts and is counted once in the statistics",
+                        self.role, len(copies), examples, ", ..." if len(copies) > 3 else "")
+        return first
+
+    @cached_property
+    def distinct(self) -> np.ndarray:
+        """The features with every copy of an earlier one as ``None`` (same positions, same
+        union; the array itself when the layer has no copies)."""
+        copy = self.first != np.arange(len(self.geoms))
+        copy &= self.first >= 0
+        if not copy.any():
+            return self.geoms
+        return np.where(copy, None, self.geoms)
+
+    @cached_property
+    def certificate(self) -> tuple[bool, np.ndarray | None, np.ndarray]:
+        """``(certified, parts, suspects)`` of
+        :func:`spatialplan._overlay_geom.coverage_certificate` on the distinct features:
         when certified, pieces of the layer's union with pairwise disjoint interiors."""
-        return _geom.coverage_certificate(self.geoms, areas=self.area)
+        return _geom.coverage_certificate(self.distinct, areas=self.area, return_suspects=True)
+
+    @cached_property
+    def distinct_overlaps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of distinct features whose interiors intersect (none for a certified
+        coverage; only the certificate's suspects are tested)."""
+        certified, _, suspects = self.certificate
+        return _geom.overlap_pairs(self.distinct, certified=certified, suspects=suspects,
+                                   tree=self.tree)
 
     @cached_property
     def overlaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs of features whose interiors intersect (none for a certified coverage)."""
-        return _geom.overlap_pairs(self.geoms, certified=self.certificate[0])
+        """Pairs of features whose interiors intersect, copies included, in the order of the
+        pairwise STRtree test (the order of the self-overlap rows)."""
+        if self.distinct is self.geoms:
+            return self.distinct_overlaps
+        pairs = _geom.with_copies(*self.distinct_overlaps, self.first)
+        return _geom.query_order(self.tree, self.geoms, *pairs)
+
+    @cached_property
+    def dissolved_area(self) -> float:
+        """Area of the layer's union (:func:`spatialplan._overlay_geom.dissolved_area`)."""
+        return _geom.dissolved_area(self.distinct, self.distinct_overlaps,
+                                    grid_size=self.grid_size, areas=self.area)
 
 
 class _Zones(_Line):
@@ -339,7 +385,6 @@ class _Zones(_Line):
     def __init__(self, gdf: gpd.GeoDataFrame, grid_size: float | None,
                  known_valid: np.ndarray | None = None) -> None:
         super().__init__("townships", gdf, grid_size, known_valid)
-        self.grid_size = grid_size
 
     @cached_property
     def dissolved(self) -> tuple[shapely.Geometry | None, bool]:
@@ -485,29 +530,37 @@ def _line_in_zones(
     grid_size: float | None,
     ellipsoidal: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone."""
-    patches = line.geoms
+    """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone.
+
+    Copies of an earlier feature are left out (they add nothing to the union). A certified
+    layer is measured on its certificate's pieces; any other from its clipped pieces, with
+    only the overlapping patches dissolved (:func:`_overlay_geom.dissolved_zone_areas`). The
+    ellipsoidal areas dissolve every patch of a zone where two overlap, copies included (as
+    their originals), so that the line is cut as it always was.
+    """
+    patches = line.distinct
     if not ellipsoidal:
-        certified, parts = line.certificate
+        certified, parts, _ = line.certificate
         if certified:
             return _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size), None
     clip = _geom.clip_to_zones(zones.geoms, patches, grid_size=grid_size,
                                keep_geometry=ellipsoidal, tree=line.tree,
                                zone_area=zones.area, patch_area=line.area)
-    areas, dissolved = _geom.dissolved_zone_areas(
-        zones.geoms, patches, clip, grid_size=grid_size, overlaps=line.overlaps
-    )
     if not ellipsoidal:
+        areas, _, _ = _geom.dissolved_zone_areas(zones.geoms, patches, clip, grid_size=grid_size,
+                                                 overlaps=line.distinct_overlaps,
+                                                 only_overlapping=True)
         return areas, None
-    piece_geod = _geom.geodesic_areas(clip.piece, crs)
-    flagged = np.isin(clip.zone, list(dissolved))
-    geod = np.bincount(
-        clip.zone[~flagged], weights=piece_geod[~flagged], minlength=len(zones.geoms)
-    ).astype(float)
+    i, j = line.overlaps
+    areas, dissolved, merged = _geom.dissolved_zone_areas(
+        zones.geoms, patches, clip, grid_size=grid_size, overlaps=(line.first[i], line.first[j]))
+    piece_geod = _geom.geodesic_areas(clip.piece[~merged], crs)
+    geod = np.bincount(clip.zone[~merged], weights=piece_geod,
+                       minlength=len(zones.geoms)).astype(float)
     if dissolved:
         keys = np.fromiter(dissolved, dtype=np.intp)
-        merged = np.array([dissolved[k] for k in keys], dtype=object)
-        geod[keys] = np.nan_to_num(_geom.geodesic_areas(merged, crs))
+        union = np.array([dissolved[k] for k in keys], dtype=object)
+        geod[keys] += np.nan_to_num(_geom.geodesic_areas(union, crs))
     return areas, geod
 
 
@@ -597,11 +650,12 @@ def _outside_frame(
         if role not in lines:
             continue
         line = lines[role]
-        _, parts = _geom.outside_parts(line.geoms, outline, grid_size=grid_size, tree=line.tree,
-                                       zones=zones.geoms, coverage=coverage)
-        overlapping = len(line.overlaps[0]) > 0
-        rows.append({"line": role, **_outside_row(line.geoms, parts, overlapping=overlapping,
-                                                  grid_size=grid_size, areas=line.area)})
+        positions, parts = _geom.outside_parts(line.geoms, outline, grid_size=grid_size,
+                                               tree=line.tree, zones=zones.geoms,
+                                               coverage=coverage)
+        rows.append({"line": role, **_outside_row(
+            line.geoms, parts, overlapping=len(line.overlaps[0]) > 0, grid_size=grid_size,
+            line_m2=line.dissolved_area, copies=line.first[positions] != positions)})
     frame = pd.DataFrame(rows, columns=_OUTSIDE_COLUMNS)
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
 
@@ -613,24 +667,26 @@ def _outside_row(
     overlapping: bool,
     grid_size: float | None,
     areas: np.ndarray | None = None,
+    line_m2: float | None = None,
+    copies: np.ndarray | None = None,
 ) -> dict:
     """One row of :func:`outside_townships` from a line's patches and their outside parts.
 
     ``overlapping`` (some patches overlap): the line and its outside part are dissolved;
     otherwise areas are summed (``areas``: the patches' areas when already known).
+    ``line_m2``: the line's dissolved area when the caller has it. ``copies``: mask over
+    ``parts``, the parts of copies of an earlier patch (counted, not dissolved again).
     """
-    present = ~shapely.is_missing(patches)
-    if overlapping:
-        whole = _geom.union(patches, grid_size=grid_size)
-        line_m2 = 0.0 if whole is None else float(shapely.area(whole))
-    else:
-        areas = shapely.area(patches) if areas is None else areas
-        line_m2 = float(areas[present].sum())
-    pieces = parts[~shapely.is_missing(parts)]
+    if line_m2 is None:
+        line_m2 = _plain_line_area(patches, overlapping=overlapping, grid_size=grid_size,
+                                   areas=areas)
+    found = ~shapely.is_missing(parts)
+    pieces = parts[found]
     if len(pieces) == 0:
         geometry, area = None, 0.0
     elif overlapping:
-        geometry = _geom.union(pieces, grid_size=grid_size)
+        distinct = pieces if copies is None else parts[found & ~copies]
+        geometry = _geom.union(distinct, grid_size=grid_size)
         area = float(shapely.area(geometry))
     else:
         geometry = shapely.multipolygons(shapely.get_parts(pieces))
@@ -644,6 +700,17 @@ def _outside_row(
         "outside_share": area / line_m2 if line_m2 > 0 else np.nan,
         "geometry": geometry,
     }
+
+
+def _plain_line_area(patches: np.ndarray, *, overlapping: bool, grid_size: float | None,
+                     areas: np.ndarray | None) -> float:
+    """A line's area with every patch dissolved when some overlap, else summed (the plain
+    path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap)."""
+    if overlapping:
+        whole = _geom.union(patches, grid_size=grid_size)
+        return 0.0 if whole is None else float(shapely.area(whole))
+    areas = shapely.area(patches) if areas is None else areas
+    return float(areas[~shapely.is_missing(patches)].sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -820,11 +887,14 @@ def _clip_lines(zones: _Line, patches: _Line, *, grid_size: float | None) -> _ge
 
 
 def _self_overlaps(line: _Line, *, grid_size: float | None) -> pd.DataFrame:
+    """Overlaps between features of one line; a copy's overlap with its twin is the feature
+    itself (identical polygons), without an overlay."""
     ga = line.geoms
     i, j = line.overlaps
-    pieces = _geom.polygonal_part(
-        _geom.safe_overlay(shapely.intersection, ga[i], ga[j], grid_size=grid_size)
-    )
+    same = line.first[i] == line.first[j]
+    pieces = ga[i]
+    pieces[~same] = _geom.polygonal_part(_geom.safe_overlay(
+        shapely.intersection, ga[i[~same]], ga[j[~same]], grid_size=grid_size))
     area = shapely.area(pieces)
     area = np.where(np.isnan(area), 0.0, area)
     keep = area > 0
