@@ -45,6 +45,13 @@ def test_overlay_benchmark_smoke():
     assert "speed-up:" in out and "areas agree to 1e-6 relative: yes" in out
 
 
+def test_overlay_benchmark_duplicates_smoke():
+    out = _run("bench_overlay.py", "--townships", "12", "--parcels", "1500", "--skip-baseline",
+               "--duplicates")
+    assert "every parcel twice (3000)" in out
+    assert "farmland areas equal to 1e-9 relative: yes" in out
+
+
 @pytest.mark.slow
 def test_zonal_benchmark_smoke():
     pytest.importorskip("rasterstats")
