@@ -8,6 +8,15 @@ The number of threads is ``SPATIALPLAN_THREADS`` when set, else the CPUs this pr
 (at most 4); :func:`set_threads` overrides both for the process, :func:`limited` for the
 calling thread only (the dask engine runs each partition with one thread: its workers already
 run one partition per core).
+
+:class:`Overlap` runs a GIL-free function on items while the calling thread is still producing
+the next ones (e.g. validity tests on geometries while the rest of the layer is decoded).
+
+A function run in threads must not touch the warning filters: ``warnings.catch_warnings`` swaps
+the module-global filter list (before Python 3.14), so two threads leaving it out of order
+restore each other's filters, e.g. leave an "ignore everything" filter behind for the rest of
+the process. ``shapely.is_valid`` and ``shapely.total_bounds`` use it; :func:`is_valid` is the
+validity test for threads.
 """
 
 from __future__ import annotations
@@ -15,14 +24,16 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import shapely
 
-__all__ = ["has_prepared", "limited", "map_chunks", "map_items", "n_threads", "set_threads"]
+__all__ = ["QUIET_IS_VALID", "Overlap", "has_prepared", "is_valid", "limited", "map_chunks",
+           "map_items", "n_threads", "set_threads"]
 
 #: arrays shorter than this run in the calling thread: threads cost more than they save
 MIN_CHUNK = 25_000
@@ -142,6 +153,39 @@ def map_items(func: Callable[[Any], Any], items: Sequence[Any], *,
         return list(pool.map(func, items))
 
 
+def _lib_is_valid_is_quiet() -> bool:
+    """Whether ``shapely.lib.is_valid`` reports an invalid geometry without a Python warning."""
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shapely.lib.is_valid(np.array([bowtie], dtype=object))
+    return not caught
+
+
+#: ``shapely.lib.is_valid`` raises no Python warning for an invalid geometry (shapely turned
+#: GEOS's notices into warnings once; checked when this module is imported), so
+#: :func:`is_valid` may run in threads
+QUIET_IS_VALID = _lib_is_valid_is_quiet()
+
+
+def is_valid(geoms: np.ndarray) -> np.ndarray:
+    """``shapely.is_valid`` of an array, without touching the warning filters when it can.
+
+    ``shapely.is_valid`` wraps the GEOS call in ``warnings.catch_warnings`` to hide the
+    notice GEOS gives for an invalid geometry, which is not thread-safe (see the module's
+    docstring). With :data:`QUIET_IS_VALID` the GEOS call is made directly (same result, no
+    warning); otherwise this is ``shapely.is_valid``, and callers keep it in one thread.
+
+    Examples
+    --------
+    >>> is_valid(np.array([shapely.box(0, 0, 1, 1), None])).tolist()
+    [True, False]
+    """
+    if QUIET_IS_VALID:
+        return shapely.lib.is_valid(np.asarray(geoms, dtype=object))
+    return shapely.is_valid(geoms)
+
+
 def has_prepared(array: np.ndarray) -> bool:
     """Whether an object array holds a prepared shapely geometry.
 
@@ -150,3 +194,86 @@ def has_prepared(array: np.ndarray) -> bool:
     """
     array = np.asarray(array)
     return array.dtype == object and len(array) > 0 and bool(shapely.is_prepared(array).any())
+
+
+class Overlap:
+    """``func`` applied to items handed over one at a time, in threads, while the caller goes on.
+
+    Meant for a caller that holds the GIL while it produces items (decoding WKB, building
+    frames) and a ``func`` that releases it (GEOS predicates): the workers compute on the items
+    already produced while the caller produces the next ones or does other work. At most
+    :func:`n_threads` threads (or ``threads``) compute at once: ``n_threads() - 1`` workers
+    (read when the object is made, in the calling thread) and the caller, which computes, in
+    :meth:`results`, every item no worker has started yet. With one thread nothing runs in
+    the background. Each call of ``func`` runs under :func:`limited` ``(1)``; an item holding
+    a prepared geometry (see :func:`has_prepared`) is computed in the calling thread.
+
+    Use it as a context manager: leaving the block (normally or by an exception, a
+    ``KeyboardInterrupt`` too) cancels the items not started and waits for the running ones
+    (:meth:`cancel`), so no thread outlives the block.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> with Overlap(shapely.is_valid) as work:
+    ...     for part in (np.array([shapely.box(0, 0, 1, 1)]), np.array([None])):
+    ...         work.submit(part)
+    ...     [r.tolist() for r in work.results()]
+    [[True], [False]]
+    """
+
+    def __init__(self, func: Callable[..., Any], *, threads: int | None = None) -> None:
+        self._func = func
+        self._workers = (n_threads() if threads is None else threads) - 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._items: list[tuple[Future | None, tuple]] = []
+
+    def __len__(self) -> int:
+        """Number of items submitted (and not cancelled)."""
+        return len(self._items)
+
+    @property
+    def threaded(self) -> bool:
+        """Whether submitted items may be computed in worker threads."""
+        return self._workers > 0
+
+    def submit(self, *args: Any) -> None:
+        """Hand over one item (the positional arguments of one call of ``func``)."""
+        future = None
+        if self._workers > 0 and not any(has_prepared(a) for a in args
+                                          if isinstance(a, np.ndarray)):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._workers,
+                                                thread_name_prefix="spatialplan-overlap")
+            future = self._pool.submit(self._call, args)
+        self._items.append((future, args))
+
+    def results(self) -> list[Any]:
+        """The results of every item in submission order; the first failing item's exception.
+
+        Items no worker has started are computed in the calling thread. On an exception every
+        item is cancelled or waited for (see :meth:`cancel`) before it propagates.
+        """
+        try:
+            return [self._call(args) if future is None or future.cancel() else future.result()
+                    for future, args in self._items]
+        except BaseException:
+            self.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """Forget every item: cancel those not started, wait for the running ones."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._items = []
+
+    def __enter__(self) -> Overlap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+    def _call(self, args: tuple) -> Any:
+        with limited(1):
+            return self._func(*args)

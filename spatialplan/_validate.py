@@ -39,10 +39,11 @@ import pandas as pd
 import pyproj
 import shapely
 
-from spatialplan._parallel import map_chunks
+from spatialplan._parallel import QUIET_IS_VALID, is_valid, map_chunks
 from spatialplan.errors import GeometryError
 
-__all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "polygonal_part", "area_m2"]
+__all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "screen_geometries",
+           "polygonal_part", "area_m2"]
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +195,36 @@ def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return geoms, zm
 
 
+def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The vectorised part of :func:`validate_geometries`: (geometries without Z/M, had Z/M,
+    ok as they are).
+
+    Element-wise, so the results for consecutive chunks, concatenated, are those for the whole
+    array; the GEOS work releases the GIL (:class:`spatialplan._parallel.Overlap` runs it on
+    chunks of a layer while the rest is still being decoded). Features not ok are classified
+    one by one by :func:`validate_geometries`.
+
+    Example
+    -------
+    >>> bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+    >>> flat, zm, ok = screen_geometries(np.array([shapely.box(0, 0, 1, 1), bowtie, None]))
+    >>> ok.tolist(), zm.tolist()
+    ([True, False, False], [False, False, False])
+    """
+    geoms, zm = _drop_zm(np.asarray(geoms, dtype=object))
+    return geoms, zm, _fast_ok(geoms, polygonal=polygonal)
+
+
 def _fast_ok(geoms: np.ndarray, *, polygonal: bool) -> np.ndarray:
     """Vectorised test for the common case: present, non-empty, valid (and polygonal)."""
     # Polygon (3), MultiPolygon (6); a missing geometry's type id is -1
     ok = (np.isin(shapely.get_type_id(geoms), (3, 6)) if polygonal
           else ~shapely.is_missing(geoms))
     ok = _refine(ok, geoms, lambda g: ~shapely.is_empty(g))
-    return _refine(ok, geoms, lambda g: map_chunks(shapely.is_valid, g))
+    if QUIET_IS_VALID:  # in threads, without shapely.is_valid's catch_warnings
+        return _refine(ok, geoms, lambda g: map_chunks(is_valid, g))
+    return _refine(ok, geoms, shapely.is_valid)
 
 
 def _refine(mask: np.ndarray, geoms: np.ndarray, test: Callable[[np.ndarray], np.ndarray]
@@ -247,7 +271,8 @@ def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, pol
 
 
 def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = True,
-                        point_radius_m: float | None = None
+                        point_radius_m: float | None = None,
+                        screened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                         ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate, repair and account for every geometry of a layer.
 
@@ -262,6 +287,10 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
     point_radius_m
         Buffer Point/MultiPoint sites to this radius (metres) and record it as a repair;
         without it a point in a polygon layer is rejected.
+    screened
+        :func:`screen_geometries` of exactly ``gdf``'s geometries, in order, with the same
+        ``polygonal`` (computed beforehand, e.g. in threads while the layer was read); None
+        computes it here.
 
     Returns
     -------
@@ -284,8 +313,12 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
         gdf = gdf.copy()
         gdf.insert(0, "feature_id", [f"{role}:{i}" for i in range(len(gdf))])
     geom_name = gdf.geometry.name
-    geoms, zm = _drop_zm(np.asarray(gdf.geometry.values, dtype=object))
-    slow = np.flatnonzero(~_fast_ok(geoms, polygonal=polygonal))
+    if screened is None:
+        screened = screen_geometries(gdf.geometry.values, polygonal=polygonal)
+    geoms, zm, ok = screened
+    if len(geoms) != len(gdf):  # pragma: no cover - caller's contract
+        raise ValueError("screened geometries do not match the layer")
+    slow = np.flatnonzero(~ok)
     new_geoms, states, rep_rows, rej_reasons = _classify_slow(
         geoms, slow, gdf["feature_id"].to_numpy(), polygonal=polygonal,
         point_radius_m=point_radius_m, crs=gdf.crs)

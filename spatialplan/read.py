@@ -24,6 +24,7 @@ import sqlite3
 import struct
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ import pyproj
 import shapely
 
 from spatialplan._fields import apply_fields, map_fields
+from spatialplan._parallel import QUIET_IS_VALID, Overlap
 from spatialplan._progress import progress
-from spatialplan._validate import validate_geometries
+from spatialplan._validate import screen_geometries, validate_geometries
 from spatialplan.crs import (
     _to_analysis,
     _xy_bounds,
@@ -560,7 +562,8 @@ def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
 
 def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
                 role: str, bbox: tuple[float, float, float, float] | None = None,
-                info: dict | None = None) -> gpd.GeoDataFrame:
+                info: dict | None = None, screening: Overlap | None = None
+                ) -> gpd.GeoDataFrame:
     """Read the layer; geometries GEOS cannot build (unclosed ring) become None, recorded.
 
     ``gdf.attrs["unreadable"]`` maps row position → reason for those features, so that they
@@ -568,10 +571,12 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     pyogrio ``info``, a layer for which :func:`_arrow_read_ok` holds is first read through
     Arrow (same frame, about twice as fast); if that fails in any way (an unreadable
     geometry, text that is not UTF-8...) the classic read decides, with its own errors.
+    A large layer read through Arrow hands its geometries, batch by batch as they are
+    decoded, to ``screening`` (see :func:`_read_arrow_split`); otherwise nothing is submitted.
     """
     gdf, caught = None, []
     if info is not None and _arrow_read_ok(info, bbox=bbox):
-        gdf, caught = _read_arrow(path, layer=layer, info=info)
+        gdf, caught = _read_arrow(path, layer=layer, info=info, screening=screening)
     if gdf is None:
         gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox)
     for w in caught:
@@ -582,16 +587,22 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     return gdf
 
 
-def _read_arrow(path: Path | str, *, layer: str | None, info: dict
-                ) -> tuple[gpd.GeoDataFrame | None, list]:
+def _read_arrow(path: Path | str, *, layer: str | None, info: dict,
+                screening: Overlap | None = None) -> tuple[gpd.GeoDataFrame | None, list]:
     """(frame as the classic read gives it, warnings), or (None, []) if the read failed."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
-        except Exception as exc:  # the classic read repeats it and reports
-            log.debug("Arrow read of %s failed (%s); reading it the classic way", path, exc)
-            return None, []
+    gdf, caught = None, []
+    if screening is not None and screening.threaded \
+            and info.get("features", -1) >= _SPLIT_MIN_FEATURES:
+        gdf, caught = _read_arrow_split(path, layer=layer, screening=screening)
+    if gdf is None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+            except Exception as exc:  # the classic read repeats it and reports
+                log.debug("Arrow read of %s failed (%s); reading it the classic way", path,
+                          exc)
+                return None, []
     gdf = _as_classic(gdf, info)
     if gdf is None:
         log.debug("Arrow read of %s has text that is not UTF-8; reading it the classic way",
@@ -599,6 +610,66 @@ def _read_arrow(path: Path | str, *, layer: str | None, info: dict
         return None, []
     gdf.attrs["unreadable"] = {}
     return gdf, list(caught)
+
+
+#: an Arrow read of a layer with at least this many features decodes its geometries in batches
+#: of :data:`_DECODE_BATCH` and screens them in threads meanwhile (:func:`_read_arrow_split`)
+_SPLIT_MIN_FEATURES = 100_000
+_DECODE_BATCH = 65_536
+
+
+def _read_arrow_split(path: Path | str, *, layer: str | None, screening: Overlap
+                      ) -> tuple[gpd.GeoDataFrame | None, list]:
+    """The frame ``pyogrio.read_dataframe(use_arrow=True)`` gives, read in two passes.
+
+    ``read_dataframe`` decodes every geometry (``shapely.from_wkb``, holding the GIL) before
+    anything can look at them. Here the geometries are read first, on their own, and decoded
+    batch by batch, each batch handed to ``screening`` (whose threads test it while the next
+    one is decoded); then ``read_dataframe(use_arrow=True, read_geometry=False)`` reads the
+    attributes, and the frame is put together as ``read_dataframe`` does it. Returns
+    ``(None, [])``, with nothing left in ``screening``, whenever this might not match the
+    single read: a warning or an error while reading the geometries (the whole read gives
+    them in its own place), an error reading the attributes, or counts that differ.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            meta, geoms = _decode_geometries(path, layer=layer, screening=screening)
+            if caught:
+                raise _NotSplit
+            attrs = pyogrio.read_dataframe(path, layer=layer, use_arrow=True,
+                                           read_geometry=False)
+            if len(attrs.columns) == 0:  # read_dataframe gives a bare DataFrame()
+                attrs = pd.DataFrame(index=pd.RangeIndex(len(geoms)))
+            if len(attrs) != len(geoms):
+                raise _NotSplit
+        except Exception:  # the whole read repeats it in its own place, or succeeds
+            screening.cancel()
+            return None, []
+    attrs["geometry"] = geoms
+    return gpd.GeoDataFrame(attrs, geometry="geometry", crs=meta["crs"]), list(caught)
+
+
+class _NotSplit(Exception):
+    """The two-pass read might not give what the single read gives."""
+
+
+def _decode_geometries(path: Path | str, *, layer: str | None, screening: Overlap
+                       ) -> tuple[dict, np.ndarray]:
+    """(pyogrio meta, geometries) of a layer, each decoded batch handed to ``screening``."""
+    import pyarrow as pa
+
+    parts = []
+    with pyogrio.raw.open_arrow(path, layer=layer, columns=[], datetime_as_string=True,
+                                batch_size=_DECODE_BATCH, use_pyarrow=True) as (meta, reader):
+        name = meta["geometry_name"] or "wkb_geometry"
+        for batch in reader:
+            wkb = batch.column(name)
+            if isinstance(wkb.type, pa.BaseExtensionType):
+                wkb = wkb.storage
+            parts.append(shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)))
+            screening.submit(parts[-1])
+    return meta, (np.concatenate(parts) if parts else np.empty(0, dtype=object))
 
 
 def _read_classic(path: Path | str, *, layer: str | None, encoding: str | None, role: str,
@@ -789,6 +860,24 @@ def _feature_ids(role: str, rows: np.ndarray) -> Any:
     return (f"{role}:" + pd.Series(np.asarray(rows, dtype=np.int64)).astype(str)).array
 
 
+#: the vectorised validity screening of a layer's geometries (every role is polygonal)
+_SCREEN = partial(screen_geometries, polygonal=True)
+
+
+def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`screen_geometries` of the layer's ``n`` geometries from the batches screened while
+    it was read, or None: nothing was submitted, or a batch failed (``validate_geometries``
+    then screens the layer itself and raises that error in its usual place)."""
+    if len(screening) == 0:
+        return None
+    try:
+        parts = screening.results()
+    except Exception:
+        return None
+    geoms, zm, ok = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return (geoms, zm, ok) if len(geoms) == n else None
+
+
 def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
                 encoding: str | None = None, assume_crs: str | None = None,
                 fields: dict[str, str] | None = None, crs: Any = None,
@@ -805,38 +894,40 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
     path = str(path).strip() if is_remote(path) else Path(path)
     layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
-    gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
-                      role=role, bbox=bbox, info=info)
-    where = f"{role} ({layer})" if layer else role
-    unreadable = gdf.attrs.pop("unreadable", {})
-    gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
-    rows = np.arange(len(gdf))
-    if bbox is not None:  # index = source FIDs: keep source order and full-read ids
-        rows = np.asarray(gdf.index if feature_positions is None
-                          else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
-    # ``unreadable`` holds positions in the frame as read: map them before any reordering
-    unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
-    if bbox is not None:
-        order = np.argsort(rows, kind="stable")
-        gdf, rows = gdf.iloc[order], rows[order]
-    gdf = gdf.reset_index(drop=True)
-    gdf.insert(0, "feature_id", _feature_ids(role, rows))
-    if len(gdf) == 0 and role in _MUST_HAVE_FEATURES and bbox is None:
-        raise DataLayerError("the layer has no features", path=path, layer=where,
-                             hint=f"check the file and the layer name; a {role} layer "
-                             "cannot be empty")
-    mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
-    gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
-    _check_unique_codes(gdf, role=role, layer=where, path=path)
-    src_crs = pyproj.CRS.from_user_input(gdf.crs)
-    refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
-    bounds = _xy_bounds(gdf)
-    check_latlon_swap(bounds, src_crs, layer=where, path=path)
-    check_zone_prefix(bounds, src_crs, layer=where, path=path)
-    if transformation is None:
-        check_area_of_use(bounds, src_crs, layer=where, path=path)
-    accepted, rejected, repaired = validate_geometries(gdf, role=role, polygonal=True,
-                                                       point_radius_m=point_radius_m)
+    with Overlap(_SCREEN, threads=None if QUIET_IS_VALID else 1) as screening:
+        gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
+                          role=role, bbox=bbox, info=info, screening=screening)
+        where = f"{role} ({layer})" if layer else role
+        unreadable = gdf.attrs.pop("unreadable", {})
+        gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
+        rows = np.arange(len(gdf))
+        if bbox is not None:  # index = source FIDs: keep source order and full-read ids
+            rows = np.asarray(gdf.index if feature_positions is None
+                              else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
+        # ``unreadable`` holds positions in the frame as read: map them before any reordering
+        unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
+        if bbox is not None:
+            order = np.argsort(rows, kind="stable")
+            gdf, rows = gdf.iloc[order], rows[order]
+        gdf = gdf.reset_index(drop=True)
+        gdf.insert(0, "feature_id", _feature_ids(role, rows))
+        if len(gdf) == 0 and role in _MUST_HAVE_FEATURES and bbox is None:
+            raise DataLayerError("the layer has no features", path=path, layer=where,
+                                 hint=f"check the file and the layer name; a {role} layer "
+                                 "cannot be empty")
+        mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
+        gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
+        _check_unique_codes(gdf, role=role, layer=where, path=path)
+        src_crs = pyproj.CRS.from_user_input(gdf.crs)
+        refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
+        bounds = _xy_bounds(gdf)
+        check_latlon_swap(bounds, src_crs, layer=where, path=path)
+        check_zone_prefix(bounds, src_crs, layer=where, path=path)
+        if transformation is None:
+            check_area_of_use(bounds, src_crs, layer=where, path=path)
+        accepted, rejected, repaired = validate_geometries(
+            gdf, role=role, polygonal=True, point_radius_m=point_radius_m,
+            screened=_screened(screening, len(gdf)))
     rejected = _note_unreadable(rejected, unreadable)
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))

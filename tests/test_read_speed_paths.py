@@ -2,12 +2,19 @@
 
 Covers the bounding-box test of ``check_inside_china``, the vectorised geometry validation,
 Z/M dropping, one SQLite ``quick_check`` per GeoPackage per ``read_plan``, one inside-China
-check per layer, the Arrow read and the ``feature_id`` column.
+check per layer, the Arrow read and the ``feature_id`` column, and the overlapped read of a
+large layer (geometries screened in threads while the rest is decoded): the same Plan, logs
+and errors as a sequential read, and no thread left behind.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
+import threading
+import time
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,7 +29,8 @@ from pandas.testing import assert_frame_equal
 
 import spatialplan.crs as crs_mod
 import spatialplan.read as read_mod
-from spatialplan._validate import _classify, validate_geometries
+from spatialplan._parallel import Overlap
+from spatialplan._validate import _classify, screen_geometries, validate_geometries
 from spatialplan.crs import CHINA_LONLAT_BOUNDS, _bbox_inside_china, check_inside_china
 from spatialplan.errors import CRSError, DataSourceError
 from spatialplan.read import read_layer, read_plan
@@ -433,3 +441,311 @@ def test_text_fields_strip_like_python_whatever_the_dtype(dtype):
     out = _to_text(pd.Series(raw, dtype=dtype), "landuse", role="parcels")
     assert out.dtype == object
     assert out.tolist() == ["0101", "0101", None, None, "示范镇", "01", None, "0101"]
+
+
+# -- overlapped reading: geometries screened in threads while the layer is decoded ------------
+
+
+def _overlap_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("spatialplan-overlap")]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_overlap_gives_the_serial_results_in_order(threads):
+    callers: list[int] = []
+
+    def area(geoms):
+        callers.append(threading.get_ident())
+        return shapely.area(geoms)
+
+    parts = [_gk_squares(n).values for n in (5, 1, 9, 3)]
+    prepared = _gk_squares(4).values
+    shapely.prepare(prepared)
+    with Overlap(area, threads=threads) as work:
+        for part in [*parts, prepared]:
+            work.submit(part)
+        got = work.results()
+    assert [g.tolist() for g in got] == [shapely.area(p).tolist() for p in [*parts, prepared]]
+    assert callers[-1] == threading.get_ident() or threads > 1  # prepared: calling thread
+    assert not _overlap_threads()
+
+
+def test_overlap_raises_the_first_failure_in_order_and_leaves_no_thread():
+    def fail_on(item):
+        if item in (1, 3):
+            time.sleep(0.05 if item == 1 else 0.0)  # item 3 fails first in time
+            raise ValueError(f"item {item}")
+        return item
+
+    with Overlap(fail_on, threads=3) as work:
+        for item in range(5):
+            work.submit(item)
+        with pytest.raises(ValueError, match="item 1"):
+            work.results()
+        assert len(work) == 0  # everything cancelled or waited for
+    assert not _overlap_threads()
+
+
+def test_leaving_an_overlap_by_an_exception_cancels_what_has_not_started():
+    ran: list[int] = []
+
+    def slow(item):
+        time.sleep(0.02)
+        ran.append(item)
+
+    with pytest.raises(KeyboardInterrupt), Overlap(slow, threads=2) as work:
+        for item in range(50):
+            work.submit(item)
+        raise KeyboardInterrupt
+    assert len(ran) < 50 and not _overlap_threads()
+
+
+def test_threaded_validity_leaves_the_warning_filters_alone(monkeypatch):
+    from spatialplan import _parallel
+    from spatialplan._validate import screen_geometries
+
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 100)
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "3")
+    before = list(warnings.filters)
+    geoms = np.asarray(_mixed_layer(3000).geometry.values)
+    for _ in range(3):
+        _, _, ok = screen_geometries(geoms)
+    assert warnings.filters == before  # shapely.is_valid's catch_warnings in threads broke this
+    polygons = np.isin(shapely.get_type_id(geoms), (3, 6)) & ~shapely.is_empty(geoms)
+    assert ok.tolist() == (polygons & shapely.is_valid(geoms)).tolist()
+
+
+def _split_reads(monkeypatch, *, threads: int = 2, batch: int = 64) -> list[bool]:
+    """Read layers of 100+ features in two passes, in batches of ``batch``; record each
+    ``read_dataframe`` call's ``read_geometry``."""
+    monkeypatch.setattr(read_mod, "_SPLIT_MIN_FEATURES", 100)
+    monkeypatch.setattr(read_mod, "_DECODE_BATCH", batch)
+    monkeypatch.setenv("SPATIALPLAN_THREADS", str(threads))
+    calls: list[bool] = []
+    real = pyogrio.read_dataframe
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("read_geometry", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(read_mod.pyogrio, "read_dataframe", spy)
+    return calls
+
+
+def _farmland(n: int = 700, *, specials: bool = True,
+              flatgeobuf: bool = False) -> gpd.GeoDataFrame:
+    """``n`` small parcels in lon/lat with text, numbers and missing values; every kind of
+    geometry the validation treats specially when ``specials`` (but a missing one and one with
+    Z for a FlatGeobuf: it cannot mix 2D and 3D, and GDAL 3.12's Arrow stream of a FlatGeobuf
+    with a missing geometry has broken offsets)."""
+    x = LON + 0.0015 * (np.arange(n) % 30)
+    y = LAT + 0.0015 * (np.arange(n) // 30)
+    geoms = shapely.box(x, y, x + 0.001, y + 0.001).astype(object)
+    if specials:
+        bowtie = shapely.Polygon([(LON, LAT), (LON + 0.001, LAT + 0.001), (LON + 0.001, LAT),
+                                  (LON, LAT + 0.001), (LON, LAT)])
+        z = shapely.force_3d(square(LON, LAT, 0.001), 300.0)
+        for k, g in enumerate([bowtie if flatgeobuf else None, bowtie, shapely.Point(LON, LAT),
+                               bowtie if flatgeobuf else z,
+                               shapely.MultiPolygon([square(LON, LAT, 0.001)])]):
+            geoms[37 + (n // 6) * k] = g
+    return gpd.GeoDataFrame({
+        "BSM": np.arange(n, dtype="int64"),
+        "DLMC": [("水田" if i % 3 else None) for i in range(n)],
+        "MJ": np.where(np.arange(n) % 5, 1.25 * np.arange(n), np.nan),
+    }, geometry=geoms, crs="EPSG:4490")
+
+
+def _assert_same_frame(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
+    assert a.attrs == b.attrs and a.crs == b.crs and a.geometry.name == b.geometry.name
+    assert [repr(t) for t in a.dtypes.drop(a.geometry.name)] == \
+        [repr(t) for t in b.dtypes.drop(b.geometry.name)]
+    assert [None if g is None else g.wkb for g in a.geometry] == \
+        [None if g is None else g.wkb for g in b.geometry]
+    assert_frame_equal(pd.DataFrame(a.drop(columns=a.geometry.name)),
+                       pd.DataFrame(b.drop(columns=b.geometry.name)), check_exact=True)
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".geojson"])
+@pytest.mark.parametrize("columns", ["all", "none"])
+def test_two_pass_arrow_read_gives_the_single_read_frame(tmp_path, monkeypatch, suffix,
+                                                         columns):
+    frame = _farmland(flatgeobuf=suffix == ".fgb")
+    if columns == "none":
+        frame = frame[["geometry"]]
+    path = write_layer(frame, tmp_path / f"f{suffix}")
+    info = pyogrio.read_info(path)
+    calls = _split_reads(monkeypatch)
+    with Overlap(read_mod._SCREEN) as screening:
+        split = read_mod._read_frame(path, layer=None, encoding=None, role="farmland",
+                                     info=info, screening=screening)
+        screened = read_mod._screened(screening, len(split))
+    whole = read_mod._read_frame(path, layer=None, encoding=None, role="farmland", info=info)
+    classic = read_mod._read_frame(path, layer=None, encoding=None, role="farmland")
+    assert calls == [False, True, True]  # attributes, then the single and classic reads
+    _assert_same_frame(split, whole)
+    _assert_same_frame(split, classic)
+    assert screened is not None
+    geoms, zm, ok = screened
+    assert all(a is b for a, b in zip(np.asarray(split.geometry.values)[~zm], geoms[~zm],
+                                      strict=True))
+    flat, zm_all, ok_all = screen_geometries(np.asarray(split.geometry.values))
+    assert zm.tolist() == zm_all.tolist() and ok.tolist() == ok_all.tolist()
+
+
+def _layer_plan(tmp_path: Path, townships_gdf: gpd.GeoDataFrame, *, farmland=None,
+                udb_fields: str = "") -> Path:
+    """Townships, red line and farmland (one GeoPackage), a development boundary and
+    projects: the big farmland layer between small ones."""
+    write_layer(townships_gdf, tmp_path / "towns.gpkg")
+    lines = tmp_path / "lines.gpkg"
+    write_layer(_farmland(120, specials=False), lines, layer="STBHHX")
+    write_layer(_farmland() if farmland is None else farmland, lines, layer="YJJBNT")
+    write_layer(_farmland(300).assign(GHFQDM="21"), tmp_path / "udb.gpkg")
+    write_layer(gpd.GeoDataFrame(
+        {"XMDM": ["XM1", "XM2"], "XMMC": ["卫生院", "学校"], "XMLB": ["01", "02"],
+         "LTRQ": ["2024-01-05", "2024年2月1日"]},
+        geometry=[square(LON + 0.001, LAT + 0.001, 0.001), square(LON + 0.02, LAT, 0.001)],
+        crs="EPSG:4490"), tmp_path / "projects.gpkg")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[plan]\nname = "t"\n[layers.townships]\npath = "towns.gpkg"\n'
+        '[layers.redline]\npath = "lines.gpkg"\nlayer = "STBHHX"\n'
+        '[layers.farmland]\npath = "lines.gpkg"\nlayer = "YJJBNT"\n'
+        f'[layers.udb]\npath = "udb.gpkg"\n{udb_fields}'
+        '[layers.projects]\npath = "projects.gpkg"\n'
+        'fields = { mapped_on = "LTRQ" }\n', encoding="utf-8")
+    return plan
+
+
+def _read_logged(plan: Path, caplog) -> tuple:
+    """(Plan or the error raised, every log record as (logger, level, message))."""
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="spatialplan"):
+        try:
+            result = read_plan(plan)
+        except Exception as exc:  # compared below
+            result = exc
+    assert not _overlap_threads()
+    return result, [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def _assert_same_plan(a, b) -> None:
+    assert a.crs == b.crs and a.crs_reason == b.crs_reason and list(a.layers) == list(b.layers)
+    for role, la in a.layers.items():
+        lb = b.layers[role]
+        _assert_same_frame(la.data, lb.data)
+        assert_frame_equal(la.data.index.to_frame(), lb.data.index.to_frame())
+        assert_frame_equal(la.rejected, lb.rejected, check_exact=True)
+        assert_frame_equal(la.repaired, lb.repaired, check_exact=True)
+        assert (la.n_in, la.n_ok, la.n_repaired, la.n_rejected) == \
+            (lb.n_in, lb.n_ok, lb.n_repaired, lb.n_rejected)
+        assert la.source == lb.source
+        assert [g.wkb for g in la.validated] == [g.wkb for g in lb.validated]
+
+
+def test_overlapped_read_plan_gives_the_sequential_plan_and_logs(tmp_path, monkeypatch, caplog,
+                                                                townships_gdf):
+    plan = _layer_plan(tmp_path, townships_gdf)
+    calls = _split_reads(monkeypatch, threads=1)
+    sequential, seq_logs = _read_logged(plan, caplog)
+    assert False not in calls  # one thread: every layer read whole
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "2")
+    calls.clear()
+    overlapped, logs = _read_logged(plan, caplog)
+    assert calls.count(False) == 3  # red line, farmland and the development boundary
+    _assert_same_plan(overlapped, sequential)
+    assert logs == seq_logs
+    farmland = overlapped.layers["farmland"]
+    assert (farmland.n_repaired, farmland.n_rejected, farmland.source.n_zm_dropped) == (1, 2, 1)
+
+
+@pytest.mark.parametrize("fault", ["field", "interrupt", "screen", "validate"])
+def test_an_error_while_geometries_are_screened_is_the_sequential_error(
+        tmp_path, monkeypatch, caplog, townships_gdf, fault):
+    from spatialplan import _validate
+
+    plan = _layer_plan(tmp_path, townships_gdf, udb_fields='fields = { zone = "NOPE" }\n'
+                       if fault == "field" else "")
+    if fault == "interrupt":  # Ctrl-C while the farmland's geometries are still screened
+        real_apply = read_mod.apply_fields
+
+        def interrupted(df, mapping, *, role, **kwargs):
+            if role == "farmland":
+                raise KeyboardInterrupt
+            return real_apply(df, mapping, role=role, **kwargs)
+
+        monkeypatch.setattr(read_mod, "apply_fields", interrupted)
+    if fault == "screen":  # a batch fails in its thread: validation screens it again
+        def failing(geoms):
+            if threading.current_thread().name.startswith("spatialplan-overlap"):
+                raise shapely.errors.GEOSException("batch failed")
+            return screen_geometries(geoms)
+
+        monkeypatch.setattr(read_mod, "_SCREEN", failing)
+    if fault == "validate":  # GEOS fails on one geometry: in its batch and in the layer
+        real_fast = _validate._fast_ok
+
+        def fast_ok(geoms, *, polygonal):
+            if (shapely.get_type_id(geoms) == 0).any():  # the point
+                raise shapely.errors.GEOSException("IllegalArgumentException: broken")
+            return real_fast(geoms, polygonal=polygonal)
+
+        monkeypatch.setattr(_validate, "_fast_ok", fast_ok)
+    _split_reads(monkeypatch, threads=1)
+    if fault == "interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            read_plan(plan)
+        monkeypatch.setenv("SPATIALPLAN_THREADS", "2")
+        with pytest.raises(KeyboardInterrupt):
+            read_plan(plan)
+        assert not _overlap_threads()
+        return
+    sequential, seq_logs = _read_logged(plan, caplog)
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "2")
+    overlapped, logs = _read_logged(plan, caplog)
+    assert logs == seq_logs
+    if fault == "screen":
+        _assert_same_plan(overlapped, sequential)
+        return
+    assert isinstance(overlapped, Exception) and type(overlapped) is type(sequential)
+    assert str(overlapped) == str(sequential)
+    assert ("NOPE" if fault == "field" else "broken") in str(overlapped)
+
+
+@pytest.mark.parametrize("case", ["unreadable", "warning"])
+def test_two_pass_read_falls_back_to_the_single_read(tmp_path, monkeypatch, caplog,
+                                                    townships_gdf, case):
+    plan = _layer_plan(tmp_path, townships_gdf)
+    if case == "unreadable":  # a ring not closed: the single read fails too, then the classic
+        doc = json.loads(_farmland(300, specials=False).to_json())  # read names the feature
+        doc["features"][150]["geometry"]["coordinates"][0].pop()
+        (tmp_path / "farmland.geojson").write_text(json.dumps(doc), encoding="utf-8")
+        plan.write_text(plan.read_text(encoding="utf-8").replace(
+            'path = "lines.gpkg"\nlayer = "YJJBNT"', 'path = "farmland.geojson"'),
+            encoding="utf-8")
+    if case == "warning":  # a warning only the geometry pass gives: the layer is read whole
+        real_open = pyogrio.raw.open_arrow
+
+        def warning_open(*args, **kwargs):
+            if kwargs.get("columns") == []:
+                warnings.warn("geometry pass only", RuntimeWarning, stacklevel=2)
+            return real_open(*args, **kwargs)
+
+        monkeypatch.setattr(pyogrio.raw, "open_arrow", warning_open)
+    calls = _split_reads(monkeypatch, threads=1)
+    sequential, seq_logs = _read_logged(plan, caplog)
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "2")
+    calls.clear()
+    overlapped, logs = _read_logged(plan, caplog)
+    _assert_same_plan(overlapped, sequential)
+    assert logs == seq_logs
+    if case == "warning":  # every geometry pass warned: no layer read in two passes
+        assert False not in calls
+        return
+    # GDAL warns of the open ring in the geometry pass: read whole, which fails, then classic
+    farmland = [True, True, True]  # (twice: the second time keeping what it can read)
+    assert calls == [True, False, *farmland, False, True]
+    rejected = overlapped.layers["farmland"].rejected
+    assert rejected["feature_id"].tolist() == ["farmland:150"]
+    assert rejected["reason"].iloc[0].startswith("unreadable geometry")
