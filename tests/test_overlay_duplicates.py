@@ -144,6 +144,14 @@ def test_first_equal_matches_turned_restarted_and_multipart_copies():
                       box(0, 0, 10, 10), box(0, 0, 10, 10)], dtype=object)
     assert g.first_equal(geoms).tolist() == [0, 1, 2, 0, 1, 2, 6, 7, -1, -1, 0, 0]
     assert g.first_equal(np.array([], dtype=object)).tolist() == []
+    # the same five vertices in another order: another polygon, the same unordered hash
+    notch = Polygon([(0, 0), (2, 1), (4, 0), (4, 4), (0, 4)])
+    other = Polygon([(0, 0), (4, 0), (2, 1), (4, 4), (0, 4)])
+    assert notch.is_valid and other.is_valid and not notch.equals(other)
+    assert g._normal_hash(np.array([notch, other]))[0] == g._normal_hash(np.array([other]))[0]
+    # the exact test keeps them apart; the copy of the second is left to the pairwise test
+    assert g.first_equal(np.array([notch, other, _turned(other, 2)])).tolist() == [0, 1, 2]
+    assert g.first_equal(np.array([other, notch, _turned(other, 2)])).tolist() == [0, 1, 0]
     assert g.first_equal(np.array([None, box(0, 0, 1, 1)])).tolist() == [-1, 1]
 
 
