@@ -17,12 +17,15 @@ Example
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as _dt
 import importlib.util
 import logging
 import sqlite3
 import struct
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +39,7 @@ import pyproj
 import shapely
 
 from spatialplan._fields import apply_fields, map_fields
-from spatialplan._parallel import QUIET_IS_VALID, Overlap
+from spatialplan._parallel import QUIET_IS_VALID, Overlap, n_threads
 from spatialplan._progress import progress
 from spatialplan._validate import screen_geometries, validate_geometries
 from spatialplan.crs import (
@@ -211,11 +214,12 @@ class Plan:
 
 
 def _open_info(path: Path | str, *, role: str, layer: str | None,
-               sqlite_checked: set[Path] | None = None) -> tuple[str | None, dict]:
+               sqlite_checked: set[Path] | None = None,
+               sqlite_pending: dict[Path, Future] | None = None) -> tuple[str | None, dict]:
     """Return (layer name, pyogrio info) after checking existence, layers and driver.
 
-    ``sqlite_checked`` (see :func:`_sniff`) lets one :func:`read_plan` call check each
-    GeoPackage once, however many of its layers the plan reads.
+    ``sqlite_checked`` and ``sqlite_pending`` (see :func:`_sniff`) let one :func:`read_plan`
+    call check each GeoPackage once, however many of its layers the plan reads.
     """
     if isinstance(path, Path) and not path.exists():
         raise DataSourceError("data source not found", path=path, layer=role,
@@ -229,7 +233,8 @@ def _open_info(path: Path | str, *, role: str, layer: str | None,
             "FlatGeobuf (.fgb) or FileGDB (.gdb)",
         )
     if isinstance(path, Path):
-        _sniff(path, suffix, role=role, sqlite_checked=sqlite_checked)
+        _sniff(path, suffix, role=role, sqlite_checked=sqlite_checked,
+               sqlite_pending=sqlite_pending)
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError family
@@ -271,8 +276,8 @@ _SHP_MAGIC = b"\x00\x00\x27\x0a"  # file code 9994, big-endian
 _FGB_MAGIC = b"fgb\x03"
 
 
-def _sniff(path: Path, suffix: str, *, role: str,
-           sqlite_checked: set[Path] | None = None) -> None:
+def _sniff(path: Path, suffix: str, *, role: str, sqlite_checked: set[Path] | None = None,
+           sqlite_pending: dict[Path, Future] | None = None) -> None:
     """Check a local file's content matches its suffix before GDAL opens it.
 
     GDAL picks the driver from the content, not the name: an OGR VRT (which can read other
@@ -281,7 +286,8 @@ def _sniff(path: Path, suffix: str, *, role: str,
     its ``.dbf`` GDAL reads the geometries and silently drops every attribute) and runs
     SQLite's ``quick_check`` on a GeoPackage, unless the GeoPackage (resolved path) is in
     ``sqlite_checked``, the files already checked by this :func:`read_plan` call; a file that
-    passes is added to it.
+    passes is added to it. When ``sqlite_pending`` holds the file's check, started ahead by
+    :func:`_sqlite_checks_ahead`, its outcome is awaited here instead (same error, same place).
     """
     if path.is_dir():
         if suffix != ".gdb":
@@ -304,7 +310,11 @@ def _sniff(path: Path, suffix: str, *, role: str,
                                   hint="re-export the layer as GeoPackage")
         key = path.resolve()
         if sqlite_checked is None or key not in sqlite_checked:
-            _check_sqlite(path, role=role)
+            ahead = sqlite_pending.pop(key, None) if sqlite_pending is not None else None
+            if ahead is None:
+                _check_sqlite(path, role=role)
+            else:
+                ahead.result()
             if sqlite_checked is not None:
                 sqlite_checked.add(key)
     elif suffix in (".geojson", ".json"):
@@ -347,6 +357,34 @@ def _check_sqlite(path: Path, *, role: str) -> None:
         raise DataSourceError(
             "the GeoPackage is damaged: SQLite integrity check found " + "; ".join(problems)[:300],
             path=path, layer=role, hint="restore the file from a backup or re-export it")
+
+
+@contextlib.contextmanager
+def _sqlite_checks_ahead(spec: PlanSpec, roles: list[str]) -> Iterator[dict[Path, Future]]:
+    """Start the ``quick_check`` of every local GeoPackage of a plan in one background thread.
+
+    The files are checked in the order the layers first use them, while the layers before
+    are read (SQLite releases the GIL); :func:`_sniff` then waits for a file's check where it
+    would have run it, with the error for the layer that first reads the file. Yields
+    resolved path → future (empty with one thread, :func:`spatialplan._parallel.n_threads`);
+    on leaving, checks not started are cancelled and a running one is waited for.
+    """
+    pending: dict[Path, Future] = {}
+    if n_threads() <= 1:
+        yield pending
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spatialplan-sqlite")
+    try:
+        for role in roles:
+            path = spec.layers[role].path
+            if isinstance(path, Path) and not is_remote(path) \
+                    and path.suffix.lower() == ".gpkg" and path.is_file():
+                key = path.resolve()
+                if key not in pending:
+                    pending[key] = pool.submit(_check_sqlite, path, role=role)
+        yield pending
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _normalise_encoding(name: str) -> str | None:
@@ -885,14 +923,17 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
                 transformation: str | None = None,
                 bbox: tuple[float, float, float, float] | None = None,
                 feature_positions: Any = None,
-                sqlite_checked: set[Path] | None = None) -> Layer:
-    """:func:`read_layer`; ``sqlite_checked`` as in :func:`_sniff` (one per :func:`read_plan`)."""
+                sqlite_checked: set[Path] | None = None,
+                sqlite_pending: dict[Path, Future] | None = None) -> Layer:
+    """:func:`read_layer`; ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per
+    :func:`read_plan`)."""
     if role not in LAYER_ROLES:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
                              hint="valid roles: " + ", ".join(LAYER_ROLES))
     check_local_path(path, allow_remote=allow_remote, layer=role)
     path = str(path).strip() if is_remote(path) else Path(path)
-    layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked)
+    layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
+                             sqlite_pending=sqlite_pending)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
     with Overlap(_SCREEN, threads=None if QUIET_IS_VALID else 1) as screening:
         gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
@@ -1039,12 +1080,14 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
     layers: dict[str, Layer] = {}
     roles = [r for r in LAYER_ROLES if r in spec.layers]
     sqlite_checked: set[Path] = set()  # GeoPackages quick_checked by this call
-    for role in progress(roles, total=len(roles), desc="reading layers"):
-        ls = spec.layers[role]
-        layers[role] = _read_layer(ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
-                                   assume_crs=ls.assume_crs, fields=ls.fields,
-                                   point_radius_m=ls.point_radius_m, allow_remote=allow_remote,
-                                   sqlite_checked=sqlite_checked)
+    with _sqlite_checks_ahead(spec, roles) as sqlite_pending:
+        for role in progress(roles, total=len(roles), desc="reading layers"):
+            ls = spec.layers[role]
+            layers[role] = _read_layer(
+                ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
+                assume_crs=ls.assume_crs, fields=ls.fields, point_radius_m=ls.point_radius_m,
+                allow_remote=allow_remote, sqlite_checked=sqlite_checked,
+                sqlite_pending=sqlite_pending)
     analysis_crs, reason = choose_analysis_crs(
         [lyr.data for lyr in layers.values()],
         requested=crs if crs is not None else spec.crs)

@@ -749,3 +749,52 @@ def test_two_pass_read_falls_back_to_the_single_read(tmp_path, monkeypatch, capl
     rejected = overlapped.layers["farmland"].rejected
     assert rejected["feature_id"].tolist() == ["farmland:150"]
     assert rejected["reason"].iloc[0].startswith("unreadable geometry")
+
+
+# -- GeoPackage quick_check ahead, in a background thread -------------------------------------
+
+
+def _damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page + 8: page + 40] = b"\xa5" * 32
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_geopackages_are_checked_ahead_in_one_background_thread(tmp_path, monkeypatch,
+                                                                townships_gdf, threads):
+    plan = _three_layer_plan(tmp_path, townships_gdf)
+    checked: list[tuple[str, str]] = []
+    real = read_mod._check_sqlite
+
+    def recording(path, **kwargs):
+        checked.append((Path(path).name, threading.current_thread().name))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(read_mod, "_check_sqlite", recording)
+    monkeypatch.setenv("SPATIALPLAN_THREADS", str(threads))
+    read_plan(plan)
+    assert [name for name, _ in checked] == ["towns.gpkg", "lines.gpkg"]  # in layer order
+    assert all(thread.startswith("spatialplan-sqlite") == (threads > 1)
+               for _, thread in checked)
+    assert not [t for t in threading.enumerate() if t.name.startswith("spatialplan-sqlite")]
+
+
+@pytest.mark.parametrize("first_bad", [False, True])
+def test_a_damaged_geopackage_checked_ahead_gives_the_sequential_error(
+        tmp_path, monkeypatch, townships_gdf, first_bad):
+    plan = _three_layer_plan(tmp_path, townships_gdf)
+    _damage(tmp_path / "lines.gpkg")
+    if first_bad:  # the townships fail first: their error, whatever the check ahead found
+        write_layer(townships_gdf.drop(columns="XZQMC"), tmp_path / "towns.gpkg")
+    errors = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("SPATIALPLAN_THREADS", threads)
+        with pytest.raises(Exception) as err:
+            read_plan(plan)
+        errors.append((type(err.value), str(err.value)))
+        assert not [t for t in threading.enumerate() if t.name.startswith("spatialplan-")]
+    assert errors[0] == errors[1]
+    assert ("XZQMC" if first_bad else "damaged") in errors[0][1]
+    assert ("townships" if first_bad else "redline") in errors[0][1]
