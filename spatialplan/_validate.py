@@ -244,7 +244,8 @@ _OK, _REPAIRED, _REJECTED = 0, 1, 2
 def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, polygonal: bool,
                    point_radius_m: float | None, crs: object | None
                    ) -> tuple[np.ndarray, np.ndarray, list[dict], dict[int, tuple]]:
-    """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`).
+    """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`), whose
+    feature ids are ``fids``.
 
     Returns the geometries (changed where repaired, None where rejected), the state of every
     feature (``_OK``, ``_REPAIRED``, ``_REJECTED``), the repaired rows in input order and, per
@@ -256,13 +257,13 @@ def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, pol
     if len(slow) == 0:
         return geoms, states, rep_rows, rej_reasons
     geoms = geoms.copy()
-    for i in slow.tolist():
+    for i, fid in zip(slow.tolist(), fids, strict=True):
         state, new, reason, before, after = _classify(
             geoms[i], polygonal=polygonal, point_radius_m=point_radius_m, crs=crs)
         geoms[i] = new
         if state == "repaired":
             states[i] = _REPAIRED
-            rep_rows.append({"feature_id": fids[i], "reason": reason, "area_before_m2": before,
+            rep_rows.append({"feature_id": fid, "reason": reason, "area_before_m2": before,
                              "area_after_m2": after})
         elif state == "rejected":
             states[i] = _REJECTED
@@ -320,7 +321,7 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
         raise ValueError("screened geometries do not match the layer")
     slow = np.flatnonzero(~ok)
     new_geoms, states, rep_rows, rej_reasons = _classify_slow(
-        geoms, slow, gdf["feature_id"].to_numpy(), polygonal=polygonal,
+        geoms, slow, gdf["feature_id"].iloc[slow].to_numpy(), polygonal=polygonal,
         point_radius_m=point_radius_m, crs=gdf.crs)
     keep = states != _REJECTED
     accepted = gdf.loc[keep].copy()
