@@ -366,23 +366,25 @@ def _sqlite_checks_ahead(spec: PlanSpec, roles: list[str]) -> Iterator[dict[Path
     The files are checked in the order the layers first use them, while the layers before
     are read (SQLite releases the GIL); :func:`_sniff` then waits for a file's check where it
     would have run it, with the error for the layer that first reads the file. Yields
-    resolved path → future (empty with one thread, :func:`spatialplan._parallel.n_threads`);
-    on leaving, checks not started are cancelled and a running one is waited for.
+    resolved path → future (empty with one thread, :func:`spatialplan._parallel.n_threads`,
+    and without a file first read after the first layer); on leaving, checks not started are
+    cancelled and a running one is waited for.
     """
-    pending: dict[Path, Future] = {}
-    if n_threads() <= 1:
-        yield pending
+    ahead: dict[Path, tuple[Path, str]] = {}  # resolved path → (path, first role using it)
+    for role in roles:
+        path = spec.layers[role].path
+        if isinstance(path, Path) and not is_remote(path) and path.suffix.lower() == ".gpkg" \
+                and path.is_file():
+            ahead.setdefault(path.resolve(), (path, role))
+    # the first layer's file is checked where it is read: nothing is read before it
+    ahead = {key: item for key, item in ahead.items() if item[1] != roles[0]}
+    if n_threads() <= 1 or not ahead:
+        yield {}
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spatialplan-sqlite")
     try:
-        for role in roles:
-            path = spec.layers[role].path
-            if isinstance(path, Path) and not is_remote(path) \
-                    and path.suffix.lower() == ".gpkg" and path.is_file():
-                key = path.resolve()
-                if key not in pending:
-                    pending[key] = pool.submit(_check_sqlite, path, role=role)
-        yield pending
+        yield {key: pool.submit(_check_sqlite, path, role=role)
+               for key, (path, role) in ahead.items()}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

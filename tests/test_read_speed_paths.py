@@ -775,9 +775,10 @@ def test_geopackages_are_checked_ahead_in_one_background_thread(tmp_path, monkey
     monkeypatch.setattr(read_mod, "_check_sqlite", recording)
     monkeypatch.setenv("SPATIALPLAN_THREADS", str(threads))
     read_plan(plan)
-    assert [name for name, _ in checked] == ["towns.gpkg", "lines.gpkg"]  # in layer order
-    assert all(thread.startswith("spatialplan-sqlite") == (threads > 1)
-               for _, thread in checked)
+    assert sorted(name for name, _ in checked) == ["lines.gpkg", "towns.gpkg"]
+    where = dict(checked)  # the first layer's file where it is read: nothing comes before it
+    assert where["towns.gpkg"] == threading.main_thread().name
+    assert where["lines.gpkg"].startswith("spatialplan-sqlite") == (threads > 1)
     assert not [t for t in threading.enumerate() if t.name.startswith("spatialplan-sqlite")]
 
 
