@@ -36,6 +36,7 @@ import shapely
 from pyproj import CRS
 
 from spatialplan import _overlay_geom as _geom
+from spatialplan import _overlay_pairs as _pairs
 from spatialplan._parallel import map_chunks
 from spatialplan.errors import CRSError, FieldError, GeometryError, RulebookError
 
@@ -319,9 +320,9 @@ class _Line:
     @cached_property
     def first(self) -> np.ndarray:
         """Per feature, the first feature with an identical geometry (itself when none; -1
-        when missing; :func:`spatialplan._overlay_geom.first_equal`). Copies are named in a
+        when missing; :func:`spatialplan._overlay_pairs.first_equal`). Copies are named in a
         warning: a layer imported twice is a common data-entry accident."""
-        first = _geom.first_equal(self.geoms)
+        first = _pairs.first_equal(self.geoms)
         copies = np.flatnonzero(first >= 0)
         copies = copies[first[copies] != copies]
         if len(copies):
@@ -345,17 +346,17 @@ class _Line:
     @cached_property
     def certificate(self) -> tuple[bool, np.ndarray | None, np.ndarray]:
         """``(certified, parts, suspects)`` of
-        :func:`spatialplan._overlay_geom.coverage_certificate` on the distinct features:
+        :func:`spatialplan._overlay_pairs.coverage_certificate` on the distinct features:
         when certified, pieces of the layer's union with pairwise disjoint interiors."""
-        return _geom.coverage_certificate(self.distinct, areas=self.area, return_suspects=True)
+        return _pairs.coverage_certificate(self.distinct, areas=self.area, return_suspects=True)
 
     @cached_property
     def distinct_overlaps(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs of distinct features whose interiors intersect (none for a certified
         coverage; only the certificate's suspects are tested)."""
         certified, _, suspects = self.certificate
-        return _geom.overlap_pairs(self.distinct, certified=certified, suspects=suspects,
-                                   tree=self.tree)
+        return _pairs.overlap_pairs(self.distinct, certified=certified, suspects=suspects,
+                                    tree=self.tree)
 
     @cached_property
     def overlaps(self) -> tuple[np.ndarray, np.ndarray]:
@@ -363,8 +364,8 @@ class _Line:
         pairwise STRtree test (the order of the self-overlap rows)."""
         if self.distinct is self.geoms:
             return self.distinct_overlaps
-        pairs = _geom.with_copies(*self.distinct_overlaps, self.first)
-        return _geom.query_order(self.tree, self.geoms, *pairs)
+        pairs = _pairs.with_copies(*self.distinct_overlaps, self.first)
+        return _pairs.query_order(self.tree, self.geoms, *pairs)
 
     @cached_property
     def dissolved_area(self) -> float:

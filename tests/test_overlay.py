@@ -409,15 +409,15 @@ def jittered_grid(n, size, seed):
 
 
 def test_disjoint_coverage_certificate():
-    from spatialplan import _overlay_geom as g
+    from spatialplan import _overlay_pairs as _pairs
 
     grid = jittered_grid(6, 100.0, 0)
-    assert g.is_disjoint_coverage(grid)
-    assert not g.is_disjoint_coverage(np.append(grid, grid[7]))  # duplicate
-    assert not g.is_disjoint_coverage(np.append(grid, box(10, 10, 20, 20)))  # nested
+    assert _pairs.is_disjoint_coverage(grid)
+    assert not _pairs.is_disjoint_coverage(np.append(grid, grid[7]))  # duplicate
+    assert not _pairs.is_disjoint_coverage(np.append(grid, box(10, 10, 20, 20)))  # nested
     blobs = shapely.buffer(shapely.points([(0, 0), (150, 0)]), 100)
-    assert not g.is_disjoint_coverage(blobs)  # crossing overlap
-    assert g.is_disjoint_coverage(np.array([box(0, 0, 1, 1), None], dtype=object))
+    assert not _pairs.is_disjoint_coverage(blobs)  # crossing overlap
+    assert _pairs.is_disjoint_coverage(np.array([box(0, 0, 1, 1), None], dtype=object))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -439,12 +439,13 @@ def test_coverage_path_agrees_with_geopandas_overlay(seed):
 def test_union_path_matches_per_zone_path(monkeypatch):
     """The certificate's pieces, clipped per zone, agree with the per-zone boundary path."""
     from spatialplan import _overlay_geom as g
+    from spatialplan import _overlay_pairs as _pairs
 
     t, _ = random_case(0)
     t["geometry"] = t.geometry.translate(-1_000, -1_000)
     zones = np.asarray(t.geometry.array, dtype=object)
     grid = jittered_grid(20, 500.0, 0)
-    certified, parts = g.coverage_certificate(grid)
+    certified, parts = _pairs.coverage_certificate(grid)
     assert certified and parts is not None
     fast = g.union_zone_areas(zones, parts, grid_size=0.001)
     slow = g.coverage_zone_areas(zones, grid, grid_size=0.001)
@@ -458,15 +459,15 @@ def test_union_path_matches_per_zone_path(monkeypatch):
 
 
 def test_certificate_returns_union_only_when_certified():
-    from spatialplan import _overlay_geom as g
+    from spatialplan import _overlay_pairs as _pairs
 
     grid = jittered_grid(4, 100.0, 1)
-    certified, parts = g.coverage_certificate(grid)
+    certified, parts = _pairs.coverage_certificate(grid)
     assert certified
     assert shapely.area(parts).sum() == pytest.approx(shapely.area(grid).sum(), rel=1e-12)
     assert shapely.equals(shapely.union_all(parts), shapely.union_all(grid))
-    assert g.coverage_certificate(np.append(grid, grid[3])) == (False, None)
-    assert g.coverage_certificate(np.array([None], dtype=object)) == (True, None)
+    assert _pairs.coverage_certificate(np.append(grid, grid[3])) == (False, None)
+    assert _pairs.coverage_certificate(np.array([None], dtype=object)) == (True, None)
 
 
 def test_union_path_touching_zone_carries_no_area():

@@ -1,4 +1,4 @@
-"""The coverage certificate computed chunk by chunk (_overlay_geom.coverage_certificate).
+"""The coverage certificate computed chunk by chunk (_overlay_pairs.coverage_certificate).
 
 A layer larger than one chunk is certified on spatial chunks, then on the chunk unions. It must
 accept a clean coverage split over several chunks, reject every overlap whatever chunks its
@@ -15,6 +15,7 @@ import shapely
 from shapely import Polygon, box
 
 from spatialplan import _overlay_geom as g
+from spatialplan import _overlay_pairs as _pairs
 from spatialplan import overlay
 
 CRS = "EPSG:4545"
@@ -41,15 +42,15 @@ def _boxes(nx: int, ny: int) -> list[Polygon]:
 def _labels(geoms: np.ndarray, size: int) -> np.ndarray:
     """Chunk number of each polygon in the certificate's split."""
     labels = np.full(len(geoms), -1)
-    for k, idx in enumerate(g._spatial_chunks(geoms, size)):
+    for k, idx in enumerate(_pairs._spatial_chunks(geoms, size)):
         labels[idx] = k
     return labels
 
 
 def _chunks_alone_certified(geoms: np.ndarray, size: int) -> bool:
     """Every chunk passes the one-level certificate by itself (so only level two can reject)."""
-    return all(g.coverage_certificate(geoms[idx], chunk_size=len(geoms))[0]
-               for idx in g._spatial_chunks(geoms, size))
+    return all(_pairs.coverage_certificate(geoms[idx], chunk_size=len(geoms))[0]
+               for idx in _pairs._spatial_chunks(geoms, size))
 
 
 def _shared_edge_across_chunks(geoms: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
@@ -66,7 +67,7 @@ def _shared_edge_across_chunks(geoms: np.ndarray, labels: np.ndarray) -> tuple[i
 
 def test_spatial_chunks_partition_the_layer():
     geoms = _grid(30, 100.0, 0)
-    chunks = g._spatial_chunks(geoms, 50)
+    chunks = _pairs._spatial_chunks(geoms, 50)
     assert len(chunks) > 10
     assert all(0 < len(c) <= 50 for c in chunks)
     assert np.array_equal(np.sort(np.concatenate(chunks)), np.arange(len(geoms)))
@@ -75,7 +76,7 @@ def test_spatial_chunks_partition_the_layer():
     whole = shapely.area(shapely.box(*shapely.total_bounds(geoms)))
     spans = [shapely.area(shapely.box(*shapely.total_bounds(geoms[c]))) for c in chunks]
     assert max(spans) < whole / 5
-    assert [c.tolist() for c in g._spatial_chunks(geoms, len(geoms))] == [
+    assert [c.tolist() for c in _pairs._spatial_chunks(geoms, len(geoms))] == [
         list(range(len(geoms)))]
 
 
@@ -86,8 +87,8 @@ def test_spatial_chunks_partition_the_layer():
 def test_clean_coverage_over_several_chunks_is_certified(size):
     geoms = _grid(30, 100.0, 1)
     if size is not None:
-        assert len(g._spatial_chunks(geoms, size)) > 1
-    certified, parts = g.coverage_certificate(geoms, chunk_size=size)
+        assert len(_pairs._spatial_chunks(geoms, size)) > 1
+    certified, parts = _pairs.coverage_certificate(geoms, chunk_size=size)
     assert certified
     total = shapely.area(geoms).sum()
     assert shapely.area(parts).sum() == pytest.approx(total, rel=1e-12)
@@ -101,23 +102,23 @@ def test_chunk_unions_run_in_threads():
 
     geoms = _grid(20, 100.0, 2)
     with _parallel.limited(1):
-        one = g.coverage_certificate(geoms, chunk_size=30)
+        one = _pairs.coverage_certificate(geoms, chunk_size=30)
     with _parallel.limited(3):
-        three = g.coverage_certificate(geoms, chunk_size=30)
+        three = _pairs.coverage_certificate(geoms, chunk_size=30)
     assert one[0] and three[0]
     assert shapely.equals_exact(one[1], three[1], tolerance=0).all()
     shapely.prepare(geoms[0])  # a prepared geometry keeps the work in this thread
-    assert g.coverage_certificate(geoms, chunk_size=30)[0]
+    assert _pairs.coverage_certificate(geoms, chunk_size=30)[0]
 
 
 def test_missing_empty_and_single():
-    assert g.coverage_certificate(np.array([None, shapely.Polygon()], dtype=object),
+    assert _pairs.coverage_certificate(np.array([None, shapely.Polygon()], dtype=object),
                                   chunk_size=1) == (True, None)
-    certified, parts = g.coverage_certificate(
+    certified, parts = _pairs.coverage_certificate(
         np.array([None, box(0, 0, 1, 1)], dtype=object), chunk_size=1)
     assert certified and len(parts) == 1 and shapely.area(parts[0]) == 1.0
     geoms = np.array([None, *_boxes(4, 4), None], dtype=object)
-    certified, parts = g.coverage_certificate(geoms, chunk_size=3,
+    certified, parts = _pairs.coverage_certificate(geoms, chunk_size=3,
                                               areas=shapely.area(geoms))
     assert certified and shapely.area(parts).sum() == pytest.approx(16.0)
 
@@ -145,23 +146,23 @@ def test_overlapping_pair_in_different_chunks_is_rejected(size):
     assert labels[a] != labels[b]
     if size > 1:
         assert _chunks_alone_certified(bulged, size)  # only the second level can see it
-    assert g.coverage_certificate(bulged, chunk_size=size) == (False, None)
-    assert overlay._geom.overlap_pairs(bulged, certified=False)[0].tolist() == [min(a, b)]
+    assert _pairs.coverage_certificate(bulged, chunk_size=size) == (False, None)
+    assert overlay._pairs.overlap_pairs(bulged, certified=False)[0].tolist() == [min(a, b)]
 
 
 def test_duplicate_in_another_chunk_is_rejected(monkeypatch):
     geoms = np.array([*_boxes(8, 8), _boxes(8, 8)[3]], dtype=object)  # a copy of polygon 3
-    assert g.coverage_certificate(geoms, chunk_size=1) == (False, None)
-    assert g.coverage_certificate(geoms, chunk_size=16) == (False, None)
+    assert _pairs.coverage_certificate(geoms, chunk_size=1) == (False, None)
+    assert _pairs.coverage_certificate(geoms, chunk_size=16) == (False, None)
     # the copy with the other half of the layer: both chunks are clean coverages by themselves
     left = np.flatnonzero(shapely.bounds(geoms[:64])[:, 0] < X0 + 4)
     right = np.setdiff1d(np.arange(64), left)
     assert 3 in left
     split = [np.append(right, 64), left]
-    monkeypatch.setattr(g, "_spatial_chunks", lambda geoms, size: split)
-    assert all(g._certified_union(geoms[c], shapely.area(geoms[c]).sum()) is not None
+    monkeypatch.setattr(_pairs, "_spatial_chunks", lambda geoms, size: split)
+    assert all(_pairs._certified_union(geoms[c], shapely.area(geoms[c]).sum()) is not None
                for c in split)
-    assert g.coverage_certificate(geoms, chunk_size=40) == (False, None)
+    assert _pairs.coverage_certificate(geoms, chunk_size=40) == (False, None)
 
 
 def test_nested_polygon_in_another_chunk_is_rejected():
@@ -174,14 +175,14 @@ def test_nested_polygon_in_another_chunk_is_rejected():
     labels = _labels(geoms, 32)
     assert labels.max() == 1 and labels[-1] != labels[-2]
     assert _chunks_alone_certified(geoms, 32)
-    assert g.coverage_certificate(geoms, chunk_size=32) == (False, None)
-    assert g.coverage_certificate(geoms, chunk_size=1) == (False, None)
-    assert g.coverage_certificate(geoms, chunk_size=len(geoms)) == (False, None)
+    assert _pairs.coverage_certificate(geoms, chunk_size=32) == (False, None)
+    assert _pairs.coverage_certificate(geoms, chunk_size=1) == (False, None)
+    assert _pairs.coverage_certificate(geoms, chunk_size=len(geoms)) == (False, None)
 
 
 def test_gap_between_chunks_is_still_certified():
     geoms = np.delete(_grid(12, 100.0, 4), [30, 31, 42, 43, 100])  # holes in the coverage
-    certified, parts = g.coverage_certificate(geoms, chunk_size=10)
+    certified, parts = _pairs.coverage_certificate(geoms, chunk_size=10)
     assert certified
     assert shapely.area(parts).sum() == pytest.approx(shapely.area(geoms).sum(), rel=1e-12)
 
@@ -210,13 +211,13 @@ def test_township_areas_equal_the_one_level_path(monkeypatch, seed):
     towns = _towns(25, seed)
     farm = gpd.GeoDataFrame({"feature_id": [f"farmland:{k}" for k in range(900)]},
                             geometry=list(_grid(30, 70.0, seed)), crs=CRS)
-    monkeypatch.setattr(g, "CERTIFICATE_CHUNK", 10**9)
+    monkeypatch.setattr(_pairs, "CERTIFICATE_CHUNK", 10**9)
     flat = overlay.control_line_report(towns, farmland=farm)
     chunks = []
-    real = g._spatial_chunks
-    monkeypatch.setattr(g, "_spatial_chunks",
+    real = _pairs._spatial_chunks
+    monkeypatch.setattr(_pairs, "_spatial_chunks",
                         lambda geoms, size: chunks.append(len(geoms)) or real(geoms, size))
-    monkeypatch.setattr(g, "CERTIFICATE_CHUNK", 40)
+    monkeypatch.setattr(_pairs, "CERTIFICATE_CHUNK", 40)
     chunked = overlay.control_line_report(towns, farmland=farm)
     assert chunks == [900]
     got, want = chunked.township_stats["farmland_m2"], flat.township_stats["farmland_m2"]
@@ -239,8 +240,8 @@ def test_union_path_needs_no_per_zone_fallback(monkeypatch):
     geoms = _grid(120, 50.0, 2, rows=3)
     zones = np.array([shapely.box(X0 + x, Y0 - 100, X0 + x + 300, Y0 + 300)
                       for x in range(-100, 6000, 300)], dtype=object)
-    _, whole = g.coverage_certificate(geoms, chunk_size=len(geoms))
-    _, pieces = g.coverage_certificate(geoms, chunk_size=20)
+    _, whole = _pairs.coverage_certificate(geoms, chunk_size=len(geoms))
+    _, pieces = _pairs.coverage_certificate(geoms, chunk_size=20)
     assert len(whole) == 1 and len(pieces) > 10
 
     def clipped(parts):
@@ -279,3 +280,12 @@ def test_snap_to_grid_in_threads_is_identical(monkeypatch):
     with _parallel.limited(3):
         prepared = g.snap_to_grid(geoms, 0.001)
     assert shapely.equals_exact(serial[keep], prepared[keep], tolerance=0).all()
+
+
+@pytest.mark.parametrize("module", ["spatialplan._overlay_geom", "spatialplan._overlay_pairs"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

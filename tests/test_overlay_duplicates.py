@@ -1,7 +1,7 @@
 """Control-line layers holding copies of their own features, or a few genuine overlaps.
 
 A layer imported twice (every parcel present twice) used to take the exact pairwise paths on
-the whole layer. Now the copies are found in linear time (``_overlay_geom.first_equal``), the
+the whole layer. Now the copies are found in linear time (``_overlay_pairs.first_equal``), the
 layer is certified without them, and only the polygons of the certificate's rejected chunks are
 tested pairwise. The three tables must not change: every copy still appears as a self-overlap
 row, in the order of the pairwise STRtree test, and the areas are those of a brute-force
@@ -21,7 +21,7 @@ import shapely
 from shapely import Polygon, box
 from test_overlay_shared import X0, Y0, _case, _frame, _grid, _towns
 
-from spatialplan import _overlay_geom as g
+from spatialplan import _overlay_pairs as _pairs
 from spatialplan import overlay
 
 GRID = overlay.DEFAULT_GRID_SIZE
@@ -71,7 +71,7 @@ def _plain(monkeypatch) -> None:
         present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
         return np.where(present, np.arange(len(geoms)), -1)
 
-    real = g.coverage_certificate
+    real = _pairs.coverage_certificate
 
     def everyone(geoms, **kwargs):
         out = real(geoms, **kwargs)
@@ -79,8 +79,8 @@ def _plain(monkeypatch) -> None:
             return out[0], out[1], np.flatnonzero(~shapely.is_missing(geoms))
         return out
 
-    monkeypatch.setattr(g, "first_equal", no_copies)
-    monkeypatch.setattr(g, "coverage_certificate", everyone)
+    monkeypatch.setattr(_pairs, "first_equal", no_copies)
+    monkeypatch.setattr(_pairs, "coverage_certificate", everyone)
 
 
 def _report(case: dict, **kwargs) -> overlay.ControlLineReport:
@@ -142,25 +142,26 @@ def test_first_equal_matches_turned_restarted_and_multipart_copies():
     geoms = np.array([box(0, 0, 10, 10), holed, multi, _turned(box(0, 0, 10, 10), 3),
                       holed_other, multi_other, extra_vertex, diamond, None, Polygon(),
                       box(0, 0, 10, 10), box(0, 0, 10, 10)], dtype=object)
-    assert g.first_equal(geoms).tolist() == [0, 1, 2, 0, 1, 2, 6, 7, -1, -1, 0, 0]
-    assert g.first_equal(np.array([], dtype=object)).tolist() == []
+    assert _pairs.first_equal(geoms).tolist() == [0, 1, 2, 0, 1, 2, 6, 7, -1, -1, 0, 0]
+    assert _pairs.first_equal(np.array([], dtype=object)).tolist() == []
     # the same five vertices in another order: another polygon, the same unordered hash
     notch = Polygon([(0, 0), (2, 1), (4, 0), (4, 4), (0, 4)])
     other = Polygon([(0, 0), (4, 0), (2, 1), (4, 4), (0, 4)])
     assert notch.is_valid and other.is_valid and not notch.equals(other)
-    assert g._normal_hash(np.array([notch, other]))[0] == g._normal_hash(np.array([other]))[0]
+    assert (_pairs._normal_hash(np.array([notch, other]))[0]
+            == _pairs._normal_hash(np.array([other]))[0])
     # the exact test keeps them apart; the copy of the second is left to the pairwise test
-    assert g.first_equal(np.array([notch, other, _turned(other, 2)])).tolist() == [0, 1, 2]
-    assert g.first_equal(np.array([other, notch, _turned(other, 2)])).tolist() == [0, 1, 0]
-    assert g.first_equal(np.array([None, box(0, 0, 1, 1)])).tolist() == [-1, 1]
+    assert _pairs.first_equal(np.array([notch, other, _turned(other, 2)])).tolist() == [0, 1, 2]
+    assert _pairs.first_equal(np.array([other, notch, _turned(other, 2)])).tolist() == [0, 1, 0]
+    assert _pairs.first_equal(np.array([None, box(0, 0, 1, 1)])).tolist() == [-1, 1]
 
 
 def test_a_hash_collision_never_merges_different_geometries(monkeypatch):
     """Every candidate hashed alike: only the exact test decides."""
-    monkeypatch.setattr(g, "_normal_hash", lambda geoms: np.zeros(len(geoms), dtype=np.uint64))
+    monkeypatch.setattr(_pairs, "_normal_hash", lambda geoms: np.zeros(len(geoms), dtype=np.uint64))
     square, diamond = box(0, 0, 2, 2), Polygon([(1, 0), (2, 1), (1, 2), (0, 1)])
     geoms = np.array([square, diamond, _turned(square), diamond, box(5, 5, 6, 6)])
-    assert g.first_equal(geoms).tolist() == [0, 1, 0, 3, 4]  # the second diamond stays apart
+    assert _pairs.first_equal(geoms).tolist() == [0, 1, 0, 3, 4]  # the second diamond stays apart
     # which costs time only: the pairwise test still finds the diamonds' overlap
     line = overlay._Line("farmland", _frame("farmland", geoms), GRID)
     assert list(zip(*(p.tolist() for p in line.overlaps), strict=True)) == [
@@ -169,9 +170,9 @@ def test_a_hash_collision_never_merges_different_geometries(monkeypatch):
 
 def test_first_equal_in_batches(monkeypatch):
     geoms = _grid(12, 100.0, 3)
-    monkeypatch.setattr(g, "HASH_CHUNK", 7)
+    monkeypatch.setattr(_pairs, "HASH_CHUNK", 7)
     layer = np.concatenate([geoms, geoms[::-1], [_turned(p) for p in geoms[:5]]])
-    first = g.first_equal(layer)
+    first = _pairs.first_equal(layer)
     n = len(geoms)
     assert first[:n].tolist() == list(range(n))
     assert first[n:2 * n].tolist() == list(range(n))[::-1]
@@ -183,11 +184,11 @@ def test_with_copies_gives_every_pair_in_the_pairwise_order():
     bulge = shapely.buffer(geoms[7], 20.0, join_style="mitre")  # overlaps its neighbours
     layer = np.array([*geoms, geoms[3], bulge, geoms[3], _turned(geoms[10]), bulge,
                       geoms[20]], dtype=object)
-    first = g.first_equal(layer)
+    first = _pairs.first_equal(layer)
     distinct = np.where(first == np.arange(len(layer)), layer, None)
     tree = shapely.STRtree(layer)
-    pairs = g.overlap_pairs(distinct, certified=False, tree=tree)
-    got = g.query_order(tree, layer, *g.with_copies(*pairs, first))
+    pairs = _pairs.overlap_pairs(distinct, certified=False, tree=tree)
+    got = _pairs.query_order(tree, layer, *_pairs.with_copies(*pairs, first))
     want = _old_pairs(layer)
     assert [p.tolist() for p in got] == [p.tolist() for p in want]
     assert len(want[0]) > 10
@@ -201,30 +202,30 @@ def test_with_copies_gives_every_pair_in_the_pairwise_order():
 def test_suspects_find_every_overlap_of_one_chunk(seed, size):
     geoms = _grid(20, 100.0, seed)
     rng = np.random.default_rng(seed)
-    chunks = g._spatial_chunks(geoms, size)
+    chunks = _pairs._spatial_chunks(geoms, size)
     chunk = chunks[rng.integers(len(chunks))]
     k = int(rng.choice(chunk))
     layer = geoms.copy()
     layer[k] = shapely.set_precision(shapely.buffer(geoms[k], 15.0, join_style="mitre"), GRID)
-    certified, parts, suspects = g.coverage_certificate(layer, chunk_size=size,
+    certified, parts, suspects = _pairs.coverage_certificate(layer, chunk_size=size,
                                                         return_suspects=True)
     assert not certified and parts is None
     assert k in suspects
     # localised to k's chunk, unless k is a chunk by itself (then only level two rejects)
     assert len(suspects) == (len(layer) if size == 1 else len(chunk))
-    got = g.overlap_pairs(layer, certified=False, suspects=suspects)
+    got = _pairs.overlap_pairs(layer, certified=False, suspects=suspects)
     want = _old_pairs(layer)
     assert [p.tolist() for p in got] == [p.tolist() for p in want]
     assert len(want[0]) >= 4
     # two levels still agree with the old verdict
-    assert g.coverage_certificate(layer, chunk_size=size) == (False, None)
+    assert _pairs.coverage_certificate(layer, chunk_size=size) == (False, None)
 
 
 def test_suspects_everyone_when_the_certified_chunks_overlap():
     """A polygon straddling two chunks that each certify: only level two can tell."""
     geoms = _grid(10, 100.0, 5)
     labels = np.full(len(geoms), -1)
-    for k, idx in enumerate(g._spatial_chunks(geoms, 25)):
+    for k, idx in enumerate(_pairs._spatial_chunks(geoms, 25)):
         labels[idx] = k
     i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
     a, b = next((x, y) for x, y in zip(i, j, strict=True) if labels[x] != labels[y])
@@ -232,21 +233,21 @@ def test_suspects_everyone_when_the_certified_chunks_overlap():
     # grow a into its neighbour b of another chunk, keeping a's chunk valid by itself
     layer[a] = shapely.set_precision(shapely.union(geoms[a], shapely.intersection(
         geoms[b], shapely.buffer(geoms[a], 10.0))), GRID)
-    certified, _, suspects = g.coverage_certificate(layer, chunk_size=25, return_suspects=True)
+    certified, _, suspects = _pairs.coverage_certificate(layer, chunk_size=25, return_suspects=True)
     assert not certified
     if len(suspects) < len(layer):  # a's chunk itself rejected: a is a suspect
         assert a in suspects
-    got = g.overlap_pairs(layer, certified=False, suspects=suspects)
+    got = _pairs.overlap_pairs(layer, certified=False, suspects=suspects)
     assert [p.tolist() for p in got] == [p.tolist() for p in _old_pairs(layer)]
 
 
 def test_certificate_without_suspects_is_unchanged():
     geoms = _grid(10, 100.0, 6)
-    assert g.coverage_certificate(geoms, chunk_size=10, return_suspects=True)[2].tolist() == []
-    assert g.coverage_certificate(np.array([None], dtype=object), return_suspects=True)[
+    assert _pairs.coverage_certificate(geoms, chunk_size=10, return_suspects=True)[2].tolist() == []
+    assert _pairs.coverage_certificate(np.array([None], dtype=object), return_suspects=True)[
         2].tolist() == []
     doubled = np.concatenate([geoms, geoms])
-    assert g.coverage_certificate(doubled, chunk_size=10) == (False, None)
+    assert _pairs.coverage_certificate(doubled, chunk_size=10) == (False, None)
 
 
 # --- the three tables ------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def test_report_with_copies_equals_the_plain_path(monkeypatch, chunk, kind):
                                                len(farm) + 2: 5})
     case["redline"] = _with_copies(case["redline"], {len(case["redline"]): 2})
     if chunk is not None:
-        monkeypatch.setattr(g, "CERTIFICATE_CHUNK", chunk)
+        monkeypatch.setattr(_pairs, "CERTIFICATE_CHUNK", chunk)
     got = _report(case)
     _plain(monkeypatch)
     want = _report(case)
@@ -299,7 +300,7 @@ def test_report_with_copies_equals_the_plain_path(monkeypatch, chunk, kind):
     own = conflicts[(conflicts["layer_a"] == "farmland") & (conflicts["layer_b"] == "farmland")]
     whole = own.groupby(["feature_a", "feature_b"])["area_m2"].sum()
     area = case["farmland"].set_index("feature_id").area
-    first = g.first_equal(np.asarray(case["farmland"].geometry.array, object))
+    first = _pairs.first_equal(np.asarray(case["farmland"].geometry.array, object))
     ids = case["farmland"]["feature_id"].to_numpy()
     copies = np.flatnonzero(first != np.arange(len(first)))
     assert len(copies) > 0
@@ -335,15 +336,15 @@ def test_genuine_overlaps_in_one_chunk(monkeypatch, chunk):
     case = _case(2)
     farm = case["farmland"].copy()
     geoms = np.asarray(farm.geometry.array, object)
-    chunks = g._spatial_chunks(geoms, chunk)
+    chunks = _pairs._spatial_chunks(geoms, chunk)
     k = int(chunks[len(chunks) // 2][0])
     farm.loc[k, "geometry"] = shapely.set_precision(
         shapely.buffer(geoms[k], 25.0, join_style="mitre"), GRID)
     case["farmland"] = _with_copies(farm, {len(farm): int(chunks[0][-1])})
-    monkeypatch.setattr(g, "CERTIFICATE_CHUNK", chunk)
+    monkeypatch.setattr(_pairs, "CERTIFICATE_CHUNK", chunk)
     tested = []
-    real = g.overlap_pairs
-    monkeypatch.setattr(g, "overlap_pairs", lambda geoms, **kw: tested.append(
+    real = _pairs.overlap_pairs
+    monkeypatch.setattr(_pairs, "overlap_pairs", lambda geoms, **kw: tested.append(
         len(kw["suspects"])) or real(geoms, **kw))
     got = _report(case)
     assert 0 < tested[1] <= chunk  # farmland: one chunk's suspects
@@ -423,7 +424,7 @@ def test_benchmark_case_doubled(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_overlay import make_case
     case = make_case(30, 4000, 1)
-    monkeypatch.setattr(g, "CERTIFICATE_CHUNK", 500)
+    monkeypatch.setattr(_pairs, "CERTIFICATE_CHUNK", 500)
     clean = _report(case)
     case["farmland"] = _doubled(case["farmland"], turn=True)
     got = _report(case)

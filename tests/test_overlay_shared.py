@@ -15,7 +15,7 @@ import shapely
 from shapely import Polygon, box
 
 import spatialplan as sp
-from spatialplan import _overlay_geom, _parallel, overlay
+from spatialplan import _overlay_geom, _overlay_pairs, _parallel, overlay
 from spatialplan._resources import demo_dir
 from spatialplan.errors import CRSError, FieldError, GeometryError
 
@@ -127,7 +127,7 @@ def assert_identical(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
 @pytest.mark.parametrize("grid_size", [overlay.DEFAULT_GRID_SIZE, None])
 def test_report_equals_separate_calls(seed, coverage_towns, grid_size):
     case = _case(seed, coverage_towns=coverage_towns)
-    assert _overlay_geom.coverage_certificate(
+    assert _overlay_pairs.coverage_certificate(
         np.asarray(case["farmland"].geometry.array, object))[0]
     tol = {"min_overlap_m2": 5.0}
     report = _report(case, tolerance=tol, grid_size=grid_size)
@@ -188,7 +188,7 @@ def test_outside_agrees_with_plain_paths(seed, coverage_towns):
         patches = overlay._polygons(case[role], role, overlay.DEFAULT_GRID_SIZE)
         _, parts = _overlay_geom.outside_parts(patches, outline,
                                                grid_size=overlay.DEFAULT_GRID_SIZE)
-        overlapping = len(_overlay_geom.overlap_pairs(patches)[0]) > 0
+        overlapping = len(_overlay_pairs.overlap_pairs(patches)[0]) > 0
         slow = overlay._outside_row(patches, parts, overlapping=overlapping,
                                     grid_size=overlay.DEFAULT_GRID_SIZE)
         row = outside.loc[role]
@@ -289,7 +289,7 @@ def _count(monkeypatch, module, name: str) -> list:
 
 def test_certificate_and_validation_once_per_layer(monkeypatch):
     case = _case(0)
-    certificates = _count(monkeypatch, _overlay_geom, "coverage_certificate")
+    certificates = _count(monkeypatch, _overlay_pairs, "coverage_certificate")
     validations = _count(monkeypatch, overlay, "_polygons")
     _report(case)
     sizes = sorted(len(case[r]) for r in ("redline", "farmland", "udb", "cropland"))
@@ -303,7 +303,7 @@ def test_certificate_and_validation_once_per_layer(monkeypatch):
 def test_run_stats_prepares_once(monkeypatch):
     plan = sp.read_plan(demo_dir() / "plan.toml")
     reports = _count(monkeypatch, overlay, "control_line_report")
-    certificates = _count(monkeypatch, _overlay_geom, "coverage_certificate")
+    certificates = _count(monkeypatch, _overlay_pairs, "coverage_certificate")
     result = sp.run_stats(plan)
     assert len(reports) == 1
     given = [r for r in ("redline", "farmland", "udb", "cropland") if r in plan.layers]
