@@ -251,12 +251,27 @@ class Overlap:
     def results(self) -> list[Any]:
         """The results of every item in submission order; the first failing item's exception.
 
-        Items no worker has started are computed in the calling thread. On an exception every
-        item is cancelled or waited for (see :meth:`cancel`) before it propagates.
+        The calling thread computes the items no worker has started, from the last one back
+        (the workers take them from the first on), then waits for the workers' ones. On an
+        exception every item is cancelled or waited for (see :meth:`cancel`) before it
+        propagates.
         """
         try:
-            return [self._call(args) if future is None or future.cancel() else future.result()
-                    for future, args in self._items]
+            mine: dict[int, tuple[bool, Any]] = {}
+            for k in range(len(self._items) - 1, -1, -1):
+                future, args = self._items[k]
+                if future is not None and not future.cancel():
+                    break  # a worker has taken it, and every item before it
+                mine[k] = self._outcome(args)
+            out = []
+            for k, (future, _) in enumerate(self._items):
+                if k not in mine:
+                    out.append(future.result())
+                elif mine[k][0]:
+                    out.append(mine[k][1])
+                else:
+                    raise mine[k][1]
+            return out
         except BaseException:
             self.cancel()
             raise
@@ -273,6 +288,13 @@ class Overlap:
 
     def __exit__(self, *exc: object) -> None:
         self.cancel()
+
+    def _outcome(self, args: tuple) -> tuple[bool, Any]:
+        """(True, result) or (False, the exception) of one item, computed here."""
+        try:
+            return True, self._call(args)
+        except Exception as exc:  # raised in item order by results()
+            return False, exc
 
     def _call(self, args: tuple) -> Any:
         with limited(1):

@@ -653,9 +653,11 @@ def _read_arrow(path: Path | str, *, layer: str | None, info: dict,
 
 
 #: an Arrow read of a layer with at least this many features decodes its geometries in batches
-#: of :data:`_DECODE_BATCH` and screens them in threads meanwhile (:func:`_read_arrow_split`)
+#: of :data:`_DECODE_BATCH` and screens them in threads meanwhile (:func:`_read_arrow_split`);
+#: small batches, because a worker waits for the GIL whenever the decoding holds it (a whole
+#: ``from_wkb`` call): 65,536 left the workers idle for most of the decoding, 16,384 does not
 _SPLIT_MIN_FEATURES = 100_000
-_DECODE_BATCH = 65_536
+_DECODE_BATCH = 16_384
 
 
 def _read_arrow_split(path: Path | str, *, layer: str | None, screening: Overlap

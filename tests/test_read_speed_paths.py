@@ -799,3 +799,19 @@ def test_a_damaged_geopackage_checked_ahead_gives_the_sequential_error(
     assert errors[0] == errors[1]
     assert ("XZQMC" if first_bad else "damaged") in errors[0][1]
     assert ("townships" if first_bad else "redline") in errors[0][1]
+
+
+def test_the_caller_takes_the_items_no_worker_has_started_from_the_back():
+    by: dict[int, str] = {}
+
+    def slow(item):
+        time.sleep(0.01)
+        by[item] = threading.current_thread().name
+        return item
+
+    with Overlap(slow, threads=2) as work:
+        for item in range(20):
+            work.submit(item)
+        assert work.results() == list(range(20))
+    mine = [k for k, name in by.items() if name == threading.current_thread().name]
+    assert mine and mine == list(range(20 - len(mine), 20))  # a run at the end
