@@ -25,11 +25,12 @@ import shapely
 
 from spatialplan._kdsplit import partition_points
 from spatialplan._overlay_geom import _POLYGON
-from spatialplan._parallel import map_items
+from spatialplan._parallel import is_valid, map_chunks, map_items
 
 __all__ = [
     "CERTIFICATE_CHUNK",
     "HASH_CHUNK",
+    "REFINE_CHUNK",
     "coverage_certificate",
     "first_equal",
     "is_disjoint_coverage",
@@ -51,9 +52,12 @@ def overlap_pairs(
     """Pairs ``i < j`` of polygons in one layer whose interiors intersect (exact predicates).
 
     Fast path: a layer that passes :func:`is_disjoint_coverage` has none. Otherwise each
-    suspect is matched with the polygons it intersects (STRtree) and every such pair is tested
-    exactly with ``touches`` (DE-9IM). The pairs come in the order of
-    ``tree.query(geoms, predicate="intersects")``: by ``i``, then in the tree's order.
+    suspect is matched with the polygons whose bounding boxes meet its own (STRtree) and every
+    such pair is tested exactly with ``intersects`` and ``touches`` (DE-9IM), on unprepared
+    geometries in threads (:func:`spatialplan._parallel.map_chunks`; in the calling thread
+    when ``geoms`` holds a prepared geometry). The pairs come in the order of
+    ``tree.query(geoms, predicate="intersects")``: by ``i``, then in the tree's order (a
+    predicate query keeps its envelope candidates in their order).
 
     Parameters
     ----------
@@ -83,16 +87,18 @@ def overlap_pairs(
     tree = shapely.STRtree(geoms) if tree is None else tree
     if suspects is None:
         suspects = np.flatnonzero(~shapely.is_missing(geoms))
-    found, j = tree.query(geoms[suspects], predicate="intersects")
+    found, j = tree.query(geoms[suspects])
     i = suspects[found]
     suspect = np.zeros(len(geoms), dtype=bool)
     suspect[suspects] = True
     # a pair of two suspects is found twice: kept once, from its smaller position
     keep = (i != j) & ~shapely.is_missing(geoms[j]) & ((i < j) | ~suspect[j])
     i, j = i[keep], j[keep]
+    meet = map_chunks(shapely.intersects, geoms[i], geoms[j])
+    i, j = i[meet], j[meet]
     swapped = i > j
     i, j = np.where(swapped, j, i), np.where(swapped, i, j)
-    touching = shapely.touches(geoms[i], geoms[j])
+    touching = map_chunks(shapely.touches, geoms[i], geoms[j])
     i, j = i[~touching], j[~touching]
     if swapped.any():
         i, j = query_order(tree, geoms, i, j)
@@ -321,15 +327,41 @@ def coverage_certificate(
     number.
 
     **Suspects.** With ``return_suspects``, a rejected layer also says which polygons the
-    exact test must look at. The chunks that certified are certified together at the second
-    level (their unions, against the sum of their polygons' areas). If that passes, two
-    polygons of certified chunks do not overlap, by the argument above restricted to those
-    chunks (same chunk: its certificate; different chunks: the second level, which needs
-    nothing from the rejected chunks). So every overlapping pair has a polygon in a rejected
-    chunk, and testing each polygon of the rejected chunks exactly against all its
-    neighbours (:func:`overlap_pairs`) finds every pair. If it fails, every polygon is a
-    suspect. The tolerance is the one a certified layer is trusted with: overlaps totalling
-    at most ``tol / 2`` among the certified chunks are not looked for.
+    exact test must look at: every overlapping pair must have one of them. The layer is cut
+    into *pieces*, each a set of polygons with a certified union ``U``, and *suspects*:
+
+    1. If the certified chunks certify together at the second level (their unions, against
+       the sum of their polygons' areas), each is a piece and the rejected chunks are
+       refined; otherwise every chunk is refined.
+    2. A refined chunk is split (k-d, as above) into sub-chunks of at most
+       :data:`REFINE_CHUNK` polygons, each certified at one level: a certified one is a
+       piece, the polygons of a rejected one are suspects.
+    3. The pieces are certified together at one level (against the sum of their polygons'
+       areas); if that passes, the pieces stand. Otherwise the pieces are tested pairwise
+       with the exact test (:func:`overlap_pairs` on the unions: interiors intersect), the
+       new pieces against all; for each conflicting pair not already covered, the piece with
+       fewer polygons is taken out: its polygons become suspects when it is a sub-chunk, and
+       a larger piece (a chunk) is refined as in 2, its sub-chunks then tested as in 3 (new
+       against all). This ends: sub-chunks are never refined again.
+
+    Proof that every overlapping pair ``(p, q)`` of polygons that are not suspects is found
+    or within the tolerance: both lie in final pieces ``P, Q``. For a piece, let ``D_P`` be
+    the set where ``d >= 1`` in its certificate (above): ``w >= 2`` implies ``d >= 1``, so
+    the overlaps among ``P``'s polygons lie in ``D_P``, and the union of ``P``'s polygons
+    differs from ``U_P`` only in ``D_P``. If ``P = Q``: ``p ∩ q`` lies in ``D_P``. Otherwise
+    either the pieces certified together (step 1 for two chunks, step 3 for the rest), and
+    by the two-level argument the overlap lies in the sets ``d >= 1`` of those certificates;
+    or the later of ``P, Q`` was tested exactly against the other (a piece is only ever
+    removed, so the earlier was there) and found not to conflict: the interiors of ``U_P``
+    and ``U_Q`` are disjoint, so ``p ∩ q`` lies in ``D_P ∪ D_Q``, up to a set of no area.
+    Every other pair has a suspect, and :func:`overlap_pairs` tests each suspect against
+    all its neighbours. So overlaps are not looked for only within the sets ``d >= 1`` of
+    the certificates that cleared pieces: ``tol / 2`` when the pieces certified together
+    (``tol`` of the sum of their areas, the deficits of all levels adding up to the one
+    checked difference), else at most ``Σ max(1e-3 m², 1e-12 S_P) / 2`` over the pieces,
+    ``S_P`` the sum of a piece's areas. Since a crossing or nested overlap makes a
+    certificate's result invalid, what this can leave out is, as with one level, a
+    near-duplicate of total area below the tolerance.
 
     Parameters
     ----------
@@ -394,11 +426,96 @@ def _certify(
         unions[passed], float(areas[np.concatenate(cleared)].sum()))
     if passed.all() and together:
         return True, shapely.get_parts(unions), everyone[:0]
-    if not together:
+    if not localise:
         log.debug("coverage certificate: %d chunk unions rejected", len(cleared))
         return False, None, everyone
-    rejected = [chunk for chunk, ok in zip(chunks, passed, strict=True) if not ok]
-    return False, None, np.sort(np.concatenate(rejected))
+    return False, None, _localise(polys, areas, chunks, unions, together=together)
+
+
+#: polygons per sub-chunk when :func:`coverage_certificate` localises a rejected layer's
+#: overlaps (``return_suspects``): its suspects are the sub-chunks that hold one
+REFINE_CHUNK = 16
+
+
+def _localise(polys: np.ndarray, areas: np.ndarray, chunks: list[np.ndarray],
+              unions: np.ndarray, *, together: bool) -> np.ndarray:
+    """Suspects of a rejected layer (sorted positions in ``polys``), see
+    :func:`coverage_certificate`: ``chunks`` and their certified ``unions`` (``None`` when
+    rejected); ``together``: the certified chunks passed the second level."""
+    passed = ~shapely.is_missing(unions) & together
+    members = [chunk for chunk, ok in zip(chunks, passed, strict=True) if ok]
+    pieces = list(unions[passed])
+    split = [chunk for chunk, ok in zip(chunks, passed, strict=True) if not ok]
+    suspects: list[np.ndarray] = [np.array([], dtype=np.intp)]
+    tested = 0
+    while True:
+        new = len(pieces)
+        for chunk in split:
+            leaves = [chunk[leaf] for leaf in _spatial_chunks(polys[chunk], REFINE_CHUNK)]
+            leaf_unions = _leaf_unions(polys, areas, leaves)
+            for leaf, union in zip(leaves, leaf_unions, strict=True):
+                if union is None:
+                    suspects.append(leaf)
+                else:
+                    pieces.append(union)
+                    members.append(leaf)
+        geoms = np.empty(len(pieces), dtype=object)
+        geoms[:] = pieces
+        if not tested and len(members) > 1 and _certified_together(
+                geoms, float(areas[np.concatenate(members)].sum())):
+            break
+        i, j = overlap_pairs(geoms, certified=False, suspects=np.arange(new, len(geoms)))
+        tested += 1
+        sizes = np.array([len(m) for m in members])
+        split = []
+        for k in _cover(i, j, sizes):
+            (split if sizes[k] > REFINE_CHUNK else suspects).append(members[k])
+            pieces[k] = None
+        log.debug("coverage certificate, refinement %d: %d pieces, %d conflicting pairs",
+                  tested, len(pieces), len(i))
+        if not split:
+            break
+    return np.sort(np.concatenate(suspects))
+
+
+def _cover(i: np.ndarray, j: np.ndarray, sizes: np.ndarray) -> list[int]:
+    """Pieces that cover every pair ``(i, j)`` (one of each pair; the one with fewer
+    polygons, unless the other is already taken), in the order they are taken."""
+    taken = np.zeros(len(sizes), dtype=bool)
+    out = []
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
+        if not (taken[a] or taken[b]):
+            k = a if sizes[a] <= sizes[b] else b
+            taken[k] = True
+            out.append(k)
+    return out
+
+
+def _leaf_unions(polys: np.ndarray, areas: np.ndarray, leaves: list[np.ndarray]) -> np.ndarray:
+    """:func:`_chunk_unions` of many small chunks: one vectorised coverage union per batch of
+    them (rows of a table padded with ``None``), in threads; a batch GEOS fails on is certified
+    chunk by chunk."""
+    lengths = np.array([len(leaf) for leaf in leaves])
+    table = np.full((len(leaves), lengths.max()), None, dtype=object)
+    rows = np.repeat(np.arange(len(leaves)), lengths)
+    table[rows, np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)] = (
+        polys[np.concatenate(leaves)])
+    totals = np.bincount(rows, weights=areas[np.concatenate(leaves)], minlength=len(leaves))
+
+    def batch(lo: int) -> np.ndarray:
+        hi = min(lo + LEAF_BATCH, len(leaves))
+        try:
+            merged = shapely.coverage_union_all(table[lo:hi], axis=1)
+        except shapely.errors.GEOSException:
+            return _chunk_unions(polys, areas, leaves[lo:hi])
+        ok = _same_area(shapely.area(merged), totals[lo:hi]) & is_valid(merged)
+        return np.where(ok, merged, None)
+
+    return np.concatenate(map_items(batch, range(0, len(leaves), LEAF_BATCH), geoms=[polys]))
+
+
+#: small chunks united in one vectorised call by :func:`_leaf_unions`
+LEAF_BATCH = 2_000
 
 
 def _certified_together(unions: np.ndarray, total: float) -> bool:
@@ -407,9 +524,10 @@ def _certified_together(unions: np.ndarray, total: float) -> bool:
     return merged is not None and _same_area(float(shapely.area(merged)), total)
 
 
-def _same_area(area: float, total: float) -> bool:
-    """The certificate's area test: equal within ``max(1e-3 m², 1e-12 × total)``."""
-    return abs(area - total) <= max(1e-3, 1e-12 * total)
+def _same_area(area: float | np.ndarray, total: float | np.ndarray) -> bool | np.ndarray:
+    """The certificate's area test: equal within ``max(1e-3 m², 1e-12 × total)`` (element-wise
+    on arrays)."""
+    return np.abs(area - total) <= np.maximum(1e-3, 1e-12 * total)
 
 
 def _certified_union(geoms: np.ndarray, total: float) -> shapely.Geometry | None:
@@ -418,7 +536,7 @@ def _certified_union(geoms: np.ndarray, total: float) -> shapely.Geometry | None
         merged = shapely.coverage_union_all(geoms)
     except shapely.errors.GEOSException:
         return None
-    if _same_area(float(shapely.area(merged)), total) and bool(shapely.is_valid(merged)):
+    if _same_area(float(shapely.area(merged)), total) and bool(is_valid(merged)):
         return merged
     return None
 
