@@ -13,7 +13,10 @@ Run ``python benchmarks/bench_overlay.py`` (full size: 1,500 townships, 200,000 
 ``--small`` for a quick smoke run. Prints both times, the ratio, peak memory and the largest
 relative area difference between the two methods. ``--duplicates`` also times
 ``township_stats`` with every farmland parcel present twice (the layer imported twice, a
-common data-entry accident) and checks that the areas do not change.
+common data-entry accident) and checks that the areas do not change. ``--slivers`` times
+``control_line_report`` with 1 % of the parcels grown by 5 cm over their neighbours (a layer
+merged from several sources) and checks its self-overlaps against the exact test on the whole
+layer.
 """
 
 from __future__ import annotations
@@ -170,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="time spatialplan only")
     parser.add_argument("--duplicates", action="store_true",
                         help="also time township_stats with every farmland parcel twice")
+    parser.add_argument("--slivers", action="store_true",
+                        help="also time control_line_report with 1 %% of the parcels grown "
+                             "by 5 cm over their neighbours")
     args = parser.parse_args(argv)
     if args.small:
         args.townships, args.parcels = 60, 8_000
@@ -190,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"spatialplan township_stats: {t_ours:8.2f} s   peak RSS {mem.peak / 2**20:7.0f} MiB "
           f"(+{(mem.peak - base_rss) / 2**20:.0f} MiB)")
     same = duplicated(towns, lines, stats) if args.duplicates else True
+    same = (slivered(towns, lines) if args.slivers else True) and same
     if args.skip_baseline:
         return 0 if same else 1
 
@@ -235,6 +242,33 @@ def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
     ok = diff <= 1e-9
     print(f"every parcel twice ({len(twice)}): {wall:8.2f} s wall, {cpu:.2f} s CPU; farmland "
           f"areas equal to 1e-9 relative: {'yes' if ok else 'NO'} (max {diff:.2e})")
+    return ok
+
+
+def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> bool:
+    """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm (wall and
+    CPU) and check its farmland self-overlaps against the exact test on the whole layer."""
+    from spatialplan import _overlay_pairs
+
+    farm = lines["farmland"]
+    geoms = np.asarray(farm.geometry.array, dtype=object).copy()
+    pick = np.random.default_rng(1).choice(len(geoms), size=max(1, len(geoms) // 100),
+                                           replace=False)
+    geoms[pick] = shapely.set_precision(shapely.buffer(geoms[pick], 0.05, join_style="mitre"),
+                                        overlay.DEFAULT_GRID_SIZE)
+    grown = farm.set_geometry(geoms)
+    t, cpu = time.perf_counter(), time.process_time()
+    report = overlay.control_line_report(towns, **{**lines, "farmland": grown})
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    rows = report.line_conflicts
+    rows = rows[(rows["layer_a"] == "farmland") & (rows["layer_b"] == "farmland")]
+    got = set(zip(rows["feature_a"], rows["feature_b"], strict=True))
+    snapped = overlay._geom.snap_to_grid(geoms, overlay.DEFAULT_GRID_SIZE)
+    i, j = _overlay_pairs.overlap_pairs(snapped, certified=False)
+    ids = grown["feature_id"].to_numpy()
+    ok = got == set(zip(ids[i], ids[j], strict=True))
+    print(f"1 % of the parcels grown by 5 cm ({len(pick)}): {wall:8.2f} s wall, {cpu:.2f} s "
+          f"CPU; {len(i)} self-overlaps equal to the whole-layer test: {'yes' if ok else 'NO'}")
     return ok
 
 

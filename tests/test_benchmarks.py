@@ -52,6 +52,13 @@ def test_overlay_benchmark_duplicates_smoke():
     assert "farmland areas equal to 1e-9 relative: yes" in out
 
 
+def test_overlay_benchmark_slivers_smoke():
+    out = _run("bench_overlay.py", "--townships", "12", "--parcels", "1500", "--skip-baseline",
+               "--slivers")
+    assert "1 % of the parcels grown by 5 cm (15)" in out
+    assert "self-overlaps equal to the whole-layer test: yes" in out
+
+
 @pytest.mark.slow
 def test_zonal_benchmark_smoke():
     pytest.importorskip("rasterstats")
