@@ -223,19 +223,24 @@ def test_suspects_find_every_overlap_of_one_chunk(seed, size):
     assert _pairs.coverage_certificate(layer, chunk_size=size) == (False, None)
 
 
-def test_suspects_localised_when_the_certified_chunks_overlap():
-    """A polygon straddling two chunks that each certify: only level two can tell, and the
-    refinement finds the small pieces of the two chunks that conflict."""
-    geoms = _grid(10, 100.0, 5)
+def grown_across_chunks(geoms: np.ndarray, chunk: int) -> tuple[np.ndarray, int, int]:
+    """``(layer, a, b)``: ``geoms`` with ``a`` grown into its neighbour ``b`` of another chunk
+    of ``chunk`` polygons, keeping ``a``'s chunk valid by itself."""
     labels = np.full(len(geoms), -1)
-    for k, idx in enumerate(_pairs._spatial_chunks(geoms, 25)):
+    for k, idx in enumerate(_pairs._spatial_chunks(geoms, chunk)):
         labels[idx] = k
     i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
     a, b = next((x, y) for x, y in zip(i, j, strict=True) if labels[x] != labels[y])
     layer = geoms.copy()
-    # grow a into its neighbour b of another chunk, keeping a's chunk valid by itself
     layer[a] = shapely.set_precision(shapely.union(geoms[a], shapely.intersection(
         geoms[b], shapely.buffer(geoms[a], 10.0))), GRID)
+    return layer, int(a), int(b)
+
+
+def test_suspects_localised_when_the_certified_chunks_overlap():
+    """A polygon straddling two chunks that each certify: only level two can tell, and the
+    refinement finds the small pieces of the two chunks that conflict."""
+    layer, a, b = grown_across_chunks(_grid(10, 100.0, 5), 25)
     certified, _, suspects = _pairs.coverage_certificate(layer, chunk_size=25, return_suspects=True)
     assert not certified
     assert a in suspects or b in suspects

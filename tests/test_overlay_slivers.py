@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 import shapely
 from shapely import box
-from test_overlay_duplicates import GRID, _old_pairs, _plain, _report, assert_same_report
+from test_overlay_duplicates import (
+    GRID,
+    _old_pairs,
+    _plain,
+    _report,
+    assert_same_report,
+    grown_across_chunks,
+)
 from test_overlay_shared import _case, _frame, _grid
 
 from spatialplan import _overlay_pairs as _pairs
@@ -91,15 +98,7 @@ def test_slivers_in_one_sub_chunk(refine):
 def test_overlap_between_two_certified_chunks(refine, chunk):
     """Each chunk certifies, only their unions overlap: the refinement finds the few
     sub-chunks on either side instead of declaring every polygon a suspect."""
-    geoms = _grid(12, 100.0, 5)
-    labels = np.full(len(geoms), -1)
-    for k, idx in enumerate(_pairs._spatial_chunks(geoms, chunk)):
-        labels[idx] = k
-    i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
-    a, b = next((x, y) for x, y in zip(i, j, strict=True) if labels[x] != labels[y])
-    layer = geoms.copy()
-    layer[a] = shapely.set_precision(shapely.union(geoms[a], shapely.intersection(
-        geoms[b], shapely.buffer(geoms[a], 10.0))), GRID)
+    layer, a, b = grown_across_chunks(_grid(12, 100.0, 5), chunk)
     suspects = _check(layer, chunk)
     assert a in suspects or b in suspects
     assert len(suspects) <= 2 * refine
