@@ -110,6 +110,16 @@ def _make_valid(geom: shapely.Geometry, method: str) -> shapely.Geometry:
         return shapely.make_valid(geom)
 
 
+def _structure_repair(poly: shapely.Geometry) -> shapely.Geometry | None:
+    """Polygonal part of ``make_valid(poly, method="structure")``, made valid once more if GEOS
+    returned an invalid result (GEOS 3.14 can return parts sharing an edge, e.g. for a ring
+    that passes through a vertex twice; a second pass unions them)."""
+    fixed = polygonal_part(_make_valid(poly, "structure"))
+    if fixed is not None and not shapely.is_valid(fixed):
+        fixed = polygonal_part(_make_valid(fixed, "structure"))
+    return fixed
+
+
 def _buffer_points(geom: shapely.Geometry, radius: float, crs: object | None) -> shapely.Geometry:
     if crs is None:
         raise GeometryError("cannot buffer point sites of a layer without CRS",
@@ -166,7 +176,7 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
             return "repaired", poly, "non-polygonal parts dropped", a, a
         return "ok", poly, "", nan, nan
     before_geom = polygonal_part(_make_valid(poly, "linework"))
-    after_geom = polygonal_part(_make_valid(poly, "structure"))
+    after_geom = _structure_repair(poly)
     before = float(area_m2([before_geom], crs)[0]) if before_geom is not None else 0.0
     after = float(area_m2([after_geom], crs)[0]) if after_geom is not None else 0.0
     why = shapely.is_valid_reason(poly)
@@ -176,6 +186,9 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
     if after_geom is None or after <= 0:
         return "rejected", None, f"invalid polygon ({why}); make_valid leaves no area", \
             before, after
+    if not shapely.is_valid(after_geom):
+        return ("rejected", None, f"invalid polygon ({why}); make_valid gives an invalid "
+                f"polygon ({shapely.is_valid_reason(after_geom)})", before, after)
     change = abs(after - before) / before if before > 0 else math.inf
     if change > MAX_REPAIR_AREA_CHANGE:
         return ("rejected", None, f"invalid polygon ({why}); make_valid would change the area "

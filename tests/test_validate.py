@@ -141,3 +141,16 @@ def test_accounting_invariant_holds_for_random_rings(rings):
     accounting(g, ok, rejected, repaired)
     assert ok.geometry.is_valid.all()
     assert ok.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+
+
+def test_repair_whose_make_valid_output_is_invalid_is_made_valid_again():
+    # make_valid(method="structure") gives two triangles sharing an edge (invalid) for this
+    # ring (found by the random-rings property); the repair must still be valid
+    ring = [(1, 0), (0, 0), (0, 1), (1, 0), (0, 2), (0, 1)]
+    g = frame([shapely.Polygon(ring)])
+    ok, rejected, repaired = validate_geometries(g, role="redline")
+    accounting(g, ok, rejected, repaired)
+    assert rejected.empty and len(repaired) == 1
+    assert ok.geometry.is_valid.all()
+    assert ok.geometry.iloc[0].area == pytest.approx(1.0)
+    assert repaired["area_after_m2"].iloc[0] == pytest.approx(1.0)
