@@ -36,7 +36,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Geod, Transformer
 
-from spatialplan._parallel import map_chunks
+from spatialplan._parallel import is_valid, map_chunks
 from spatialplan._progress import progress
 
 __all__ = [
@@ -125,7 +125,7 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
     bad = np.unique(np.repeat(np.arange(len(geoms)), counts)[off])
     out = geoms.copy()
     snapped = shapely.transform(geoms[bad], _grid_rounder(grid_size), include_z=None)
-    broken = np.flatnonzero(~map_chunks(shapely.is_valid, snapped))
+    broken = np.flatnonzero(~map_chunks(is_valid, snapped))
     if len(broken):
         original = geoms[bad[broken]]
         fixed = np.array([_snap_round(g, grid_size) for g in original], dtype=object)

@@ -37,7 +37,7 @@ from pyproj import CRS
 
 from spatialplan import _overlay_geom as _geom
 from spatialplan import _overlay_pairs as _pairs
-from spatialplan._parallel import map_chunks
+from spatialplan._parallel import is_valid, map_chunks
 from spatialplan.errors import CRSError, FieldError, GeometryError, RulebookError
 
 __all__ = [
@@ -208,7 +208,7 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None,
         invalid = np.array([], dtype=np.intp)
     else:
         invalid = np.flatnonzero(~shapely.is_missing(geoms)
-                                 & ~map_chunks(shapely.is_valid, geoms))
+                                 & ~map_chunks(is_valid, geoms))
     if len(invalid):
         reason = shapely.is_valid_reason(geoms[invalid[0]])
         raise GeometryError(

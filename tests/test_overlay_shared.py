@@ -368,6 +368,21 @@ def test_validation_in_threads_finds_the_first_invalid(monkeypatch, prepare):
                                                                 farmland=case["farmland"]))
 
 
+
+def test_threads_leave_the_warning_filters_alone(monkeypatch):
+    """Validity and snapping tests in threads must not swap ``warnings.filters`` (shapely's
+    ``is_valid`` uses ``catch_warnings``, which is not thread-safe)."""
+    import warnings
+
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 10)
+    monkeypatch.setattr(_parallel, "_override", 3)
+    case = _case(0)
+    before = list(warnings.filters)
+    for _ in range(3):
+        overlay.control_line_report(case["townships"], farmland=case["farmland"],
+                                    redline=case["redline"], udb=case["udb"])
+    assert list(warnings.filters) == before
+
 # --- geometries validated by read_plan are not tested again ----------------------------------
 
 
@@ -377,7 +392,7 @@ def _validity_tests(monkeypatch) -> list:
     real = overlay.map_chunks
 
     def counting(func, *arrays, **kwargs):
-        if func is shapely.is_valid:
+        if func is overlay.is_valid:
             calls.append(len(arrays[0]))
         return real(func, *arrays, **kwargs)
 
