@@ -545,8 +545,10 @@ def _sidecar(path: Path, suffix: str) -> Path | None:
 # -- layers ----------------------------------------------------------------------------------
 
 
-#: drivers whose text is UTF-8 by format and which may be read through Arrow
-_ARROW_DRIVERS = ("GPKG", "FlatGeobuf", "GeoJSON")
+#: drivers whose text is UTF-8 by format and which may be read through Arrow. Not FlatGeobuf:
+#: GDAL 3.12's Arrow stream of a FlatGeobuf without a spatial index holding a missing geometry
+#: has broken offsets, and reading it crashed the process (segmentation fault)
+_ARROW_DRIVERS = ("GPKG", "GeoJSON")
 #: (OGR field type, subtype) pairs that pyogrio reads identically with and without Arrow
 #: (checked for every combination of these with no, some and only null values, 0/1/n rows,
 #: 2D/3D, single/multi and missing geometries); dates, times, booleans, JSON, lists and
@@ -561,7 +563,7 @@ def _arrow_read_ok(info: dict, *, bbox: tuple | None) -> bool:
     """True when reading through Arrow gives the same frame as the classic read, only faster.
 
     Only for whole-layer reads (a ``bbox`` read keeps FIDs as index the classic way) of a
-    GeoPackage, FlatGeobuf or GeoJSON layer whose fields all have a type in
+    GeoPackage or GeoJSON layer (:data:`_ARROW_DRIVERS`) whose fields all have a type in
     :data:`_ARROW_FIELD_TYPES`; never for shapefiles, whose encoding is ours to choose.
     """
     types, subtypes = info.get("ogr_types"), info.get("ogr_subtypes")
