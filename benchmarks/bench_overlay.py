@@ -247,7 +247,8 @@ def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
 
 def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> bool:
     """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm (wall and
-    CPU) and check its farmland self-overlaps against the exact test on the whole layer."""
+    CPU; and on the clean layer, for comparison) and check its farmland self-overlaps against
+    the exact test on the whole layer."""
     from spatialplan import _overlay_pairs
 
     farm = lines["farmland"]
@@ -257,6 +258,9 @@ def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> boo
     geoms[pick] = shapely.set_precision(shapely.buffer(geoms[pick], 0.05, join_style="mitre"),
                                         overlay.DEFAULT_GRID_SIZE)
     grown = farm.set_geometry(geoms)
+    t = time.perf_counter()
+    overlay.control_line_report(towns, **lines)
+    clean = time.perf_counter() - t
     t, cpu = time.perf_counter(), time.process_time()
     report = overlay.control_line_report(towns, **{**lines, "farmland": grown})
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -268,7 +272,8 @@ def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> boo
     ids = grown["feature_id"].to_numpy()
     ok = got == set(zip(ids[i], ids[j], strict=True))
     print(f"1 % of the parcels grown by 5 cm ({len(pick)}): {wall:8.2f} s wall, {cpu:.2f} s "
-          f"CPU; {len(i)} self-overlaps equal to the whole-layer test: {'yes' if ok else 'NO'}")
+          f"CPU (clean layer {clean:.2f} s); {len(i)} self-overlaps equal to the whole-layer "
+          f"test: {'yes' if ok else 'NO'}")
     return ok
 
 
