@@ -29,6 +29,7 @@ def test_province_benchmark_smoke(tmp_path):
     out = _run("bench_province.py", "--townships", "12", "--parcels", "3000", "--projects",
                "120", "--out", str(tmp_path / "plan"))
     for label in ("read floor", "spatialplan check --no-map --no-layout", "ratio check / read",
+                  "unavoidable part of the command",
                   "control-line statistics", "geopandas.overlay baseline",
                   "dask engine, 1 worker", "dask engine, 2 worker", "speed-up 1 -> 2 workers",
                   "peak RSS of this process"):
