@@ -19,10 +19,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import datetime as _dt
-import importlib.util
 import logging
 import sqlite3
-import struct
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,9 +36,11 @@ import pyogrio
 import pyproj
 import shapely
 
+from spatialplan._encoding import _choose_encoding, _sidecar, detect_dbf_encoding
 from spatialplan._fields import apply_fields, map_fields
 from spatialplan._parallel import QUIET_IS_VALID, Overlap, n_threads
 from spatialplan._progress import progress
+from spatialplan._read_arrow import _arrow_read_ok, _read_arrow
 from spatialplan._validate import screen_geometries, validate_geometries
 from spatialplan.crs import (
     _to_analysis,
@@ -389,217 +389,7 @@ def _sqlite_checks_ahead(spec: PlanSpec, roles: list[str]) -> Iterator[dict[Path
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _normalise_encoding(name: str) -> str | None:
-    text = name.strip().upper().removeprefix("ANSI").strip()
-    if text.isdigit():
-        text = {"65001": "UTF-8", "936": "GBK", "54936": "GB18030"}.get(text, f"CP{text}")
-    try:
-        return codecs.lookup(text).name
-    except LookupError:
-        return None
-
-
-def detect_dbf_encoding(dbf: str | Path) -> str | None:
-    """Detect the encoding of a ``.dbf``'s text (field names and character fields).
-
-    Returns ``"UTF-8"`` if all bytes are valid UTF-8 (including pure ASCII), else ``"GB18030"``
-    (a superset of GBK) if they decode as GB18030, else None.
-
-    Example
-    -------
-    >>> detect_dbf_encoding("townships.dbf")  # doctest: +SKIP
-    'GB18030'
-    """
-    raw = Path(dbf).read_bytes()
-    if len(raw) < 32:
-        return None
-    n_records, header_len, record_len = struct.unpack("<IHH", raw[4:12])
-    fields, pos, offset = [], 32, 1
-    names = bytearray()
-    while pos + 32 <= header_len and raw[pos] != 0x0D:
-        desc = raw[pos:pos + 32]
-        names += desc[:11].split(b"\x00", 1)[0] + b" "
-        ftype, flen = chr(desc[11]), desc[16]
-        if ftype in "CM":
-            fields.append((offset, flen))
-        offset += flen
-        pos += 32
-    chunks = [bytes(names)]
-    for i in range(n_records):
-        start = header_len + i * record_len
-        rec = raw[start:start + record_len]
-        for off, flen in fields:
-            chunks.append(rec[off:off + flen].rstrip(b" \x00"))
-    sample = b"\n".join(chunks)
-    decoded = {}
-    for enc in ("utf-8", "gb18030"):
-        try:
-            decoded[enc] = sample.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    if len(decoded) == 2 and _plausible(decoded["gb18030"]) > _plausible(decoded["utf-8"]):
-        # short GBK text can also be valid UTF-8 (一 = D2 BB reads as Cyrillic һ): prefer
-        # the decoding that gives Chinese (or pinyin) text; ties stay UTF-8
-        return "GB18030"
-    if "utf-8" in decoded:
-        return "UTF-8"
-    return "GB18030" if "gb18030" in decoded else None
-
-
-def _plausible(text: str) -> int:
-    """Number of characters expected in Chinese data: CJK ideographs, CJK punctuation and
-    full-width forms, and Latin letters with diacritics (pinyin with tone marks)."""
-    return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
-               or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
-               or "\u00c0" <= ch <= "\u024f")
-
-
-def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
-                     role: str) -> tuple[str | None, str]:
-    """Return (encoding to pass to pyogrio, how it was chosen)."""
-    if info.get("driver") != "ESRI Shapefile":
-        if encoding:
-            log.warning("layer %s: encoding %r ignored: %s text is UTF-8 by format", role,
-                        encoding, info.get("driver"))
-        return "UTF-8", "format"
-    if encoding:
-        return encoding, "declared"
-    if not isinstance(path, Path):
-        return None, "driver default (remote source)"
-    dbf = _sidecar(path, ".dbf")
-    cpg = _sidecar(path, ".cpg")
-    detected = detect_dbf_encoding(dbf) if dbf is not None else "UTF-8"
-    if cpg is not None:
-        text = cpg.read_text(encoding="ascii", errors="replace").strip()
-        declared = _normalise_encoding(text)
-        if declared is not None and _single_byte(declared) and detected not in (None, "UTF-8") \
-                and _has_multibyte_text(dbf):
-            raise DataSourceError(
-                f".cpg says {text!r} (a single-byte encoding) but the text reads as multi-byte "
-                f"{detected} (Chinese); reading it as {text} would give mojibake", path=cpg,
-                layer=role, hint=f'declare the encoding under [layers.{role}]: encoding = '
-                f'"{detected}" (or "{text}" if the .cpg is right), or fix the .cpg')
-        if declared is not None and _fits(dbf, declared):
-            return declared.upper() if declared == "utf-8" else declared, "cpg"
-        log.warning("layer %s: .cpg says %r but the .dbf text does not decode with it; "
-                    "using detected %s", role, text, detected)
-        if detected is None:
-            raise DataSourceError(
-                f".cpg says {text!r} but the text does not decode with it", path=cpg,
-                layer=role, hint=f'declare the encoding under [layers.{role}], e.g. '
-                'encoding = "GB18030"')
-        return detected, f"detected (.cpg {text!r} does not fit)"
-    if detected is None:
-        raise DataSourceError(
-            "shapefile has no .cpg and its text is neither UTF-8 nor GBK/GB18030", path=path,
-            layer=role, hint=f'declare the encoding under [layers.{role}], e.g. '
-            'encoding = "GBK"')
-    return detected, "detected"
-
-
-def _valid_utf8(dbf: Path) -> bool:
-    raw = Path(dbf).read_bytes()
-    header_len = struct.unpack("<H", raw[8:10])[0] if len(raw) >= 10 else 0
-    try:
-        raw[header_len:].rstrip(b"\x1a").decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _single_byte(encoding: str) -> bool:
-    """True for single-byte code pages (cp1252, latin-1, ...), which decode any bytes."""
-    return codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "gb18030", "gbk",
-                                                "gb2312", "big5", "cp936", "cp950",
-                                                "utf-16", "shift_jis", "euc_kr")
-
-
-def _has_multibyte_text(dbf: Path | None) -> bool:
-    """True when the .dbf's text holds non-ASCII bytes."""
-    if dbf is None:
-        return False
-    raw = Path(dbf).read_bytes()
-    header_len = struct.unpack("<H", raw[8:10])[0] if len(raw) >= 10 else 0
-    return any(b >= 0x80 for b in raw[32:header_len]) or any(
-        b >= 0x80 for b in raw[header_len:])
-
-
-def _fits(dbf: Path | None, encoding: str) -> bool:
-    if dbf is None:
-        return True
-    if codecs.lookup(encoding).name in ("utf-8", "gb18030", "gbk", "gb2312", "big5"):
-        detected = detect_dbf_encoding(dbf)
-        if encoding == "utf-8":  # a .cpg saying UTF-8 is right when the text is valid UTF-8
-            return detected == "UTF-8" or _valid_utf8(dbf)
-        return detected is not None
-    return True  # single-byte encodings decode anything
-
-
-def _sidecar(path: Path, suffix: str) -> Path | None:
-    for cand in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
-        if cand.exists():
-            return cand
-    return None
-
-
 # -- layers ----------------------------------------------------------------------------------
-
-
-#: drivers whose text is UTF-8 by format and which may be read through Arrow. Not FlatGeobuf:
-#: GDAL 3.12's Arrow stream of a FlatGeobuf without a spatial index holding a missing geometry
-#: has broken offsets, and reading it crashed the process (segmentation fault)
-_ARROW_DRIVERS = ("GPKG", "GeoJSON")
-#: (OGR field type, subtype) pairs that pyogrio reads identically with and without Arrow
-#: (checked for every combination of these with no, some and only null values, 0/1/n rows,
-#: 2D/3D, single/multi and missing geometries); dates, times, booleans, JSON, lists and
-#: binary fields differ (e.g. a date is datetime64 classically, ``datetime.date`` with Arrow)
-_ARROW_FIELD_TYPES = frozenset({
-    ("OFTString", "OFSTNone"), ("OFTInteger", "OFSTNone"), ("OFTInteger", "OFSTInt16"),
-    ("OFTInteger64", "OFSTNone"), ("OFTReal", "OFSTNone"), ("OFTReal", "OFSTFloat32"),
-})
-
-
-def _arrow_read_ok(info: dict, *, bbox: tuple | None) -> bool:
-    """True when reading through Arrow gives the same frame as the classic read, only faster.
-
-    Only for whole-layer reads (a ``bbox`` read keeps FIDs as index the classic way) of a
-    GeoPackage or GeoJSON layer (:data:`_ARROW_DRIVERS`) whose fields all have a type in
-    :data:`_ARROW_FIELD_TYPES`; never for shapefiles, whose encoding is ours to choose.
-    """
-    types, subtypes = info.get("ogr_types"), info.get("ogr_subtypes")
-    if bbox is not None or info.get("driver") not in _ARROW_DRIVERS or types is None \
-            or subtypes is None or len(types) != len(subtypes):
-        return False
-    if not all(pair in _ARROW_FIELD_TYPES for pair in zip(types, subtypes, strict=True)):
-        return False
-    return importlib.util.find_spec("pyarrow") is not None
-
-
-def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
-    """An Arrow read made equal to the classic one, or None if its text is not valid UTF-8.
-
-    Arrow does not check the text it wraps: bytes that are not UTF-8 (e.g. GBK written into a
-    GeoJSON) become a string column that fails only when used; the classic read refuses
-    them at once, with a hint. The classic read also gives ``object`` None for a text field
-    without any value (Arrow: a string dtype of NaN; with any value both are the same).
-    """
-    import pyarrow as pa
-
-    for name in gdf.columns:
-        dtype = gdf[name].dtype
-        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" \
-                or isinstance(dtype, pd.ArrowDtype):
-            try:
-                pa.array(gdf[name].array).validate(full=True)
-            except (pa.lib.ArrowException, TypeError, ValueError):
-                return None
-    if len(gdf) == 0:
-        return gdf
-    for name, kind in zip(info.get("fields", []), info.get("ogr_types", []), strict=True):
-        if kind == "OFTString" and name in gdf.columns and gdf[name].isna().all() \
-                and gdf[name].dtype != object:
-            gdf[name] = pd.Series([None] * len(gdf), index=gdf.index, dtype=object)
-    return gdf
 
 
 def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
@@ -614,7 +404,8 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     Arrow (same frame, about twice as fast); if that fails in any way (an unreadable
     geometry, text that is not UTF-8...) the classic read decides, with its own errors.
     A large layer read through Arrow hands its geometries, batch by batch as they are
-    decoded, to ``screening`` (see :func:`_read_arrow_split`); otherwise nothing is submitted.
+    decoded, to ``screening`` (see :func:`spatialplan._read_arrow._read_arrow_split`); otherwise
+    nothing is submitted.
     """
     gdf, caught = None, []
     if info is not None and _arrow_read_ok(info, bbox=bbox):
@@ -627,93 +418,6 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
         raise DataLayerError("layer has no geometry column", path=path, layer=role,
                              hint="give a spatial layer")
     return gdf
-
-
-def _read_arrow(path: Path | str, *, layer: str | None, info: dict,
-                screening: Overlap | None = None) -> tuple[gpd.GeoDataFrame | None, list]:
-    """(frame as the classic read gives it, warnings), or (None, []) if the read failed."""
-    gdf, caught = None, []
-    if screening is not None and screening.threaded \
-            and info.get("features", -1) >= _SPLIT_MIN_FEATURES:
-        gdf, caught = _read_arrow_split(path, layer=layer, screening=screening)
-    if gdf is None:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
-            except Exception as exc:  # the classic read repeats it and reports
-                log.debug("Arrow read of %s failed (%s); reading it the classic way", path,
-                          exc)
-                return None, []
-    gdf = _as_classic(gdf, info)
-    if gdf is None:
-        log.debug("Arrow read of %s has text that is not UTF-8; reading it the classic way",
-                  path)
-        return None, []
-    gdf.attrs["unreadable"] = {}
-    return gdf, list(caught)
-
-
-#: an Arrow read of a layer with at least this many features decodes its geometries in batches
-#: of :data:`_DECODE_BATCH` and screens them in threads meanwhile (:func:`_read_arrow_split`);
-#: small batches, because a worker waits for the GIL whenever the decoding holds it (a whole
-#: ``from_wkb`` call): 65,536 left the workers idle for most of the decoding, 16,384 does not
-_SPLIT_MIN_FEATURES = 100_000
-_DECODE_BATCH = 16_384
-
-
-def _read_arrow_split(path: Path | str, *, layer: str | None, screening: Overlap
-                      ) -> tuple[gpd.GeoDataFrame | None, list]:
-    """The frame ``pyogrio.read_dataframe(use_arrow=True)`` gives, read in two passes.
-
-    ``read_dataframe`` decodes every geometry (``shapely.from_wkb``, holding the GIL) before
-    anything can look at them. Here the geometries are read first, on their own, and decoded
-    batch by batch, each batch handed to ``screening`` (whose threads test it while the next
-    one is decoded); then ``read_dataframe(use_arrow=True, read_geometry=False)`` reads the
-    attributes, and the frame is put together as ``read_dataframe`` does it. Returns
-    ``(None, [])``, with nothing left in ``screening``, whenever this might not match the
-    single read: a warning or an error while reading the geometries (the whole read gives
-    them in its own place), an error reading the attributes, or counts that differ.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            meta, geoms = _decode_geometries(path, layer=layer, screening=screening)
-            if caught:
-                raise _NotSplit
-            attrs = pyogrio.read_dataframe(path, layer=layer, use_arrow=True,
-                                           read_geometry=False)
-            if len(attrs.columns) == 0:  # read_dataframe gives a bare DataFrame()
-                attrs = pd.DataFrame(index=pd.RangeIndex(len(geoms)))
-            if len(attrs) != len(geoms):
-                raise _NotSplit
-        except Exception:  # the whole read repeats it in its own place, or succeeds
-            screening.cancel()
-            return None, []
-    attrs["geometry"] = geoms
-    return gpd.GeoDataFrame(attrs, geometry="geometry", crs=meta["crs"]), list(caught)
-
-
-class _NotSplit(Exception):
-    """The two-pass read might not give what the single read gives."""
-
-
-def _decode_geometries(path: Path | str, *, layer: str | None, screening: Overlap
-                       ) -> tuple[dict, np.ndarray]:
-    """(pyogrio meta, geometries) of a layer, each decoded batch handed to ``screening``."""
-    import pyarrow as pa
-
-    parts = []
-    with pyogrio.raw.open_arrow(path, layer=layer, columns=[], datetime_as_string=True,
-                                batch_size=_DECODE_BATCH, use_pyarrow=True) as (meta, reader):
-        name = meta["geometry_name"] or "wkb_geometry"
-        for batch in reader:
-            wkb = batch.column(name)
-            if isinstance(wkb.type, pa.BaseExtensionType):
-                wkb = wkb.storage
-            parts.append(shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)))
-            screening.submit(parts[-1])
-    return meta, (np.concatenate(parts) if parts else np.empty(0, dtype=object))
 
 
 def _read_classic(path: Path | str, *, layer: str | None, encoding: str | None, role: str,

@@ -27,6 +27,7 @@ import shapely
 from conftest import LAT, LON, square, write_layer
 from pandas.testing import assert_frame_equal
 
+import spatialplan._read_arrow as arrow_mod
 import spatialplan.crs as crs_mod
 import spatialplan.read as read_mod
 from spatialplan._parallel import Overlap
@@ -518,8 +519,8 @@ def test_threaded_validity_leaves_the_warning_filters_alone(monkeypatch):
 def _split_reads(monkeypatch, *, threads: int = 2, batch: int = 64) -> list[bool]:
     """Read layers of 100+ features in two passes, in batches of ``batch``; record each
     ``read_dataframe`` call's ``read_geometry``."""
-    monkeypatch.setattr(read_mod, "_SPLIT_MIN_FEATURES", 100)
-    monkeypatch.setattr(read_mod, "_DECODE_BATCH", batch)
+    monkeypatch.setattr(arrow_mod, "_SPLIT_MIN_FEATURES", 100)
+    monkeypatch.setattr(arrow_mod, "_DECODE_BATCH", batch)
     monkeypatch.setenv("SPATIALPLAN_THREADS", str(threads))
     calls: list[bool] = []
     real = pyogrio.read_dataframe
