@@ -147,7 +147,7 @@ def test_overlapping_pair_in_different_chunks_is_rejected(size):
     if size > 1:
         assert _chunks_alone_certified(bulged, size)  # only the second level can see it
     assert _pairs.coverage_certificate(bulged, chunk_size=size) == (False, None)
-    assert overlay._pairs.overlap_pairs(bulged, certified=False)[0].tolist() == [min(a, b)]
+    assert _pairs.overlap_pairs(bulged, certified=False)[0].tolist() == [min(a, b)]
 
 
 def test_duplicate_in_another_chunk_is_rejected(monkeypatch):

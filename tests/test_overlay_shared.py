@@ -15,7 +15,7 @@ import shapely
 from shapely import Polygon, box
 
 import spatialplan as sp
-from spatialplan import _overlay_geom, _overlay_pairs, _parallel, overlay
+from spatialplan import _overlay_geom, _overlay_lines, _overlay_pairs, _parallel, overlay
 from spatialplan._resources import demo_dir
 from spatialplan.errors import CRSError, FieldError, GeometryError
 
@@ -185,7 +185,7 @@ def test_outside_agrees_with_plain_paths(seed, coverage_towns):
     outline = _overlay_geom.union(zones, grid_size=overlay.DEFAULT_GRID_SIZE)
     shapely.prepare(outline)
     for role in ("redline", "farmland", "udb", "cropland"):
-        patches = overlay._polygons(case[role], role, overlay.DEFAULT_GRID_SIZE)
+        patches = _overlay_lines._polygons(case[role], role, overlay.DEFAULT_GRID_SIZE)
         _, parts = _overlay_geom.outside_parts(patches, outline,
                                                grid_size=overlay.DEFAULT_GRID_SIZE)
         overlapping = len(_overlay_pairs.overlap_pairs(patches)[0]) > 0
@@ -290,7 +290,7 @@ def _count(monkeypatch, module, name: str) -> list:
 def test_certificate_and_validation_once_per_layer(monkeypatch):
     case = _case(0)
     certificates = _count(monkeypatch, _overlay_pairs, "coverage_certificate")
-    validations = _count(monkeypatch, overlay, "_polygons")
+    validations = _count(monkeypatch, _overlay_lines, "_polygons")
     _report(case)
     sizes = sorted(len(case[r]) for r in ("redline", "farmland", "udb", "cropland"))
     assert sorted(certificates) == sizes
@@ -387,16 +387,16 @@ def test_threads_leave_the_warning_filters_alone(monkeypatch):
 
 
 def _validity_tests(monkeypatch) -> list:
-    """Sizes of the arrays overlay._polygons tests for validity."""
+    """Sizes of the arrays _overlay_lines._polygons tests for validity."""
     calls = []
-    real = overlay.map_chunks
+    real = _overlay_lines.map_chunks
 
     def counting(func, *arrays, **kwargs):
-        if func is overlay.is_valid:
+        if func is _overlay_lines.is_valid:
             calls.append(len(arrays[0]))
         return real(func, *arrays, **kwargs)
 
-    monkeypatch.setattr(overlay, "map_chunks", counting)
+    monkeypatch.setattr(_overlay_lines, "map_chunks", counting)
     return calls
 
 
@@ -415,7 +415,7 @@ def test_run_stats_skips_validity_of_what_read_plan_validated(monkeypatch, tmp_p
     plan = _case_plan(tmp_path, _case(0))
     assert {"townships", "redline", "farmland", "udb"} <= set(plan.layers)
     for role, layer in plan.layers.items():  # the very objects read_plan validated
-        assert overlay._same_objects(np.asarray(layer.data.geometry.array, dtype=object),
+        assert _overlay_lines._same_objects(np.asarray(layer.data.geometry.array, dtype=object),
                                      layer.validated), role
     tests = _validity_tests(monkeypatch)
     skipped = sp.run_stats(plan)
@@ -454,11 +454,11 @@ def test_known_valid_must_be_the_same_objects():
     case = _case(0)
     farm = case["farmland"]
     geoms = np.asarray(farm.geometry.array, dtype=object)
-    assert overlay._same_objects(geoms, geoms.copy())
+    assert _overlay_lines._same_objects(geoms, geoms.copy())
     equal_copies = shapely.from_wkb(shapely.to_wkb(geoms))  # equal, but other objects
-    assert not overlay._same_objects(geoms, equal_copies)
-    assert not overlay._same_objects(geoms, geoms[:-1])
-    assert not overlay._same_objects(geoms, None)
+    assert not _overlay_lines._same_objects(geoms, equal_copies)
+    assert not _overlay_lines._same_objects(geoms, geoms[:-1])
+    assert not _overlay_lines._same_objects(geoms, None)
     bowtie = shapely.affinity.translate(Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]), X0, Y0)
     bad = farm.copy()
     bad.loc[bad.index[3], "geometry"] = bowtie

@@ -11,7 +11,7 @@ import shapely
 from shapely import Polygon
 
 from spatialplan import _overlay_geom as g
-from spatialplan import overlay
+from spatialplan import _overlay_lines
 
 X0, Y0 = 500_000.0, 3_400_000.0
 MM = 0.001
@@ -92,7 +92,7 @@ def test_a_polygon_that_collapses_on_the_grid_is_kept_and_reported(caplog):
     gdf = gpd.GeoDataFrame({"feature_id": ["a", "b", "c"]}, geometry=list(geoms), crs=3857)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="spatialplan.overlay"):
-        polys = overlay._polygons(gdf, "farmland", MM)
+        polys = _overlay_lines._polygons(gdf, "farmland", MM)
     assert polys[1] is sliver
     assert "farmland" in caplog.text and "(first: b)" in caplog.text
     assert len(caplog.records) == 1  # reported once, by the layer
