@@ -144,15 +144,16 @@ def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoData
     three tables; ``known`` holds the geometries its read validated (not tested again).
     """
     from spatialplan import overlay
+    from spatialplan._overlay_lines import _prepare_lines, _Zones
 
     grid = overlay.DEFAULT_GRID_SIZE
     tolerance = overlay.resolve_tolerance(shared.tolerance)
     given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
-    prepared = overlay._prepare_lines(given, grid, known)
-    stats = overlay._stats_frame(overlay._Zones(towns, grid), prepared, crs=shared.crs,
+    prepared = _prepare_lines(given, grid, known)
+    stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
                                  tolerance=tolerance, grid_size=grid, ellipsoidal=False)
     stats["_pos"] = part.towns
-    nearby = overlay._Zones(_nearby_townships(shared.townships, lines), grid)
+    nearby = _Zones(_nearby_townships(shared.townships, lines), grid)
     control = {r: line for r, line in prepared.items() if r in overlay.CONTROL_LINES}
     found = overlay._conflict_frame(control, nearby, crs=shared.crs, tolerance=tolerance,
                                     grid_size=grid)
