@@ -680,7 +680,8 @@ def dissolved_area(
     (:func:`spatialplan._overlay_pairs.overlap_pairs`).
 
     The polygons in no pair overlap nothing and are summed; only those in a pair are
-    dissolved (:func:`union`).
+    dissolved, with :func:`safe_union` directly: polygons that overlap are never a valid
+    coverage, so :func:`union`'s coverage test would only cost time.
 
     Examples
     --------
@@ -696,7 +697,7 @@ def dissolved_area(
     overlapping[overlaps[1]] = True
     total = float(areas[present & ~overlapping].sum())
     if overlapping.any():
-        total += float(shapely.area(union(geoms[overlapping], grid_size=grid_size)))
+        total += float(shapely.area(safe_union(geoms[overlapping], grid_size=grid_size)))
     return total
 
 
