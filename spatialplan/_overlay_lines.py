@@ -41,6 +41,14 @@ def _same_objects(geoms: np.ndarray, known: np.ndarray | None) -> bool:
     return all(a is b for a, b in zip(geoms, known, strict=True))
 
 
+def _refused(gdf: gpd.GeoDataFrame, role: str, positions: np.ndarray, what: str, *,
+             hint: str) -> GeometryError:
+    """The error for a layer holding ``len(positions)`` features of a kind ``what``, naming
+    the first."""
+    return GeometryError(f"the {role} layer holds {len(positions)} {what}", layer=role,
+                         feature=_feature_ids(gdf, role)[positions[0]], hint=hint)
+
+
 def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None,
               known_valid: np.ndarray | None = None) -> np.ndarray:
     """Polygon geometries of a layer as an object array, checked and put on the grid.
@@ -56,12 +64,8 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None,
     bad = np.flatnonzero(~np.isin(types, [-1, 3, 6]))
     if len(bad):
         kind = shapely.get_type_id(geoms[bad[0]])
-        raise GeometryError(
-            f"the {role} layer holds {len(bad)} non-polygon geometries (type id {kind})",
-            layer=role,
-            feature=_feature_ids(gdf, role)[bad[0]],
-            hint="control lines and townships must be Polygon or MultiPolygon",
-        )
+        raise _refused(gdf, role, bad, f"non-polygon geometries (type id {kind})",
+                       hint="control lines and townships must be Polygon or MultiPolygon")
     if skip_validity:
         invalid = np.array([], dtype=np.intp)
     else:
@@ -69,12 +73,7 @@ def _polygons(gdf: gpd.GeoDataFrame, role: str, grid_size: float | None,
                                  & ~map_chunks(is_valid, geoms))
     if len(invalid):
         reason = shapely.is_valid_reason(geoms[invalid[0]])
-        raise GeometryError(
-            f"the {role} layer holds {len(invalid)} invalid polygons ({reason})",
-            layer=role,
-            feature=_feature_ids(gdf, role)[invalid[0]],
-            hint=_GEOM_HINT,
-        )
+        raise _refused(gdf, role, invalid, f"invalid polygons ({reason})", hint=_GEOM_HINT)
     snapped, kept = _geom.snap_with_report(geoms, grid_size)
     if len(kept):  # counted and named, never dropped: these keep their original coordinates
         log.warning("the %s layer holds %d polygons that would collapse or turn invalid on the "
