@@ -166,6 +166,8 @@ def _lib_is_valid_is_quiet() -> bool:
 #: GEOS's notices into warnings once; checked when this module is imported), so
 #: :func:`is_valid` may run in threads
 QUIET_IS_VALID = _lib_is_valid_is_quiet()
+#: serialises the ``catch_warnings`` of :func:`is_valid` when it needs one
+_FILTERS_LOCK = threading.Lock()
 
 
 def is_valid(geoms: np.ndarray) -> np.ndarray:
@@ -174,7 +176,9 @@ def is_valid(geoms: np.ndarray) -> np.ndarray:
     ``shapely.is_valid`` wraps the GEOS call in ``warnings.catch_warnings`` to hide the
     notice GEOS gives for an invalid geometry, which is not thread-safe (see the module's
     docstring). With :data:`QUIET_IS_VALID` the GEOS call is made directly (same result, no
-    warning); otherwise this is ``shapely.is_valid``, and callers keep it in one thread.
+    warning); otherwise this is ``shapely.is_valid``, one call at a time (a lock), so that
+    two validity tests never restore each other's filters (a caller whose own thread uses
+    ``catch_warnings`` meanwhile, like the two-pass read, must then not use threads).
 
     Examples
     --------
@@ -183,7 +187,8 @@ def is_valid(geoms: np.ndarray) -> np.ndarray:
     """
     if QUIET_IS_VALID:
         return shapely.lib.is_valid(np.asarray(geoms, dtype=object))
-    return shapely.is_valid(geoms)
+    with _FILTERS_LOCK:
+        return shapely.is_valid(geoms)
 
 
 def has_prepared(array: np.ndarray) -> bool:

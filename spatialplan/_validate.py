@@ -39,7 +39,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from spatialplan._parallel import QUIET_IS_VALID, is_valid, map_chunks
+from spatialplan._parallel import is_valid, map_chunks
 from spatialplan.errors import GeometryError
 
 __all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "screen_geometries",
@@ -235,9 +235,7 @@ def _fast_ok(geoms: np.ndarray, *, polygonal: bool) -> np.ndarray:
     ok = (np.isin(shapely.get_type_id(geoms), (3, 6)) if polygonal
           else ~shapely.is_missing(geoms))
     ok = _refine(ok, geoms, lambda g: ~shapely.is_empty(g))
-    if QUIET_IS_VALID:  # in threads, without shapely.is_valid's catch_warnings
-        return _refine(ok, geoms, lambda g: map_chunks(is_valid, g))
-    return _refine(ok, geoms, shapely.is_valid)
+    return _refine(ok, geoms, lambda g: map_chunks(is_valid, g))
 
 
 def _refine(mask: np.ndarray, geoms: np.ndarray, test: Callable[[np.ndarray], np.ndarray]

@@ -120,3 +120,18 @@ def test_prepared_ok_and_min_chunk_send_set_operations_to_threads(monkeypatch):
     with _parallel.limited(1):
         serial = _overlay_geom.safe_overlay(shapely.intersection, geoms, other, grid_size=None)
     assert shapely.equals_exact(threaded, serial, 0).all()
+
+
+def test_is_valid_fallback_in_threads_leaves_the_warning_filters(monkeypatch):
+    """Without a quiet ``shapely.lib.is_valid``, the fallback (``shapely.is_valid``, which
+    swaps the filters) runs one call at a time, so threads cannot restore each other's."""
+    import warnings
+
+    monkeypatch.setattr(_parallel, "QUIET_IS_VALID", False)
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 10)
+    monkeypatch.setattr(_parallel, "_override", 4)
+    geoms = np.array([shapely.box(i, 0, i + 1, 1) for i in range(4000)], dtype=object)
+    before = list(warnings.filters)
+    for _ in range(20):
+        assert _parallel.map_chunks(_parallel.is_valid, geoms).all()
+    assert list(warnings.filters) == before
