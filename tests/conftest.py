@@ -9,6 +9,10 @@ import pyogrio
 import pytest
 import shapely
 
+#: the small real public files the tests read (``tests/data/PROVENANCE.md``); part of the
+#: repository, so the tests run from a plain clone
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
 #: a point in Guizhou (CGCS2000 lon/lat) near the demo township
 LON, LAT = 107.5, 27.8
 
@@ -35,6 +39,6 @@ def townships_gdf() -> gpd.GeoDataFrame:
 
 
 @pytest.fixture()
-def shared_data_dir() -> Path:
-    """``../shared/data`` beside the repository (present in CI)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+def data_dir() -> Path:
+    """``tests/data``: the real public reference files (see its ``PROVENANCE.md``)."""
+    return DATA_DIR

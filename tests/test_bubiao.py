@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import pyogrio
 import pytest
+from conftest import DATA_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +15,7 @@ from spatialplan.bubiao import bubiao_crs, read_bubiao_txt
 from spatialplan.cli import main
 from spatialplan.errors import CRSError, DataSourceError, GeometryError
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sample_site_bubiao_gbk.txt"
+SAMPLE = DATA_DIR / "sample_site_bubiao_gbk.txt"
 
 HEADER = ["[属性描述]", "坐标系=2000国家大地坐标系", "几度分带=3", "投影类型=高斯克吕格",
           "计量单位=米", "带号=36", "[地块坐标]"]  # lines 1-7; the first parcel header is line 8
@@ -39,12 +39,10 @@ def write(tmp_path, lines, *, encoding="utf-8", name="site.txt", newline="\r\n")
     return path
 
 
-# ----- the shared sample ------------------------------------------------------------------------
+# ----- the real-layout sample (tests/data) ------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def sample():
-    if not SAMPLE.exists():  # pragma: no cover - shared data missing
-        pytest.skip("shared sample not available")
     return read_bubiao_txt(SAMPLE)
 
 

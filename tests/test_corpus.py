@@ -33,6 +33,7 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from conftest import DATA_DIR
 
 from spatialplan import errors
 from spatialplan.bubiao import read_bubiao_txt
@@ -380,11 +381,8 @@ def gcj_case(which: str) -> Callable[[Path], Path]:
     """
 
     def build(tmp: Path) -> Path:
-        shared = Path(__file__).resolve().parents[2] / "shared" / "data"
-        if not (shared / "huaxi_520111_gcj02.geojson").exists():
-            pytest.skip("../shared/data not present")
-        shutil.copy(shared / f"huaxi_520111_{which}.geojson", tmp / "outline.geojson")
-        shutil.copy(shared / "huaxi_520111_wgs84.geojson", tmp / "reference.geojson")
+        shutil.copy(DATA_DIR / f"huaxi_520111_{which}.geojson", tmp / "outline.geojson")
+        shutil.copy(DATA_DIR / "huaxi_520111_wgs84.geojson", tmp / "reference.geojson")
         return write_plan(tmp, {"redline": 'path = "outline.geojson"'})
 
     return build

@@ -136,8 +136,8 @@ def test_vrt_driver_refused(tmp_path, townships_gdf):
         read_layer(csv, role="townships")
 
 
-def test_real_guizhou_counties_geojson(shared_data_dir):
-    lyr = read_layer(shared_data_dir / "guizhou_counties_wgs84.geojson", role="redline",
+def test_real_guizhou_counties_geojson(data_dir):
+    lyr = read_layer(data_dir / "guizhou_counties_wgs84.geojson", role="redline",
                      crs="EPSG:4545")
     assert lyr.n_in == 88
     assert lyr.n_in == lyr.n_ok + lyr.n_repaired + lyr.n_rejected

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import DATA_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.io import MemoryFile
@@ -27,7 +28,6 @@ from spatialplan.terrain import (
     write_slope,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GK = "EPSG:4545"  # CGCS2000 3-degree GK zone 36 (CM 108°E), no zone prefix
 X0, Y0 = 500_000.0, 2_900_000.0  # upper-left corner of the test grids (Guizhou, ~26°N)
 RES = 10.0
@@ -390,9 +390,7 @@ def test_write_slope_into_missing_folder_fails_cleanly(tmp_path):
 
 
 def test_real_mountain_dem_slope_in_metres():
-    path = DATA / "mountain_dem_90m_epsg4326.tif"
-    if not path.exists():
-        pytest.skip("shared reference data not available")
+    path = DATA_DIR / "mountain_dem_90m_epsg4326.tif"
     # Tennessee, ~84.2°W: UTM zone 16N is the metric CRS here (no GK zone applies)
     slope, profile = slope_degrees(path, crs="EPSG:32616", assume_no_nodata=True)
     values = slope[slope != NODATA]

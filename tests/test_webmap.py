@@ -135,9 +135,9 @@ def test_crs_required():
 # ------------------------------------------------------------------------------- GCJ-02
 
 
-def test_gcj02_against_shared_files(shared_data_dir):
-    wgs = gpd.read_file(shared_data_dir / "huaxi_520111_wgs84.geojson").geometry.iloc[0]
-    gcj = gpd.read_file(shared_data_dir / "huaxi_520111_gcj02.geojson").geometry.iloc[0]
+def test_gcj02_against_real_files(data_dir):
+    wgs = gpd.read_file(data_dir / "huaxi_520111_wgs84.geojson").geometry.iloc[0]
+    gcj = gpd.read_file(data_dir / "huaxi_520111_gcj02.geojson").geometry.iloc[0]
     shifted = _gcj02.geometry_to_gcj02(wgs)
     d_raw = np.subtract(gcj.centroid.coords[0], wgs.centroid.coords[0])
     d_new = np.subtract(gcj.centroid.coords[0], shifted.centroid.coords[0])
