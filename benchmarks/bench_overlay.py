@@ -17,12 +17,17 @@ common data-entry accident) and checks that the areas do not change. ``--slivers
 ``control_line_report`` with 1 % of the parcels grown by 5 cm over their neighbours (a layer
 merged from several sources) and checks its self-overlaps against the exact test on the whole
 layer.
+
+Peak memory is sampled with ``psutil`` when it is installed (it comes with the ``test`` extra:
+``pip install ".[test]"``), otherwise from ``/proc/self/statm`` (Linux), otherwise it is the
+process's lifetime high-water mark from ``resource.getrusage``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import threading
 import time
@@ -30,8 +35,12 @@ import time
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psutil
 import shapely
+
+try:
+    import psutil
+except ImportError:  # psutil comes with the test extra; without it see rss_bytes()
+    psutil = None
 
 from spatialplan import overlay
 
@@ -138,32 +147,61 @@ def baseline(townships: gpd.GeoDataFrame, line: gpd.GeoDataFrame, *,
     return per_town.reindex(townships["code"]).fillna(0.0).to_numpy()
 
 
+def rss_bytes() -> int | None:
+    """Resident set size of this process now: psutil, else ``/proc/self/statm``, else None."""
+    if psutil is not None:
+        return psutil.Process().memory_info().rss
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def max_rss_bytes() -> int:
+    """Lifetime high-water mark of this process's resident set (``getrusage``)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
 class PeakRSS:
-    """Resident-set-size high-water mark of this process, sampled every 20 ms."""
+    """Resident-set-size high-water mark of this process, sampled every 20 ms.
+
+    Without a way to read the current size (no psutil, no ``/proc``) the peak is the process's
+    lifetime high-water mark when the block ends (an upper bound of the block's peak).
+    """
 
     def __init__(self) -> None:
-        self.proc = psutil.Process()
-        self.peak = self.proc.memory_info().rss
+        self.peak = rss_bytes() or 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        now = rss_bytes()
+        self.peak = max(self.peak, max_rss_bytes() if now is None else now)
+
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._sample()
 
     def __enter__(self) -> PeakRSS:
-        self.peak = self.proc.memory_info().rss
+        self.peak = rss_bytes() or 0
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self._sample()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Runs with spatialplan alone; peak memory is sampled with psutil when installed "
+               '(the test extra: pip install ".[test]"), otherwise from /proc or getrusage.')
     parser.add_argument("--townships", type=int, default=1500)
     parser.add_argument("--parcels", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -188,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
           f"polygons in {time.perf_counter() - t:.1f} s ({CRS})")
     lines = {k: case[k] for k in ("redline", "farmland", "udb")}
 
-    base_rss = psutil.Process().memory_info().rss
+    base_rss = rss_bytes() or 0
     with PeakRSS() as mem:
         t = time.perf_counter()
         stats = overlay.township_stats(towns, **lines)

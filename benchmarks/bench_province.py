@@ -20,6 +20,9 @@ EPSG:4545), then prints in one run:
 
 ``python benchmarks/bench_province.py`` (1,500 townships, 1,000,000 parcels, 10,000 projects),
 ``--small`` for a smoke run (< 2 min), ``--townships/--parcels/--projects`` for other sizes.
+
+Needs ``psutil`` (the memory of the check command and of each dask worker), which comes with the
+``test`` extra, and the ``dask`` extra for the dask runs: ``pip install ".[test,dask]"``.
 """
 
 from __future__ import annotations
@@ -38,15 +41,18 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import psutil
 import pyogrio
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overlay import CRS, PeakRSS, baseline, make_case  # noqa: E402
+from bench_overlay import CRS, PeakRSS, baseline, make_case, psutil  # noqa: E402
 
 import spatialplan as sp  # noqa: E402
 from spatialplan import overlay  # noqa: E402
+
+#: what the script needs beyond spatialplan itself (printed by --help, and when psutil is missing)
+NEEDS = ('needs psutil (memory of the check command and of each dask worker; it comes with the '
+         'test extra) and the dask extra for the dask runs: pip install ".[test,dask]"')
 
 FACILITIES = {  # facility code → compatible land-use code of its parcel
     "school": "080403", "health_center": "080602", "elder_care": "080701",
@@ -230,7 +236,7 @@ def _profile(plan) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=NEEDS)
     parser.add_argument("--townships", type=int, default=1500)
     parser.add_argument("--parcels", type=int, default=1_000_000)
     parser.add_argument("--projects", type=int, default=10_000)
@@ -242,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dask", action="store_true", help="no dask engine runs")
     parser.add_argument("--profile", action="store_true", help="cProfile run_check")
     args = parser.parse_args(argv)
+    if psutil is None:
+        parser.error(f"psutil is not installed. {NEEDS}")
     if args.small:
         args.townships, args.parcels, args.projects = 60, 20_000, 500
     tmp = None if args.out else tempfile.TemporaryDirectory(prefix="bench_province_")
