@@ -138,8 +138,15 @@ def _buffer_points(geom: shapely.Geometry, radius: float, crs: object | None) ->
                              lambda c: np.column_stack(back.transform(c[:, 0], c[:, 1])))
 
 
+#: why a point project site without ``point_radius_m`` is rejected, and the fix
+POINT_SITE_REASON = ("{kind} site in a polygon layer, and the plan gives no point_radius_m: "
+                     "add point_radius_m = 15 (the site's radius in metres) under "
+                     "[layers.projects] in the plan file, or draw the site as a polygon")
+
+
 def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m: float | None,
-              crs: object | None) -> tuple[str, shapely.Geometry | None, str, float, float]:
+              crs: object | None, role: str = ""
+              ) -> tuple[str, shapely.Geometry | None, str, float, float]:
     """Return (state, new geometry, reason, area_before, area_after) for one geometry."""
     nan = math.nan
     if geom is None:
@@ -158,8 +165,9 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
         return "repaired", fixed, "invalid geometry made valid", nan, nan
     if kind in _POINTS:
         if point_radius_m is None:
-            return ("rejected", None, f"{kind} in a polygon layer (no point_radius_m "
-                    "declared for point sites)", nan, nan)
+            why = (POINT_SITE_REASON.format(kind=kind) if role == "projects"
+                   else f"{kind} in a polygon layer (a point has no area)")
+            return "rejected", None, why, nan, nan
         buffered = _buffer_points(geom, point_radius_m, crs)
         after = float(area_m2([buffered], crs)[0])
         return ("repaired", buffered, f"{kind} site buffered to point_radius_m = "
@@ -253,7 +261,7 @@ _OK, _REPAIRED, _REJECTED = 0, 1, 2
 
 
 def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, polygonal: bool,
-                   point_radius_m: float | None, crs: object | None
+                   point_radius_m: float | None, crs: object | None, role: str = ""
                    ) -> tuple[np.ndarray, np.ndarray, list[dict], dict[int, tuple]]:
     """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`), whose
     feature ids are ``fids``.
@@ -270,7 +278,7 @@ def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, pol
     geoms = geoms.copy()
     for i, fid in zip(slow.tolist(), fids, strict=True):
         state, new, reason, before, after = _classify(
-            geoms[i], polygonal=polygonal, point_radius_m=point_radius_m, crs=crs)
+            geoms[i], polygonal=polygonal, point_radius_m=point_radius_m, crs=crs, role=role)
         geoms[i] = new
         if state == "repaired":
             states[i] = _REPAIRED
@@ -298,7 +306,8 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
         True (all canonical roles) to accept only Polygon/MultiPolygon.
     point_radius_m
         Buffer Point/MultiPoint sites to this radius (metres) and record it as a repair;
-        without it a point in a polygon layer is rejected.
+        without it a point in a polygon layer is rejected (for ``projects`` the reason names
+        ``point_radius_m`` and where to set it).
     screened
         :func:`screen_geometries` of exactly ``gdf``'s geometries, in order, with the same
         ``polygonal`` (computed beforehand, e.g. in threads while the layer was read); None
@@ -333,7 +342,7 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
     slow = np.flatnonzero(~ok)
     new_geoms, states, rep_rows, rej_reasons = _classify_slow(
         geoms, slow, gdf["feature_id"].iloc[slow].to_numpy(), polygonal=polygonal,
-        point_radius_m=point_radius_m, crs=gdf.crs)
+        point_radius_m=point_radius_m, crs=gdf.crs, role=role)
     keep = states != _REJECTED
     accepted = gdf.loc[keep].copy()
     if zm.any() or len(slow):

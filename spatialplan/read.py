@@ -478,6 +478,63 @@ def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
 #: roles whose layer must hold at least one feature
 _MUST_HAVE_FEATURES = ("townships", "projects")
 
+#: shapely type ids of geometries that hold (or may hold) an area: Polygon, MultiPolygon,
+#: GeometryCollection (judged feature by feature); Point and MultiPoint
+_AREA_TYPES, _POINT_TYPES = (3, 6, 7), (0, 4)
+
+
+def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
+                              path: object) -> None:
+    """Refuse a layer none of whose geometries is an area (lines or points only).
+
+    Every role holds areas. Feature by feature, a stray line or point is rejected and counted;
+    a layer with no polygon at all is the wrong layer (e.g. township boundaries exported as
+    lines), and rejecting every feature would leave a run that measures nothing. Point project
+    sites are the exception: each is buffered by ``point_radius_m`` or rejected with a reason
+    naming it.
+    """
+    geoms = gdf.geometry.values
+    types = shapely.get_type_id(geoms)
+    present = (types >= 0) & ~shapely.is_empty(geoms)
+    types = types[present]
+    if len(types) == 0 or np.isin(types, _AREA_TYPES).any():
+        return
+    if role == "projects" and np.isin(types, _POINT_TYPES).any():
+        return
+    kinds = pd.Series(shapely.get_type_id(geoms[present])).map(
+        {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint",
+         5: "MultiLineString"}).value_counts()
+    found = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    lines = bool(np.isin(types, (1, 2, 5)).any())
+    what = "lines" if lines else "points"
+    if role == "townships" and lines:
+        fix = ("give the township areas: the polygon layer (面, e.g. XZQ), not the boundary "
+               "lines (线, e.g. XZJX); closed boundary lines can be turned into polygons "
+               "(QGIS: Vector > Geometry Tools > Lines to Polygons) and checked")
+    elif role == "projects":
+        fix = ("give the project sites as polygons, or as points with point_radius_m = 15 (the "
+               "site's radius in metres) under [layers.projects] in the plan file")
+    else:
+        fix = (f"give the {role} areas as polygons (the polygon layer of the data set, not its "
+               f"{what})")
+    raise DataLayerError(f"the {role} layer holds {what}, not polygons ({found} geometries): "
+                         f"a {role} layer must hold areas (Polygon or MultiPolygon)",
+                         path=path, layer=where, hint=fix)
+
+
+def _refuse_no_usable_townships(accepted: gpd.GeoDataFrame, rejected: pd.DataFrame, *,
+                                where: str, path: object) -> None:
+    """A townships layer whose every feature was rejected leaves nothing to measure."""
+    if len(accepted) or not len(rejected):
+        return
+    first = "; ".join(f"{fid}: {why}" for fid, why in
+                      zip(rejected["feature_id"][:3], rejected["reason"][:3], strict=True))
+    more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
+    raise DataLayerError(f"no usable township: all {len(rejected)} features of the townships "
+                         f"layer were rejected, e.g. {first}{more}", path=path, layer=where,
+                         hint="repair the township polygons (the reasons above say what is "
+                         "wrong with each) or point the plan to the right layer")
+
 
 def _note_unreadable(rejected: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame:
     """Give features whose geometry could not be built (feature_id → reason) that reason."""
@@ -666,6 +723,8 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
             raise DataLayerError("the layer has no features", path=path, layer=where,
                                  hint=f"check the file and the layer name; a {role} layer "
                                  "cannot be empty")
+        if bbox is None:
+            _refuse_non_polygon_layer(gdf, role=role, where=where, path=path)
         mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
         gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
         _check_unique_codes(gdf, role=role, layer=where, path=path)
@@ -681,6 +740,15 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
             screened=_screened(screening, len(gdf)))
     rejected = _note_unreadable(rejected, unreadable)
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
+    if role == "townships" and bbox is None:
+        _refuse_no_usable_townships(accepted, rejected, where=where, path=path)
+    if role == "projects" and point_radius_m is None and bbox is None and len(rejected):
+        n_points = int(rejected["reason"].astype(str).str.contains(
+            "gives no point_radius_m", regex=False).sum())
+        if n_points:
+            log.warning("layer %s: %d point sites rejected (verdict error): add "
+                        "point_radius_m = 15 (the site's radius in metres) under "
+                        "[layers.projects] in the plan file", where, n_points)
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
     if n_zm:
         log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
-from conftest import DATA_DIR
+import shapely
+from conftest import DATA_DIR, LAT, LON, square, write_layer
 
 from spatialplan import _resources
-from spatialplan.errors import DataSourceError
+from spatialplan._validate import validate_geometries
+from spatialplan.cli import main
+from spatialplan.errors import DataLayerError, DataSourceError
+from spatialplan.pipeline import run_check
+from spatialplan.read import read_layer, read_plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,3 +178,136 @@ def test_zonal_benchmark_names_its_extra_without_rasterstats():
     proc = _bench_without_psutil("bench_zonal.py", "--small", hide="rasterstats")
     assert proc.returncode == 2
     assert "rasterstats is not installed" in proc.stderr and ".[test]" in proc.stderr
+
+
+# ------------------------------------------------------------------ inputs that half-succeed
+
+
+def _towns(geometries=None) -> gpd.GeoDataFrame:
+    geometries = geometries or [square(LON, LAT, 0.05), square(LON + 0.05, LAT, 0.05)]
+    n = len(geometries)
+    return gpd.GeoDataFrame({"XZQDM": [f"52012300{i + 1}" for i in range(n)],
+                             "XZQMC": [f"镇{i + 1}" for i in range(n)]},
+                            geometry=geometries, crs="EPSG:4490")
+
+
+def _projects(geometries) -> gpd.GeoDataFrame:
+    n = len(geometries)
+    return gpd.GeoDataFrame({"XMDM": [f"P{i}" for i in range(n)],
+                             "XMMC": [f"项目{i}" for i in range(n)],
+                             "XMLB": ["sewage"] * n, "XZQDM": ["520123001"] * n},
+                            geometry=geometries, crs="EPSG:4490")
+
+
+def _plan(tmp_path: Path, towns: gpd.GeoDataFrame, projects: gpd.GeoDataFrame | None = None,
+          *, projects_extra: str = "", redline: gpd.GeoDataFrame | None = None) -> Path:
+    write_layer(towns, tmp_path / "towns.gpkg")
+    text = '[plan]\nname = "示范镇"\n[layers.townships]\npath = "towns.gpkg"\n'
+    if projects is not None:
+        write_layer(projects, tmp_path / "projects.gpkg")
+        text += f'[layers.projects]\npath = "projects.gpkg"\n{projects_extra}'
+    if redline is not None:
+        write_layer(redline, tmp_path / "redline.gpkg")
+        text += '[layers.redline]\npath = "redline.gpkg"\n'
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text, encoding="utf-8")
+    return plan
+
+
+POINT_SITES = [shapely.Point(LON + 0.01, LAT + 0.01), shapely.Point(LON + 0.02, LAT + 0.01)]
+
+
+def test_point_sites_without_radius_say_which_key_to_set(tmp_path):
+    plan = read_plan(_plan(tmp_path, _towns(), _projects(POINT_SITES)))
+    rejected = plan.layers["projects"].rejected
+    assert len(rejected) == 2 and len(plan.layers["projects"].data) == 0
+    for reason in rejected["reason"]:
+        assert "point_radius_m = 15" in reason and "[layers.projects]" in reason
+    result = run_check(plan)
+    assert result.projects["verdict"].tolist() == ["error", "error"]
+    for reasons in result.projects["reasons"]:
+        assert "point_radius_m = 15" in reasons and "[layers.projects]" in reasons
+
+
+def test_point_sites_with_radius_are_checked(tmp_path):
+    plan = read_plan(_plan(tmp_path, _towns(), _projects(POINT_SITES),
+                           projects_extra="point_radius_m = 15\n"))
+    projects = plan.layers["projects"]
+    assert projects.n_repaired == 2 and projects.n_rejected == 0
+    assert projects.data.area.tolist() == pytest.approx([math.pi * 15 ** 2] * 2, rel=0.01)
+    assert "error" not in run_check(plan).projects["verdict"].tolist()
+
+
+def test_points_in_other_layers_do_not_point_to_the_projects_key():
+    g = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10), shapely.Point(3, 3)], crs=4545)
+    _, rejected, _ = validate_geometries(g, role="redline")
+    assert rejected["reason"].tolist() == ["Point in a polygon layer (a point has no area)"]
+
+
+def test_cli_validate_names_point_radius(tmp_path, capsys):
+    plan = _plan(tmp_path, _towns(), _projects(POINT_SITES))
+    assert main(["validate", str(plan), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("add point_radius_m = 15") == 2
+    assert "2 point sites rejected" in captured.err
+
+
+def _lines(towns: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return towns.assign(geometry=towns.boundary)
+
+
+@pytest.mark.parametrize("command", ["validate", "check", "stats"])
+def test_cli_refuses_townships_drawn_as_lines(tmp_path, capsys, command):
+    plan = _plan(tmp_path, _lines(_towns()), _projects(POINT_SITES),
+                 projects_extra="point_radius_m = 15\n")
+    out = tmp_path / "out"
+    args = [command, str(plan), "-q"] + ([] if command == "validate" else ["--out", str(out)])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spatialplan: error:") and "Traceback" not in err
+    assert "townships layer holds lines, not polygons (2 LineString geometries)" in err
+    assert "towns.gpkg" in err and "Lines to Polygons" in err
+    assert ".spatialplan-staging" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_layers_without_any_polygon_refused_up_front(tmp_path):
+    towns = _towns()
+    path = write_layer(_lines(towns), tmp_path / "lines.gpkg")
+    for role in ("townships", "redline", "farmland", "udb", "parcels", "cropland", "built"):
+        with pytest.raises(DataLayerError, match=f"the {role} layer holds lines") as exc:
+            read_layer(path, role=role, fields={"code": "XZQDM", "name": "XZQMC",
+                                                "landuse": "XZQDM", "project_id": "XZQDM"})
+        assert str(exc.value.path) == str(path)
+    points = write_layer(towns.assign(geometry=POINT_SITES), tmp_path / "points.gpkg")
+    with pytest.raises(DataLayerError, match="holds points, not polygons"):
+        read_layer(points, role="townships")
+    sites = write_layer(_projects([shapely.LineString([(LON, LAT), (LON + .01, LAT)])]),
+                        tmp_path / "line_sites.gpkg")
+    with pytest.raises(DataLayerError, match="projects layer holds lines") as exc:
+        read_layer(sites, role="projects")
+    assert "point_radius_m" in exc.value.hint
+    # point sites are not refused as a layer: each is buffered, or rejected with its reason
+    point_sites = write_layer(_projects(POINT_SITES), tmp_path / "point_sites.gpkg")
+    assert read_layer(point_sites, role="projects").n_rejected == 2
+
+
+def test_a_stray_line_among_polygons_is_still_rejected_per_feature(tmp_path):
+    towns = _towns([square(LON, LAT, 0.05), square(LON + 0.05, LAT, 0.05).boundary])
+    lyr = read_layer(write_layer(towns, tmp_path / "t.gpkg"), role="townships")
+    assert (lyr.n_ok, lyr.n_rejected) == (1, 1)
+    assert "LineString in a polygon layer" in lyr.rejected["reason"].iloc[0]
+
+
+def test_no_usable_township_is_an_error(tmp_path, capsys):
+    collapsed = shapely.Polygon([(LON, LAT), (LON + .01, LAT), (LON + .02, LAT), (LON, LAT)])
+    plan = _plan(tmp_path, _towns([collapsed, None]))
+    with pytest.raises(DataLayerError, match="no usable township: all 2 features"):
+        read_plan(plan)
+    capsys.readouterr()  # (a CLI handler left by an earlier test may log to a closed stream)
+    for command in (["validate", str(plan)],
+                    ["check", str(plan), "--out", str(tmp_path / "out"), "-q"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "no usable township" in err and "townships:0" in err
+        assert "Traceback" not in err
