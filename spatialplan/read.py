@@ -501,7 +501,7 @@ def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
         return
     if role == "projects" and np.isin(types, _POINT_TYPES).any():
         return
-    kinds = pd.Series(shapely.get_type_id(geoms[present])).map(
+    kinds = pd.Series(types).map(
         {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint",
          5: "MultiLineString"}).value_counts()
     found = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
@@ -532,8 +532,8 @@ def _refuse_no_usable_townships(accepted: gpd.GeoDataFrame, rejected: pd.DataFra
     more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
     raise DataLayerError(f"no usable township: all {len(rejected)} features of the townships "
                          f"layer were rejected, e.g. {first}{more}", path=path, layer=where,
-                         hint="repair the township polygons (the reasons above say what is "
-                         "wrong with each) or point the plan to the right layer")
+                         hint="repair the township polygons (each rejection's reason says what is "
+                         "wrong) or point the plan to the right layer")
 
 
 def _note_unreadable(rejected: pd.DataFrame, reasons: dict[str, str]) -> pd.DataFrame:
