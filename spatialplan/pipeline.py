@@ -391,7 +391,7 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
             output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
             alone=True))
     if "stats_tables" in outputs:
-        jobs += _write_stats_tables(result, stage, out)
+        jobs += _write_stats_tables(result, stage, out, catalog=plan.catalog)
     if result.projects is None:
         outputs = [k for k in outputs if k in ("gpkg", "stats_tables")]
     if "schedule" in outputs:
@@ -466,14 +466,15 @@ def _first(errors: dict[int, BaseException]) -> float:
     return min(errors, default=math.inf)
 
 
-def _write_stats_tables(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
+def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
+                        catalog=None) -> list[_Job]:
     """Township statistics and line conflicts as CSV and XLSX with Chinese headers."""
     from spatialplan import output
     from spatialplan._labels import chinese_headers
 
     jobs = []
     for name in ("township_stats", "line_conflicts"):
-        table = chinese_headers(getattr(result, name))
+        table = chinese_headers(getattr(result, name), catalog=catalog)
         for suffix in (".csv", ".xlsx"):
             jobs.append(_Job({f"{name}{suffix.replace('.', '_')}": out / f"{name}{suffix}"},
                              functools.partial(output.write_table, table,
@@ -627,6 +628,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
             crs=plan.crs.to_string(),
             inputs=validation_report(plan),
             outputs=written,
+            catalog=plan.catalog,
         )
         report.write_report(html, stage / "report.html")
 
