@@ -58,7 +58,9 @@ STATUS_ZH = {"planned": "拟建", "under_construction": "在建", "completed": "
 #: 合规性结论 for each verdict.
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查"}
 _NO_YEAR = "未定"
-_MONEY_COLUMNS = ("用地面积(亩)", "总投资(万元)")  # floats, written "#,##0.00" in the XLSX
+#: float columns, their decimals (亩 to 0.0001 as every area in 亩; 万元 to 0.01) and the XLSX
+#: number format they are written with
+_NUMBER_COLUMNS = {"用地面积(亩)": (4, "#,##0.0000"), "总投资(万元)": (2, "#,##0.00")}
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -133,7 +135,7 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
         "建设性质": [k or "" for k in kinds],
         "建设状态": [STATUS_ZH.get(text_value(s) or "", text_value(s) or "")
                  for s in _get(projects, "status")],
-        "用地面积(亩)": pd.to_numeric(_get(projects, "area_mu"), errors="coerce").round(2)
+        "用地面积(亩)": pd.to_numeric(_get(projects, "area_mu"), errors="coerce").round(4)
         .to_numpy(dtype=float),
         "总投资(万元)": pd.to_numeric(_get(projects, "investment_wan"), errors="coerce")
         .round(2).to_numpy(dtype=float),
@@ -153,18 +155,18 @@ def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> 
     return {
         "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
         "类别": "", "建设性质": "", "建设状态": "",
-        "用地面积(亩)": _nan_sum(area, empty=np.nan),
-        "总投资(万元)": _nan_sum(invest, empty=0.0),
+        "用地面积(亩)": _nan_sum(area, empty=np.nan, digits=4),
+        "总投资(万元)": _nan_sum(invest, empty=0.0, digits=2),
         "建设年限": "", "前期手续": "", "合规性结论": "", "主要问题": "",
     }
 
 
-def _nan_sum(values: np.ndarray, *, empty: float) -> float:
-    """Sum of the non-NaN values rounded to 2 decimals; ``empty`` when all are NaN."""
+def _nan_sum(values: np.ndarray, *, empty: float, digits: int) -> float:
+    """Sum of the non-NaN values rounded to ``digits`` decimals; ``empty`` when all are NaN."""
     missing = np.isnan(values)
     if missing.all():
         return empty
-    return round(float(np.where(missing, 0.0, values).sum()), 2)  # as np.nansum adds
+    return round(float(np.where(missing, 0.0, values).sum()), digits)  # as np.nansum adds
 
 
 def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
@@ -265,7 +267,7 @@ def sequence_table(
     out.append(_total("总计", "", area, invest))
     table = pd.DataFrame(out, columns=list(SCHEDULE_COLUMNS))
     table["序号"] = table["序号"].astype(object)
-    for col in _MONEY_COLUMNS:
+    for col in _NUMBER_COLUMNS:
         table[col] = table[col].astype(float)
     logger.debug("schedule: %d projects, %d rows", len(rows), len(table))
     return table
@@ -278,9 +280,10 @@ def _is_total(value: object) -> bool:
 def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the 时序表 as XLSX: frozen header, fitted widths, bold total rows (atomic).
 
-    Areas and investments carry the number format ``#,##0.00``; total rows (empty ``序号``)
-    are bold. Written by the streaming writer :func:`spatialplan._xlsx.write_xlsx`, so the
-    file is byte-deterministic and a formula-like text stays text.
+    Areas (亩) carry the number format ``#,##0.0000``, investments (万元) ``#,##0.00``; total
+    rows (empty ``序号``) are bold. Written by the streaming writer
+    :func:`spatialplan._xlsx.write_xlsx`, so the file is byte-deterministic and a formula-like
+    text stays text; it prints A4 landscape, one page wide, with the header row on every page.
 
     Parameters
     ----------
@@ -298,7 +301,7 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     bold = np.fromiter((_is_total(v) for v in table.iloc[:, 0].tolist()), dtype=bool,
                        count=len(table))
-    formats = {col: "#,##0.00" for col in _MONEY_COLUMNS if col in table.columns}
+    formats = {col: fmt for col, (_, fmt) in _NUMBER_COLUMNS.items() if col in table.columns}
     target = write_table(table, path, sheet_name="建设项目时序表", bold_rows=bold,
                          number_formats=formats)
     logger.debug("wrote %s (%d rows)", target, len(table))

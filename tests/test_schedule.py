@@ -72,7 +72,7 @@ def test_table_rows_and_totals(result):
     years = totals[totals["项目名称"].str.match(r"^(\d{4}年|未定) 合计")]
     assert years["项目名称"].tolist()[0].startswith("2021年")
     assert years["总投资(万元)"].sum() == pytest.approx(grand["总投资(万元)"])
-    assert grand["用地面积(亩)"] == pytest.approx(res["area_mu"].sum(), abs=0.02)
+    assert grand["用地面积(亩)"] == pytest.approx(res["area_mu"].sum(), abs=0.0005)
 
 
 def test_chinese_labels(result):
@@ -123,8 +123,9 @@ def test_xlsx_layout(result, tmp_path):
     assert last[3].value == "总计（5项）" and last[3].font.bold
     assert not ws[2][3].font.bold  # a project row
     assert ws[1][0].font.bold and all(c.font.bold for c in last)  # header; whole total row
-    assert ws["H2"].number_format == "#,##0.00" and ws["I2"].number_format == "#,##0.00"
-    assert last[8].number_format == "#,##0.00" and ws["D2"].number_format == "General"
+    assert ws["H2"].number_format == "#,##0.0000" and ws["I2"].number_format == "#,##0.00"
+    assert last[7].number_format == "#,##0.0000" and last[8].number_format == "#,##0.00"
+    assert ws["D2"].number_format == "General"
     assert isinstance(last[8].value, float)
     assert ws.column_dimensions["D"].width >= 10
     assert [p.name for p in tmp_path.iterdir()] == ["schedule.xlsx"]
@@ -219,3 +220,21 @@ def test_a_reason_appears_once(result):
     assert bad["reasons_zh"] == "读取时被拒绝：empty geometry"
     table = sequence_table(res, townships=towns, catalog=catalog).set_index("项目编号")
     assert table.loc["BAD", "主要问题"] == "读取时被拒绝：empty geometry"
+
+
+def test_areas_in_mu_to_four_decimals_and_print_setup(result, tmp_path):
+    res, towns, catalog = result
+    res = res.copy()
+    res["area_mu"] = [1.23456789, 2.0, 0.00004, 3.33335, 1 / 3]
+    table = sequence_table(res, townships=towns, catalog=catalog).set_index("项目编号")
+    assert table.loc["P0", "用地面积(亩)"] == 1.2346  # 亩 to 0.0001, like every area in 亩
+    assert table.loc["P4", "用地面积(亩)"] == 0.3333
+    grand = table[table["项目名称"].str.startswith("总计")].iloc[0]
+    assert grand["用地面积(亩)"] == round(1.2346 + 2.0 + 0.0 + 3.3334 + 0.3333, 4)
+    path = write_schedule_xlsx(table.reset_index()[list(SCHEDULE_COLUMNS)],
+                               tmp_path / "schedule.xlsx")
+    ws = openpyxl.load_workbook(path).active
+    assert ws.title == "建设项目时序表"
+    assert ws.page_setup.orientation == "landscape" and ws.print_title_rows == "$1:$1"
+    assert ws.sheet_properties.pageSetUpPr.fitToPage is True
+    assert (int(ws.page_setup.fitToWidth), int(ws.page_setup.fitToHeight)) == (1, 0)
