@@ -78,7 +78,23 @@ _FIXED = {
     "pair_share": "重叠占较小要素比例",
     "line": "控制线",
     "outside_m2": "乡镇外面积(m²)",
+    "slope_mean_deg": "平均坡度(°)",
+    "slope_max_deg": "最大坡度(°)",
+    "share_over_15": "坡度大于15°比例",
+    "share_over_25": "坡度大于25°比例",
+    "elev_mean_m": "平均高程(m)",
+    "coverage": "DEM覆盖比例",
+    "n_pixels": "DEM像元数",
+    "flag": "坡度数据情况",
+    "slope_le2_m2": "坡度≤2°面积(m²)",
+    "slope_2_6_m2": "坡度2°–6°面积(m²)",
+    "slope_6_15_m2": "坡度6°–15°面积(m²)",
+    "slope_15_25_m2": "坡度15°–25°面积(m²)",
+    "slope_gt25_m2": "坡度>25°面积(m²)",
 }
+#: the ``flag`` of terrain statistics
+FLAG_NAMES = {"ok": "正常", "too_few_pixels": "像元过少", "partial_coverage": "DEM部分覆盖",
+              "no_data": "无DEM数据"}
 
 _SUFFIXES = {
     "_m2": "面积(m²)",
@@ -189,7 +205,8 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     Parameters
     ----------
     df
-        ``township_stats``, ``line_conflicts`` or ``outside_townships``.
+        ``township_stats``, ``line_conflicts``, ``outside_townships`` or the township terrain
+        statistics (with their ``township_code`` as a column).
     catalog
         Facility catalogue for the names of ``eight_present`` / ``eight_missing`` (default:
         the bundled one).
@@ -204,7 +221,7 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
         df = pd.DataFrame(df.drop(columns=df.geometry.name))
     df = round_areas(df.drop(columns=[c for c in df.columns if c == "feature_id"]))
     for col, names in (("layer_a", ROLE_NAMES), ("layer_b", ROLE_NAMES), ("line", ROLE_NAMES),
-                       ("kind", KIND_NAMES)):
+                       ("kind", KIND_NAMES), ("flag", FLAG_NAMES)):
         if col in df.columns:
             df[col] = _map_values(df[col], lambda v, n=names: bilingual(v, n))
     for col in ("feature_a", "feature_b"):

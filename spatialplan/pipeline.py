@@ -397,8 +397,11 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
     if "schedule" in outputs:
         jobs += _write_schedule(result, stage, out)
     if "terrain" in outputs and not result.terrain.empty:
+        from spatialplan._labels import chinese_headers
+
+        terrain = chinese_headers(result.terrain.rename_axis("township_code").reset_index())
         jobs.append(_Job({"terrain_stats": out / "terrain_stats.csv"}, functools.partial(
-            output.write_table, result.terrain, stage / "terrain_stats.csv"),
+            output.write_table, terrain, stage / "terrain_stats.csv"),
             weight=result.terrain.size))
     if "map" in outputs:
         jobs.append(_write_map(plan, result, stage, out))

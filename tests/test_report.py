@@ -274,3 +274,32 @@ def test_redline_category_named_in_chinese():
 
     zh = _redline_limited(1200.0, 2400.0, "water").split(" / ")[0]
     assert "（water）" not in zh and "防洪、供水等水利设施" in zh
+
+
+def test_demo_outputs_show_no_internal_ids_or_raw_keys(tmp_path):
+    """What a newcomer opens after ``spatialplan check`` on the demo (report and tables)."""
+    from spatialplan._resources import demo_dir
+    from spatialplan.cli import main
+
+    out = tmp_path / "out"
+    assert main(["check", str(demo_dir() / "plan.toml"), "--out", str(out), "--no-map",
+                 "--no-layout", "-q"]) == 0
+    internal_id = re.compile(r"\b(?!EPSG)[A-Za-z_]+:\d+")
+    snake_key = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
+    for name in ("township_stats.csv", "line_conflicts.csv", "terrain_stats.csv",
+                 "schedule.csv"):
+        text = (out / name).read_text(encoding="utf-8-sig")
+        assert not internal_id.search(text), (name, internal_id.search(text))
+        assert not snake_key.search(text), (name, snake_key.search(text))
+        assert ";" not in text, name  # no "road;school"
+    terrain = pd.read_csv(out / "terrain_stats.csv", encoding="utf-8-sig", dtype=str)
+    assert terrain["乡镇代码"].tolist() == ["520399101", "520399102", "520399103", "520399201"]
+    stats = pd.read_csv(out / "township_stats.csv", encoding="utf-8-sig", dtype=str)
+    decimals = {c: {len(v.split(".")[1]) for v in stats[c] if "." in v} for c in stats.columns
+                if c.endswith(("(亩)", "(公顷)", "(m²)", "平面)", "椭球)"))}
+    assert decimals and all(max(d, default=0) <= (4 if c.endswith(("(亩)", "(公顷)")) else 2)
+                            for c, d in decimals.items()), decimals
+    text = _visible_text((out / "report.html").read_text(encoding="utf-8"))
+    assert not internal_id.search(text), internal_id.search(text)
+    for raw in ("feature_id", "as_of", "crs_reason", "n_group_8", "boundary_noise", "road;"):
+        assert raw not in text, raw
