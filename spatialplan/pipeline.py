@@ -481,9 +481,14 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
         for suffix in (".csv", ".xlsx"):
             jobs.append(_Job({f"{name}{suffix.replace('.', '_')}": out / f"{name}{suffix}"},
                              functools.partial(output.write_table, table,
-                                               stage / f"{name}{suffix}", sheet_name=name),
+                                               stage / f"{name}{suffix}",
+                                               sheet_name=_SHEET_NAMES[name]),
                              weight=table.size * _XLSX_WEIGHT[suffix]))
     return jobs
+
+
+#: sheet names of the statistics tables (a reader sees the tab)
+_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突"}
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:

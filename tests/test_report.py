@@ -292,6 +292,10 @@ def test_demo_outputs_show_no_internal_ids_or_raw_keys(tmp_path):
         assert not internal_id.search(text), (name, internal_id.search(text))
         assert not snake_key.search(text), (name, snake_key.search(text))
         assert ";" not in text, name  # no "road;school"
+    import openpyxl
+
+    for name, sheet in (("township_stats", "乡镇统计"), ("line_conflicts", "控制线冲突")):
+        assert openpyxl.load_workbook(out / f"{name}.xlsx").active.title == sheet
     terrain = pd.read_csv(out / "terrain_stats.csv", encoding="utf-8-sig", dtype=str)
     assert terrain["乡镇代码"].tolist() == ["520399101", "520399102", "520399103", "520399201"]
     stats = pd.read_csv(out / "township_stats.csv", encoding="utf-8-sig", dtype=str)
