@@ -204,7 +204,8 @@ def _register() -> list[_Project]:
         # 示范镇 (A)
         P("XM0101", A, "health_center", "示范镇卫生院改扩建工程", "completed",
           ("2022-03-10", "2022-06-01", "2022-07-15", "2023-10-30"), 1850.0, (2022, 2023),
-          _block_site(A, 4, 3, 20), kind="改扩建", parcels={(4, 3): "080602"}, built=_inset(8)),
+          _block_site(A, 4, 3, 20), kind="改、扩建", parcels={(4, 3): "080602"},  # → 改扩建
+          built=_inset(8)),
         P("XM0102", A, "学校", "示范镇中心小学教学楼及运动场", "completed",
           ("2021-04-02", "2021-08-20", "2021-09-10", "2022-08-25"), 3200.0, (2021, 2022),
           _block_site(A, 6, 3, 5), parcels={(6, 3): "080403"}, built=_inset(10)),
@@ -221,13 +222,13 @@ def _register() -> list[_Project]:
           ("2025-02-14", None, None, None), 180.0, (2026, 2026), _udb_site(A, 20, -285, 85, -165)),
         P("XM0107", A, "sewage", "示范镇污水处理厂", "under_construction",  # outside UDB: pass
           ("2023-05-06", "2023-09-12", "2023-10-08", None), 2600.0, (2023, 2025),
-          _sewage_site(A, 1700, -60)),
+          _sewage_site(A, 1700, -60), kind="续建"),
         P("XM0108", A, "垃圾转运站", "示范镇镇区垃圾转运站", "planned",  # 30 m from XM0102
           ("2025-06-18", None, None, None), 260.0, (2026, 2027),
           _udb_site(A, 315, 40, 385, 100), parcels={(7, 3): "1309"}),
         P("XM0109", A, "道路", "示范镇—青山镇连接道路改造", "planned",  # crosses into 青山镇
           ("2025-09-01", None, None, None), 4200.0, (2026, 2028),
-          lambda f: _corridor(f, A, 3100.0, 4900.0, 150.0, 6.0), kind="改扩建"),
+          lambda f: _corridor(f, A, 3100.0, 4900.0, 150.0, 6.0), kind="改建"),
         P("XM0110", A, "便民服务中心", "示范镇新田村便民服务中心", "planned",  # on farmland
           ("2025-04-01", None, None, None), 150.0, (2026, 2026),
           _valley_site(A, -1500, -250, 70, 60)),
@@ -237,13 +238,15 @@ def _register() -> list[_Project]:
         # 青山镇 (B)
         P("XM0201", B, "乡镇卫生院", "青山镇卫生院迁建", "planned",  # 2/3 on 080602, 1/3 not
           ("2024-08-15", None, None, None), 1500.0, (2025, 2026),
-          _udb_site(B, -250, 30, -40, 120), parcels={(4, 3): "080602", (5, 3): "070102"}),
+          _udb_site(B, -250, 30, -40, 120), kind="迁建",
+          parcels={(4, 3): "080602", (5, 3): "070102"}),
         P("XM0202", B, "school", "青山镇九年一贯制学校", "planned",
           ("2025-03-20", None, None, None), 5200.0, (2026, 2028),
           _block_site(B, 6, 3, 5), parcels={(6, 3): "080403"}),
         P("XM0203", B, "农贸市场", "青山镇农贸市场", "under_construction",
           ("2023-12-01", "2024-03-15", "2024-04-20", None), 1100.0, (2024, 2025),
-          _block_site(B, 3, 2, 15), parcels={(3, 2): "090101"}, built=_inset(30)),
+          _block_site(B, 3, 2, 15), kind="续建", parcels={(3, 2): "090101"},
+          built=_inset(30)),
         P("XM0204", B, "养老服务中心", "青山镇养老服务中心", "planned",
           ("2025-07-07", None, None, None), 900.0, (2026, 2027),
           _block_site(B, 2, 3, 20), parcels={(2, 3): "080701"}),
@@ -268,7 +271,7 @@ def _register() -> list[_Project]:
         # 清溪镇 (C)
         P("XM0301", C, "school", "清溪镇中学扩建", "planned",  # reaches into the spring red line
           ("2025-08-08", None, None, None), 2800.0, (2026, 2027),
-          _udb_site(C, -280, 320, -120, 500), kind="改扩建", parcels={(4, 5): "080403"}),
+          _udb_site(C, -280, 320, -120, 500), kind="扩建", parcels={(4, 5): "080403"}),
         P("XM0302", C, "卫生院", "清溪镇卫生院", "completed",
           ("2021-06-06", "2021-09-01", "2021-10-10", "2023-05-20"), 1700.0, (2021, 2023),
           _block_site(C, 6, 3, 20), parcels={(6, 3): "080602"}, built=_inset(12)),
@@ -277,7 +280,7 @@ def _register() -> list[_Project]:
           _block_site(C, 2, 3, 20), parcels={(2, 3): "080701"}, built=_inset(6)),
         P("XM0304", C, "market", "清溪镇农贸市场提升改造", "completed",  # never mapped
           (None, "2023-03-01", "2023-04-15", "2024-01-20"), 700.0, (2023, 2024),
-          _block_site(C, 3, 2, 15), kind="改扩建", parcels={(3, 2): "090101"},
+          _block_site(C, 3, 2, 15), kind="改建", parcels={(3, 2): "090101"},
           built=_inset(10)),
         P("XM0305", C, "镇区道路", "清溪镇镇区主干道", "planned",
           ("2025-01-15", None, None, None), 1600.0, (2026, 2027),
@@ -294,7 +297,7 @@ def _register() -> list[_Project]:
           ("2025-03-03", None, None, None), 160.0, (2026, 2026)),
         P("XM0310", C, "游客服务中心", "清溪镇游客服务中心", "under_construction",
           ("2024-06-06", "2024-09-09", "2024-10-10", None), 1300.0, (2024, 2026),
-          _block_site(C, 7, 3, 15), parcels={(7, 3): "0904"}),
+          _block_site(C, 7, 3, 15), kind="续建项目", parcels={(7, 3): "0904"}),  # → 续建
         # 龙井乡 (D)
         P("XM0401", D, "health_center", "龙井乡卫生院", "completed",
           ("2021-05-05", "2021-07-07", "2021-08-08", "2022-10-10"), 1200.0, (2021, 2022),

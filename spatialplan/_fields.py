@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -25,6 +26,9 @@ __all__ = [
     "FIELD_ALIASES",
     "FIELD_KINDS",
     "STATUS_VALUES",
+    "CONSTRUCTION_TYPES",
+    "CONSTRUCTION_TYPE_VALUES",
+    "construction_type",
     "map_fields",
     "apply_fields",
     "parse_date",
@@ -41,9 +45,9 @@ CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
     "udb": ("zone",),
     "cropland": (),
     "parcels": ("landuse",),
-    "projects": ("project_id", "name", "township_code", "facility", "status", "mapped_on",
-                 "permit_on", "start_on", "finish_on", "investment_wan", "start_year",
-                 "end_year"),
+    "projects": ("project_id", "name", "township_code", "facility", "status",
+                 "construction_type", "mapped_on", "permit_on", "start_on", "finish_on",
+                 "investment_wan", "start_year", "end_year"),
     "built": ("project_id",),
 }
 
@@ -66,6 +70,8 @@ FIELD_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "township_code": ("XZQDM",),
         "facility": ("XMLB", "SSLX"),
         "investment_wan": ("ZTZ", "TZE"),
+        "construction_type": ("JSXZ", "建设性质", "XMXZ", "项目性质", "build_type",
+                              "construction_nature"),
     },
     "built": {"project_id": ("XMDM",)},
 }
@@ -74,6 +80,7 @@ FIELD_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
 FIELD_KINDS: dict[str, str] = {
     "code": "str", "name": "str", "zone": "str", "landuse": "str", "project_id": "str",
     "township_code": "str", "facility": "str", "status": "status",
+    "construction_type": "construction_type",
     "mapped_on": "date", "permit_on": "date", "start_on": "date", "finish_on": "date",
     "investment_wan": "number", "start_year": "year", "end_year": "year",
 }
@@ -86,6 +93,27 @@ STATUS_VALUES: dict[str, str] = {
     "施工中": "under_construction", "建设中": "under_construction",
     "completed": "completed", "已建": "completed", "建成": "completed", "已完成": "completed",
     "完成": "completed", "竣工": "completed", "已竣工": "completed",
+}
+
+#: the official 建设性质 terms (国家统计局 固定资产投资统计: 新建、扩建、改建、迁建、恢复; plus
+#: 改扩建 and 续建 as planning registers write them), in display order
+CONSTRUCTION_TYPES: tuple[str, ...] = ("新建", "扩建", "改建", "改扩建", "续建", "迁建", "恢复")
+
+#: accepted spellings of each 建设性质 term (compared after :func:`_construction_key`:
+#: full-width → half-width, spaces, "、", "/" and a trailing "项目"/"工程" removed, lower case)
+CONSTRUCTION_TYPE_VALUES: dict[str, str] = {
+    **{t: t for t in CONSTRUCTION_TYPES},
+    "new": "新建", "newbuild": "新建", "new_build": "新建",
+    "newconstruction": "新建", "new_construction": "新建",
+    "extension": "扩建", "expansion": "扩建",
+    "改造": "改建", "rebuild": "改建", "renovation": "改建",
+    "reconstruction": "改建",
+    "改扩": "改扩建", "改建扩建": "改扩建", "扩改建": "改扩建", "改建和扩建": "改扩建",
+    "renovation_expansion": "改扩建", "renovation_and_expansion": "改扩建",
+    "continued": "续建", "continuation": "续建", "continuing": "续建",
+    "易地新建": "迁建", "异地新建": "迁建", "relocation": "迁建",
+    "relocated": "迁建",
+    "恢复重建": "恢复", "restoration": "恢复", "restore": "恢复",
 }
 
 _STRING_FIELDS_KEEP_ZEROS = {"code", "landuse", "project_id", "township_code", "zone"}
@@ -214,6 +242,9 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
     ids = df["feature_id"].tolist()
     if kind == "str":
         return _to_text(values, canon, role=role)
+    if kind == "construction_type":
+        return _construction_column(_to_text(values, canon, role=role), ids, role=role,
+                                    layer=layer)
     parse = _PARSERS[kind]
     out = []
     seen: dict[tuple[type, object], object] = {}  # str / int value → its parsed value
@@ -248,6 +279,55 @@ _HINTS = {
     "year": "write a four-digit year such as 2025",
     "status": "use planned / under_construction / completed (or 规划 / 在建 / 已建)",
 }
+
+
+def _construction_key(text: str) -> str:
+    """``text`` compared loosely: half-width, no spaces or separators, lower case."""
+    key = unicodedata.normalize("NFKC", text).strip().lower()
+    key = re.sub(r"[\s、,，/;；]+", "", key).replace("-", "_")
+    for suffix in ("项目", "工程"):
+        if key.endswith(suffix) and len(key) > len(suffix):
+            key = key[: -len(suffix)]
+    return key
+
+
+_CONSTRUCTION_KEYS = {_construction_key(k): v for k, v in CONSTRUCTION_TYPE_VALUES.items()}
+
+
+def construction_type(value: object) -> tuple[str | None, bool]:
+    """The official 建设性质 term of a register value, and whether it was recognised.
+
+    A recognised spelling (``"改、扩建"``, ``"新建项目"``, ``"relocation"``) gives its term of
+    :data:`CONSTRUCTION_TYPES`; an unrecognised one is kept as given (stripped) with
+    ``False``, never mapped to a guess; a missing one gives ``(None, True)``.
+
+    Examples
+    --------
+    >>> construction_type("改、扩建"), construction_type("扩能"), construction_type(None)
+    (('改扩建', True), ('扩能', False), (None, True))
+    """
+    if _is_missing(value):
+        return None, True
+    text = str(value).strip()
+    term = _CONSTRUCTION_KEYS.get(_construction_key(text))
+    return (term, True) if term is not None else (text, False)
+
+
+def _construction_column(texts: pd.Series, ids: list[str], *, role: str,
+                         layer: str | None) -> pd.Series:
+    """Normalise a 建设性质 column; unrecognised values are kept and named in a warning."""
+    out, unknown = [], {}
+    for fid, text in zip(ids, texts.tolist(), strict=True):
+        term, known = construction_type(text)
+        if not known:
+            unknown.setdefault(term, []).append(fid)
+        out.append(term)
+    for text, fids in unknown.items():
+        shown = ", ".join(fids[:5]) + (f" and {len(fids) - 5} more" if len(fids) > 5 else "")
+        log.warning("layer %s: construction_type (建设性质) %r is not an official term (%s); "
+                    "kept as given for %s", layer or role, text, "/".join(CONSTRUCTION_TYPES),
+                    shown)
+    return pd.Series(out, index=texts.index, dtype="object")
 
 
 def _is_missing(value: object) -> bool:

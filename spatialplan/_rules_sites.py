@@ -353,12 +353,19 @@ def rule_redline(ctx, redline: gpd.GeoDataFrame | None) -> Out:
     return out
 
 
+#: Chinese names of the catalogue's ``redline_category`` values (the limited activities of
+#: 自然资发〔2022〕142号 a facility may belong to)
+_REDLINE_CATEGORY_ZH = {"linear": "线性基础设施", "water": "防洪、供水等水利设施",
+                        "tourism": "适度观光旅游及必要的公共服务设施"}
+
+
 def _redline_limited(m2: float, area: float, category: str) -> str:
     zh, en = fmt_area(m2)
     share = m2 / area
+    kind = _REDLINE_CATEGORY_ZH.get(category, category)
     return bilingual(
         f"占用生态保护红线 {zh}（{_pct(share)}），属可认定的有限人为活动类别"
-        f"（{category}），须按自然资发〔2022〕142号办理认定",
+        f"（{kind}），须按自然资发〔2022〕142号办理认定",
         f"occupies the ecological red line {en} ({_pct(share)}); its category "
         f"({category}) may be a permitted limited activity and needs a "
         "formal finding (认定)")

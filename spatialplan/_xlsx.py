@@ -24,7 +24,10 @@ What the file holds:
 - an empty cell for a missing value (None, NaN, NaT, ``pd.NA``) and for an empty string (as
   openpyxl wrote it); ``inf`` as the text ``"inf"`` (Excel has no infinity; pandas wrote the
   same); a date before 1900 (no Excel serial) as ISO text;
-- optional bold rows and a number format per column (the 时序表's total rows and ``#,##0.00``).
+- optional bold rows and a number format per column (the 时序表's total rows and ``#,##0.00``);
+- a print setup: A4 landscape, fitted to one page wide (``fitToWidth=1``, ``fitToHeight=0``,
+  ``sheetPr/pageSetUpPr fitToPage``), the header row repeated on every printed page (the
+  defined name ``_xlnm.Print_Titles`` = ``'sheet'!$1:$1``).
 
 Limits are checked, never silently exceeded: more than 1,048,575 data rows, more than 16,384
 columns or a text over 32,767 characters raises :class:`~spatialplan.errors.OutputError` with a
@@ -447,6 +450,7 @@ def _sheet_head(n_rows: int, n_cols: int, widths: Sequence[float] | None) -> str
             for j, w in enumerate(widths, start=1)) + "</cols>"
     return (
         f'{_XML_HEAD}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">'
+        '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
         f'<dimension ref="{ref}"/>'
         '<sheetViews><sheetView tabSelected="1" workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
@@ -460,8 +464,12 @@ def _num(value: float) -> str:
     return str(int(f)) if f.is_integer() else repr(f)
 
 
-_SHEET_TAIL = ('<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" '
-               'footer="0.3"/></worksheet>')
+#: margins, then the page: A4 (paperSize 9) landscape, one page wide, as many pages tall as needed
+_SHEET_TAIL = ('<printOptions horizontalCentered="1"/>'
+               '<pageMargins left="0.5" right="0.5" top="0.6" bottom="0.6" header="0.3" '
+               'footer="0.3"/><pageSetup paperSize="9" orientation="landscape" fitToWidth="1" '
+               'fitToHeight="0"/><headerFooter><oddFooter>&amp;C&amp;P / &amp;N</oddFooter>'
+               '</headerFooter></worksheet>')
 
 
 def _header_row(headers: Sequence[str], ctx: _Context) -> str:
@@ -850,9 +858,13 @@ def _put(zf: zipfile.ZipFile, name: str, text: str) -> None:
 
 
 def _workbook_xml(sheet_name: str) -> str:
+    """The workbook part: one sheet, and its header row as print titles (repeated rows)."""
+    quoted = "'" + sheet_name.replace("'", "''") + "'"
     return (f'{_XML_HEAD}<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">'
             '<bookViews><workbookView activeTab="0"/></bookViews><sheets>'
-            f'<sheet name="{_attr(sheet_name)}" sheetId="1" r:id="rId1"/></sheets></workbook>')
+            f'<sheet name="{_attr(sheet_name)}" sheetId="1" r:id="rId1"/></sheets>'
+            '<definedNames><definedName name="_xlnm.Print_Titles" localSheetId="0">'
+            f'{_attr(quoted)}!$1:$1</definedName></definedNames></workbook>')
 
 
 _CONTENT_TYPES = (

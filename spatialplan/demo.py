@@ -574,9 +574,11 @@ Layers and fields:
 - `KZXXGH_DK`: `DKBH`, `YDYHDM` (用地用海 2023, text), `YDYHMC`, `RJL`, `GHLX` (详细规划
   blocks inside the boundaries, 村庄规划 parcels under the sites outside them).
 - `XS_XMKJFW`: `XMDM`, `XMMC`, `XZQDM`, `XMLB` (facility: catalogue code or Chinese name/alias),
-  `JSXZ`, `JSZT` (status), `LTRQ`/`XKRQ`/`KGRQ`/`JGRQ` (mapped/permit/start/finish dates as
-  text, mostly ISO, a few `2024/3/5` and `20240305`), `ZTZ` (万元), `KSNF`/`JSNF` (years),
-  `YDMJ` (m², planar); `plan.toml` maps the non-standard names.
+  `JSXZ` (建设性质: 新建/扩建/改建/迁建/续建, two written `改、扩建` and `续建项目` as registers
+  do; read as `construction_type` and normalised), `JSZT` (status), `LTRQ`/`XKRQ`/`KGRQ`/`JGRQ`
+  (mapped/permit/start/finish dates as text, mostly ISO, a few `2024/3/5` and `20240305`),
+  `ZTZ` (万元), `KSNF`/`JSNF` (years), `YDMJ` (m², planar); `plan.toml` maps the
+  non-standard names.
 - `JG_FW`: as-built footprints, `XMDM`, `JZMC`; `{orphan}` has no planned project.
 """
 

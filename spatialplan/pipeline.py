@@ -391,14 +391,17 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
             output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
             alone=True))
     if "stats_tables" in outputs:
-        jobs += _write_stats_tables(result, stage, out)
+        jobs += _write_stats_tables(result, stage, out, catalog=plan.catalog)
     if result.projects is None:
         outputs = [k for k in outputs if k in ("gpkg", "stats_tables")]
     if "schedule" in outputs:
         jobs += _write_schedule(result, stage, out)
     if "terrain" in outputs and not result.terrain.empty:
+        from spatialplan._labels import chinese_headers
+
+        terrain = chinese_headers(result.terrain.rename_axis("township_code").reset_index())
         jobs.append(_Job({"terrain_stats": out / "terrain_stats.csv"}, functools.partial(
-            output.write_table, result.terrain, stage / "terrain_stats.csv"),
+            output.write_table, terrain, stage / "terrain_stats.csv"),
             weight=result.terrain.size))
     if "map" in outputs:
         jobs.append(_write_map(plan, result, stage, out))
@@ -466,20 +469,26 @@ def _first(errors: dict[int, BaseException]) -> float:
     return min(errors, default=math.inf)
 
 
-def _write_stats_tables(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
+def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
+                        catalog=None) -> list[_Job]:
     """Township statistics and line conflicts as CSV and XLSX with Chinese headers."""
     from spatialplan import output
     from spatialplan._labels import chinese_headers
 
     jobs = []
     for name in ("township_stats", "line_conflicts"):
-        table = chinese_headers(getattr(result, name))
+        table = chinese_headers(getattr(result, name), catalog=catalog)
         for suffix in (".csv", ".xlsx"):
             jobs.append(_Job({f"{name}{suffix.replace('.', '_')}": out / f"{name}{suffix}"},
                              functools.partial(output.write_table, table,
-                                               stage / f"{name}{suffix}", sheet_name=name),
+                                               stage / f"{name}{suffix}",
+                                               sheet_name=_SHEET_NAMES[name]),
                              weight=table.size * _XLSX_WEIGHT[suffix]))
     return jobs
+
+
+#: sheet names of the statistics tables (a reader sees the tab)
+_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突"}
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
@@ -627,6 +636,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
             crs=plan.crs.to_string(),
             inputs=validation_report(plan),
             outputs=written,
+            catalog=plan.catalog,
         )
         report.write_report(html, stage / "report.html")
 

@@ -25,6 +25,18 @@ import numpy as np
 import pandas as pd
 
 from spatialplan._html import escape, format_value, html_table, is_missing
+from spatialplan._labels import (
+    KIND_NAMES,
+    PROJECT_STATUS_NAMES,
+    ROLE_NAMES,
+    RULE_NAMES,
+    SUBJECT_NAMES,
+    UNIT_NAMES,
+    VERDICT_NAMES,
+    bilingual,
+    facility_names,
+    feature_number,
+)
 from spatialplan._version import __version__
 from spatialplan.errors import OutputError
 from spatialplan.output import atomic_path
@@ -33,8 +45,7 @@ __all__ = ["MAX_TABLE_ROWS", "render_report", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-_VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法检查",
-               "not_applicable": "不适用"}
+_VERDICT_ZH = VERDICT_NAMES
 #: Rows of one table shown in the report (the full tables are in the GeoPackage and XLSX/CSV).
 MAX_TABLE_ROWS = 1000
 
@@ -49,8 +60,41 @@ _DEFAULT_FILES = {"results": "results.gpkg", "township_stats_xlsx": "township_st
                   "township_stats_csv": "township_stats.csv",
                   "line_conflicts_xlsx": "line_conflicts.xlsx",
                   "line_conflicts_csv": "line_conflicts.csv"}
-_LINES = {"redline": "生态保护红线", "farmland": "永久基本农田", "udb": "城镇开发边界",
-          "cropland": "耕地"}
+_LINES = {"redline": ("生态保护红线", "red line"), "farmland": ("永久基本农田", "farmland"),
+          "udb": ("城镇开发边界", "development boundary"), "cropland": ("耕地", "cultivated land")}
+#: labels of the run facts (``summary`` and ``tolerance`` keys) a reader sees
+_FACT_LABELS = {
+    "as_of": "核查日期 as of",
+    "analysis_crs": "分析坐标系 analysis CRS",
+    "crs_reason": "坐标系选择依据 CRS choice",
+    "verdicts": "结论统计 verdicts",
+    "townships": "乡镇数 townships",
+    "projects": "项目 projects",
+    "n_in": "读入 in",
+    "checked": "已检查 checked",
+    "min_overlap_m2": "最小重叠面积 min overlap (m²)",
+    "min_overlap_share": "最小重叠比例 min overlap share",
+    "source": "依据 source",
+    **{k: f"{v} {k}" for k, v in VERDICT_NAMES.items()},
+}
+#: headers of the inputs table, and the words of its value columns
+_INPUT_HEADERS = {
+    "role": "图层 role", "path": "文件 path", "layer": "源图层 layer", "driver": "格式 driver",
+    "encoding": "编码 encoding", "encoding_source": "编码依据 encoding from",
+    "source_crs": "源坐标系 source CRS", "crs_source": "坐标系依据 CRS from",
+    "sha256": "校验值 sha256", "n_in": "读入 in", "n_ok": "有效 ok",
+    "n_repaired": "已修复 repaired", "n_rejected": "已拒绝 rejected",
+    "n_zm_dropped": "去除Z/M zm dropped",
+}
+_INPUT_WORDS = {
+    "role": ROLE_NAMES,
+    "encoding_source": {"declared": "计划文件指定", "cpg": ".cpg 文件", "detected": "自动识别",
+                        "format": "格式规定"},
+    "crs_source": {"source": "源数据", "assumed": "计划文件指定",
+                   "assumed (overrides source)": "计划文件指定（覆盖源数据）"},
+}
+#: decimals of a unit's values in the report (areas to what the unit means)
+_HA, _MU = 4, 4
 
 _CSS = """
 :root { --pass:#2ca02c; --review:#e07b00; --fail:#d62728; --error:#6c6c6c; }
@@ -104,6 +148,7 @@ def render_report(
     inputs: Sequence[Mapping[str, Any]] | pd.DataFrame | None = None,
     max_rows: int | None = MAX_TABLE_ROWS,
     outputs: Mapping[str, str | os.PathLike] | None = None,
+    catalog: Any = None,
 ) -> str:
     """Render the check results as one self-contained, printable HTML page.
 
@@ -136,6 +181,9 @@ def render_report(
         returns: ``results`` → the GeoPackage, ``line_conflicts_xlsx``, ... → the tables), named
         in the notes of capped tables. Default: the standard files of ``spatialplan check``
         (``results.gpkg``, ``township_stats.xlsx``/``.csv``, ``line_conflicts.xlsx``/``.csv``).
+    catalog
+        Facility catalogue, for the Chinese names of the 8+X facilities in the coverage table
+        (default: the bundled one).
 
     Returns
     -------
@@ -157,7 +205,7 @@ def render_report(
         _section_townships(township_stats, cap),
         _section_conflicts(line_conflicts, cap),
         _section_projects(projects, findings, cap),
-        _section_coverage(coverage, township_stats, cap),
+        _section_coverage(coverage, township_stats, cap, catalog),
         _section_map(map_path),
         f"<footer>spatialplan {escape(__version__)} · "
         f"{escape(datetime.now().strftime('%Y-%m-%d %H:%M'))}</footer>",
@@ -205,7 +253,8 @@ def _kv(pairs: Mapping[str, Any] | Sequence[tuple[Any, Any]]) -> str:
             cell = html_table(value)
         else:
             cell = escape(value, digits=4 if isinstance(value, float) and abs(value) < 1 else 2)
-        rows.append(f"<tr><th>{escape(key)}</th><td>{cell}</td></tr>")
+        label = _FACT_LABELS.get(key, key) if isinstance(key, str) else key
+        rows.append(f"<tr><th>{escape(label)}</th><td>{cell}</td></tr>")
     return f'<table class="kv">{"".join(rows)}</table>' if rows else ""
 
 
@@ -228,6 +277,9 @@ def _section_summary(summary: Mapping[str, Any] | None, projects: pd.DataFrame |
                      inputs: Sequence[Mapping[str, Any]] | pd.DataFrame | None) -> str:
     out = ["<h2>运行概要 Run summary</h2>"]
     counts = _verdict_counts(projects)
+    shown = {"verdicts"} if counts else set()  # each figure once: the cards hold the counts
+    if crs is not None:
+        shown.add("analysis_crs")  # ... and the first line the CRS
     if counts:
         cards = "".join(
             f'<div class="card" style="border-color:var(--{v})">{escape(_VERDICT_ZH[v])} '
@@ -239,11 +291,16 @@ def _section_summary(summary: Mapping[str, Any] | None, projects: pd.DataFrame |
         facts.append(("容差 Tolerances", dict(tolerance)))
     else:
         facts.append(("容差 Tolerances", "not given (defaults of the rulebook)"))
-    facts += list((summary or {}).items())
+    facts += [(k, v) for k, v in (summary or {}).items() if k not in shown]
     out.append(_kv(facts))
     if inputs is not None and len(inputs):
         out.append("<h3>输入 Inputs (counts in/out)</h3>")
-        out.append(html_table(inputs, numeric_digits={"n_in": 0}))
+        table = pd.DataFrame(list(inputs)) if not isinstance(inputs, pd.DataFrame) else inputs
+        table = table.copy()
+        for col, words in _INPUT_WORDS.items():
+            if col in table.columns:
+                table[col] = [bilingual(v, words) for v in table[col]]
+        out.append(html_table(table, headers=_INPUT_HEADERS))
     return "\n".join(out)
 
 
@@ -301,35 +358,43 @@ def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
         if c in df.columns:
             cols.append(c)
             headers[c] = h
+    digits = {}
     if "area_m2" in df.columns:
         df["area_ha"] = df["area_m2"] / 1e4
         cols.append("area_ha")
-        headers["area_ha"] = "面积 area (ha, planar)"
+        headers["area_ha"] = "面积 area (公顷 ha, planar)"
     if "area_ellipsoidal_m2" in df.columns:
         df["area_ell_ha"] = df["area_ellipsoidal_m2"] / 1e4
         cols.append("area_ell_ha")
-        headers["area_ell_ha"] = "面积 area (ha, ellipsoidal)"
-    for line, zh in _LINES.items():
+        headers["area_ell_ha"] = "面积 area (公顷 ha, ellipsoidal)"
+    for line, (zh, en) in _LINES.items():
         if f"{line}_ha" in df.columns:
             cols.append(f"{line}_ha")
-            headers[f"{line}_ha"] = f"{zh} (ha)"
+            headers[f"{line}_ha"] = f"{zh} {en} (公顷 ha)"
         if f"{line}_mu" in df.columns and line in ("farmland", "cropland"):
             cols.append(f"{line}_mu")
-            headers[f"{line}_mu"] = f"{zh} (亩)"
+            headers[f"{line}_mu"] = f"{zh} {en} (亩 mu)"
         if f"{line}_share" in df.columns:
             df[f"{line}_pct"] = df[f"{line}_share"].astype(float) * 100
             cols.append(f"{line}_pct")
-            headers[f"{line}_pct"] = f"{zh} %"
-    if "n_projects" in df.columns:
-        cols.append("n_projects")
-        headers["n_projects"] = "项目数 projects"
-    known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "eight_present", "eight_missing"}
+            headers[f"{line}_pct"] = f"{zh} {en} %"
+    digits.update({c: _HA for c in cols if c.endswith("_ha")})
+    digits.update({c: _MU for c in cols if c.endswith("_mu")})
+    counts = (("n_projects", "项目数 projects"), ("n_group_8", "“8”类项目数 group 8 projects"),
+              ("n_group_X", "“X”类项目数 group X projects"),
+              ("n_unknown", "类别未识别项目数 unknown facility"))
+    for c, h in counts:
+        if c in df.columns:
+            cols.append(c)
+            headers[c] = h
+            digits[c] = 0
+    known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "eight_present", "eight_missing",
+                         "feature_id"}
     known |= {f"{line}_{s}" for line in _LINES for s in ("m2", "ha", "mu", "share")}
     cols += [c for c in df.columns if c not in known and not str(c).endswith("_pct")
              and c not in ("area_ha", "area_ell_ha")]
     out.append(note)
-    out.append(html_table(df, columns=cols, headers=headers,
-                          numeric_digits={"n_projects": 0}))
+    out.append(html_table(df, columns=cols, headers=headers, numeric_digits=digits))
     return "\n".join(p for p in out if p)
 
 
@@ -347,6 +412,7 @@ def _section_conflicts(conflicts: pd.DataFrame | None, cap: _Cap) -> str:
     df = pd.DataFrame(conflicts.drop(columns=_geom_cols(conflicts)))
     if {"kind", "area_m2"} <= set(df.columns):
         by = df.groupby("kind", dropna=False)["area_m2"].agg(["count", "sum"]).reset_index()
+        by["kind"] = [bilingual(v, KIND_NAMES) for v in by["kind"]]
         out.append(html_table(by, headers={"kind": "类型 kind", "count": "数量 count",
                                            "sum": "面积 area (m²)"},
                               numeric_digits={"count": 0}))
@@ -358,17 +424,34 @@ def _section_conflicts(conflicts: pd.DataFrame | None, cap: _Cap) -> str:
         df = df.iloc[np.lexsort((keys["area"].to_numpy(), keys["noise"].to_numpy()))]
         order = "conflicts first, largest area first 冲突优先、按面积从大到小"
     df, note = _capped(df, cap, "line_conflicts", order)
+    df = df.copy()
+    for c in ("layer_a", "layer_b"):
+        if c in df.columns:
+            df[c] = [bilingual(v, ROLE_NAMES) for v in df[c]]
+    for c in ("feature_a", "feature_b"):
+        if c in df.columns:
+            df[c] = [feature_number(v) for v in df[c]]
+    if "kind" in df.columns:
+        df["kind"] = [bilingual(v, KIND_NAMES) for v in df["kind"]]
+    if "pair_share" in df.columns:
+        df["pair_share"] = pd.to_numeric(df["pair_share"], errors="coerce") * 100
     out.append(note)
-    out.append(html_table(df, headers={"layer_a": "图层 A", "layer_b": "图层 B",
-                                       "feature_a": "要素 A", "feature_b": "要素 B",
+    out.append(html_table(df, headers={"layer_a": "图层 A layer", "layer_b": "图层 B layer",
+                                       "feature_a": "要素 A 序号 feature no.",
+                                       "feature_b": "要素 B 序号 feature no.",
                                        "township_code": "乡镇 township",
-                                       "area_m2": "面积 area (m²)", "kind": "类型 kind"}))
+                                       "area_m2": "面积 area (m²)", "kind": "类型 kind",
+                                       "pair_area_m2": "两要素重叠总面积 pair overlap (m²)",
+                                       "pair_share": "占较小要素 % of smaller feature"},
+                          numeric_digits={"feature_a": 0, "feature_b": 0}))
     return "\n".join(p for p in out if p)
 
 
 def _verdict_class(column: str, value: Any) -> str | None:
-    if column in ("verdict", "status") and not is_missing(value) and str(value) in _VERDICT_ZH:
-        return f"v-{value}"
+    if column in ("verdict", "status") and not is_missing(value):
+        key = str(value).split()[-1] if str(value).strip() else ""  # "不符合 fail" → fail
+        if key in _VERDICT_ZH:
+            return f"v-{key}"
     return None
 
 
@@ -396,11 +479,14 @@ def _section_projects(projects: pd.DataFrame | None, findings: pd.DataFrame | No
     if "verdict" in df.columns:
         df = df.assign(verdict_zh=[f"{_VERDICT_ZH.get(v, format_value(v))} {format_value(v)}"
                                    for v in df["verdict"]])
+    if "status" in df.columns:
+        df = df.assign(status=[bilingual(v, PROJECT_STATUS_NAMES) for v in df["status"]])
     wanted = [("project_id", "编号 id"), ("name", "项目名称 name"),
               ("township_code", "乡镇 township"), ("facility_name", "类别 facility"),
-              ("group", "8/X"), ("status", "状态 status"), ("verdict_zh", "合规性 verdict"),
+              ("group", "8/X"), ("construction_type", "建设性质 construction type"),
+              ("status", "建设状态 status"), ("verdict_zh", "合规性 verdict"),
               ("area_m2", "面积 area (m²)"), ("redline_m2", "红线 red line (m²)"),
-              ("farmland_m2", "基本农田 farmland (m²)"), ("farmland_mu", "基本农田 (亩)"),
+              ("farmland_m2", "基本农田 farmland (m²)"), ("farmland_mu", "基本农田 farmland (亩)"),
               ("outside_udb_m2", "开发边界外 outside UDB (m²)"),
               ("slope_mean_deg", "平均坡度 slope (°)"), ("reasons", "原因 reasons")]
     cols = [c for c, _ in wanted if c in df.columns]
@@ -412,7 +498,8 @@ def _section_projects(projects: pd.DataFrame | None, findings: pd.DataFrame | No
         return _verdict_class(column, value)
 
     out.append(note)
-    out.append(html_table(df, columns=cols, headers=headers, cell_class=klass))
+    out.append(html_table(df, columns=cols, headers=headers, cell_class=klass,
+                          numeric_digits={"farmland_mu": _MU}))
     out.append(_section_findings(findings, cap))
     return "\n".join(p for p in out if p)
 
@@ -429,14 +516,27 @@ def _section_findings(findings: pd.DataFrame | None, cap: _Cap) -> str:
         order = (f"not passing only, worst first, of {len(df):,} findings in all "
                  "仅列未通过项、从差到好")
     shown, note = _capped(shown, cap, "findings", order)
+    shown = shown.copy()
+    words = {"rule": RULE_NAMES, "subject": SUBJECT_NAMES}
+    for c, names in words.items():
+        if c in shown.columns:
+            shown[c] = [bilingual(v, names) for v in shown[c]]
+    if "unit" in shown.columns:
+        shown["unit"] = [UNIT_NAMES.get(v, v) if isinstance(v, str) else v
+                         for v in shown["unit"]]
+    if "status" in shown.columns:
+        shown["status"] = [bilingual(v, _VERDICT_ZH) for v in shown["status"]]
+    cols = [c for c in shown.columns if c != "feature_id"]
     out.append(note)
-    out.append(html_table(shown, headers={"project_id": "编号 id", "rule": "规则 rule",
-                                          "status": "结果 status", "measure": "量 measure",
-                                          "unit": "单位 unit", "message": "说明 message",
-                                          "source": "依据 source"},
+    out.append(html_table(shown, columns=cols,
+                          headers={"project_id": "编号 id", "rule": "规则 rule",
+                                   "status": "结果 status", "measure": "量 measure",
+                                   "unit": "单位 unit", "message": "说明 message",
+                                   "source": "依据 source", "subject": "对象 subject"},
                           cell_class=_verdict_class, empty="all findings pass"))
     if {"rule", "source"} <= set(df.columns):
         rules = df[["rule", "source"]].drop_duplicates().sort_values("rule")
+        rules["rule"] = [bilingual(v, RULE_NAMES) for v in rules["rule"]]
         out.append("<h3>规则依据 Rule sources</h3>")
         out.append(html_table(rules, headers={"rule": "规则 rule", "source": "依据 source"}))
     return "\n".join(p for p in out if p)
@@ -452,7 +552,7 @@ def _n_missing(value: Any) -> int:
 
 
 def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
-                      cap: _Cap) -> str:
+                      cap: _Cap, catalog: Any = None) -> str:
     out = ["<h2>“8+X” 配套缺口 Coverage gaps</h2>"]
     if coverage is None and stats is not None and "eight_missing" in getattr(stats, "columns", []):
         cols = [c for c in ("township_code", "township_name", "n_projects", "eight_present",
@@ -468,6 +568,10 @@ def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
         df = df.iloc[np.argsort(-gaps, kind="stable")]
         order = "most missing “8” facilities first 缺项多者优先"
     df, note = _capped(df, cap, "township_stats", order)
+    df = df.copy()
+    for c in ("eight_present", "eight_missing"):
+        if c in df.columns:
+            df[c] = [facility_names(v, catalog) for v in df[c]]
     out.append(note)
     out.append(html_table(df, headers={"township_code": "代码 code",
                                        "township_name": "乡镇 township",

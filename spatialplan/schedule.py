@@ -3,8 +3,11 @@
 :func:`sequence_table` turns the ``projects`` result of
 :func:`spatialplan.siting.check_projects` into the table planners hand in: one row per project,
 grouped by township and start year, with Chinese headers, a subtotal row after each
-township-year and each township, per-year totals and a grand total. Total rows have an empty
-``序号``. :func:`write_schedule_xlsx` and :func:`write_schedule_csv` write it atomically.
+township-year and each township, then a closing block of per-year totals, per-township totals
+over all years and a grand total. Total rows have an empty ``序号``. ``建设性质`` comes from the
+register's ``construction_type`` (新建/改扩建/续建…), ``建设状态`` from its ``status``
+(拟建/在建/已建成). :func:`write_schedule_xlsx` and :func:`write_schedule_csv` write it
+atomically; the XLSX prints landscape, fitted to the page width, with the header on every page.
 
 Examples
 --------
@@ -14,8 +17,9 @@ Examples
 ...                     "verdict": ["pass"], "investment_wan": [800.0], "area_mu": [3.0],
 ...                     "start_year": [2025], "end_year": [2026]})
 >>> table = sequence_table(res)
->>> table["项目名称"].tolist()
-['镇卫生院', 'T1 2025年 小计（1项）', 'T1 小计（1项）', '2025年 合计（1项）', '总计（1项）']
+>>> table["项目名称"].tolist()  # doctest: +NORMALIZE_WHITESPACE
+['镇卫生院', 'T1 2025年 小计（1项）', 'T1 小计（1项）', '2025年 合计（1项）',
+ 'T1 各年合计（1项）', '总计（1项）']
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spatialplan._fields import CONSTRUCTION_TYPES
 from spatialplan._rules_sites import text_value
 from spatialplan.output import write_table
 
 __all__ = [
     "SCHEDULE_COLUMNS",
     "STATUS_ZH",
+    "CONSTRUCTION_TYPES",
     "VERDICT_ZH",
     "sequence_table",
     "write_schedule_xlsx",
@@ -44,15 +50,17 @@ logger = logging.getLogger(__name__)
 
 #: Columns of the 时序表, in order.
 SCHEDULE_COLUMNS = (
-    "序号", "乡镇", "项目编号", "项目名称", "类别", "建设性质", "用地面积(亩)", "总投资(万元)",
-    "建设年限", "前期手续", "合规性结论", "主要问题",
+    "序号", "乡镇", "项目编号", "项目名称", "类别", "建设性质", "建设状态", "用地面积(亩)",
+    "总投资(万元)", "建设年限", "前期手续", "合规性结论", "主要问题",
 )
-#: 建设性质 for each register status.
-STATUS_ZH = {"planned": "新建", "under_construction": "续建", "completed": "已建成"}
+#: 建设状态 for each register status (建设性质 comes from ``construction_type``).
+STATUS_ZH = {"planned": "拟建", "under_construction": "在建", "completed": "已建成"}
 #: 合规性结论 for each verdict.
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查"}
 _NO_YEAR = "未定"
-_MONEY_COLUMNS = ("用地面积(亩)", "总投资(万元)")  # floats, written "#,##0.00" in the XLSX
+#: float columns, their decimals (亩 to 0.0001 as every area in 亩; 万元 to 0.01) and the XLSX
+#: number format they are written with
+_NUMBER_COLUMNS = {"用地面积(亩)": (4, "#,##0.0000"), "总投资(万元)": (2, "#,##0.00")}
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -94,9 +102,11 @@ def _problems(row: dict[str, Any]) -> str:
     if text is None:
         reasons = text_value(row.get("reasons")) or ""
         text = "；".join(part.split(" / ")[0] for part in reasons.split("; ") if part)
-    if row.get("verdict") == "pass":
-        return ""
-    return text or ""
+    parts = [] if row.get("verdict") == "pass" or not text else [text]
+    kind = row.get("construction_type")
+    if kind and kind not in CONSTRUCTION_TYPES:
+        parts.append(f"建设性质“{kind}”不是规范用语（{'/'.join(CONSTRUCTION_TYPES)}）")
+    return "；".join(parts)
 
 
 def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.DataFrame:
@@ -107,9 +117,10 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
     facility = _get(projects, "facility")
     name_col = _get(projects, "facility_name")
     group = _get(projects, "group")
-    records = [{"reasons_zh": z, "reasons": r, "verdict": v} for z, r, v in zip(
-        _get(projects, "reasons_zh"), _get(projects, "reasons"), _get(projects, "verdict"),
-        strict=True)]
+    kinds = [text_value(v) for v in _get(projects, "construction_type")]
+    records = [{"reasons_zh": z, "reasons": r, "verdict": v, "construction_type": k}
+               for z, r, v, k in zip(_get(projects, "reasons_zh"), _get(projects, "reasons"),
+                                     _get(projects, "verdict"), kinds, strict=True)]
     start_year = pd.to_numeric(_get(projects, "start_year"), errors="coerce")
     rows = pd.DataFrame({
         "_town": [t if t is not None else "" for t in town],
@@ -121,8 +132,10 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
             _category(text_value(c), text_value(g), text_value(nz), catalog)
             for c, g, nz in zip(facility, group, name_col, strict=True)
         ],
-        "建设性质": [STATUS_ZH.get(text_value(s) or "", "") for s in _get(projects, "status")],
-        "用地面积(亩)": pd.to_numeric(_get(projects, "area_mu"), errors="coerce").round(2)
+        "建设性质": [k or "" for k in kinds],
+        "建设状态": [STATUS_ZH.get(text_value(s) or "", text_value(s) or "")
+                 for s in _get(projects, "status")],
+        "用地面积(亩)": pd.to_numeric(_get(projects, "area_mu"), errors="coerce").round(4)
         .to_numpy(dtype=float),
         "总投资(万元)": pd.to_numeric(_get(projects, "investment_wan"), errors="coerce")
         .round(2).to_numpy(dtype=float),
@@ -141,19 +154,19 @@ def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> 
     """A total row over the project rows whose areas and investments are given."""
     return {
         "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
-        "类别": "", "建设性质": "",
-        "用地面积(亩)": _nan_sum(area, empty=np.nan),
-        "总投资(万元)": _nan_sum(invest, empty=0.0),
+        "类别": "", "建设性质": "", "建设状态": "",
+        "用地面积(亩)": _nan_sum(area, empty=np.nan, digits=4),
+        "总投资(万元)": _nan_sum(invest, empty=0.0, digits=2),
         "建设年限": "", "前期手续": "", "合规性结论": "", "主要问题": "",
     }
 
 
-def _nan_sum(values: np.ndarray, *, empty: float) -> float:
-    """Sum of the non-NaN values rounded to 2 decimals; ``empty`` when all are NaN."""
+def _nan_sum(values: np.ndarray, *, empty: float, digits: int) -> float:
+    """Sum of the non-NaN values rounded to ``digits`` decimals; ``empty`` when all are NaN."""
     missing = np.isnan(values)
     if missing.all():
         return empty
-    return round(float(np.where(missing, 0.0, values).sum()), 2)  # as np.nansum adds
+    return round(float(np.where(missing, 0.0, values).sum()), digits)  # as np.nansum adds
 
 
 def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
@@ -185,8 +198,9 @@ def sequence_table(
     projects_result
         The ``projects`` result of :func:`spatialplan.siting.check_projects` (uses
         ``project_id``, ``name``, ``township_code`` / ``township_found``, ``facility``,
-        ``facility_name``, ``group``, ``status``, ``verdict``, ``reasons_zh``, ``area_mu``,
-        ``investment_wan``, ``start_year``, ``end_year``, ``mapped_on``, ``permit_on``).
+        ``facility_name``, ``group``, ``status``, ``construction_type``, ``verdict``,
+        ``reasons_zh``, ``area_mu``, ``investment_wan``, ``start_year``, ``end_year``,
+        ``mapped_on``, ``permit_on``).
     townships
         Township layer (``code``, ``name``) to print names instead of codes.
     catalog
@@ -196,8 +210,12 @@ def sequence_table(
     -------
     DataFrame
         Columns :data:`SCHEDULE_COLUMNS`. Project rows have a running ``序号`` (int); total
-        rows ("… 小计（n项）" per township-year and per township, "… 合计" per year, "总计")
-        have an empty ``序号``. Investments of total rows are sums of the project rows.
+        rows ("… 小计（n项）" per township-year and per township; then "… 合计" per year,
+        "… 各年合计" per township over all years, "总计") have an empty ``序号``. Areas and
+        investments of total rows are sums of the project rows. ``建设性质`` is the
+        ``construction_type`` (empty when the register has none; a value that is not one of
+        :data:`CONSTRUCTION_TYPES` is kept and named in ``主要问题``), ``建设状态`` the
+        ``status`` in Chinese (:data:`STATUS_ZH`).
 
     Examples
     --------
@@ -243,10 +261,13 @@ def sequence_table(
         for y0, y1 in _runs(years[order]):
             sel = order[y0:y1]
             out.append(_total(f"{_year_label(years[sel[0]])} 合计", "", area[sel], invest[sel]))
+    for t0, t1 in _runs(towns):
+        out.append(_total(f"{town_names[t0]} 各年合计", town_names[t0], area[t0:t1],
+                          invest[t0:t1]))
     out.append(_total("总计", "", area, invest))
     table = pd.DataFrame(out, columns=list(SCHEDULE_COLUMNS))
     table["序号"] = table["序号"].astype(object)
-    for col in _MONEY_COLUMNS:
+    for col in _NUMBER_COLUMNS:
         table[col] = table[col].astype(float)
     logger.debug("schedule: %d projects, %d rows", len(rows), len(table))
     return table
@@ -259,9 +280,10 @@ def _is_total(value: object) -> bool:
 def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the 时序表 as XLSX: frozen header, fitted widths, bold total rows (atomic).
 
-    Areas and investments carry the number format ``#,##0.00``; total rows (empty ``序号``)
-    are bold. Written by the streaming writer :func:`spatialplan._xlsx.write_xlsx`, so the
-    file is byte-deterministic and a formula-like text stays text.
+    Areas (亩) carry the number format ``#,##0.0000``, investments (万元) ``#,##0.00``; total
+    rows (empty ``序号``) are bold. Written by the streaming writer
+    :func:`spatialplan._xlsx.write_xlsx`, so the file is byte-deterministic and a formula-like
+    text stays text; it prints A4 landscape, one page wide, with the header row on every page.
 
     Parameters
     ----------
@@ -279,7 +301,7 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     bold = np.fromiter((_is_total(v) for v in table.iloc[:, 0].tolist()), dtype=bool,
                        count=len(table))
-    formats = {col: "#,##0.00" for col in _MONEY_COLUMNS if col in table.columns}
+    formats = {col: fmt for col, (_, fmt) in _NUMBER_COLUMNS.items() if col in table.columns}
     target = write_table(table, path, sheet_name="建设项目时序表", bold_rows=bold,
                          number_formats=formats)
     logger.debug("wrote %s (%d rows)", target, len(table))

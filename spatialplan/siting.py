@@ -74,12 +74,14 @@ _MEASURES = (
 )
 _ATTRS = (
     "project_id", "feature_id", "name", "township_code", "facility_given", "status",
-    "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan", "start_year", "end_year",
+    "construction_type", "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan",
+    "start_year", "end_year",
 )
 #: Columns of the projects result, before ``geometry``.
 PROJECT_COLUMNS = (
     "project_id", "feature_id", "name", "township_code", "township_found", "facility",
-    "facility_name", "group", "status", "verdict", "reasons", "reasons_zh", *_MEASURES,
+    "facility_name", "group", "status", "construction_type", "verdict", "reasons", "reasons_zh",
+    *_MEASURES,
     "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan", "start_year",
     "end_year", "facility_given",
 )
@@ -140,6 +142,7 @@ def _canonical(frame: pd.DataFrame, *, prefix: str) -> pd.DataFrame:
     out["facility_given"] = text_values(col("facility"))
     status = text_values(col("status"))
     out["status"] = np.array([s.lower() if s else s for s in status], dtype=object)
+    out["construction_type"] = text_values(col("construction_type"))
     for name in _DATES:
         out[name] = _dates_of(col(name))
     out["investment_wan"] = pd.to_numeric(col("investment_wan"), errors="coerce").astype(float)
@@ -450,7 +453,8 @@ def _verdicts(status: np.ndarray, message: np.ndarray) -> tuple[np.ndarray, list
     msgs: list[list[str]] = [[] for _ in range(n)]
     hit = np.flatnonzero(sev > 0)
     for owner, m in zip((hit // k).tolist(), message[hit].tolist(), strict=True):
-        msgs[owner].append(m)
+        if m not in msgs[owner]:  # one reason once (a rejected project: 12 equal errors)
+            msgs[owner].append(m)
     ok = bilingual("各项检查均符合", "all checks passed")
     zh: dict[str, str] = {}
     for m in message[hit].tolist():

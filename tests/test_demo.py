@@ -253,3 +253,20 @@ def test_expected_cases_fire_and_pass_for_every_rule():
         assert r["project_id"] in projects | built
         assert r["rule"] in RULES
         assert r["status"] in {"pass", "review", "fail"}
+
+
+def test_register_construction_types_read_as_official_terms(caplog):
+    """JSXZ (建设性质) is read as construction_type: variants normalised, none unrecognised."""
+    from spatialplan._fields import CONSTRUCTION_TYPES
+    from spatialplan.read import read_plan
+
+    raw = _read_layer(COMMITTED / "planning.gpkg", "XS_XMKJFW").set_index("XMDM")["JSXZ"]
+    assert {"改、扩建", "续建项目"} <= set(raw)  # spelled as registers spell them
+    plan = read_plan(COMMITTED / "plan.toml")
+    data = plan.layers["projects"].data.set_index("project_id")
+    kinds = data["construction_type"]
+    assert set(kinds) <= set(CONSTRUCTION_TYPES)
+    assert {"新建", "扩建", "改建", "改扩建", "续建", "迁建"} <= set(kinds)
+    assert kinds["XM0101"] == "改扩建" and kinds["XM0310"] == "续建"
+    assert kinds["XM0201"] == "迁建" and data.loc["XM0201", "status"] == "planned"
+    assert "construction_type" not in caplog.text  # no unrecognised value warned about

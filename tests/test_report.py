@@ -36,11 +36,11 @@ def test_sections_present():
     for heading in ("Run summary", "Township statistics", "Line conflicts", "Project verdicts",
                     "Rule sources", "Coverage gaps", "Map"):
         assert heading in html, heading
-    assert "EPSG:4545" in html and "min_overlap_m2" in html
+    assert "EPSG:4545" in html and "最小重叠面积 min overlap (m²)" in html
     assert "示范镇" in html and "乌江镇" in html
-    assert "boundary_noise" in html
+    assert "边界误差 boundary noise" in html
     assert "自然资发〔2022〕142号" in html
-    assert "敬老院; 公园" in html  # 8+X gaps from township_stats
+    assert "敬老院、公园" in html  # 8+X gaps from township_stats
     assert 'class="v-fail"' in html and 'class="v-pass"' in html
     # projects sorted worst first: the error project comes before the passing ones
     assert html.index("XM005") < html.index("XM001")
@@ -121,9 +121,10 @@ def test_long_table_capped_with_note_and_largest_conflicts_first():
     assert "line_conflicts.xlsx" in note and "line_conflicts.csv" in note
     table = _table_after(html, "shown 1,000 of 5,000 rows")
     assert table.count("<tr>") == 1001  # header + 1,000 rows
-    assert ">redline:4999<" in table and ">redline:4000<" in table  # the largest ones
-    assert ">redline:3999<" not in table and "boundary_noise" not in table
-    assert table.index(">redline:4999<") < table.index(">redline:4998<")
+    # the largest ones (features as their 1-based position in the layer: redline:4999 → 5000)
+    assert ">5000<" in table and ">4001<" in table
+    assert ">4000<" not in table and "边界误差" not in table
+    assert table.index(">5000<") < table.index(">4999<")
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in table
 
@@ -137,7 +138,7 @@ def test_cap_names_the_files_actually_written():
     html = _report(layers(), line_conflicts=conflicts, outputs={})
     assert "not written in this run" in html
     html = _report(layers(), line_conflicts=conflicts, max_rows=None)
-    assert "shown " not in html and ">redline:0<" in html
+    assert "shown " not in html and ">1500<" in html
     html = _report(layers(), line_conflicts=conflicts, max_rows=10)
     assert "shown 10 of 1,500 rows" in html
 
@@ -168,3 +169,141 @@ def test_coverage_capped_most_gaps_first():
     assert "shown 2 of 6 rows" in cover and "township_stats.xlsx" in cover
     table = _table_after(cover, "shown 2 of 6 rows")
     assert ">T4<" in table and ">T1<" in table and ">T0<" not in table
+
+
+# --------------------------------------------------------------------------------------------
+# what a reader sees: no internal ids, no raw English keys, each figure once, rounded areas
+# --------------------------------------------------------------------------------------------
+
+
+def _reader_report(**kwargs):
+    data = layers()
+    stats = data["township_stats"].copy()
+    stats["feature_id"] = ["townships:0", "townships:1"]
+    stats["eight_present"] = ["road;school", "health_center"]
+    stats["eight_missing"] = ["health_center", "road;school"]
+    stats["n_group_8"], stats["n_group_X"], stats["n_unknown"] = [3, 2], [0, 0], [0, 0]
+    findings = data["findings"].copy()
+    findings["feature_id"] = [f"projects:{i // 4}" for i in range(len(findings))]
+    findings["subject"] = "project"
+    conflicts = data["conflicts"].copy()
+    conflicts["pair_area_m2"] = conflicts["area_m2"]
+    conflicts["pair_share"] = [0.25, 0.001]
+    summary = {"as_of": "2026-11-26", "analysis_crs": "EPSG:4545",
+               "crs_reason": "auto: zone 36", "verdicts": {"pass": 2, "review": 1, "fail": 1,
+                                                           "error": 1}}
+    return _report(data, summary=summary, township_stats=stats, findings=findings,
+                   line_conflicts=conflicts, crs="EPSG:4545", **kwargs)
+
+
+def _visible_text(html: str) -> str:
+    body = html[html.index("<body>"):]
+    return re.sub(r"<[^>]+>", " ", body)
+
+
+def test_no_internal_ids_or_raw_keys_in_the_report():
+    text = _visible_text(_reader_report())
+    for raw in ("townships:0", "projects:0", "redline:0", "farmland:0", "feature_id",
+                "as_of", "crs_reason", "analysis_crs", "n_group_8", "n_group_X", "n_unknown",
+                "road;school", "health_center", "min_overlap_m2", "boundary_noise",
+                "pair_area_m2", "pair_share", "unmapped_build", "n_rejected", " m2 "):
+        assert raw not in text, raw
+    for label in ("核查日期 as of", "坐标系选择依据 CRS choice", "“8”类项目数 group 8 projects",
+                  "道路、学校", "卫生院", "冲突 conflict", "边界误差 boundary noise",
+                  "永久基本农田 farmland", "不符合 fail", "拟建 planned",
+                  "最小重叠面积 min overlap (m²)", "读入 in", "项目选址 projects"):
+        assert label in text, label
+    # a conflict's features are named by their position in their layer (redline:0 → 1)
+    html = _reader_report()
+    row = re.search(r"<tr><td>生态保护红线 redline</td>.*?</tr>", html).group(0)
+    assert "<td>永久基本农田 farmland</td><td class=\"num\">1</td><td class=\"num\">1</td>" in row
+
+
+def test_summary_states_each_figure_once():
+    text = _visible_text(_reader_report())
+    summary = text[:text.index("输入 Inputs")]
+    assert summary.count("EPSG:4545") == 1  # the CRS line, not again as analysis_crs
+    assert "verdicts" not in summary and "结论统计" not in summary  # the cards hold the counts
+    for card in ("符合 pass", "需论证 review", "不符合 fail", "无法核查 error"):
+        assert summary.count(card) == 1, card
+
+
+def test_report_areas_rounded_per_unit():
+    html = _reader_report()
+    stats = _table_after(html, "乡镇统计 Township statistics")
+    ha = re.findall(r">([\d,]+\.\d+)</td>", stats)
+    assert ha and all(len(v.split(".")[1]) in (2, 4) for v in ha)
+    # ha and 亩 to 0.0001 (the planar area 3,000 ha exactly), percentages to 0.01
+    assert ">3,000.0000<" in stats
+    projects = _table_after(html, "项目合规性 Project verdicts")
+    assert ">2.2500<" in projects and ">1,500.00<" in projects  # 亩 0.0001, m² 0.01
+
+
+def test_tables_for_readers_have_no_ids_and_rounded_areas():
+    from spatialplan._labels import chinese_headers
+
+    stats = pd.DataFrame({"township_code": ["520123001"], "feature_id": ["townships:0"],
+                          "area_m2": [39667782.04156799], "redline_ha": [781.5848864414007],
+                          "redline_mu": [11723.773296621011], "redline_share": [0.197],
+                          "eight_present": ["road;school"], "eight_missing": ["XYZ"],
+                          "n_group_8": [8]})
+    out = chinese_headers(stats)
+    assert "feature_id" not in out.columns and "要素编号" not in out.columns
+    assert "townships:0" not in out.to_csv()
+    row = out.iloc[0]
+    assert row["面积(m²,平面)"] == 39667782.04
+    assert row["生态保护红线面积(公顷)"] == 781.5849
+    assert row["生态保护红线面积(亩)"] == 11723.7733
+    assert row["生态保护红线占乡镇比例"] == 0.197  # a share is not an area: unchanged
+    assert row["已有/规划“8”类设施"] == "道路、学校" and row["缺少“8”类设施"] == "XYZ"
+    assert row["“8”类项目数"] == 8
+    conflicts = pd.DataFrame({"layer_a": ["farmland"], "layer_b": ["udb"],
+                              "feature_a": ["farmland:334"], "feature_b": ["udb:0"],
+                              "area_m2": [0.6000000005587935], "kind": ["boundary_noise"],
+                              "pair_area_m2": [0.6000000005587935], "pair_share": [0.0002]})
+    row = chinese_headers(conflicts).iloc[0]
+    assert row["图层A"] == "永久基本农田 farmland" and row["图层B"] == "城镇开发边界 udb"
+    assert row["要素A序号(源图层第n个)"] == 335 and row["要素B序号(源图层第n个)"] == 1
+    assert row["类型"] == "边界误差 boundary noise"
+    assert row["面积(m²,平面)"] == 0.6 and row["两要素重叠总面积(m²)"] == 0.6
+    assert conflicts.loc[0, "feature_a"] == "farmland:334"  # the input is not changed
+
+
+def test_redline_category_named_in_chinese():
+    from spatialplan._rules_sites import _redline_limited
+
+    zh = _redline_limited(1200.0, 2400.0, "water").split(" / ")[0]
+    assert "（water）" not in zh and "防洪、供水等水利设施" in zh
+
+
+def test_demo_outputs_show_no_internal_ids_or_raw_keys(tmp_path):
+    """What a newcomer opens after ``spatialplan check`` on the demo (report and tables)."""
+    from spatialplan._resources import demo_dir
+    from spatialplan.cli import main
+
+    out = tmp_path / "out"
+    assert main(["check", str(demo_dir() / "plan.toml"), "--out", str(out), "--no-map",
+                 "--no-layout", "-q"]) == 0
+    internal_id = re.compile(r"\b(?!EPSG)[A-Za-z_]+:\d+")
+    snake_key = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
+    for name in ("township_stats.csv", "line_conflicts.csv", "terrain_stats.csv",
+                 "schedule.csv"):
+        text = (out / name).read_text(encoding="utf-8-sig")
+        assert not internal_id.search(text), (name, internal_id.search(text))
+        assert not snake_key.search(text), (name, snake_key.search(text))
+        assert ";" not in text, name  # no "road;school"
+    import openpyxl
+
+    for name, sheet in (("township_stats", "乡镇统计"), ("line_conflicts", "控制线冲突")):
+        assert openpyxl.load_workbook(out / f"{name}.xlsx").active.title == sheet
+    terrain = pd.read_csv(out / "terrain_stats.csv", encoding="utf-8-sig", dtype=str)
+    assert terrain["乡镇代码"].tolist() == ["520399101", "520399102", "520399103", "520399201"]
+    stats = pd.read_csv(out / "township_stats.csv", encoding="utf-8-sig", dtype=str)
+    decimals = {c: {len(v.split(".")[1]) for v in stats[c] if "." in v} for c in stats.columns
+                if c.endswith(("(亩)", "(公顷)", "(m²)", "平面)", "椭球)"))}
+    assert decimals and all(max(d, default=0) <= (4 if c.endswith(("(亩)", "(公顷)")) else 2)
+                            for c, d in decimals.items()), decimals
+    text = _visible_text((out / "report.html").read_text(encoding="utf-8"))
+    assert not internal_id.search(text), internal_id.search(text)
+    for raw in ("feature_id", "as_of", "crs_reason", "n_group_8", "boundary_noise", "road;"):
+        assert raw not in text, raw

@@ -339,3 +339,21 @@ def test_an_error_while_compressing_behind_is_raised(tmp_path, monkeypatch):
         write_table(_many_kinds(60), tmp_path / "t.xlsx")
     assert list(tmp_path.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name == "spatialplan-xlsx"]
+
+
+@pytest.mark.parametrize("sheet", ["统计表", "O'Brien & <1>"])
+def test_print_setup_landscape_fit_to_width_header_on_every_page(tmp_path, sheet):
+    path = write_xlsx(_table(), tmp_path / "t.xlsx", sheet_name=sheet)
+    wb = openpyxl.load_workbook(path)
+    ws = wb[sheet]
+    assert ws.page_setup.orientation == "landscape"
+    assert ws.page_setup.paperSize == 9  # A4
+    assert ws.sheet_properties.pageSetUpPr.fitToPage is True
+    assert (int(ws.page_setup.fitToWidth), int(ws.page_setup.fitToHeight)) == (1, 0)
+    assert ws.print_title_rows == "$1:$1"  # the header row repeats on every printed page
+    with zipfile.ZipFile(path) as zf:
+        workbook = zf.read("xl/workbook.xml").decode("utf-8")
+    assert '<definedName name="_xlnm.Print_Titles" localSheetId="0">' in workbook
+    # the same file through write_table (township_stats.xlsx, line_conflicts.xlsx, 时序表)
+    ws2 = openpyxl.load_workbook(write_table(_table(), tmp_path / "w.xlsx")).active
+    assert ws2.page_setup.orientation == "landscape" and ws2.print_title_rows == "$1:$1"
