@@ -1,0 +1,320 @@
+"""Hostile-input corpus, part two (issue 15, items 9 and 12): each class of input, not one example.
+
+- non-finite coordinates (NaN, ±infinity; in x, y, a hole, one part of a multi-geometry, a Z
+  that would be dropped) on every read path: GeoPackage through Arrow, in two passes with the
+  validity screened in threads, the classic read, and Shapefile; then whole plans (the CRS
+  chosen from the extent, a layer whose every feature is bad) and 部标 TXT;
+- numeric field values: NaN, infinity, negative and absurdly large investments, years;
+- a GBK ``.dbf`` without ``.cpg`` holding UTF-8 records;
+- a DEM too small for a 3×3 slope window.
+
+Every input is built in code inside ``tmp_path``. GeoJSON cannot carry NaN, GeoPackage can;
+pyogrio refuses to write a non-finite coordinate to a Shapefile, so the ``.shp`` is written
+with a sentinel value whose bytes are then replaced (:func:`write_bad_layer`).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+from spatialplan import _read_arrow as arrow_mod
+from spatialplan import errors
+from spatialplan.bubiao import read_bubiao_txt
+from spatialplan.cli import main
+from spatialplan.read import read_layer, read_plan
+
+nan, inf = math.nan, math.inf
+
+LON, LAT = 107.5, 27.8
+#: a zone-36 prefixed Gauss-Krüger easting / northing near (LON, LAT): EPSG:4524
+X, Y = 36_451_700.0, 3_077_500.0
+PREFIXED = "EPSG:4524"
+#: the sentinel written where a coordinate is to be non-finite (never a real coordinate here)
+SENTINEL = {"EPSG:4524": X + 12.345, "EPSG:4490": LON + 0.00012345}
+Z_SENTINEL = 1234.5678
+
+
+# -- builders --------------------------------------------------------------------------------
+
+
+def _unit(crs: str) -> tuple[float, float, float]:
+    """(x0, y0, size of a feature) in the CRS's units."""
+    return (X, Y, 100.0) if crs == PREFIXED else (LON, LAT, 0.001)
+
+
+def _square(crs: str, k: float = 0.0) -> shapely.Polygon:
+    x0, y0, d = _unit(crs)
+    return shapely.box(x0 + 3 * k * d, y0, x0 + 3 * k * d + d, y0 + d)
+
+
+def _with_sentinel(crs: str, kind: str) -> shapely.Geometry:
+    """A feature holding the sentinel where its bad coordinate goes (see :data:`VARIANTS`)."""
+    x0, y0, d = _unit(crs)
+    s = SENTINEL[crs]
+    shell = [(x0, y0), (x0 + d, y0), (x0 + d, y0 + d), (x0, y0 + d), (x0, y0)]
+    if kind == "x":
+        return shapely.Polygon([(x0, y0), (x0 + d, y0), (s, y0 + d), (x0, y0)])
+    if kind == "y":
+        return shapely.Polygon([(x0, y0), (x0 + d, y0), (x0 + d, s), (x0, y0)])
+    if kind == "hole":
+        hole = [(x0 + d / 4, y0 + d / 4), (x0 + d / 2, y0 + d / 4), (s, y0 + d / 2),
+                (x0 + d / 4, y0 + d / 4)]
+        return shapely.Polygon(shell, [hole])
+    if kind == "part":
+        bad = shapely.Polygon([(x0 + 2 * d, y0), (x0 + 3 * d, y0), (s, y0 + d),
+                               (x0 + 2 * d, y0)])
+        return shapely.MultiPolygon([shapely.Polygon(shell), bad])
+    if kind == "z":
+        return shapely.Polygon([(x, y, Z_SENTINEL if i == 2 else 400.0)
+                                for i, (x, y) in enumerate(shell)])
+    if kind == "far":  # finite vertices in zone 37 (or far east): only the NaN rejects it
+        far = 1_000_000.0 if crs == PREFIXED else 3.0
+        return shapely.Polygon([(x0 + far, y0), (x0 + far + d, y0), (s, y0 + d),
+                                (x0 + far, y0)])
+    raise AssertionError(kind)
+
+
+#: variant → (where the bad coordinate is, the value it gets)
+VARIANTS = {
+    "nan-x": ("x", nan), "inf-y": ("y", inf), "inf-x": ("x", inf), "minus-inf-x": ("x", -inf),
+    "nan-in-hole": ("hole", nan), "multipolygon-one-bad-part": ("part", inf),
+    "nan-z": ("z", nan), "nan-far-from-the-rest": ("far", nan),
+}
+
+
+def _replace(geom: shapely.Geometry, sentinel: float, value: float) -> shapely.Geometry:
+    def swap(coords: np.ndarray) -> np.ndarray:
+        return np.where(coords == sentinel, value, coords)
+
+    return shapely.transform(geom, swap, include_z=bool(geom.has_z))
+
+
+def write_bad_layer(path: Path, geoms: list[shapely.Geometry], crs: str, value: float,
+                    **columns: list) -> Path:
+    """Write ``geoms`` with every sentinel (x/y: :data:`SENTINEL`, z: :data:`Z_SENTINEL`)
+    replaced by ``value``: directly in a GeoPackage, by patching the bytes of a Shapefile."""
+    frame = gpd.GeoDataFrame(columns or {"n": list(range(len(geoms)))}, geometry=geoms,
+                             crs=crs)
+    sentinels = (SENTINEL[crs], Z_SENTINEL)
+    if path.suffix == ".shp":
+        pyogrio.write_dataframe(frame, path, encoding="UTF-8")
+        data = path.read_bytes()
+        found = sum(data.count(struct.pack("<d", s)) for s in sentinels)
+        assert found >= sum(shapely.get_coordinates(g, include_z=g.has_z).__eq__(s).sum()
+                            for g in geoms for s in sentinels)
+        for s in sentinels:
+            data = data.replace(struct.pack("<d", s), struct.pack("<d", value))
+        path.write_bytes(data)
+        return path
+    for s in sentinels:
+        frame.geometry = [_replace(g, s, value) for g in frame.geometry]
+    pyogrio.write_dataframe(frame, path)
+    return path
+
+
+def _spy_split(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Read every GeoPackage in two passes (geometries screened in threads); count them."""
+    monkeypatch.setattr(arrow_mod, "_SPLIT_MIN_FEATURES", 1)
+    monkeypatch.setattr(arrow_mod, "_DECODE_BATCH", 2)
+    monkeypatch.setenv("SPATIALPLAN_THREADS", "2")
+    calls: list[int] = []
+    real = arrow_mod._decode_geometries
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(arrow_mod, "_decode_geometries", spy)
+    return calls
+
+
+def _spy_arrow(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether each pyogrio read of a whole layer went through Arrow."""
+    calls: list[bool] = []
+    real = pyogrio.read_dataframe
+
+    def spy(*args, **kwargs):
+        calls.append(bool(kwargs.get("use_arrow")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("spatialplan.read.pyogrio.read_dataframe", spy)
+    monkeypatch.setattr("spatialplan._read_arrow.pyogrio.read_dataframe", spy)
+    return calls
+
+
+READ_PATHS = ["gpkg-arrow", "gpkg-two-pass", "gpkg-classic", "shapefile"]
+
+
+def _layer_file(tmp: Path, how: str, geoms: list, crs: str, value: float) -> Path:
+    """The layer written for read path ``how`` (a date field keeps a GeoPackage off Arrow)."""
+    if how == "shapefile":
+        return write_bad_layer(tmp / "layer.shp", geoms, crs, value)
+    columns: dict = {"n": list(range(len(geoms)))}
+    if how == "gpkg-classic":
+        columns["d"] = pd.to_datetime(["2024-01-05"] * len(geoms))
+    return write_bad_layer(tmp / "layer.gpkg", geoms, crs, value, **columns)
+
+
+# -- item 9: non-finite coordinates ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", READ_PATHS)
+@pytest.mark.parametrize("crs", [PREFIXED, "EPSG:4490"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_a_non_finite_coordinate_rejects_its_feature_on_every_read_path(
+        variant: str, crs: str, how: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kind, value = VARIANTS[variant]
+    split = _spy_split(monkeypatch) if how == "gpkg-two-pass" else None
+    arrow = _spy_arrow(monkeypatch)
+    geoms = [_square(crs, 0), _with_sentinel(crs, kind), _square(crs, 2)]
+    path = _layer_file(tmp_path, how, geoms, crs, value)
+    lyr = read_layer(path, role="redline")
+    assert lyr.rejected["feature_id"].tolist() == ["redline:1"]
+    reason = lyr.rejected["reason"].iloc[0]
+    assert reason.startswith("non-finite coordinates (NaN or infinity)")
+    assert ("z=nan" if kind == "z" else f"{value:.3f}") in reason
+    assert lyr.data["feature_id"].tolist() == ["redline:0", "redline:2"]
+    assert lyr.n_in == 3 == lyr.n_ok + lyr.n_repaired + lyr.n_rejected
+    assert np.isfinite(shapely.get_coordinates(lyr.data.geometry.values)).all()
+    if how.startswith("gpkg"):
+        assert arrow[0] is (how != "gpkg-classic")
+    if split is not None:
+        assert split, "the two-pass read was not used"
+
+
+def _plan(tmp: Path, layers: dict[str, str], *, extra: str = "") -> Path:
+    text = '[plan]\nname = "hostile"\n' + extra
+    for role, name in layers.items():
+        text += f'\n[layers.{role}]\npath = "{name}"\n'
+    plan = tmp / "plan.toml"
+    plan.write_text(text, encoding="utf-8")
+    return plan
+
+
+def _towns(tmp: Path, geoms: list | None = None, value: float = nan) -> Path:
+    geoms = geoms or [shapely.box(LON, LAT, LON + 0.05, LAT + 0.05)]
+    n = len(geoms)
+    return write_bad_layer(tmp / "towns.gpkg", geoms, "EPSG:4490", value,
+                           XZQDM=[f"52012300{i + 1}" for i in range(n)],
+                           XZQMC=[f"镇{i}" for i in range(n)])
+
+
+def test_the_audit_case_inf_easting_no_longer_crashes_the_check(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture
+                                                                ) -> None:
+    """The audit: ``ValueError: cannot convert float NaN to integer`` in check_zone_prefix,
+    exit 1. Now the feature is rejected and named, and the check runs."""
+    _towns(tmp_path)
+    write_bad_layer(tmp_path / "red.gpkg", [_square(PREFIXED), _with_sentinel(PREFIXED, "x")],
+                    PREFIXED, inf)
+    write_bad_layer(tmp_path / "projects.gpkg",
+                    [_square(PREFIXED, 1), _with_sentinel(PREFIXED, "y")], PREFIXED, inf,
+                    XMDM=["XM1", "XM2"], XMMC=["卫生院", "学校"], XMLB=["卫生院", "学校"])
+    plan = _plan(tmp_path, {"townships": "towns.gpkg", "redline": "red.gpkg",
+                            "projects": "projects.gpkg"})
+    code = main(["check", str(plan), "--out", str(tmp_path / "out"), "--no-map",
+                 "--no-layout", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    projects = pyogrio.read_dataframe(tmp_path / "out" / "results.gpkg", layer="projects")
+    verdict = dict(zip(projects["project_id"], projects["verdict"], strict=True))
+    assert verdict["XM2"] == "error" and verdict["XM1"] != "error"
+    assert "non-finite coordinates" in projects.set_index("project_id").loc["XM2", "reasons"]
+    assert main(["validate", str(plan), "-q"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for fid in ("redline:1", "projects:1"):
+        assert fid in text
+    assert "non-finite coordinates" in text
+
+
+def test_the_extent_and_the_crs_checks_ignore_rejected_features(tmp_path: Path) -> None:
+    """Zone choice (``crs = "auto"``) and the zone-prefix check read only features that stay:
+    a rejected feature's finite vertices in zone 37 (or at 110.5°E) change neither."""
+    _towns(tmp_path)
+    write_bad_layer(tmp_path / "red.gpkg", [_square(PREFIXED), _with_sentinel(PREFIXED, "far")],
+                    PREFIXED, nan)
+    write_bad_layer(tmp_path / "farm.gpkg",
+                    [_square("EPSG:4490"), _with_sentinel("EPSG:4490", "far")], "EPSG:4490",
+                    inf)
+    plan = read_plan(_plan(tmp_path, {"townships": "towns.gpkg", "redline": "red.gpkg",
+                                      "farmland": "farm.gpkg"}, extra='crs = "auto"\n'))
+    assert plan.crs.to_epsg() == 4545
+    assert "spans zones" not in plan.crs_reason
+    for role in ("redline", "farmland"):
+        lyr = plan.layers[role]
+        assert lyr.rejected["feature_id"].tolist() == [f"{role}:1"]
+        assert lyr.n_in == 2 and len(lyr.data) == 1
+
+
+def test_a_townships_layer_whose_every_feature_is_bad_is_a_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    x0, y0 = LON + 0.01, LAT + 0.01
+    s = SENTINEL["EPSG:4490"]
+    bad = [shapely.Polygon([(x0, y0), (x0 + 0.01, y0), (s, y0 + 0.01), (x0, y0)]),
+           shapely.Polygon([(x0, y0), (x0 + 0.01, y0), (x0 + 0.01, s), (x0, y0)])]
+    _towns(tmp_path, bad, inf)
+    write_bad_layer(tmp_path / "red.gpkg", [_square("EPSG:4490")], "EPSG:4490", nan)
+    plan = _plan(tmp_path, {"townships": "towns.gpkg", "redline": "red.gpkg"})
+    with pytest.raises(errors.DataLayerError, match="every feature of the layer was rejected"):
+        read_plan(plan)
+    capsys.readouterr()
+    for command in (["validate", str(plan), "-q"],
+                    ["check", str(plan), "--out", str(tmp_path / "out"), "-q"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.rstrip("\n").splitlines()[-1].startswith("spatialplan: error:")
+        err = " ".join(err.split())
+        assert "Traceback" not in err and err.count("spatialplan: error:") == 1
+        assert "townships:0" in err and "non-finite coordinates" in err
+
+
+def test_a_control_line_whose_every_feature_is_bad_is_empty_and_accounted(
+        tmp_path: Path) -> None:
+    _towns(tmp_path)
+    write_bad_layer(tmp_path / "red.gpkg", [_with_sentinel(PREFIXED, "x"),
+                                            _with_sentinel(PREFIXED, "hole")], PREFIXED, nan)
+    plan = read_plan(_plan(tmp_path, {"townships": "towns.gpkg", "redline": "red.gpkg"}))
+    red = plan.layers["redline"]
+    assert len(red.data) == 0 and red.n_rejected == red.n_in == 2
+    assert plan.crs.to_epsg() == 4545  # from the townships
+
+
+def test_the_crs_checks_refuse_non_finite_bounds_instead_of_crashing() -> None:
+    from spatialplan.crs import check_zone_prefix
+
+    for bounds in [(X, Y, inf, Y + 1), (nan, Y, X, Y + 1), (-inf, Y, X, Y + 1)]:
+        with pytest.raises(errors.CRSError, match="not finite"):
+            check_zone_prefix(bounds, PREFIXED)
+    check_zone_prefix((nan, nan, nan, nan), PREFIXED)  # no geometry: nothing to check
+
+
+BUBIAO = ("[属性描述]\n坐标系=2000国家大地坐标系\n几度分带=3\n投影类型=高斯克吕格\n计量单位=米\n"
+          "带号=36\n[地块坐标]\n5,1.0,1,示例站,面,,公用设施,1309,@\nJ1,1,3070000,36461000\n"
+          "J2,1,3070000,36461100\nJ3,1,3070100,36461100\nJ4,1,3070100,36461000\n"
+          "J1,1,3070000,36461000\n")
+
+
+@pytest.mark.parametrize("bad", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+@pytest.mark.parametrize("column", [2, 3])
+def test_bubiao_non_finite_coordinate_is_a_line_numbered_error(bad: str, column: int,
+                                                              tmp_path: Path) -> None:
+    lines = BUBIAO.splitlines()
+    fields = lines[10].split(",")  # J3, line 11
+    fields[column] = bad
+    lines[10] = ",".join(fields)
+    path = tmp_path / "site.txt"
+    path.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    with pytest.raises(errors.DataSourceError) as info:
+        read_bubiao_txt(path)
+    assert "line 11" in str(info.value) and "not a finite number" in str(info.value)
