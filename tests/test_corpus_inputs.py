@@ -318,3 +318,78 @@ def test_bubiao_non_finite_coordinate_is_a_line_numbered_error(bad: str, column:
     with pytest.raises(errors.DataSourceError) as info:
         read_bubiao_txt(path)
     assert "line 11" in str(info.value) and "not a finite number" in str(info.value)
+
+
+# -- item 12: numeric field values -----------------------------------------------------------
+
+
+def _projects(tmp: Path, **columns: list) -> Path:
+    """A projects GeoPackage of ``n`` valid sites with the given extra columns."""
+    n = len(next(iter(columns.values())))
+    frame = gpd.GeoDataFrame({
+        "XMDM": [f"XM{i}" for i in range(n)], "XMMC": [f"项目{i}" for i in range(n)],
+        "XMLB": ["卫生院"] * n, "XZQDM": ["520123001"] * n, **columns,
+    }, geometry=[shapely.box(LON + 0.002 * i, LAT, LON + 0.002 * i + 0.001, LAT + 0.001)
+                 for i in range(n)], crs="EPSG:4490")
+    path = tmp / "projects.gpkg"
+    pyogrio.write_dataframe(frame, path)
+    return path
+
+
+INVESTMENTS = [
+    ("-1e9", "negative"), ("-0.5万元", "negative"), ("1e308", "above 1e+08"),
+    ("200000000", "above 1e+08"), ("inf", "not a finite number"),
+    ("Infinity", "not a finite number"), ("1e999", "not a finite number"),
+    ("nan", "not a finite number"),
+    (-1e9, "negative"), (1e308, "above 1e+08"), (inf, "not a finite number"),
+    (-inf, "not a finite number"),
+]
+
+
+@pytest.mark.parametrize(("value", "fragment"), INVESTMENTS,
+                         ids=[f"{type(v).__name__}:{v}" for v, _ in INVESTMENTS])
+def test_an_investment_out_of_range_is_a_field_error_of_that_project(
+        value: object, fragment: str, tmp_path: Path) -> None:
+    good = "12.5" if isinstance(value, str) else 12.5
+    path = _projects(tmp_path, ZTZ=[good, value, good])
+    with pytest.raises(errors.FieldError) as info:
+        read_layer(path, role="projects")
+    message = str(info.value)
+    assert "investment_wan" in message and "projects:1" in message and fragment in message
+    assert info.value.feature == "projects:1"
+    assert "万元" in (info.value.hint or "")
+
+
+def test_an_investment_out_of_range_stops_the_cli_naming_the_project(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _towns(tmp_path)
+    _projects(tmp_path, ZTZ=["100", "-1e9"])
+    plan = _plan(tmp_path, {"townships": "towns.gpkg", "projects": "projects.gpkg"})
+    assert main(["check", str(plan), "--out", str(tmp_path / "out"), "-q"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err and err.count("spatialplan: error:") == 1
+    assert "projects:1" in err and "investment_wan" in err and "negative" in err
+    assert not (tmp_path / "out" / "schedule.xlsx").exists()
+
+
+def test_accepted_investments_keep_every_schedule_total_finite(tmp_path: Path) -> None:
+    """The largest accepted investments (10⁸ 万元 each) add up to finite totals; text with
+    units and separators, zero and missing values are read as before."""
+    from spatialplan.schedule import sequence_table
+
+    values = ["1e8", "100000000", "0", "1,250.5万元", "", None]
+    path = _projects(tmp_path, ZTZ=values, KSNF=[2025, 2025, 2026, 2026, 2027, None])
+    lyr = read_layer(path, role="projects", fields={"start_year": "KSNF"})
+    invest = lyr.data["investment_wan"].tolist()
+    assert invest[:4] == [1e8, 1e8, 0.0, 1250.5] and all(math.isnan(v) for v in invest[4:])
+    table = sequence_table(lyr.data)
+    totals = table.loc[table["序号"] == "", "总投资(万元)"].to_numpy(dtype=float)
+    assert len(totals) >= 8 and np.isfinite(totals).all()
+    assert table.iloc[-1]["总投资(万元)"] == 2e8 + 1250.5
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e999", "-2025", "20250", "2025.5"])
+def test_a_year_that_is_not_a_year_is_a_field_error(value: str, tmp_path: Path) -> None:
+    path = _projects(tmp_path, KSNF=["2025", value])
+    with pytest.raises(errors.FieldError, match=r"start_year.*projects:1"):
+        read_layer(path, role="projects", fields={"start_year": "KSNF"})
