@@ -36,7 +36,12 @@ import pyogrio
 import pyproj
 import shapely
 
-from spatialplan._encoding import _choose_encoding, _sidecar, detect_dbf_encoding
+from spatialplan._encoding import (
+    _choose_encoding,
+    _sidecar,
+    _warn_utf8_records,
+    detect_dbf_encoding,
+)
 from spatialplan._fields import apply_fields, map_fields
 from spatialplan._parallel import QUIET_IS_VALID, Overlap, n_threads
 from spatialplan._progress import progress
@@ -656,6 +661,8 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
     layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
                              sqlite_pending=sqlite_pending)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
+    if bbox is None:  # a partial read (engine) of a layer read whole before: warned then
+        _warn_utf8_records(path, info, enc, role=role)
     with Overlap(_SCREEN, threads=None if QUIET_IS_VALID else 1) as screening:
         gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
                           role=role, bbox=bbox, info=info, screening=screening)

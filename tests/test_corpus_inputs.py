@@ -15,6 +15,7 @@ with a sentinel value whose bytes are then replaced (:func:`write_bad_layer`).
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 from pathlib import Path
@@ -393,3 +394,89 @@ def test_a_year_that_is_not_a_year_is_a_field_error(value: str, tmp_path: Path) 
     path = _projects(tmp_path, KSNF=["2025", value])
     with pytest.raises(errors.FieldError, match=r"start_year.*projects:1"):
         read_layer(path, role="projects", fields={"start_year": "KSNF"})
+
+
+# -- item 12: a GBK .dbf without .cpg holding UTF-8 records ----------------------------------
+
+
+def _gbk_towns(tmp: Path, names: list[str], utf8: dict[int, str] | None = None,
+               *, cpg: str | None = None) -> Path:
+    """A GBK shapefile of townships named ``names`` (no .cpg unless ``cpg``); then the name
+    of each record in ``utf8`` is overwritten, in the .dbf bytes, by that text in UTF-8."""
+    n = len(names)
+    frame = gpd.GeoDataFrame(
+        {"XZQDM": [f"5201230{i:02d}" for i in range(n)], "XZQMC": names,
+         "BZ": ["备注文字很长很长很长"] * n},
+        geometry=[shapely.box(LON + 0.01 * i, LAT, LON + 0.01 * i + 0.01, LAT + 0.01)
+                  for i in range(n)], crs="EPSG:4490")
+    shp = tmp / "towns.shp"
+    pyogrio.write_dataframe(frame, shp, encoding="GBK")
+    shp.with_suffix(".cpg").unlink(missing_ok=True)
+    if cpg is not None:
+        shp.with_suffix(".cpg").write_text(cpg, encoding="ascii")
+    dbf = shp.with_suffix(".dbf")
+    data = bytearray(dbf.read_bytes())
+    header_len, record_len = struct.unpack("<HH", bytes(data[8:12]))
+    width = next(data[pos + 16] for pos in range(32, header_len - 1, 32)
+                 if bytes(data[pos:pos + 11]).rstrip(b"\x00") == b"XZQMC")
+    for i, text in (utf8 or {}).items():
+        start = header_len + i * record_len
+        record = bytes(data[start:start + record_len])
+        gbk = names[i].encode("gbk")
+        offset = record.index(gbk)
+        field = text.encode("utf-8").ljust(width, b" ")
+        assert len(field) == width, "UTF-8 text longer than the field"
+        data[start + offset:start + offset + width] = field
+    dbf.write_bytes(bytes(data))
+    return shp
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> str:
+    return " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+def test_a_utf8_record_in_a_gbk_dbf_is_named_in_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shp = _gbk_towns(tmp_path, ["示范镇", "中文镇名", "乌江镇"], {1: "中文"})
+    with caplog.at_level(logging.WARNING, logger="spatialplan"):
+        lyr = read_layer(shp, role="townships")
+    assert (lyr.source.encoding, lyr.source.encoding_source) == ("GB18030", "detected")
+    names = lyr.data["name"].tolist()
+    assert names[::2] == ["示范镇", "乌江镇"] and names[1].startswith("涓")  # mojibake, warned
+    text = _warnings(caplog)
+    assert "townships:1" in text and "UTF-8" in text and "mojibake" in text
+    assert "townships:0" not in text and "townships:2" not in text
+
+
+def test_many_utf8_records_are_counted_and_the_first_named(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    names = [f"示范镇{i}号" for i in range(10)]
+    shp = _gbk_towns(tmp_path, names, dict.fromkeys([1, 2, 4, 5, 6, 8, 9], "水田"))
+    with caplog.at_level(logging.WARNING, logger="spatialplan"):
+        read_layer(shp, role="townships", encoding="GBK")  # declared: checked as well
+    text = _warnings(caplog)
+    assert "7 record(s)" in text and "(7 records)" in text
+    assert all(f"townships:{i}," in text for i in (1, 2, 4, 5, 6))
+    assert "townships:8" not in text and "townships:0" not in text
+
+
+@pytest.mark.parametrize("names", [["示范镇", "一", "乌江镇"], ["中文", "水田", "村"]])
+def test_a_gbk_dbf_whose_text_happens_to_be_valid_utf8_is_not_flagged(
+        names: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """一 in GBK (D2 BB) is valid UTF-8 (Cyrillic һ), and so may be a short GBK name: only
+    records whose UTF-8 reading is common Chinese are named."""
+    shp = _gbk_towns(tmp_path, names)
+    with caplog.at_level(logging.WARNING, logger="spatialplan"):
+        lyr = read_layer(shp, role="townships")
+    assert lyr.data["name"].tolist() == names
+    assert "mojibake" not in _warnings(caplog)
+
+
+def test_a_utf8_record_that_is_not_gbk_names_the_record_in_the_error(tmp_path: Path) -> None:
+    """示范镇 in UTF-8 (9 bytes) is no GB18030 text: the file is refused, and now the error
+    says which record is UTF-8."""
+    shp = _gbk_towns(tmp_path, ["示范镇", "中文镇名字", "乌江镇"], {1: "示范镇"})
+    with pytest.raises(errors.DataSourceError, match="neither UTF-8 nor GBK") as info:
+        read_layer(shp, role="townships")
+    assert "mixes encodings" in str(info.value) and "townships:1" in str(info.value)
+    assert "townships:0" not in str(info.value)
