@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+import rasterio
 import shapely
+from affine import Affine
 
 from spatialplan import _read_arrow as arrow_mod
 from spatialplan import errors
@@ -480,3 +482,57 @@ def test_a_utf8_record_that_is_not_gbk_names_the_record_in_the_error(tmp_path: P
         read_layer(shp, role="townships")
     assert "mixes encodings" in str(info.value) and "townships:1" in str(info.value)
     assert "townships:0" not in str(info.value)
+
+
+# -- item 12: a DEM smaller than Horn's 3×3 window -------------------------------------------
+
+
+def _dem(path: Path, rows: int, cols: int, *, crs: str = "EPSG:4545",
+         cell: float = 10.0) -> Path:
+    """A valid DEM of ``rows`` × ``cols`` cells over the townships of :func:`_towns`."""
+    if crs == "EPSG:4545":
+        x0, y0 = 451_000.0, 3_080_000.0
+    else:
+        x0, y0, cell = LON + 0.01, LAT + 0.04, cell / 100_000
+    z = (500.0 + np.arange(rows * cols, dtype="float32").reshape(rows, cols))
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
+                       dtype="float32", crs=crs, nodata=-9999.0,
+                       transform=Affine(cell, 0.0, x0, 0.0, -cell, y0)) as ds:
+        ds.write(z, 1)
+    return path
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(1, 1), (2, 2), (1, 5), (5, 1), (2, 40)])
+@pytest.mark.parametrize("crs", ["EPSG:4545", "EPSG:4490"])
+def test_a_dem_smaller_than_3x3_says_slope_needs_3x3_cells(rows: int, cols: int, crs: str,
+                                                          tmp_path: Path) -> None:
+    from spatialplan.terrain import read_terrain
+
+    path = _dem(tmp_path / "dem.tif", rows, cols, crs=crs)
+    with pytest.raises(errors.RasterError) as info:
+        read_terrain(path, crs="EPSG:4545")
+    assert (f"slope needs at least 3×3 cells (the DEM has {cols}×{rows} cells, columns × "
+            "rows)") in str(info.value)
+    assert "no valid cell" not in str(info.value)
+
+
+def test_a_3x3_dem_has_exactly_one_slope_cell(tmp_path: Path) -> None:
+    from spatialplan.terrain import NODATA, read_terrain
+
+    terrain = read_terrain(_dem(tmp_path / "dem.tif", 3, 3), crs="EPSG:4545")
+    assert int((terrain.slope != NODATA).sum()) == 1
+
+
+@pytest.mark.parametrize("command", ["terrain", "check"])
+def test_a_1x1_dem_stops_the_cli_with_the_size(command: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    _towns(tmp_path)
+    _projects(tmp_path, ZTZ=["100"])
+    _dem(tmp_path / "dem.tif", 1, 1)
+    plan = _plan(tmp_path, {"townships": "towns.gpkg", "projects": "projects.gpkg"},
+                 extra='[rasters.dem]\npath = "dem.tif"\n')
+    args = [command, str(plan), "--out", str(tmp_path / "out"), "-q"]
+    assert main(args + (["--no-map", "--no-layout"] if command == "check" else [])) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err and err.count("spatialplan: error:") == 1
+    assert "slope needs at least 3×3 cells (the DEM has 1×1" in err and "dem.tif" in err
