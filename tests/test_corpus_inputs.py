@@ -536,3 +536,17 @@ def test_a_1x1_dem_stops_the_cli_with_the_size(command: str, tmp_path: Path,
     err = " ".join(capsys.readouterr().err.split())
     assert "Traceback" not in err and err.count("spatialplan: error:") == 1
     assert "slope needs at least 3×3 cells (the DEM has 1×1" in err and "dem.tif" in err
+
+
+@pytest.mark.parametrize("value", [nan, inf])
+def test_a_point_site_with_a_non_finite_coordinate_is_rejected_not_buffered(
+        value: float, tmp_path: Path) -> None:
+    s = SENTINEL["EPSG:4490"]
+    path = write_bad_layer(tmp_path / "sites.gpkg",
+                           [shapely.Point(LON, LAT), shapely.Point(LON + 0.01, s)],
+                           "EPSG:4490", value, XMDM=["A", "B"], XMMC=["甲", "乙"],
+                           XMLB=["卫生院", "学校"])
+    lyr = read_layer(path, role="projects", point_radius_m=20.0)
+    assert lyr.rejected["feature_id"].tolist() == ["projects:1"]
+    assert "non-finite coordinates" in lyr.rejected["reason"].iloc[0]
+    assert lyr.repaired["feature_id"].tolist() == ["projects:0"]  # buffered
