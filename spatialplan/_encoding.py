@@ -149,12 +149,25 @@ def utf8_records(dbf: str | Path, *, chinese_only: bool = True) -> list[int]:
         live = rows[:, 0] != 0x2A  # "*" marks a deleted record: GDAL skips it
         positions = position + np.cumsum(live) - 1
         position += int(live.sum())
-        for i in np.flatnonzero(live & (rows >= 0x80).any(axis=1)).tolist():
+        maybe = np.zeros(len(rows), dtype=bool)
+        for off, width in fields:
+            maybe |= _maybe_utf8(rows[:, off:off + width])
+        for i in np.flatnonzero(live & maybe).tolist():
             record = rows[i].tobytes()
             if any(_utf8_text(record[off:off + width].rstrip(b" \x00"),
                               chinese_only=chinese_only) for off, width in fields):
                 found.append(int(positions[i]))
     return found
+
+
+def _maybe_utf8(field: np.ndarray) -> np.ndarray:
+    """Rows of one field's bytes that may be UTF-8 with non-ASCII text: some byte ≥ 0x80, and
+    every lead byte (≥ 0xC0) followed by a continuation byte (0x80–0xBF). Most GBK text fails
+    the second test, so only few records are decoded one by one."""
+    wide = (field >= 0x80).any(axis=1)
+    lead = field[:, :-1] >= 0xC0
+    broken = (lead & ((field[:, 1:] & 0xC0) != 0x80)).any(axis=1) | (field[:, -1] >= 0xC0)
+    return wide & ~broken
 
 
 def _character_fields(raw: bytes, header_len: int) -> list[tuple[int, int]]:
