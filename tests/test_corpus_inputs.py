@@ -15,6 +15,7 @@ with a sentinel value whose bytes are then replaced (:func:`write_bad_layer`).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import struct
@@ -550,3 +551,21 @@ def test_a_point_site_with_a_non_finite_coordinate_is_rejected_not_buffered(
     assert lyr.rejected["feature_id"].tolist() == ["projects:1"]
     assert "non-finite coordinates" in lyr.rejected["reason"].iloc[0]
     assert lyr.repaired["feature_id"].tolist() == ["projects:0"]  # buffered
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_geojson_text_with_nan_or_infinity_tokens_rejects_the_feature(
+        token: str, tmp_path: Path) -> None:
+    """JSON has no NaN, but GDAL's GeoJSON reader accepts the tokens NaN and Infinity."""
+    good = [[LON, LAT], [LON + 0.01, LAT], [LON + 0.01, LAT + 0.01], [LON, LAT]]
+    bad = [[LON, LAT], [LON + 0.01, LAT], ["TOKEN", LAT + 0.01], [LON, LAT]]
+    features = [{"type": "Feature", "properties": {"n": i},
+                 "geometry": {"type": "Polygon", "coordinates": [ring]}}
+                for i, ring in enumerate([good, bad, good])]
+    text = json.dumps({"type": "FeatureCollection", "features": features})
+    path = tmp_path / "red.geojson"
+    path.write_text(text.replace('"TOKEN"', token), encoding="utf-8")
+    lyr = read_layer(path, role="redline")
+    assert lyr.rejected["feature_id"].tolist() == ["redline:1"]
+    assert "non-finite coordinates" in lyr.rejected["reason"].iloc[0]
+    assert lyr.n_in == 3 and len(lyr.data) == 2
