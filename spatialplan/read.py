@@ -418,6 +418,9 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     if gdf is None:
         gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox)
     for w in caught:
+        if issubclass(w.category, RuntimeWarning) and str(w.message).startswith(
+                "invalid value encountered"):
+            continue  # shapely on a NaN coordinate: its feature is rejected and named
         log.warning("layer %s: %s", role, w.message)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise DataLayerError("layer has no geometry column", path=path, layer=role,

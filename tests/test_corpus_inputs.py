@@ -32,6 +32,7 @@ from affine import Affine
 
 from spatialplan import _read_arrow as arrow_mod
 from spatialplan import errors
+from spatialplan import read as read_mod
 from spatialplan.bubiao import read_bubiao_txt
 from spatialplan.cli import main
 from spatialplan.read import read_layer, read_plan
@@ -125,8 +126,10 @@ def write_bad_layer(path: Path, geoms: list[shapely.Geometry], crs: str, value: 
     return path
 
 
-def _spy_split(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Read every GeoPackage in two passes (geometries screened in threads); count them."""
+def _spy_split(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Read every GeoPackage in two passes (geometries screened in threads); record 1 per
+    geometry pass, then whether the screened validity was used (False: a warning while
+    decoding, e.g. shapely's on a NaN, made it one whole read)."""
     monkeypatch.setattr(arrow_mod, "_SPLIT_MIN_FEATURES", 1)
     monkeypatch.setattr(arrow_mod, "_DECODE_BATCH", 2)
     monkeypatch.setenv("SPATIALPLAN_THREADS", "2")
@@ -138,6 +141,14 @@ def _spy_split(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(arrow_mod, "_decode_geometries", spy)
+    real_screened = read_mod._screened
+
+    def screened(*args, **kwargs):
+        out = real_screened(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(read_mod, "_screened", screened)
     return calls
 
 
@@ -192,8 +203,8 @@ def test_a_non_finite_coordinate_rejects_its_feature_on_every_read_path(
     assert np.isfinite(shapely.get_coordinates(lyr.data.geometry.values)).all()
     if how.startswith("gpkg"):
         assert arrow[0] is (how != "gpkg-classic")
-    if split is not None:
-        assert split, "the two-pass read was not used"
+    if split is not None:  # decoding NaN x/y warns: then one whole read, screened after
+        assert split == [1, not (math.isnan(value) and kind != "z")]
 
 
 def _plan(tmp: Path, layers: dict[str, str], *, extra: str = "") -> Path:
@@ -569,3 +580,14 @@ def test_geojson_text_with_nan_or_infinity_tokens_rejects_the_feature(
     assert lyr.rejected["feature_id"].tolist() == ["redline:1"]
     assert "non-finite coordinates" in lyr.rejected["reason"].iloc[0]
     assert lyr.n_in == 3 and len(lyr.data) == 2
+
+
+def test_shapely_nan_warning_is_not_passed_on_as_a_layer_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """shapely warns "invalid value encountered in from_wkb" on a NaN: the feature is rejected
+    and named, so that warning is not repeated as a warning about the layer."""
+    path = write_bad_layer(tmp_path / "red.gpkg", [_square(PREFIXED), _with_sentinel(
+        PREFIXED, "x")], PREFIXED, nan)
+    with caplog.at_level(logging.WARNING, logger="spatialplan"):
+        lyr = read_layer(path, role="redline")
+    assert lyr.n_rejected == 1 and "invalid value" not in _warnings(caplog)
