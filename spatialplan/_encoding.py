@@ -5,6 +5,8 @@
 bytes decode with it; otherwise the bytes are detected as UTF-8 (valid UTF-8, pure ASCII
 included) or GB18030 (a superset of GBK), preferring the decoding that gives Chinese text.
 Formats whose text is UTF-8 by definition (GeoPackage, GeoJSON, FlatGeobuf) are read as UTF-8.
+A layer read as GBK/GB18030 is checked for records that are UTF-8 nonetheless (a file edited
+with two tools), which would read as mojibake: :func:`_warn_utf8_records` names them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import codecs
 import logging
 import struct
 from pathlib import Path
+
+import numpy as np
 
 from spatialplan.errors import DataSourceError
 
@@ -87,6 +91,140 @@ def _plausible(text: str) -> int:
                or "\u00c0" <= ch <= "\u024f")
 
 
+#: codec names (``codecs.lookup(...).name``) of the GB family: GBK text is read with these
+_GB_CODECS = ("gb18030", "gbk", "gb2312")
+#: rows of the ``.dbf`` scanned at once for non-ASCII bytes by :func:`utf8_records`
+_SCAN_ROWS = 65_536
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+
+
+def _common_share(text: str) -> float:
+    """Share of the non-ASCII characters of ``text`` that are in GB 2312 (the 7,445 common
+    characters of simplified Chinese); 0 without any."""
+    wide = [ch for ch in text if ord(ch) >= 0x80]
+    if not wide:
+        return 0.0
+    common = 0
+    for ch in wide:
+        try:
+            ch.encode("gb2312")
+        except UnicodeEncodeError:
+            continue
+        common += 1
+    return common / len(wide)
+
+
+def utf8_records(dbf: str | Path, *, chinese_only: bool = True) -> list[int]:
+    """Feature positions (0-based, deleted records skipped) of the ``.dbf`` records whose
+    bytes are UTF-8 text with non-ASCII characters.
+
+    With ``chinese_only`` (for a layer read as GBK/GB18030) a record counts only when its
+    UTF-8 reading holds a CJK ideograph and more of its characters are common ones (GB 2312)
+    than in its GB18030 reading: UTF-8 Chinese read as GBK is mojibake of rare characters
+    (中文 → 涓枃), while GBK text that happens to be valid UTF-8 (一 = D2 BB → Cyrillic һ)
+    reads as nothing common. Only records with a byte ≥ 0x80 are decoded.
+
+    Example
+    -------
+    >>> utf8_records("townships.dbf")  # doctest: +SKIP
+    [1]
+    """
+    raw = Path(dbf).read_bytes()
+    if len(raw) < 32:
+        return []
+    n_records, header_len, record_len = struct.unpack("<IHH", raw[4:12])
+    fields = _character_fields(raw, header_len)
+    if record_len == 0 or header_len >= len(raw) or not fields:
+        return []
+    n = min(n_records, (len(raw) - header_len) // record_len)
+    body = np.frombuffer(raw, dtype=np.uint8, count=n * record_len,
+                         offset=header_len).reshape(n, record_len)
+    found: list[int] = []
+    position = 0
+    for r0 in range(0, n, _SCAN_ROWS):
+        rows = body[r0:r0 + _SCAN_ROWS]
+        live = rows[:, 0] != 0x2A  # "*" marks a deleted record: GDAL skips it
+        positions = position + np.cumsum(live) - 1
+        position += int(live.sum())
+        maybe = np.zeros(len(rows), dtype=bool)
+        for off, width in fields:
+            maybe |= _maybe_utf8(rows[:, off:off + width])
+        for i in np.flatnonzero(live & maybe).tolist():
+            record = rows[i].tobytes()
+            if any(_utf8_text(record[off:off + width].rstrip(b" \x00"),
+                              chinese_only=chinese_only) for off, width in fields):
+                found.append(int(positions[i]))
+    return found
+
+
+def _maybe_utf8(field: np.ndarray) -> np.ndarray:
+    """Rows of one field's bytes that may be UTF-8 with non-ASCII text: some byte ≥ 0x80, and
+    every lead byte (≥ 0xC0) followed by a continuation byte (0x80–0xBF). Most GBK text fails
+    the second test, so only few records are decoded one by one."""
+    wide = (field >= 0x80).any(axis=1)
+    lead = field[:, :-1] >= 0xC0
+    broken = (lead & ((field[:, 1:] & 0xC0) != 0x80)).any(axis=1) | (field[:, -1] >= 0xC0)
+    return wide & ~broken
+
+
+def _character_fields(raw: bytes, header_len: int) -> list[tuple[int, int]]:
+    """(offset in the record, width) of each character (C, M) field of a ``.dbf``."""
+    fields, pos, offset = [], 32, 1
+    while pos + 32 <= header_len and raw[pos] != 0x0D:
+        if chr(raw[pos + 11]) in "CM":
+            fields.append((offset, raw[pos + 16]))
+        offset += raw[pos + 16]
+        pos += 32
+    return fields
+
+
+def _utf8_text(value: bytes, *, chinese_only: bool) -> bool:
+    """True when ``value`` (one field) is UTF-8 text with non-ASCII characters; with
+    ``chinese_only``, Chinese that its GB18030 reading turns into rarer characters (see
+    :func:`utf8_records`)."""
+    if value.isascii():
+        return False
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if not chinese_only:
+        return True
+    return any(_is_cjk(ch) for ch in text) and \
+        _common_share(text) > _common_share(value.decode("gb18030", "replace"))
+
+
+def _feature_list(role: str, positions: list[int], *, n: int = 5) -> str:
+    """``"role:1, role:7, ... (12 records)"``: the first ``n`` feature ids and the count."""
+    ids = ", ".join(f"{role}:{i}" for i in positions[:n])
+    return ids + (f", … ({len(positions)} records)" if len(positions) > n else "")
+
+
+def _warn_utf8_records(path: Path | str, info: dict, encoding: str | None, *,
+                       role: str) -> list[int]:
+    """Warn, naming the features, when a shapefile read as GBK/GB18030 holds UTF-8 records
+    (see :func:`utf8_records`); returns their positions."""
+    if info.get("driver") != "ESRI Shapefile" or not isinstance(path, Path) or not encoding:
+        return []
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        return []
+    dbf = _sidecar(path, ".dbf")
+    if codec not in _GB_CODECS or dbf is None:
+        return []
+    found = utf8_records(dbf)
+    if found:
+        log.warning("layer %s: %d record(s) of the .dbf, read as %s, hold UTF-8 text and read "
+                    "as mojibake: %s. Re-save them in %s (or, if most of the text is UTF-8, "
+                    "declare encoding = \"UTF-8\" under [layers.%s] and fix the others)",
+                    role, len(found), encoding, _feature_list(role, found), encoding, role)
+    return found
+
+
 def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
                      role: str) -> tuple[str | None, str]:
     """Return (encoding to pass to pyogrio, how it was chosen)."""
@@ -123,10 +261,13 @@ def _choose_encoding(path: Path | str, info: dict, *, encoding: str | None,
                 'encoding = "GB18030"')
         return detected, f"detected (.cpg {text!r} does not fit)"
     if detected is None:
+        mixed = utf8_records(dbf, chinese_only=False) if dbf is not None else []
         raise DataSourceError(
-            "shapefile has no .cpg and its text is neither UTF-8 nor GBK/GB18030", path=path,
+            "shapefile has no .cpg and its text is neither UTF-8 nor GBK/GB18030"
+            + (f"; it mixes encodings: records in UTF-8 are {_feature_list(role, mixed)}"
+               if mixed else ""), path=path,
             layer=role, hint=f'declare the encoding under [layers.{role}], e.g. '
-            'encoding = "GBK"')
+            'encoding = "GBK"' + (", and re-save the UTF-8 records in it" if mixed else ""))
     return detected, "detected"
 
 

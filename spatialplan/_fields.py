@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,8 @@ __all__ = [
     "construction_type",
     "map_fields",
     "apply_fields",
+    "MAX_INVESTMENT_WAN",
+    "NUMBER_RANGES",
     "parse_date",
     "parse_number",
 ]
@@ -117,6 +121,15 @@ CONSTRUCTION_TYPE_VALUES: dict[str, str] = {
 }
 
 _STRING_FIELDS_KEEP_ZEROS = {"code", "landuse", "project_id", "township_code", "zone"}
+
+#: largest accepted investment of one project, in 万元: 10⁸ 万元 = 10¹² yuan, more than three
+#: times the whole 8+X programme of Guizhou (300 billion yuan for 6,000 projects); a larger
+#: value is a unit or typing error, and would swamp every total of the 时序表
+MAX_INVESTMENT_WAN = 1e8
+
+#: accepted range (inclusive) of each number field; a value outside is a field error of its
+#: feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900–2200)
+NUMBER_RANGES: dict[str, tuple[float, float]] = {"investment_wan": (0.0, MAX_INVESTMENT_WAN)}
 
 
 def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] | None = None,
@@ -246,6 +259,8 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
         return _construction_column(_to_text(values, canon, role=role), ids, role=role,
                                     layer=layer)
     parse = _PARSERS[kind]
+    if canon in NUMBER_RANGES:
+        parse = partial(_number_in_range, limits=NUMBER_RANGES[canon])
     out = []
     seen: dict[tuple[type, object], object] = {}  # str / int value → its parsed value
     for fid, value in zip(ids, values.tolist(), strict=True):
@@ -255,6 +270,12 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
             continue
         try:
             parsed = parse(value)
+        except _OutOfRange as exc:
+            raise FieldError(
+                f"field '{canon}' of {fid} is out of range: {value!r} ({exc})",
+                layer=layer or role, path=path, feature=fid,
+                hint=_RANGE_HINTS.get(canon, _HINTS[kind]),
+            ) from None
         except ValueError as exc:
             raise FieldError(
                 f"field '{canon}' of {fid} has a value that cannot be read: {value!r} ({exc})",
@@ -328,6 +349,27 @@ def _construction_column(texts: pd.Series, ids: list[str], *, role: str,
                     "kept as given for %s", layer or role, text, "/".join(CONSTRUCTION_TYPES),
                     shown)
     return pd.Series(out, index=texts.index, dtype="object")
+
+
+_RANGE_HINTS = {
+    "investment_wan": "write the investment in 万元 (10,000 yuan), from 0 to "
+    f"{MAX_INVESTMENT_WAN:.0e} 万元; leave it empty when unknown",
+}
+
+
+class _OutOfRange(ValueError):
+    """A value that was read but lies outside its field's range."""
+
+
+def _number_in_range(value: object, *, limits: tuple[float, float]) -> float:
+    """:func:`parse_number`, refusing a value outside ``limits`` (missing stays NaN)."""
+    number = parse_number(value)
+    low, high = limits
+    if number < low:
+        raise _OutOfRange(f"below {low:g}" if low else "negative")
+    if number > high:
+        raise _OutOfRange(f"above {high:.0e}")
+    return number
 
 
 def _is_missing(value: object) -> bool:
@@ -407,7 +449,14 @@ def parse_date(value: object) -> pd.Timestamp:
 
 
 def parse_number(value: object) -> float:
-    """Parse a number, removing thousands separators and a trailing 万元/万; missing → NaN.
+    """Parse a finite number, removing thousands separators and a trailing 万元/万; missing
+    (None, blank text, a NaN value) → NaN.
+
+    Raises
+    ------
+    ValueError
+        If the value is not a number, or not a finite one (``inf``, ``1e999``, and the text
+        ``"nan"``, which is no missing value).
 
     Example
     -------
@@ -419,15 +468,19 @@ def parse_number(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("not a number")
     if isinstance(value, int | float | np.integer | np.floating):
-        return float(value)
-    text = str(value).strip().replace(",", "").replace("，", "").replace(" ", "")
-    for suffix in ("万元", "万"):
-        if text.endswith(suffix):
-            text = text[: -len(suffix)]
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError("not a number") from None
+        number = float(value)
+    else:
+        text = str(value).strip().replace(",", "").replace("，", "").replace(" ", "")
+        for suffix in ("万元", "万"):
+            if text.endswith(suffix):
+                text = text[: -len(suffix)]
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
 
 
 def _parse_year(value: object) -> object:

@@ -6,8 +6,9 @@ Every input feature ends in exactly one of three states, so that per layer
 - **ok**: valid polygonal geometry, kept as is (Z/M coordinates are dropped and only counted);
 - **repaired**: kept after a recorded change (``make_valid``, non-polygonal parts dropped, a
   point site buffered to the plan's ``point_radius_m``), with area before/after;
-- **rejected**: missing/empty geometry, non-polygonal geometry in a polygon layer, or a repair
-  that would change the area by more than 1 %.
+- **rejected**: missing/empty geometry, a non-finite coordinate (NaN or ±infinity in x, y or a
+  Z that would be dropped; in any ring or part), non-polygonal geometry in a polygon layer, or a
+  repair that would change the area by more than 1 %.
 
 The area "before" a repair of an invalid polygon is the area of the polygonal parts of
 ``make_valid(g, method="linework")``, i.e. the faces enclosed by the rings as drawn, read with the
@@ -43,7 +44,7 @@ from spatialplan._parallel import is_valid, map_chunks
 from spatialplan.errors import GeometryError
 
 __all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "screen_geometries",
-           "polygonal_part", "area_m2"]
+           "non_finite", "polygonal_part", "area_m2"]
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,9 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
         return "rejected", None, "geometry is missing (None)", nan, nan
     if geom.is_empty:
         return "rejected", None, "geometry is empty", nan, nan
-    if not np.isfinite(shapely.get_coordinates(geom)).all():
-        return "rejected", None, "non-finite coordinates (NaN or infinity)", nan, nan
+    why_not_finite = _non_finite_reason(geom)
+    if why_not_finite is not None:
+        return "rejected", None, why_not_finite, nan, nan
     kind = geom.geom_type
     if not polygonal:
         if shapely.is_valid(geom):
@@ -205,15 +207,54 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
         before, after
 
 
-def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (geometries without Z/M, mask of those that had Z or M); others are untouched."""
-    zm = np.asarray(shapely.has_z(geoms), dtype=bool)  # False for missing geometries
+def _non_finite_reason(geom: shapely.Geometry) -> str | None:
+    """Why ``geom`` has a non-finite coordinate (NaN or ±infinity in x, y, or z when it has
+    z), naming the first one; None when every coordinate is finite."""
+    coords = shapely.get_coordinates(geom, include_z=bool(shapely.has_z(geom)))
+    bad = ~np.isfinite(coords).all(axis=1)
+    if not bad.any():
+        return None
+    i = int(np.flatnonzero(bad)[0])
+    first = ", ".join(f"{axis}={v:.3f}" for axis, v in zip("xyz", coords[i], strict=False))
+    return (f"non-finite coordinates (NaN or infinity): {int(bad.sum())} of {len(coords)} "
+            f"vertices, first vertex {i + 1} ({first})")
+
+
+#: geometries whose Z coordinates are tested at once by :func:`_finite_z` (bounds the array)
+_Z_CHUNK = 65_536
+
+
+def _finite_z(geoms: np.ndarray) -> np.ndarray:
+    """True for each geometry whose Z coordinates are all finite (``geoms`` all have Z)."""
+    out = np.ones(len(geoms), dtype=bool)
+    for start in range(0, len(geoms), _Z_CHUNK):
+        part = geoms[start:start + _Z_CHUNK]
+        coords, index = shapely.get_coordinates(part, include_z=True, return_index=True)
+        bad = ~np.isfinite(coords[:, 2])
+        if bad.any():
+            out[start + np.unique(index[bad])] = False
+    return out
+
+
+def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (geometries without Z/M, mask of those that had Z or M, mask of those with a
+    non-finite Z); others are untouched.
+
+    A geometry with a non-finite Z keeps its Z (it is rejected, naming the coordinate, by
+    :func:`_classify`): dropping the Z first would hide the broken coordinate.
+    """
+    has_z = np.asarray(shapely.has_z(geoms), dtype=bool)  # False for missing geometries
+    zm = has_z.copy()
     if hasattr(shapely, "has_m"):
         zm |= np.asarray(shapely.has_m(geoms), dtype=bool)
+    bad_z = np.zeros(len(geoms), dtype=bool)
     if zm.any():
         geoms = geoms.copy()
-        geoms[zm] = shapely.force_2d(geoms[zm])
-    return geoms, zm
+        if has_z.any():
+            bad_z[has_z] = ~_finite_z(geoms[has_z])
+        flat = zm & ~bad_z
+        geoms[flat] = shapely.force_2d(geoms[flat])
+    return geoms, zm, bad_z
 
 
 def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True
@@ -224,7 +265,9 @@ def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True
     Element-wise, so the results for consecutive chunks, concatenated, are those for the whole
     array; the GEOS work releases the GIL (:class:`spatialplan._parallel.Overlap` runs it on
     chunks of a layer while the rest is still being decoded). Features not ok are classified
-    one by one by :func:`validate_geometries`.
+    one by one by :func:`validate_geometries`. A feature with a non-finite coordinate is never
+    ok: GEOS holds a non-finite x or y invalid ("Invalid Coordinate"), and a non-finite Z is
+    tested here (such a geometry keeps its Z, see :func:`_drop_zm`).
 
     Example
     -------
@@ -233,8 +276,34 @@ def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True
     >>> ok.tolist(), zm.tolist()
     ([True, False, False], [False, False, False])
     """
-    geoms, zm = _drop_zm(np.asarray(geoms, dtype=object))
-    return geoms, zm, _fast_ok(geoms, polygonal=polygonal)
+    geoms, zm, bad_z = _drop_zm(np.asarray(geoms, dtype=object))
+    ok = _fast_ok(geoms, polygonal=polygonal)
+    if bad_z.any():
+        ok &= ~bad_z
+    return geoms, zm, ok
+
+
+def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mask of the features with a non-finite coordinate (NaN or ±infinity), from
+    :func:`screen_geometries`' result; :func:`validate_geometries` rejects exactly these
+    (among others).
+
+    Only features not ok are tested (one by one): an ok feature has none (see
+    :func:`screen_geometries`). Callers use it to keep such features out of bounding boxes
+    and CRS checks before validation rejects them.
+
+    Example
+    -------
+    >>> bad = shapely.Polygon([(0, 0), (1, 0), (np.inf, 1), (0, 0)])
+    >>> non_finite(screen_geometries(np.array([shapely.box(0, 0, 1, 1), bad, None]))).tolist()
+    [False, True, False]
+    """
+    geoms, _zm, ok = screened
+    out = np.zeros(len(geoms), dtype=bool)
+    for i in np.flatnonzero(~ok).tolist():
+        g = geoms[i]
+        out[i] = g is not None and not g.is_empty and _non_finite_reason(g) is not None
+    return out
 
 
 def _fast_ok(geoms: np.ndarray, *, polygonal: bool) -> np.ndarray:

@@ -158,9 +158,9 @@ def _number(text: str, path: Path, line: int, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise _fail(path, line, f"{what} {text!r} is not a number")
+        raise _fail(path, line, f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value):  # "nan", "inf", "1e999"
+        raise _fail(path, line, f"{what} {text!r} is not a finite number (NaN or infinity)")
     return value
 
 

@@ -279,7 +279,7 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
     >>> check_zone_prefix((36_500_000, 3_000_000, 36_600_000, 3_100_000), "EPSG:4524")
     """
     crs = pyproj.CRS.from_user_input(crs)
-    minx, miny, maxx, maxy = _xy_bounds(gdf_or_bounds)
+    minx, miny, maxx, maxy = _check_finite_bounds(gdf_or_bounds, layer=layer, path=path)
     if not math.isfinite(minx):
         return
     if crs.is_geographic:
@@ -315,6 +315,20 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
             hint=f"use the CRS without prefix, EPSG:{zone_epsg(zone)}" if zone in _ZONES
             else "use the CRS without zone prefix",
         )
+
+
+def _check_finite_bounds(gdf_or_bounds: Any, *, layer: str | None, path: object | None
+                         ) -> tuple[float, float, float, float]:
+    """:func:`_xy_bounds`, all NaN for no geometry; a NaN or infinite bound otherwise is a
+    :class:`CRSError` (a feature with such a coordinate, which ``read_layer`` rejects before
+    these checks: no zone or axis test can read such bounds)."""
+    bounds = _xy_bounds(gdf_or_bounds)
+    if all(math.isnan(v) for v in bounds) or all(math.isfinite(v) for v in bounds):
+        return bounds
+    raise CRSError(f"the coordinates' bounds {tuple(bounds)} are not finite (NaN or infinity)",
+                   layer=layer, path=path,
+                   hint="remove or fix the features with NaN or infinite coordinates "
+                   "(read_layer rejects them and names each)")
 
 
 def _is_transverse_mercator(crs: pyproj.CRS) -> bool:

@@ -36,12 +36,17 @@ import pyogrio
 import pyproj
 import shapely
 
-from spatialplan._encoding import _choose_encoding, _sidecar, detect_dbf_encoding
+from spatialplan._encoding import (
+    _choose_encoding,
+    _sidecar,
+    _warn_utf8_records,
+    detect_dbf_encoding,
+)
 from spatialplan._fields import apply_fields, map_fields
 from spatialplan._parallel import QUIET_IS_VALID, Overlap, n_threads
 from spatialplan._progress import progress
 from spatialplan._read_arrow import _arrow_read_ok, _read_arrow
-from spatialplan._validate import screen_geometries, validate_geometries
+from spatialplan._validate import non_finite, screen_geometries, validate_geometries
 from spatialplan.crs import (
     _to_analysis,
     _xy_bounds,
@@ -413,6 +418,9 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     if gdf is None:
         gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox)
     for w in caught:
+        if issubclass(w.category, RuntimeWarning) and str(w.message).startswith(
+                "invalid value encountered"):
+            continue  # shapely on a NaN coordinate: its feature is rejected and named
         log.warning("layer %s: %s", role, w.message)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise DataLayerError("layer has no geometry column", path=path, layer=role,
@@ -477,6 +485,17 @@ def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
 
 #: roles whose layer must hold at least one feature
 _MUST_HAVE_FEATURES = ("townships", "projects")
+#: roles whose layer must keep at least one feature after validation (a check without any
+#: township has nothing to report on; rejected projects are each reported with an ``error``)
+_MUST_HAVE_ACCEPTED = ("townships",)
+
+
+def _first_reasons(rejected: pd.DataFrame, *, n: int = 3) -> str:
+    """``"id: reason; ..."`` of the first ``n`` rejected features, and how many more."""
+    rows = [f"{f}: {r}" for f, r in zip(rejected["feature_id"][:n], rejected["reason"][:n],
+                                         strict=True)]
+    more = len(rejected) - len(rows)
+    return "; ".join(rows) + (f"; and {more} more" if more > 0 else "")
 
 #: shapely type ids of geometries that hold (or may hold) an area: Polygon, MultiPolygon,
 #: GeometryCollection (judged feature by feature); Point and MultiPoint
@@ -702,6 +721,8 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
     layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
                              sqlite_pending=sqlite_pending)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
+    if bbox is None:  # a partial read (engine) of a layer read whole before: warned then
+        _warn_utf8_records(path, info, enc, role=role)
     with Overlap(_SCREEN, threads=None if QUIET_IS_VALID else 1) as screening:
         gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
                           role=role, bbox=bbox, info=info, screening=screening)
@@ -730,15 +751,24 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
         _check_unique_codes(gdf, role=role, layer=where, path=path)
         src_crs = pyproj.CRS.from_user_input(gdf.crs)
         refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
-        bounds = _xy_bounds(gdf)
+        screened = _screened(screening, len(gdf)) or _SCREEN(gdf.geometry.values)
+        # features with a NaN / infinite coordinate are rejected below: keep them out of the
+        # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
+        bad = non_finite(screened)
+        bounds = _xy_bounds(gdf.loc[~bad] if bad.any() else gdf)
         check_latlon_swap(bounds, src_crs, layer=where, path=path)
         check_zone_prefix(bounds, src_crs, layer=where, path=path)
         if transformation is None:
             check_area_of_use(bounds, src_crs, layer=where, path=path)
         accepted, rejected, repaired = validate_geometries(
-            gdf, role=role, polygonal=True, point_radius_m=point_radius_m,
-            screened=_screened(screening, len(gdf)))
+            gdf, role=role, polygonal=True, point_radius_m=point_radius_m, screened=screened)
     rejected = _note_unreadable(rejected, unreadable)
+    if len(accepted) == 0 and len(rejected) and role in _MUST_HAVE_ACCEPTED and bbox is None:
+        raise DataLayerError(
+            f"every feature of the layer was rejected ({_first_reasons(rejected)})",
+            path=path, layer=where, feature=rejected["feature_id"].iloc[0],
+            hint=f"fix the geometries of the {role} layer; `spatialplan validate` lists "
+            "each rejected feature and its reason")
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
     if role == "townships" and bbox is None:
         _refuse_no_usable_townships(accepted, rejected, where=where, path=path)

@@ -220,7 +220,8 @@ def read_terrain(
     ------
     RasterError
         Missing file, no nodata and no setting, no CRS and no ``assume_crs``, not
-        georeferenced, rotated, or no valid cell.
+        georeferenced, rotated, smaller than 3×3 cells (before or after warping), or no
+        valid cell.
     CRSError
         The analysis CRS is not projected in metres, or a geographic DEM without ``crs``.
 
@@ -242,6 +243,7 @@ def read_terrain(
                                            assume_no_nodata=assume_no_nodata)
         transform, width, height = ds.transform, ds.width, ds.height
 
+    _check_slope_size(width, height, where=where)
     target = _analysis_crs(crs, src_crs, where)
     reprojected = not _same_crs(src_crs, target)
     if reprojected:
@@ -250,12 +252,17 @@ def read_terrain(
         log.info("DEM %s warped from %s to %s at %.2f m cells (%d×%d)", where,
                  _crs_label(src_crs), _crs_label(target), transform.a,
                  elevation.shape[1], elevation.shape[0])
+        _check_slope_size(elevation.shape[1], elevation.shape[0], where=where,
+                          warped=_crs_label(target))
     factor = metre_factor(target) or 1.0
     if not valid.any():
         raise RasterError("the DEM has no valid cell", path=where,
                           hint="check the nodata value and the band")
     slope = horn_slope(elevation, valid, xres=abs(transform.a) * factor,
                        yres=abs(transform.e) * factor, z_factor=z_factor)
+    if not (slope != NODATA).any():
+        log.warning("DEM %s: no cell has a full 3×3 window of valid elevations, so the slope "
+                    "is unknown everywhere (check the nodata value)", where)
     log.debug("slope computed for %s: %d valid cells", where, int((slope != NODATA).sum()))
     return Terrain(elevation=elevation, slope=slope, transform=transform, crs=target,
                    source=str(where), reprojected=reprojected)
@@ -337,6 +344,19 @@ def _source_crs(ds: Any, assume_crs: Any) -> CRS:
                           "(API) or, in a plan file, add assume_crs = \"EPSG:…\" under "
                           "[rasters.dem]")
     return _parse_crs(assume_crs, where=ds.name)
+
+
+def _check_slope_size(width: int, height: int, *, where: Any, warped: str | None = None
+                      ) -> None:
+    """Refuse a DEM grid smaller than Horn's 3×3 window: it has no cell with a slope."""
+    if width >= 3 and height >= 3:
+        return
+    grid = f"{width}×{height} cells, columns × rows"
+    raise RasterError(
+        f"slope needs at least 3×3 cells (the DEM has {grid}"
+        + (f" once warped to {warped})" if warped else ")"), path=where,
+        hint="give a DEM that covers the sites and townships with at least 3 cells each way "
+        "(Horn's slope reads each cell's 3×3 neighbourhood)")
 
 
 def _check_georeferenced(ds: Any) -> None:
