@@ -485,9 +485,6 @@ def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
 
 #: roles whose layer must hold at least one feature
 _MUST_HAVE_FEATURES = ("townships", "projects")
-#: roles whose layer must keep at least one feature after validation (a check without any
-#: township has nothing to report on; rejected projects are each reported with an ``error``)
-_MUST_HAVE_ACCEPTED = ("townships",)
 
 
 def _first_reasons(rejected: pd.DataFrame, *, n: int = 3) -> str:
@@ -543,14 +540,15 @@ def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
 
 def _refuse_no_usable_townships(accepted: gpd.GeoDataFrame, rejected: pd.DataFrame, *,
                                 where: str, path: object) -> None:
-    """A townships layer whose every feature was rejected leaves nothing to measure."""
+    """A townships layer whose every feature was rejected leaves nothing to measure.
+
+    (Rejected projects are each reported with an ``error`` verdict instead.)
+    """
     if len(accepted) or not len(rejected):
         return
-    first = "; ".join(f"{fid}: {why}" for fid, why in
-                      zip(rejected["feature_id"][:3], rejected["reason"][:3], strict=True))
-    more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
     raise DataLayerError(f"no usable township: all {len(rejected)} features of the townships "
-                         f"layer were rejected, e.g. {first}{more}", path=path, layer=where,
+                         f"layer were rejected, e.g. {_first_reasons(rejected)}", path=path,
+                         layer=where,
                          hint="repair the township polygons (each rejection's reason says what is "
                          "wrong) or point the plan to the right layer")
 
@@ -763,12 +761,6 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
         accepted, rejected, repaired = validate_geometries(
             gdf, role=role, polygonal=True, point_radius_m=point_radius_m, screened=screened)
     rejected = _note_unreadable(rejected, unreadable)
-    if len(accepted) == 0 and len(rejected) and role in _MUST_HAVE_ACCEPTED and bbox is None:
-        raise DataLayerError(
-            f"every feature of the layer was rejected ({_first_reasons(rejected)})",
-            path=path, layer=where, feature=rejected["feature_id"].iloc[0],
-            hint=f"fix the geometries of the {role} layer; `spatialplan validate` lists "
-            "each rejected feature and its reason")
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
     if role == "townships" and bbox is None:
         _refuse_no_usable_townships(accepted, rejected, where=where, path=path)

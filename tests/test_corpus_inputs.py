@@ -281,7 +281,7 @@ def test_a_townships_layer_whose_every_feature_is_bad_is_a_clear_error(
     _towns(tmp_path, bad, inf)
     write_bad_layer(tmp_path / "red.gpkg", [_square("EPSG:4490")], "EPSG:4490", nan)
     plan = _plan(tmp_path, {"townships": "towns.gpkg", "redline": "red.gpkg"})
-    with pytest.raises(errors.DataLayerError, match="every feature of the layer was rejected"):
+    with pytest.raises(errors.DataLayerError, match="no usable township: all"):
         read_plan(plan)
     capsys.readouterr()
     for command in (["validate", str(plan), "-q"],
