@@ -5,14 +5,18 @@ control lines, parcels, numbered project sites with a matching table, legend, no
 scale bar, Gauss–Krüger coordinate frame, CRS / source note and date);
 :func:`write_layout` writes a multi-page PDF and a PNG atomically.
 
-Chinese text needs a CJK font. :func:`find_cjk_font` looks for one (Noto Sans CJK SC, Source
-Han Sans, WenQuanYi, …) through matplotlib's font manager; if none is installed it raises
-:class:`~spatialplan.errors.OutputError` naming the fix (``apt-get install fonts-noto-cjk``
-or ``font="path/to/font.otf"``) rather than drawing boxes (tofu).
+Chinese text needs a CJK font. :func:`find_cjk_font` prefers one installed on the system (Noto
+Sans CJK SC, Source Han Sans, WenQuanYi, …, through matplotlib's font manager) and falls back
+to the Noto Sans SC that spatialplan installs with it (:func:`bundled_cjk_font`), so a fresh
+machine draws Chinese too; a font that cannot be used raises
+:class:`~spatialplan.errors.OutputError` rather than drawing boxes (tofu). The PDF embeds the
+glyphs it uses as Type 3 fonts (``pdf.fonttype`` 3), which works for the CFF-flavoured OpenType
+files CJK fonts come as.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -39,7 +43,8 @@ from spatialplan._version import __version__
 from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.output import atomic_path
 
-__all__ = ["layout_figure", "write_layout", "find_cjk_font", "nice_length", "PAPER_SIZES_MM"]
+__all__ = ["layout_figure", "write_layout", "find_cjk_font", "bundled_cjk_font", "nice_length",
+           "PAPER_SIZES_MM"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,28 +89,28 @@ def find_cjk_font(font: str | os.PathLike | None = None) -> str:
     Parameters
     ----------
     font
-        A font file (``.otf``/``.ttf``/``.ttc``) or a family name; default: the first of
-        :data:`CJK_FAMILIES` that is installed.
+        A font file (``.otf``/``.ttf``/``.ttc``) or a family name. Default: the first of
+        :data:`CJK_FAMILIES` installed on the system, else the bundled Noto Sans SC (the
+        ``pylopdf-fonts-zh-cn`` package, a dependency of spatialplan; see
+        :func:`bundled_cjk_font`).
 
     Raises
     ------
     OutputError
-        No usable font: install ``fonts-noto-cjk`` (Debian/Ubuntu) or pass ``font=``.
+        ``font`` is missing or has no Chinese glyphs, or no font at all is usable (the
+        bundled font package was removed): pass ``font=`` or reinstall spatialplan.
 
     Examples
     --------
     >>> find_cjk_font()  # doctest: +SKIP
     'Noto Sans CJK SC'
     """
-    hint = ("install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk; then delete "
-            "matplotlib's font cache if needed) or pass font='path/to/NotoSansCJK.otf'")
+    hint = ("pass a font with Chinese glyphs (--font path/to/NotoSansCJK.otf on the command "
+            "line, font= in Python), or install one (Debian/Ubuntu: apt-get install "
+            "fonts-noto-cjk) or reinstall spatialplan, which brings Noto Sans SC")
     if font is not None:
         if Path(font).suffix.lower() in (".otf", ".ttf", ".ttc") or Path(font).is_file():
-            path = Path(font)
-            if not path.is_file():
-                raise OutputError("font file not found", path=path, hint=hint)
-            font_manager.fontManager.addfont(str(path))
-            family = font_manager.FontProperties(fname=str(path)).get_name()
+            family = _register(Path(font), hint=hint)
         else:
             family = str(font)
         if not _covers(family, _SAMPLE):
@@ -115,8 +120,59 @@ def find_cjk_font(font: str | os.PathLike | None = None) -> str:
     installed = {f.name for f in font_manager.fontManager.ttflist}
     for family in CJK_FAMILIES:
         if family in installed and _covers(family, _SAMPLE):
+            logger.debug("layout font: %s (system)", family)
+            return family
+    bundled = bundled_cjk_font()
+    if bundled is not None:
+        family = _register(bundled, hint=hint)
+        if _covers(family, _SAMPLE):
+            logger.debug("layout font: %s (bundled, %s)", family, bundled)
             return family
     raise OutputError("no Chinese (CJK) font found for the layout map", hint=hint)
+
+
+def bundled_cjk_font() -> Path | None:
+    """The font file spatialplan brings along: Noto Sans SC Regular (SIL OFL 1.1).
+
+    It comes from the ``pylopdf-fonts-zh-cn`` package (an install requirement); None when
+    that package is missing.
+
+    Examples
+    --------
+    >>> bundled_cjk_font().name  # doctest: +SKIP
+    'NotoSansSC-Regular.otf'
+    """
+    try:
+        import pylopdf_fonts_zh_cn
+    except ImportError:
+        return None
+    path = Path(pylopdf_fonts_zh_cn.sans_path())
+    return path if path.is_file() else None
+
+
+def _register(path: Path, *, hint: str) -> str:
+    """Add the font file ``path`` to matplotlib's font manager; return its family name.
+
+    A family without a bold face (the bundled Noto Sans SC is regular only) gets its regular
+    face registered as bold too, so that bold text is drawn in it without matplotlib logging
+    "Failed to find font weight bold" for every size.
+    """
+    if not path.is_file():
+        raise OutputError("font file not found", path=path, hint=hint)
+    manager = font_manager.fontManager
+    try:
+        manager.addfont(str(path))
+        family = font_manager.FontProperties(fname=str(path)).get_name()
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"not a usable font file: {exc}", path=path, hint=hint) from exc
+    faces = [f for f in manager.ttflist if f.name == family]
+    weights = [f.weight if isinstance(f.weight, int)
+               else font_manager.weight_dict.get(f.weight, 400) for f in faces]
+    if not any(w >= 600 for w in weights):
+        manager.ttflist += [dataclasses.replace(f, weight=700) for f in faces
+                            if Path(f.fname) == path]
+        manager._findfont_cached.cache_clear()
+    return family
 
 
 def _font_path(family: str) -> str | None:
@@ -268,8 +324,11 @@ def write_layout(
                           path=png_path)
     out: dict[str, Path] = {}
     pdf_path = Path(pdf_path)
-    with atomic_path(pdf_path) as tmp, PdfPages(tmp, metadata={
-            "Title": "“8+X”项目布局图", "Creator": f"spatialplan {__version__}"}) as pdf:
+    # Type 3: matplotlib's Type 42 output mislabels the CFF outlines of OpenType CJK fonts
+    # (Noto Sans SC/CJK) as TrueType; Type 3 embeds every glyph used, for any font file
+    with matplotlib.rc_context({"pdf.fonttype": 3}), atomic_path(pdf_path) as tmp, PdfPages(
+            tmp, metadata={"Title": "“8+X”项目布局图",
+                           "Creator": f"spatialplan {__version__}"}) as pdf:
         for fig in figs:
             pdf.savefig(fig)
     out["pdf"] = pdf_path

@@ -41,7 +41,8 @@ def test_title_uses_a_cjk_font():
     path = font_manager.findfont(title.get_fontproperties(), fallback_to_default=False)
     face = FT2Font(path)
     assert all(face.get_char_index(ord(ch)) for ch in "示范镇项目布局图")
-    assert re.search(r"CJK|Han|WenQuanYi|Hei|YaHei|PingFang", face.family_name + path)
+    assert re.search(r"CJK|Han|WenQuanYi|Hei|YaHei|PingFang|Noto Sans SC",
+                     face.family_name + path)
 
 
 def test_renders_without_missing_glyph_warnings(tmp_path):
