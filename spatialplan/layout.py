@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-import math
 import os
 import textwrap
 from collections.abc import Sequence
@@ -32,19 +31,19 @@ import numpy as np
 import pandas as pd
 import shapely
 from matplotlib import font_manager
-from matplotlib import patheffects as pe
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.patches import Patch
 
+from spatialplan._layout_map import VERDICT_COLORS, draw_map, nice_length, nice_scale
 from spatialplan._version import __version__
 from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.output import atomic_path
 
 __all__ = ["layout_figure", "write_layout", "find_cjk_font", "bundled_cjk_font", "nice_length",
-           "PAPER_SIZES_MM"]
+           "nice_scale", "PAPER_SIZES_MM", "VERDICT_COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +61,8 @@ CJK_FAMILIES = (
     "Droid Sans Fallback", "AR PL UMing CN",
 )
 
-VERDICT_COLORS = {"pass": "#2ca02c", "review": "#ff8c00", "fail": "#d62728", "error": "#808080"}
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法检查"}
 
-_STYLE = {
-    "township": {"facecolor": "none", "edgecolor": "#222222", "linewidth": 2.2,
-                 "linestyle": (0, (8, 3, 2, 3))},
-    "redline": {"facecolor": "#ff000066", "edgecolor": "#c00000", "linewidth": 1.0},
-    "farmland": {"facecolor": "#f2d04a80", "edgecolor": "#b8860b", "linewidth": 0.5,
-                 "hatch": "..."},
-    "udb": {"facecolor": "none", "edgecolor": "#7b2cbf", "linewidth": 2.0,
-            "linestyle": (0, (6, 2))},
-    "parcels": {"facecolor": "#eeeeee", "edgecolor": "#bbbbbb", "linewidth": 0.3},
-}
 _SAMPLE = "“8+X”项目布局图编号名称类别合规性符合需论证不符合无法检查坐标系数据来源日期比例尺北"
 
 
@@ -269,8 +257,9 @@ def layout_figure(
         fig.suptitle(title, fontsize=22 * scale, fontweight="bold", y=0.975, gid="sp-title")
         ax = fig.add_axes((0.05, 0.08, 0.60, 0.82))
         sites = _township_projects(projects, township_code, township, crs)
-        _draw_map(ax, township, crs=crs, redline=redline, farmland=farmland, udb=udb,
-                  parcels=parcels, sites=sites, scale=scale)
+        draw_map(ax, township, crs=crs, sites=sites, scale=scale, paper=paper.upper(),
+                 layers={"redline": redline, "farmland": farmland, "udb": udb,
+                         "parcels": parcels})
         panel = fig.add_axes((0.68, 0.08, 0.30, 0.82))
         panel.set_axis_off()
         _draw_legend(panel, scale=scale)
@@ -411,125 +400,6 @@ def _crs_note(crs: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _clip(gdf: gpd.GeoDataFrame | None, bbox: Any, crs: Any) -> gpd.GeoSeries:
-    if gdf is None or len(gdf) == 0:
-        return gpd.GeoSeries([], crs=crs)
-    geoms = gdf.to_crs(crs).geometry if gdf.crs != crs else gdf.geometry
-    geoms = geoms[geoms.notna() & ~geoms.is_empty]
-    geoms = geoms[geoms.intersects(bbox)]
-    return geoms.clip(bbox) if len(geoms) else geoms
-
-
-def _draw_map(ax: Any, township: Any, *, crs: Any, redline: Any, farmland: Any, udb: Any,
-              parcels: Any, sites: gpd.GeoDataFrame, scale: float) -> None:
-    xmin, ymin, xmax, ymax = township.bounds
-    pad = 0.06 * max(xmax - xmin, ymax - ymin)
-    view = _fit_aspect((xmin - pad, ymin - pad, xmax + pad, ymax + pad), ax)
-    bbox = shapely.box(*view)
-    for layer, key, z in ((parcels, "parcels", 1), (farmland, "farmland", 2),
-                          (redline, "redline", 3), (udb, "udb", 4)):
-        geoms = _clip(layer, bbox, crs)
-        if len(geoms):
-            geoms.plot(ax=ax, zorder=z, **_STYLE[key])
-    gpd.GeoSeries([township], crs=crs).plot(ax=ax, zorder=5, **_STYLE["township"])
-    _draw_sites(ax, sites, scale=scale)
-    ax.set_xlim(view[0], view[2])
-    ax.set_ylim(view[1], view[3])
-    ax.set_aspect("equal")
-    _frame(ax, scale=scale)
-    _north_arrow(ax, scale=scale)
-    _scale_bar(ax, view, scale=scale)
-
-
-def _fit_aspect(view: tuple[float, float, float, float], ax: Any) -> tuple[float, ...]:
-    """Grow the view so that its aspect ratio matches the axes box (equal scale)."""
-    x0, y0, x1, y1 = view
-    bbox = ax.get_position()
-    fw, fh = ax.figure.get_size_inches()
-    box_ratio = (bbox.height * fh) / (bbox.width * fw)
-    w, h = x1 - x0, y1 - y0
-    if h / w < box_ratio:
-        extra = (w * box_ratio - h) / 2
-        return x0, y0 - extra, x1, y1 + extra
-    extra = (h / box_ratio - w) / 2
-    return x0 - extra, y0, x1 + extra, y1
-
-
-def _draw_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float) -> None:
-    mapped = sites[sites.geometry.notna() & ~sites.geometry.is_empty]
-    for verdict, group in mapped.groupby("verdict"):
-        color = VERDICT_COLORS.get(str(verdict), "#808080")
-        group.plot(ax=ax, zorder=6, facecolor=color, edgecolor="#000000", linewidth=0.8,
-                   markersize=60 * scale)
-    halo = [pe.withStroke(linewidth=3 * scale, foreground="white")]
-    for no, geom in zip(mapped["no"], mapped.geometry, strict=True):
-        pt = geom.representative_point() if geom.geom_type != "Point" else geom
-        ax.annotate(str(no), (pt.x, pt.y), xytext=(4 * scale, 4 * scale),
-                    textcoords="offset points", fontsize=11 * scale, fontweight="bold",
-                    zorder=8, path_effects=halo)
-        ax.plot(pt.x, pt.y, marker="o", markersize=4 * scale, color="black", zorder=7)
-
-
-def _frame(ax: Any, *, scale: float) -> None:
-    fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-    ax.xaxis.set_major_formatter(fmt)
-    ax.yaxis.set_major_formatter(fmt)
-    ax.tick_params(axis="both", which="both", direction="in", top=True, right=True,
-                   labeltop=True, labelright=True, labelsize=7 * scale, length=5 * scale)
-    for label in ax.get_yticklabels():
-        label.set_rotation(90)
-        label.set_va("center")
-    for spine in ax.spines.values():
-        spine.set_linewidth(1.5)
-    ax.set_xlabel("X / 东坐标 Easting (m)", fontsize=8 * scale)
-    ax.set_ylabel("Y / 北坐标 Northing (m)", fontsize=8 * scale)
-
-
-def _north_arrow(ax: Any, *, scale: float) -> None:
-    x, y = 0.95, 0.86
-    ax.annotate("", xy=(x, y + 0.09), xytext=(x, y), xycoords="axes fraction",
-                arrowprops={"facecolor": "black", "edgecolor": "black", "width": 4 * scale,
-                            "headwidth": 14 * scale, "headlength": 16 * scale}, zorder=10)
-    ax.text(x, y + 0.10, "N", transform=ax.transAxes, ha="center", va="bottom",
-            fontsize=16 * scale, fontweight="bold", zorder=10)
-
-
-def nice_length(span_m: float) -> float:
-    """A round scale-bar length (1, 2 or 5 × 10ⁿ m) of about a fifth of ``span_m``.
-
-    Examples
-    --------
-    >>> nice_length(7300)
-    1000.0
-    >>> nice_length(23000)
-    2000.0
-    """
-    target = max(span_m / 5.0, 1e-9)
-    exp = math.floor(math.log10(target))
-    for m in (5, 2, 1):
-        if m * 10**exp <= target:
-            return float(m * 10**exp)
-    return float(10**exp)
-
-
-def _scale_bar(ax: Any, view: Sequence[float], *, scale: float) -> None:
-    x0, y0, x1, y1 = view
-    length = nice_length(x1 - x0)
-    bx, by = x0 + 0.04 * (x1 - x0), y0 + 0.04 * (y1 - y0)
-    h = 0.012 * (y1 - y0)
-    for i in range(4):
-        ax.add_patch(Rectangle((bx + i * length / 4, by), length / 4, h, zorder=10,
-                               facecolor="black" if i % 2 == 0 else "white",
-                               edgecolor="black", linewidth=0.8))
-    unit, div = ("km", 1000.0) if length >= 1000 else ("m", 1.0)
-    for frac in (0, 0.5, 1):
-        ax.text(bx + frac * length, by + 1.6 * h, f"{frac * length / div:g}", ha="center",
-                va="bottom", fontsize=8 * scale, zorder=10)
-    ax.text(bx + length + 0.01 * (x1 - x0), by, unit, va="bottom", fontsize=8 * scale,
-            zorder=10)
-    ax.text(bx, by - 1.2 * h, "比例尺 Scale", va="top", fontsize=8 * scale, zorder=10)
-
-
 def _draw_legend(panel: Any, *, scale: float) -> None:
     handles = [
         Line2D([], [], color="#222222", linewidth=2.2, linestyle=(0, (8, 3, 2, 3)),
@@ -540,8 +410,8 @@ def _draw_legend(panel: Any, *, scale: float) -> None:
         Line2D([], [], color="#7b2cbf", linewidth=2.0, linestyle=(0, (6, 2)),
                label="城镇开发边界 development boundary"),
         Patch(facecolor="#eeeeee", edgecolor="#bbbbbb", label="规划地块 plan parcels"),
-    ] + [Patch(facecolor=c, edgecolor="black", label=f"项目 {VERDICT_ZH[v]} {v}")
-         for v, c in VERDICT_COLORS.items()]
+    ] + [Patch(facecolor=(*to_rgb(c), 0.55), edgecolor=c, linewidth=1.3,
+               label=f"项目 {VERDICT_ZH[v]} {v}") for v, c in VERDICT_COLORS.items()]
     panel.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), ncol=2,
                  fontsize=8.5 * scale, title="图例 Legend", title_fontsize=11 * scale,
                  frameon=True, borderaxespad=0.0)
