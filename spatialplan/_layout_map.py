@@ -264,13 +264,14 @@ def _label_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float, obstacles: S
     inner = (frame.x0 + 2, frame.y0 + 2, frame.x1 - 2, frame.y1 - 2)
     blocked = [tuple(a.get_window_extent(renderer).extents) for a in obstacles]
     offsets, boxes = place_labels(np.array(anchors), np.array(rel), frame=inner,
-                                  obstacles=blocked, gap=2.5 * scale * px_per_pt)
+                                  obstacles=blocked, gap=4.5 * scale * px_per_pt,
+                                  keep_clear=4.0 * scale * px_per_pt)
     for (text, xy, bbox, _color), off, box, axy in zip(specs, offsets, boxes, anchors,
                                                        strict=True):
         # distance from the anchor to the placed box: beyond a few points, a leader line
         dx = max(box[0] - axy[0], 0, axy[0] - box[2])
         dy = max(box[1] - axy[1], 0, axy[1] - box[3])
-        leader = math.hypot(dx, dy) > 5 * scale * px_per_pt
+        leader = math.hypot(dx, dy) > 6 * scale * px_per_pt
         arrow = ({"arrowstyle": "-", "color": "#444444", "linewidth": 0.7 * scale,
                   "shrinkA": 0, "shrinkB": 0} if leader else None)
         ax.annotate(text, xy, xytext=(off[0] / px_per_pt, off[1] / px_per_pt), bbox=bbox,
@@ -290,10 +291,17 @@ def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: A
     if len(sites) < 4:
         return None
     bounds = np.array([g.bounds for g in sites.geometry])
-    window, _members = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
+    centres = np.array([_anchor(g) for g in sites.geometry])
+    window, _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
+    for _grow in range(2):  # take in the sites the padded window reaches, then pad again
+        x0, y0, x1, y1 = window
+        pad = 0.25 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
+        near = ((centres[:, 0] > x0 - pad) & (centres[:, 0] < x1 + pad)
+                & (centres[:, 1] > y0 - pad) & (centres[:, 1] < y1 + pad))
+        b = bounds[near]
+        window = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
     x0, y0, x1, y1 = window
-    side = max(x1 - x0, y1 - y0)
-    pad = 0.25 * side + 0.01 * (view[2] - view[0])
+    pad = 0.25 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
     window = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     if max(window[2] - window[0], window[3] - window[1]) > INSET_MAX_SHARE * (view[2] - view[0]):
         return None

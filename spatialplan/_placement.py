@@ -60,6 +60,7 @@ def place_labels(
     frame: Sequence[float],
     obstacles: Sequence[Sequence[float]] = (),
     gap: float = 2.0,
+    keep_clear: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offsets that place every label box near its anchor without any two overlapping.
 
@@ -79,6 +80,9 @@ def place_labels(
         Boxes no label may overlap.
     gap
         Distance (pixels) of the nearest positions from the anchor.
+    keep_clear
+        Radius (pixels) around every other anchor (its site marker) that a label should not
+        cover: such positions cost more, they are not forbidden.
 
     Returns
     -------
@@ -125,9 +129,11 @@ def place_labels(
         if len(obst):
             hits += boxes_overlap(cb[:, None, :], obst[None, :, :]).sum(axis=1)
         others = np.delete(anchors, i, axis=0)
-        covered = ((others[None, :, 0] > cb[:, None, 0]) & (others[None, :, 0] < cb[:, None, 2])
-                   & (others[None, :, 1] > cb[:, None, 1])
-                   & (others[None, :, 1] < cb[:, None, 3])).sum(axis=1)
+        r = keep_clear
+        covered = ((others[None, :, 0] > cb[:, None, 0] - r)
+                   & (others[None, :, 0] < cb[:, None, 2] + r)
+                   & (others[None, :, 1] > cb[:, None, 1] - r)
+                   & (others[None, :, 1] < cb[:, None, 3] + r)).sum(axis=1)
         cost = cand[:, 2] + covered * 3 * size
         ok = inside & (hits == 0)
         if ok.any():
