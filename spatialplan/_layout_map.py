@@ -295,13 +295,13 @@ def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: A
     window, _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
     for _grow in range(2):  # take in the sites the padded window reaches, then pad again
         x0, y0, x1, y1 = window
-        pad = 0.25 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
+        pad = 0.15 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
         near = ((centres[:, 0] > x0 - pad) & (centres[:, 0] < x1 + pad)
                 & (centres[:, 1] > y0 - pad) & (centres[:, 1] < y1 + pad))
         b = bounds[near]
         window = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
     x0, y0, x1, y1 = window
-    pad = 0.25 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
+    pad = 0.15 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
     window = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     if max(window[2] - window[0], window[3] - window[1]) > INSET_MAX_SHARE * (view[2] - view[0]):
         return None
