@@ -149,9 +149,11 @@ def draw_map(ax: Any, township: Any, *, crs: Any, layers: dict[str, Any],
     paper
         Paper name, printed beside the numeric scale.
     """
-    view, n = _scaled_view(township.bounds, _paper_m(ax), pad=0.04)
-    _draw_layers(ax, township, view, crs=crs, layers=layers)
     mapped = sites[sites.geometry.notna() & ~sites.geometry.is_empty]
+    # the township and every numbered site (one may lie outside the outline)
+    bounds = shapely.union_all([shapely.box(*township.bounds), *mapped.geometry]).bounds
+    view, n = _scaled_view(bounds, _paper_m(ax), pad=0.04)
+    _draw_layers(ax, township, view, crs=crs, layers=layers)
     _draw_sites(ax, mapped, n=n, scale=scale, prefix="sp-site")
     _frame(ax, scale=scale)
     obstacles = [_north_arrow(ax, scale=scale), _scale_bar(ax, view, n=n, scale=scale,

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import io
 import logging
+import math
 import os
 import textwrap
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ from typing import Any
 
 import geopandas as gpd
 import matplotlib
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import shapely
@@ -42,8 +45,8 @@ from spatialplan._version import __version__
 from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.output import atomic_path
 
-__all__ = ["layout_figure", "write_layout", "find_cjk_font", "bundled_cjk_font", "nice_length",
-           "nice_scale", "PAPER_SIZES_MM", "VERDICT_COLORS"]
+__all__ = ["layout_figure", "write_layout", "contact_sheet", "find_cjk_font", "bundled_cjk_font",
+           "nice_length", "nice_scale", "PAPER_SIZES_MM", "VERDICT_COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -275,10 +278,14 @@ def write_layout(
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike | None = None,
     *,
-    png_index: int = 0,
+    png_index: int | None = None,
     dpi: int | None = None,
 ) -> dict[str, Path]:
-    """Write the layout: every figure as one PDF page, and one figure as PNG; atomically.
+    """Write the layout: every figure as one PDF page, and a PNG; atomically.
+
+    With several pages each is stamped "第 i / n 页 page i of n" (bottom right), and the PNG
+    shows every page, side by side on a grid (each at ``dpi`` / columns, so the sheet is about
+    one page's size), unless ``png_index`` picks one page, whose stamp then names it.
 
     Parameters
     ----------
@@ -287,9 +294,9 @@ def write_layout(
     pdf_path, png_path
         Targets; ``png_path=None`` writes no PNG.
     png_index
-        Which figure goes to the PNG (default the first).
+        The page (0-based) that goes to the PNG alone; default every page.
     dpi
-        PNG resolution (default: the figure's).
+        PNG resolution of one page (default: the figure's).
 
     Returns
     -------
@@ -308,9 +315,11 @@ def write_layout(
     if not figs:
         raise OutputError("no layout pages to write", path=pdf_path,
                           hint="check the township codes")
-    if not 0 <= png_index < len(figs):
+    if png_index is not None and not 0 <= png_index < len(figs):
         raise OutputError(f"png_index {png_index} out of range (0..{len(figs) - 1})",
                           path=png_path)
+    for i, fig in enumerate(figs):
+        _stamp_page(fig, i + 1, len(figs))
     out: dict[str, Path] = {}
     pdf_path = Path(pdf_path)
     # Type 3: matplotlib's Type 42 output mislabels the CFF outlines of OpenType CJK fonts
@@ -323,12 +332,69 @@ def write_layout(
     out["pdf"] = pdf_path
     if png_path is not None:
         png_path = Path(png_path)
+        pages = figs if png_index is None else [figs[png_index]]
         with atomic_path(png_path) as tmp:
-            figs[png_index].savefig(tmp, dpi=dpi or figs[png_index].dpi, format="png")
+            if len(pages) == 1:
+                pages[0].savefig(tmp, dpi=dpi or pages[0].dpi, format="png")
+            else:
+                matplotlib.image.imsave(tmp, contact_sheet(pages, dpi=dpi), format="png")
         out["png"] = png_path
     logger.debug("wrote %s (%d page(s))%s", pdf_path, len(figs),
-                f" and {png_path}" if png_path else "")
+                 f" and {png_path}" if png_path else "")
     return out
+
+
+def contact_sheet(figs: Sequence[Figure], *, dpi: float | None = None,
+                  gutter: int = 12) -> np.ndarray:
+    """Every figure rendered side by side on a grid: an RGBA array (rows × columns pages).
+
+    Each page is drawn at ``dpi`` / columns (default: the first figure's dpi), so the sheet
+    is about as large as one page; pages are separated by a light grey ``gutter`` (pixels).
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> contact_sheet([Figure(figsize=(2, 1)), Figure(figsize=(2, 1))], dpi=20).shape
+    (10, 52, 4)
+    """
+    cols = math.ceil(math.sqrt(len(figs)))
+    rows = math.ceil(len(figs) / cols)
+    tile_dpi = (dpi or figs[0].dpi) / cols
+    tiles = [_render_rgba(fig, tile_dpi) for fig in figs]
+    th = max(t.shape[0] for t in tiles)
+    tw = max(t.shape[1] for t in tiles)
+    sheet = np.full((rows * th + (rows - 1) * gutter, cols * tw + (cols - 1) * gutter, 4),
+                    np.array([220, 220, 220, 255], dtype=np.uint8), dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        y, x = r * (th + gutter), c * (tw + gutter)
+        sheet[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    return sheet
+
+
+def _render_rgba(fig: Figure, dpi: float) -> np.ndarray:
+    """The figure as an (h, w, 4) uint8 array at ``dpi``."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="rgba", dpi=dpi)
+    w, h = (int(v * dpi) for v in fig.get_size_inches())  # as the Agg renderer sizes it
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8).reshape(h, w, 4)
+
+
+def _stamp_page(fig: Figure, page: int, pages: int) -> None:
+    """Write "第 page / pages 页" at the bottom right (once: an older stamp is replaced)."""
+    for text in [t for t in fig.texts if t.get_gid() == "sp-page"]:
+        text.remove()
+    if pages < 2:
+        return
+    title = next((t for t in fig.texts if t.get_gid() == "sp-title"), None)
+    label = f"page {page} of {pages}"
+    props = {}
+    if title is not None:  # a layout page: its CJK font
+        label = f"第 {page} / {pages} 页  {label}"
+        props = {"fontproperties": title.get_fontproperties().copy()}
+        props["fontproperties"].set_size(title.get_fontsize() * 0.45)
+        props["fontproperties"].set_weight("normal")
+    fig.text(0.985, 0.012, label, ha="right", va="bottom", gid="sp-page", **props)
 
 
 # --------------------------------------------------------------------------------------------

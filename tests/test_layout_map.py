@@ -226,3 +226,13 @@ def test_place_labels_separates_identical_anchors():
     for a, b in itertools.combinations(range(12), 2):
         assert not boxes_overlap(boxes[a], boxes[b])
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 400).all()
+
+
+def test_a_site_outside_its_township_is_on_the_map():
+    # a site of township 1 lying 3 km east of its outline (data errors happen)
+    far = shapely.box(X0 + 9000, Y0 + 2000, X0 + 9100, Y0 + 2100)
+    fig = _fig(_projects([shapely.box(X0 + 1000, Y0 + 1000, X0 + 1100, Y0 + 1100), far]))
+    x0, x1 = fig.axes[0].get_xlim()
+    assert x0 < X0 + 1000 and x1 > X0 + 9100
+    labelled = _assert_no_collision(fig)
+    assert set(labelled) == {"1", "2"}
