@@ -285,44 +285,52 @@ def _label_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float, obstacles: S
 # --------------------------------------------------------------------------------------------
 
 
-def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: Any,
-                layers: dict[str, Any], sites: gpd.GeoDataFrame, scale: float
-                ) -> tuple[Any, set[int]] | None:
-    """An enlarged inset of the window where at least half of the sites (≥ 3) crowd, when
-    that window is under :data:`INSET_MAX_SHARE` of the map width; None otherwise."""
+def _inset_window(sites: gpd.GeoDataFrame, view: Sequence[float]
+                  ) -> tuple[float, float, float, float] | None:
+    """The padded window where at least half of the sites (≥ 3) crowd, if it is under
+    :data:`INSET_MAX_SHARE` of the map width; None otherwise (or with fewer than 4 sites)."""
     if len(sites) < 4:
         return None
     bounds = np.array([g.bounds for g in sites.geometry])
     centres = np.array([_anchor(g) for g in sites.geometry])
     window, _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
-    for _grow in range(2):  # take in the sites the padded window reaches, then pad again
+    for grow in range(3):  # take in the sites the padded window reaches, then pad the result
         x0, y0, x1, y1 = window
         pad = 0.15 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
+        if grow == 2:
+            window = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+            break
         near = ((centres[:, 0] > x0 - pad) & (centres[:, 0] < x1 + pad)
                 & (centres[:, 1] > y0 - pad) & (centres[:, 1] < y1 + pad))
         b = bounds[near]
         window = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-    x0, y0, x1, y1 = window
-    pad = 0.15 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
-    window = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    if max(window[2] - window[0], window[3] - window[1]) > INSET_MAX_SHARE * (view[2] - view[0]):
+    side = max(window[2] - window[0], window[3] - window[1])
+    return window if side <= INSET_MAX_SHARE * (view[2] - view[0]) else None
+
+
+def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: Any,
+                layers: dict[str, Any], sites: gpd.GeoDataFrame, scale: float
+                ) -> tuple[Any, set[int]] | None:
+    """An enlarged inset of the town seat (:func:`_inset_window`) in a free corner, when its
+    round scale is at least 1.5× larger; returns the inset and the numbers it shows."""
+    window = _inset_window(sites, view)
+    if window is None:
         return None
     paper_w, paper_h = _paper_m(ax)
     ww, wh = window[2] - window[0], window[3] - window[1]
     aspect = min(max(wh / ww, 0.55), 1.1)  # inset height / width on paper
     w_frac = INSET_WIDTH
     h_frac = w_frac * aspect * paper_w / paper_h
-    rect = _inset_corner(ax, view, window, sites, w_frac=w_frac, h_frac=h_frac,
+    rect = _inset_corner(view, window, sites, w_frac=w_frac, h_frac=h_frac,
                          township=township)
     inset_paper = (w_frac * paper_w, h_frac * paper_h)
     inset_view, n_in = _scaled_view(window, inset_paper, pad=0.0)
-    if n_in * 1.5 > n:  # hardly enlarged: not worth the space
+    if rect is None or n_in * 1.5 > n:  # no free corner, or hardly enlarged
         return None
     inset = ax.inset_axes(rect, zorder=20)
     inset.set_gid("sp-inset")
     _draw_layers(inset, township, inset_view, crs=crs, layers=layers)
-    cx, cy = (np.array([_anchor(g) for g in sites.geometry]).T if len(sites)
-              else (np.array([]), np.array([])))
+    cx, cy = np.array([_anchor(g) for g in sites.geometry]).T
     inside = ((cx > inset_view[0]) & (cx < inset_view[2]) & (cy > inset_view[1])
               & (cy < inset_view[3]))
     members = sites[inside]
@@ -344,27 +352,27 @@ def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: A
     return inset, set(members["no"])
 
 
-def _inset_corner(ax: Any, view: Sequence[float], window: Sequence[float],
-                  sites: gpd.GeoDataFrame, *, w_frac: float, h_frac: float, township: Any
-                  ) -> tuple[float, float, float, float]:
-    """Axes-fraction rectangle of the inset: the free corner (upper left or lower right, the
-    others hold the north arrow and the scale bar) hiding no site, least of the township."""
+def _inset_corner(view: Sequence[float], window: Sequence[float], sites: gpd.GeoDataFrame, *,
+                  w_frac: float, h_frac: float, township: Any
+                  ) -> tuple[float, float, float, float] | None:
+    """Axes-fraction rectangle of the inset: upper left or lower right (the other corners
+    hold the north arrow and the scale bar), whichever covers less of the township, among
+    those hiding no site and not the window itself; None when neither is free."""
     m = 0.012
-    corners = [(m, 1 - m - h_frac), (1 - m - w_frac, m)]
     vx0, vy0, vx1, vy1 = view
     vw, vh = vx1 - vx0, vy1 - vy0
     anchors = np.array([_anchor(g) for g in sites.geometry])
     best = None
-    for fx, fy in corners:
+    for fx, fy in ((m, 1 - m - h_frac), (1 - m - w_frac, m)):
         box = shapely.box(vx0 + fx * vw, vy0 + fy * vh, vx0 + (fx + w_frac) * vw,
                           vy0 + (fy + h_frac) * vh)
-        hidden = int(shapely.contains_xy(box, anchors[:, 0], anchors[:, 1]).sum())
-        cost = (hidden * 10 + box.intersects(shapely.box(*window)) * 100
-                + box.intersection(township).area / box.area)
+        if (shapely.contains_xy(box, anchors[:, 0], anchors[:, 1]).any()
+                or box.intersects(shapely.box(*window))):
+            continue
+        cost = box.intersection(township).area / box.area
         if best is None or cost < best[0]:
             best = (cost, (fx, fy, w_frac, h_frac))
-    assert best is not None
-    return best[1]
+    return None if best is None else best[1]
 
 
 # --------------------------------------------------------------------------------------------
