@@ -4,13 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: headless Chromium for the web-map browser test, a CJK font for layout maps.
+# System packages: headless Chromium for the web-map browser test. No CJK font: the layout map
+# uses the Noto Sans SC that `pip install .` brings (pylopdf-fonts-zh-cn), as on a user's fresh
+# machine (a system CJK font, where one is installed, is preferred to it).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=""
   command -v chromium >/dev/null 2>&1 || need="$need chromium"
-  if ! (command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "Noto Sans CJK"); then
-    need="$need fonts-noto-cjk fontconfig"
-  fi
   if [ -n "$need" ]; then
     echo "installing system packages:$need"
     apt-get update -qq

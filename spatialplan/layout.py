@@ -5,15 +5,20 @@ control lines, parcels, numbered project sites with a matching table, legend, no
 scale bar, Gauss–Krüger coordinate frame, CRS / source note and date);
 :func:`write_layout` writes a multi-page PDF and a PNG atomically.
 
-Chinese text needs a CJK font. :func:`find_cjk_font` looks for one (Noto Sans CJK SC, Source
-Han Sans, WenQuanYi, …) through matplotlib's font manager; if none is installed it raises
-:class:`~spatialplan.errors.OutputError` naming the fix (``apt-get install fonts-noto-cjk``
-or ``font="path/to/font.otf"``) rather than drawing boxes (tofu).
+Chinese text needs a CJK font. :func:`find_cjk_font` prefers one installed on the system (Noto
+Sans CJK SC, Source Han Sans, WenQuanYi, …, through matplotlib's font manager) and falls back
+to the Noto Sans SC that spatialplan installs with it (:func:`bundled_cjk_font`), so a fresh
+machine draws Chinese too; a font that cannot be used raises
+:class:`~spatialplan.errors.OutputError` rather than drawing boxes (tofu). The PDF embeds the
+glyphs it uses as Type 3 fonts (``pdf.fonttype`` 3), which works for the CFF-flavoured OpenType
+files CJK fonts come as.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import io
 import logging
 import math
 import os
@@ -24,22 +29,24 @@ from typing import Any
 
 import geopandas as gpd
 import matplotlib
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import shapely
 from matplotlib import font_manager
-from matplotlib import patheffects as pe
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.patches import Patch
 
+from spatialplan._layout_map import VERDICT_COLORS, draw_map, nice_length, nice_scale
 from spatialplan._version import __version__
 from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.output import atomic_path
 
-__all__ = ["layout_figure", "write_layout", "find_cjk_font", "nice_length", "PAPER_SIZES_MM"]
+__all__ = ["layout_figure", "write_layout", "contact_sheet", "find_cjk_font", "bundled_cjk_font",
+           "nice_length", "nice_scale", "PAPER_SIZES_MM", "VERDICT_COLORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +64,8 @@ CJK_FAMILIES = (
     "Droid Sans Fallback", "AR PL UMing CN",
 )
 
-VERDICT_COLORS = {"pass": "#2ca02c", "review": "#ff8c00", "fail": "#d62728", "error": "#808080"}
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法检查"}
 
-_STYLE = {
-    "township": {"facecolor": "none", "edgecolor": "#222222", "linewidth": 2.2,
-                 "linestyle": (0, (8, 3, 2, 3))},
-    "redline": {"facecolor": "#ff000066", "edgecolor": "#c00000", "linewidth": 1.0},
-    "farmland": {"facecolor": "#f2d04a80", "edgecolor": "#b8860b", "linewidth": 0.5,
-                 "hatch": "..."},
-    "udb": {"facecolor": "none", "edgecolor": "#7b2cbf", "linewidth": 2.0,
-            "linestyle": (0, (6, 2))},
-    "parcels": {"facecolor": "#eeeeee", "edgecolor": "#bbbbbb", "linewidth": 0.3},
-}
 _SAMPLE = "“8+X”项目布局图编号名称类别合规性符合需论证不符合无法检查坐标系数据来源日期比例尺北"
 
 
@@ -84,28 +80,28 @@ def find_cjk_font(font: str | os.PathLike | None = None) -> str:
     Parameters
     ----------
     font
-        A font file (``.otf``/``.ttf``/``.ttc``) or a family name; default: the first of
-        :data:`CJK_FAMILIES` that is installed.
+        A font file (``.otf``/``.ttf``/``.ttc``) or a family name. Default: the first of
+        :data:`CJK_FAMILIES` installed on the system, else the bundled Noto Sans SC (the
+        ``pylopdf-fonts-zh-cn`` package, a dependency of spatialplan; see
+        :func:`bundled_cjk_font`).
 
     Raises
     ------
     OutputError
-        No usable font: install ``fonts-noto-cjk`` (Debian/Ubuntu) or pass ``font=``.
+        ``font`` is missing or has no Chinese glyphs, or no font at all is usable (the
+        bundled font package was removed): pass ``font=`` or reinstall spatialplan.
 
     Examples
     --------
     >>> find_cjk_font()  # doctest: +SKIP
     'Noto Sans CJK SC'
     """
-    hint = ("install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk; then delete "
-            "matplotlib's font cache if needed) or pass font='path/to/NotoSansCJK.otf'")
+    hint = ("pass a font with Chinese glyphs (--font path/to/NotoSansCJK.otf on the command "
+            "line, font= in Python), or install one (Debian/Ubuntu: apt-get install "
+            "fonts-noto-cjk) or reinstall spatialplan, which brings Noto Sans SC")
     if font is not None:
         if Path(font).suffix.lower() in (".otf", ".ttf", ".ttc") or Path(font).is_file():
-            path = Path(font)
-            if not path.is_file():
-                raise OutputError("font file not found", path=path, hint=hint)
-            font_manager.fontManager.addfont(str(path))
-            family = font_manager.FontProperties(fname=str(path)).get_name()
+            family = _register(Path(font), hint=hint)
         else:
             family = str(font)
         if not _covers(family, _SAMPLE):
@@ -115,8 +111,59 @@ def find_cjk_font(font: str | os.PathLike | None = None) -> str:
     installed = {f.name for f in font_manager.fontManager.ttflist}
     for family in CJK_FAMILIES:
         if family in installed and _covers(family, _SAMPLE):
+            logger.debug("layout font: %s (system)", family)
+            return family
+    bundled = bundled_cjk_font()
+    if bundled is not None:
+        family = _register(bundled, hint=hint)
+        if _covers(family, _SAMPLE):
+            logger.debug("layout font: %s (bundled, %s)", family, bundled)
             return family
     raise OutputError("no Chinese (CJK) font found for the layout map", hint=hint)
+
+
+def bundled_cjk_font() -> Path | None:
+    """The font file spatialplan brings along: Noto Sans SC Regular (SIL OFL 1.1).
+
+    It comes from the ``pylopdf-fonts-zh-cn`` package (an install requirement); None when
+    that package is missing.
+
+    Examples
+    --------
+    >>> bundled_cjk_font().name  # doctest: +SKIP
+    'NotoSansSC-Regular.otf'
+    """
+    try:
+        import pylopdf_fonts_zh_cn
+    except ImportError:
+        return None
+    path = Path(pylopdf_fonts_zh_cn.sans_path())
+    return path if path.is_file() else None
+
+
+def _register(path: Path, *, hint: str) -> str:
+    """Add the font file ``path`` to matplotlib's font manager; return its family name.
+
+    A family without a bold face (the bundled Noto Sans SC is regular only) gets its regular
+    face registered as bold too, so that bold text is drawn in it without matplotlib logging
+    "Failed to find font weight bold" for every size.
+    """
+    if not path.is_file():
+        raise OutputError("font file not found", path=path, hint=hint)
+    manager = font_manager.fontManager
+    try:
+        manager.addfont(str(path))
+        family = font_manager.FontProperties(fname=str(path)).get_name()
+    except (OSError, RuntimeError) as exc:
+        raise OutputError(f"not a usable font file: {exc}", path=path, hint=hint) from exc
+    faces = [f for f in manager.ttflist if f.name == family]
+    weights = [f.weight if isinstance(f.weight, int)
+               else font_manager.weight_dict.get(f.weight, 400) for f in faces]
+    if not any(w >= 600 for w in weights):
+        manager.ttflist += [dataclasses.replace(f, weight=700) for f in faces
+                            if Path(f.fname) == path]
+        manager._findfont_cached.cache_clear()
+    return family
 
 
 def _font_path(family: str) -> str | None:
@@ -213,8 +260,9 @@ def layout_figure(
         fig.suptitle(title, fontsize=22 * scale, fontweight="bold", y=0.975, gid="sp-title")
         ax = fig.add_axes((0.05, 0.08, 0.60, 0.82))
         sites = _township_projects(projects, township_code, township, crs)
-        _draw_map(ax, township, crs=crs, redline=redline, farmland=farmland, udb=udb,
-                  parcels=parcels, sites=sites, scale=scale)
+        draw_map(ax, township, crs=crs, sites=sites, scale=scale, paper=paper.upper(),
+                 layers={"redline": redline, "farmland": farmland, "udb": udb,
+                         "parcels": parcels})
         panel = fig.add_axes((0.68, 0.08, 0.30, 0.82))
         panel.set_axis_off()
         _draw_legend(panel, scale=scale)
@@ -230,10 +278,14 @@ def write_layout(
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike | None = None,
     *,
-    png_index: int = 0,
+    png_index: int | None = None,
     dpi: int | None = None,
 ) -> dict[str, Path]:
-    """Write the layout: every figure as one PDF page, and one figure as PNG; atomically.
+    """Write the layout: every figure as one PDF page, and a PNG; atomically.
+
+    With several pages each is stamped "第 i / n 页 page i of n" (bottom right), and the PNG
+    shows every page, side by side on a grid (each at ``dpi`` / columns, so the sheet is about
+    one page's size), unless ``png_index`` picks one page, whose stamp then names it.
 
     Parameters
     ----------
@@ -242,9 +294,9 @@ def write_layout(
     pdf_path, png_path
         Targets; ``png_path=None`` writes no PNG.
     png_index
-        Which figure goes to the PNG (default the first).
+        The page (0-based) that goes to the PNG alone; default every page.
     dpi
-        PNG resolution (default: the figure's).
+        PNG resolution of one page (default: the figure's).
 
     Returns
     -------
@@ -263,24 +315,86 @@ def write_layout(
     if not figs:
         raise OutputError("no layout pages to write", path=pdf_path,
                           hint="check the township codes")
-    if not 0 <= png_index < len(figs):
+    if png_index is not None and not 0 <= png_index < len(figs):
         raise OutputError(f"png_index {png_index} out of range (0..{len(figs) - 1})",
                           path=png_path)
+    for i, fig in enumerate(figs):
+        _stamp_page(fig, i + 1, len(figs))
     out: dict[str, Path] = {}
     pdf_path = Path(pdf_path)
-    with atomic_path(pdf_path) as tmp, PdfPages(tmp, metadata={
-            "Title": "“8+X”项目布局图", "Creator": f"spatialplan {__version__}"}) as pdf:
+    # Type 3: matplotlib's Type 42 output mislabels the CFF outlines of OpenType CJK fonts
+    # (Noto Sans SC/CJK) as TrueType; Type 3 embeds every glyph used, for any font file
+    with matplotlib.rc_context({"pdf.fonttype": 3}), atomic_path(pdf_path) as tmp, PdfPages(
+            tmp, metadata={"Title": "“8+X”项目布局图",
+                           "Creator": f"spatialplan {__version__}"}) as pdf:
         for fig in figs:
             pdf.savefig(fig)
     out["pdf"] = pdf_path
     if png_path is not None:
         png_path = Path(png_path)
+        pages = figs if png_index is None else [figs[png_index]]
         with atomic_path(png_path) as tmp:
-            figs[png_index].savefig(tmp, dpi=dpi or figs[png_index].dpi, format="png")
+            if len(pages) == 1:
+                pages[0].savefig(tmp, dpi=dpi or pages[0].dpi, format="png")
+            else:
+                matplotlib.image.imsave(tmp, contact_sheet(pages, dpi=dpi), format="png")
         out["png"] = png_path
     logger.debug("wrote %s (%d page(s))%s", pdf_path, len(figs),
-                f" and {png_path}" if png_path else "")
+                 f" and {png_path}" if png_path else "")
     return out
+
+
+def contact_sheet(figs: Sequence[Figure], *, dpi: float | None = None,
+                  gutter: int = 12) -> np.ndarray:
+    """Every figure rendered side by side on a grid: an RGBA array (rows × columns pages).
+
+    Each page is drawn at ``dpi`` / columns (default: the first figure's dpi), so the sheet
+    is about as large as one page; pages are separated by a light grey ``gutter`` (pixels).
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> contact_sheet([Figure(figsize=(2, 1)), Figure(figsize=(2, 1))], dpi=20).shape
+    (10, 52, 4)
+    """
+    cols = math.ceil(math.sqrt(len(figs)))
+    rows = math.ceil(len(figs) / cols)
+    tile_dpi = (dpi or figs[0].dpi) / cols
+    tiles = [_render_rgba(fig, tile_dpi) for fig in figs]
+    th = max(t.shape[0] for t in tiles)
+    tw = max(t.shape[1] for t in tiles)
+    sheet = np.full((rows * th + (rows - 1) * gutter, cols * tw + (cols - 1) * gutter, 4),
+                    np.array([220, 220, 220, 255], dtype=np.uint8), dtype=np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        y, x = r * (th + gutter), c * (tw + gutter)
+        sheet[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    return sheet
+
+
+def _render_rgba(fig: Figure, dpi: float) -> np.ndarray:
+    """The figure as an (h, w, 4) uint8 array at ``dpi``."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="rgba", dpi=dpi)
+    w, h = (int(v * dpi) for v in fig.get_size_inches())  # as the Agg renderer sizes it
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8).reshape(h, w, 4)
+
+
+def _stamp_page(fig: Figure, page: int, pages: int) -> None:
+    """Write "第 page / pages 页" at the bottom right (once: an older stamp is replaced)."""
+    for text in [t for t in fig.texts if t.get_gid() == "sp-page"]:
+        text.remove()
+    if pages < 2:
+        return
+    title = next((t for t in fig.texts if t.get_gid() == "sp-title"), None)
+    label = f"page {page} of {pages}"
+    props = {}
+    if title is not None:  # a layout page: its CJK font
+        label = f"第 {page} / {pages} 页  {label}"
+        props = {"fontproperties": title.get_fontproperties().copy()}
+        props["fontproperties"].set_size(title.get_fontsize() * 0.45)
+        props["fontproperties"].set_weight("normal")
+    fig.text(0.985, 0.012, label, ha="right", va="bottom", gid="sp-page", **props)
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,125 +466,6 @@ def _crs_note(crs: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _clip(gdf: gpd.GeoDataFrame | None, bbox: Any, crs: Any) -> gpd.GeoSeries:
-    if gdf is None or len(gdf) == 0:
-        return gpd.GeoSeries([], crs=crs)
-    geoms = gdf.to_crs(crs).geometry if gdf.crs != crs else gdf.geometry
-    geoms = geoms[geoms.notna() & ~geoms.is_empty]
-    geoms = geoms[geoms.intersects(bbox)]
-    return geoms.clip(bbox) if len(geoms) else geoms
-
-
-def _draw_map(ax: Any, township: Any, *, crs: Any, redline: Any, farmland: Any, udb: Any,
-              parcels: Any, sites: gpd.GeoDataFrame, scale: float) -> None:
-    xmin, ymin, xmax, ymax = township.bounds
-    pad = 0.06 * max(xmax - xmin, ymax - ymin)
-    view = _fit_aspect((xmin - pad, ymin - pad, xmax + pad, ymax + pad), ax)
-    bbox = shapely.box(*view)
-    for layer, key, z in ((parcels, "parcels", 1), (farmland, "farmland", 2),
-                          (redline, "redline", 3), (udb, "udb", 4)):
-        geoms = _clip(layer, bbox, crs)
-        if len(geoms):
-            geoms.plot(ax=ax, zorder=z, **_STYLE[key])
-    gpd.GeoSeries([township], crs=crs).plot(ax=ax, zorder=5, **_STYLE["township"])
-    _draw_sites(ax, sites, scale=scale)
-    ax.set_xlim(view[0], view[2])
-    ax.set_ylim(view[1], view[3])
-    ax.set_aspect("equal")
-    _frame(ax, scale=scale)
-    _north_arrow(ax, scale=scale)
-    _scale_bar(ax, view, scale=scale)
-
-
-def _fit_aspect(view: tuple[float, float, float, float], ax: Any) -> tuple[float, ...]:
-    """Grow the view so that its aspect ratio matches the axes box (equal scale)."""
-    x0, y0, x1, y1 = view
-    bbox = ax.get_position()
-    fw, fh = ax.figure.get_size_inches()
-    box_ratio = (bbox.height * fh) / (bbox.width * fw)
-    w, h = x1 - x0, y1 - y0
-    if h / w < box_ratio:
-        extra = (w * box_ratio - h) / 2
-        return x0, y0 - extra, x1, y1 + extra
-    extra = (h / box_ratio - w) / 2
-    return x0 - extra, y0, x1 + extra, y1
-
-
-def _draw_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float) -> None:
-    mapped = sites[sites.geometry.notna() & ~sites.geometry.is_empty]
-    for verdict, group in mapped.groupby("verdict"):
-        color = VERDICT_COLORS.get(str(verdict), "#808080")
-        group.plot(ax=ax, zorder=6, facecolor=color, edgecolor="#000000", linewidth=0.8,
-                   markersize=60 * scale)
-    halo = [pe.withStroke(linewidth=3 * scale, foreground="white")]
-    for no, geom in zip(mapped["no"], mapped.geometry, strict=True):
-        pt = geom.representative_point() if geom.geom_type != "Point" else geom
-        ax.annotate(str(no), (pt.x, pt.y), xytext=(4 * scale, 4 * scale),
-                    textcoords="offset points", fontsize=11 * scale, fontweight="bold",
-                    zorder=8, path_effects=halo)
-        ax.plot(pt.x, pt.y, marker="o", markersize=4 * scale, color="black", zorder=7)
-
-
-def _frame(ax: Any, *, scale: float) -> None:
-    fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-    ax.xaxis.set_major_formatter(fmt)
-    ax.yaxis.set_major_formatter(fmt)
-    ax.tick_params(axis="both", which="both", direction="in", top=True, right=True,
-                   labeltop=True, labelright=True, labelsize=7 * scale, length=5 * scale)
-    for label in ax.get_yticklabels():
-        label.set_rotation(90)
-        label.set_va("center")
-    for spine in ax.spines.values():
-        spine.set_linewidth(1.5)
-    ax.set_xlabel("X / 东坐标 Easting (m)", fontsize=8 * scale)
-    ax.set_ylabel("Y / 北坐标 Northing (m)", fontsize=8 * scale)
-
-
-def _north_arrow(ax: Any, *, scale: float) -> None:
-    x, y = 0.95, 0.86
-    ax.annotate("", xy=(x, y + 0.09), xytext=(x, y), xycoords="axes fraction",
-                arrowprops={"facecolor": "black", "edgecolor": "black", "width": 4 * scale,
-                            "headwidth": 14 * scale, "headlength": 16 * scale}, zorder=10)
-    ax.text(x, y + 0.10, "N", transform=ax.transAxes, ha="center", va="bottom",
-            fontsize=16 * scale, fontweight="bold", zorder=10)
-
-
-def nice_length(span_m: float) -> float:
-    """A round scale-bar length (1, 2 or 5 × 10ⁿ m) of about a fifth of ``span_m``.
-
-    Examples
-    --------
-    >>> nice_length(7300)
-    1000.0
-    >>> nice_length(23000)
-    2000.0
-    """
-    target = max(span_m / 5.0, 1e-9)
-    exp = math.floor(math.log10(target))
-    for m in (5, 2, 1):
-        if m * 10**exp <= target:
-            return float(m * 10**exp)
-    return float(10**exp)
-
-
-def _scale_bar(ax: Any, view: Sequence[float], *, scale: float) -> None:
-    x0, y0, x1, y1 = view
-    length = nice_length(x1 - x0)
-    bx, by = x0 + 0.04 * (x1 - x0), y0 + 0.04 * (y1 - y0)
-    h = 0.012 * (y1 - y0)
-    for i in range(4):
-        ax.add_patch(Rectangle((bx + i * length / 4, by), length / 4, h, zorder=10,
-                               facecolor="black" if i % 2 == 0 else "white",
-                               edgecolor="black", linewidth=0.8))
-    unit, div = ("km", 1000.0) if length >= 1000 else ("m", 1.0)
-    for frac in (0, 0.5, 1):
-        ax.text(bx + frac * length, by + 1.6 * h, f"{frac * length / div:g}", ha="center",
-                va="bottom", fontsize=8 * scale, zorder=10)
-    ax.text(bx + length + 0.01 * (x1 - x0), by, unit, va="bottom", fontsize=8 * scale,
-            zorder=10)
-    ax.text(bx, by - 1.2 * h, "比例尺 Scale", va="top", fontsize=8 * scale, zorder=10)
-
-
 def _draw_legend(panel: Any, *, scale: float) -> None:
     handles = [
         Line2D([], [], color="#222222", linewidth=2.2, linestyle=(0, (8, 3, 2, 3)),
@@ -481,8 +476,8 @@ def _draw_legend(panel: Any, *, scale: float) -> None:
         Line2D([], [], color="#7b2cbf", linewidth=2.0, linestyle=(0, (6, 2)),
                label="城镇开发边界 development boundary"),
         Patch(facecolor="#eeeeee", edgecolor="#bbbbbb", label="规划地块 plan parcels"),
-    ] + [Patch(facecolor=c, edgecolor="black", label=f"项目 {VERDICT_ZH[v]} {v}")
-         for v, c in VERDICT_COLORS.items()]
+    ] + [Patch(facecolor=(*to_rgb(c), 0.55), edgecolor=c, linewidth=1.3,
+               label=f"项目 {VERDICT_ZH[v]} {v}") for v, c in VERDICT_COLORS.items()]
     panel.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), ncol=2,
                  fontsize=8.5 * scale, title="图例 Legend", title_fontsize=11 * scale,
                  frameon=True, borderaxespad=0.0)

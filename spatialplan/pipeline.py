@@ -308,6 +308,7 @@ def write_check(
     *,
     outputs: Collection[str] = OUTPUT_KINDS,
     township: str | None = None,
+    font: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """Write the deliverables of a check into ``out_dir``, all or nothing.
 
@@ -331,6 +332,9 @@ def write_check(
         Which deliverables to write, from :data:`OUTPUT_KINDS`; ``manifest.json`` always is.
     township
         Township code for the layout map; default every township (one page each).
+    font
+        CJK font file or family of the layout map (default: see
+        :func:`spatialplan.layout.find_cjk_font`).
 
     Returns
     -------
@@ -345,7 +349,8 @@ def write_check(
         raise ValueError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUT_KINDS}")
     out = output.check_output_dir(out_dir, plan_inputs(plan))
     with output.staged_output(out) as stage:
-        jobs = _write_jobs(plan, result, stage, out, outputs=outputs, township=township)
+        jobs = _write_jobs(plan, result, stage, out, outputs=outputs, township=township,
+                          font=font)
         written = {name: path for job in jobs for name, path in job.files.items()}
         manifest: dict = {}
         jobs.append(_Job({}, lambda: manifest.update(build_manifest(plan, result, written))))
@@ -374,7 +379,8 @@ class _Job:
 
 
 def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
-                outputs: Collection[str], township: str | None) -> list[_Job]:
+                outputs: Collection[str], township: str | None,
+                font: str | os.PathLike | None = None) -> list[_Job]:
     """The writers of the chosen deliverables, in the order of ``written``."""
     from spatialplan import output
 
@@ -406,7 +412,7 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
     if "map" in outputs:
         jobs.append(_write_map(plan, result, stage, out))
     if "layout" in outputs:
-        jobs.append(_write_layout(plan, result, stage, out, township=township))
+        jobs.append(_write_layout(plan, result, stage, out, township=township, font=font))
     if "report" in outputs:
         before = {name: path for job in jobs for name, path in job.files.items()}
         jobs.append(_write_report(plan, result, stage, out, before))
@@ -541,7 +547,8 @@ def check_map(plan, result: CheckResult | None = None, **options):
     )
 
 
-def check_layouts(plan, result: CheckResult, *, township: str | None = None) -> list:
+def check_layouts(plan, result: CheckResult, *, township: str | None = None,
+                  font: str | os.PathLike | None = None) -> list:
     """Draw the 8+X 项目布局图 of every township (or one), as matplotlib figures.
 
     Parameters
@@ -552,6 +559,8 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None) -> 
         What :func:`run_check` returned.
     township
         A township code; default every township.
+    font
+        CJK font file or family (default: see :func:`spatialplan.layout.find_cjk_font`).
 
     Returns
     -------
@@ -577,6 +586,7 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None) -> 
             crs_note=f"{plan.crs.name} ({plan.crs.to_string()})",
             sources_note=f"规划数据 / plan: {Path(plan.path).name}",
             date=plan.as_of,
+            font=font,
         )
         for code in codes
     ]
@@ -593,7 +603,7 @@ def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
 
 
 def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
-                  township: str | None) -> _Job:
+                  township: str | None, font: str | os.PathLike | None = None) -> _Job:
     """The 8+X 项目布局图, PDF (one page per township) and PNG (matplotlib: calling thread)."""
 
     def write() -> None:
@@ -601,7 +611,7 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
 
         from spatialplan import layout
 
-        figs = check_layouts(plan, result, township=township)
+        figs = check_layouts(plan, result, township=township, font=font)
         try:
             layout.write_layout(figs, stage / "layout.pdf", stage / "layout.png")
         finally:

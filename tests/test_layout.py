@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from _map_fixtures import HOSTILE, layers
 from matplotlib import font_manager
@@ -41,7 +42,8 @@ def test_title_uses_a_cjk_font():
     path = font_manager.findfont(title.get_fontproperties(), fallback_to_default=False)
     face = FT2Font(path)
     assert all(face.get_char_index(ord(ch)) for ch in "示范镇项目布局图")
-    assert re.search(r"CJK|Han|WenQuanYi|Hei|YaHei|PingFang", face.family_name + path)
+    assert re.search(r"CJK|Han|WenQuanYi|Hei|YaHei|PingFang|Noto Sans SC",
+                     face.family_name + path)
 
 
 def test_renders_without_missing_glyph_warnings(tmp_path):
@@ -93,3 +95,44 @@ def test_hostile_names_are_plain_text():
                                                 (1.2e5, 2e4)])
 def test_nice_length(span, expected):
     assert nice_length(span) == expected
+
+
+def _png(path):
+    from matplotlib.image import imread
+
+    return (imread(path) * 255).round().astype("uint8")
+
+
+def test_png_shows_every_page(tmp_path):
+    figs = [_fig(code) for code in ("520123001", "520123002")]
+    out = write_layout(figs, tmp_path / "layout.pdf", tmp_path / "layout.png", dpi=40)
+    sheet = _png(out["png"])
+    # two A3 pages side by side, each at 40 / 2 dpi, with a 12-pixel gutter
+    page = figs[0].get_size_inches() * 20
+    assert sheet.shape[:2] == (int(page[1]), 2 * int(page[0]) + 12)
+    for k, fig in enumerate(figs):  # each tile is that page, stamp included
+        stamp = [t.get_text() for t in fig.texts if t.get_gid() == "sp-page"]
+        assert stamp == [f"第 {k + 1} / 2 页  page {k + 1} of 2"]
+        tile = _render(fig, 20)
+        x = k * (tile.shape[1] + 12)
+        np.testing.assert_array_equal(sheet[:, x:x + tile.shape[1], :3], tile[..., :3])
+    # the PDF carries the same stamps
+    assert len(re.findall(rb"/Type\s*/Page[^s]", out["pdf"].read_bytes())) == 2
+
+
+def test_png_of_one_page_names_it(tmp_path):
+    figs = [_fig(code) for code in ("520123001", "520123002")]
+    out = write_layout(figs, tmp_path / "layout.pdf", tmp_path / "layout.png", png_index=1,
+                       dpi=30)
+    np.testing.assert_array_equal(_png(out["png"])[..., :3], _render(figs[1], 30)[..., :3])
+    assert [t.get_text() for t in figs[1].texts if t.get_gid() == "sp-page"] == [
+        "第 2 / 2 页  page 2 of 2"]
+    # written again: one stamp, not two; a single page carries none
+    write_layout(figs[:1], tmp_path / "one.pdf", tmp_path / "one.png", dpi=30)
+    assert not [t for t in figs[0].texts if t.get_gid() == "sp-page"]
+
+
+def _render(fig, dpi):
+    from spatialplan.layout import _render_rgba
+
+    return _render_rgba(fig, dpi)

@@ -16,8 +16,8 @@ from spatialplan.cli._common import (
 )
 from spatialplan.errors import PlanError
 
-__all__ = ["add_run_options", "read_plan_from_args", "check_and_write", "print_summary",
-           "exit_code"]
+__all__ = ["add_run_options", "add_font_argument", "read_plan_from_args", "check_and_write",
+           "print_summary", "exit_code"]
 
 
 def _date(text: str) -> dt.date:
@@ -45,6 +45,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, plan: bool = True,
     add_quiet_argument(parser)
 
 
+def add_font_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--font`` (the layout map's CJK font) to a command that draws the layout."""
+    parser.add_argument("--font", metavar="PATH",
+                        help="CJK font file (.otf/.ttf/.ttc) or family for the layout map "
+                        "(default: a system CJK font, else the bundled Noto Sans SC)")
+
+
 def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None = None):
     """Read the plan named on the command line with the command-line overrides applied."""
     from spatialplan.read import read_plan
@@ -62,11 +69,16 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
     """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary."""
     from spatialplan.pipeline import run_check, write_check
 
+    font = getattr(args, "font", None)
+    if font is not None and "layout" in outputs:
+        from spatialplan.layout import find_cjk_font
+
+        find_cjk_font(font)  # a bad --font fails before the check runs
     result = run_check(plan, engine=getattr(args, "engine", None) or "local",
                        scheduler=getattr(args, "scheduler", None),
                        n_workers=getattr(args, "workers", None))
     written = write_check(plan, result, args.out, outputs=outputs,
-                          township=getattr(args, "township", None))
+                          township=getattr(args, "township", None), font=font)
     print_summary(plan, result, written)
     return exit_code(result, getattr(args, "fail_on", None))
 

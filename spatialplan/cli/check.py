@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from spatialplan.cli._run import add_run_options, check_and_write, read_plan_from_args
+from spatialplan.cli._run import (
+    add_font_argument,
+    add_run_options,
+    check_and_write,
+    read_plan_from_args,
+)
 
 __all__ = ["register", "run"]
 
@@ -19,6 +24,7 @@ def register(sub) -> None:
         "map.html, layout.pdf/png, schedule.xlsx/csv and manifest.json into --out.",
     )
     add_run_options(p)
+    add_font_argument(p)
     p.add_argument("--no-map", action="store_true", help="skip map.html")
     p.add_argument("--no-layout", action="store_true", help="skip layout.pdf/png")
     p.add_argument("--engine", choices=("local", "dask"), default="local",

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from spatialplan.cli._run import add_run_options, check_and_write, read_plan_from_args
+from spatialplan.cli._run import (
+    add_font_argument,
+    add_run_options,
+    check_and_write,
+    read_plan_from_args,
+)
 
 __all__ = ["register", "run"]
 
@@ -18,6 +23,7 @@ def register(sub) -> None:
         "synthetic data in real Guizhou coordinates) and write every deliverable into --out.",
     )
     add_run_options(p, plan=False)
+    add_font_argument(p)
     p.set_defaults(func=run)
 
 
