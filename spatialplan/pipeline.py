@@ -352,9 +352,27 @@ def write_check(
         names = [path.name for path in written.values()] + ["manifest.json"]
         log.info("writing %d files into %s: %s", len(names), out, ", ".join(names))
         _run_jobs(jobs)
+        _add_checksums(manifest["outputs"], stage)
         output.write_json(manifest, stage / "manifest.json")
         written["manifest"] = out / "manifest.json"
     return written
+
+
+def _add_checksums(outputs: dict[str, dict], stage: Path) -> None:
+    """Add each output's sha256 to its manifest entry (files hashed in threads).
+
+    The next run into the folder removes the files of this manifest that it does not write
+    itself, but only while their checksum matches (:func:`spatialplan.output.staged_output`).
+    """
+    from spatialplan._parallel import n_threads
+    from spatialplan.output import sha256_file
+
+    entries = list(outputs.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(n_threads(), len(entries))),
+                            thread_name_prefix="spatialplan-hash") as pool:
+        digests = list(pool.map(lambda e: sha256_file(stage / e["file"]), entries))
+    for entry, digest in zip(entries, digests, strict=True):
+        entry["sha256"] = digest
 
 
 @dataclasses.dataclass(frozen=True)
