@@ -50,6 +50,10 @@ __all__ = [
     "column_widths",
     "check_xlsx",
     "check_csv",
+    "defuse_formula",
+    "defuse_formulas",
+    "output_error",
+    "os_error_cause",
 ]
 
 log = logging.getLogger(__name__)
@@ -710,11 +714,12 @@ def _write_csv(df: pd.DataFrame, path: Path, *, index: bool) -> None:
     if columns is None:
         with open(path, "w", encoding="utf-8", newline="") as fh:  # the C UTF-8 encoder
             fh.write("\ufeff")
-            df.to_csv(fh, index=index, lineterminator="\r\n")
+            defuse_formulas(df, index=index).to_csv(fh, index=index, lineterminator="\r\n")
         return
     with open(path, "wb") as fh:
         fh.write(codecs.BOM_UTF8)
-        fh.write((",".join(_csv_quote(str(c)) for c in df.columns) + "\r\n").encode("utf-8"))
+        fh.write((",".join(_csv_quote(defuse_formula(str(c))) for c in df.columns)
+                  + "\r\n").encode("utf-8"))
         step = max(1, _CSV_CHUNK_CELLS // len(columns))
         for start in range(0, len(df), step):
             fh.write(_csv_rows(columns, start, min(start + step, len(df))))
@@ -773,9 +778,77 @@ def _csv_column(series: pd.Series) -> Callable[[int, int], Any] | None:
             texts = _int_and_text(series)
         if texts is None:
             return None
-        texts = _csv_quote_array(texts.fill_null(""))
+        texts = _csv_quote_array(_defuse_array(texts.fill_null("")))
         return lambda start, stop: texts.slice(start, stop - start)
     return None
+
+
+#: a text a spreadsheet would take for a formula (OWASP, CSV injection): it starts with ``=``,
+#: ``+``, ``-``, ``@``, a tab, CR, LF or NUL, or with ``=+-@`` after spaces (also no-break and
+#: ideographic ones); an RE2 pattern (Arrow) that Python's ``re`` reads the same way
+_FORMULA_START = "^(?:[=+\\-@\\t\\r\\n\\x00]|[ \u00a0\u3000]+[=+\\-@])"
+#: ... unless it is a plain decimal number ("-5", "+1.5e3"): read as that number, never as a
+#: formula, so it is left as it is (numbers stay numbers, also in a text column)
+_PLAIN_NUMBER = "^[+-]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_FORMULA_RE = re.compile(_FORMULA_START)
+_PLAIN_NUMBER_RE = re.compile(_PLAIN_NUMBER[1:-1])  # used with fullmatch (no "$" before "\n")
+
+
+def defuse_formula(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula.
+
+    The OWASP guidance on CSV injection: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
+    carriage return (here also line feed, NUL, and ``=+-@`` after leading spaces) is prefixed
+    with a single quote, which Excel, LibreOffice and WPS read as "this is text". A plain
+    decimal number (``-5``, ``+1.5e3``) cannot hold a formula and stays as it is.
+
+    Examples
+    --------
+    >>> defuse_formula("=1+1")
+    "'=1+1"
+    >>> defuse_formula("-5"), defuse_formula("-5+A1"), defuse_formula("示范镇")
+    ('-5', "'-5+A1", '示范镇')
+    """
+    if _FORMULA_RE.match(text) and not _PLAIN_NUMBER_RE.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def defuse_formulas(df: pd.DataFrame, *, index: bool = False) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells and column names went through :func:`defuse_formula`
+    (and the index labels, with ``index``); numbers, dates and missing values are untouched."""
+    out = df.copy()
+    for j in range(out.shape[1]):
+        series = out.iloc[:, j]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            series = series.astype(object)
+        elif not (pd.api.types.is_object_dtype(series.dtype)
+                  or isinstance(series.dtype, pd.StringDtype)):
+            continue
+        out.isetitem(j, series.map(_defuse_cell))
+    if not isinstance(out.columns, pd.MultiIndex):
+        out.columns = pd.Index([_defuse_cell(c) for c in out.columns], dtype=object)
+    if index and not isinstance(out.index, pd.MultiIndex) and (
+            pd.api.types.is_object_dtype(out.index.dtype)
+            or isinstance(out.index.dtype, pd.StringDtype)):
+        out.index = out.index.map(_defuse_cell)
+    return out
+
+
+def _defuse_cell(value: object) -> object:
+    return defuse_formula(value) if isinstance(value, str) else value
+
+
+def _defuse_array(texts: Any) -> Any:
+    """:func:`defuse_formula` of every value of an Arrow text array without nulls."""
+    from spatialplan._xlsx import arrow_compute, join_texts
+
+    pc = arrow_compute().pc
+    risky = pc.match_substring_regex(texts, _FORMULA_START)
+    if not pc.any(risky).as_py():
+        return texts
+    risky = pc.and_(risky, pc.invert(pc.match_substring_regex(texts, _PLAIN_NUMBER)))
+    return pc.if_else(risky, join_texts("'", texts), texts)
 
 
 def _int_and_text(series: pd.Series) -> Any | None:

