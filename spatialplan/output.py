@@ -52,6 +52,7 @@ __all__ = [
     "check_csv",
     "defuse_formula",
     "defuse_formulas",
+    "fit_excel_cells",
     "output_error",
     "os_error_cause",
 ]
@@ -938,6 +939,64 @@ def check_csv(path: str | os.PathLike, *, rows: int, target: str | os.PathLike |
     if problems or records != rows + 1:
         raise OutputError(f"CSV read back with {max(records - 1, 0)} rows, expected {rows}"
                           + (f" ({'; '.join(problems)})" if problems else ""), path=where)
+
+
+def fit_excel_cells(df: pd.DataFrame, *, full_text_in: str) -> pd.DataFrame:
+    """``df`` with every text over Excel's 32,767 characters a cell cut, with a marker.
+
+    A cut text ends in ``…[cut: N characters in all; full text in <full_text_in>]`` and fits
+    one cell (counted in UTF-16 units, as Excel does); a warning names the cells. ``df`` itself
+    is returned when no text is that long. Used for the XLSX tables of a run, beside the CSV
+    and GeoPackage that keep every text whole.
+
+    Examples
+    --------
+    >>> t = fit_excel_cells(pd.DataFrame({"name": ["名" * 40_000]}), full_text_in="t.csv")
+    >>> len(t.loc[0, "name"]) <= 32_767, t.loc[0, "name"][-52:]
+    (True, '…[cut: 40,000 characters in all; full text in t.csv]')
+    """
+    from spatialplan._xlsx import MAX_CELL_CHARS
+
+    out = None
+    for j in range(df.shape[1]):
+        series = df.iloc[:, j]
+        if not (pd.api.types.is_object_dtype(series.dtype)
+                or isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype))):
+            continue
+        lengths = series.astype(object).map(lambda v: len(v) if isinstance(v, str) else 0)
+        long = lengths.to_numpy() > MAX_CELL_CHARS // 2  # below: fits even in UTF-16 pairs
+        if not long.any():
+            continue
+        values = series.astype(object).to_numpy(copy=True)
+        cut = 0
+        for i in np.flatnonzero(long):
+            text = values[i]
+            if _utf16_units(text) > MAX_CELL_CHARS:
+                values[i] = _cut_to_cell(text, MAX_CELL_CHARS, full_text_in)
+                cut += 1
+        if cut:
+            out = df.copy() if out is None else out
+            out.isetitem(j, pd.Series(values, index=df.index, dtype=object))
+            log.warning("%d text(s) of column %r over Excel's %s characters a cell are cut in "
+                        "the XLSX file; %s holds them whole", cut, df.columns[j],
+                        f"{MAX_CELL_CHARS:,}", full_text_in)
+    return df if out is None else out
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _cut_to_cell(text: str, limit: int, full_text_in: str) -> str:
+    """``text`` cut so that it and its marker take at most ``limit`` UTF-16 units."""
+    marker = f"…[cut: {len(text):,} characters in all; full text in {full_text_in}]"
+    keep = limit - _utf16_units(marker)
+    head = text[:keep]
+    excess = _utf16_units(head) - keep
+    while excess > 0:  # characters outside the BMP take two units: drop half the excess
+        head = head[:len(head) - (excess + 1) // 2]
+        excess = _utf16_units(head) - keep
+    return head + marker
 
 
 def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool,

@@ -493,9 +493,11 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path) -> list[_Jo
     for name in ("township_stats", "line_conflicts"):
         table = chinese_headers(getattr(result, name))
         for suffix in (".csv", ".xlsx"):
+            write = output.write_table if suffix == ".csv" else functools.partial(
+                _write_fitted, output.write_table, full_text_in=f"{name}.csv")
             jobs.append(_Job({f"{name}{suffix.replace('.', '_')}": out / f"{name}{suffix}"},
-                             functools.partial(output.write_table, table,
-                                               stage / f"{name}{suffix}", sheet_name=name),
+                             functools.partial(write, table, stage / f"{name}{suffix}",
+                                               sheet_name=name),
                              weight=table.size * _XLSX_WEIGHT[suffix]))
     return jobs
 
@@ -507,12 +509,22 @@ def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
     cells = result.schedule.size
     return [
         _Job({"schedule_xlsx": out / "schedule.xlsx"}, functools.partial(
-            schedule.write_schedule_xlsx, result.schedule, stage / "schedule.xlsx"),
+            _write_fitted, schedule.write_schedule_xlsx, result.schedule,
+            stage / "schedule.xlsx", full_text_in="schedule.csv"),
             weight=cells * _XLSX_WEIGHT[".xlsx"]),
         _Job({"schedule_csv": out / "schedule.csv"}, functools.partial(
             schedule.write_schedule_csv, result.schedule, stage / "schedule.csv"),
             weight=cells),
     ]
+
+
+def _write_fitted(write: Callable[..., Path], table: pd.DataFrame, path: Path, *,
+                  full_text_in: str, **options) -> Path:
+    """``write`` an XLSX table whose texts over Excel's cell limit are cut with a marker naming
+    ``full_text_in``, the CSV written beside it that keeps them whole."""
+    from spatialplan.output import fit_excel_cells
+
+    return write(fit_excel_cells(table, full_text_in=full_text_in), path, **options)
 
 
 #: an XLSX cell costs about four CSV cells (161,828 x 9 line conflicts: 1.2 s vs 0.26 s)
