@@ -437,8 +437,8 @@ def _commit(staging: Path, out: Path) -> None:
                 kept = _keep_recovery(staging, out)
                 raise _Unrestored(
                     f"moving the new files into place failed ({exc}) and "
-                    f"{', '.join(failed)} could not be put back; the previous files are in "
-                    f"{kept / _BACKUP}", path=out,
+                    f"{', '.join(dict.fromkeys(failed))} could not be put back; the previous "
+                    f"files are in {kept / _BACKUP}", path=out,
                     hint="move the files from that folder back into the output folder") from exc
             if isinstance(exc, OSError):
                 name = Path(exc.filename or "").name or "a file"
