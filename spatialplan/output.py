@@ -288,7 +288,10 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
         try:
             yield staging
         except OSError as exc:
-            raise _published(output_error(exc, staging), staging, out) from exc
+            where = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else None
+            error = (output_error(exc, where) if where else
+                     output_error(exc, out, action="write into"))
+            raise _published(error, staging, out) from exc
         except SpatialPlanError as exc:
             raise _published(exc, staging, out) from exc
         try:

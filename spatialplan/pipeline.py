@@ -475,6 +475,11 @@ def _run_job(job: _Job, index: int, errors: dict[int, BaseException]) -> None:
     """Run one job; its error is kept under its index (raised by :func:`_run_jobs`)."""
     try:
         job.write()
+    except OSError as exc:  # a writer that does not name its file: the job's first one
+        from spatialplan.output import output_error
+
+        errors[index] = output_error(exc, next(iter(job.files.values()), "manifest.json"))
+        errors[index].__cause__ = exc
     except Exception as exc:
         errors[index] = exc
 
