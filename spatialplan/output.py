@@ -966,11 +966,14 @@ def fit_excel_cells(df: pd.DataFrame, *, full_text_in: str) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(series.dtype)
                 or isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype))):
             continue
-        lengths = series.astype(object).map(lambda v: len(v) if isinstance(v, str) else 0)
-        long = lengths.to_numpy() > MAX_CELL_CHARS // 2  # below: fits even in UTF-16 pairs
+        if _longest_text(series) <= MAX_CELL_CHARS // 2:
+            continue  # below half the limit a text fits even in UTF-16 pairs
+        values = series.astype(object).to_numpy()
+        long = np.fromiter((len(v) if isinstance(v, str) else 0 for v in values), dtype=np.int64,
+                           count=len(values)) > MAX_CELL_CHARS // 2
         if not long.any():
             continue
-        values = series.astype(object).to_numpy(copy=True)
+        values = values.copy()
         cut = 0
         for i in np.flatnonzero(long):
             text = values[i]
@@ -984,6 +987,19 @@ def fit_excel_cells(df: pd.DataFrame, *, full_text_in: str) -> pd.DataFrame:
                         "the XLSX file; %s holds them whole", cut, df.columns[j],
                         f"{MAX_CELL_CHARS:,}", full_text_in)
     return df if out is None else out
+
+
+def _longest_text(series: pd.Series) -> int:
+    """The length of the longest text of a column (Arrow's kernel when it can, else Python)."""
+    from spatialplan._xlsx import arrow_compute, text_array
+
+    if arrow_compute() is not None and not isinstance(series.dtype, pd.CategoricalDtype):
+        texts = text_array(series)
+        if texts is not None:
+            longest = arrow_compute().pc.max(arrow_compute().pc.utf8_length(texts)).as_py()
+            return int(longest or 0)
+    return max((len(v) for v in series.astype(object).tolist() if isinstance(v, str)),
+               default=0)
 
 
 def _utf16_units(text: str) -> int:
