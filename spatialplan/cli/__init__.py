@@ -73,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        sys.stderr.write(f"spatialplan: stopped by {signal.Signals(signum).name}; nothing "
-                         "was left half-written: the output folder holds the previous run's "
-                         "files (or, if this run had finished writing, all of its files) and "
-                         "no temporary files\n")
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            sys.stderr.write(f"spatialplan: stopped by {signal.Signals(signum).name}; "
+                             "nothing was left half-written: the output folder holds the "
+                             "previous run's files (or, if this run had finished writing, all "
+                             "of its files) and no temporary files\n")
         return 128 + signum
 
 
