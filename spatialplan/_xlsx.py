@@ -360,7 +360,7 @@ def _check_lengths(texts: Sequence[str | None], *, name: str, first_row: int,
                     f"Excel cell holds at most {MAX_CELL_CHARS:,}", path=path,
                     feature=f"row {row}",
                     hint="shorten the value, cut it with spatialplan.output.fit_excel_cells, "
-                         "or write the table as .csv (no limit)")
+                         "or write the table as CSV (.csv, no limit)")
 
 
 def _mixed_cell(v: Any) -> tuple[str, str]:

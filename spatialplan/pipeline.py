@@ -317,7 +317,10 @@ def write_check(
     matplotlib) first, in the calling thread. Each file's name is known before it is written,
     so the report lists the files written before it in a serial run and the manifest every
     output. A failure raises the error of the first failing file in that order (the one a
-    serial run raises) and publishes nothing.
+    serial run raises) and publishes nothing. On success the folder holds this run as a whole:
+    the files of the previous run's manifest that this run did not write are removed when
+    unchanged (:func:`spatialplan.output.staged_output`); ``manifest.json`` lists every output
+    with its sha256.
 
     Parameters
     ----------
