@@ -73,8 +73,10 @@ _UNOWNED_STAGING_AGE_S = 3600.0
 #: inside the staging folder: the previous run's files, kept until the commit has finished
 _BACKUP = ".previous"
 
-#: folders that are views of the running system: nothing is ever written there
+#: folders that are views of the running system: nothing is ever written there (but
+#: ``/dev/shm``, an ordinary memory-backed folder)
 _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+_ORDINARY_UNDER_SYSTEM = ("/dev/shm",)  # noqa: S108 (a path compared, not used)
 
 #: what an OSError means, in words, and what to do about it
 _CAUSES: dict[int, tuple[str, str]] = {
@@ -187,7 +189,8 @@ def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathL
     """Refuse an output folder that cannot take the outputs, before any work is done.
 
     Refused: a folder holding an input (writing there could overwrite it), a path that is a
-    file or lies below a file, a folder under ``/proc``, ``/sys`` or ``/dev``, and a folder (or,
+    file or lies below a file, a folder under ``/proc``, ``/sys`` or ``/dev`` (``/dev/shm``
+    is allowed), and a folder (or,
     when it does not exist yet, its nearest existing parent) on a read-only file system or
     without write permission. Nothing is created.
 
@@ -210,7 +213,7 @@ def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathL
     """
     out = Path(out_dir).resolve()
     for root in _SYSTEM_DIRS:
-        if out == Path(root) or Path(root) in out.parents:
+        if _within(out, root) and not any(_within(out, ok) for ok in _ORDINARY_UNDER_SYSTEM):
             raise OutputError(f"the output folder is inside {root}, a view of the running "
                               "system, not a place for files", path=out,
                               hint="choose an ordinary folder with --out")
@@ -237,6 +240,10 @@ def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathL
         raise OutputError("no permission to write in the output folder", path=existing,
                           hint="choose an --out folder you may write to")
     return out
+
+
+def _within(path: Path, folder: str) -> bool:
+    return path == Path(folder) or Path(folder) in path.parents
 
 
 def _read_only(folder: Path) -> bool:

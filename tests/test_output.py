@@ -604,9 +604,11 @@ def test_check_output_dir_refuses_system_read_only_and_unwritable_folders(tmp_pa
                                                                           monkeypatch):
     import os
 
-    for system in ("/proc", "/sys/kernel", "/dev/shm/x"):
+    for system in ("/proc", "/sys/kernel", "/dev/spatialplan-out", "/proc/1/x"):
         with pytest.raises(OutputError, match="a view of the running system"):
             check_output_dir(system, [])
+    if Path("/dev/shm").is_dir():
+        assert check_output_dir("/dev/shm/spatialplan-out", []) == Path("/dev/shm/spatialplan-out")
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="cannot be created: .*file is a file"):
         check_output_dir(tmp_path / "file" / "out", [])
