@@ -362,8 +362,8 @@ def _check_lengths(texts: Sequence[str | None], *, name: str, first_row: int,
                     f"column {name!r}, data row {row:,}: text of {units:,} characters; an "
                     f"Excel cell holds at most {MAX_CELL_CHARS:,}", path=path,
                     feature=f"row {row}",
-                    hint="the CSV file and the GeoPackage hold the full text; shorten the "
-                         "value or write the table as .csv")
+                    hint="shorten the value, cut it with spatialplan.output.fit_excel_cells, "
+                         "or write the table as CSV (.csv, no limit)")
 
 
 def _mixed_cell(v: Any) -> tuple[str, str]:

@@ -41,6 +41,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from spatialplan._layout_map import VERDICT_COLORS, draw_map, nice_length, nice_scale
+from spatialplan._textcut import shorten, wrap_lines
 from spatialplan._version import __version__
 from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.output import atomic_path
@@ -249,7 +250,7 @@ def layout_figure(
         raise OutputError(f"unknown paper size {paper!r}",
                           hint=f"use one of {sorted(PAPER_SIZES_MM)}")
     township, name, crs = _select_township(townships, township_code)
-    title = title or f"{name}“8+X”项目布局图"
+    title = title or f"{shorten(name, 40)}“8+X”项目布局图"
     date_text = _date_text(date)
     crs_note = crs_note or _crs_note(crs)
     width_mm, height_mm = PAPER_SIZES_MM[paper.upper()]
@@ -489,7 +490,7 @@ def _draw_table(panel: Any, sites: gpd.GeoDataFrame, *, scale: float) -> None:
     for _, s in sites.head(max_rows).iterrows():
         mapped = s.geometry is not None and not s.geometry.is_empty
         rows.append([str(s["no"]) if mapped else f"{s['no']}*",
-                     "\n".join(textwrap.wrap(str(s["name"]), 16)[:2]) or "—",
+                     wrap_lines(str(s["name"]), 16, 2) or "—",
                      textwrap.shorten(str(s["category"]), 10, placeholder="…") or "—",
                      VERDICT_ZH.get(str(s["verdict"]), str(s["verdict"]))])
     panel.text(0.0, 0.73, "项目一览 Projects", fontsize=11 * scale, fontweight="bold",

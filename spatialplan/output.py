@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
 import functools
 import hashlib
 import importlib.util
@@ -21,7 +22,11 @@ import math
 import os
 import re
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
-from spatialplan.errors import OutputError
+from spatialplan.errors import OutputError, SpatialPlanError
 
 __all__ = [
     "atomic_path",
@@ -45,11 +50,84 @@ __all__ = [
     "column_widths",
     "check_xlsx",
     "check_csv",
+    "defuse_formula",
+    "defuse_formulas",
+    "fit_excel_cells",
+    "output_error",
+    "os_error_cause",
 ]
 
 log = logging.getLogger(__name__)
 
 _STAGING_PREFIX = ".spatialplan-staging-"
+
+#: a staging folder's name: the prefix, the PID and host of the run that owns it, a random part
+#: (so the next run can tell the folders of dead runs from those of a run still writing)
+_STAGING_NAME = re.compile(r"^\.spatialplan-staging-(?P<pid>[0-9]+)-(?P<host>[A-Za-z0-9._]*)-"
+                           r"(?P<rest>[a-z0-9_]+)$")
+
+#: a staging folder without PID (an older spatialplan, or a host where PIDs are not checked)
+#: is taken for a dead run's once it has not changed for this long
+_UNOWNED_STAGING_AGE_S = 3600.0
+
+#: inside the staging folder: the previous run's files, kept until the commit has finished
+_BACKUP = ".previous"
+
+#: folders that are views of the running system: nothing is ever written there (but
+#: ``/dev/shm``, an ordinary memory-backed folder)
+_SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+_ORDINARY_UNDER_SYSTEM = ("/dev/shm",)  # noqa: S108 (a path compared, not used)
+
+#: what an OSError means, in words, and what to do about it
+_CAUSES: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("the disk is full", "free disk space or choose an --out folder on another "
+                   "disk"),
+    errno.EDQUOT: ("the disk quota is exhausted", "free space in your quota or choose another "
+                   "--out folder"),
+    errno.EFBIG: ("the file is larger than this system allows", "choose an --out folder on "
+                  "another file system"),
+    errno.EROFS: ("the folder is on a read-only file system", "choose an --out folder on a "
+                  "writable disk"),
+    errno.EACCES: ("permission denied", "choose an --out folder you may write to, and close "
+                   "the file in any program holding it open (e.g. Excel)"),
+    errno.EPERM: ("the operation is not permitted", "choose an --out folder you may write to"),
+    errno.EBUSY: ("the file is in use", "close it in the program holding it open (e.g. Excel)"),
+    errno.EISDIR: ("a folder has that name", "move or rename the folder"),
+    errno.ENOTDIR: ("a file stands where a folder is needed", "choose another --out folder"),
+    errno.EXDEV: ("the file would cross file systems", "do not mount another file system "
+                  "inside the output folder"),
+    errno.EIO: ("the disk reported an input/output error", "check the disk"),
+}
+
+#: GDAL reports some OSErrors as text only
+_CAUSE_TEXTS = (("No space left on device", errno.ENOSPC), ("Read-only file system", errno.EROFS),
+                ("Permission denied", errno.EACCES), ("Disk quota exceeded", errno.EDQUOT),
+                ("File too large", errno.EFBIG))
+
+
+def os_error_cause(exc: BaseException) -> tuple[str, str | None]:
+    """What an OSError (or a GDAL error carrying one's text) means, and what to do about it.
+
+    Examples
+    --------
+    >>> os_error_cause(OSError(28, "No space left on device"))[0]
+    'the disk is full (No space left on device)'
+    """
+    code = getattr(exc, "errno", None)
+    text = str(getattr(exc, "strerror", None) or exc)
+    if code not in _CAUSES:
+        code = next((c for pattern, c in _CAUSE_TEXTS if pattern in str(exc)), code)
+    if code not in _CAUSES:
+        return text, None
+    cause, hint = _CAUSES[code]
+    return f"{cause} ({text})", hint
+
+
+def output_error(exc: BaseException, path: str | os.PathLike, *,
+                 action: str = "write") -> OutputError:
+    """An :class:`OutputError` naming the file, the cause of ``exc`` in words and the fix."""
+    cause, hint = os_error_cause(exc)
+    return OutputError(f"cannot {action} {Path(path).name}: {cause}", path=path, hint=hint)
 
 
 @contextlib.contextmanager
@@ -58,7 +136,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name keeps the target's suffix so that format drivers recognise it. On any
     exception (including ``KeyboardInterrupt``) the temporary file is removed and the target is
-    left as it was.
+    left as it was; an :class:`OSError` (a full disk, a read-only folder) becomes an
+    :class:`OutputError` naming the file and the cause.
 
     Parameters
     ----------
@@ -75,10 +154,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     'ok'
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
-                                dir=target.parent)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}",
+                                    dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(exc, target) from exc
     tmp = Path(name)
     tmp.unlink()  # writers (GDAL) want to create the file themselves
     try:
@@ -86,6 +168,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if not tmp.exists():
             raise OutputError("the writer produced no file", path=target)
         os.replace(tmp, target)
+    except OSError as exc:
+        _remove(tmp)
+        raise output_error(exc, target) from exc
     except BaseException:
         _remove(tmp)
         raise
@@ -94,19 +179,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def _remove(path: Path) -> None:
     """Remove a file or folder if it exists (cleanup helper that never raises)."""
     with contextlib.suppress(OSError):
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             path.unlink()
 
 
 def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
-    """Refuse an output folder that holds an input (writing there could overwrite it).
+    """Refuse an output folder that cannot take the outputs, before any work is done.
+
+    Refused: a folder holding an input (writing there could overwrite it), a path that is a
+    file or lies below a file, a folder under ``/proc``, ``/sys`` or ``/dev`` (``/dev/shm``
+    is allowed), and a folder (or,
+    when it does not exist yet, its nearest existing parent) on a read-only file system or
+    without write permission. Nothing is created.
 
     Parameters
     ----------
     out_dir
-        The folder outputs will be written to (created if missing).
+        The folder outputs will be written to (created later, by :func:`staged_output`).
     inputs
         Every input file of the run (layers, rasters, plan, rulebook).
 
@@ -118,9 +209,14 @@ def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathL
     Raises
     ------
     OutputError
-        When an input lies inside ``out_dir`` or ``out_dir`` is an existing file.
+        Naming the folder, why it cannot be used and what to do.
     """
     out = Path(out_dir).resolve()
+    for root in _SYSTEM_DIRS:
+        if _within(out, root) and not any(_within(out, ok) for ok in _ORDINARY_UNDER_SYSTEM):
+            raise OutputError(f"the output folder is inside {root}, a view of the running "
+                              "system, not a place for files", path=out,
+                              hint="choose an ordinary folder with --out")
     if out.exists() and not out.is_dir():
         raise OutputError("the output path exists and is not a folder", path=out,
                           hint="name a folder with --out")
@@ -133,26 +229,334 @@ def check_output_dir(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathL
                 path=out,
                 hint="choose an output folder that holds no input data",
             )
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"the output folder cannot be created: {existing} is a file",
+                          path=out, hint="choose another folder with --out")
+    if _read_only(existing):
+        raise OutputError("the output folder is on a read-only file system", path=existing,
+                          hint="choose an --out folder on a writable disk")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError("no permission to write in the output folder", path=existing,
+                          hint="choose an --out folder you may write to")
     return out
+
+
+def _within(path: Path, folder: str) -> bool:
+    return path == Path(folder) or Path(folder) in path.parents
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` lies on a file system mounted read-only (False where unknown)."""
+    if not hasattr(os, "statvfs"):
+        return False
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
 def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield a staging folder; on success move its files into ``out_dir``, else discard it.
+    """Yield a staging folder; on success commit its files into ``out_dir`` as one run.
 
-    Files are moved one by one with :func:`os.replace` (atomic on one filesystem), after the
-    whole run succeeded, so the output folder holds either the previous run's files or the new
-    ones, never a half-written file.
+    The folder holds the whole previous run or the whole new one, never a mix:
+
+    - before the first move every target is checked (one that is a folder refuses the run);
+    - the previous files are moved aside into the staging folder, the new ones into place
+      (``manifest.json`` last); a failure at any move puts every file back as it was and
+      raises :class:`OutputError` ("nothing was changed");
+    - when the run writes a ``manifest.json``, the files the previous manifest lists, that this
+      run did not write and whose sha256 still matches (so spatialplan wrote them and nobody
+      changed them since) go too: a run never leaves an earlier run's map beside its results;
+    - SIGINT, SIGTERM and SIGHUP wait until the moves (or their undoing) are done.
+
+    A failed or interrupted run removes its staging folder, and the output folder too when
+    this run created it. Staging folders of dead runs (a killed process cannot clean up) are
+    removed, with a warning, by the next run into the same folder.
+
+    Raises
+    ------
+    OutputError
+        A target that cannot be replaced, a failed move (after undoing the others), or a
+        writer's error, naming the final file rather than its temporary copy.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out))
+    created = _missing_dirs(out)
     try:
-        yield staging
-        for item in sorted(staging.iterdir()):
-            os.replace(item, out / item.name)
+        out.mkdir(parents=True, exist_ok=True)
+        _remove_dead_staging(out)
+        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(), dir=out))
+    except OSError as exc:
+        _remove_created(created)
+        raise output_error(exc, out, action="create a folder in") from exc
+    keep = committed = False
+    try:
+        try:
+            yield staging
+        except OSError as exc:
+            where = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else None
+            error = (output_error(exc, where) if where else
+                     output_error(exc, out, action="write into"))
+            raise _published(error, staging, out) from exc
+        except SpatialPlanError as exc:
+            raise _published(exc, staging, out) from exc
+        try:
+            _commit(staging, out)
+        except _Unrestored:
+            keep = True  # it holds previous files that could not be put back
+            raise
+        committed = True
     finally:
-        _remove(staging)
+        if not keep:
+            _remove(staging)
+        if not committed:
+            _remove_created(created)
+
+
+def _staging_prefix() -> str:
+    """This run's staging prefix: ``.spatialplan-staging-<pid>-<host>-``."""
+    return f"{_STAGING_PREFIX}{os.getpid()}-{_host()}-"
+
+
+@functools.cache
+def _host() -> str:
+    """This machine's name as it may stand in a staging folder's name."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64]
+
+
+def _missing_dirs(out: Path) -> list[Path]:
+    """``out`` and its parents that do not exist yet, deepest first."""
+    missing = []
+    path = Path(os.path.abspath(out))
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_created(created: Sequence[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, as long as they are empty."""
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` runs on this machine (None where that cannot be told)."""
+    if os.name != "posix":
+        return None  # os.kill(pid, 0) would end the process on Windows
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists (another user's) or cannot be probed
+        return True
+    return True
+
+
+def _remove_dead_staging(out: Path) -> list[str]:
+    """Remove staging folders left in ``out`` by runs that are dead; log them; return names.
+
+    A folder whose name carries this host and the PID of a process that no longer runs is
+    removed; one of a live process (a concurrent run) or of another host is left alone; one
+    without a PID (an older spatialplan) is removed once unchanged for an hour.
+    """
+    removed = []
+    with contextlib.suppress(OSError):
+        entries = [p for p in out.iterdir() if p.name.startswith(_STAGING_PREFIX)]
+        for entry in entries:
+            if entry.is_symlink() or not entry.is_dir():
+                continue
+            match = _STAGING_NAME.match(entry.name)
+            alive = None
+            if match and match["host"] == _host():
+                alive = _pid_alive(int(match["pid"]))
+            elif match:
+                continue  # another machine's run (a shared folder): not ours to judge
+            if alive is None:
+                alive = time.time() - entry.stat().st_mtime < _UNOWNED_STAGING_AGE_S
+            if not alive:
+                _remove(entry)
+                if not entry.exists():
+                    removed.append(entry.name)
+    if removed:
+        log.warning("removed %d staging folder(s) left in %s by interrupted runs: %s",
+                    len(removed), out, ", ".join(sorted(removed)))
+    return removed
+
+
+#: a temporary file of :func:`atomic_path`: ``.<stem>.<random>.tmp<suffix>``
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>.*)$")
+
+
+def _published(exc: SpatialPlanError, staging: Path, out: Path) -> SpatialPlanError:
+    """``exc`` naming the output file instead of its copy in the staging folder, and saying
+    that the output folder was not changed."""
+    path = exc.path
+    message = exc.message
+    if path and (Path(path) == staging or staging in Path(path).parents):
+        name = Path(path).name
+        match = _TEMPORARY.match(name)
+        final = out / (match["stem"] + match["suffix"] if match else name)
+        message = message.replace(str(Path(path)), str(final)).replace(str(staging), str(out))
+        path = str(final)
+    elif not isinstance(exc, OutputError):
+        return exc
+    message = message.replace(str(staging), str(out))
+    if "nothing in" not in message:
+        message += f"; nothing in {out} was changed"
+    new = type(exc)(message, path=path, layer=exc.layer, feature=exc.feature, hint=exc.hint)
+    return new
+
+
+class _Unrestored(OutputError):
+    """A failed commit could not put every previous file back: keep the staging folder."""
+
+
+def _commit(staging: Path, out: Path) -> None:
+    """Move the staging folder's files into ``out`` as one run (see :func:`staged_output`).
+
+    When undoing a failed move fails too, the staging folder (holding the previous files that
+    could not be put back) is renamed ``.spatialplan-recovery-*`` so that no later run removes
+    it, and :class:`_Unrestored` names it.
+    """
+    new = sorted((p.name for p in staging.iterdir() if p.name != _BACKUP),
+                 key=lambda name: (name == "manifest.json", name))
+    stale = _stale_outputs(out, new) if "manifest.json" in new else []
+    _check_targets(out, new + stale)
+    backup = staging / _BACKUP
+    backup.mkdir()
+    moved: list[tuple[Path, Path]] = []
+    with _signals_deferred():
+        try:
+            for name in new:
+                target = out / name
+                if os.path.lexists(target):
+                    _move(target, backup / name, moved)
+                _move(staging / name, target, moved)
+            for name in stale:
+                _move(out / name, backup / name, moved)
+        except BaseException as exc:
+            failed = _undo(moved)
+            if failed:
+                kept = _keep_recovery(staging, out)
+                raise _Unrestored(
+                    f"moving the new files into place failed ({exc}) and "
+                    f"{', '.join(dict.fromkeys(failed))} could not be put back; the previous "
+                    f"files are in {kept / _BACKUP}", path=out,
+                    hint="move the files from that folder back into the output folder") from exc
+            if isinstance(exc, OSError):
+                name = Path(exc.filename or "").name or "a file"
+                cause, hint = os_error_cause(exc)
+                raise OutputError(f"cannot move {name} into place: {cause}; every file was put "
+                                  f"back, nothing in {out} was changed", path=out,
+                                  hint=hint) from exc
+            raise
+    if stale:
+        log.info("removed %d file(s) of the previous run that this run did not write: %s",
+                 len(stale), ", ".join(stale))
+
+
+def _move(src: Path, dst: Path, moved: list[tuple[Path, Path]]) -> None:
+    os.replace(src, dst)
+    moved.append((src, dst))
+
+
+def _undo(moved: Sequence[tuple[Path, Path]]) -> list[str]:
+    """Undo renames, last first; return the names that could not be moved back."""
+    failed = []
+    for src, dst in reversed(moved):
+        try:
+            os.replace(dst, src)
+        except OSError:
+            failed.append(src.name)
+    return failed
+
+
+def _keep_recovery(staging: Path, out: Path) -> Path:
+    """Rename a staging folder that holds files needed to recover, so no run removes it."""
+    kept = out / f".spatialplan-recovery-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    try:
+        os.replace(staging, kept)
+    except OSError:
+        return staging
+    return kept
+
+
+def _check_targets(out: Path, names: Sequence[str]) -> None:
+    """Refuse the commit before the first move when a target cannot be replaced."""
+    folders = [name for name in names
+               if (out / name).is_dir() and not (out / name).is_symlink()]
+    if folders:
+        raise OutputError(
+            f"cannot replace {', '.join(folders)} in the output folder: "
+            f"{'it is a folder' if len(folders) == 1 else 'they are folders'}; nothing in "
+            f"{out} was changed", path=out / folders[0],
+            hint="move or rename it, or choose another --out folder")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"no permission to write in the output folder; nothing in {out} "
+                          "was changed", path=out, hint="choose an --out folder you may write to")
+
+
+def _stale_outputs(out: Path, new: Sequence[str]) -> list[str]:
+    """Files of the previous run (its ``manifest.json``) that this run does not write and that
+    are unchanged since (sha256 as listed); others are named in a warning and left alone."""
+    previous = out / "manifest.json"
+    try:
+        data = json.loads(previous.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        log.warning("%s cannot be read; the files of the previous run it lists are left as "
+                    "they are", previous)
+        return []
+    entries = data.get("outputs") if isinstance(data, dict) else None
+    stale = set()
+    for entry in (entries.values() if isinstance(entries, dict) else []):
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if (not isinstance(name, str) or name in new or name != Path(name).name
+                or name.startswith(".") or "\\" in name or name == "manifest.json"):
+            continue
+        target = out / name
+        if target.is_symlink() or not target.is_file():
+            continue
+        digest = entry.get("sha256")
+        if not isinstance(digest, str):
+            log.warning("%s is from an earlier run (its manifest gives no checksum) and this "
+                        "run did not write it; it is left in place", target)
+        elif sha256_file(target) != digest:
+            log.warning("%s is from an earlier run but was changed since; this run did not "
+                        "write it and leaves it in place", target)
+        else:
+            stale.add(name)
+    return sorted(stale)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP until the block has finished, then deliver them (the
+    commit's moves, or their undoing, are never cut in half). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not None:
+            previous[signum] = signal.signal(signum, lambda n, _frame: caught.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def _clean_for_ogr(df: pd.DataFrame) -> pd.DataFrame:
@@ -235,8 +639,9 @@ def write_results(
                                         use_arrow=_arrow_writes())
             except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                     OSError) as exc:
-                raise OutputError(f"cannot write layer {name}: {exc}", path=target,
-                                  layer=name) from exc
+                cause, hint = os_error_cause(exc)
+                raise OutputError(f"cannot write layer {name} of {target.name}: {cause}",
+                                  path=target, layer=name, hint=hint) from exc
         for name, frame in tables.items():
             n = pyogrio.read_info(tmp, layer=name)["features"]
             if n != len(frame):
@@ -320,11 +725,12 @@ def _write_csv(df: pd.DataFrame, path: Path, *, index: bool) -> None:
     if columns is None:
         with open(path, "w", encoding="utf-8", newline="") as fh:  # the C UTF-8 encoder
             fh.write("\ufeff")
-            df.to_csv(fh, index=index, lineterminator="\r\n")
+            defuse_formulas(df, index=index).to_csv(fh, index=index, lineterminator="\r\n")
         return
     with open(path, "wb") as fh:
         fh.write(codecs.BOM_UTF8)
-        fh.write((",".join(_csv_quote(str(c)) for c in df.columns) + "\r\n").encode("utf-8"))
+        fh.write((",".join(_csv_quote(defuse_formula(str(c))) for c in df.columns)
+                  + "\r\n").encode("utf-8"))
         step = max(1, _CSV_CHUNK_CELLS // len(columns))
         for start in range(0, len(df), step):
             fh.write(_csv_rows(columns, start, min(start + step, len(df))))
@@ -383,9 +789,77 @@ def _csv_column(series: pd.Series) -> Callable[[int, int], Any] | None:
             texts = _int_and_text(series)
         if texts is None:
             return None
-        texts = _csv_quote_array(texts.fill_null(""))
+        texts = _csv_quote_array(_defuse_array(texts.fill_null("")))
         return lambda start, stop: texts.slice(start, stop - start)
     return None
+
+
+#: a text a spreadsheet would take for a formula (OWASP, CSV injection): it starts with ``=``,
+#: ``+``, ``-``, ``@``, a tab, CR, LF or NUL, or with ``=+-@`` after spaces (also no-break and
+#: ideographic ones); an RE2 pattern (Arrow) that Python's ``re`` reads the same way
+_FORMULA_START = "^(?:[=+\\-@\\t\\r\\n\\x00]|[ \u00a0\u3000]+[=+\\-@])"
+#: ... unless it is a plain decimal number ("-5", "+1.5e3"): read as that number, never as a
+#: formula, so it is left as it is (numbers stay numbers, also in a text column)
+_PLAIN_NUMBER = "^[+-]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_FORMULA_RE = re.compile(_FORMULA_START)
+_PLAIN_NUMBER_RE = re.compile(_PLAIN_NUMBER[1:-1])  # used with fullmatch (no "$" before "\n")
+
+
+def defuse_formula(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula.
+
+    The OWASP guidance on CSV injection: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or
+    carriage return (here also line feed, NUL, and ``=+-@`` after leading spaces) is prefixed
+    with a single quote, which Excel, LibreOffice and WPS read as "this is text". A plain
+    decimal number (``-5``, ``+1.5e3``) cannot hold a formula and stays as it is.
+
+    Examples
+    --------
+    >>> defuse_formula("=1+1")
+    "'=1+1"
+    >>> defuse_formula("-5"), defuse_formula("-5+A1"), defuse_formula("示范镇")
+    ('-5', "'-5+A1", '示范镇')
+    """
+    if _FORMULA_RE.match(text) and not _PLAIN_NUMBER_RE.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def defuse_formulas(df: pd.DataFrame, *, index: bool = False) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells and column names went through :func:`defuse_formula`
+    (and the index labels, with ``index``); numbers, dates and missing values are untouched."""
+    out = df.copy()
+    for j in range(out.shape[1]):
+        series = out.iloc[:, j]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            series = series.astype(object)
+        elif not (pd.api.types.is_object_dtype(series.dtype)
+                  or isinstance(series.dtype, pd.StringDtype)):
+            continue
+        out.isetitem(j, series.map(_defuse_cell))
+    if not isinstance(out.columns, pd.MultiIndex):
+        out.columns = pd.Index([_defuse_cell(c) for c in out.columns], dtype=object)
+    if index and not isinstance(out.index, pd.MultiIndex) and (
+            pd.api.types.is_object_dtype(out.index.dtype)
+            or isinstance(out.index.dtype, pd.StringDtype)):
+        out.index = out.index.map(_defuse_cell)
+    return out
+
+
+def _defuse_cell(value: object) -> object:
+    return defuse_formula(value) if isinstance(value, str) else value
+
+
+def _defuse_array(texts: Any) -> Any:
+    """:func:`defuse_formula` of every value of an Arrow text array without nulls."""
+    from spatialplan._xlsx import arrow_compute, join_texts
+
+    pc = arrow_compute().pc
+    risky = pc.match_substring_regex(texts, _FORMULA_START)
+    if not pc.any(risky).as_py():
+        return texts
+    risky = pc.and_(risky, pc.invert(pc.match_substring_regex(texts, _PLAIN_NUMBER)))
+    return pc.if_else(risky, join_texts("'", texts), texts)
 
 
 def _int_and_text(series: pd.Series) -> Any | None:
@@ -475,6 +949,80 @@ def check_csv(path: str | os.PathLike, *, rows: int, target: str | os.PathLike |
     if problems or records != rows + 1:
         raise OutputError(f"CSV read back with {max(records - 1, 0)} rows, expected {rows}"
                           + (f" ({'; '.join(problems)})" if problems else ""), path=where)
+
+
+def fit_excel_cells(df: pd.DataFrame, *, full_text_in: str) -> pd.DataFrame:
+    """``df`` with every text over Excel's 32,767 characters a cell cut, with a marker.
+
+    A cut text ends in ``…[cut: N characters in all; full text in <full_text_in>]`` and fits
+    one cell (counted in UTF-16 units, as Excel does); a warning names the cells. ``df`` itself
+    is returned when no text is that long. Used for the XLSX tables of a run, beside the CSV
+    and GeoPackage that keep every text whole.
+
+    Examples
+    --------
+    >>> t = fit_excel_cells(pd.DataFrame({"name": ["名" * 40_000]}), full_text_in="t.csv")
+    >>> len(t.loc[0, "name"]) <= 32_767, t.loc[0, "name"][-52:]
+    (True, '…[cut: 40,000 characters in all; full text in t.csv]')
+    """
+    from spatialplan._xlsx import MAX_CELL_CHARS
+
+    out = None
+    for j in range(df.shape[1]):
+        series = df.iloc[:, j]
+        if not (pd.api.types.is_object_dtype(series.dtype)
+                or isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype))):
+            continue
+        if _longest_text(series) <= MAX_CELL_CHARS // 2:
+            continue  # below half the limit a text fits even in UTF-16 pairs
+        values = series.astype(object).to_numpy()
+        long = np.fromiter((len(v) if isinstance(v, str) else 0 for v in values), dtype=np.int64,
+                           count=len(values)) > MAX_CELL_CHARS // 2
+        if not long.any():
+            continue
+        values = values.copy()
+        cut = 0
+        for i in np.flatnonzero(long):
+            text = values[i]
+            if _utf16_units(text) > MAX_CELL_CHARS:
+                values[i] = _cut_to_cell(text, MAX_CELL_CHARS, full_text_in)
+                cut += 1
+        if cut:
+            out = df.copy() if out is None else out
+            out.isetitem(j, pd.Series(values, index=df.index, dtype=object))
+            log.warning("%d text(s) of column %r over Excel's %s characters a cell are cut in "
+                        "the XLSX file; %s holds them whole", cut, df.columns[j],
+                        f"{MAX_CELL_CHARS:,}", full_text_in)
+    return df if out is None else out
+
+
+def _longest_text(series: pd.Series) -> int:
+    """The length of the longest text of a column (Arrow's kernel when it can, else Python)."""
+    from spatialplan._xlsx import arrow_compute, text_array
+
+    if arrow_compute() is not None and not isinstance(series.dtype, pd.CategoricalDtype):
+        texts = text_array(series)
+        if texts is not None:
+            longest = arrow_compute().pc.max(arrow_compute().pc.utf8_length(texts)).as_py()
+            return int(longest or 0)
+    return max((len(v) for v in series.astype(object).tolist() if isinstance(v, str)),
+               default=0)
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _cut_to_cell(text: str, limit: int, full_text_in: str) -> str:
+    """``text`` cut so that it and its marker take at most ``limit`` UTF-16 units."""
+    marker = f"…[cut: {len(text):,} characters in all; full text in {full_text_in}]"
+    keep = limit - _utf16_units(marker)
+    head = text[:keep]
+    excess = _utf16_units(head) - keep
+    while excess > 0:  # characters outside the BMP take two units: drop half the excess
+        head = head[:len(head) - (excess + 1) // 2]
+        excess = _utf16_units(head) - keep
+    return head + marker
 
 
 def _write_xlsx(df: pd.DataFrame, path: Path, *, sheet_name: str, index: bool,

@@ -318,7 +318,10 @@ def write_check(
     matplotlib) first, in the calling thread. Each file's name is known before it is written,
     so the report lists the files written before it in a serial run and the manifest every
     output. A failure raises the error of the first failing file in that order (the one a
-    serial run raises) and publishes nothing.
+    serial run raises) and publishes nothing. On success the folder holds this run as a whole:
+    the files of the previous run's manifest that this run did not write are removed when
+    unchanged (:func:`spatialplan.output.staged_output`); ``manifest.json`` lists every output
+    with its sha256.
 
     Parameters
     ----------
@@ -357,9 +360,27 @@ def write_check(
         names = [path.name for path in written.values()] + ["manifest.json"]
         log.info("writing %d files into %s: %s", len(names), out, ", ".join(names))
         _run_jobs(jobs)
+        _add_checksums(manifest["outputs"], stage)
         output.write_json(manifest, stage / "manifest.json")
         written["manifest"] = out / "manifest.json"
     return written
+
+
+def _add_checksums(outputs: dict[str, dict], stage: Path) -> None:
+    """Add each output's sha256 to its manifest entry (files hashed in threads).
+
+    The next run into the folder removes the files of this manifest that it does not write
+    itself, but only while their checksum matches (:func:`spatialplan.output.staged_output`).
+    """
+    from spatialplan._parallel import n_threads
+    from spatialplan.output import sha256_file
+
+    entries = list(outputs.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(n_threads(), len(entries))),
+                            thread_name_prefix="spatialplan-hash") as pool:
+        digests = list(pool.map(lambda e: sha256_file(stage / e["file"]), entries))
+    for entry, digest in zip(entries, digests, strict=True):
+        entry["sha256"] = digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,6 +487,11 @@ def _run_job(job: _Job, index: int, errors: dict[int, BaseException]) -> None:
     """Run one job; its error is kept under its index (raised by :func:`_run_jobs`)."""
     try:
         job.write()
+    except OSError as exc:  # a writer that does not name its file: the job's first one
+        from spatialplan.output import output_error
+
+        errors[index] = output_error(exc, next(iter(job.files.values()), "manifest.json"))
+        errors[index].__cause__ = exc
     except Exception as exc:
         errors[index] = exc
 
@@ -485,9 +511,10 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
     for name in ("township_stats", "line_conflicts"):
         table = chinese_headers(getattr(result, name), catalog=catalog)
         for suffix in (".csv", ".xlsx"):
+            write = output.write_table if suffix == ".csv" else functools.partial(
+                _write_fitted, output.write_table, full_text_in=f"{name}.csv")
             jobs.append(_Job({f"{name}{suffix.replace('.', '_')}": out / f"{name}{suffix}"},
-                             functools.partial(output.write_table, table,
-                                               stage / f"{name}{suffix}",
+                             functools.partial(write, table, stage / f"{name}{suffix}",
                                                sheet_name=_SHEET_NAMES[name]),
                              weight=table.size * _XLSX_WEIGHT[suffix]))
     return jobs
@@ -504,12 +531,22 @@ def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
     cells = result.schedule.size
     return [
         _Job({"schedule_xlsx": out / "schedule.xlsx"}, functools.partial(
-            schedule.write_schedule_xlsx, result.schedule, stage / "schedule.xlsx"),
+            _write_fitted, schedule.write_schedule_xlsx, result.schedule,
+            stage / "schedule.xlsx", full_text_in="schedule.csv"),
             weight=cells * _XLSX_WEIGHT[".xlsx"]),
         _Job({"schedule_csv": out / "schedule.csv"}, functools.partial(
             schedule.write_schedule_csv, result.schedule, stage / "schedule.csv"),
             weight=cells),
     ]
+
+
+def _write_fitted(write: Callable[..., Path], table: pd.DataFrame, path: Path, *,
+                  full_text_in: str, **options) -> Path:
+    """``write`` an XLSX table whose texts over Excel's cell limit are cut with a marker naming
+    ``full_text_in``, the CSV written beside it that keeps them whole."""
+    from spatialplan.output import fit_excel_cells
+
+    return write(fit_excel_cells(table, full_text_in=full_text_in), path, **options)
 
 
 #: an XLSX cell costs about four CSV cells (161,828 x 9 line conflicts: 1.2 s vs 0.26 s)

@@ -35,6 +35,7 @@ from folium.utilities import JsCode
 from spatialplan import _gcj02
 from spatialplan._html import escape, format_value, is_missing, json_for_script
 from spatialplan._resources import layers_dir
+from spatialplan._textcut import shorten
 from spatialplan.errors import CRSError, OutputError, SpatialPlanError
 from spatialplan.output import atomic_path
 
@@ -700,8 +701,12 @@ def _extra(row: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[Any, Any
     return [(f, row.get(f)) for f in fields]
 
 
+#: characters of a name shown in a popup or tooltip (4× for the reasons); the rest is cut
+_TEXT_LIMIT = 500
+
+
 def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> dict:
-    name = row.get("township_name", row.get("name"))
+    name = shorten(row.get("township_name", row.get("name")), _TEXT_LIMIT)
     code = row.get("township_code", row.get("code"))
     pairs: list[tuple[Any, Any]] = [("乡镇 township", name), ("代码 code", code)]
     if not is_missing(row.get("area_m2")):
@@ -787,7 +792,7 @@ def _findings_table(items: Sequence[Mapping[str, Any]]) -> str:
             f"<tr><td>{escape(f.get('rule'))}</td>"
             f"<td style='color:{color};font-weight:bold'>{escape(status)}</td>"
             f"<td style='text-align:right'>{escape(measure)} {escape(unit)}</td>"
-            f"<td>{escape(f.get('message'))}</td></tr>")
+            f"<td>{escape(shorten(f.get('message'), 4 * _TEXT_LIMIT))}</td></tr>")
     return (f"<table class='sp-findings' style='border-collapse:collapse;font-size:11px'>"
             f"<tr>{head}</tr>{''.join(body)}</table>")
 
@@ -795,7 +800,7 @@ def _findings_table(items: Sequence[Mapping[str, Any]]) -> str:
 def _project_props(role: str, row: Mapping[str, Any], fields: Sequence[str],
                    by_project: Mapping[str, list[dict[str, Any]]]) -> dict:
     verdict = format_value(row.get("verdict"))
-    name = row.get("name")
+    name = shorten(row.get("name"), _TEXT_LIMIT)
     pid = format_value(row.get("project_id"))
     color = VERDICT_COLORS.get(verdict, "#444")
     pairs = [("编号 id", pid), ("类别 facility", row.get("facility_name", row.get("facility"))),
@@ -805,7 +810,8 @@ def _project_props(role: str, row: Mapping[str, Any], fields: Sequence[str],
              f"<span style='color:{color};font-weight:bold'>"
              f"{escape(VERDICT_LABELS.get(verdict, verdict))}</span>"
              f"{_kv_table(pairs)}"
-             + (f"<div style='font-size:11px'>{escape(row.get('reasons'))}</div>"
+             + (f"<div style='font-size:11px'>"
+                f"{escape(shorten(row.get('reasons'), 4 * _TEXT_LIMIT))}</div>"
                 if not is_missing(row.get("reasons")) else "")
              + _findings_table(by_project.get(pid, [])) + "</div>")
     label = VERDICT_LABELS.get(verdict, verdict)

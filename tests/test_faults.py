@@ -5,11 +5,15 @@ Decision on SIGKILL: a writer killed mid-write cannot clean up, so a hidden temp
 ``.<stem>.<random>.tmp<suffix>`` may remain beside the target. The target itself is always the
 previous file or a complete new one. Leftover temporaries are not removed automatically (a
 concurrent run may own one); they are hidden, never read as outputs, and safe to delete.
+A whole run writes inside a staging folder named with its PID and host: the next run into the
+same folder removes the staging folders of dead runs (with a warning); SIGTERM and SIGHUP
+clean up like Ctrl-C.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
@@ -166,3 +170,68 @@ def test_tables_are_byte_identical(tmp_path: Path, suffix: str) -> None:
         time.sleep(1.1)  # a writer stamping the current second (as openpyxl did) would differ
     output.write_table(_stats(), b)
     assert a.read_bytes() == b.read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# A whole run stopped by a signal: SIGTERM/SIGHUP clean up like Ctrl-C; SIGKILL's leftovers go
+# at the next run into the folder
+# --------------------------------------------------------------------------------------------
+
+_STOPPED_RUN = textwrap.dedent("""
+    import sys, time
+    from spatialplan import output
+    from spatialplan.cli import main
+
+    real = output.write_results
+
+    def slow(*args, **kwargs):  # the GeoPackage is written, then the run is still busy
+        path = real(*args, **kwargs)
+        print("written", flush=True)
+        time.sleep(60)
+        return path
+
+    output.write_results = slow
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def _tiny_plan(folder: Path) -> Path:
+    from test_corpus_outputs import build_plan
+
+    return build_plan(folder)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+@pytest.mark.parametrize(("signum", "fresh"), [(signal.SIGTERM, False), (signal.SIGHUP, False),
+                                               (signal.SIGTERM, True), (signal.SIGKILL, False)])
+def test_a_run_stopped_by_a_signal_leaves_the_folder_as_it_was(tmp_path, caplog, signum, fresh):
+    plan = _tiny_plan(tmp_path / "data")
+    out = tmp_path / "new" / "out" if fresh else tmp_path / "out"
+    if not fresh:
+        out.mkdir()
+        (out / "report.html").write_text("the previous run's report")
+        (out / "notes.txt").write_text("the user's own file")
+    before = _snapshot(out)
+    env = {**os.environ, "SPATIALPLAN_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _STOPPED_RUN, "check", str(plan), "--out",
+                             str(out), "-q", "--no-map", "--no-layout"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "written"
+    staging = [p for p in out.iterdir() if p.name.startswith(".spatialplan-staging-")]
+    assert [p.name.split("-")[2] for p in staging] == [str(proc.pid)]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL and staging[0].exists()
+        with caplog.at_level("WARNING", logger="spatialplan"), output.staged_output(out):
+            pass  # the next run into the folder
+        assert f"removed 1 staging folder(s) left in {out} by interrupted runs" in caplog.text
+        assert staging[0].name in caplog.text
+    else:
+        assert proc.returncode == 128 + signum
+        assert f"stopped by {signal.Signals(signum).name}" in err and "Traceback" not in err
+    assert _snapshot(out) == before  # hidden folders included: no staging folder is left
+    assert not (tmp_path / "new").exists()

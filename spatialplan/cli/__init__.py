@@ -8,9 +8,13 @@ family become a one-paragraph message and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
@@ -62,13 +66,51 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _stop_signals_interrupt():
+            return int(args.func(args) or 0)
     except SpatialPlanError as exc:
         sys.stderr.write(f"spatialplan: error: {exc}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("spatialplan: interrupted; no output was left half-written\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            sys.stderr.write(f"spatialplan: stopped by {signal.Signals(signum).name}; "
+                             "nothing was left half-written: the output folder holds the "
+                             "previous run's files (or, if this run had finished writing, all "
+                             "of its files) and no temporary files\n")
+        return 128 + signum
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every writer cleans up the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stopped` (a ``KeyboardInterrupt``) in the block, as
+    Ctrl-C does: staging folders are removed and a folder the run created too. A SIGKILL
+    cannot be caught; the next run into the folder removes what it left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, _raise_stopped)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

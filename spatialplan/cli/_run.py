@@ -53,7 +53,13 @@ def add_font_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None = None):
-    """Read the plan named on the command line with the command-line overrides applied."""
+    """Read the plan named on the command line with the command-line overrides applied.
+
+    ``--out`` (when the command has one) is checked right after the plan file is parsed,
+    before any layer is read: a folder holding an input, a file, a read-only or system folder
+    is refused before the work, not after it (:func:`spatialplan.output.check_output_dir`).
+    """
+    from spatialplan.plan import read_plan_spec
     from spatialplan.read import read_plan
 
     setup_progress(args)
@@ -61,8 +67,21 @@ def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None =
     if not path.exists():
         raise PlanError("the plan file does not exist", path=path,
                         hint="give the path of a plan.toml (see README: The plan file)")
-    return read_plan(path, as_of=getattr(args, "as_of", None), crs=getattr(args, "crs", None),
-                     rules=getattr(args, "rules", None))
+    spec = read_plan_spec(path)
+    rules = getattr(args, "rules", None)
+    if getattr(args, "out", None):
+        from spatialplan.output import check_output_dir
+
+        check_output_dir(args.out, _spec_inputs(spec, rules))
+    return read_plan(spec, as_of=getattr(args, "as_of", None), crs=getattr(args, "crs", None),
+                     rules=rules)
+
+
+def _spec_inputs(spec, rules: str | None) -> list[Path]:
+    """Every local input file a parsed plan names (plan, layers, rasters, rulebooks)."""
+    paths = [spec.path] + [s.path for s in (*spec.layers.values(), *spec.rasters.values())]
+    paths += [spec.rules_path, rules]
+    return [Path(p) for p in paths if p is not None and "://" not in str(p)]
 
 
 def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str]) -> int:
