@@ -171,11 +171,15 @@ def _layer_bounds(spec, crs) -> tuple[float, float, float, float] | None:
 
 
 def _search_radius(rules: dict) -> float:
-    """Largest distance a project rule looks at its neighbours (setbacks), plus a margin."""
-    from spatialplan.rules import setback_pairs
+    """Largest distance any rule looks beyond a site, plus a margin.
 
-    dists = [float(p["min_m"]) for p in setback_pairs(rules)]
-    return max(dists, default=0.0) + _MARGIN_M
+    Every rule of the registry declares its search radius (built-in setbacks: the largest
+    setback distance; plug-ins: their ``search_radius_m``), see
+    :func:`spatialplan._registry.search_radius`.
+    """
+    from spatialplan._registry import search_radius
+
+    return search_radius(rules) + _MARGIN_M
 
 
 def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
@@ -398,7 +402,7 @@ def _require_dem_overlap(outs: list[dict], dem) -> None:
 
 def _project_tables(plan, shared, outs, projects_layer):
     from spatialplan import _rules_sites, pipeline, siting
-    from spatialplan.rules import RULE_IDS
+    from spatialplan._registry import rule_ids
 
     order = list(projects_layer.data["feature_id"])
     if len(projects_layer.rejected):
@@ -413,8 +417,9 @@ def _project_tables(plan, shared, outs, projects_layer):
         res = pd.concat([acc, rej[acc.columns]], ignore_index=True) if n_acc else rej
     res = gpd.GeoDataFrame(res, geometry="geometry", crs=plan.crs)
     fnd = pd.concat([o["findings"] for o in outs if "findings" in o], ignore_index=True)
-    rank = {r: k for k, r in enumerate(RULE_IDS)}
-    key = pos[fnd["feature_id"]].to_numpy() * len(RULE_IDS) + fnd["rule"].map(rank).to_numpy()
+    ids = rule_ids(shared.rules)
+    rank = {r: k for k, r in enumerate(ids)}
+    key = pos[fnd["feature_id"]].to_numpy() * len(ids) + fnd["rule"].map(rank).to_numpy()
     fnd = fnd.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
     built = pipeline._layer_data(plan, "built")
     known = set(res["project_id"].dropna().astype(str))
