@@ -319,7 +319,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
     if plan.path is None:
         raise SpatialPlanError("the dask engine needs a plan read from a plan file",
                                hint="read the plan with spatialplan.read_plan('plan.toml')")
-    spec = read_plan_spec(plan.path)
+    spec = read_plan_spec(plan.path, plugin_roles=True)
     townships = pipeline._townships(plan)
     projects_layer = plan.layers.get("projects")
     if projects_layer is None:
@@ -345,8 +345,11 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
 
 def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     from spatialplan import pipeline
+    from spatialplan.plan import LAYER_ROLES
 
-    roles = [r for r in _EXTENT_ROLES if r in spec.layers]
+    # the lines and parcels, and the layers of plug-in rules (read per partition extent)
+    roles = [r for r in _EXTENT_ROLES if r in spec.layers] + [
+        r for r in plan.layers if r not in LAYER_ROLES and r in spec.layers]
     specs = {r: spec.layers[r] for r in roles}
     source_crs = {r: plan.layers[r].source.crs for r in roles}
     boxes = [_layer_bounds(specs[r], plan.crs) for r in roles]
@@ -356,7 +359,7 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
                    sqlite_checked=_check_geopackages(specs),
                    source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
-                   as_of=as_of or plan.as_of, tolerance=pipeline._tolerance(plan),
+                   as_of=pipeline.check_date(as_of, plan), tolerance=pipeline._tolerance(plan),
                    townships=townships, tiles=tiles, world=world,
                    radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"))
 
@@ -373,7 +376,7 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
     result = pipeline.CheckResult(
         township_stats=stats, outside_townships=_outside_table(outs, given, plan.crs),
         line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
-        tolerance=shared.tolerance)
+        tolerance=shared.tolerance, as_of=shared.as_of)
     if shared.dem is not None:
         _require_dem_overlap(outs, shared.dem)
         terr = pd.concat([o["terrain"] for o in outs])
