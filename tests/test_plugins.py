@@ -250,6 +250,16 @@ def test_manifest_and_log_name_the_plugin(tmp_path, caplog):
     assert {"path": str(tmp_path / "county_rules.py"), "sha256": digest} in manifest["inputs"]
 
 
+def test_report_lists_the_plugin_rule_and_its_source(tmp_path):
+    plan = sp.read_plan(_write_plan(tmp_path))
+    written = sp.write_check(plan, sp.run_check(plan), tmp_path / "out", outputs=("report",))
+    html = written["report"].read_text(encoding="utf-8")
+    sources = html[html.index("规则依据 Rule sources"):]
+    # after the built-in rules (registry order), marked as a plug-in, with its source
+    assert sources.index("所属乡镇 township") < sources.index("river_setback（插件 plug-in）")
+    assert SOURCE in sources
+
+
 def test_a_plugin_changed_after_reading_is_refused(tmp_path):
     plan = sp.read_plan(_write_plan(tmp_path))
     (tmp_path / "county_rules.py").write_text(RIVER_RULE + "\n# edited\n", encoding="utf-8")
