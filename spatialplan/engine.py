@@ -13,7 +13,9 @@ How a plan is partitioned
 - **Extent.** A partition reads the control lines, parcels and survey cropland that intersect
   its extent (pyogrio ``bbox`` in each source's CRS, the bounds transformed explicitly with
   densified edges and a 1 m margin): its tile (clipped to the data), its townships' bounds
-  and its projects' bounds widened by the largest setback distance. Features are read whole,
+  and its projects' bounds widened by the largest search radius of any rule (the setback
+  distances; each plug-in rule's ``search_radius_m``); the layers of plug-in rules are read
+  the same way. Features are read whole,
   keep their full-read ``feature_id`` and are validated and reprojected as in a full read.
 - **Ownership.** Township statistics and terrain: the partition of the township (each line
   measures only its own townships' share, so a feature read by two partitions is never
@@ -21,8 +23,8 @@ How a plan is partitioned
   a piece outside every township by the tile holding its representative point. Projects: by
   the tile of the site's representative point; sites without usable geometry by their
   declared township, else the first partition; rejected ones go with the most projects. A
-  partition checks its projects together with the neighbouring sites within the setback
-  distance (so setbacks and overlaps across partition borders are seen) and keeps only its
+  partition checks its projects together with the neighbouring sites within that search
+  radius (so setbacks and overlaps across partition borders are seen) and keeps only its
   own rows. As-built
   footprints are joined by project id, not by place: each partition gets its projects'
   footprints, unmapped builds are found once on the combined register.
