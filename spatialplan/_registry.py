@@ -35,6 +35,7 @@ import inspect
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,8 @@ def _sha256(path: Path) -> str:
 
 #: plug-in modules loaded in this process: (path or module name, sha256) → their rules
 _LOADED: dict[tuple[str, str], tuple[SitingRule, ...]] = {}
+#: one loading at a time (dask workers with several threads load from partitions at once)
+_LOAD_LOCK = threading.RLock()
 
 
 def _is_file_entry(entry: str) -> bool:
@@ -338,6 +341,13 @@ def _is_file_entry(entry: str) -> bool:
 def _load_entry(entry: str, *, base: Path | None, rulebook: object,
                 sha256: str | None = None, path: str | None = None) -> tuple[SitingRule, ...]:
     """The rules of one ``[plugins] modules`` entry (loaded once per process and file hash)."""
+    with _LOAD_LOCK:
+        return _load_entry_locked(entry, base=base, rulebook=rulebook, sha256=sha256,
+                                  path=path)
+
+
+def _load_entry_locked(entry: str, *, base: Path | None, rulebook: object,
+                       sha256: str | None, path: str | None) -> tuple[SitingRule, ...]:
     if _is_file_entry(entry) or path is not None:
         file = Path(path) if path is not None else Path(entry).expanduser()
         if not file.is_absolute():

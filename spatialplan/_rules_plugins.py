@@ -78,7 +78,8 @@ def run_plugin(ctx, rule: SitingRule, layers: Mapping[str, Any]) -> Out:
                                       f"(add [layers.{missing[0]}] to the plan file)"))
         return out
     sites = _sites(ctx, rows)
-    given = {role: layers[role] for role in rule.layers}
+    # shallow copies: a plug-in adding a column does not change the plan's layers
+    given = {role: layers[role].copy(deep=False) for role in rule.layers}
     try:
         result = rule.function(sites, given, **_params(ctx, rule))
     except Exception as exc:

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -52,7 +53,7 @@ def river_setback(sites, layers, *, min_m=50.0):
 
 def _write_plan(folder: Path, *, rules: str = "", plugin: str = RIVER_RULE,
                 river_x: float = 230.0, plan_extra: str = "",
-                with_rivers: bool = True) -> Path:
+                with_rivers: bool = True, point_site: bool = False) -> Path:
     """One 2 km township, three sites 30, 60 and 100 m west of a river (a line)."""
     folder.mkdir(parents=True, exist_ok=True)
     towns = gpd.GeoDataFrame({"XZQDM": ["520123001"], "XZQMC": ["河镇"]},
@@ -66,6 +67,10 @@ def _write_plan(folder: Path, *, rules: str = "", plugin: str = RIVER_RULE,
         {"XMDM": ["P30", "P60", "P100"], "XMMC": ["公园", "停车场", "文化站"],
          "XZQDM": ["520123001"] * 3, "XMLB": ["park", "parking", "culture"]},
         geometry=sites, crs=CRS)
+    if point_site:  # rejected at read (no point_radius_m): verdict error for every rule
+        projects = pd.concat([projects, gpd.GeoDataFrame(
+            {"XMDM": ["PT"], "XMMC": ["公厕"], "XZQDM": ["520123001"], "XMLB": ["toilet"]},
+            geometry=[shapely.Point(X0 + 1500, Y0 + 1500)], crs=CRS)], ignore_index=True)
     pyogrio.write_dataframe(projects, folder / "projects.gpkg")
     rivers = gpd.GeoDataFrame({"NAME": ["清水河"]}, crs=CRS, geometry=[
         shapely.LineString([(right, Y0), (right, Y0 + 2000)])])
@@ -103,6 +108,13 @@ def test_river_setback_plugin_runs_like_a_builtin_rule(tmp_path):
     projects = result.projects.set_index("project_id")
     assert projects.loc["P30", "verdict"] == "fail"
     assert "30 m from a river" in projects.loc["P30", "reasons"]
+
+
+def test_rejected_projects_get_the_plugin_rule_with_its_source(tmp_path):
+    result = sp.run_check(sp.read_plan(_write_plan(tmp_path, point_site=True)))
+    river = _by(result)
+    assert river.loc["PT", "status"] == "error" and river.loc["PT", "source"] == SOURCE
+    assert len(result.findings) == 4 * (len(RULE_IDS) + 1)
 
 
 def test_rulebook_parameters_reach_the_plugin(tmp_path):
@@ -189,6 +201,23 @@ def test_plugin_that_fails_to_import_is_exit_2(tmp_path, capsys, cli_logging):
     assert main(["check", str(plan), "--out", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "county_rules.py" in err and "broken county" in err and "Traceback" not in err
+
+
+def test_plugin_by_module_name(tmp_path, monkeypatch):
+    """An importable module name works like a file; the manifest records its file."""
+    plan = _write_plan(tmp_path / "plan")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "qianxi_rules.py").write_text(RIVER_RULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    (tmp_path / "plan" / "rules.toml").write_text('[plugins]\nmodules = ["qianxi_rules"]\n',
+                                                  encoding="utf-8")
+    loaded = sp.read_plan(plan)
+    assert loaded.rules["plugins"]["files"][0]["path"] == str(tmp_path / "lib" / "qianxi_rules.py")
+    assert _by(sp.run_check(loaded))["status"]["P30"] == "fail"
+    (tmp_path / "plan" / "rules.toml").write_text('[plugins]\nmodules = ["no_such_rules"]\n',
+                                                  encoding="utf-8")
+    with pytest.raises(RulebookError, match="ModuleNotFoundError"):
+        sp.read_plan(plan)
 
 
 def test_missing_plugin_file_is_a_rulebook_error(tmp_path):
