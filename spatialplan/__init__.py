@@ -7,6 +7,7 @@ and report functions (folium, matplotlib) are imported on first use.
 import importlib
 import logging
 
+from spatialplan._registry import siting_rule
 from spatialplan._resources import demo_plan_path
 from spatialplan._version import __version__
 from spatialplan.bubiao import read_bubiao_txt
@@ -117,6 +118,7 @@ __all__ = [
     "run_stats",
     "sequence_table",
     "site_slope_stats",
+    "siting_rule",
     "slope_degrees",
     "township_stats",
     "township_terrain_stats",

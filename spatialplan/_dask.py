@@ -99,7 +99,8 @@ def _read_extent(shared: _Shared, role: str, extent: tuple):
                         assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
                         point_radius_m=spec.point_radius_m, bbox=box,
                         feature_positions=shared.positions[role],
-                        sqlite_checked=set(shared.sqlite_checked))
+                        sqlite_checked=set(shared.sqlite_checked),
+                        plugin_role=role not in _EXTENT_ROLES)
     return layer
 
 
@@ -108,7 +109,10 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
     from spatialplan import _parallel
 
     with _parallel.limited(1):  # a worker runs one partition per core already
-        read = {role: _read_extent(shared, role, part.extent) for role in _EXTENT_ROLES}
+        # the lines and parcels, then the layers of plug-in rules (read over the same extent,
+        # which reaches the largest search radius of any rule beyond the partition's sites)
+        roles = _EXTENT_ROLES + tuple(r for r in shared.specs if r not in _EXTENT_ROLES)
+        read = {role: _read_extent(shared, role, part.extent) for role in roles}
         lines = {role: None if lyr is None else lyr.data for role, lyr in read.items()}
         known = {role: lyr.validated for role, lyr in read.items() if lyr is not None}
         towns = shared.townships.iloc[part.towns]
@@ -127,7 +131,8 @@ def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.Da
         part.projects, townships=shared.townships, redline=lines["redline"],
         farmland=lines["farmland"], udb=lines["udb"], cropland=lines["cropland"],
         parcels=lines["parcels"], built=part.built, slope=slope, rules=shared.rules,
-        catalog=shared.catalog, as_of=shared.as_of, rejected=part.rejected)
+        catalog=shared.catalog, as_of=shared.as_of, rejected=part.rejected,
+        layers={r: lyr for r, lyr in lines.items() if r not in _EXTENT_ROLES})
     keep = set(part.projects["feature_id"].to_numpy()[part.own])
     if part.rejected is not None:
         keep |= set(part.rejected["feature_id"].astype(str))

@@ -13,7 +13,9 @@ How a plan is partitioned
 - **Extent.** A partition reads the control lines, parcels and survey cropland that intersect
   its extent (pyogrio ``bbox`` in each source's CRS, the bounds transformed explicitly with
   densified edges and a 1 m margin): its tile (clipped to the data), its townships' bounds
-  and its projects' bounds widened by the largest setback distance. Features are read whole,
+  and its projects' bounds widened by the largest search radius of any rule (the setback
+  distances; each plug-in rule's ``search_radius_m``); the layers of plug-in rules are read
+  the same way. Features are read whole,
   keep their full-read ``feature_id`` and are validated and reprojected as in a full read.
 - **Ownership.** Township statistics and terrain: the partition of the township (each line
   measures only its own townships' share, so a feature read by two partitions is never
@@ -21,8 +23,8 @@ How a plan is partitioned
   a piece outside every township by the tile holding its representative point. Projects: by
   the tile of the site's representative point; sites without usable geometry by their
   declared township, else the first partition; rejected ones go with the most projects. A
-  partition checks its projects together with the neighbouring sites within the setback
-  distance (so setbacks and overlaps across partition borders are seen) and keeps only its
+  partition checks its projects together with the neighbouring sites within that search
+  radius (so setbacks and overlaps across partition borders are seen) and keeps only its
   own rows. As-built
   footprints are joined by project id, not by place: each partition gets its projects'
   footprints, unmapped builds are found once on the combined register.
@@ -171,11 +173,15 @@ def _layer_bounds(spec, crs) -> tuple[float, float, float, float] | None:
 
 
 def _search_radius(rules: dict) -> float:
-    """Largest distance a project rule looks at its neighbours (setbacks), plus a margin."""
-    from spatialplan.rules import setback_pairs
+    """Largest distance any rule looks beyond a site, plus a margin.
 
-    dists = [float(p["min_m"]) for p in setback_pairs(rules)]
-    return max(dists, default=0.0) + _MARGIN_M
+    Every rule of the registry declares its search radius (built-in setbacks: the largest
+    setback distance; plug-ins: their ``search_radius_m``), see
+    :func:`spatialplan._registry.search_radius`.
+    """
+    from spatialplan._registry import search_radius
+
+    return search_radius(rules) + _MARGIN_M
 
 
 def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
@@ -315,7 +321,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
     if plan.path is None:
         raise SpatialPlanError("the dask engine needs a plan read from a plan file",
                                hint="read the plan with spatialplan.read_plan('plan.toml')")
-    spec = read_plan_spec(plan.path)
+    spec = read_plan_spec(plan.path, plugin_roles=True)
     townships = pipeline._townships(plan)
     projects_layer = plan.layers.get("projects")
     if projects_layer is None:
@@ -341,8 +347,11 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
 
 def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     from spatialplan import pipeline
+    from spatialplan.plan import LAYER_ROLES
 
-    roles = [r for r in _EXTENT_ROLES if r in spec.layers]
+    # the lines and parcels, and the layers of plug-in rules (read per partition extent)
+    roles = [r for r in _EXTENT_ROLES if r in spec.layers] + [
+        r for r in plan.layers if r not in LAYER_ROLES and r in spec.layers]
     specs = {r: spec.layers[r] for r in roles}
     source_crs = {r: plan.layers[r].source.crs for r in roles}
     boxes = [_layer_bounds(specs[r], plan.crs) for r in roles]
@@ -352,7 +361,7 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
                    sqlite_checked=_check_geopackages(specs),
                    source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
-                   as_of=as_of or plan.as_of, tolerance=pipeline._tolerance(plan),
+                   as_of=pipeline.check_date(as_of, plan), tolerance=pipeline._tolerance(plan),
                    townships=townships, tiles=tiles, world=world,
                    radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"))
 
@@ -369,7 +378,7 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
     result = pipeline.CheckResult(
         township_stats=stats, outside_townships=_outside_table(outs, given, plan.crs),
         line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
-        tolerance=shared.tolerance)
+        tolerance=shared.tolerance, as_of=shared.as_of)
     if shared.dem is not None:
         _require_dem_overlap(outs, shared.dem)
         terr = pd.concat([o["terrain"] for o in outs])
@@ -398,7 +407,7 @@ def _require_dem_overlap(outs: list[dict], dem) -> None:
 
 def _project_tables(plan, shared, outs, projects_layer):
     from spatialplan import _rules_sites, pipeline, siting
-    from spatialplan.rules import RULE_IDS
+    from spatialplan._registry import rule_ids
 
     order = list(projects_layer.data["feature_id"])
     if len(projects_layer.rejected):
@@ -413,8 +422,9 @@ def _project_tables(plan, shared, outs, projects_layer):
         res = pd.concat([acc, rej[acc.columns]], ignore_index=True) if n_acc else rej
     res = gpd.GeoDataFrame(res, geometry="geometry", crs=plan.crs)
     fnd = pd.concat([o["findings"] for o in outs if "findings" in o], ignore_index=True)
-    rank = {r: k for k, r in enumerate(RULE_IDS)}
-    key = pos[fnd["feature_id"]].to_numpy() * len(RULE_IDS) + fnd["rule"].map(rank).to_numpy()
+    ids = rule_ids(shared.rules)
+    rank = {r: k for k, r in enumerate(ids)}
+    key = pos[fnd["feature_id"]].to_numpy() * len(ids) + fnd["rule"].map(rank).to_numpy()
     fnd = fnd.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
     built = pipeline._layer_data(plan, "built")
     known = set(res["project_id"].dropna().astype(str))

@@ -55,6 +55,10 @@ class CheckResult:
         The construction sequence table (时序表) with Chinese headers (None likewise).
     terrain
         Per-township slope statistics (empty without a DEM).
+    as_of
+        The date the check was computed with (the date rules, 先落图、后落地); every writer
+        (manifest, report, layout map) prints it. ``None`` only for a result built by hand:
+        the writers then print the plan's date.
     """
 
     township_stats: gpd.GeoDataFrame
@@ -65,6 +69,7 @@ class CheckResult:
     findings: pd.DataFrame | None = None
     schedule: pd.DataFrame | None = None
     terrain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    as_of: dt.date | None = None
 
     def verdict_counts(self) -> dict[str, int]:
         """Return the number of projects per verdict, in the order pass, review, fail, error."""
@@ -129,7 +134,7 @@ def run_stats(plan) -> CheckResult:
     stats, outside, conflicts = overlay.control_line_report(townships, tolerance=tolerance,
                                                             known_valid=known, **lines)
     return CheckResult(township_stats=stats, outside_townships=outside,
-                       line_conflicts=conflicts, tolerance=tolerance)
+                       line_conflicts=conflicts, tolerance=tolerance, as_of=plan.as_of)
 
 
 def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
@@ -141,7 +146,8 @@ def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
     plan
         A :class:`spatialplan.read.Plan` from :func:`spatialplan.read.read_plan`.
     as_of
-        Date for the schedule checks; default the plan's ``as_of``.
+        Date for the date checks; default the plan's ``as_of``. The result carries it
+        (``result.as_of``) and every writer prints it.
     engine
         ``"local"`` (default: in this process) or ``"dask"``: partitioned by groups of
         townships on dask.distributed, same results (:func:`spatialplan.engine.run_check_dask`).
@@ -172,6 +178,7 @@ def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'dask'")
     result = run_stats(plan)
+    result.as_of = check_date(as_of, plan)
     townships = _townships(plan)
     projects_layer = plan.layers.get("projects")
     if projects_layer is None:
@@ -192,8 +199,9 @@ def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
         slope=slope,
         rules=plan.rules,
         catalog=plan.catalog,
-        as_of=as_of or plan.as_of,
+        as_of=result.as_of,
         rejected=projects_layer.rejected,
+        layers={role: layer.data for role, layer in plan.layers.items()},
     )
     coverage = siting.facility_coverage(result.projects, townships, catalog=plan.catalog)
     result.township_stats = result.township_stats.merge(coverage, on="township_code",
@@ -201,6 +209,22 @@ def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
     result.schedule = schedule.sequence_table(result.projects, townships=townships,
                                               catalog=plan.catalog)
     return result
+
+
+def check_date(as_of: object, plan) -> dt.date:
+    """The date a check runs with: ``as_of`` (date, ISO text or timestamp) or the plan's."""
+    if as_of is None:
+        return plan.as_of
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    return pd.Timestamp(as_of).date()
+
+
+def _as_of(plan, result: CheckResult) -> dt.date:
+    """The date a result was computed with (the plan's for a result built by hand)."""
+    return result.as_of if result.as_of is not None else plan.as_of
 
 
 def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
@@ -229,14 +253,21 @@ def _dem_options(dem) -> dict:
 
 
 def plan_inputs(plan) -> list[Path]:
-    """Every input file of a plan: the plan itself, layers, rasters and the rulebook."""
+    """Every input file of a plan: the plan itself, layers, rasters, the rulebook and the
+    plug-in files it names."""
     paths = [Path(plan.path)]
     paths += [Path(layer.source.path) for layer in plan.layers.values()]
     paths += [Path(r.path) for r in plan.rasters.values()]
     rules_path = getattr(plan, "rules_path", None)
     if rules_path:
         paths.append(Path(rules_path))
+    paths += [Path(f["path"]) for f in _plugin_files(plan) if f["path"]]
     return paths
+
+
+def _plugin_files(plan) -> list[dict]:
+    """The plug-in modules of the plan's rulebook: module, path, sha256, rule ids."""
+    return list(((plan.rules or {}).get("plugins") or {}).get("files", []))
 
 
 def _versions() -> dict[str, str]:
@@ -273,13 +304,14 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
     for path in dict.fromkeys(plan_inputs(plan)):
         inputs.append({"path": str(path), "sha256": sha256_file(path)})
     return {
-        "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
+        "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(_as_of(plan, result))},
         "analysis_crs": plan.crs.to_string(),
         "crs_reason": plan.crs_reason,
         "tolerance": result.tolerance,
         "inputs": inputs,
         "layers": report.to_dict(orient="records"),
         "counts": _counts(plan, result),
+        "plugins": [dict(f) for f in _plugin_files(plan)],
         "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
         "versions": _versions(),
     }
@@ -622,7 +654,7 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
             projects=result.projects,
             crs_note=f"{plan.crs.name} ({plan.crs.to_string()})",
             sources_note=f"规划数据 / plan: {Path(plan.path).name}",
-            date=plan.as_of,
+            date=_as_of(plan, result),
             font=font,
         )
         for code in codes
@@ -669,7 +701,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
         html = report.render_report(
             plan_name=plan.name,
             summary={
-                "as_of": str(plan.as_of),
+                "as_of": str(_as_of(plan, result)),
                 "analysis_crs": plan.crs.to_string(),
                 "crs_reason": plan.crs_reason,
                 "verdicts": result.verdict_counts(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +162,8 @@ def check_local_path(path: str | Path, *, allow_remote: bool = False,
         )
 
 
-def read_plan_spec(path: str | Path, *, allow_remote: bool = False) -> PlanSpec:
+def read_plan_spec(path: str | Path, *, allow_remote: bool = False,
+                   plugin_roles: bool = False) -> PlanSpec:
     """Read and validate a plan file.
 
     Parameters
@@ -170,6 +172,9 @@ def read_plan_spec(path: str | Path, *, allow_remote: bool = False) -> PlanSpec:
         The ``plan.toml`` file.
     allow_remote
         Accept ``http(s)://`` and ``/vsi*`` layer paths (refused by default).
+    plugin_roles
+        Accept other role names too, as layers of plug-in rules (``[layers.rivers]``);
+        :func:`spatialplan.read.read_plan` refuses those no loaded plug-in declares.
 
     Returns
     -------
@@ -202,11 +207,12 @@ def read_plan_spec(path: str | Path, *, allow_remote: bool = False) -> PlanSpec:
     except UnicodeDecodeError as exc:
         raise PlanError("plan file is not UTF-8 text", path=path,
                         hint="save the plan file as UTF-8") from exc
-    return parse_plan_spec(data, base=path.parent, path=path, allow_remote=allow_remote)
+    return parse_plan_spec(data, base=path.parent, path=path, allow_remote=allow_remote,
+                           plugin_roles=plugin_roles)
 
 
 def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path | None = None,
-                    allow_remote: bool = False) -> PlanSpec:
+                    allow_remote: bool = False, plugin_roles: bool = False) -> PlanSpec:
     """Validate an already-loaded plan mapping (the TOML document as a dict).
 
     Parameters
@@ -219,6 +225,9 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
         The plan file, for error messages.
     allow_remote
         Accept remote layer paths.
+    plugin_roles
+        Accept other role names (lower case, digits, ``_``) as plug-in layer roles, after the
+        canonical ones in ``layers``.
 
     Example
     -------
@@ -239,12 +248,10 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
     layers_table = _table(data, "layers", ppath)
     layers = {}
     for role, table in layers_table.items():
-        if role not in LAYER_ROLES:
-            raise PlanError(
-                f"unknown layer role 'layers.{role}'", path=ppath,
-                hint="valid roles are " + ", ".join(LAYER_ROLES),
-            )
+        if role not in LAYER_ROLES and not (plugin_roles and _PLUGIN_ROLE.match(role)):
+            raise unknown_role(role, ppath)
         layers[role] = _parse_layer(role, table, base, ppath, allow_remote)
+    layers = {r: layers[r] for r in sorted(layers, key=lambda r: r not in LAYER_ROLES)}
 
     rasters = {}
     for rname, table in _table(data, "rasters", ppath).items():
@@ -260,6 +267,19 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+#: a plug-in layer role (``[layers.rivers]``)
+_PLUGIN_ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def unknown_role(role: str, path: Path | None, plugin_roles: tuple[str, ...] = ()) -> PlanError:
+    """The error for a ``[layers.<role>]`` that is neither canonical nor a plug-in's layer."""
+    extra = f"; layers of the loaded plug-in rules: {', '.join(plugin_roles)}" if (
+        plugin_roles) else ""
+    return PlanError(f"unknown layer role 'layers.{role}'", path=path,
+                     hint="valid roles are " + ", ".join(LAYER_ROLES) + extra
+                     + " (a plug-in rule of the rulebook may declare more)")
+
 
 
 def _where(table: str, key: str) -> str:
@@ -348,7 +368,7 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
         raise PlanError(f"'{where}.path' is missing", path=path,
                         hint=f'add path = "..." under [{where}]')
     fields = _table(table, "fields", path, where)
-    allowed = CANONICAL_FIELDS[role]
+    allowed = CANONICAL_FIELDS.get(role, ())
     for canon in fields:
         if canon not in allowed:
             raise PlanError(

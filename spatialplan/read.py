@@ -708,10 +708,12 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
                 bbox: tuple[float, float, float, float] | None = None,
                 feature_positions: Any = None,
                 sqlite_checked: set[Path] | None = None,
-                sqlite_pending: dict[Path, Future] | None = None) -> Layer:
+                sqlite_pending: dict[Path, Future] | None = None,
+                plugin_role: bool = False) -> Layer:
     """:func:`read_layer`; ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per
-    :func:`read_plan`)."""
-    if role not in LAYER_ROLES:
+    :func:`read_plan`); ``plugin_role``: a layer of plug-in rules (any role name, any geometry
+    type: lines and points are kept, invalid ones repaired or rejected)."""
+    if role not in LAYER_ROLES and not plugin_role:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
                              hint="valid roles: " + ", ".join(LAYER_ROLES))
     check_local_path(path, allow_remote=allow_remote, layer=role)
@@ -742,14 +744,15 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
             raise DataLayerError("the layer has no features", path=path, layer=where,
                                  hint=f"check the file and the layer name; a {role} layer "
                                  "cannot be empty")
-        if bbox is None:
+        if bbox is None and not plugin_role:
             _refuse_non_polygon_layer(gdf, role=role, where=where, path=path)
         mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
         gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
         _check_unique_codes(gdf, role=role, layer=where, path=path)
         src_crs = pyproj.CRS.from_user_input(gdf.crs)
         refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
-        screened = _screened(screening, len(gdf)) or _SCREEN(gdf.geometry.values)
+        screened = (screen_geometries(gdf.geometry.values, polygonal=False) if plugin_role
+                    else _screened(screening, len(gdf)) or _SCREEN(gdf.geometry.values))
         # features with a NaN / infinite coordinate are rejected below: keep them out of the
         # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
         bad = non_finite(screened)
@@ -759,7 +762,8 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
         if transformation is None:
             check_area_of_use(bounds, src_crs, layer=where, path=path)
         accepted, rejected, repaired = validate_geometries(
-            gdf, role=role, polygonal=True, point_radius_m=point_radius_m, screened=screened)
+            gdf, role=role, polygonal=not plugin_role, point_radius_m=point_radius_m,
+            screened=screened)
     rejected = _note_unreadable(rejected, unreadable)
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
     if role == "townships" and bbox is None:
@@ -873,12 +877,18 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
     >>> plan.crs.to_epsg(), plan.crs_reason  # doctest: +SKIP
     (4545, 'auto: centre of the data 107.500°E 27.800°N lies in 3-degree zone 36 → ...')
     """
+    from spatialplan.catalog import read_catalog
+    from spatialplan.rules import read_rules
+
     if isinstance(path_or_spec, PlanSpec):
         spec = path_or_spec
     else:
-        spec = read_plan_spec(path_or_spec, allow_remote=allow_remote)
+        spec = read_plan_spec(path_or_spec, allow_remote=allow_remote, plugin_roles=True)
+    rules_path = rules if rules is not None else spec.rules_path
+    rulebook = read_rules(rules_path)  # before the layers: plug-ins may declare layer roles
+    extra = _plugin_layer_roles(spec, rulebook)
     layers: dict[str, Layer] = {}
-    roles = [r for r in LAYER_ROLES if r in spec.layers]
+    roles = [r for r in LAYER_ROLES if r in spec.layers] + extra
     sqlite_checked: set[Path] = set()  # GeoPackages quick_checked by this call
     with _sqlite_checks_ahead(spec, roles) as sqlite_pending:
         for role in progress(roles, total=len(roles), desc="reading layers"):
@@ -887,7 +897,7 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
                 assume_crs=ls.assume_crs, fields=ls.fields, point_radius_m=ls.point_radius_m,
                 allow_remote=allow_remote, sqlite_checked=sqlite_checked,
-                sqlite_pending=sqlite_pending)
+                sqlite_pending=sqlite_pending, plugin_role=role in extra)
     analysis_crs, reason = choose_analysis_crs(
         [lyr.data for lyr in layers.values()],
         requested=crs if crs is not None else spec.crs)
@@ -904,14 +914,26 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
                 check_near_reference(lyr.data, reference, layer=where, path=lyr.source.path)
     rasters = {name: open_raster(rs) for name, rs in spec.rasters.items()}
-    rules_path = rules if rules is not None else spec.rules_path
-    from spatialplan.catalog import read_catalog
-    from spatialplan.rules import read_rules
-
     return Plan(name=spec.name, path=spec.path, crs=analysis_crs, crs_reason=reason,
                 as_of=as_of or spec.as_of, layers=layers, rasters=rasters,
-                rules=read_rules(rules_path), catalog=read_catalog(),
+                rules=rulebook, catalog=read_catalog(),
                 rules_path=None if rules_path is None else Path(rules_path))
+
+
+def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
+    """The plan's non-canonical layer roles, each declared by a loaded plug-in rule."""
+    from spatialplan._registry import plugin_rules
+    from spatialplan.plan import unknown_role
+
+    extra = [r for r in spec.layers if r not in LAYER_ROLES]
+    if not extra:
+        return []
+    declared = tuple(dict.fromkeys(role for rule in plugin_rules(rules) for role in rule.layers
+                                   if role not in LAYER_ROLES))
+    for role in extra:
+        if role not in declared:
+            raise unknown_role(role, spec.path, declared)
+    return extra
 
 
 # -- reports ---------------------------------------------------------------------------------

@@ -535,11 +535,24 @@ def _section_findings(findings: pd.DataFrame | None, cap: _Cap) -> str:
                                    "source": "依据 source", "subject": "对象 subject"},
                           cell_class=_verdict_class, empty="all findings pass"))
     if {"rule", "source"} <= set(df.columns):
-        rules = df[["rule", "source"]].drop_duplicates().sort_values("rule")
-        rules["rule"] = [bilingual(v, RULE_NAMES) for v in rules["rule"]]
+        rules = _rule_sources(df)
         out.append("<h3>规则依据 Rule sources</h3>")
         out.append(html_table(rules, headers={"rule": "规则 rule", "source": "依据 source"}))
     return "\n".join(p for p in out if p)
+
+
+def _rule_sources(findings: pd.DataFrame) -> pd.DataFrame:
+    """Each rule's sources, in the registry's order (built-in rules, then plug-ins as they
+    appear); a plug-in rule is marked as one."""
+    from spatialplan._registry import builtin_ids
+
+    builtin = {r: k for k, r in enumerate(builtin_ids())}
+    rules = findings[["rule", "source"]].drop_duplicates()
+    rank = [builtin.get(r, len(builtin)) for r in rules["rule"]]
+    rules = rules.iloc[sorted(range(len(rules)), key=rank.__getitem__)].copy()
+    rules["rule"] = [f"{v}（插件 plug-in）" if isinstance(v, str) and v not in builtin
+                     else bilingual(v, RULE_NAMES) for v in rules["rule"]]
+    return rules
 
 
 def _n_missing(value: Any) -> int:

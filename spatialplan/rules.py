@@ -20,12 +20,14 @@ Examples
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from spatialplan._registry import builtin_ids, load_plugins
 from spatialplan._resources import catalog_path
 from spatialplan.errors import RulebookError
 
@@ -45,23 +47,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Rule ids in evaluation order; they are part of the output contract (``findings.rule``).
-RULE_IDS: tuple[str, ...] = (
-    "township",
-    "redline",
-    "farmland",
-    "cropland",
-    "udb",
-    "landuse",
-    "slope",
-    "setback",
-    "project_overlap",
-    "map_first",
-    "as_built",
-    "schedule",
-)
+#: Built-in rule ids in evaluation order (from the registry, :mod:`spatialplan._registry`);
+#: they are part of the output contract (``findings.rule``).
+RULE_IDS: tuple[str, ...] = builtin_ids()
 
-_NON_RULE_TABLES = ("meta", "tolerance", "facility")
+_NON_RULE_TABLES = ("meta", "tolerance", "facility", "plugins")
 _SHARE_KEYS = {
     "min_overlap_share",
     "pass_share",
@@ -378,9 +368,86 @@ def read_rules(path: str | os.PathLike | None = None) -> dict[str, Any]:
         return _defaults()
     path = Path(path)
     user = _load_toml(path)
+    plugins = _read_plugins(user, path)
     rules = merge_rules(user, path=path)
+    if plugins is not None:
+        rules.update(plugins)
     logger.debug("rulebook %s merged over the defaults", path)
     return rules
+
+
+_PLUGIN_KEYS = {"modules"}
+
+
+def _read_plugins(user: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """Load the plug-ins of ``[plugins] modules`` and take their tables out of ``user``.
+
+    Returns the rulebook entries they add: ``plugins`` (``modules`` as given and ``files``:
+    module, path, sha256 and rule ids of each) and one table per plug-in rule (its keyword
+    parameters from the rulebook or their defaults, and ``enabled``).
+    """
+    table = user.pop("plugins", None)
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise _wrong_type("plugins", "table", table, path)
+    for name in table:
+        if name not in _PLUGIN_KEYS:
+            raise RulebookError(f"unknown rulebook key 'plugins.{name}'", path=path,
+                                hint="[plugins] has one key, modules = [\"county_rules.py\"]")
+    modules = _as_str_list("plugins.modules", table.get("modules", []), path)
+    files, found = load_plugins(modules, base=path.parent, rulebook=path)
+    out: dict[str, Any] = {"plugins": {"modules": modules, "files": files}}
+    for rule in found:
+        out[rule.id] = _plugin_table(rule, user.pop(rule.id, {}), path)
+    if found:
+        logger.info("loaded plug-in rules: %s", "; ".join(
+            f"{', '.join(f['rules'])} ({f['module']} sha256 {f['sha256'][:12]}…)"
+            for f in files))
+    return out
+
+
+def _plugin_table(rule, given: object, path: Path) -> dict[str, Any]:
+    """A plug-in rule's rulebook table: its parameters checked against their defaults."""
+    if not isinstance(given, dict):
+        raise _wrong_type(rule.id, "table", given, path)
+    known = {**rule.params, "enabled": True}
+    for name in given:
+        if name not in known:
+            raise RulebookError(
+                f"unknown rulebook key '{rule.id}.{name}'", path=path,
+                hint=f"the plug-in rule {rule.id} takes: {', '.join(sorted(known))}")
+    out: dict[str, Any] = {}
+    for name, default in known.items():
+        key = f"{rule.id}.{name}"
+        if name not in given:
+            if default is inspect.Parameter.empty:
+                raise RulebookError(f"rulebook key '{key}' is missing", path=path,
+                                    hint=f"the plug-in rule {rule.id} needs a value for {name}")
+            out[name] = default
+            continue
+        out[name] = _check_plugin_value(key, default, given[name], path)
+    return out
+
+
+def _check_plugin_value(key: str, default: object, value: object, path: object) -> object:
+    """``value`` of a plug-in parameter, of the type of its default (ints widened to float)."""
+    if default is None or default is inspect.Parameter.empty:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value  # type: ignore[arg-type]
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, list)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise _wrong_type(key, _type_name(default), value, path)
+    return value
 
 
 def rules_for(rules: dict[str, Any], facility_code: str | None) -> dict[str, Any]:

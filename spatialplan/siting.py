@@ -7,7 +7,8 @@ sites of the project register and returns two tables (see DESIGN.md, "Results"):
   out), with ``verdict`` = the worst of its findings (``error`` > ``fail`` > ``review`` >
   ``pass``; ``not_applicable`` does not count), the Chinese + English ``reasons`` and the
   measures (``area_m2``, ``redline_m2``, ``farmland_m2``, ...).
-- ``findings``: one row per project × rule id (:data:`spatialplan.rules.RULE_IDS`) with
+- ``findings``: one row per project × rule id (:data:`spatialplan.rules.RULE_IDS`, then the
+  rulebook's plug-in rules, see :mod:`spatialplan._registry`) with
   ``status``, ``measure``, ``unit``, ``message`` and the rule's ``source``; after the contract
   columns come ``feature_id`` and ``subject``. As-built footprints with no planned project
   (unmapped builds, 未落图先建设) are extra ``as_built`` / ``fail`` rows with
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -42,12 +44,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from spatialplan import _rules_dates as _dates
 from spatialplan import _rules_sites as _sites
+from spatialplan._registry import BUILTIN_RULES, SitingRule, plugin_rules
 from spatialplan._rules_dates import bilingual
 from spatialplan._rules_sites import MU_M2, Out, object_array, text_values
 from spatialplan.errors import CRSError, DataLayerError, SpatialPlanError
-from spatialplan.rules import RULE_IDS, read_rules, rules_for
+from spatialplan.rules import read_rules, rules_for
 
 __all__ = [
     "VERDICT_ORDER",
@@ -67,11 +69,15 @@ VERDICT_ORDER: dict[str, int] = {"pass": 0, "review": 1, "fail": 2, "error": 3}
 FINDING_COLUMNS = (
     "project_id", "rule", "status", "measure", "unit", "message", "source", "feature_id", "subject",
 )
+#: measures of the projects table, in column order: the site's area, then the measures the
+#: built-in rules declare (:data:`spatialplan._registry.BUILTIN_RULES`; checked below)
 _MEASURES = (
     "area_m2", "area_mu", "redline_m2", "farmland_m2", "farmland_mu", "cropland_m2",
     "outside_udb_m2", "landuse_compatible_share", "slope_mean_deg", "slope_max_deg",
     "slope_over_limit_share", "project_overlap_m2", "setback_min_m", "built_inside_share",
 )
+if set(_MEASURES[2:]) != {m for r in BUILTIN_RULES for m in r.measures}:  # pragma: no cover
+    raise AssertionError("siting._MEASURES and the registry's measures differ")
 _ATTRS = (
     "project_id", "feature_id", "name", "township_code", "facility_given", "status",
     "construction_type", "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan",
@@ -85,8 +91,6 @@ PROJECT_COLUMNS = (
     "mapped_on", "permit_on", "start_on", "finish_on", "investment_wan", "start_year",
     "end_year", "facility_given",
 )
-_GEOMETRIC = frozenset(RULE_IDS) - {"map_first", "schedule"}
-_BY_FACILITY = frozenset({"redline", "udb", "landuse", "slope", "setback"})
 _DATES = ("mapped_on", "permit_on", "start_on", "finish_on")
 
 
@@ -195,8 +199,9 @@ def _as_of(as_of: object) -> pd.Timestamp:
 class _Ctx:
     """Everything the rule functions share for the accepted projects (rows 0..n-1)."""
 
-    def __init__(self, attrs, geoms, rules, catalog, as_of):
+    def __init__(self, attrs, geoms, rules, catalog, as_of, crs=None):
         self.attrs: pd.DataFrame = attrs
+        self.crs = crs
         self.n = len(attrs)
         self.rules: dict[str, Any] = rules
         self.catalog = catalog
@@ -245,11 +250,11 @@ class _Ctx:
         #: the sites' overlays with each layer, shared by the rules (see _rules_sites)
         self.overlaps: dict[str, Any] = {}
 
-    def eligible(self, rule: str) -> np.ndarray:
+    def eligible(self, rule: SitingRule) -> np.ndarray:
         ok = np.ones(self.n, dtype=bool)
-        if rule in _GEOMETRIC:
+        if rule.geometric:
             ok &= self.usable
-        if rule in _BY_FACILITY:
+        if rule.per_facility:
             ok &= pd.isna(self.facility_error)
         return ok
 
@@ -306,32 +311,18 @@ def _na(n: int, mask: np.ndarray, message: str) -> Out:
     return Out(n).fill(mask, "not_applicable", message)
 
 
-def _run_rule(ctx: _Ctx, rule: str, layers: dict[str, Any]) -> Out:
+def _run_rule(ctx: _Ctx, rule: SitingRule, layers: dict[str, Any]) -> Out:
     ctx.eligible_now = ctx.eligible(rule)
-    enabled = ctx.enabled(rule)
+    enabled = ctx.enabled(rule.id)
     if not enabled.any():
         return _na(ctx.n, np.ones(ctx.n, dtype=bool), bilingual("规则已停用", "rule disabled"))
     ctx.eligible_now = ctx.eligible_now & enabled
-    if rule == "map_first":
-        out = Out(ctx.n)
-        res = _dates.map_first(ctx.attrs, as_of=ctx.as_of)
-        out.status, out.measure, out.unit, out.message = (np.array(a) for a in res)
-    elif rule == "schedule":
-        out = Out(ctx.n)
-        period = ctx.rules["schedule"]["plan_period"]
-        res = _dates.schedule_dates(ctx.attrs, as_of=ctx.as_of,
-                                    plan_period=(period["start"], period["end"]))
-        out.status, out.measure, out.unit, out.message = (np.array(a) for a in res)
-    elif rule == "setback":
-        out = _sites.rule_setback(ctx, layers["parcels"])
-    elif rule == "project_overlap":
-        out = _sites.rule_project_overlap(ctx)
-    elif rule == "slope":
-        out = _sites.rule_slope(ctx, layers["slope"])
+    if rule.builtin:
+        out = rule.function(ctx, layers)
     else:
-        layer_role = {"township": "townships", "landuse": "parcels", "as_built": "built"}.get(
-            rule, rule)
-        out = getattr(_sites, f"rule_{rule}")(ctx, layers[layer_role])
+        from spatialplan._rules_plugins import run_plugin
+
+        out = run_plugin(ctx, rule, layers)
     disabled = ~enabled
     out.status[disabled] = "not_applicable"
     out.message[disabled] = bilingual("规则已停用（按设施类别）",
@@ -339,16 +330,19 @@ def _run_rule(ctx: _Ctx, rule: str, layers: dict[str, Any]) -> Out:
     return out
 
 
-def _run_rules(ctx: _Ctx, layers: dict[str, Any]) -> dict[str, list[np.ndarray]]:
-    """Every rule's findings columns for the accepted projects, in :data:`RULE_IDS` order.
+def _run_rules(ctx: _Ctx, layers: dict[str, Any],
+               active: tuple[SitingRule, ...]) -> dict[str, list[np.ndarray]]:
+    """Every rule's findings columns for the accepted projects, in the order of ``active``
+    (the built-in rules of the registry, then the rulebook's plug-ins).
 
     The overlays of the sites with the layers are computed first, several at once in threads
     (:func:`spatialplan._rules_sites.prefetch_overlaps`); the rules then share them.
     """
-    _sites.prefetch_overlaps(ctx, layers, rules=[r for r in RULE_IDS if ctx.enabled(r).any()])
+    _sites.prefetch_overlaps(ctx, layers, rules=[r.id for r in active
+                                                 if r.builtin and ctx.enabled(r.id).any()])
     per_rule: dict[str, list[np.ndarray]] = {"status": [], "measure": [], "unit": [],
                                              "message": [], "source": []}
-    for rule in RULE_IDS:
+    for rule in active:
         out = _run_rule(ctx, rule, layers)
         missing = out.status == None  # noqa: E711
         for i in np.flatnonzero(missing):
@@ -357,28 +351,37 @@ def _run_rules(ctx: _Ctx, layers: dict[str, Any]) -> dict[str, list[np.ndarray]]
         per_rule["measure"].append(out.measure)
         per_rule["unit"].append(out.unit)
         per_rule["message"].append(out.message)
-        per_rule["source"].append(np.array([r[rule]["source"] for r in ctx.row_rules],
-                                           dtype=object))
+        per_rule["source"].append(_sources(ctx.row_rules, rule, ctx.n))
     return per_rule
 
 
-def _rejected_block(rejected: pd.DataFrame, rules: dict[str, Any]) -> dict[str, np.ndarray]:
+def _sources(row_rules: list[dict[str, Any]], rule: SitingRule, n: int) -> np.ndarray:
+    """Each row's source of ``rule``: the plug-in's own, or the (facility's) rulebook entry."""
+    if rule.source is not None:
+        return np.full(n, rule.source, dtype=object)
+    return np.array([r[rule.id]["source"] for r in row_rules], dtype=object)
+
+
+def _rejected_block(rejected: pd.DataFrame, rules: dict[str, Any],
+                    active: tuple[SitingRule, ...]) -> dict[str, np.ndarray]:
     """Findings columns of the projects rejected at read: ``error`` for every rule."""
     reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
               else [None] * len(rejected))
     message = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",
                                   f"rejected when read: {r or 'reason unknown'}")
                         for r in reason], dtype=object)
-    k = len(RULE_IDS)
+    k = len(active)
     return _block({"status": ["error"] * k, "measure": [np.nan] * k, "unit": [""] * k,
                    "message": [message] * k,
-                   "source": [rules[rule]["source"] for rule in RULE_IDS]}, len(rejected))
+                   "source": [rule.source if rule.source is not None
+                              else rules[rule.id]["source"] for rule in active]},
+                  len(rejected))
 
 
-def _error_reason(ctx: _Ctx, rule: str, i: int) -> str:
-    if rule in _GEOMETRIC and not ctx.usable[i]:
+def _error_reason(ctx: _Ctx, rule: SitingRule, i: int) -> str:
+    if rule.geometric and not ctx.usable[i]:
         return ctx.geom_error[i]
-    if rule in _BY_FACILITY and ctx.facility_error[i] is not None:
+    if rule.per_facility and ctx.facility_error[i] is not None:
         return ctx.facility_error[i]
     return bilingual("无法核查", "could not be checked")
 
@@ -386,12 +389,11 @@ def _error_reason(ctx: _Ctx, rule: str, i: int) -> str:
 def _block(per_rule: dict[str, list[Any]], n: int) -> dict[str, np.ndarray]:
     """Findings columns of ``n`` projects, project-major (rule order within).
 
-    ``per_rule`` maps a column to one value or one array of ``n`` values per rule of
-    :data:`RULE_IDS`.
+    ``per_rule`` maps a column to one value or one array of ``n`` values per rule run.
     """
     cols = {}
     for name, values in per_rule.items():
-        matrix = np.empty((len(RULE_IDS), n), dtype=float if name == "measure" else object)
+        matrix = np.empty((len(values), n), dtype=float if name == "measure" else object)
         for r, v in enumerate(values):
             matrix[r] = v
         cols[name] = matrix.T.ravel()
@@ -404,18 +406,18 @@ def _repeated(values: np.ndarray, index: np.ndarray) -> pd.Series:
 
 
 def _findings_frame(project_id: np.ndarray, feature_id: np.ndarray,
-                    blocks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+                    blocks: list[dict[str, np.ndarray]], ids: tuple[str, ...]) -> pd.DataFrame:
     """The findings of the projects (``blocks`` of :func:`_block`, in project order).
 
     The id, rule and subject columns repeat a few values: they are converted to pandas
     strings once and repeated, not converted row by row.
     """
-    n, k = len(project_id), len(RULE_IDS)
+    n, k = len(project_id), len(ids)
     if n == 0:
         return _empty_findings()
     project = np.repeat(np.arange(n), k)
     cols = {"project_id": _repeated(project_id, project),
-            "rule": _repeated(np.array(RULE_IDS, dtype=object), np.tile(np.arange(k), n)),
+            "rule": _repeated(np.array(ids, dtype=object), np.tile(np.arange(k), n)),
             "feature_id": _repeated(feature_id, project),
             "subject": _repeated(np.array(["project"], dtype=object), np.zeros(n * k, int))}
     for c in ("status", "measure", "unit", "message", "source"):
@@ -433,14 +435,13 @@ def _zh_part(message: str) -> str:
     return "；".join(part.split(" / ")[0] for part in message.split("；"))
 
 
-def _verdicts(status: np.ndarray, message: np.ndarray) -> tuple[np.ndarray, list[str],
-                                                                 list[str]]:
+def _verdicts(status: np.ndarray, message: np.ndarray, k: int) -> tuple[np.ndarray, list[str],
+                                                                         list[str]]:
     """Verdict, reasons and Chinese reasons of each project (worst finding wins).
 
-    ``status`` and ``message`` are the project-major findings of the projects, one row of
-    :data:`RULE_IDS` per project.
+    ``status`` and ``message`` are the project-major findings of the projects, ``k`` rows
+    (one per rule run) per project.
     """
-    k = len(RULE_IDS)
     sev = np.zeros(len(status), dtype=np.int8)
     for name, v in VERDICT_ORDER.items():
         if v > 0:
@@ -480,6 +481,7 @@ def check_projects(
     catalog: Any = None,
     as_of: _dt.date | str | pd.Timestamp | None = None,
     rejected: pd.DataFrame | None = None,
+    layers: Mapping[str, gpd.GeoDataFrame | None] | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Check every project of the 8+X register against the siting rules.
 
@@ -506,6 +508,10 @@ def check_projects(
     rejected
         Projects rejected at read (``feature_id``, ``reason`` and canonical attributes): each
         gets verdict ``error`` with the reason.
+    layers
+        More layers by role (same CRS), for the plug-in rules of the rulebook
+        (:func:`spatialplan.siting_rule`), e.g. ``{"rivers": rivers}``; the keyword layers
+        above win over an entry of the same role.
 
     Returns
     -------
@@ -513,15 +519,17 @@ def check_projects(
         One row per input project (accepted then rejected, input order) with the columns of
         :data:`PROJECT_COLUMNS` and ``geometry`` (null for rejected rows).
     findings : DataFrame
-        One row per project × rule (:data:`FINDING_COLUMNS`), then one ``as_built`` / ``fail``
-        row per unmapped build (``subject == "unmapped_build"``).
+        One row per project × rule (:data:`FINDING_COLUMNS`; the built-in rules in registry
+        order, then the rulebook's plug-in rules), then one ``as_built`` / ``fail`` row per
+        unmapped build (``subject == "unmapped_build"``).
 
     Raises
     ------
     CRSError
         A layer is unprojected (geographic) or in a different CRS from the projects.
     RulebookError
-        The rulebook's setback pairs name an unknown facility type.
+        The rulebook's setback pairs name an unknown facility type, or a plug-in module
+        changed since the rulebook was read.
 
     Examples
     --------
@@ -534,10 +542,14 @@ def check_projects(
     """
     from spatialplan.catalog import read_catalog
 
-    layers = {"townships": townships, "redline": redline, "farmland": farmland, "udb": udb,
-              "parcels": parcels, "cropland": cropland, "built": built}
+    named = {"townships": townships, "redline": redline, "farmland": farmland, "udb": udb,
+             "parcels": parcels, "cropland": cropland, "built": built}
+    layers = {**dict(layers or {}), **{k: v for k, v in named.items() if v is not None}}
+    layers.update({k: None for k in named if k not in layers})
     _check_crs(projects, layers)
     rules = read_rules() if rules is None else rules
+    active = BUILTIN_RULES + plugin_rules(rules)
+    run_ids = tuple(r.id for r in active)
     catalog = read_catalog() if catalog is None else catalog
     as_of_ts = _as_of(as_of)
     n_rejected = 0 if rejected is None else len(rejected)
@@ -555,19 +567,19 @@ def check_projects(
             hint="give every project a unique feature_id (spatialplan.read_plan does this)",
         )
     ctx = _Ctx(attrs, np.asarray(projects.geometry.array, dtype=object), rules, catalog,
-               as_of_ts)
+               as_of_ts, crs=projects.crs)
     layers["slope"] = slope
-    blocks = [_block(_run_rules(ctx, layers), ctx.n)]
+    blocks = [_block(_run_rules(ctx, layers, active), ctx.n)]
     project_id, feature_id = attrs["project_id"].to_numpy(), attrs["feature_id"].to_numpy()
     if rej is not None:
-        blocks.append(_rejected_block(rejected, rules))
+        blocks.append(_rejected_block(rejected, rules, active))
         project_id = np.concatenate([project_id, rej["project_id"].to_numpy()])
         feature_id = np.concatenate([feature_id, rej["feature_id"].to_numpy()])
     # project-major (input order, accepted then rejected), rule order within
     status = np.concatenate([b["status"] for b in blocks])
     message = np.concatenate([b["message"] for b in blocks])
-    findings = _findings_frame(project_id, feature_id, blocks)
-    result = _projects_frame(ctx, rej, _verdicts(status, message), projects.crs)
+    findings = _findings_frame(project_id, feature_id, blocks, run_ids)
+    result = _projects_frame(ctx, rej, _verdicts(status, message, len(run_ids)), projects.crs)
     known = set(result["project_id"].dropna().astype(str))
     lost = _sites.unmapped_build_rows(built if rules["as_built"]["enabled"] else None, known)
     if len(lost):
