@@ -170,7 +170,8 @@ def check_raster(path: str | os.PathLike, *, layer: str | None = None,
         raise _fail("cannot open as a raster: the file is neither a GeoTIFF nor a GDAL VRT",
                     path, layer, "convert the DEM to GeoTIFF")
     root = Path(os.path.realpath(path)).parent
-    _check_vrt(path, root=root, layer=layer, allow_remote=allow_remote, depth=0, seen=set())
+    _check_vrt(path, top=path, root=root, layer=layer, allow_remote=allow_remote, depth=0,
+               seen=set())
     return "VRT"
 
 
@@ -200,40 +201,43 @@ def _read_vrt(path: Path, layer: str | None) -> ElementTree.Element:
     return root
 
 
-def _check_vrt(path: Path, *, root: Path, layer: str | None, allow_remote: bool, depth: int,
-               seen: set[Path]) -> None:
+def _check_vrt(path: Path, *, top: Path, root: Path, layer: str | None, allow_remote: bool,
+               depth: int, seen: set[Path]) -> None:
+    """Check the VRT ``path`` (``top`` itself or a VRT it names); errors name ``top``."""
     real = Path(os.path.realpath(path))
+    inner = "" if path == top else f" (in {path.name}, named by it)"
     if real in seen:
-        raise _fail("the VRT names itself through its sources (a cycle)", path, layer,
+        raise _fail(f"the VRT names itself through its sources (a cycle){inner}", top, layer,
                     "rebuild the VRT from the GeoTIFF tiles")
     if depth > _MAX_VRT_DEPTH:
-        raise _fail(f"VRTs nested more than {_MAX_VRT_DEPTH} deep", path, layer,
+        raise _fail(f"VRTs nested more than {_MAX_VRT_DEPTH} deep", top, layer,
                     "rebuild one VRT from the GeoTIFF tiles")
     seen = seen | {real}
     tree = _read_vrt(path, layer)
     for element in tree.iter():
         if element.get("subClass") == "VRTRawRasterBand" or element.tag == "VRTRawRasterBand":
-            raise _fail("the VRT has a raw raster band (it reads any file as cells)", path,
-                        layer, "use a VRT of GeoTIFF sources")
+            raise _fail(f"the VRT has a raw raster band (it reads any file as cells){inner}",
+                        top, layer, "use a VRT of GeoTIFF sources")
         if element.tag == "PixelFunctionLanguage" and (element.text or "").strip():
-            raise _fail("the VRT runs pixel-function code", path, layer,
+            raise _fail(f"the VRT runs pixel-function code{inner}", top, layer,
                         "compute the grid beforehand and give the GeoTIFF")
         if element.tag in _FILE_TAGS:
-            _check_source(element, vrt=path, root=root, layer=layer,
+            _check_source(element, vrt=path, top=top, root=root, layer=layer,
                           allow_remote=allow_remote, depth=depth, seen=seen)
 
 
-def _check_source(element: ElementTree.Element, *, vrt: Path, root: Path,
+def _check_source(element: ElementTree.Element, *, vrt: Path, top: Path, root: Path,
                   layer: str | None, allow_remote: bool, depth: int, seen: set[Path]) -> None:
     text = (element.text or "").strip()
-    where = f"<{element.tag}>{text[:200]}</{element.tag}> in the VRT"
+    where = (f"<{element.tag}>{text[:200]}</{element.tag}> in the VRT"
+             + ("" if vrt == top else f" {vrt.name} (named by it)"))
     if not text:
-        raise _fail(f"empty <{element.tag}> in the VRT", vrt, layer, "rebuild the VRT")
+        raise _fail(f"empty <{element.tag}> in the VRT", top, layer, "rebuild the VRT")
     if _VIRTUAL.search(text):
         if allow_remote:
             return
         raise _fail(f"{where} is a URL, a /vsi path or a driver connection string; VRT "
-                    "sources must be local files", vrt, layer,
+                    "sources must be local files", top, layer,
                     "download the source beside the VRT, or call the API with "
                     "allow_remote=True")
     relative = element.get("relativeToVRT", "0").strip() == "1"
@@ -244,20 +248,20 @@ def _check_source(element: ElementTree.Element, *, vrt: Path, root: Path,
     if not _inside(real, root):
         if allow_remote:
             return
-        raise _fail(f"{where} lies outside the VRT's folder {root}", vrt, layer,
+        raise _fail(f"{where} lies outside the VRT's folder {root}", top, layer,
                     "keep the VRT's sources in its folder (or below it)")
     require_regular(real, error=RasterError, layer=layer, what=f"the VRT source {text[:200]}")
     if not real.exists():
-        raise _fail(f"{where} does not exist", vrt, layer, "rebuild the VRT")
+        raise _fail(f"{where} does not exist", top, layer, "rebuild the VRT")
     check_siblings(real, error=RasterError, layer=layer)
     head = _head(real)
     if head.startswith(_TIFF_MAGIC):
         return
     if _is_xml(head):
-        _check_vrt(real, root=root, layer=layer, allow_remote=allow_remote, depth=depth + 1,
-                   seen=seen)
+        _check_vrt(real, top=top, root=root, layer=layer, allow_remote=allow_remote,
+                   depth=depth + 1, seen=seen)
         return
-    raise _fail(f"{where} is neither a GeoTIFF nor a VRT", vrt, layer,
+    raise _fail(f"{where} is neither a GeoTIFF nor a VRT", top, layer,
                 "use GeoTIFF sources")
 
 
