@@ -9,8 +9,9 @@
 - Terminal escapes: ESC/OSC/CSI, 8-bit CSI and bidi overrides in a plan name, a project id and
   a file name never reach stdout or stderr raw.
 - A TOML nested 100,000 levels deep, an oversized plan, bad ``SPATIALPLAN_THREADS`` values.
-- Named pipes as a layer, a sidecar, the plan, the rulebook, the DEM, a VRT source: refused at
-  once, never read (a run that blocks is unblocked and fails the test).
+- Named pipes as a layer, a sidecar, the plan, the rulebook, the DEM, a VRT source, the
+  catalogue: refused at once, never read (run in subprocesses with a timeout: a run that
+  blocks is killed and fails the test).
 """
 
 from __future__ import annotations
@@ -450,26 +451,18 @@ def _unblock(paths: list[Path]) -> None:
             pass
 
 
-def run_with_deadline(argv: list[str], fifos: list[Path], seconds: float = 20.0
+def run_with_deadline(argv: list[str], fifos: list[Path], seconds: float = 60.0
                       ) -> tuple[int, str]:
-    """main(argv) in a thread; if it blocks, the FIFOs are unblocked and the test fails."""
-    import io
-
-    result: dict[str, object] = {}
-    err = io.StringIO()
-
-    def target() -> None:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            result["code"] = main(argv)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
+    """``spatialplan argv`` in a subprocess (a hang cannot stall the suite): (code, stderr);
+    if it blocks, it is killed, the FIFOs are unblocked and the test fails."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "spatialplan", *argv], capture_output=True,
+                              text=True, timeout=seconds, check=False)
+    except subprocess.TimeoutExpired:
         _unblock(fifos)
-        thread.join(30)
         pytest.fail(f"{argv} blocked on a named pipe")
-    return int(result["code"]), err.getvalue()  # type: ignore[call-overload]
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stderr
 
 
 def _fifo(path: Path) -> Path:
@@ -526,26 +519,19 @@ def test_named_pipe_layer_in_a_subprocess(tmp_path: Path) -> None:
 
 
 def test_catalogue_fifo_is_refused(tmp_path: Path) -> None:
-    from spatialplan.catalog import read_catalog
-
     fifo = _fifo(tmp_path / "facility_types.csv")
-    outcome: dict[str, BaseException] = {}
-
-    def target() -> None:
-        try:
-            read_catalog(fifo)
-        except BaseException as exc:  # noqa: BLE001 - checked below
-            outcome["exc"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(30)
-    if thread.is_alive():
+    code = ("from spatialplan.catalog import read_catalog\n"
+            "from spatialplan.errors import RulebookError\n"
+            "try:\n    read_catalog(__import__('sys').argv[1])\n"
+            "except RulebookError as exc:\n    print(exc)\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True,
+                              text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
         _unblock([fifo])
-        thread.join(30)
         pytest.fail("read_catalog blocked on a named pipe")
-    assert isinstance(outcome.get("exc"), errors.RulebookError)
-    assert "named pipe" in str(outcome["exc"])
+    assert done.returncode == 0, done.stderr
+    assert "named pipe (FIFO)" in done.stdout and "facility_types.csv" in done.stdout
 
 
 def test_socket_as_layer_is_refused(tmp_path: Path) -> None:
