@@ -71,19 +71,31 @@ def n_threads() -> int:
         return _override
     env = os.environ.get("SPATIALPLAN_THREADS", "").strip()
     if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise ValueError(
-                f"SPATIALPLAN_THREADS must be a positive integer, got {env!r}") from None
-        if value < 1:
-            raise ValueError(f"SPATIALPLAN_THREADS must be a positive integer, got {env!r}")
-        return value
+        return _threads_setting(env)
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, 4))
+
+
+#: most threads SPATIALPLAN_THREADS may ask for
+MAX_THREADS = 256
+
+
+def _threads_setting(text: str) -> int:
+    """The value of ``SPATIALPLAN_THREADS`` (ASCII digits, 1 to :data:`MAX_THREADS`)."""
+    from spatialplan._text import visible
+    from spatialplan.errors import SettingError
+
+    value = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= value <= MAX_THREADS:
+        raise SettingError(
+            f"SPATIALPLAN_THREADS must be a whole number from 1 to {MAX_THREADS}, got "
+            f"{visible(repr(text[:40]))}",
+            hint=f"set SPATIALPLAN_THREADS to 1 ... {MAX_THREADS} (e.g. 2), or unset it to use "
+            "the CPUs available (at most 4)")
+    return value
 
 
 def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray,

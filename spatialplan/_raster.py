@@ -24,6 +24,8 @@ from pyproj import CRS, Geod
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import DatasetReader, MemoryFile
 
+from spatialplan import _gdal_env
+from spatialplan._inputs import check_raster
 from spatialplan.errors import OutputError, RasterError
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_gdal_env.lock_down()  # no network, no VRT code or raw files, for every GDAL open that follows
+
 #: nodata value of every float32 grid the terrain module produces (slope, warped elevation)
 NODATA = -9999.0
 
@@ -51,7 +55,10 @@ def open_raster(source: Any) -> Iterator[DatasetReader]:
 
     A dataset opened here is closed on exit; one passed in is left open for its owner.
     ``NotGeoreferencedWarning`` is swallowed: the caller checks the CRS and transform itself
-    and raises a :class:`RasterError` with a hint instead.
+    and raises a :class:`RasterError` with a hint instead. A path is checked first
+    (:func:`spatialplan._inputs.check_raster`: a regular GeoTIFF, or a VRT whose sources are
+    local GeoTIFFs in its folder) and opened with the GTiff or VRT driver only; a GDAL error
+    while the caller reads a dataset opened here becomes a :class:`RasterError`.
     """
     if isinstance(source, DatasetReader):
         if source.closed:
@@ -63,17 +70,22 @@ def open_raster(source: Any) -> Iterator[DatasetReader]:
         raise RasterError(f"cannot read a DEM from a {type(source).__name__}",
                           hint="pass a file path or an open rasterio dataset")
     path = Path(source)
+    driver = check_raster(path)
     if not path.exists():
         raise RasterError("DEM file not found", path=path, hint="check the path in the plan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
-            dataset = rasterio.open(path)
+            dataset = rasterio.open(path, driver=driver)
         except rasterio.errors.RasterioIOError as exc:
             raise RasterError(f"cannot open the DEM: {exc}", path=path,
-                              hint="use a GeoTIFF or another GDAL raster format") from exc
+                              hint="use a GeoTIFF (or a VRT of GeoTIFFs)") from exc
     with dataset:
-        yield dataset
+        try:
+            yield dataset
+        except rasterio.errors.RasterioIOError as exc:
+            raise RasterError(f"cannot read the DEM: {exc}", path=path,
+                              hint="check the file (and a VRT's sources) with gdalinfo") from exc
 
 
 def metre_factor(crs: CRS) -> float | None:

@@ -105,6 +105,9 @@ def normalize_key(value: object) -> str:
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, what: str) -> pd.DataFrame:
     """Read a catalogue CSV as text (UTF-8, BOM tolerated) and check its columns."""
+    from spatialplan._inputs import require_regular
+
+    require_regular(path, error=RulebookError, what=f"the {what}")  # a FIFO would block
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError as exc:

@@ -19,6 +19,7 @@ __all__ = [
     "RasterError",
     "RulebookError",
     "OutputError",
+    "SettingError",
 ]
 
 
@@ -106,3 +107,10 @@ class RulebookError(SpatialPlanError):
 
 class OutputError(SpatialPlanError):
     """An output cannot be written safely (would overwrite an input, disk full, ...)."""
+
+
+class SettingError(SpatialPlanError, ValueError):
+    """An environment setting (e.g. ``SPATIALPLAN_THREADS``) has a value that is not allowed.
+
+    Also a ``ValueError``, which is what callers caught before it existed.
+    """

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialplan._fields import CANONICAL_FIELDS
+from spatialplan._inputs import read_small_file
 from spatialplan.errors import DataSourceError, PlanError
 
 if sys.version_info >= (3, 11):
@@ -195,18 +196,25 @@ def read_plan_spec(path: str | Path, *, allow_remote: bool = False,
     """
     check_local_path(path, allow_remote=False)
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
+    try:
+        raw = read_small_file(path, error=PlanError, what="the plan file")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raw = None
+    if raw is None or not path.is_file():
         raise DataSourceError("plan file not found", path=path,
                               hint="give the path of an existing plan.toml")
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"plan file is not valid TOML: {exc}", path=path,
                         hint="check quotes, brackets and '=' on the reported line") from exc
     except UnicodeDecodeError as exc:
         raise PlanError("plan file is not UTF-8 text", path=path,
                         hint="save the plan file as UTF-8") from exc
+    except RecursionError:
+        raise PlanError("plan file nests arrays or tables too deeply to be read", path=path,
+                        hint="a plan needs at most three levels ([layers.role.fields])"
+                        ) from None
     return parse_plan_spec(data, base=path.parent, path=path, allow_remote=allow_remote,
                            plugin_roles=plugin_roles)
 

@@ -36,6 +36,7 @@ import pyogrio
 import pyproj
 import shapely
 
+from spatialplan import _gdal_env
 from spatialplan._encoding import (
     _choose_encoding,
     _sidecar,
@@ -43,6 +44,7 @@ from spatialplan._encoding import (
     detect_dbf_encoding,
 )
 from spatialplan._fields import apply_fields, map_fields
+from spatialplan._inputs import check_raster, check_siblings, require_regular
 from spatialplan._parallel import QUIET_IS_VALID, Overlap, n_threads
 from spatialplan._progress import progress
 from spatialplan._read_arrow import _arrow_read_ok, _read_arrow
@@ -85,6 +87,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_gdal_env.lock_down()  # no network, no VRT code or raw files, for every GDAL open that follows
 
 #: vector drivers read by spatialplan (others, e.g. "OGR_VRT", are refused)
 ALLOWED_DRIVERS = ("GPKG", "ESRI Shapefile", "GeoJSON", "FlatGeobuf", "OpenFileGDB")
@@ -238,6 +242,9 @@ def _open_info(path: Path | str, *, role: str, layer: str | None,
             "FlatGeobuf (.fgb) or FileGDB (.gdb)",
         )
     if isinstance(path, Path):
+        require_regular(path, error=DataSourceError, layer=role, folder_ok=suffix == ".gdb",
+                        what="the data source")
+        check_siblings(path, error=DataSourceError, layer=role)
         _sniff(path, suffix, role=role, sqlite_checked=sqlite_checked,
                sqlite_pending=sqlite_pending)
     try:
@@ -700,19 +707,26 @@ def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return (geoms, zm, ok) if len(geoms) == n else None
 
 
-def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
-                encoding: str | None = None, assume_crs: str | None = None,
-                fields: dict[str, str] | None = None, crs: Any = None,
-                point_radius_m: float | None = None, allow_remote: bool = False,
-                transformation: str | None = None,
-                bbox: tuple[float, float, float, float] | None = None,
-                feature_positions: Any = None,
-                sqlite_checked: set[Path] | None = None,
-                sqlite_pending: dict[Path, Future] | None = None,
-                plugin_role: bool = False) -> Layer:
+def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any) -> Layer:
     """:func:`read_layer`; ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per
-    :func:`read_plan`); ``plugin_role``: a layer of plug-in rules (any role name, any geometry
-    type: lines and points are kept, invalid ones repaired or rejected)."""
+    :func:`read_plan`). GDAL stays locked (:mod:`spatialplan._gdal_env`) unless
+    ``allow_remote``."""
+    with _gdal_env.remote_allowed(allow_remote):
+        return _read_layer_opened(path, allow_remote=allow_remote, **options)
+
+
+def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
+                       encoding: str | None = None, assume_crs: str | None = None,
+                       fields: dict[str, str] | None = None, crs: Any = None,
+                       point_radius_m: float | None = None, allow_remote: bool = False,
+                       transformation: str | None = None,
+                       bbox: tuple[float, float, float, float] | None = None,
+                       feature_positions: Any = None,
+                       sqlite_checked: set[Path] | None = None,
+                       sqlite_pending: dict[Path, Future] | None = None,
+                       plugin_role: bool = False) -> Layer:
+    """The body of :func:`_read_layer`; ``plugin_role``: a layer of plug-in rules (any role
+    name, any geometry type: lines and points are kept, invalid ones repaired or rejected)."""
     if role not in LAYER_ROLES and not plugin_role:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
                              hint="valid roles: " + ", ".join(LAYER_ROLES))
@@ -795,13 +809,19 @@ def _read_layer(path: str | Path, *, role: str, layer: str | None = None,
 # -- rasters ---------------------------------------------------------------------------------
 
 
-def open_raster(spec: RasterSpec) -> RasterSource:
+def open_raster(spec: RasterSpec, *, allow_remote: bool = False) -> RasterSource:
     """Open a raster's metadata with rasterio; missing CRS/nodata go to ``problems``.
+
+    Only GeoTIFF and GDAL VRT files are opened; a VRT's sources must be local GeoTIFFs (or
+    VRTs) in its folder, see :func:`spatialplan._inputs.check_raster`, unless
+    ``allow_remote`` (the user's explicit opt-in, which also lifts the GDAL lock for this
+    open).
 
     Raises
     ------
     RasterError
-        If the file is missing or not a raster.
+        If the file is missing, not a regular file, not a GeoTIFF or VRT, or a VRT names a
+        source it may not.
 
     Example
     -------
@@ -811,11 +831,15 @@ def open_raster(spec: RasterSpec) -> RasterSource:
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    if isinstance(spec.path, Path) and not spec.path.exists():
-        raise RasterError("raster not found", path=spec.path, layer=spec.name,
-                          hint="check the path in the plan (relative to the plan file)")
+    driver = None  # a remote raster (allow_remote): GDAL decides
+    if isinstance(spec.path, Path):
+        driver = check_raster(spec.path, layer=spec.name, allow_remote=allow_remote)
+        if not spec.path.exists():
+            raise RasterError("raster not found", path=spec.path, layer=spec.name,
+                              hint="check the path in the plan (relative to the plan file)")
     try:
-        with rasterio.open(spec.path) as ds:
+        with _gdal_env.remote_allowed(allow_remote), \
+                rasterio.open(spec.path, driver=driver) as ds:
             crs = pyproj.CRS.from_wkt(ds.crs.to_wkt()) if ds.crs else None
             nodata, res, bounds = ds.nodata, tuple(ds.res), tuple(ds.bounds)
     except RasterioIOError as exc:
@@ -913,7 +937,8 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
             if role != "townships":
                 where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
                 check_near_reference(lyr.data, reference, layer=where, path=lyr.source.path)
-    rasters = {name: open_raster(rs) for name, rs in spec.rasters.items()}
+    rasters = {name: open_raster(rs, allow_remote=allow_remote)
+               for name, rs in spec.rasters.items()}
     return Plan(name=spec.name, path=spec.path, crs=analysis_crs, crs_reason=reason,
                 as_of=as_of or spec.as_of, layers=layers, rasters=rasters,
                 rules=rulebook, catalog=read_catalog(),

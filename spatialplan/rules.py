@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spatialplan._inputs import read_small_file
 from spatialplan._registry import builtin_ids, load_plugins
 from spatialplan._resources import catalog_path
 from spatialplan.errors import RulebookError
@@ -70,9 +71,14 @@ def default_rules_path() -> Path:
 
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
+        raw = read_small_file(path, error=RulebookError, what="the rulebook")
+        return tomllib.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise RulebookError(
+            "rulebook nests arrays or tables too deeply to be read", path=path,
+            hint="a rulebook needs a few levels ([facility.<code>.<rule>])"
+        ) from None
+    except (FileNotFoundError, IsADirectoryError):
         raise RulebookError(
             "rulebook file not found", path=path, hint="check the path given as the rulebook"
         ) from None

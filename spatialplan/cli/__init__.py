@@ -47,10 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _VisibleFormatter(logging.Formatter):
+    """Log lines with every control character made visible (:func:`spatialplan._text.visible`):
+    a plan name or a GDAL message cannot send escape sequences to the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from spatialplan._text import visible
+
+        return visible(super().format(record))
+
+
 def _configure_logging(*, verbose: bool) -> None:
-    """spatialplan's own messages on stderr (INFO, or DEBUG with -v); other libraries' warnings."""
+    """spatialplan's own messages on stderr (INFO, or DEBUG with -v); other libraries' warnings.
+
+    Every line goes through :class:`_VisibleFormatter` (control characters escaped)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_VisibleFormatter("%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -69,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         with _stop_signals_interrupt():
             return int(args.func(args) or 0)
     except SpatialPlanError as exc:
-        sys.stderr.write(f"spatialplan: error: {exc}\n")
+        from spatialplan._text import visible
+
+        sys.stderr.write(f"spatialplan: error: {visible(exc)}\n")
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

@@ -103,7 +103,10 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
 
 
 def print_summary(plan, result, written) -> None:
-    """Print what was checked and written (the CLI's only output on stdout)."""
+    """Print what was checked and written (the CLI's only output on stdout); control
+    characters in names and paths are shown escaped (:func:`spatialplan._text.visible`)."""
+    from spatialplan._text import visible
+
     tol = ", ".join(f"{k}={v}" for k, v in result.tolerance.items())
     lines = [
         f"plan: {plan.name} ({plan.path})",
@@ -117,7 +120,7 @@ def print_summary(plan, result, written) -> None:
                      + ", ".join(f"{k} {v}" for k, v in result.verdict_counts().items()))
     lines.append("written:")
     lines += [f"  {path}" for path in written.values()]
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(visible(line) for line in lines) + "\n")
 
 
 def exit_code(result, fail_on: str | None) -> int:

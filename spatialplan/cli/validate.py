@@ -9,8 +9,12 @@ feature with its reason, the rasters and the analysis CRS. Exit 0 when the plan 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
+import pandas as pd
+
+from spatialplan._text import visible
 from spatialplan.cli._common import (
     add_json_argument,
     add_plan_argument,
@@ -52,19 +56,20 @@ def run(args: argparse.Namespace) -> int:
     issues = feature_issues(plan)
     rasters = raster_report(plan)
     if args.json:
-        print(dump_json({
+        print(_json_visible(dump_json({
             "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
             "analysis_crs": plan.crs.to_string(),
             "crs_reason": plan.crs_reason,
             "layers": layers.to_dict(orient="records"),
             "issues": issues.to_dict(orient="records"),
             "rasters": rasters.to_dict(orient="records"),
-        }))
+        })))
         return 0
     layers["path"] = [_short(p, plan.path) for p in layers["path"]]
     rasters["path"] = [_short(p, plan.path) for p in rasters["path"]]
-    print(f"plan: {plan.name} ({plan.path})")
-    print(f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}")
+    layers, issues, rasters = (_visible_frame(df) for df in (layers, issues, rasters))
+    print(visible(f"plan: {plan.name} ({plan.path})"))
+    print(visible(f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}"))
     print(f"as of: {plan.as_of}")
     print("\nlayers (n_in = n_ok + n_repaired + n_rejected):")
     print(format_table(layers, columns=_LAYER_COLUMNS))
@@ -77,6 +82,24 @@ def run(args: argparse.Namespace) -> int:
         print("\nrasters:")
         print(format_table(rasters))
     return 0
+
+
+def _visible_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with control characters in its text cells and column names made visible."""
+    out = df.map(lambda v: visible(v) if isinstance(v, str) else v)
+    out.columns = [visible(c) for c in out.columns]
+    return out
+
+
+#: characters JSON leaves raw (C0 is escaped by json itself): DEL, C1, bidi and line separators
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                       "\u2066-\u2069]")
+
+
+def _json_visible(text: str) -> str:
+    """JSON text with the characters of :data:`_JSON_RAW` written as ``\\uXXXX`` escapes
+    (they only occur inside strings, where the escape is the same character)."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _short(path: str, plan_path: Path | None) -> str:
