@@ -83,17 +83,19 @@ def run_check(plan_path: Path, out: Path) -> tuple[float, int, str]:
 
 
 def map_counts(path: Path) -> dict[str, int]:
-    """Features per embedded GeoJSON layer of ``map.html``, keyed by layer kind.
+    """Embedded GeoJSON FeatureCollections of ``map.html`` and their features.
 
-    Counts every ``FeatureCollection`` the page embeds (folium's ``_add({...})`` and the
-    compact site layer's data) by the ``_s``/``v`` style keys it carries; ``sites`` is the
-    number of features in the project-site collection.
+    Counts folium's layers (``..._add({...})``) and the compact site layer's collection
+    (``"sp_role": "projects"``); ``sites`` is the number of features in the latter.
     """
     html = path.read_text(encoding="utf-8")
     decoder = json.JSONDecoder()
     out = {"collections": 0, "features": 0, "sites": 0}
-    for match in re.finditer(r'\{"type": ?"FeatureCollection"', html):
-        obj, _ = decoder.raw_decode(html, match.start())
+    for match in re.finditer(r'_add\(\{|\{"type":"FeatureCollection","sp_role"', html):
+        start = match.end() - 1 if match.group(0).startswith("_add") else match.start()
+        obj, _ = decoder.raw_decode(html, start)
+        if obj.get("type") != "FeatureCollection":
+            continue
         out["collections"] += 1
         out["features"] += len(obj["features"])
         if obj.get("sp_role") == "projects":

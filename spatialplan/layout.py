@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,7 @@ def layout_figure(
 
 
 def write_layout(
-    figs_or_fig: Figure | Sequence[Figure],
+    figs_or_fig: Figure | Iterable[Figure],
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike | None = None,
     *,
@@ -238,7 +238,8 @@ def write_layout(
     Parameters
     ----------
     figs_or_fig
-        One figure or one per township (from :func:`layout_figure`).
+        One figure or one per township (from :func:`layout_figure`), e.g. a generator: the
+        pages are written one at a time and only the PNG's figure is kept.
     pdf_path, png_path
         Targets; ``png_path=None`` writes no PNG.
     png_index
@@ -259,27 +260,35 @@ def write_layout(
     >>> sorted(write_layout(Figure(), d / "layout.pdf", d / "layout.png"))
     ['pdf', 'png']
     """
-    figs = [figs_or_fig] if isinstance(figs_or_fig, Figure) else list(figs_or_fig)
-    if not figs:
-        raise OutputError("no layout pages to write", path=pdf_path,
-                          hint="check the township codes")
-    if not 0 <= png_index < len(figs):
-        raise OutputError(f"png_index {png_index} out of range (0..{len(figs) - 1})",
-                          path=png_path)
+    figs = [figs_or_fig] if isinstance(figs_or_fig, Figure) else figs_or_fig
+    if png_index < 0:
+        raise OutputError(f"png_index {png_index} out of range", path=png_path)
     out: dict[str, Path] = {}
     pdf_path = Path(pdf_path)
+    n, png_fig = 0, None
     with atomic_path(pdf_path) as tmp, PdfPages(tmp, metadata={
             "Title": "“8+X”项目布局图", "Creator": f"spatialplan {__version__}"}) as pdf:
-        for fig in figs:
+        # one page at a time: from an iterator, only the PNG's figure is kept (a province's
+        # pages held together took 1.5 GB at 200 townships)
+        for fig in figs:  # no enumerate(): its cached result tuple would hold the figure
             pdf.savefig(fig)
+            if n == png_index:
+                png_fig = fig
+            n += 1
+            del fig  # not held while the next page is drawn
+        if n == 0:
+            raise OutputError("no layout pages to write", path=pdf_path,
+                              hint="check the township codes")
+        if png_fig is None:
+            raise OutputError(f"png_index {png_index} out of range (0..{n - 1})",
+                              path=png_path)
     out["pdf"] = pdf_path
     if png_path is not None:
         png_path = Path(png_path)
         with atomic_path(png_path) as tmp:
-            figs[png_index].savefig(tmp, dpi=dpi or figs[png_index].dpi, format="png")
+            png_fig.savefig(tmp, dpi=dpi or png_fig.dpi, format="png")
         out["png"] = png_path
-    logger.debug("wrote %s (%d page(s))%s", pdf_path, len(figs),
-                f" and {png_path}" if png_path else "")
+    logger.debug("wrote %s (%d page(s))%s", pdf_path, n, f" and {png_path}" if png_path else "")
     return out
 
 
