@@ -116,18 +116,20 @@ def escape(value: Any, *, digits: int = 2) -> str:
     return html.escape(text, quote=True).translate(_EXTRA)
 
 
-def json_for_script(obj: Any) -> str:
+def json_for_script(obj: Any, *, compact: bool = False) -> str:
     """Serialise ``obj`` as JSON that can be placed inside a ``<script>`` element.
 
     ``<``, ``>``, ``&``, ``'`` and the JavaScript line separators are written as ``\\u``
-    escapes, so no string in the data can close the script element.
+    escapes, so no string in the data can close the script element. ``compact=True`` leaves
+    out the blanks after ``,`` and ``:``.
 
     Examples
     --------
     >>> json_for_script({"a": "</script>"})
     '{"a": "\\\\u003c/script\\\\u003e"}'
     """
-    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":") if compact else None)
     text = _LONE_SURROGATE.sub("\ufffd", text)
     for char, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027"),
                       ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):

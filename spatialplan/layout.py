@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,12 +275,13 @@ def layout_figure(
 
 
 def write_layout(
-    figs_or_fig: Figure | Sequence[Figure],
+    figs_or_fig: Figure | Iterable[Figure],
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike | None = None,
     *,
     png_index: int | None = None,
     dpi: int | None = None,
+    n_pages: int | None = None,
 ) -> dict[str, Path]:
     """Write the layout: every figure as one PDF page, and a PNG; atomically.
 
@@ -291,13 +292,17 @@ def write_layout(
     Parameters
     ----------
     figs_or_fig
-        One figure or one per township (from :func:`layout_figure`).
+        One figure or one per township (from :func:`layout_figure`), e.g. a generator: the
+        pages are written one at a time and only the PNG's figure is kept.
     pdf_path, png_path
         Targets; ``png_path=None`` writes no PNG.
     png_index
         The page (0-based) that goes to the PNG alone; default every page.
     dpi
         PNG resolution of one page (default: the figure's).
+    n_pages
+        How many pages an iterator ``figs_or_fig`` yields (for the stamps and the PNG grid,
+        which are drawn as each page comes); default: the iterator is read into a list first.
 
     Returns
     -------
@@ -312,36 +317,51 @@ def write_layout(
     >>> sorted(write_layout(Figure(), d / "layout.pdf", d / "layout.png"))
     ['pdf', 'png']
     """
-    figs = [figs_or_fig] if isinstance(figs_or_fig, Figure) else list(figs_or_fig)
-    if not figs:
+    if isinstance(figs_or_fig, Figure):
+        figs_or_fig, n_pages = [figs_or_fig], 1
+    elif n_pages is None:
+        figs_or_fig = list(figs_or_fig)
+        n_pages = len(figs_or_fig)
+    if n_pages == 0:
         raise OutputError("no layout pages to write", path=pdf_path,
                           hint="check the township codes")
-    if png_index is not None and not 0 <= png_index < len(figs):
-        raise OutputError(f"png_index {png_index} out of range (0..{len(figs) - 1})",
+    if png_index is not None and not 0 <= png_index < n_pages:
+        raise OutputError(f"png_index {png_index} out of range (0..{n_pages - 1})",
                           path=png_path)
-    for i, fig in enumerate(figs):
-        _stamp_page(fig, i + 1, len(figs))
+    sheet = png_path is not None and png_index is None and n_pages > 1
+    cols = math.ceil(math.sqrt(n_pages))
     out: dict[str, Path] = {}
     pdf_path = Path(pdf_path)
+    n, png_fig, tiles = 0, None, []
     # Type 3: matplotlib's Type 42 output mislabels the CFF outlines of OpenType CJK fonts
     # (Noto Sans SC/CJK) as TrueType; Type 3 embeds every glyph used, for any font file
     with matplotlib.rc_context({"pdf.fonttype": 3}), atomic_path(pdf_path) as tmp, PdfPages(
             tmp, metadata={"Title": "“8+X”项目布局图",
                            "Creator": f"spatialplan {__version__}"}) as pdf:
-        for fig in figs:
+        # one page at a time: from an iterator, only the PNG's figure (or, for the sheet of
+        # every page, a small tile of each) is kept (200 pages held together took 1.5 GB)
+        for fig in figs_or_fig:  # no enumerate(): its cached result tuple would hold the figure
+            _stamp_page(fig, n + 1, n_pages)
             pdf.savefig(fig)
+            if sheet:
+                tiles.append(_render_rgba(fig, (dpi or fig.dpi) / cols))
+            elif n == (png_index or 0):
+                png_fig = fig
+            n += 1
+            del fig  # not held while the next page is drawn
+        if n != n_pages:
+            raise OutputError(f"{n} layout pages drawn, {n_pages} expected", path=pdf_path,
+                              hint="check the township codes")
     out["pdf"] = pdf_path
     if png_path is not None:
         png_path = Path(png_path)
-        pages = figs if png_index is None else [figs[png_index]]
         with atomic_path(png_path) as tmp:
-            if len(pages) == 1:
-                pages[0].savefig(tmp, dpi=dpi or pages[0].dpi, format="png")
+            if sheet:
+                matplotlib.image.imsave(tmp, _tile_sheet(tiles, cols=cols), format="png")
             else:
-                matplotlib.image.imsave(tmp, contact_sheet(pages, dpi=dpi), format="png")
+                png_fig.savefig(tmp, dpi=dpi or png_fig.dpi, format="png")
         out["png"] = png_path
-    logger.debug("wrote %s (%d page(s))%s", pdf_path, len(figs),
-                 f" and {png_path}" if png_path else "")
+    logger.debug("wrote %s (%d page(s))%s", pdf_path, n, f" and {png_path}" if png_path else "")
     return out
 
 
@@ -359,9 +379,13 @@ def contact_sheet(figs: Sequence[Figure], *, dpi: float | None = None,
     (10, 52, 4)
     """
     cols = math.ceil(math.sqrt(len(figs)))
-    rows = math.ceil(len(figs) / cols)
     tile_dpi = (dpi or figs[0].dpi) / cols
-    tiles = [_render_rgba(fig, tile_dpi) for fig in figs]
+    return _tile_sheet([_render_rgba(fig, tile_dpi) for fig in figs], cols=cols, gutter=gutter)
+
+
+def _tile_sheet(tiles: Sequence[np.ndarray], *, cols: int, gutter: int = 12) -> np.ndarray:
+    """RGBA ``tiles`` on a grid of ``cols`` columns, separated by a light grey ``gutter``."""
+    rows = math.ceil(len(tiles) / cols)
     th = max(t.shape[0] for t in tiles)
     tw = max(t.shape[1] for t in tiles)
     sheet = np.full((rows * th + (rows - 1) * gutter, cols * tw + (cols - 1) * gutter, 4),

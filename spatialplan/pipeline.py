@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import platform
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -635,6 +635,13 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
     -------
     list of matplotlib.figure.Figure
     """
+    return list(_layout_pages(plan, result, township=township, font=font)[1])
+
+
+def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
+                  font: str | os.PathLike | None = None) -> tuple[int, Iterator]:
+    """How many pages, and the figures of :func:`check_layouts` one at a time (a written page
+    can be freed)."""
     from spatialplan import layout
 
     townships = _townships(plan)
@@ -643,7 +650,7 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
                                layer="townships",
                                hint=f"choose one of {', '.join(map(str, townships['code']))}")
     codes = [township] if township else list(townships["code"])
-    return [
+    return len(codes), (
         layout.layout_figure(
             code,
             townships=townships,
@@ -658,7 +665,7 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
             font=font,
         )
         for code in codes
-    ]
+    )
 
 
 def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
@@ -676,16 +683,12 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
     """The 8+X 项目布局图, PDF (one page per township) and PNG (matplotlib: calling thread)."""
 
     def write() -> None:
-        import matplotlib.pyplot as plt
-
         from spatialplan import layout
 
-        figs = check_layouts(plan, result, township=township, font=font)
-        try:
-            layout.write_layout(figs, stage / "layout.pdf", stage / "layout.png")
-        finally:
-            for fig in figs:
-                plt.close(fig)
+        # page by page: the figures (plain matplotlib Figures, not pyplot's) are freed once
+        # written, instead of one per township held until the end
+        n_pages, pages = _layout_pages(plan, result, township=township, font=font)
+        layout.write_layout(pages, stage / "layout.pdf", stage / "layout.png", n_pages=n_pages)
 
     return _Job({"layout_pdf": out / "layout.pdf", "layout_png": out / "layout.png"}, write,
                 alone=True)

@@ -36,6 +36,7 @@ from spatialplan import _gcj02
 from spatialplan._html import escape, format_value, is_missing, json_for_script
 from spatialplan._resources import layers_dir
 from spatialplan._textcut import shorten
+from spatialplan._webmap_sites import MARKERCLUSTER_ASSETS, SiteLayer, site_collection, site_table
 from spatialplan.errors import CRSError, OutputError, SpatialPlanError
 from spatialplan.output import atomic_path
 
@@ -116,6 +117,7 @@ _ASSETS: dict[str, str] = {
         "leaflet-measure-2.1.7.js",
     "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.css":
         "leaflet-measure-2.1.7.css",
+    **MARKERCLUSTER_ASSETS,
 }
 _LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
 _LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
@@ -150,6 +152,7 @@ def explore(
     tianditu_key: str | None = None,
     gaode: bool = False,
     max_features: int = 5000,
+    max_sites: int = 2000,
     max_vertices: int = 60_000,
     simplify_m: float = 1.0,
     precision: int = 6,
@@ -178,8 +181,17 @@ def explore(
         Shorthand for ``basemap="gaode"``: 高德 tiles, every overlay shifted to GCJ-02
         **for display only** (the map says so).
     max_features
-        A polygon layer with more features is aggregated for display (dissolved per township,
-        generalised) with a logged warning. Projects are never aggregated.
+        A control-line, parcel or line-conflict layer with more features is aggregated for
+        display (occupied grid cells merged per township; conflicts also per kind) with a
+        logged warning. Projects are never aggregated.
+    max_sites
+        With more project sites than this, every site is still drawn, but as one compact
+        layer: polygons simplified at ``simplify_m / 2`` on one canvas, styled by verdict,
+        markers clustered (Leaflet.markercluster, bundled), and one popup template shared by
+        all sites, filled from a table of escaped texts when a site is clicked; its findings
+        table gives measure and message only for findings that are not a pass or not
+        applicable (all of them are in ``results.gpkg``). At or below it (e.g. the demo),
+        each site carries its own popup with every finding.
     max_vertices
         Vertex budget per layer; the simplification tolerance grows until it fits.
     simplify_m
@@ -226,6 +238,15 @@ def explore(
     for role in _ROLE_ORDER:
         gdf = layers[role]
         if gdf is None:
+            continue
+        if role == "projects" and _n_drawn(role, gdf) > max_sites:
+            layer, counts[role], b, note = _site_layer(
+                gdf, findings=findings, extra_fields=fields.get(role, []), max_sites=max_sites,
+                simplify_m=simplify_m, precision=precision, gcj02=mode == "gaode")
+            layer.add_to(m)
+            notes.append(note)
+            if b is not None:
+                bounds.append(b)
             continue
         fc, b, note = _layer_geojson(role, gdf, townships=townships, findings=findings,
                                      extra_fields=fields.get(role, []), **opts)
@@ -511,8 +532,10 @@ def _layer_geojson(
     note = None
     if len(gdf) == 0:
         return {"type": "FeatureCollection", "features": []}, None, None
-    if role in ("farmland", "redline", "parcels", "udb") and len(gdf) > max_features:
-        gdf, note = _aggregate(role, gdf, townships=townships, max_features=max_features)
+    if role in ("farmland", "redline", "parcels", "udb", "conflicts") and len(gdf) > max_features:
+        kind = gdf["kind"].astype(str).to_numpy() if "kind" in gdf.columns else None
+        gdf, note = _aggregate(role, gdf, townships=townships, max_features=max_features,
+                               kind=kind)
         extra_fields = []
     geoms = _display_geometry(role, gdf.geometry.values, max_vertices=max_vertices,
                               simplify_m=simplify_m)
@@ -522,20 +545,68 @@ def _layer_geojson(
         marks = shapely.point_on_surface(np.asarray(geoms)[polys])
         geoms = np.concatenate([np.asarray(geoms), marks])
         props = props + [p for p, keep in zip(props, polys, strict=True) if keep]
-    display = gpd.GeoSeries(geoms, crs=gdf.crs).to_crs(4326).values
-    if gcj02:
-        display = _gcj02.geometry_to_gcj02(display)
-    display = shapely.transform(display, lambda c: np.round(c, precision))
-    keep = ~(shapely.is_empty(display) | shapely.is_missing(display))
+    display, keep, b = _display(geoms, gdf.crs, precision=precision, gcj02=gcj02)
     texts = shapely.to_geojson(display[keep])
     features = [{"type": "Feature", "properties": p, "geometry": _loads(t)}
                 for p, t in zip([p for p, k in zip(props, keep, strict=True) if k], texts,
                                 strict=True)]
+    return {"type": "FeatureCollection", "features": features}, b, note
+
+
+def _display(geoms: np.ndarray, crs: Any, *, precision: int, gcj02: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Geometries in EPSG:4326 (shifted to GCJ-02 if asked), rounded to ``precision``
+    decimals; the mask of those not empty; their lon/lat bounds (``None`` if none)."""
+    display = gpd.GeoSeries(geoms, crs=crs).to_crs(4326).values
+    if gcj02:
+        display = _gcj02.geometry_to_gcj02(display)
+    display = shapely.transform(display, lambda c: np.round(c, precision))
+    keep = ~(shapely.is_empty(display) | shapely.is_missing(display))
     bounds = np.asarray(shapely.bounds(display[keep]))
     bounds = bounds[np.isfinite(bounds).all(axis=1)]
     b = np.array([bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(),
                   bounds[:, 3].max()]) if len(bounds) else None
-    return {"type": "FeatureCollection", "features": features}, b, note
+    return np.asarray(display), keep, b
+
+
+def _n_drawn(role: str, gdf: gpd.GeoDataFrame) -> int:
+    """Number of features with a geometry (those the map draws)."""
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        return 0  # _valid_rows raises the clear error
+    geom = gdf.geometry
+    return int((geom.notna() & ~geom.is_empty).sum())
+
+
+def _site_layer(gdf: gpd.GeoDataFrame, *, findings: pd.DataFrame | None,
+                extra_fields: Sequence[str], max_sites: int, simplify_m: float, precision: int,
+                gcj02: bool) -> tuple[SiteLayer, int, np.ndarray | None, str]:
+    """The compact layer of many project sites (see :mod:`spatialplan._webmap_sites`).
+
+    Returns the layer, the number of sites drawn, their lon/lat bounds and the legend note.
+    """
+    gdf = _valid_rows("projects", gdf)
+    missing = [f for f in extra_fields if f not in gdf.columns]
+    if missing:
+        raise SpatialPlanError(f"popup field(s) {missing} not in layer", layer="projects",
+                               hint="check popup_fields against the layer's columns")
+    geoms = np.asarray(gdf.geometry.values)
+    if simplify_m > 0:
+        geoms = shapely.simplify(geoms, simplify_m / 2, preserve_topology=True)
+    display, keep, b = _display(geoms, gdf.crs, precision=precision, gcj02=gcj02)
+    drawn = gdf.loc[keep]
+    verdicts = drawn["verdict"] if "verdict" in drawn.columns else [None] * len(drawn)
+    collection = site_collection(shapely.to_geojson(display[keep]), verdicts)
+    table = site_table(drawn, findings, extra_fields=extra_fields)
+    base = {k: v for k, v in _STYLES["projects"].items() if k != "radius"}
+    styles = {**_feature_styles("projects"), "": {**base, "fillColor": "#808080"}}
+    layer = SiteLayer(collection, table, styles=styles, colors=VERDICT_COLORS,
+                      labels=VERDICT_LABELS, name=escape(LAYER_NAMES["projects"]))
+    note = (f"{LAYER_NAMES['projects']}: {len(drawn):,} sites > {max_sites:,}, drawn as one "
+            f"layer with clustered markers (cluster colour: worst verdict inside); popups give "
+            f"measure and message only for findings that are not a pass (all findings: "
+            f"results.gpkg)")
+    logger.info("%s", note)
+    return layer, len(drawn), b, note
 
 
 def _loads(text: str) -> dict:
@@ -605,18 +676,22 @@ def _display_geometry(role: str, geoms: np.ndarray, *, max_vertices: int,
 
 
 def _aggregate(role: str, gdf: gpd.GeoDataFrame, *, townships: gpd.GeoDataFrame | None,
-               max_features: int) -> tuple[gpd.GeoDataFrame, str]:
+               max_features: int, kind: np.ndarray | None = None
+               ) -> tuple[gpd.GeoDataFrame, str]:
     """Aggregate a too-large layer for display: occupied cells of a grid, merged per township.
 
     Fast for any number of features (no union of the input geometries): each feature is
     assigned by its representative point to a grid cell whose size doubles until at most
-    ``max_features`` cells are occupied; the cells of each township are then merged.
+    ``max_features`` cells are occupied; the cells of each township (and of each ``kind``,
+    e.g. a conflict's ``conflict``/``boundary_noise``, when given) are then merged.
     """
     n = len(gdf)
     geoms = gdf.geometry.values
     pts = shapely.get_coordinates(shapely.point_on_surface(np.asarray(geoms)))
     area = shapely.area(np.asarray(geoms))
     key = _township_key(pts, gdf.crs, townships)
+    if kind is not None:
+        key = np.array([f"{k}\x00{c}" for k, c in zip(key, kind, strict=True)], dtype=object)
     xmin, ymin = pts.min(axis=0)
     xmax, ymax = pts.max(axis=0)
     cell = max(25.0, float(np.sqrt(max((xmax - xmin) * (ymax - ymin), 1.0) / max_features)))
@@ -635,8 +710,9 @@ def _aggregate(role: str, gdf: gpd.GeoDataFrame, *, townships: gpd.GeoDataFrame 
     parts, rows = [], []
     for k, sub in grouped.groupby("key", sort=False):
         parts.append(shapely.coverage_union_all(sub["geometry"].to_numpy()))
-        rows.append({"_township": k, "_n": int(sub["size"].sum()),
-                     "_area_ha": float(sub["sum"].sum()) / 1e4})
+        town, _, group = str(k).partition("\x00")
+        rows.append({"_township": town, "_n": int(sub["size"].sum()),
+                     "_area_ha": float(sub["sum"].sum()) / 1e4, "_kind": group})
     agg = gpd.GeoDataFrame(rows, geometry=parts, crs=gdf.crs)
     note = (f"{LAYER_NAMES[role]}: {n:,} features > {max_features:,}, shown aggregated "
             f"to a {cell:,.0f} m grid per township (display only)")
@@ -724,8 +800,9 @@ def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
 
 def _area_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> dict:
     if "_n" in row:  # aggregated for display
-        text = (f"{LAYER_NAMES[role]} · {format_value(row['_township'])} · {row['_n']:,} "
-                f"features, {row['_area_ha']:,.1f} ha (aggregated for display)")
+        kind = f" {row['_kind']}" if row.get("_kind") else ""
+        text = (f"{LAYER_NAMES[role]}{kind} · {format_value(row['_township'])} · "
+                f"{row['_n']:,} features, {row['_area_ha']:,.1f} ha (aggregated for display)")
         return {"_t": escape(text)}
     pairs: list[tuple[Any, Any]] = [("id", row.get("feature_id"))]
     if role == "udb":
@@ -750,6 +827,11 @@ def _parcel_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> d
 
 
 def _conflict_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> dict:
+    if "_n" in row:  # aggregated for display
+        props = _area_props(role, row, fields)
+        if row.get("_kind") == "boundary_noise":
+            props["_s"] = "boundary_noise"
+        return props
     kind = row.get("kind")
     pairs = [("冲突 conflict", f"{format_value(row.get('layer_a'))} × "
                                  f"{format_value(row.get('layer_b'))}"),

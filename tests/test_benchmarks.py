@@ -80,3 +80,18 @@ def test_province_plan_rewritten_not_appended(tmp_path, monkeypatch):
                        for layer in ("STBHHX", "YJJBNT", "CZKFBJ")})
     assert counts[0] == counts[1]
     assert counts[0]["YJJBNT"] > 0
+
+
+@pytest.mark.slow
+def test_map_benchmark_smoke(tmp_path):
+    out = _run("bench_map.py", "--small", "--out", str(tmp_path / "run"))
+    for label in ("spatialplan check, 3,000 sites", "spatialplan check, demo (reference)",
+                  "map.html size", "peak RSS of the command", "wall time of the command"):
+        assert label in out, f"missing line {label!r} in:\n{out}"
+    # the small plan has more sites than max_sites: all 3,000 in the compact layer
+    assert "3,000 in the compact site layer" in out
+    sizes = re.findall(r"map.html size\s+([\d,.]+) MB", out)
+    peaks = re.findall(r"peak RSS of the command\s+([\d,]+) MiB", out)
+    sizes, peaks = ([float(v.replace(",", "")) for v in vs] for vs in (sizes, peaks))
+    assert len(sizes) == len(peaks) == 2 and min(sizes) > 0 and min(peaks) > 0
+    assert (tmp_path / "run" / "check-output" / "map.html").is_file()

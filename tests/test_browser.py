@@ -84,3 +84,34 @@ def test_screenshot(map_file, tmp_path):
     keep = os.environ.get("SPATIALPLAN_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_many_sites_layer_clusters_and_opens_popups(tmp_path):
+    """The compact site layer (more sites than ``max_sites``): no errors, clustered markers,
+    and a click on a site opens the shared popup with its escaped texts."""
+    data = layers(hostile=True)
+    m = explore(**{k: data[k] for k in ("townships", "projects", "findings")}, max_sites=1)
+    path = write_map(m, tmp_path / "map.html")
+    html = path.read_text(encoding="utf-8")
+    name = re.search(r"var (sp_sites_\w+) = \(function", html).group(1)
+    probe = f"""<script>
+    window.addEventListener("load", function() {{
+        var polygons = {name}.getLayers().filter(function(l) {{
+            return !l.getAllChildMarkers;
+        }})[0];
+        var first = polygons.getLayers()[0];
+        polygons.fire("click", {{latlng: first.getBounds().getCenter(), layer: first}});
+    }});
+    </script></body>"""
+    path.write_text(html.replace("</body>", probe), encoding="utf-8")
+    result = _run(tmp_path, path.as_uri(), "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not _console_errors(result.stderr), _console_errors(result.stderr)
+    dom = result.stdout
+    # markers or clusters are drawn (elements, not the page's CSS)
+    assert re.search(r'class="leaflet-marker-icon (sp-site|marker-cluster sp-cluster)', dom)
+    start = dom.index('<div class="leaflet-popup-content"')
+    popup = dom[start:dom.index("leaflet-popup-tip-container", start)]
+    assert "sp-findings" in popup and "<td>udb</td>" in popup
+    assert "&lt;img src=x onerror=alert(1)&gt;" in popup  # the hostile name, as text
+    assert 'onerror="alert' not in dom and '<img src="x"' not in dom
