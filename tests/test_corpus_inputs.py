@@ -29,6 +29,7 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from test_corpus import write_plan
 
 from spatialplan import _read_arrow as arrow_mod
 from spatialplan import errors
@@ -208,12 +209,9 @@ def test_a_non_finite_coordinate_rejects_its_feature_on_every_read_path(
 
 
 def _plan(tmp: Path, layers: dict[str, str], *, extra: str = "") -> Path:
-    text = '[plan]\nname = "hostile"\n' + extra
-    for role, name in layers.items():
-        text += f'\n[layers.{role}]\npath = "{name}"\n'
-    plan = tmp / "plan.toml"
-    plan.write_text(text, encoding="utf-8")
-    return plan
+    """plan.toml naming one file per role (role → file name)."""
+    return write_plan(tmp, {role: f'path = "{name}"' for role, name in layers.items()},
+                      extra=extra)
 
 
 def _towns(tmp: Path, geoms: list | None = None, value: float = nan) -> Path:

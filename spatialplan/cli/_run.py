@@ -67,7 +67,7 @@ def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None =
     if not path.exists():
         raise PlanError("the plan file does not exist", path=path,
                         hint="give the path of a plan.toml (see README: The plan file)")
-    spec = read_plan_spec(path)
+    spec = read_plan_spec(path, plugin_roles=True)  # roles of plug-ins: checked by read_plan
     rules = getattr(args, "rules", None)
     if getattr(args, "out", None):
         from spatialplan.output import check_output_dir
