@@ -1,4 +1,4 @@
-"""Benchmark: spatialplan.overlay.township_stats against geopandas.overlay + groupby.
+"""Benchmark: spatialplan.analysis.overlay.township_stats against geopandas.overlay + groupby.
 
 Generates a province-sized case in code (no files, no network), in CGCS2000 3-degree
 Gauss–Krüger zone 36 (EPSG:4545) around 107.5°E 27°N:
@@ -42,7 +42,7 @@ try:
 except ImportError:  # psutil comes with the test extra; without it see rss_bytes()
     psutil = None
 
-from spatialplan import overlay
+from spatialplan.analysis import overlay
 
 CRS = "EPSG:4545"
 X0, Y0 = 450_000.0, 2_988_000.0  # ≈ 107.5°E 27°N in zone 36 (CM 108°E)
@@ -287,7 +287,7 @@ def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> boo
     """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm (wall and
     CPU; and on the clean layer, for comparison) and check its farmland self-overlaps against
     the exact test on the whole layer."""
-    from spatialplan import _overlay_pairs
+    from spatialplan.analysis import _overlay_pairs
 
     farm = lines["farmland"]
     geoms = np.asarray(farm.geometry.array, dtype=object).copy()

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_overlay import CRS, PeakRSS, baseline, make_case, psutil  # noqa: E402
 
 import spatialplan as sp  # noqa: E402
-from spatialplan import overlay  # noqa: E402
+from spatialplan.analysis import overlay  # noqa: E402
 
 #: what the script needs beyond spatialplan itself (printed by --help, and when psutil is missing)
 NEEDS = ('needs psutil (memory of the check command and of each dask worker; it comes with the '
@@ -129,7 +129,7 @@ def write_plan(out: Path, *, townships: int, parcels: int, projects: int, seed: 
 def read_floor(plan_path: Path, *, use_arrow: bool = False, repeat: int = 2) -> float:
     """Seconds to read every layer of the plan with pyogrio (no checks, no reprojection): the
     best of ``repeat`` reads, so that a cold first read does not flatter the ratio."""
-    from spatialplan.plan import read_plan_spec
+    from spatialplan.io.plan import read_plan_spec
 
     spec = read_plan_spec(plan_path)
     best = float("inf")
@@ -170,7 +170,7 @@ def startup_seconds(*, repeat: int = 2) -> float:
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import spatialplan.cli, spatialplan.pipeline"],
+        subprocess.run([sys.executable, "-c", "import spatialplan.cli, spatialplan.pipeline.run"],
                        check=True)
         best = min(best, time.perf_counter() - t)
     return best

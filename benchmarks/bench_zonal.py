@@ -37,7 +37,7 @@ import rasterio
 from affine import Affine
 from shapely import Polygon
 
-from spatialplan.terrain import NODATA, read_terrain, site_slope_stats
+from spatialplan.analysis.terrain import NODATA, read_terrain, site_slope_stats
 
 CRS = "EPSG:4545"
 RES = 10.0  # metres

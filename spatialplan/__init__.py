@@ -7,11 +7,23 @@ and report functions (folium, matplotlib) are imported on first use.
 import importlib
 import logging
 
-from spatialplan._registry import siting_rule
-from spatialplan._resources import demo_plan_path
+from spatialplan import _compat
 from spatialplan._version import __version__
-from spatialplan.bubiao import read_bubiao_txt
-from spatialplan.catalog import Catalog, landuse_compatible, read_catalog, resolve_facility
+from spatialplan.analysis.overlay import (
+    control_line_report,
+    line_conflicts,
+    outside_townships,
+    township_stats,
+)
+from spatialplan.analysis.schedule import sequence_table
+from spatialplan.analysis.terrain import (
+    read_terrain,
+    site_slope_stats,
+    slope_degrees,
+    township_terrain_stats,
+    write_slope,
+)
+from spatialplan.core._resources import demo_plan_path
 from spatialplan.errors import (
     CRSError,
     DataLayerError,
@@ -24,22 +36,9 @@ from spatialplan.errors import (
     RulebookError,
     SpatialPlanError,
 )
-from spatialplan.overlay import (
-    control_line_report,
-    line_conflicts,
-    outside_townships,
-    township_stats,
-)
-from spatialplan.pipeline import (
-    CheckResult,
-    check_layouts,
-    check_map,
-    run_check,
-    run_stats,
-    write_check,
-)
-from spatialplan.plan import read_plan_spec
-from spatialplan.read import (
+from spatialplan.io.bubiao import read_bubiao_txt
+from spatialplan.io.plan import read_plan_spec
+from spatialplan.io.read import (
     Layer,
     Plan,
     feature_issues,
@@ -47,27 +46,30 @@ from spatialplan.read import (
     read_plan,
     validation_report,
 )
-from spatialplan.rules import read_rules
-from spatialplan.schedule import sequence_table
-from spatialplan.siting import check_projects, facility_coverage
-from spatialplan.terrain import (
-    read_terrain,
-    site_slope_stats,
-    slope_degrees,
-    township_terrain_stats,
-    write_slope,
+from spatialplan.pipeline.run import (
+    CheckResult,
+    check_layouts,
+    check_map,
+    run_check,
+    run_stats,
+    write_check,
 )
+from spatialplan.rules._registry import siting_rule
+from spatialplan.rules.catalog import Catalog, landuse_compatible, read_catalog, resolve_facility
+from spatialplan.rules.rulebook import read_rules
+from spatialplan.rules.siting import check_projects, facility_coverage
 
 logging.getLogger("spatialplan").addHandler(logging.NullHandler())
+_compat.install()
 
 #: names served lazily from heavier modules (folium, matplotlib)
 _LAZY = {
-    "explore": "spatialplan.webmap",
-    "write_map": "spatialplan.webmap",
-    "layout_figure": "spatialplan.layout",
-    "write_layout": "spatialplan.layout",
-    "render_report": "spatialplan.report",
-    "write_report": "spatialplan.report",
+    "explore": "spatialplan.render.webmap",
+    "write_map": "spatialplan.render.webmap",
+    "layout_figure": "spatialplan.render.layout",
+    "write_layout": "spatialplan.render.layout",
+    "render_report": "spatialplan.render.report",
+    "write_report": "spatialplan.render.report",
 }
 
 

@@ -48,11 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _VisibleFormatter(logging.Formatter):
-    """Log lines with every control character made visible (:func:`spatialplan._text.visible`):
+    """Log lines with every control character made visible (:func:`spatialplan.core._text.visible`):
     a plan name or a GDAL message cannot send escape sequences to the terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from spatialplan._text import visible
+        from spatialplan.core._text import visible
 
         return visible(super().format(record))
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         with _stop_signals_interrupt():
             return int(args.func(args) or 0)
     except SpatialPlanError as exc:
-        from spatialplan._text import visible
+        from spatialplan.core._text import visible
 
         sys.stderr.write(f"spatialplan: error: {visible(exc)}\n")
         return 2

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from spatialplan._progress import show_progress
+from spatialplan.core._progress import show_progress
 
 __all__ = [
     "add_plan_argument",

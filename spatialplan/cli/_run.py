@@ -57,10 +57,10 @@ def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None =
 
     ``--out`` (when the command has one) is checked right after the plan file is parsed,
     before any layer is read: a folder holding an input, a file, a read-only or system folder
-    is refused before the work, not after it (:func:`spatialplan.output.check_output_dir`).
+    is refused before the work, not after it (:func:`spatialplan.io.output.check_output_dir`).
     """
-    from spatialplan.plan import read_plan_spec
-    from spatialplan.read import read_plan
+    from spatialplan.io.plan import read_plan_spec
+    from spatialplan.io.read import read_plan
 
     setup_progress(args)
     path = Path(plan_path or args.plan)
@@ -70,7 +70,7 @@ def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None =
     spec = read_plan_spec(path, plugin_roles=True)  # roles of plug-ins: checked by read_plan
     rules = getattr(args, "rules", None)
     if getattr(args, "out", None):
-        from spatialplan.output import check_output_dir
+        from spatialplan.io.output import check_output_dir
 
         check_output_dir(args.out, _spec_inputs(spec, rules))
     return read_plan(spec, as_of=getattr(args, "as_of", None), crs=getattr(args, "crs", None),
@@ -86,11 +86,11 @@ def _spec_inputs(spec, rules: str | None) -> list[Path]:
 
 def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str]) -> int:
     """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary."""
-    from spatialplan.pipeline import run_check, write_check
+    from spatialplan.pipeline.run import run_check, write_check
 
     font = getattr(args, "font", None)
     if font is not None and "layout" in outputs:
-        from spatialplan.layout import find_cjk_font
+        from spatialplan.render.layout import find_cjk_font
 
         find_cjk_font(font)  # a bad --font fails before the check runs
     result = run_check(plan, engine=getattr(args, "engine", None) or "local",
@@ -104,8 +104,8 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
 
 def print_summary(plan, result, written) -> None:
     """Print what was checked and written (the CLI's only output on stdout); control
-    characters in names and paths are shown escaped (:func:`spatialplan._text.visible`)."""
-    from spatialplan._text import visible
+    characters in names and paths are shown escaped (:func:`spatialplan.core._text.visible`)."""
+    from spatialplan.core._text import visible
 
     tol = ", ".join(f"{k}={v}" for k, v in result.tolerance.items())
     lines = [

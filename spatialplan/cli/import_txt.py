@@ -57,7 +57,7 @@ def _write(sites, out: Path, layer: str) -> None:
     import pyogrio
 
     from spatialplan.errors import OutputError
-    from spatialplan.output import atomic_path
+    from spatialplan.io.output import atomic_path
 
     try:
         with atomic_path(out) as tmp:
@@ -72,8 +72,8 @@ def _write(sites, out: Path, layer: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
-    from spatialplan.bubiao import read_bubiao_txt
     from spatialplan.errors import OutputError
+    from spatialplan.io.bubiao import read_bubiao_txt
 
     source, out = Path(args.file), Path(args.out)
     if out.suffix.lower() != ".gpkg":

@@ -40,10 +40,15 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
-    from spatialplan import output
+    from spatialplan.analysis.terrain import (
+        NODATA,
+        read_terrain,
+        township_terrain_stats,
+        write_slope,
+    )
     from spatialplan.cli._run import read_plan_from_args
-    from spatialplan.pipeline import plan_inputs
-    from spatialplan.terrain import NODATA, read_terrain, township_terrain_stats, write_slope
+    from spatialplan.io import output
+    from spatialplan.pipeline.run import plan_inputs
 
     plan = read_plan_from_args(args)
     plan_path = plan.path

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from spatialplan._text import visible
 from spatialplan.cli._common import (
     add_json_argument,
     add_plan_argument,
@@ -23,6 +22,7 @@ from spatialplan.cli._common import (
     format_table,
     setup_progress,
 )
+from spatialplan.core._text import visible
 
 __all__ = ["register", "run"]
 
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the plan and print the validation report; return 0."""
-    from spatialplan.read import feature_issues, raster_report, read_plan, validation_report
+    from spatialplan.io.read import feature_issues, raster_report, read_plan, validation_report
 
     setup_progress(args)
     plan = read_plan(Path(args.plan), crs=args.crs)

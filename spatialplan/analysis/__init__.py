@@ -1,0 +1,1 @@
+"""Analysis: control-line overlay, terrain and the construction schedule. Never writes files."""

@@ -1,0 +1,11 @@
+"""Pipeline: the local and dask runners that chain reading, analysis, rules and rendering.
+
+Only the CLI and the package face import it. ``spatialplan.pipeline`` was one module before the
+layout by stage; its names still resolve here, with a DeprecationWarning, for one release.
+"""
+
+from spatialplan import _compat
+
+
+def __getattr__(name: str):
+    return _compat.forward_attribute(__name__, name)

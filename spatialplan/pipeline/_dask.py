@@ -1,0 +1,307 @@
+"""Per-partition work of the dask engine (helpers of :mod:`spatialplan.pipeline.engine`).
+
+What a worker runs for one partition (:func:`_run_partition`): read the lines intersecting its
+extent, township statistics, line conflicts, outside-every-township pieces, DEM-window terrain
+statistics and the siting check of its projects. Also the small tile and bounding-box helpers
+shared with the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+if TYPE_CHECKING:
+    from spatialplan.pipeline.engine import _Part, _Shared
+
+__all__ = [
+    "_EXTENT_ROLES",
+    "_MARGIN_M",
+    "_STAT_ROLES",
+    "_clip_box",
+    "_envelope",
+    "_in_tile",
+    "_points",
+    "_run_partition",
+    "_transform_box",
+]
+
+log = logging.getLogger("spatialplan.pipeline.engine")
+
+_EXTENT_ROLES = ("redline", "farmland", "udb", "cropland", "parcels")
+_STAT_ROLES = ("redline", "farmland", "udb", "cropland")
+_MARGIN_M = 1.0
+_DEM_PAD_CELLS = 3
+
+
+# --------------------------------------------------------------------------- tiles and boxes
+
+
+def _in_tile(xy: np.ndarray, tile: tuple[float, float, float, float]) -> np.ndarray:
+    x, y = xy[:, 0], xy[:, 1]
+    return (x >= tile[0]) & (x < tile[2]) & (y >= tile[1]) & (y < tile[3])
+
+
+def _points(geoms: np.ndarray) -> np.ndarray:
+    """Representative points of geometries as ``(n, 2)`` (NaN for missing ones)."""
+    xy = np.full((len(geoms), 2), np.nan)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if ok.any():
+        xy[ok] = shapely.get_coordinates(shapely.point_on_surface(geoms[ok]))
+    return xy
+
+
+def _transform_box(box: tuple, src: Any, dst: Any) -> tuple[float, float, float, float]:
+    """Bounds of ``box`` (in ``src``) in ``dst``: densified edges, plus a safety margin."""
+    src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
+    if src.equals(dst):
+        return tuple(float(v) for v in box)  # type: ignore[return-value]
+    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    xmin, ymin, xmax, ymax = tr.transform_bounds(*box, densify_pts=21)
+    pad = 1e-5 * max(xmax - xmin, ymax - ymin, 1e-9)
+    return (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+
+
+def _envelope(boxes: list) -> tuple[float, float, float, float]:
+    arr = np.asarray([b for b in boxes if b is not None], dtype=float)
+    return (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
+
+
+def _clip_box(tile: tuple, world: tuple) -> tuple | None:
+    box = (max(tile[0], world[0]), max(tile[1], world[1]), min(tile[2], world[2]),
+           min(tile[3], world[3]))
+    return box if box[0] <= box[2] and box[1] <= box[3] else None
+
+
+# --------------------------------------------------------------------------- partition work
+
+
+def _read_extent(shared: _Shared, role: str, extent: tuple):
+    """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them
+    (a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan has no such layer)."""
+    from spatialplan.io.read import _read_layer
+
+    spec = shared.specs.get(role)
+    if spec is None:
+        return None
+    box = _transform_box(np.add(extent, (-_MARGIN_M, -_MARGIN_M, _MARGIN_M, _MARGIN_M)),
+                         shared.crs, shared.source_crs[role])
+    layer = _read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
+                        assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
+                        point_radius_m=spec.point_radius_m, bbox=box,
+                        feature_positions=shared.positions[role],
+                        sqlite_checked=set(shared.sqlite_checked),
+                        plugin_role=role not in _EXTENT_ROLES)
+    return layer
+
+
+def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
+    """Everything one partition reports: its own rows of every result table."""
+    from spatialplan.core import _parallel
+
+    with _parallel.limited(1):  # a worker runs one partition per core already
+        # the lines and parcels, then the layers of plug-in rules (read over the same extent,
+        # which reaches the largest search radius of any rule beyond the partition's sites)
+        roles = _EXTENT_ROLES + tuple(r for r in shared.specs if r not in _EXTENT_ROLES)
+        read = {role: _read_extent(shared, role, part.extent) for role in roles}
+        lines = {role: None if lyr is None else lyr.data for role, lyr in read.items()}
+        known = {role: lyr.validated for role, lyr in read.items() if lyr is not None}
+        towns = shared.townships.iloc[part.towns]
+        out: dict[str, Any] = _control_lines(part, shared, lines, towns, known)
+        slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
+        if len(part.projects) or part.rejected is not None:
+            out.update(_siting(part, shared, lines, slope))
+    return out
+
+
+def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.DataFrame]:
+    """The partition's own project rows and findings."""
+    from spatialplan.rules import siting
+
+    res, fnd = siting.check_projects(
+        part.projects, townships=shared.townships, redline=lines["redline"],
+        farmland=lines["farmland"], udb=lines["udb"], cropland=lines["cropland"],
+        parcels=lines["parcels"], built=part.built, slope=slope, rules=shared.rules,
+        catalog=shared.catalog, as_of=shared.as_of, rejected=part.rejected,
+        layers={r: lyr for r, lyr in lines.items() if r not in _EXTENT_ROLES})
+    keep = set(part.projects["feature_id"].to_numpy()[part.own])
+    if part.rejected is not None:
+        keep |= set(part.rejected["feature_id"].astype(str))
+    return {"projects": res[res["feature_id"].isin(keep)],
+            "findings": fnd[fnd["feature_id"].isin(keep) & (fnd["subject"] == "project")]}
+
+
+def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoDataFrame,
+                   known: dict) -> dict[str, Any]:
+    """The partition's township statistics, line conflicts and outside pieces.
+
+    Every line layer read for the partition is put on the grid and certified once (as
+    :func:`spatialplan.analysis.overlay.control_line_report` does for a local run) and shared by the
+    three tables; ``known`` holds the geometries its read validated (not tested again).
+    """
+    from spatialplan.analysis import overlay
+    from spatialplan.analysis._overlay_lines import _prepare_lines, _Zones
+
+    grid = overlay.DEFAULT_GRID_SIZE
+    tolerance = overlay.resolve_tolerance(shared.tolerance)
+    given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
+    prepared = _prepare_lines(given, grid, known)
+    stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
+                                 tolerance=tolerance, grid_size=grid, ellipsoidal=False)
+    stats["_pos"] = part.towns
+    nearby = _Zones(_nearby_townships(shared.townships, lines), grid)
+    control = {r: line for r, line in prepared.items() if r in overlay.CONTROL_LINES}
+    found = overlay._conflict_frame(control, nearby, crs=shared.crs, tolerance=tolerance,
+                                    grid_size=grid)
+    return {"stats": stats, "conflicts": _own_conflicts(part, shared, found),
+            "outside": _outside_parts(part, shared, prepared, nearby)}
+
+
+def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFrame:
+    """Townships that can meet the features read (for what lies outside every township)."""
+    boxes = [tuple(g.total_bounds) for r, g in lines.items()
+             if r in _STAT_ROLES and g is not None and len(g)]
+    if not boxes:
+        return townships.iloc[:0]
+    hit = townships.sindex.query(shapely.box(*_envelope(boxes)), predicate="intersects")
+    return townships.iloc[np.sort(hit)]
+
+
+def _own_conflicts(part: _Part, shared: _Shared, found: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """This partition's rows of the line conflicts (own townships; outside pieces by tile)."""
+    codes = set(shared.townships["code"].to_numpy()[part.towns])
+    mine = np.array(found["township_code"].isin(codes), dtype=bool)
+    rest = found["township_code"].isna().to_numpy()
+    if rest.any():
+        xy = _points(np.asarray(found.geometry.array, dtype=object)[rest])
+        mine[np.flatnonzero(rest)] = _in_tile(xy, shared.tiles[part.index])
+    return found[mine]
+
+
+def _outside_parts(part: _Part, shared: _Shared, prepared: dict, nearby) -> dict[str, dict]:
+    """Per line: the outside-every-township pieces of the patches this tile owns, and areas.
+
+    ``prepared`` holds the partition's prepared lines and ``nearby`` the prepared townships
+    they can meet; the pieces are cut as in a local run (:func:`_overlay_geom.outside_parts`).
+    """
+    from spatialplan.analysis import _overlay_geom as _geom
+    from spatialplan.analysis import overlay
+
+    grid = overlay.DEFAULT_GRID_SIZE
+    tile = shared.tiles[part.index]
+    box = _clip_box(tile, shared.world)
+    outline, coverage = nearby.dissolved
+    out = {}
+    for role, line in prepared.items():
+        patches = line.geoms
+        owned = np.flatnonzero(_in_tile(_points(patches), tile))
+        pairs = line.overlaps
+        tile_m2 = 0.0
+        if box is not None:  # dissolved area of the line inside the tile
+            zone = np.array([shapely.box(*box)])
+            clip = _geom.clip_to_zones(zone, patches, grid_size=grid, tree=line.tree,
+                                       patch_area=line.area)
+            tile_m2 = float(_geom.dissolved_zone_areas(
+                zone, patches, clip, grid_size=grid, overlaps=pairs)[0][0])
+        mine = patches[owned]
+        _, cut = _geom.outside_parts(mine, outline, grid_size=grid,
+                                     tree=shapely.STRtree(mine), zones=nearby.geoms,
+                                     coverage=coverage)
+        is_owned = np.zeros(len(patches), dtype=bool)
+        is_owned[owned] = True
+        overlapping = bool((is_owned[pairs[0]] & is_owned[pairs[1]]).any())
+        piece = overlay._outside_row(mine, cut, overlapping=overlapping, grid_size=grid,
+                                     areas=line.area[owned])
+        pieces = shapely.get_parts(piece["geometry"]) if piece["geometry"] is not None else []
+        out[role] = {"n": piece["n_features"], "pieces": np.asarray(pieces, dtype=object),
+                     "owned_m2": float(np.nansum(line.area[owned])),
+                     "tile_m2": tile_m2, "overlaps": bool(len(pairs[0]))}
+    return out
+
+
+def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
+    """Slope statistics of the partition's own sites and townships from a DEM window.
+
+    Returns the site and township statistics and, per role, how many features there were and
+    how many met the DEM window: the driver raises the local engine's "none overlaps the DEM"
+    error from the totals (a partition alone cannot tell).
+    """
+    if shared.dem is None:
+        return None, pd.DataFrame(), {}
+    from spatialplan.analysis import terrain
+
+    with _dem_window(shared.dem, shared.crs, part.dem_extent) as source:
+        grid = terrain.read_terrain(source, crs=shared.crs, **_dem_options(shared.dem))
+    own = part.projects[part.own]
+    own = own[~own.geometry.isna() & ~own.geometry.is_empty]
+    slope = _zonal_or_empty(terrain.site_slope_stats, own, grid, "feature_id")
+    per_town = _zonal_or_empty(terrain.township_terrain_stats, towns, grid, "code")
+    window = shapely.box(*grid.bounds)
+    hits = {"sites": (len(own), int(own.intersects(window).sum())),
+            "townships": (len(towns), int(towns.intersects(window).sum()))}
+    return slope, per_town, hits
+
+
+def _dem_options(dem) -> dict:
+    from spatialplan.pipeline.run import _dem_options as options
+
+    return options(dem)
+
+
+def _zonal_or_empty(func, frame: gpd.GeoDataFrame, grid, id_column: str) -> pd.DataFrame:
+    """``func`` on ``frame``; a dummy cell keeps it working when no row meets the window."""
+    if len(frame) == 0:
+        return func(frame, grid, id_column=id_column)
+    xmin, ymin, xmax, ymax = grid.bounds
+    if frame.intersects(shapely.box(xmin, ymin, xmax, ymax)).any():
+        return func(frame, grid, id_column=id_column)
+    cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+    dummy = gpd.GeoDataFrame({id_column: ["\0dummy"]}, crs=frame.crs,
+                             geometry=[shapely.box(cx - 1, cy - 1, cx + 1, cy + 1)])
+    both = pd.concat([frame[[id_column, frame.geometry.name]], dummy], ignore_index=True)
+    return func(both, grid, id_column=id_column).drop(index="\0dummy")
+
+
+@contextlib.contextmanager
+def _dem_window(dem, crs, extent) -> Iterator[Any]:
+    """The DEM cells around ``extent`` (padded) as an open dataset on the same grid."""
+    import rasterio
+    from affine import Affine
+    from rasterio.io import MemoryFile
+    from rasterio.windows import Window, from_bounds
+
+    same = dem.crs is not None and pyproj.CRS.from_user_input(dem.crs).equals(
+        pyproj.CRS.from_user_input(crs))
+    if not same or extent is None:
+        log.info("DEM %s is not in the analysis CRS: each partition warps it whole", dem.path)
+        yield dem.path
+        return
+    with rasterio.open(dem.path) as ds:
+        win = from_bounds(*extent, transform=ds.transform)
+        col0 = max(int(math.floor(win.col_off)) - _DEM_PAD_CELLS, 0)
+        row0 = max(int(math.floor(win.row_off)) - _DEM_PAD_CELLS, 0)
+        col1 = min(int(math.ceil(win.col_off + win.width)) + _DEM_PAD_CELLS, ds.width)
+        row1 = min(int(math.ceil(win.row_off + win.height)) + _DEM_PAD_CELLS, ds.height)
+        if col1 - col0 < 3 or row1 - row0 < 3:  # the extent misses the DEM: any corner
+            col0, row0, col1, row1 = 0, 0, min(ds.width, 8), min(ds.height, 8)
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+        profile = ds.profile | {"driver": "GTiff", "width": window.width,
+                                "height": window.height,
+                                "transform": ds.transform @ Affine.translation(col0, row0)}
+        for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave"):
+            profile.pop(key, None)
+        data = ds.read(window=window)
+    with MemoryFile() as mem:
+        with mem.open(**profile) as out:
+            out.write(data)
+        with mem.open() as window_ds:
+            yield window_ds

@@ -1,0 +1,516 @@
+"""Distributed engine: the same check, partitioned by groups of townships, on dask.distributed.
+
+:func:`run_check_dask` gives the same :class:`~spatialplan.pipeline.run.CheckResult` as
+:func:`spatialplan.pipeline.run.run_check` (same rows, verdicts, areas to rounding), computed by
+partitions on a ``LocalCluster`` (processes, one thread each) or an existing cluster.
+
+How a plan is partitioned
+-------------------------
+- **Tiles.** The townships' representative points are split k-d style (median cuts on the
+  wider axis) into tiles of at most ``partition_size`` townships. The tiles are half-open
+  rectangles covering the whole plane (outer ones unbounded), so every point belongs to
+  exactly one partition: this decides who reports what lies outside every township.
+- **Extent.** A partition reads the control lines, parcels and survey cropland that intersect
+  its extent (pyogrio ``bbox`` in each source's CRS, the bounds transformed explicitly with
+  densified edges and a 1 m margin): its tile (clipped to the data), its townships' bounds
+  and its projects' bounds widened by the largest search radius of any rule (the setback
+  distances; each plug-in rule's ``search_radius_m``); the layers of plug-in rules are read
+  the same way. Features are read whole,
+  keep their full-read ``feature_id`` and are validated and reprojected as in a full read.
+- **Ownership.** Township statistics and terrain: the partition of the township (each line
+  measures only its own townships' share, so a feature read by two partitions is never
+  counted twice). Conflicts: split by township, each piece reported by the piece's township;
+  a piece outside every township by the tile holding its representative point. Projects: by
+  the tile of the site's representative point; sites without usable geometry by their
+  declared township, else the first partition; rejected ones go with the most projects. A
+  partition checks its projects together with the neighbouring sites within that search
+  radius (so setbacks and overlaps across partition borders are seen) and keeps only its
+  own rows. As-built
+  footprints are joined by project id, not by place: each partition gets its projects'
+  footprints, unmapped builds are found once on the combined register.
+- **Terrain.** A DEM in the analysis CRS is read per partition through a window of the
+  partition's townships and sites, widened by 3 cells (Horn slope needs 1), so slopes match
+  the full grid; a DEM needing reprojection is warped whole in each partition.
+
+The driver only reads the townships, the project register and the as-built footprints (the
+plan given to :func:`run_check_dask` already holds them); it also runs SQLite's
+``quick_check`` once on each GeoPackage the partitions read, so they do not repeat it.
+
+Example
+-------
+>>> import spatialplan as sp                                               # doctest: +SKIP
+>>> plan = sp.read_plan("plan.toml")                                       # doctest: +SKIP
+>>> result = sp.run_check(plan, engine="dask", n_workers=2)                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from spatialplan.core._kdsplit import partition_points as partition_townships
+from spatialplan.errors import RasterError, SpatialPlanError
+from spatialplan.pipeline._dask import (
+    _EXTENT_ROLES,
+    _MARGIN_M,
+    _STAT_ROLES,
+    _clip_box,
+    _envelope,
+    _in_tile,
+    _points,
+    _run_partition,
+    _transform_box,
+)
+
+__all__ = ["run_check_dask", "partition_townships", "connect"]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def _tile_of(xy: np.ndarray, tiles: list) -> np.ndarray:
+    out = np.full(len(xy), -1, dtype=np.intp)
+    for k, tile in enumerate(tiles):
+        out[_in_tile(xy, tile) & (out < 0)] = k
+    return out
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Positions:
+    """Map source FIDs to 0-based row positions of a full read (picklable)."""
+
+    offset: int | None = None
+    fids: np.ndarray | None = None
+
+    def __call__(self, fids: np.ndarray) -> np.ndarray:
+        if self.offset is not None:
+            return np.asarray(fids, dtype=np.int64) - self.offset
+        return pd.Index(self.fids).get_indexer(fids)
+
+
+def _positions(spec) -> _Positions:
+    """FID → row position of one layer, from a read of the FIDs only."""
+    frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=[],
+                                   read_geometry=False, fid_as_index=True)
+    fids = frame.index.to_numpy().astype(np.int64)
+    if len(fids) == 0 or np.array_equal(fids, np.arange(fids[0], fids[0] + len(fids))):
+        return _Positions(offset=int(fids[0]) if len(fids) else 0)
+    return _Positions(fids=fids)
+
+
+@dataclasses.dataclass
+class _Shared:
+    """What every partition needs (sent once to every worker)."""
+
+    specs: dict[str, Any]
+    positions: dict[str, _Positions]
+    source_crs: dict[str, Any]
+    crs: Any
+    rules: dict
+    catalog: Any
+    as_of: Any
+    tolerance: dict
+    townships: gpd.GeoDataFrame
+    tiles: list
+    world: tuple[float, float, float, float]
+    radius: float
+    dem: Any = None
+    #: GeoPackages the driver has integrity-checked (``PRAGMA quick_check``) for this run:
+    #: partitions do not check them again
+    sqlite_checked: frozenset = frozenset()
+
+
+@dataclasses.dataclass
+class _Part:
+    """One partition: its tile, township rows, projects (own + neighbours) and footprints."""
+
+    index: int
+    towns: np.ndarray
+    projects: gpd.GeoDataFrame
+    own: np.ndarray
+    rejected: pd.DataFrame | None
+    built: gpd.GeoDataFrame | None
+    extent: tuple[float, float, float, float]
+    dem_extent: tuple[float, float, float, float] | None
+
+
+def _check_geopackages(specs: dict) -> frozenset:
+    """Integrity-check every GeoPackage the partitions will read, once, on the driver."""
+    from spatialplan.io.read import _sniff
+
+    checked: set = set()
+    for role, spec in specs.items():
+        path = spec.path  # a str is remote: never sniffed (see read._open_info)
+        if isinstance(path, Path) and path.suffix.lower() == ".gpkg" and path.is_file():
+            _sniff(path, ".gpkg", role=role, sqlite_checked=checked)
+    return frozenset(checked)
+
+
+def _layer_bounds(spec, crs) -> tuple[float, float, float, float] | None:
+    """Total bounds of a source layer in the analysis CRS (None when empty)."""
+    info = pyogrio.read_info(spec.path, layer=spec.layer, force_total_bounds=True)
+    bounds = info.get("total_bounds")
+    src = spec.assume_crs or info.get("crs")
+    if bounds is None or not np.all(np.isfinite(bounds)) or src is None:
+        return None
+    return _transform_box(tuple(bounds), src, crs)
+
+
+def _search_radius(rules: dict) -> float:
+    """Largest distance any rule looks beyond a site, plus a margin.
+
+    Every rule of the registry declares its search radius (built-in setbacks: the largest
+    setback distance; plug-ins: their ``search_radius_m``), see
+    :func:`spatialplan.rules._registry.search_radius`.
+    """
+    from spatialplan.rules._registry import search_radius
+
+    return search_radius(rules) + _MARGIN_M
+
+
+def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
+                 rejected: pd.DataFrame | None, built: gpd.GeoDataFrame | None,
+                 owner: np.ndarray) -> list[_Part]:
+    """Assign projects to tiles and compute every partition's read extents."""
+    from spatialplan.rules._sites import text_values
+    from spatialplan.rules.siting import _geometry_problems
+
+    towns = shared.townships
+    geoms = np.asarray(projects.geometry.array, dtype=object)
+    usable = pd.isna(_geometry_problems(geoms))
+    assign = np.where(usable, _tile_of(_points(np.where(usable, geoms, None)), shared.tiles), -1)
+    code_part = dict(zip(text_values(towns["code"]), owner, strict=True))
+    declared = text_values(projects["township_code"]) if "township_code" in projects else (
+        np.full(len(projects), None, dtype=object))
+    for i in np.flatnonzero(assign < 0):
+        assign[i] = code_part.get(declared[i], 0)
+    # rejected projects go with the most accepted ones (their rows are concatenated the same
+    # way as in a local run)
+    home = int(np.argmax(np.bincount(assign, minlength=len(shared.tiles)))) if len(assign) else 0
+    site_bounds = shapely.bounds(np.where(usable, geoms, None))
+    tree = shapely.STRtree(np.where(usable, geoms, None))
+    pid = text_values(projects["project_id"]) if "project_id" in projects else None
+    built_ids = _built_ids(built)
+    parts = []
+    for k, tile in enumerate(shared.tiles):
+        own_t = np.flatnonzero(owner == k)
+        own_p = np.flatnonzero(assign == k)
+        boxes = [_clip_box(tile, shared.world),
+                 tuple(shapely.total_bounds(towns.geometry.array[own_t]))]
+        sites = own_p[usable[own_p]]
+        if len(sites):
+            b = site_bounds[sites]
+            boxes.append((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
+        dem_extent = _envelope(boxes[1:])
+        r = shared.radius
+        near = sites
+        if len(sites):
+            near = tree.query(geoms[sites], predicate="dwithin", distance=r)[1]
+            boxes.append(tuple(np.add(boxes[-1], (-r, -r, r, r))))
+        rows = np.union1d(own_p, near)
+        sub = projects.iloc[rows]
+        own = np.isin(rows, own_p)
+        pids = set(pid[own_p]) - {None} if pid is not None else set()
+        fids = set(projects["feature_id"].to_numpy()[own_p])
+        parts.append(_Part(
+            index=k, towns=own_t, projects=sub, own=own,
+            rejected=rejected if k == home else None,
+            built=_built_for(built, built_ids, pids | fids),
+            extent=_envelope(boxes), dem_extent=dem_extent))
+    return parts
+
+
+def _built_ids(built: gpd.GeoDataFrame | None) -> np.ndarray:
+    """The ``project_id`` of each as-built footprint (``None``: missing, or no such column)."""
+    from spatialplan.rules._sites import text_values
+
+    if built is None or "project_id" not in built:
+        return np.full(0 if built is None else len(built), None, dtype=object)
+    return text_values(built["project_id"])
+
+
+def _built_for(built: gpd.GeoDataFrame | None, keys: np.ndarray,
+               ids: set) -> gpd.GeoDataFrame | None:
+    """The as-built footprints joined to a partition's projects (``keys``: :func:`_built_ids`).
+
+    A set lookup per footprint: ``np.isin`` on object arrays compares every footprint with
+    every id.
+    """
+    if built is None:
+        return None
+    return built[np.fromiter((k in ids for k in keys), dtype=bool, count=len(keys))]
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def connect(scheduler: Any = None, *, n_workers: int | None = None):
+    """Context manager yielding a dask ``Client``: the given one, a scheduler address, or a
+    new ``LocalCluster`` (processes, one thread each, no dashboard), closed on exit.
+
+    Example
+    -------
+    >>> with connect(n_workers=2) as client:                     # doctest: +SKIP
+    ...     client.ncores()
+    """
+    return _connect(scheduler, n_workers)
+
+
+@contextlib.contextmanager
+def _connect(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None and hasattr(scheduler, "submit"):
+        yield scheduler
+        return
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        yield client
+
+
+def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | None = None,
+                   partition_size: int | None = None):
+    """Run :func:`spatialplan.pipeline.run.run_check` partitioned on dask.distributed.
+
+    Parameters
+    ----------
+    plan
+        A read :class:`spatialplan.io.read.Plan` with a plan file (``plan.path``): its townships,
+        projects, as-built footprints, CRS, rulebook and catalogue are used as read; the other
+        layers are read again by each partition, only over its extent.
+    as_of
+        Date for the schedule checks; default the plan's.
+    scheduler
+        Address of an existing scheduler (``"tcp://host:8786"``) or a ``distributed.Client``;
+        default a new ``LocalCluster``.
+    n_workers
+        Workers of the new ``LocalCluster`` (default 2).
+    partition_size
+        Townships per partition; default about four partitions per worker, at most 64
+        townships each.
+
+    Returns
+    -------
+    CheckResult
+        Equal to the local engine's: same rows in the same order (line conflicts sorted by
+        layer pair, features and township), same verdicts, areas to rounding.
+    """
+    from spatialplan.io.plan import read_plan_spec
+    from spatialplan.pipeline import run as pipeline
+
+    if plan.path is None:
+        raise SpatialPlanError("the dask engine needs a plan read from a plan file",
+                               hint="read the plan with spatialplan.read_plan('plan.toml')")
+    spec = read_plan_spec(plan.path, plugin_roles=True)
+    townships = pipeline._townships(plan)
+    projects_layer = plan.layers.get("projects")
+    if projects_layer is None:
+        raise SpatialPlanError("the plan has no projects layer", path=plan.path,
+                               hint="add [layers.projects] (the 8+X register) to the plan file")
+    with _connect(scheduler, n_workers) as client:
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        size = partition_size or max(1, min(64, math.ceil(len(townships) / (4 * workers))))
+        tiles, owner = partition_townships(_points(np.asarray(townships.geometry.array)),
+                                           partition_size=size)
+        shared = _shared(plan, spec, townships, tiles, as_of)
+        parts = _build_parts(shared, projects=projects_layer.data,
+                             rejected=projects_layer.rejected if len(projects_layer.rejected)
+                             else None,
+                             built=pipeline._layer_data(plan, "built"), owner=owner)
+        log.info("dask engine: %d partitions of ≤ %d townships on %d workers", len(parts), size,
+                 workers)
+        [shared_f] = client.scatter([shared], broadcast=True)
+        futures = [client.submit(_run_partition, p, shared_f, pure=False) for p in parts]
+        outs = client.gather(futures)
+    return _combine(plan, shared, outs, projects_layer)
+
+
+def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
+    from spatialplan.io.plan import LAYER_ROLES
+    from spatialplan.pipeline import run as pipeline
+
+    # the lines and parcels, and the layers of plug-in rules (read per partition extent)
+    roles = [r for r in _EXTENT_ROLES if r in spec.layers] + [
+        r for r in plan.layers if r not in LAYER_ROLES and r in spec.layers]
+    specs = {r: spec.layers[r] for r in roles}
+    source_crs = {r: plan.layers[r].source.crs for r in roles}
+    boxes = [_layer_bounds(specs[r], plan.crs) for r in roles]
+    boxes.append(tuple(townships.total_bounds))
+    world = _envelope(boxes)
+    world = (world[0] - 10, world[1] - 10, world[2] + 10, world[3] + 10)
+    return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
+                   sqlite_checked=_check_geopackages(specs),
+                   source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
+                   as_of=pipeline.check_date(as_of, plan), tolerance=pipeline._tolerance(plan),
+                   townships=townships, tiles=tiles, world=world,
+                   radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"))
+
+
+def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
+    """Put the partitions' rows together in the local engine's order and finish the job."""
+    from spatialplan.analysis import overlay, schedule
+    from spatialplan.pipeline import run as pipeline
+    from spatialplan.rules import siting
+
+    stats = pd.concat([o["stats"] for o in outs]).sort_values("_pos").drop(columns="_pos")
+    stats = gpd.GeoDataFrame(stats, geometry="geometry", crs=plan.crs)
+    given = [r for r in _STAT_ROLES if r in shared.specs]
+    stats.attrs.update(tolerance=overlay.resolve_tolerance(shared.tolerance),
+                       grid_size_m=overlay.DEFAULT_GRID_SIZE, lines=sorted(given))
+    result = pipeline.CheckResult(
+        township_stats=stats, outside_townships=_outside_table(outs, given, plan.crs),
+        line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
+        tolerance=shared.tolerance, as_of=shared.as_of)
+    if shared.dem is not None:
+        _require_dem_overlap(outs, shared.dem)
+        terr = pd.concat([o["terrain"] for o in outs])
+        codes = shared.townships["code"]
+        result.terrain = terr.iloc[terr.index.get_indexer(codes)].set_axis(
+            pd.Index(codes, name=terr.index.name))
+    result.projects, result.findings = _project_tables(plan, shared, outs, projects_layer)
+    towns = shared.townships
+    coverage = siting.facility_coverage(result.projects, towns, catalog=plan.catalog)
+    result.township_stats = result.township_stats.merge(coverage, on="township_code",
+                                                        how="left", validate="one_to_one")
+    result.schedule = schedule.sequence_table(result.projects, townships=towns,
+                                              catalog=plan.catalog)
+    return result
+
+
+def _require_dem_overlap(outs: list[dict], dem) -> None:
+    """Raise as the local engine does when no site (then no township) meets the DEM."""
+    for role in ("sites", "townships"):
+        n = sum(o["dem_hits"][role][0] for o in outs)
+        if n and not sum(o["dem_hits"][role][1] for o in outs):
+            raise RasterError(f"none of the {n} {role} overlaps the DEM", path=dem.path,
+                              layer=role,
+                              hint="check the DEM covers the plan area and both CRSs")
+
+
+def _project_tables(plan, shared, outs, projects_layer):
+    from spatialplan.pipeline import run as pipeline
+    from spatialplan.rules import _sites, siting
+    from spatialplan.rules._registry import rule_ids
+
+    order = list(projects_layer.data["feature_id"])
+    if len(projects_layer.rejected):
+        order += list(projects_layer.rejected["feature_id"].astype(str))
+    pos = pd.Series(np.arange(len(order)), index=order)
+    res = pd.concat([o["projects"] for o in outs if "projects" in o], ignore_index=True)
+    res = res.iloc[np.argsort(pos[res["feature_id"]].to_numpy())].reset_index(drop=True)
+    n_acc = len(projects_layer.data)
+    res = _infer_like_local(res, n_acc)
+    if len(res) > n_acc:  # rejected rows after accepted ones, joined as check_projects does
+        acc, rej = res.iloc[:n_acc], res.iloc[n_acc:]
+        res = pd.concat([acc, rej[acc.columns]], ignore_index=True) if n_acc else rej
+    res = gpd.GeoDataFrame(res, geometry="geometry", crs=plan.crs)
+    fnd = pd.concat([o["findings"] for o in outs if "findings" in o], ignore_index=True)
+    ids = rule_ids(shared.rules)
+    rank = {r: k for k, r in enumerate(ids)}
+    key = pos[fnd["feature_id"]].to_numpy() * len(ids) + fnd["rule"].map(rank).to_numpy()
+    fnd = fnd.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+    built = pipeline._layer_data(plan, "built")
+    known = set(res["project_id"].dropna().astype(str))
+    lost = _sites.unmapped_build_rows(
+        built if shared.rules["as_built"]["enabled"] else None, known)
+    if len(lost):
+        fnd = pd.concat([fnd, siting._unmapped_findings(lost, shared.rules)], ignore_index=True)
+    if len(res) != len(order):
+        raise SpatialPlanError(f"dask engine accounting broken: {len(order)} projects in, "
+                               f"{len(res)} out", hint="please report this as a bug")
+    return res, fnd
+
+
+#: columns check_projects casts back to object after pandas inferred a string dtype
+_OBJECT_COLUMNS = ("facility_name", "group", "township_found", "facility", "verdict")
+
+
+def _infer_like_local(res: pd.DataFrame, n_acc: int) -> pd.DataFrame:
+    """Redo pandas' string inference on the accepted rows as one frame (as a local run does).
+
+    A partition whose values of a column are all missing keeps an object column of None where
+    the whole register gives a string column (missing = NaN).
+    """
+    acc = res.iloc[:n_acc].copy()
+    for col in acc.columns:
+        if col == "geometry" or acc[col].dtype != object:
+            continue
+        again = pd.Series(acc[col].to_numpy(dtype=object), index=acc.index)
+        if again.dtype != object:
+            acc[col] = again.astype(object) if col in _OBJECT_COLUMNS else again
+    return pd.concat([acc, res.iloc[n_acc:]]) if len(res) > n_acc else acc
+
+
+_PAIR_ORDER = {("redline", "redline"): 0, ("redline", "farmland"): 1, ("redline", "udb"): 2,
+               ("farmland", "farmland"): 3, ("farmland", "udb"): 4, ("udb", "udb"): 5}
+
+
+def conflict_sort_key(frame: pd.DataFrame) -> np.ndarray:
+    """Stable order of line-conflict rows: layer pair, feature a, feature b, township."""
+    pair = [_PAIR_ORDER.get((a, b), 9) for a, b in zip(frame["layer_a"], frame["layer_b"],
+                                                       strict=True)]
+    num = [pd.to_numeric(frame[c].str.rsplit(":", n=1).str[-1], errors="coerce")
+           for c in ("feature_a", "feature_b")]
+    town = frame["township_code"].fillna("\uffff").astype(str)
+    keys = pd.DataFrame({"p": pair, "a": num[0].to_numpy(), "b": num[1].to_numpy(),
+                         "t": town.to_numpy()})
+    return np.lexsort([keys["t"], keys["b"], keys["a"], keys["p"]])
+
+
+def _conflict_table(outs, crs, tolerance) -> gpd.GeoDataFrame:
+    from spatialplan.analysis import overlay
+
+    frame = pd.concat([o["conflicts"] for o in outs], ignore_index=True)
+    frame = frame.iloc[conflict_sort_key(frame)].reset_index(drop=True)
+    out = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
+    out.attrs.update(tolerance=overlay.resolve_tolerance(tolerance),
+                     grid_size_m=overlay.DEFAULT_GRID_SIZE)
+    return out
+
+
+def _outside_table(outs, given, crs) -> gpd.GeoDataFrame:
+    from spatialplan.analysis import _overlay_geom as _geom
+    from spatialplan.analysis import overlay
+
+    rows = []
+    for role in given:
+        items = [o["outside"][role] for o in outs if role in o["outside"]]
+        overlaps = any(i["overlaps"] for i in items)
+        pieces = np.concatenate([i["pieces"] for i in items] or [np.array([], dtype=object)])
+        line_m2 = sum(i["tile_m2" if overlaps else "owned_m2"] for i in items)
+        if len(pieces) == 0:
+            geometry, area = None, 0.0
+        elif overlaps:
+            geometry = _geom.union(pieces, grid_size=overlay.DEFAULT_GRID_SIZE)
+            area = float(shapely.area(geometry))
+        else:
+            geometry = shapely.multipolygons(pieces)
+            area = float(shapely.area(pieces).sum())
+        rows.append({"line": role, "n_features": sum(i["n"] for i in items),
+                     "outside_m2": area, "outside_ha": area / overlay.HA_M2,
+                     "outside_mu": area / overlay.MU_M2, "line_m2": line_m2,
+                     "outside_share": area / line_m2 if line_m2 > 0 else np.nan,
+                     "geometry": geometry})
+    columns = ["line", "n_features", "outside_m2", "outside_ha", "outside_mu", "line_m2",
+               "outside_share", "geometry"]
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=columns), geometry="geometry", crs=crs)

@@ -1,0 +1,240 @@
+"""Chinese labels for what a reader sees: the tables planners open in Excel (统计表、冲突表)
+and the words of the HTML report (layer roles, rules, verdicts, units, conflict kinds).
+
+The GeoPackage keeps the canonical English keys and exact values; the human-facing tables get
+Chinese headers, Chinese words with the English key beside them (``冲突 conflict``), no
+internal ids (``townships:0``), and areas rounded to what their unit means (m² to 0.01,
+公顷 and 亩 to 0.0001).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+__all__ = ["chinese_headers", "LINE_NAMES", "ROLE_NAMES", "RULE_NAMES", "VERDICT_NAMES",
+           "PROJECT_STATUS_NAMES", "KIND_NAMES", "SUBJECT_NAMES", "UNIT_NAMES", "bilingual",
+           "feature_number", "facility_names", "round_areas", "AREA_DECIMALS"]
+
+#: control-line (and survey layer) names as planners write them
+LINE_NAMES = {
+    "redline": "生态保护红线",
+    "farmland": "永久基本农田",
+    "udb": "城镇开发边界",
+    "cropland": "耕地（三调）",
+}
+
+#: layer roles of a plan
+ROLE_NAMES = {
+    "townships": "乡镇界线", **LINE_NAMES, "parcels": "规划地块", "projects": "项目选址",
+    "built": "建成范围", "dem": "数字高程模型",
+}
+#: siting rules (:data:`spatialplan.rules.rulebook.RULE_IDS`)
+RULE_NAMES = {
+    "township": "所属乡镇", "redline": "生态保护红线", "farmland": "永久基本农田",
+    "cropland": "耕地", "udb": "城镇开发边界", "landuse": "用地兼容性", "slope": "坡度",
+    "setback": "防护距离", "project_overlap": "项目选址重叠", "map_first": "先落图、后落地",
+    "as_built": "建成范围与选址", "schedule": "建设时序",
+}
+#: verdicts of projects and statuses of findings
+VERDICT_NAMES = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查",
+                 "not_applicable": "不适用"}
+#: register statuses (建设状态)
+PROJECT_STATUS_NAMES = {"planned": "拟建", "under_construction": "在建", "completed": "已建成"}
+#: kinds of line conflicts
+KIND_NAMES = {"conflict": "冲突", "boundary_noise": "边界误差"}
+#: subjects of findings
+SUBJECT_NAMES = {"project": "项目", "unmapped_build": "未落图的建成图斑"}
+#: units of finding measures
+UNIT_NAMES = {"m2": "m²", "m": "m", "share": "比例", "deg": "°", "d": "天", "issues": "项",
+              "mu": "亩", "ha": "公顷"}
+#: decimals an area keeps in a human-facing table, by column-name suffix
+AREA_DECIMALS = {"_m2": 2, "_ha": 4, "_mu": 4}
+
+_FIXED = {
+    "township_code": "乡镇代码",
+    "township_name": "乡镇名称",
+    "feature_id": "要素编号",
+    "area_m2": "面积(m²,平面)",
+    "area_ellipsoidal_m2": "面积(m²,椭球)",
+    "n_projects": "项目数",
+    "eight_present": "已有/规划“8”类设施",
+    "eight_missing": "缺少“8”类设施",
+    "n_group_8": "“8”类项目数",
+    "n_group_X": "“X”类项目数",
+    "n_unknown": "类别未识别项目数",
+    "layer_a": "图层A",
+    "layer_b": "图层B",
+    "feature_a": "要素A序号(源图层第n个)",
+    "feature_b": "要素B序号(源图层第n个)",
+    "kind": "类型",
+    "pair_area_m2": "两要素重叠总面积(m²)",
+    "pair_share": "重叠占较小要素比例",
+    "line": "控制线",
+    "outside_m2": "乡镇外面积(m²)",
+    "slope_mean_deg": "平均坡度(°)",
+    "slope_max_deg": "最大坡度(°)",
+    "share_over_15": "坡度大于15°比例",
+    "share_over_25": "坡度大于25°比例",
+    "elev_mean_m": "平均高程(m)",
+    "coverage": "DEM覆盖比例",
+    "n_pixels": "DEM像元数",
+    "flag": "坡度数据情况",
+    "slope_le2_m2": "坡度≤2°面积(m²)",
+    "slope_2_6_m2": "坡度2°–6°面积(m²)",
+    "slope_6_15_m2": "坡度6°–15°面积(m²)",
+    "slope_15_25_m2": "坡度15°–25°面积(m²)",
+    "slope_gt25_m2": "坡度>25°面积(m²)",
+}
+#: the ``flag`` of terrain statistics
+FLAG_NAMES = {"ok": "正常", "too_few_pixels": "像元过少", "partial_coverage": "DEM部分覆盖",
+              "no_data": "无DEM数据"}
+
+_SUFFIXES = {
+    "_m2": "面积(m²)",
+    "_ellipsoidal_m2": "面积(m²,椭球)",
+    "_ha": "面积(公顷)",
+    "_mu": "面积(亩)",
+    "_share": "占乡镇比例",
+}
+
+
+def _label(column: str) -> str:
+    """The Chinese label of one column, or the column name itself when none is known."""
+    if column in _FIXED:
+        return _FIXED[column]
+    for line, name in LINE_NAMES.items():
+        for suffix, what in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+            if column == f"{line}{suffix}":
+                return f"{name}{what}"
+    return column
+
+
+def bilingual(value: Any, names: Mapping[str, str]) -> Any:
+    """``"冲突 conflict"``: the Chinese word of a key with the key beside it (``_`` → space).
+
+    A value without a Chinese word (or not text) is returned unchanged.
+
+    Examples
+    --------
+    >>> bilingual("boundary_noise", KIND_NAMES), bilingual("other", KIND_NAMES)
+    ('边界误差 boundary noise', 'other')
+    """
+    if isinstance(value, str) and value in names:
+        return f"{names[value]} {value.replace('_', ' ')}"
+    return value
+
+
+_FEATURE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:(\d+)$")
+
+
+def feature_number(feature_id: Any) -> Any:
+    """The 1-based position of a feature in its source layer (``"farmland:334"`` → 335).
+
+    ``feature_id`` is ``"{role}:{n}"`` with n the 0-based row of the source; a reader finds
+    "the 335th feature" without knowing the internal id. Other values are returned unchanged.
+
+    Examples
+    --------
+    >>> feature_number("farmland:334"), feature_number(None)
+    (335, None)
+    """
+    m = _FEATURE_ID.match(feature_id) if isinstance(feature_id, str) else None
+    return int(m.group(1)) + 1 if m else feature_id
+
+
+def facility_names(value: Any, catalog: Any = None) -> Any:
+    """``"road;school"`` → ``"道路、学校"``: facility codes as the catalogue names them.
+
+    Codes the catalogue does not know are kept as given; a missing value stays missing.
+
+    Examples
+    --------
+    >>> facility_names("road;school")
+    '道路、学校'
+    """
+    if not isinstance(value, str):
+        return value
+    names = _facility_name_map(catalog)
+    parts = [p.strip() for p in value.replace("；", ";").split(";") if p.strip()]
+    return "、".join(names.get(p, p) for p in parts)
+
+
+def _facility_name_map(catalog: Any) -> dict[str, str]:
+    if catalog is None:
+        return _bundled_facility_names()
+    fac = catalog.facilities
+    return {str(code): str(name) for code, name in zip(fac.index, fac["name_zh"], strict=True)}
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_facility_names() -> dict[str, str]:
+    from spatialplan.rules.catalog import read_catalog
+
+    return _facility_name_map(read_catalog())
+
+
+def round_areas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose float area columns are rounded per unit (see :data:`AREA_DECIMALS`).
+
+    Examples
+    --------
+    >>> round_areas(pd.DataFrame({"a_m2": [1.23456], "a_mu": [1.234567]})).iloc[0].tolist()
+    [1.23, 1.2346]
+    """
+    out = df.copy()
+    for c in out.columns:
+        for suffix, digits in AREA_DECIMALS.items():
+            if str(c).endswith(suffix) and pd.api.types.is_float_dtype(out[c].dtype):
+                out[c] = out[c].round(digits)
+    return out
+
+
+def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
+    """Return a copy for readers: Chinese headers (unknown ones kept), no geometry, no
+    ``feature_id``, areas rounded per unit (m² 0.01, 公顷 and 亩 0.0001), layer roles and
+    conflict kinds in Chinese with the key beside them, feature ids as their 1-based
+    position in the source layer, 8+X facility codes as their Chinese names.
+
+    Parameters
+    ----------
+    df
+        ``township_stats``, ``line_conflicts``, ``outside_townships`` or the township terrain
+        statistics (with their ``township_code`` as a column).
+    catalog
+        Facility catalogue for the names of ``eight_present`` / ``eight_missing`` (default:
+        the bundled one).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> list(chinese_headers(pd.DataFrame(columns=["township_code", "redline_mu"])).columns)
+    ['乡镇代码', '生态保护红线面积(亩)']
+    """
+    if isinstance(df, gpd.GeoDataFrame):
+        df = pd.DataFrame(df.drop(columns=df.geometry.name))
+    df = round_areas(df.drop(columns=[c for c in df.columns if c == "feature_id"]))
+    for col, names in (("layer_a", ROLE_NAMES), ("layer_b", ROLE_NAMES), ("line", ROLE_NAMES),
+                       ("kind", KIND_NAMES), ("flag", FLAG_NAMES)):
+        if col in df.columns:
+            df[col] = _map_values(df[col], lambda v, n=names: bilingual(v, n))
+    for col in ("feature_a", "feature_b"):
+        if col in df.columns:
+            df[col] = _map_values(df[col], feature_number)
+    for col in ("eight_present", "eight_missing"):
+        if col in df.columns:
+            df[col] = _map_values(df[col], lambda v: facility_names(v, catalog))
+    return df.rename(columns=_label)
+
+
+def _map_values(values: pd.Series, func) -> pd.Series:
+    """``func`` on each distinct value of a column (a province has 10⁵ conflicts)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([func(v) for v in uniques.tolist()] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)

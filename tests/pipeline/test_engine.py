@@ -1,0 +1,243 @@
+"""The dask engine gives the same results as the local engine (spatialplan.pipeline.engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+import spatialplan as sp
+from spatialplan.core._resources import demo_dir
+from spatialplan.pipeline.engine import conflict_sort_key, partition_townships, run_check_dask
+
+distributed = pytest.importorskip("distributed")
+
+CRS = "EPSG:4545"
+X0, Y0 = 450_000.0, 3_070_000.0  # ≈ 107.5°E 27.7°N in CGCS2000 GK zone 36
+KM = 1000.0
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A small in-process cluster (threads), always closed."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def _frame(df) -> pd.DataFrame:
+    """A plain DataFrame without geometry (geometries are compared by area)."""
+    out = pd.DataFrame(df).copy()
+    if "geometry" in out:
+        out["geometry_area"] = shapely.area(np.asarray(out.pop("geometry"), dtype=object))
+    return out
+
+
+def assert_same(local, dask) -> None:
+    """Every result table equal: same rows and order, areas within 1e-6 relative."""
+    for name in ("township_stats", "projects", "findings", "outside_townships", "terrain"):
+        pd.testing.assert_frame_equal(_frame(getattr(local, name)), _frame(getattr(dask, name)),
+                                      rtol=1e-6, obj=name)
+    a = local.line_conflicts
+    a = a.iloc[conflict_sort_key(a)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(_frame(a), _frame(dask.line_conflicts), rtol=1e-6,
+                                  obj="line_conflicts")
+    assert local.verdict_counts() == dask.verdict_counts()
+    pd.testing.assert_frame_equal(local.schedule, dask.schedule)
+
+
+# --------------------------------------------------------------------------- generated case
+
+
+def _townships() -> gpd.GeoDataFrame:
+    """Six 4 km × 4 km townships in a 3 × 2 grid, with a 1 km gap east of the last one."""
+    geoms, codes = [], []
+    for k in range(6):
+        col, row = k % 3, k // 3
+        geoms.append(shapely.box(X0 + col * 4 * KM, Y0 + row * 4 * KM,
+                                 X0 + (col + 1) * 4 * KM, Y0 + (row + 1) * 4 * KM))
+        codes.append(f"52012300{k + 1}")
+    return gpd.GeoDataFrame({"XZQDM": codes, "XZQMC": [f"镇{k}" for k in range(6)]},
+                            geometry=geoms, crs=CRS)
+
+
+def _lines() -> dict[str, gpd.GeoDataFrame]:
+    """Control lines crossing township borders, overlapping each other and themselves."""
+    farm = [shapely.box(X0 + i * 700, Y0 + 3 * KM, X0 + (i + 1) * 700, Y0 + 5 * KM)
+            for i in range(18)]  # a band across every column border and the row border
+    farm.append(shapely.box(X0 + 12.2 * KM, Y0 + 1 * KM, X0 + 12.8 * KM, Y0 + 2 * KM))  # outside
+    red = [shapely.Point(X0 + 4 * KM, Y0 + 4 * KM).buffer(900),        # on a 4-corner point
+           shapely.Point(X0 + 4.5 * KM, Y0 + 4.2 * KM).buffer(600),    # overlaps the first
+           shapely.Point(X0 + 12 * KM, Y0 + 6 * KM).buffer(700)]       # half outside
+    udb = [shapely.box(X0 + 7 * KM, Y0 + 3.5 * KM, X0 + 9 * KM, Y0 + 4.5 * KM),
+           shapely.box(X0 + 1 * KM, Y0 + 1 * KM, X0 + 3 * KM, Y0 + 2 * KM),
+           shapely.box(X0 + 11.9 * KM, Y0 + 1.6 * KM, X0 + 12.9 * KM, Y0 + 1.9 * KM)]
+    parcels = [shapely.box(X0 + 7.9 * KM, Y0 + 3.6 * KM, X0 + 8.1 * KM, Y0 + 3.9 * KM),
+               shapely.box(X0 + 1.5 * KM, Y0 + 1.2 * KM, X0 + 1.8 * KM, Y0 + 1.5 * KM)]
+    return {
+        "farmland": gpd.GeoDataFrame({"BSM": np.arange(len(farm))}, geometry=farm, crs=CRS),
+        # the red line in CGCS2000 lon/lat: partition boxes are transformed to read it
+        "redline": gpd.GeoDataFrame({"BSM": np.arange(3)}, geometry=red,
+                                    crs=CRS).to_crs("EPSG:4490"),
+        "udb": gpd.GeoDataFrame({"GHFQDM": ["010", "010", "020"]}, geometry=udb, crs=CRS),
+        "parcels": gpd.GeoDataFrame({"YDYHDM": ["080403", "1302"]}, geometry=parcels, crs=CRS),
+    }
+
+
+def _projects() -> gpd.GeoDataFrame:
+    """Sites on both sides of borders: a setback pair, an overlap pair, a missing geometry."""
+    site = shapely.box
+    rows = [
+        ("P1", "小学", "520123002", "school", site(X0 + 7.92 * KM, Y0 + 3.62 * KM,
+                                                   X0 + 7.98 * KM, Y0 + 3.7 * KM)),
+        ("P2", "污水站", "520123003", "sewage", site(X0 + 8.03 * KM, Y0 + 3.62 * KM,
+                                                     X0 + 8.08 * KM, Y0 + 3.7 * KM)),
+        ("P3", "卫生院", "520123005", "health_center", site(X0 + 3.9 * KM, Y0 + 3.9 * KM,
+                                                         X0 + 4.1 * KM, Y0 + 4.1 * KM)),
+        ("P4", "农贸市场", "520123002", "market", site(X0 + 3.95 * KM, Y0 + 1 * KM,
+                                                     X0 + 4.2 * KM, Y0 + 1.2 * KM)),
+        ("P5", "停车场", "520123001", "parking", site(X0 + 4.1 * KM, Y0 + 1.1 * KM,
+                                                    X0 + 4.3 * KM, Y0 + 1.3 * KM)),
+        ("P6", "垃圾转运站", "520123001", "refuse", site(X0 + 1.55 * KM, Y0 + 1.25 * KM,
+                                                      X0 + 1.6 * KM, Y0 + 1.3 * KM)),
+        ("P7", "养老院", "520123001", "elder_care", site(X0 + 1.62 * KM, Y0 + 1.25 * KM,
+                                                       X0 + 1.7 * KM, Y0 + 1.35 * KM)),
+        ("P8", "公厕", "520123006", "toilet", None),
+        ("P9", "文化站", "520123004", "culture", site(X0 + 12.3 * KM, Y0 + 1.3 * KM,
+                                                    X0 + 12.5 * KM, Y0 + 1.5 * KM)),
+    ]
+    frame = gpd.GeoDataFrame(
+        {"XMDM": [r[0] for r in rows], "XMMC": [r[1] for r in rows],
+         "XZQDM": [r[2] for r in rows], "XMLB": [r[3] for r in rows],
+         "JSZT": ["planned"] * len(rows), "LTRQ": ["2024-03-01"] * len(rows),
+         "ZTZ": [100.0 * (k + 1) for k in range(len(rows))],
+         "KSNF": [2025] * len(rows), "JSNF": [2026] * len(rows)},
+        geometry=[r[4] for r in rows], crs=CRS)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def generated_plan(tmp_path_factory) -> Path:
+    """The generated case written as GeoPackages with a plan.toml."""
+    folder = tmp_path_factory.mktemp("engine_case")
+    pyogrio.write_dataframe(_townships(), folder / "xzq.gpkg", layer="XZQ")
+    for role, gdf in _lines().items():
+        pyogrio.write_dataframe(gdf, folder / f"{role}.gpkg", layer=role.upper())
+    pyogrio.write_dataframe(_projects(), folder / "projects.gpkg", layer="XS_XMKJFW")
+    text = ['[plan]', 'name = "engine test"', 'crs = "EPSG:4545"', 'as_of = "2025-06-30"', '',
+            '[layers.townships]', 'path = "xzq.gpkg"', '']
+    for role in ("farmland", "redline", "udb", "parcels"):
+        text += [f"[layers.{role}]", f'path = "{role}.gpkg"', ""]
+    text += ["[layers.projects]", 'path = "projects.gpkg"',
+             'fields = { status = "JSZT", mapped_on = "LTRQ", start_year = "KSNF", '
+             'end_year = "JSNF" }', ""]
+    (folder / "plan.toml").write_text("\n".join(text), encoding="utf-8")
+    return folder / "plan.toml"
+
+
+def test_generated_case_identical(generated_plan, client):
+    plan = sp.read_plan(generated_plan)
+    local = sp.run_check(plan)
+    dask = run_check_dask(plan, scheduler=client, partition_size=1)
+    assert_same(local, dask)
+    # the case does what it is meant to: conflicts across borders, a setback pair split
+    # between partitions, a site overlap, a project without geometry and area outside
+    assert local.line_conflicts["township_code"].isna().any()
+    assert local.line_conflicts["township_code"].nunique() >= 3
+    findings = local.findings.set_index(["project_id", "rule"])["status"]
+    assert findings[("P1", "setback")] == "fail" and findings[("P2", "setback")] == "fail"
+    assert findings[("P4", "project_overlap")] == "review"
+    assert local.projects.set_index("project_id").loc["P8", "verdict"] == "error"
+    assert local.outside_townships.set_index("line").loc["farmland", "outside_m2"] > 0
+
+
+def test_generated_case_partition_sizes(generated_plan, client):
+    plan = sp.read_plan(generated_plan)
+    local = sp.run_check(plan)
+    for size in (2, 4):
+        assert_same(local, run_check_dask(plan, scheduler=client, partition_size=size))
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_identical(client):
+    plan = sp.read_plan(demo_dir() / "plan.toml")
+    assert_same(sp.run_check(plan), run_check_dask(plan, scheduler=client, partition_size=1))
+
+
+@pytest.mark.slow
+def test_demo_identical_processes():
+    """The default path: run_check(engine="dask") on a LocalCluster of worker processes."""
+    plan = sp.read_plan(demo_dir() / "plan.toml")
+    assert_same(sp.run_check(plan), sp.run_check(plan, engine="dask", n_workers=2))
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_partition_tiles_cover_the_plane():
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(0, 100, (200, 2))
+    tiles, owner = partition_townships(pts, partition_size=16)
+    assert np.bincount(owner).max() <= 16
+    probe = rng.uniform(-50, 150, (2000, 2))
+    inside = np.array([[t[0] <= x < t[2] and t[1] <= y < t[3] for t in tiles]
+                       for x, y in probe])
+    assert (inside.sum(axis=1) == 1).all()
+    for k, (x, y) in enumerate(pts):
+        t = tiles[owner[k]]
+        assert t[0] <= x < t[2] and t[1] <= y < t[3]
+
+
+def test_unknown_engine_is_refused():
+    plan = sp.read_plan(demo_dir() / "plan.toml")
+    with pytest.raises(ValueError, match="unknown engine"):
+        sp.run_check(plan, engine="spark")
+
+
+def test_dem_missing_every_site_raises_in_both_engines(tmp_path, client):
+    """A DEM that no site overlaps is an error for the dask engine too, with the same text."""
+    import dataclasses
+
+    import rasterio
+    from affine import Affine
+
+    plan = sp.read_plan(demo_dir() / "plan.toml")
+    xmin, ymin, xmax, ymax = plan.layers["townships"].data.total_bounds
+    far = tmp_path / "far_dem.tif"  # 2 km × 2 km, 50 km east of every township
+    with rasterio.open(far, "w", driver="GTiff", width=100, height=100, count=1,
+                       dtype="float32", crs=plan.crs, nodata=-9999.0,
+                       transform=Affine(20.0, 0.0, xmax + 50_000, 0.0, -20.0, ymax)) as ds:
+        ds.write(np.linspace(800, 900, 100 * 100, dtype="float32").reshape(1, 100, 100))
+    plan.rasters["dem"] = dataclasses.replace(plan.rasters["dem"], path=far)
+    with pytest.raises(sp.errors.RasterError, match="overlaps the DEM") as local:
+        sp.run_check(plan)
+    with pytest.raises(sp.errors.RasterError, match="overlaps the DEM") as dask:
+        run_check_dask(plan, scheduler=client, partition_size=2)
+    assert str(dask.value) == str(local.value)
+
+
+def test_partitions_do_not_recheck_geopackages(generated_plan, client, monkeypatch):
+    """The driver integrity-checks each GeoPackage once; partitions read without re-checking."""
+    from spatialplan.io import read
+
+    plan = sp.read_plan(generated_plan)
+    calls = []
+    real = read._check_sqlite
+    monkeypatch.setattr(read, "_check_sqlite",
+                        lambda path, **kw: (calls.append(path.name), real(path, **kw))[1])
+    result = run_check_dask(plan, scheduler=client, partition_size=2)
+    assert len(result.projects) == plan.layers["projects"].n_in  # rejected ones too
+    from spatialplan.pipeline._dask import _EXTENT_ROLES
+
+    read_files = {Path(plan.layers[r].source.path).name for r in _EXTENT_ROLES
+                  if r in plan.layers}
+    assert len(read_files) >= 3
+    assert sorted(calls) == sorted(read_files)  # once each, by the driver
