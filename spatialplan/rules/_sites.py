@@ -716,7 +716,7 @@ def _setback_message(found: list[tuple[float, str]]) -> str:
 
 def rule_setback(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
     """Minimum distances between facility types (and land-use prefixes of parcels)."""
-    from spatialplan.rules.rulebook import setback_pairs
+    from spatialplan.rules._setback import setback_pairs
 
     out = Out(ctx.n)
     ok = ctx.eligible_now

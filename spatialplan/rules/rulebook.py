@@ -31,6 +31,7 @@ from spatialplan.core._inputs import read_small_file
 from spatialplan.core._resources import catalog_path
 from spatialplan.errors import RulebookError
 from spatialplan.rules._registry import builtin_ids, load_plugins
+from spatialplan.rules._setback import setback_pairs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -484,21 +485,3 @@ def rules_for(rules: dict[str, Any], facility_code: str | None) -> dict[str, Any
     if not overrides:
         return copy.deepcopy(base)
     return _deep_merge(base, overrides)
-
-
-def setback_pairs(rules: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the setback pairs of a rulebook, each with its own ``source`` filled in.
-
-    Examples
-    --------
-    >>> pairs = setback_pairs(read_rules())
-    >>> pairs[0]["from"], pairs[0]["min_m"]
-    (['sewage'], 100.0)
-    """
-    table = rules["setback"]
-    out = []
-    for pair in table.get("pairs", []):
-        item = dict(pair)
-        item.setdefault("source", table["source"])
-        out.append(item)
-    return out
