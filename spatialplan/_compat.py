@@ -36,11 +36,13 @@ MOVED: dict[str, str] = {
     "spatialplan.engine": "spatialplan.pipeline.engine",
 }
 
-#: old modules that became folders -> the module that holds their old contents
-FOLDED: dict[str, str] = {
-    "spatialplan.rules": "spatialplan.rules.rulebook",
-    "spatialplan.pipeline": "spatialplan.pipeline.run",
-    "spatialplan.demo": "spatialplan.demo.synthetic",
+#: old modules that became folders -> the modules that hold their old contents (searched in
+#: order: ``spatialplan.pipeline`` was split into its analysis and its write side)
+FOLDED: dict[str, tuple[str, ...]] = {
+    "spatialplan.rules": ("spatialplan.rules.rulebook",),
+    "spatialplan.pipeline": ("spatialplan.pipeline.result", "spatialplan.pipeline.run",
+                             "spatialplan.pipeline.write"),
+    "spatialplan.demo": ("spatialplan.demo.synthetic",),
 }
 
 
@@ -92,12 +94,12 @@ def forward_attribute(package: str, name: str):
     AttributeError
         When neither the package nor its old module has ``name``.
     """
-    target = FOLDED[package]
     if name.startswith("__") or importlib.util.find_spec(f"{package}.{name}") is not None:
         # a submodule of the package: let the import system load it
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    module = importlib.import_module(target)
-    if not hasattr(module, name):
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    _warn(f"{package}.{name}", f"{target}.{name}")
-    return getattr(module, name)
+    for target in FOLDED[package]:
+        module = importlib.import_module(target)
+        if hasattr(module, name):
+            _warn(f"{package}.{name}", f"{target}.{name}")
+            return getattr(module, name)
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")

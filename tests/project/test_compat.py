@@ -33,6 +33,9 @@ def test_monkeypatching_an_old_path_patches_the_real_module(monkeypatch):
 @pytest.mark.parametrize(("package", "name", "new"), [
     ("spatialplan.rules", "read_rules", "spatialplan.rules.rulebook"),
     ("spatialplan.pipeline", "run_check", "spatialplan.pipeline.run"),
+    ("spatialplan.pipeline", "write_check", "spatialplan.pipeline.write"),
+    ("spatialplan.pipeline", "build_manifest", "spatialplan.pipeline.write"),
+    ("spatialplan.pipeline", "CheckResult", "spatialplan.pipeline.result"),
     ("spatialplan.demo", "build_demo", "spatialplan.demo.synthetic"),
 ])
 def test_folded_module_names_forward_with_a_warning(package, name, new):
