@@ -5,7 +5,8 @@ Before the layout by stage, every module sat directly in ``spatialplan/`` (``spa
 back the module at its new place (the same module object, so a ``monkeypatch`` of the old path
 patches the real module) with a :class:`DeprecationWarning` that names the new path. The three
 old modules whose names became folders (``spatialplan.rules``, ``spatialplan.pipeline``,
-``spatialplan.demo``) forward their attributes through :func:`forward_attribute`.
+``spatialplan.demo``) forward their attributes through :func:`forward_attribute`, and a module
+whose names moved to another (:data:`MOVED_NAMES`) through :func:`moved_attribute`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ FOLDED: dict[str, tuple[str, ...]] = {
     "spatialplan.pipeline": ("spatialplan.pipeline.result", "spatialplan.pipeline.run",
                              "spatialplan.pipeline.write"),
     "spatialplan.demo": ("spatialplan.demo.synthetic",),
+}
+
+
+#: module -> {name: the module it moved to}: single names that left a module that stays
+MOVED_NAMES: dict[str, dict[str, str]] = {
+    "spatialplan.analysis.schedule": {
+        "write_schedule_xlsx": "spatialplan.io.schedule",
+        "write_schedule_csv": "spatialplan.io.schedule",
+    },
 }
 
 
@@ -103,3 +113,25 @@ def forward_attribute(package: str, name: str):
             _warn(f"{package}.{name}", f"{target}.{name}")
             return getattr(module, name)
     raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
+def moved_attribute(module: str, name: str):
+    """Attribute ``name`` that moved out of ``module``, for that module's ``__getattr__``.
+
+    Parameters
+    ----------
+    module : str
+        The module asked, one of :data:`MOVED_NAMES`.
+    name : str
+        The attribute asked for.
+
+    Raises
+    ------
+    AttributeError
+        When ``name`` did not move out of ``module``.
+    """
+    target = MOVED_NAMES.get(module, {}).get(name)
+    if target is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    _warn(f"{module}.{name}", f"{target}.{name}")
+    return getattr(importlib.import_module(target), name)

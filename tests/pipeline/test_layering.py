@@ -127,3 +127,16 @@ def test_coverage_and_schedule_are_assembled_in_one_place():
                    if "facility_coverage(" in p.read_text(encoding="utf-8")
                    or "sequence_table(" in p.read_text(encoding="utf-8"))
     assert users == ["finish.py"]
+
+
+#: the modules that write files
+_WRITERS = ("spatialplan.io.output", "spatialplan.io._xlsx", "spatialplan.io.schedule")
+
+
+def test_analysis_and_rules_import_no_writer_renderer_or_pipeline(graph):
+    """analysis/ and rules/ compute in memory: the 时序表 is built in analysis and written by
+    io.schedule (analysis.schedule imported io.output before)."""
+    later = ("spatialplan.render", "spatialplan.pipeline", "spatialplan.cli")
+    found = {m: sorted(d for d in graph[m] if d in _WRITERS or d.startswith(later))
+             for m in graph if m.startswith(("spatialplan.analysis", "spatialplan.rules"))}
+    assert {m: d for m, d in found.items() if d} == {}
