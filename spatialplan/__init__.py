@@ -46,14 +46,9 @@ from spatialplan.io.read import (
     read_plan,
     validation_report,
 )
-from spatialplan.pipeline.run import (
-    CheckResult,
-    check_layouts,
-    check_map,
-    run_check,
-    run_stats,
-    write_check,
-)
+from spatialplan.pipeline.result import CheckResult
+from spatialplan.pipeline.run import run_check, run_stats
+from spatialplan.pipeline.write import check_layouts, check_map, write_check
 from spatialplan.rules._registry import siting_rule
 from spatialplan.rules.catalog import Catalog, landuse_compatible, read_catalog, resolve_facility
 from spatialplan.rules.rulebook import read_rules

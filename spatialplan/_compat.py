@@ -5,7 +5,8 @@ Before the layout by stage, every module sat directly in ``spatialplan/`` (``spa
 back the module at its new place (the same module object, so a ``monkeypatch`` of the old path
 patches the real module) with a :class:`DeprecationWarning` that names the new path. The three
 old modules whose names became folders (``spatialplan.rules``, ``spatialplan.pipeline``,
-``spatialplan.demo``) forward their attributes through :func:`forward_attribute`.
+``spatialplan.demo``) forward their attributes through :func:`forward_attribute`, and a module
+whose names moved to another (:data:`MOVED_NAMES`) through :func:`moved_attribute`.
 """
 
 from __future__ import annotations
@@ -36,11 +37,22 @@ MOVED: dict[str, str] = {
     "spatialplan.engine": "spatialplan.pipeline.engine",
 }
 
-#: old modules that became folders -> the module that holds their old contents
-FOLDED: dict[str, str] = {
-    "spatialplan.rules": "spatialplan.rules.rulebook",
-    "spatialplan.pipeline": "spatialplan.pipeline.run",
-    "spatialplan.demo": "spatialplan.demo.synthetic",
+#: old modules that became folders -> the modules that hold their old contents (searched in
+#: order: ``spatialplan.pipeline`` was split into its analysis and its write side)
+FOLDED: dict[str, tuple[str, ...]] = {
+    "spatialplan.rules": ("spatialplan.rules.rulebook",),
+    "spatialplan.pipeline": ("spatialplan.pipeline.result", "spatialplan.pipeline.run",
+                             "spatialplan.pipeline.write"),
+    "spatialplan.demo": ("spatialplan.demo.synthetic",),
+}
+
+
+#: module -> {name: the module it moved to}: single names that left a module that stays
+MOVED_NAMES: dict[str, dict[str, str]] = {
+    "spatialplan.analysis.schedule": {
+        "write_schedule_xlsx": "spatialplan.io.schedule",
+        "write_schedule_csv": "spatialplan.io.schedule",
+    },
 }
 
 
@@ -92,12 +104,34 @@ def forward_attribute(package: str, name: str):
     AttributeError
         When neither the package nor its old module has ``name``.
     """
-    target = FOLDED[package]
     if name.startswith("__") or importlib.util.find_spec(f"{package}.{name}") is not None:
         # a submodule of the package: let the import system load it
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    module = importlib.import_module(target)
-    if not hasattr(module, name):
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    _warn(f"{package}.{name}", f"{target}.{name}")
-    return getattr(module, name)
+    for target in FOLDED[package]:
+        module = importlib.import_module(target)
+        if hasattr(module, name):
+            _warn(f"{package}.{name}", f"{target}.{name}")
+            return getattr(module, name)
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
+def moved_attribute(module: str, name: str):
+    """Attribute ``name`` that moved out of ``module``, for that module's ``__getattr__``.
+
+    Parameters
+    ----------
+    module : str
+        The module asked, one of :data:`MOVED_NAMES`.
+    name : str
+        The attribute asked for.
+
+    Raises
+    ------
+    AttributeError
+        When ``name`` did not move out of ``module``.
+    """
+    target = MOVED_NAMES.get(module, {}).get(name)
+    if target is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    _warn(f"{module}.{name}", f"{target}.{name}")
+    return getattr(importlib.import_module(target), name)

@@ -6,8 +6,9 @@ project, grouped by township and start year, with Chinese headers, a subtotal ro
 township-year and each township, then a closing block of per-year totals, per-township totals
 over all years and a grand total. Total rows have an empty ``序号``. ``建设性质`` comes from the
 register's ``construction_type`` (新建/改扩建/续建…), ``建设状态`` from its ``status``
-(拟建/在建/已建成). :func:`write_schedule_xlsx` and :func:`write_schedule_csv` write it
-atomically; the XLSX prints landscape, fitted to the page width, with the header on every page.
+(拟建/在建/已建成). Writing it is the write side's job: :mod:`spatialplan.io.schedule`
+(``write_schedule_xlsx``, ``write_schedule_csv``; their old names here still resolve, with a
+DeprecationWarning, for one release).
 
 Examples
 --------
@@ -25,15 +26,13 @@ Examples
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spatialplan import _compat
 from spatialplan.io._fields import CONSTRUCTION_TYPES
-from spatialplan.io.output import write_table
 from spatialplan.rules._sites import text_value
 
 __all__ = [
@@ -41,9 +40,8 @@ __all__ = [
     "STATUS_ZH",
     "CONSTRUCTION_TYPES",
     "VERDICT_ZH",
+    "NUMBER_DECIMALS",
     "sequence_table",
-    "write_schedule_xlsx",
-    "write_schedule_csv",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,9 +56,9 @@ STATUS_ZH = {"planned": "拟建", "under_construction": "在建", "completed": "
 #: 合规性结论 for each verdict.
 VERDICT_ZH = {"pass": "符合", "review": "需论证", "fail": "不符合", "error": "无法核查"}
 _NO_YEAR = "未定"
-#: float columns, their decimals (亩 to 0.0001 as every area in 亩; 万元 to 0.01) and the XLSX
-#: number format they are written with
-_NUMBER_COLUMNS = {"用地面积(亩)": (4, "#,##0.0000"), "总投资(万元)": (2, "#,##0.00")}
+#: float columns and their decimals (亩 to 0.0001 as every area in 亩; 万元 to 0.01); the
+#: XLSX writer shows them with as many decimals
+NUMBER_DECIMALS = {"用地面积(亩)": 4, "总投资(万元)": 2}
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -155,8 +153,8 @@ def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> 
     return {
         "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
         "类别": "", "建设性质": "", "建设状态": "",
-        "用地面积(亩)": _nan_sum(area, empty=np.nan, digits=4),
-        "总投资(万元)": _nan_sum(invest, empty=0.0, digits=2),
+        "用地面积(亩)": _nan_sum(area, empty=np.nan, digits=NUMBER_DECIMALS["用地面积(亩)"]),
+        "总投资(万元)": _nan_sum(invest, empty=0.0, digits=NUMBER_DECIMALS["总投资(万元)"]),
         "建设年限": "", "前期手续": "", "合规性结论": "", "主要问题": "",
     }
 
@@ -267,56 +265,12 @@ def sequence_table(
     out.append(_total("总计", "", area, invest))
     table = pd.DataFrame(out, columns=list(SCHEDULE_COLUMNS))
     table["序号"] = table["序号"].astype(object)
-    for col in _NUMBER_COLUMNS:
+    for col in NUMBER_DECIMALS:
         table[col] = table[col].astype(float)
     logger.debug("schedule: %d projects, %d rows", len(rows), len(table))
     return table
 
 
-def _is_total(value: object) -> bool:
-    return value is None or value == "" or (not isinstance(value, str) and pd.isna(value))
-
-
-def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write the 时序表 as XLSX: frozen header, fitted widths, bold total rows (atomic).
-
-    Areas (亩) carry the number format ``#,##0.0000``, investments (万元) ``#,##0.00``; total
-    rows (empty ``序号``) are bold. Written by the streaming writer
-    :func:`spatialplan.io._xlsx.write_xlsx`, so the file is byte-deterministic and a formula-like
-    text stays text; it prints A4 landscape, one page wide, with the header row on every page.
-
-    Parameters
-    ----------
-    table
-        Output of :func:`sequence_table`.
-    path
-        Target ``.xlsx`` file; written to a temporary file beside it, then moved into place.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, pandas as pd
-    >>> t = sequence_table(pd.DataFrame({"project_id": ["A"], "investment_wan": [1.0]}))
-    >>> write_schedule_xlsx(t, pathlib.Path(tempfile.mkdtemp()) / "s.xlsx").name
-    's.xlsx'
-    """
-    bold = np.fromiter((_is_total(v) for v in table.iloc[:, 0].tolist()), dtype=bool,
-                       count=len(table))
-    formats = {col: fmt for col, (_, fmt) in _NUMBER_COLUMNS.items() if col in table.columns}
-    target = write_table(table, path, sheet_name="建设项目时序表", bold_rows=bold,
-                         number_formats=formats)
-    logger.debug("wrote %s (%d rows)", target, len(table))
-    return target
-
-
-def write_schedule_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write the 时序表 as CSV in UTF-8 with BOM (so Excel shows the Chinese), atomically.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, pandas as pd
-    >>> t = sequence_table(pd.DataFrame({"project_id": ["A"], "investment_wan": [1.0]}))
-    >>> p = write_schedule_csv(t, pathlib.Path(tempfile.mkdtemp()) / "s.csv")
-    >>> p.read_bytes()[:3] == b"\\xef\\xbb\\xbf"
-    True
-    """
-    return write_table(table, path)
+def __getattr__(name: str):
+    # write_schedule_xlsx / write_schedule_csv moved to the write side (spatialplan.io.schedule)
+    return _compat.moved_attribute(__name__, name)

@@ -86,7 +86,8 @@ def _spec_inputs(spec, rules: str | None) -> list[Path]:
 
 def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str]) -> int:
     """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary."""
-    from spatialplan.pipeline.run import run_check, write_check
+    from spatialplan.pipeline.run import run_check
+    from spatialplan.pipeline.write import write_check
 
     font = getattr(args, "font", None)
     if font is not None and "layout" in outputs:

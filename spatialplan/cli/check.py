@@ -41,7 +41,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
-    from spatialplan.pipeline.run import OUTPUT_KINDS
+    from spatialplan.pipeline.write import OUTPUT_KINDS
 
     skip = {"map"} if args.no_map else set()
     skip |= {"layout"} if args.no_layout else set()

@@ -30,7 +30,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
     from spatialplan.core._resources import demo_dir
-    from spatialplan.pipeline.run import OUTPUT_KINDS
+    from spatialplan.pipeline.write import OUTPUT_KINDS
 
     plan = read_plan_from_args(args, demo_dir() / "plan.toml")
     return check_and_write(args, plan, outputs=OUTPUT_KINDS)

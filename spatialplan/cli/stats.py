@@ -27,7 +27,8 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
     from spatialplan.cli._run import print_summary
-    from spatialplan.pipeline.run import run_stats, write_check
+    from spatialplan.pipeline.run import run_stats
+    from spatialplan.pipeline.write import write_check
 
     plan = read_plan_from_args(args)
     result = run_stats(plan)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from spatialplan.cli._run import read_plan_from_args
     from spatialplan.io import output
-    from spatialplan.pipeline.run import plan_inputs
+    from spatialplan.pipeline.write import plan_inputs
 
     plan = read_plan_from_args(args)
     plan_path = plan.path

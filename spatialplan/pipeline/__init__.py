@@ -1,7 +1,11 @@
 """Pipeline: the local and dask runners that chain reading, analysis, rules and rendering.
 
-Only the CLI and the package face import it. ``spatialplan.pipeline`` was one module before the
-layout by stage; its names still resolve here, with a DeprecationWarning, for one release.
+``result`` (what a check produced, shared by both sides) ← ``finish`` (the one finishing step)
+← ``run`` (local runner) → ``engine`` → ``_dask`` (the dask engine); ``write`` (the
+deliverables) imports ``result`` only. Only the CLI and the package face import the pipeline.
+
+``spatialplan.pipeline`` was one module before the layout by stage; its names still resolve
+here, with a DeprecationWarning, for one release.
 """
 
 from spatialplan import _compat

@@ -9,10 +9,11 @@ shared with the driver.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -20,8 +21,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-if TYPE_CHECKING:
-    from spatialplan.pipeline.engine import _Part, _Shared
+from spatialplan.pipeline.result import dem_options
 
 __all__ = [
     "_EXTENT_ROLES",
@@ -30,8 +30,11 @@ __all__ = [
     "_clip_box",
     "_envelope",
     "_in_tile",
+    "_Part",
     "_points",
+    "_Positions",
     "_run_partition",
+    "_Shared",
     "_transform_box",
 ]
 
@@ -41,6 +44,58 @@ _EXTENT_ROLES = ("redline", "farmland", "udb", "cropland", "parcels")
 _STAT_ROLES = ("redline", "farmland", "udb", "cropland")
 _MARGIN_M = 1.0
 _DEM_PAD_CELLS = 3
+
+
+# --------------------------------------------------------------------------- what is sent
+
+
+@dataclasses.dataclass(frozen=True)
+class _Positions:
+    """Map source FIDs to 0-based row positions of a full read (picklable)."""
+
+    offset: int | None = None
+    fids: np.ndarray | None = None
+
+    def __call__(self, fids: np.ndarray) -> np.ndarray:
+        if self.offset is not None:
+            return np.asarray(fids, dtype=np.int64) - self.offset
+        return pd.Index(self.fids).get_indexer(fids)
+
+
+@dataclasses.dataclass
+class _Shared:
+    """What every partition needs (sent once to every worker)."""
+
+    specs: dict[str, Any]
+    positions: dict[str, _Positions]
+    source_crs: dict[str, Any]
+    crs: Any
+    rules: dict
+    catalog: Any
+    as_of: Any
+    tolerance: dict
+    townships: gpd.GeoDataFrame
+    tiles: list
+    world: tuple[float, float, float, float]
+    radius: float
+    dem: Any = None
+    #: GeoPackages the driver has integrity-checked (``PRAGMA quick_check``) for this run:
+    #: partitions do not check them again
+    sqlite_checked: frozenset = frozenset()
+
+
+@dataclasses.dataclass
+class _Part:
+    """One partition: its tile, township rows, projects (own + neighbours) and footprints."""
+
+    index: int
+    towns: np.ndarray
+    projects: gpd.GeoDataFrame
+    own: np.ndarray
+    rejected: pd.DataFrame | None
+    built: gpd.GeoDataFrame | None
+    extent: tuple[float, float, float, float]
+    dem_extent: tuple[float, float, float, float] | None
 
 
 # --------------------------------------------------------------------------- tiles and boxes
@@ -240,7 +295,7 @@ def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
     from spatialplan.analysis import terrain
 
     with _dem_window(shared.dem, shared.crs, part.dem_extent) as source:
-        grid = terrain.read_terrain(source, crs=shared.crs, **_dem_options(shared.dem))
+        grid = terrain.read_terrain(source, crs=shared.crs, **dem_options(shared.dem))
     own = part.projects[part.own]
     own = own[~own.geometry.isna() & ~own.geometry.is_empty]
     slope = _zonal_or_empty(terrain.site_slope_stats, own, grid, "feature_id")
@@ -249,12 +304,6 @@ def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
     hits = {"sites": (len(own), int(own.intersects(window).sum())),
             "townships": (len(towns), int(towns.intersects(window).sum()))}
     return slope, per_town, hits
-
-
-def _dem_options(dem) -> dict:
-    from spatialplan.pipeline.run import _dem_options as options
-
-    return options(dem)
 
 
 def _zonal_or_empty(func, frame: gpd.GeoDataFrame, grid, id_column: str) -> pd.DataFrame:

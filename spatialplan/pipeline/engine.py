@@ -1,6 +1,6 @@
 """Distributed engine: the same check, partitioned by groups of townships, on dask.distributed.
 
-:func:`run_check_dask` gives the same :class:`~spatialplan.pipeline.run.CheckResult` as
+:func:`run_check_dask` gives the same :class:`~spatialplan.pipeline.result.CheckResult` as
 :func:`spatialplan.pipeline.run.run_check` (same rows, verdicts, areas to rounding), computed by
 partitions on a ``LocalCluster`` (processes, one thread each) or an existing cluster.
 
@@ -46,7 +46,6 @@ Example
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -68,9 +67,20 @@ from spatialplan.pipeline._dask import (
     _clip_box,
     _envelope,
     _in_tile,
+    _Part,
     _points,
+    _Positions,
     _run_partition,
+    _Shared,
     _transform_box,
+)
+from spatialplan.pipeline.finish import finish
+from spatialplan.pipeline.result import (
+    check_date,
+    layer_data,
+    plan_projects,
+    plan_tolerance,
+    plan_townships,
 )
 
 __all__ = ["run_check_dask", "partition_townships", "connect"]
@@ -91,19 +101,6 @@ def _tile_of(xy: np.ndarray, tiles: list) -> np.ndarray:
 # --------------------------------------------------------------------------- shared inputs
 
 
-@dataclasses.dataclass(frozen=True)
-class _Positions:
-    """Map source FIDs to 0-based row positions of a full read (picklable)."""
-
-    offset: int | None = None
-    fids: np.ndarray | None = None
-
-    def __call__(self, fids: np.ndarray) -> np.ndarray:
-        if self.offset is not None:
-            return np.asarray(fids, dtype=np.int64) - self.offset
-        return pd.Index(self.fids).get_indexer(fids)
-
-
 def _positions(spec) -> _Positions:
     """FID → row position of one layer, from a read of the FIDs only."""
     frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=[],
@@ -112,42 +109,6 @@ def _positions(spec) -> _Positions:
     if len(fids) == 0 or np.array_equal(fids, np.arange(fids[0], fids[0] + len(fids))):
         return _Positions(offset=int(fids[0]) if len(fids) else 0)
     return _Positions(fids=fids)
-
-
-@dataclasses.dataclass
-class _Shared:
-    """What every partition needs (sent once to every worker)."""
-
-    specs: dict[str, Any]
-    positions: dict[str, _Positions]
-    source_crs: dict[str, Any]
-    crs: Any
-    rules: dict
-    catalog: Any
-    as_of: Any
-    tolerance: dict
-    townships: gpd.GeoDataFrame
-    tiles: list
-    world: tuple[float, float, float, float]
-    radius: float
-    dem: Any = None
-    #: GeoPackages the driver has integrity-checked (``PRAGMA quick_check``) for this run:
-    #: partitions do not check them again
-    sqlite_checked: frozenset = frozenset()
-
-
-@dataclasses.dataclass
-class _Part:
-    """One partition: its tile, township rows, projects (own + neighbours) and footprints."""
-
-    index: int
-    towns: np.ndarray
-    projects: gpd.GeoDataFrame
-    own: np.ndarray
-    rejected: pd.DataFrame | None
-    built: gpd.GeoDataFrame | None
-    extent: tuple[float, float, float, float]
-    dem_extent: tuple[float, float, float, float] | None
 
 
 def _check_geopackages(specs: dict) -> frozenset:
@@ -316,17 +277,13 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
         layer pair, features and township), same verdicts, areas to rounding.
     """
     from spatialplan.io.plan import read_plan_spec
-    from spatialplan.pipeline import run as pipeline
 
     if plan.path is None:
         raise SpatialPlanError("the dask engine needs a plan read from a plan file",
                                hint="read the plan with spatialplan.read_plan('plan.toml')")
     spec = read_plan_spec(plan.path, plugin_roles=True)
-    townships = pipeline._townships(plan)
-    projects_layer = plan.layers.get("projects")
-    if projects_layer is None:
-        raise SpatialPlanError("the plan has no projects layer", path=plan.path,
-                               hint="add [layers.projects] (the 8+X register) to the plan file")
+    townships = plan_townships(plan)
+    projects_layer = plan_projects(plan)
     with _connect(scheduler, n_workers) as client:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         size = partition_size or max(1, min(64, math.ceil(len(townships) / (4 * workers))))
@@ -336,7 +293,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
         parts = _build_parts(shared, projects=projects_layer.data,
                              rejected=projects_layer.rejected if len(projects_layer.rejected)
                              else None,
-                             built=pipeline._layer_data(plan, "built"), owner=owner)
+                             built=layer_data(plan, "built"), owner=owner)
         log.info("dask engine: %d partitions of ≤ %d townships on %d workers", len(parts), size,
                  workers)
         [shared_f] = client.scatter([shared], broadcast=True)
@@ -347,7 +304,6 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
 
 def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     from spatialplan.io.plan import LAYER_ROLES
-    from spatialplan.pipeline import run as pipeline
 
     # the lines and parcels, and the layers of plug-in rules (read per partition extent)
     roles = [r for r in _EXTENT_ROLES if r in spec.layers] + [
@@ -361,40 +317,29 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
                    sqlite_checked=_check_geopackages(specs),
                    source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
-                   as_of=pipeline.check_date(as_of, plan), tolerance=pipeline._tolerance(plan),
+                   as_of=check_date(as_of, plan), tolerance=plan_tolerance(plan),
                    townships=townships, tiles=tiles, world=world,
                    radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"))
 
 
 def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
-    """Put the partitions' rows together in the local engine's order and finish the job."""
-    from spatialplan.analysis import overlay, schedule
-    from spatialplan.pipeline import run as pipeline
-    from spatialplan.rules import siting
+    """Put the partitions' rows together in the local engine's order, then :func:`finish`."""
+    from spatialplan.analysis import overlay
 
     stats = pd.concat([o["stats"] for o in outs]).sort_values("_pos").drop(columns="_pos")
     stats = gpd.GeoDataFrame(stats, geometry="geometry", crs=plan.crs)
     given = [r for r in _STAT_ROLES if r in shared.specs]
     stats.attrs.update(tolerance=overlay.resolve_tolerance(shared.tolerance),
                        grid_size_m=overlay.DEFAULT_GRID_SIZE, lines=sorted(given))
-    result = pipeline.CheckResult(
-        township_stats=stats, outside_townships=_outside_table(outs, given, plan.crs),
-        line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
-        tolerance=shared.tolerance, as_of=shared.as_of)
+    terrain = None
     if shared.dem is not None:
         _require_dem_overlap(outs, shared.dem)
-        terr = pd.concat([o["terrain"] for o in outs])
-        codes = shared.townships["code"]
-        result.terrain = terr.iloc[terr.index.get_indexer(codes)].set_axis(
-            pd.Index(codes, name=terr.index.name))
-    result.projects, result.findings = _project_tables(plan, shared, outs, projects_layer)
-    towns = shared.townships
-    coverage = siting.facility_coverage(result.projects, towns, catalog=plan.catalog)
-    result.township_stats = result.township_stats.merge(coverage, on="township_code",
-                                                        how="left", validate="one_to_one")
-    result.schedule = schedule.sequence_table(result.projects, townships=towns,
-                                              catalog=plan.catalog)
-    return result
+        terrain = pd.concat([o["terrain"] for o in outs])
+    projects, findings = _project_tables(plan, shared, outs, projects_layer)
+    return finish(plan, township_stats=stats,
+                  outside_townships=_outside_table(outs, given, plan.crs),
+                  line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
+                  as_of=shared.as_of, projects=projects, findings=findings, terrain=terrain)
 
 
 def _require_dem_overlap(outs: list[dict], dem) -> None:
@@ -408,7 +353,8 @@ def _require_dem_overlap(outs: list[dict], dem) -> None:
 
 
 def _project_tables(plan, shared, outs, projects_layer):
-    from spatialplan.pipeline import run as pipeline
+    """The partitions' project rows and findings in the local engine's order and dtypes, with
+    the unmapped builds found once on the whole register."""
     from spatialplan.rules import _sites, siting
     from spatialplan.rules._registry import rule_ids
 
@@ -429,15 +375,12 @@ def _project_tables(plan, shared, outs, projects_layer):
     rank = {r: k for k, r in enumerate(ids)}
     key = pos[fnd["feature_id"]].to_numpy() * len(ids) + fnd["rule"].map(rank).to_numpy()
     fnd = fnd.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
-    built = pipeline._layer_data(plan, "built")
+    built = layer_data(plan, "built")
     known = set(res["project_id"].dropna().astype(str))
     lost = _sites.unmapped_build_rows(
         built if shared.rules["as_built"]["enabled"] else None, known)
     if len(lost):
         fnd = pd.concat([fnd, siting._unmapped_findings(lost, shared.rules)], ignore_index=True)
-    if len(res) != len(order):
-        raise SpatialPlanError(f"dask engine accounting broken: {len(order)} projects in, "
-                               f"{len(res)} out", hint="please report this as a bug")
     return res, fnd
 
 

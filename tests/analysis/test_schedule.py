@@ -10,12 +10,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from spatialplan.analysis.schedule import (
-    SCHEDULE_COLUMNS,
-    sequence_table,
-    write_schedule_csv,
-    write_schedule_xlsx,
-)
+from spatialplan.analysis.schedule import SCHEDULE_COLUMNS, sequence_table
+from spatialplan.io.schedule import write_schedule_csv, write_schedule_xlsx
 from spatialplan.rules.catalog import read_catalog
 from spatialplan.rules.siting import check_projects
 

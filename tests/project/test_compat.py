@@ -33,6 +33,9 @@ def test_monkeypatching_an_old_path_patches_the_real_module(monkeypatch):
 @pytest.mark.parametrize(("package", "name", "new"), [
     ("spatialplan.rules", "read_rules", "spatialplan.rules.rulebook"),
     ("spatialplan.pipeline", "run_check", "spatialplan.pipeline.run"),
+    ("spatialplan.pipeline", "write_check", "spatialplan.pipeline.write"),
+    ("spatialplan.pipeline", "build_manifest", "spatialplan.pipeline.write"),
+    ("spatialplan.pipeline", "CheckResult", "spatialplan.pipeline.result"),
     ("spatialplan.demo", "build_demo", "spatialplan.demo.synthetic"),
 ])
 def test_folded_module_names_forward_with_a_warning(package, name, new):
@@ -53,3 +56,23 @@ def test_unknown_names_still_raise():
 
     with pytest.raises(AttributeError, match="no_such_name"):
         spatialplan.rules.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("old", ["spatialplan.analysis.schedule", "spatialplan.schedule"])
+@pytest.mark.parametrize("name", ["write_schedule_xlsx", "write_schedule_csv"])
+def test_schedule_writers_moved_to_the_write_side(old, name):
+    from spatialplan.io import schedule as writers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the old flat module path itself
+        module = importlib.import_module(old)
+    with pytest.warns(DeprecationWarning, match=rf"spatialplan\.io\.schedule\.{name}"):
+        value = getattr(module, name)
+    assert value is getattr(writers, name)
+
+
+def test_a_name_that_never_moved_still_raises():
+    from spatialplan.analysis import schedule
+
+    with pytest.raises(AttributeError, match="no_such_writer"):
+        schedule.no_such_writer  # noqa: B018

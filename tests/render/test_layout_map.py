@@ -88,7 +88,8 @@ def _assert_no_collision(fig):
 def demo_figures():
     from spatialplan.core._resources import demo_dir
     from spatialplan.io.read import read_plan
-    from spatialplan.pipeline.run import check_layouts, run_check
+    from spatialplan.pipeline.run import run_check
+    from spatialplan.pipeline.write import check_layouts
 
     plan = read_plan(demo_dir() / "plan.toml")
     result = run_check(plan)

@@ -17,7 +17,7 @@ import shapely
 import spatialplan as sp
 from spatialplan.cli import main
 from spatialplan.errors import PlanError, RulebookError
-from spatialplan.pipeline.run import build_manifest
+from spatialplan.pipeline.write import build_manifest
 from spatialplan.rules.rulebook import RULE_IDS, read_rules
 
 CRS = "EPSG:4545"

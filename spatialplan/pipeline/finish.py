@@ -1,0 +1,94 @@
+"""The one finishing step of every runner: whole tables in, a :class:`CheckResult` out.
+
+The local runner (:func:`spatialplan.pipeline.run.run_check`) and the dask engine
+(:func:`spatialplan.pipeline.engine.run_check_dask`) differ only in how they compute the
+control-line tables, the terrain statistics and the siting verdicts (in one pass, or per
+partition and then put back in the local order). What follows is :func:`finish`, the same code
+for both: the project accounting, the township order of the terrain statistics, the 8+X
+coverage joined to the township statistics and the 时序表.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import geopandas as gpd
+import pandas as pd
+
+from spatialplan.errors import SpatialPlanError
+from spatialplan.pipeline.result import (
+    CheckResult,
+    plan_projects,
+    plan_tolerance,
+    plan_townships,
+)
+
+__all__ = ["finish"]
+
+log = logging.getLogger(__name__)
+
+
+def finish(plan, *, township_stats: gpd.GeoDataFrame, outside_townships: pd.DataFrame,
+           line_conflicts: gpd.GeoDataFrame, as_of: dt.date,
+           projects: gpd.GeoDataFrame | None = None, findings: pd.DataFrame | None = None,
+           terrain: pd.DataFrame | None = None) -> CheckResult:
+    """Assemble the result of a check from its whole tables (either engine).
+
+    Parameters
+    ----------
+    plan
+        The plan that was checked (townships, project register, catalogue, rulebook).
+    township_stats, outside_townships, line_conflicts
+        The control-line tables (:func:`spatialplan.analysis.overlay.control_line_report`, or
+        the dask engine's combination of its partitions' rows).
+    as_of
+        The date the check was computed with; the result carries it.
+    projects, findings
+        The siting verdicts and findings of the whole register
+        (:func:`spatialplan.rules.siting.check_projects`), or None for the control-line
+        statistics alone (then no coverage and no 时序表).
+    terrain
+        Per-township slope statistics indexed by township code, any order (empty or None
+        without a DEM); put in the order of the plan's townships.
+
+    Returns
+    -------
+    CheckResult
+
+    Raises
+    ------
+    SpatialPlanError
+        When ``projects`` does not hold one row per feature of the plan's register (an
+        accounting bug of a runner, never the user's data).
+    """
+    townships = plan_townships(plan)
+    result = CheckResult(township_stats=township_stats, outside_townships=outside_townships,
+                         line_conflicts=line_conflicts, tolerance=plan_tolerance(plan),
+                         as_of=as_of, terrain=_in_township_order(terrain, townships))
+    if projects is None:
+        return result
+    register = plan_projects(plan)
+    n_in = len(register.data) + len(register.rejected)
+    if len(projects) != n_in:
+        raise SpatialPlanError(f"project accounting broken: {n_in} projects in, "
+                               f"{len(projects)} out", hint="please report this as a bug")
+    from spatialplan.analysis import schedule
+    from spatialplan.rules import siting
+
+    result.projects, result.findings = projects, findings
+    coverage = siting.facility_coverage(projects, townships, catalog=plan.catalog)
+    result.township_stats = township_stats.merge(coverage, on="township_code", how="left",
+                                                 validate="one_to_one")
+    result.schedule = schedule.sequence_table(projects, townships=townships,
+                                              catalog=plan.catalog)
+    return result
+
+
+def _in_township_order(terrain: pd.DataFrame | None,
+                       townships: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per-township terrain statistics in the order of the townships layer."""
+    if terrain is None or terrain.empty:
+        return pd.DataFrame() if terrain is None else terrain
+    # reindex, not positions: a township the statistics miss gets NaN, never another's row
+    return terrain.reindex(pd.Index(townships["code"], name=terrain.index.name))

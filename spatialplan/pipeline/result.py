@@ -1,0 +1,126 @@
+"""What a check produced (:class:`CheckResult`) and the plan accessors every runner and writer
+shares.
+
+This module imports no other module of :mod:`spatialplan.pipeline`: the local runner
+(:mod:`~spatialplan.pipeline.run`), the dask engine (:mod:`~spatialplan.pipeline.engine`,
+:mod:`~spatialplan.pipeline._dask`), the finishing step (:mod:`~spatialplan.pipeline.finish`)
+and the writers (:mod:`~spatialplan.pipeline.write`) import it, so the pipeline's imports run
+one way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import geopandas as gpd
+import pandas as pd
+
+from spatialplan.errors import SpatialPlanError
+
+__all__ = ["CheckResult", "check_date", "dem_options", "layer_data", "plan_projects",
+           "plan_tolerance", "plan_townships", "result_date"]
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """Everything one run of the check produced, in memory.
+
+    Attributes
+    ----------
+    township_stats
+        One row per township: areas, control-line areas and shares, 8+X coverage.
+    outside_townships
+        Per control line, the area lying outside every township outline.
+    line_conflicts
+        One polygon row per overlap between control lines (or within one).
+    tolerance
+        The overlap tolerances used.
+    projects
+        One row per input project with its verdict, reasons and measures (None when only the
+        control-line statistics were run).
+    findings
+        One row per project × rule (None likewise).
+    schedule
+        The construction sequence table (时序表) with Chinese headers (None likewise).
+    terrain
+        Per-township slope statistics (empty without a DEM).
+    as_of
+        The date the check was computed with (the date rules, 先落图、后落地); every writer
+        (manifest, report, layout map) prints it. ``None`` only for a result built by hand:
+        the writers then print the plan's date.
+    """
+
+    township_stats: gpd.GeoDataFrame
+    outside_townships: pd.DataFrame
+    line_conflicts: gpd.GeoDataFrame
+    tolerance: dict
+    projects: gpd.GeoDataFrame | None = None
+    findings: pd.DataFrame | None = None
+    schedule: pd.DataFrame | None = None
+    terrain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    as_of: dt.date | None = None
+
+    def verdict_counts(self) -> dict[str, int]:
+        """Return the number of projects per verdict, in the order pass, review, fail, error."""
+        if self.projects is None:
+            return {}
+        counts = self.projects["verdict"].value_counts()
+        return {v: int(counts.get(v, 0)) for v in ("pass", "review", "fail", "error")}
+
+
+def layer_data(plan, role: str) -> gpd.GeoDataFrame | None:
+    """The accepted features of a plan layer, or None when the plan has no such layer."""
+    layer = plan.layers.get(role)
+    return None if layer is None else layer.data
+
+
+def plan_townships(plan) -> gpd.GeoDataFrame:
+    """The plan's township outlines, or a clear error when the plan has none."""
+    townships = layer_data(plan, "townships")
+    if townships is None:
+        raise SpatialPlanError("the plan has no townships layer", path=plan.path,
+                               hint="add [layers.townships] to the plan file")
+    return townships
+
+
+def plan_projects(plan):
+    """The plan's project register (a :class:`spatialplan.io.read.Layer`), or a clear error."""
+    projects = plan.layers.get("projects")
+    if projects is None:
+        raise SpatialPlanError("the plan has no projects layer", path=plan.path,
+                               hint="add [layers.projects] (the 8+X register) to the plan file")
+    return projects
+
+
+def plan_tolerance(plan) -> dict:
+    """The overlap tolerances of the plan's rulebook, without their source note."""
+    tolerance = dict(plan.rules.get("tolerance", {}))
+    tolerance.pop("source", None)
+    return tolerance
+
+
+def dem_options(dem) -> dict:
+    """Keyword options the plan gave for a DEM (assumed CRS, explicit nodata)."""
+    options = {}
+    if getattr(dem, "assume_crs", None):
+        options["assume_crs"] = dem.assume_crs
+    if getattr(dem, "nodata_override", None) is not None:
+        options["nodata"] = dem.nodata_override
+    return options
+
+
+def check_date(as_of: object, plan) -> dt.date:
+    """The date a check runs with: ``as_of`` (date, ISO text or timestamp) or the plan's."""
+    if as_of is None:
+        return plan.as_of
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    return pd.Timestamp(as_of).date()
+
+
+def result_date(plan, result: CheckResult) -> dt.date:
+    """The date a result was computed with (the plan's for a result built by hand)."""
+    return result.as_of if result.as_of is not None else plan.as_of

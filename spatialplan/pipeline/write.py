@@ -1,0 +1,510 @@
+"""The write side of a check: every deliverable of a :class:`CheckResult`, all or nothing.
+
+:func:`write_check` writes the chosen outputs into a staging folder and moves them into place
+only when all succeeded; :func:`build_manifest` describes the run for audit; :func:`check_map` and
+:func:`check_layouts` draw the web map and the print layout. Nothing here computes a verdict:
+the runners (:mod:`spatialplan.pipeline.run`, :mod:`spatialplan.pipeline.engine`) do, and this
+module never imports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+import platform
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from spatialplan._version import __version__
+from spatialplan.errors import SpatialPlanError
+from spatialplan.pipeline.result import CheckResult, layer_data, plan_townships, result_date
+
+__all__ = ["write_check", "check_map", "check_layouts", "plan_inputs", "build_manifest",
+           "OUTPUT_KINDS"]
+
+log = logging.getLogger(__name__)
+
+#: the deliverables :func:`write_check` can produce
+OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "terrain")
+
+
+def plan_inputs(plan) -> list[Path]:
+    """Every input file of a plan: the plan itself, layers, rasters, the rulebook and the
+    plug-in files it names."""
+    paths = [Path(plan.path)]
+    paths += [Path(layer.source.path) for layer in plan.layers.values()]
+    paths += [Path(r.path) for r in plan.rasters.values()]
+    rules_path = getattr(plan, "rules_path", None)
+    if rules_path:
+        paths.append(Path(rules_path))
+    paths += [Path(f["path"]) for f in _plugin_files(plan) if f["path"]]
+    return paths
+
+
+def _plugin_files(plan) -> list[dict]:
+    """The plug-in modules of the plan's rulebook: module, path, sha256, rule ids."""
+    return list(((plan.rules or {}).get("plugins") or {}).get("files", []))
+
+
+def _versions() -> dict[str, str]:
+    """Versions of spatialplan and the libraries whose behaviour shapes the results."""
+    import numpy
+    import pyogrio
+    import pyproj
+    import rasterio
+    import shapely
+
+    return {
+        "spatialplan": __version__,
+        "python": platform.python_version(),
+        "geopandas": gpd.__version__,
+        "shapely": shapely.__version__,
+        "geos": shapely.geos_version_string,
+        "pyogrio": pyogrio.__version__,
+        "gdal": pyogrio.__gdal_version_string__,
+        "pyproj": pyproj.__version__,
+        "proj": pyproj.proj_version_str,
+        "rasterio": rasterio.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
+    """Describe a run for audit: inputs with hashes, versions, CRS, tolerances, counts."""
+    from spatialplan.io.output import sha256_file
+    from spatialplan.io.read import validation_report
+
+    report = validation_report(plan)
+    inputs = []
+    for path in dict.fromkeys(plan_inputs(plan)):
+        inputs.append({"path": str(path), "sha256": sha256_file(path)})
+    return {
+        "plan": {"name": plan.name, "path": str(plan.path),
+                 "as_of": str(result_date(plan, result))},
+        "analysis_crs": plan.crs.to_string(),
+        "crs_reason": plan.crs_reason,
+        "tolerance": result.tolerance,
+        "inputs": inputs,
+        "layers": report.to_dict(orient="records"),
+        "counts": _counts(plan, result),
+        "plugins": [dict(f) for f in _plugin_files(plan)],
+        "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
+        "versions": _versions(),
+    }
+
+
+def _counts(plan, result: CheckResult) -> dict:
+    """Counts in and out, for the manifest."""
+    counts = {
+        "townships": len(result.township_stats),
+        "line_conflicts": len(result.line_conflicts),
+    }
+    if result.projects is not None:
+        counts.update({
+            "projects_in": int(plan.layers["projects"].n_in),
+            "projects_out": len(result.projects),
+            "verdicts": result.verdict_counts(),
+            "findings": len(result.findings),
+        })
+    return counts
+
+
+def write_check(
+    plan,
+    result: CheckResult,
+    out_dir: str | os.PathLike,
+    *,
+    outputs: Collection[str] = OUTPUT_KINDS,
+    township: str | None = None,
+    font: str | os.PathLike | None = None,
+) -> dict[str, Path]:
+    """Write the deliverables of a check into ``out_dir``, all or nothing.
+
+    The files are independent, so they are written by up to
+    :func:`spatialplan.core._parallel.n_threads` threads (``SPATIALPLAN_THREADS=1``: one after the
+    other); the GeoPackage, the web map and the layout map (pyogrio holds the GIL; folium,
+    matplotlib) first, in the calling thread. Each file's name is known before it is written,
+    so the report lists the files written before it in a serial run and the manifest every
+    output. A failure raises the error of the first failing file in that order (the one a
+    serial run raises) and publishes nothing. On success the folder holds this run as a whole:
+    the files of the previous run's manifest that this run did not write are removed when
+    unchanged (:func:`spatialplan.io.output.staged_output`); ``manifest.json`` lists every output
+    with its sha256.
+
+    Parameters
+    ----------
+    plan
+        The plan that was checked.
+    result
+        What :func:`~spatialplan.pipeline.run.run_check` returned.
+    out_dir
+        Output folder (created; refused if it holds an input).
+    outputs
+        Which deliverables to write, from :data:`OUTPUT_KINDS`; ``manifest.json`` always is.
+    township
+        Township code for the layout map; default every township (one page each).
+    font
+        CJK font file or family of the layout map (default: see
+        :func:`spatialplan.render.layout.find_cjk_font`).
+
+    Returns
+    -------
+    dict
+        Output name → final path, in the order the files are listed (GeoPackage, statistics
+        tables, 时序表, terrain, map, layout, report, manifest).
+    """
+    from spatialplan.io import output
+
+    unknown = set(outputs) - set(OUTPUT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown outputs {sorted(unknown)}; choose from {OUTPUT_KINDS}")
+    out = output.check_output_dir(out_dir, plan_inputs(plan))
+    with output.staged_output(out) as stage:
+        jobs = _write_jobs(plan, result, stage, out, outputs=outputs, township=township,
+                          font=font)
+        written = {name: path for job in jobs for name, path in job.files.items()}
+        manifest: dict = {}
+        jobs.append(_Job({}, lambda: manifest.update(build_manifest(plan, result, written))))
+        names = [path.name for path in written.values()] + ["manifest.json"]
+        log.info("writing %d files into %s: %s", len(names), out, ", ".join(names))
+        _run_jobs(jobs)
+        _add_checksums(manifest["outputs"], stage)
+        output.write_json(manifest, stage / "manifest.json")
+        written["manifest"] = out / "manifest.json"
+    return written
+
+
+def _add_checksums(outputs: dict[str, dict], stage: Path) -> None:
+    """Add each output's sha256 to its manifest entry (files hashed in threads).
+
+    The next run into the folder removes the files of this manifest that it does not write
+    itself, but only while their checksum matches (:func:`spatialplan.io.output.staged_output`).
+    """
+    from spatialplan.core._parallel import n_threads
+    from spatialplan.io.output import sha256_file
+
+    entries = list(outputs.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(n_threads(), len(entries))),
+                            thread_name_prefix="spatialplan-hash") as pool:
+        digests = list(pool.map(lambda e: sha256_file(stage / e["file"]), entries))
+    for entry, digest in zip(entries, digests, strict=True):
+        entry["sha256"] = digest
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """One file (or pair) of :func:`write_check`: its ``written`` entries and its writer.
+
+    ``alone``: written in the calling thread before the others start. The GeoPackage is: pyogrio
+    holds the GIL while GDAL writes a layer (seconds), which stalls every other writer; so
+    are the web map and the layout map (folium, matplotlib). ``weight``: cells written, to start
+    the largest tables first.
+    """
+
+    files: dict[str, Path]
+    write: Callable[[], object]
+    alone: bool = False
+    weight: int = 0
+
+
+def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
+                outputs: Collection[str], township: str | None,
+                font: str | os.PathLike | None = None) -> list[_Job]:
+    """The writers of the chosen deliverables, in the order of ``written``."""
+    from spatialplan.io import output
+
+    jobs = []
+    if "gpkg" in outputs:
+        tables = {
+            "projects": result.projects,
+            "findings": result.findings,
+            "township_stats": result.township_stats,
+            "line_conflicts": result.line_conflicts,
+            "outside_townships": result.outside_townships,
+        }
+        jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
+            output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
+            alone=True))
+    if "stats_tables" in outputs:
+        jobs += _write_stats_tables(result, stage, out, catalog=plan.catalog)
+    if result.projects is None:
+        outputs = [k for k in outputs if k in ("gpkg", "stats_tables")]
+    if "schedule" in outputs:
+        jobs += _write_schedule(result, stage, out)
+    if "terrain" in outputs and not result.terrain.empty:
+        from spatialplan.render._labels import chinese_headers
+
+        terrain = chinese_headers(result.terrain.rename_axis("township_code").reset_index())
+        jobs.append(_Job({"terrain_stats": out / "terrain_stats.csv"}, functools.partial(
+            output.write_table, terrain, stage / "terrain_stats.csv"),
+            weight=result.terrain.size))
+    if "map" in outputs:
+        jobs.append(_write_map(plan, result, stage, out))
+    if "layout" in outputs:
+        jobs.append(_write_layout(plan, result, stage, out, township=township, font=font))
+    if "report" in outputs:
+        before = {name: path for job in jobs for name, path in job.files.items()}
+        jobs.append(_write_report(plan, result, stage, out, before))
+    return jobs
+
+
+def _run_jobs(jobs: Sequence[_Job]) -> None:
+    """Run every job: first the ``alone`` ones in order, then the others in up to
+    :func:`~spatialplan.core._parallel.n_threads` threads, largest first.
+
+    Raises the error of the first failing job in list order, the one a serial run raises:
+    after a failure only the jobs before it still run (one of them may fail too). Nothing is
+    still writing into the staging folder when this returns or raises.
+    """
+    from spatialplan.core._parallel import n_threads
+
+    errors: dict[int, BaseException] = {}
+    for i, job in enumerate(jobs):
+        if job.alone and not errors:
+            _run_job(job, i, errors)
+    rest = [i for i, job in enumerate(jobs) if not job.alone and i < _first(errors)]
+    if min(n_threads(), len(rest)) <= 1:
+        for i in rest:
+            if i < _first(errors):
+                _run_job(jobs[i], i, errors)
+    else:
+        _run_in_threads(jobs, sorted(rest, key=lambda i: -jobs[i].weight), errors,
+                        threads=min(n_threads(), len(rest)))
+    if errors:
+        raise errors[_first(errors)]
+
+
+def _run_in_threads(jobs: Sequence[_Job], order: Sequence[int],
+                    errors: dict[int, BaseException], *, threads: int) -> None:
+    """Run ``jobs[i]`` for ``i`` in ``order`` in a thread pool, keeping errors by index."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spatialplan-write") as pool:
+        futures = {pool.submit(_run_job, jobs[i], i, errors): i for i in order}
+        try:
+            for done in as_completed(futures):
+                if not done.cancelled():
+                    done.result()  # re-raises only what _run_job does not keep
+                for future, i in futures.items():
+                    if i > _first(errors):
+                        future.cancel()  # no use once an earlier job failed
+        except BaseException:  # an interrupt: drop what has not started, wait for the rest
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _run_job(job: _Job, index: int, errors: dict[int, BaseException]) -> None:
+    """Run one job; its error is kept under its index (raised by :func:`_run_jobs`)."""
+    try:
+        job.write()
+    except OSError as exc:  # a writer that does not name its file: the job's first one
+        from spatialplan.io.output import output_error
+
+        errors[index] = output_error(exc, next(iter(job.files.values()), "manifest.json"))
+        errors[index].__cause__ = exc
+    except Exception as exc:
+        errors[index] = exc
+
+
+def _first(errors: dict[int, BaseException]) -> float:
+    """Index of the first failed job (infinity while none failed)."""
+    return min(errors, default=math.inf)
+
+
+def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
+                        catalog=None) -> list[_Job]:
+    """Township statistics and line conflicts as CSV and XLSX with Chinese headers."""
+    from spatialplan.io import output
+    from spatialplan.render._labels import chinese_headers
+
+    jobs = []
+    for name in ("township_stats", "line_conflicts"):
+        table = chinese_headers(getattr(result, name), catalog=catalog)
+        for suffix in (".csv", ".xlsx"):
+            write = output.write_table if suffix == ".csv" else functools.partial(
+                _write_fitted, output.write_table, full_text_in=f"{name}.csv")
+            jobs.append(_Job({f"{name}{suffix.replace('.', '_')}": out / f"{name}{suffix}"},
+                             functools.partial(write, table, stage / f"{name}{suffix}",
+                                               sheet_name=_SHEET_NAMES[name]),
+                             weight=table.size * _XLSX_WEIGHT[suffix]))
+    return jobs
+
+
+#: sheet names of the statistics tables (a reader sees the tab)
+_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突"}
+
+
+def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
+    """The 时序表 as XLSX and CSV."""
+    from spatialplan.io import schedule
+
+    cells = result.schedule.size
+    return [
+        _Job({"schedule_xlsx": out / "schedule.xlsx"}, functools.partial(
+            _write_fitted, schedule.write_schedule_xlsx, result.schedule,
+            stage / "schedule.xlsx", full_text_in="schedule.csv"),
+            weight=cells * _XLSX_WEIGHT[".xlsx"]),
+        _Job({"schedule_csv": out / "schedule.csv"}, functools.partial(
+            schedule.write_schedule_csv, result.schedule, stage / "schedule.csv"),
+            weight=cells),
+    ]
+
+
+def _write_fitted(write: Callable[..., Path], table: pd.DataFrame, path: Path, *,
+                  full_text_in: str, **options) -> Path:
+    """``write`` an XLSX table whose texts over Excel's cell limit are cut with a marker naming
+    ``full_text_in``, the CSV written beside it that keeps them whole."""
+    from spatialplan.io.output import fit_excel_cells
+
+    return write(fit_excel_cells(table, full_text_in=full_text_in), path, **options)
+
+
+#: an XLSX cell costs about four CSV cells (161,828 x 9 line conflicts: 1.2 s vs 0.26 s)
+_XLSX_WEIGHT = {".csv": 1, ".xlsx": 4}
+
+
+def check_map(plan, result: CheckResult | None = None, **options):
+    """Build the folium web map of a plan and (optionally) its check result.
+
+    Parameters
+    ----------
+    plan
+        The plan (its layers are drawn).
+    result
+        What :func:`~spatialplan.pipeline.run.run_check` returned; projects are coloured by
+        verdict with their findings.
+    **options
+        Passed to :func:`spatialplan.render.webmap.explore` (``basemap``, ``tianditu_key``, ...).
+
+    Returns
+    -------
+    folium.Map
+    """
+    from spatialplan.render import webmap
+
+    return webmap.explore(
+        townships=layer_data(plan, "townships"),
+        redline=layer_data(plan, "redline"),
+        farmland=layer_data(plan, "farmland"),
+        udb=layer_data(plan, "udb"),
+        parcels=layer_data(plan, "parcels"),
+        conflicts=None if result is None else result.line_conflicts,
+        projects=layer_data(plan, "projects") if result is None else result.projects,
+        findings=None if result is None else result.findings,
+        **options,
+    )
+
+
+def check_layouts(plan, result: CheckResult, *, township: str | None = None,
+                  font: str | os.PathLike | None = None) -> list:
+    """Draw the 8+X 项目布局图 of every township (or one), as matplotlib figures.
+
+    Parameters
+    ----------
+    plan
+        The plan that was checked.
+    result
+        What :func:`~spatialplan.pipeline.run.run_check` returned.
+    township
+        A township code; default every township.
+    font
+        CJK font file or family (default: see :func:`spatialplan.render.layout.find_cjk_font`).
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+    """
+    return list(_layout_pages(plan, result, township=township, font=font)[1])
+
+
+def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
+                  font: str | os.PathLike | None = None) -> tuple[int, Iterator]:
+    """How many pages, and the figures of :func:`check_layouts` one at a time (a written page
+    can be freed)."""
+    from spatialplan.render import layout
+
+    townships = plan_townships(plan)
+    if township and township not in set(townships["code"]):
+        raise SpatialPlanError(f"no township with code {township!r}", path=plan.path,
+                               layer="townships",
+                               hint=f"choose one of {', '.join(map(str, townships['code']))}")
+    codes = [township] if township else list(townships["code"])
+    return len(codes), (
+        layout.layout_figure(
+            code,
+            townships=townships,
+            redline=layer_data(plan, "redline"),
+            farmland=layer_data(plan, "farmland"),
+            udb=layer_data(plan, "udb"),
+            parcels=layer_data(plan, "parcels"),
+            projects=result.projects,
+            crs_note=f"{plan.crs.name} ({plan.crs.to_string()})",
+            sources_note=f"规划数据 / plan: {Path(plan.path).name}",
+            date=result_date(plan, result),
+            font=font,
+        )
+        for code in codes
+    )
+
+
+def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
+    """The folium web map (in the calling thread)."""
+    from spatialplan.render import webmap
+
+    def write() -> None:
+        webmap.write_map(check_map(plan, result), stage / "map.html")
+
+    return _Job({"map": out / "map.html"}, write, alone=True)
+
+
+def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
+                  township: str | None, font: str | os.PathLike | None = None) -> _Job:
+    """The 8+X 项目布局图, PDF (one page per township) and PNG (matplotlib: calling thread)."""
+
+    def write() -> None:
+        from spatialplan.render import layout
+
+        # page by page: the figures (plain matplotlib Figures, not pyplot's) are freed once
+        # written, instead of one per township held until the end
+        n_pages, pages = _layout_pages(plan, result, township=township, font=font)
+        layout.write_layout(pages, stage / "layout.pdf", stage / "layout.png", n_pages=n_pages)
+
+    return _Job({"layout_pdf": out / "layout.pdf", "layout_png": out / "layout.png"}, write,
+                alone=True)
+
+
+def _write_report(plan, result: CheckResult, stage: Path, out: Path,
+                  written: dict[str, Path]) -> _Job:
+    """The self-contained HTML report; ``written``: the files listed before it."""
+    from spatialplan.io.read import validation_report
+    from spatialplan.render import report
+
+    def write() -> None:
+        html = report.render_report(
+            plan_name=plan.name,
+            summary={
+                "as_of": str(result_date(plan, result)),
+                "analysis_crs": plan.crs.to_string(),
+                "crs_reason": plan.crs_reason,
+                "verdicts": result.verdict_counts(),
+            },
+            township_stats=result.township_stats,
+            line_conflicts=result.line_conflicts,
+            projects=result.projects,
+            findings=result.findings,
+            map_path="map.html" if "map" in written else None,
+            tolerance=result.tolerance,
+            crs=plan.crs.to_string(),
+            inputs=validation_report(plan),
+            outputs=written,
+            catalog=plan.catalog,
+        )
+        report.write_report(html, stage / "report.html")
+
+    return _Job({"report": out / "report.html"}, write)
