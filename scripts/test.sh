@@ -24,5 +24,8 @@ venv=${SPATIALPLAN_VENV:-.venv}
 "$venv/bin/python" -m pip install -q ".[test,dask]"
 
 "$venv/bin/ruff" check spatialplan tests benchmarks scripts
+# the stage contracts of .importlinter (data flows one way; only the CLI and the face import the
+# pipeline); tests/pipeline/test_layering.py adds: no import circle anywhere
+"$venv/bin/lint-imports"
 # `pytest` (not `python -m pytest`) so the installed package, not the source folder, is imported
 "$venv/bin/pytest" -q -p no:cacheprovider tests --nbmake notebooks "$@"

@@ -50,8 +50,8 @@ FOLDED: dict[str, tuple[str, ...]] = {
 #: module -> {name: the module it moved to}: single names that left a module that stays
 MOVED_NAMES: dict[str, dict[str, str]] = {
     "spatialplan.analysis.schedule": {
-        "write_schedule_xlsx": "spatialplan.io.schedule",
-        "write_schedule_csv": "spatialplan.io.schedule",
+        "write_schedule_xlsx": "spatialplan.render.schedule",
+        "write_schedule_csv": "spatialplan.render.schedule",
     },
 }
 

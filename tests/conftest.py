@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -42,3 +44,33 @@ def townships_gdf() -> gpd.GeoDataFrame:
 def data_dir() -> Path:
     """``tests/data``: the real public reference files (see its ``PROVENANCE.md``)."""
     return DATA_DIR
+
+
+# --------------------------------------------------------------------------- local vs dask
+
+
+def _plain_frame(df) -> pd.DataFrame:
+    """A plain DataFrame without geometry (geometries are compared by area)."""
+    out = pd.DataFrame(df).copy()
+    if "geometry" in out:
+        out["geometry_area"] = shapely.area(np.asarray(out.pop("geometry"), dtype=object))
+    return out
+
+
+def assert_same_results(local, dask) -> None:
+    """Every result table equal: same rows and order, areas within 1e-6 relative."""
+    for name in ("township_stats", "projects", "findings", "outside_townships", "terrain"):
+        pd.testing.assert_frame_equal(_plain_frame(getattr(local, name)),
+                                      _plain_frame(getattr(dask, name)), rtol=1e-6, obj=name)
+    a = local.line_conflicts
+    a = a.iloc[_conflict_order(a)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(_plain_frame(a), _plain_frame(dask.line_conflicts), rtol=1e-6,
+                                  obj="line_conflicts")
+    assert local.verdict_counts() == dask.verdict_counts()
+    pd.testing.assert_frame_equal(local.schedule, dask.schedule)
+
+
+def _conflict_order(frame):
+    from spatialplan.pipeline.engine import conflict_sort_key
+
+    return conflict_sort_key(frame)

@@ -6,7 +6,7 @@ project, grouped by township and start year, with Chinese headers, a subtotal ro
 township-year and each township, then a closing block of per-year totals, per-township totals
 over all years and a grand total. Total rows have an empty ``序号``. ``建设性质`` comes from the
 register's ``construction_type`` (新建/改扩建/续建…), ``建设状态`` from its ``status``
-(拟建/在建/已建成). Writing it is the write side's job: :mod:`spatialplan.io.schedule`
+(拟建/在建/已建成). Writing it is the write side's job: :mod:`spatialplan.render.schedule`
 (``write_schedule_xlsx``, ``write_schedule_csv``; their old names here still resolve, with a
 DeprecationWarning, for one release).
 
@@ -272,5 +272,5 @@ def sequence_table(
 
 
 def __getattr__(name: str):
-    # write_schedule_xlsx / write_schedule_csv moved to the write side (spatialplan.io.schedule)
+    # write_schedule_xlsx / write_schedule_csv moved to the write side (spatialplan.render.schedule)
     return _compat.moved_attribute(__name__, name)

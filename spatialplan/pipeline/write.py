@@ -342,7 +342,7 @@ _SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线�
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
     """The 时序表 as XLSX and CSV."""
-    from spatialplan.io import schedule
+    from spatialplan.render import schedule
 
     cells = result.schedule.size
     return [

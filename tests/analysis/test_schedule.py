@@ -11,7 +11,7 @@ import pytest
 import shapely
 
 from spatialplan.analysis.schedule import SCHEDULE_COLUMNS, sequence_table
-from spatialplan.io.schedule import write_schedule_csv, write_schedule_xlsx
+from spatialplan.render.schedule import write_schedule_csv, write_schedule_xlsx
 from spatialplan.rules.catalog import read_catalog
 from spatialplan.rules.siting import check_projects
 

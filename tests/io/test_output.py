@@ -312,7 +312,8 @@ def test_write_check_in_threads_writes_what_a_serial_run_does(demo_run, tmp_path
 def test_write_check_raises_the_first_error_in_order(demo_run, tmp_path, monkeypatch):
     import time
 
-    from spatialplan.io import output, schedule
+    from spatialplan.io import output
+    from spatialplan.render import schedule
 
     real = output.write_table
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from conftest import assert_same_results
 
 import spatialplan as sp
 from spatialplan.core._resources import demo_dir
-from spatialplan.pipeline.engine import conflict_sort_key, partition_townships, run_check_dask
+from spatialplan.pipeline.engine import partition_townships, run_check_dask
 
 distributed = pytest.importorskip("distributed")
 
@@ -29,27 +29,6 @@ def client():
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
-
-
-def _frame(df) -> pd.DataFrame:
-    """A plain DataFrame without geometry (geometries are compared by area)."""
-    out = pd.DataFrame(df).copy()
-    if "geometry" in out:
-        out["geometry_area"] = shapely.area(np.asarray(out.pop("geometry"), dtype=object))
-    return out
-
-
-def assert_same(local, dask) -> None:
-    """Every result table equal: same rows and order, areas within 1e-6 relative."""
-    for name in ("township_stats", "projects", "findings", "outside_townships", "terrain"):
-        pd.testing.assert_frame_equal(_frame(getattr(local, name)), _frame(getattr(dask, name)),
-                                      rtol=1e-6, obj=name)
-    a = local.line_conflicts
-    a = a.iloc[conflict_sort_key(a)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(_frame(a), _frame(dask.line_conflicts), rtol=1e-6,
-                                  obj="line_conflicts")
-    assert local.verdict_counts() == dask.verdict_counts()
-    pd.testing.assert_frame_equal(local.schedule, dask.schedule)
 
 
 # --------------------------------------------------------------------------- generated case
@@ -145,7 +124,7 @@ def test_generated_case_identical(generated_plan, client):
     plan = sp.read_plan(generated_plan)
     local = sp.run_check(plan)
     dask = run_check_dask(plan, scheduler=client, partition_size=1)
-    assert_same(local, dask)
+    assert_same_results(local, dask)
     # the case does what it is meant to: conflicts across borders, a setback pair split
     # between partitions, a site overlap, a project without geometry and area outside
     assert local.line_conflicts["township_code"].isna().any()
@@ -161,7 +140,7 @@ def test_generated_case_partition_sizes(generated_plan, client):
     plan = sp.read_plan(generated_plan)
     local = sp.run_check(plan)
     for size in (2, 4):
-        assert_same(local, run_check_dask(plan, scheduler=client, partition_size=size))
+        assert_same_results(local, run_check_dask(plan, scheduler=client, partition_size=size))
 
 
 # --------------------------------------------------------------------------- demo
@@ -169,14 +148,15 @@ def test_generated_case_partition_sizes(generated_plan, client):
 
 def test_demo_identical(client):
     plan = sp.read_plan(demo_dir() / "plan.toml")
-    assert_same(sp.run_check(plan), run_check_dask(plan, scheduler=client, partition_size=1))
+    dask = run_check_dask(plan, scheduler=client, partition_size=1)
+    assert_same_results(sp.run_check(plan), dask)
 
 
 @pytest.mark.slow
 def test_demo_identical_processes():
     """The default path: run_check(engine="dask") on a LocalCluster of worker processes."""
     plan = sp.read_plan(demo_dir() / "plan.toml")
-    assert_same(sp.run_check(plan), sp.run_check(plan, engine="dask", n_workers=2))
+    assert_same_results(sp.run_check(plan), sp.run_check(plan, engine="dask", n_workers=2))
 
 
 # --------------------------------------------------------------------------- pieces

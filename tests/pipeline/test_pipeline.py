@@ -98,7 +98,7 @@ def test_write_check_refuses_input_folder(demo_plan, demo_result):
 
 
 def test_failed_run_leaves_nothing(demo_plan, demo_result, tmp_path, monkeypatch):
-    from spatialplan.io import schedule
+    from spatialplan.render import schedule
 
     def broken(*args, **kwargs):
         raise OSError("No space left on device")

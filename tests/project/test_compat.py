@@ -61,12 +61,12 @@ def test_unknown_names_still_raise():
 @pytest.mark.parametrize("old", ["spatialplan.analysis.schedule", "spatialplan.schedule"])
 @pytest.mark.parametrize("name", ["write_schedule_xlsx", "write_schedule_csv"])
 def test_schedule_writers_moved_to_the_write_side(old, name):
-    from spatialplan.io import schedule as writers
+    from spatialplan.render import schedule as writers
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the old flat module path itself
         module = importlib.import_module(old)
-    with pytest.warns(DeprecationWarning, match=rf"spatialplan\.io\.schedule\.{name}"):
+    with pytest.warns(DeprecationWarning, match=rf"spatialplan\.render\.schedule\.{name}"):
         value = getattr(module, name)
     assert value is getattr(writers, name)
 

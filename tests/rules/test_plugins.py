@@ -365,7 +365,7 @@ def _two_township_plan(folder: Path, plugin: str = RIVER_RULE) -> Path:
 
 def test_dask_engine_runs_plugins_with_their_search_radius(tmp_path):
     distributed = pytest.importorskip("distributed")
-    from test_engine import assert_same
+    from conftest import assert_same_results
 
     from spatialplan.pipeline.engine import _search_radius, run_check_dask
 
@@ -377,5 +377,5 @@ def test_dask_engine_runs_plugins_with_their_search_radius(tmp_path):
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         dask = run_check_dask(plan, scheduler=client, partition_size=1, as_of="2027-01-01")
-    assert_same(local, dask)
+    assert_same_results(local, dask)
     assert dask.as_of == local.as_of == dt.date(2027, 1, 1)
