@@ -178,7 +178,9 @@ def _mixed_layer(n: int = 4000) -> gpd.GeoDataFrame:
 
 @pytest.mark.parametrize("options", [{"polygonal": True, "point_radius_m": None},
                                      {"polygonal": True, "point_radius_m": 5.0},
-                                     {"polygonal": False, "point_radius_m": None}])
+                                     {"polygonal": False, "point_radius_m": None},
+                                     {"geometry": "line", "point_radius_m": None},
+                                     {"geometry": "point", "point_radius_m": None}])
 def test_vectorised_validation_matches_the_per_feature_path(options, monkeypatch):
     monkeypatch.setattr("spatialplan.core._parallel.MIN_CHUNK", 500)  # is_valid in threads
     monkeypatch.setenv("SPATIALPLAN_THREADS", "3")
