@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from spatialplan.errors import FieldError
+from spatialplan.io.roles import BUILTIN_ROLES, MAX_INVESTMENT_WAN, LayerRole
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -41,53 +42,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: canonical fields per role, in output order
-CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
-    "townships": ("code", "name"),
-    "redline": (),
-    "farmland": (),
-    "udb": ("zone",),
-    "cropland": (),
-    "parcels": ("landuse",),
-    "projects": ("project_id", "name", "township_code", "facility", "status",
-                 "construction_type", "mapped_on", "permit_on", "start_on", "finish_on",
-                 "investment_wan", "start_year", "end_year"),
-    "built": ("project_id",),
-}
+# The per-role tables below are views of the layer-role registry (:mod:`spatialplan.io.roles`),
+# kept under their old names: a role's fields, aliases, kinds and ranges are defined there.
 
-#: required canonical fields per role
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "townships": ("code", "name"),
-    "parcels": ("landuse",),
-    "projects": ("project_id", "name", "facility"),
-    "built": ("project_id",),
-}
+#: canonical fields per built-in role, in output order
+CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {r.name: r.fields for r in BUILTIN_ROLES.values()}
 
-#: default source-field aliases (case-insensitive), per role and canonical field
+#: required canonical fields per built-in role (roles with some)
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {r.name: r.required for r in BUILTIN_ROLES.values()
+                                               if r.required}
+
+#: default source-field aliases (case-insensitive), per built-in role and canonical field
 FIELD_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
-    "townships": {"code": ("XZQDM",), "name": ("XZQMC",)},
-    "udb": {"zone": ("GHFQDM",)},
-    "parcels": {"landuse": ("YDYHDM", "YDDM", "DLBM")},
-    "projects": {
-        "project_id": ("XMDM",),
-        "name": ("XMMC",),
-        "township_code": ("XZQDM",),
-        "facility": ("XMLB", "SSLX"),
-        "investment_wan": ("ZTZ", "TZE"),
-        "construction_type": ("JSXZ", "建设性质", "XMXZ", "项目性质", "build_type",
-                              "construction_nature"),
-    },
-    "built": {"project_id": ("XMDM",)},
-}
+    r.name: dict(r.aliases) for r in BUILTIN_ROLES.values() if r.aliases}
 
-#: value kind of each canonical field: str, date, number, year
-FIELD_KINDS: dict[str, str] = {
-    "code": "str", "name": "str", "zone": "str", "landuse": "str", "project_id": "str",
-    "township_code": "str", "facility": "str", "status": "status",
-    "construction_type": "construction_type",
-    "mapped_on": "date", "permit_on": "date", "start_on": "date", "finish_on": "date",
-    "investment_wan": "number", "start_year": "year", "end_year": "year",
-}
+#: value kind of each canonical field of the built-in roles: str, date, number, year, ...
+FIELD_KINDS: dict[str, str] = {f: r.kinds.get(f, "str") for r in BUILTIN_ROLES.values()
+                               for f in r.fields}
 
 #: accepted project statuses and the Chinese words mapped to them
 STATUS_VALUES: dict[str, str] = {
@@ -122,19 +93,26 @@ CONSTRUCTION_TYPE_VALUES: dict[str, str] = {
 
 _STRING_FIELDS_KEEP_ZEROS = {"code", "landuse", "project_id", "township_code", "zone"}
 
-#: largest accepted investment of one project, in 万元: 10⁸ 万元 = 10¹² yuan, more than three
-#: times the whole 8+X programme of Guizhou (300 billion yuan for 6,000 projects); a larger
-#: value is a unit or typing error, and would swamp every total of the 时序表
-MAX_INVESTMENT_WAN = 1e8
+#: accepted range (inclusive) of each number field of the built-in roles; a value outside is a
+#: field error of its feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900–2200)
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    f: lim for r in BUILTIN_ROLES.values() for f, lim in r.ranges.items()}
 
-#: accepted range (inclusive) of each number field; a value outside is a field error of its
-#: feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900–2200)
-NUMBER_RANGES: dict[str, tuple[float, float]] = {"investment_wan": (0.0, MAX_INVESTMENT_WAN)}
+def _role(role: str | LayerRole) -> LayerRole:
+    """The :class:`~spatialplan.io.roles.LayerRole` of ``role`` (a name: the built-in role,
+    or a role without canonical fields)."""
+    if isinstance(role, LayerRole):
+        return role
+    return BUILTIN_ROLES.get(role) or LayerRole(name=role, geometry="any")
 
 
-def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] | None = None,
-               layer: str | None = None, path: object | None = None) -> dict[str, str]:
+def map_fields(columns: Iterable[str], *, role: str | LayerRole,
+               fields: Mapping[str, str] | None = None, layer: str | None = None,
+               path: object | None = None) -> dict[str, str]:
     """Find the source column of each canonical field of ``role``.
+
+    ``role`` is a built-in role's name or a :class:`~spatialplan.io.roles.LayerRole` (a plan's
+    own role, whose canonical fields are its ``fields`` keys).
 
     The plan's ``fields`` (canonical → source name) win over the canonical name itself, which
     wins over the default aliases; matching is case-insensitive.
@@ -154,10 +132,12 @@ def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] |
     >>> map_fields(["XMDM", "XMMC", "SSLX"], role="projects")
     {'project_id': 'XMDM', 'name': 'XMMC', 'facility': 'SSLX'}
     """
+    spec = _role(role)
+    role = spec.name
     columns = [c for c in columns if c != "geometry"]
     lower = {c.lower(): c for c in columns}
     existing = ", ".join(columns) or "(none)"
-    canon_fields = CANONICAL_FIELDS.get(role, ())
+    canon_fields = spec.fields
     mapping: dict[str, str] = {}
     for canon, source in (fields or {}).items():
         if canon not in canon_fields:
@@ -170,7 +150,7 @@ def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] |
                 + _truncation_hint(source, lower),
             )
         mapping[canon] = lower[source.lower()]
-    aliases = FIELD_ALIASES.get(role, {})
+    aliases = spec.aliases
     taken = set(mapping.values())
     for canon in canon_fields:
         if canon in mapping:
@@ -181,7 +161,7 @@ def map_fields(columns: Iterable[str], *, role: str, fields: Mapping[str, str] |
                 mapping[canon] = src
                 taken.add(src)
                 break
-    for canon in REQUIRED_FIELDS.get(role, ()):
+    for canon in spec.required:
         if canon not in mapping:
             names = " / ".join((canon, *aliases.get(canon, ())))
             raise FieldError(
@@ -203,7 +183,7 @@ def _truncation_hint(source: str, lower: Mapping[str, str]) -> str:
             f"the field as '{match}'")
 
 
-def apply_fields(df: pd.DataFrame, mapping: Mapping[str, str], *, role: str,
+def apply_fields(df: pd.DataFrame, mapping: Mapping[str, str], *, role: str | LayerRole,
                  layer: str | None = None, path: object | None = None) -> pd.DataFrame:
     """Rename mapped columns to canonical names, parse their values and order the columns.
 
@@ -217,8 +197,10 @@ def apply_fields(df: pd.DataFrame, mapping: Mapping[str, str], *, role: str,
     >>> apply_fields(df, {"project_id": "XMDM"}, role="built")["project_id"].tolist()
     ['7']
     """
+    spec = _role(role)
+    role = spec.name
     df = df.copy()
-    canon_fields = CANONICAL_FIELDS.get(role, ())
+    canon_fields = spec.fields
     sources = set(mapping.values())
     clash = {c: f"{c}_source" for c in df.columns
              if c in canon_fields and c not in sources and c not in mapping}
@@ -228,9 +210,10 @@ def apply_fields(df: pd.DataFrame, mapping: Mapping[str, str], *, role: str,
         df = df.rename(columns=clash)
     df = df.rename(columns={src: canon for canon, src in mapping.items()})
     for canon in canon_fields:
-        kind = FIELD_KINDS.get(canon, "str")
+        kind = spec.kinds.get(canon, "str")
         if canon in df.columns:
-            df[canon] = _parse_column(df, canon, kind, role=role, layer=layer, path=path)
+            df[canon] = _parse_column(df, canon, kind, role=role, layer=layer, path=path,
+                                      limits=spec.ranges.get(canon))
         else:
             df[canon] = _empty_column(kind, len(df), df.index)
     geom = [c for c in df.columns if c == getattr(df, "_geometry_column_name", None)]
@@ -250,7 +233,8 @@ def _empty_column(kind: str, n: int, index: pd.Index) -> pd.Series:
 
 
 def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: str | None,
-                  path: object | None) -> pd.Series:
+                  path: object | None, limits: tuple[float, float] | None = None
+                  ) -> pd.Series:
     values = df[canon]
     ids = df["feature_id"].tolist()
     if kind == "str":
@@ -259,8 +243,8 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
         return _construction_column(_to_text(values, canon, role=role), ids, role=role,
                                     layer=layer)
     parse = _PARSERS[kind]
-    if canon in NUMBER_RANGES:
-        parse = partial(_number_in_range, limits=NUMBER_RANGES[canon])
+    if limits is not None:
+        parse = partial(_number_in_range, limits=limits)
     out = []
     seen: dict[tuple[type, object], object] = {}  # str / int value → its parsed value
     for fid, value in zip(ids, values.tolist(), strict=True):

@@ -3,12 +3,18 @@
 Every input feature ends in exactly one of three states, so that per layer
 ``n_in == n_ok + n_repaired + n_rejected``:
 
-- **ok**: valid polygonal geometry, kept as is (Z/M coordinates are dropped and only counted);
-- **repaired**: kept after a recorded change (``make_valid``, non-polygonal parts dropped, a
-  point site buffered to the plan's ``point_radius_m``), with area before/after;
+- **ok**: valid geometry of the layer's type, kept as is (Z/M coordinates are dropped and only
+  counted);
+- **repaired**: kept after a recorded change (``make_valid``, parts of another type dropped, a
+  point site buffered to the plan's ``point_radius_m``), with area before/after (polygons);
 - **rejected**: missing/empty geometry, a non-finite coordinate (NaN or ±infinity in x, y or a
-  Z that would be dropped; in any ring or part), non-polygonal geometry in a polygon layer, or a
-  repair that would change the area by more than 1 %.
+  Z that would be dropped; in any ring or part), geometry of another type (a line in a polygon
+  layer, a polygon in a line layer...), or a repair that would change the area by more than
+  1 % (a line that ``make_valid`` leaves without a line, e.g. all vertices in one place).
+
+The layer's geometry type is its role's (:mod:`spatialplan.io.roles`): ``polygon`` (every
+built-in role), ``line``, ``point``, or ``any`` (a plug-in's layer whose plan gives no
+``geometry``: every type kept, invalid ones made valid).
 
 The area "before" a repair of an invalid polygon is the area of the polygonal parts of
 ``make_valid(g, method="linework")``, i.e. the faces enclosed by the rings as drawn, read with the
@@ -53,6 +59,19 @@ MAX_REPAIR_AREA_CHANGE = 0.01
 
 _POLYGONAL = {"Polygon", "MultiPolygon"}
 _POINTS = {"Point", "MultiPoint"}
+_LINES = {"LineString", "MultiLineString"}
+
+#: shapely type ids a layer of each geometry type holds as they are
+TYPE_IDS = {"polygon": (3, 6), "line": (1, 5), "point": (0, 4)}
+
+
+def _geometry(polygonal: bool, geometry: str | None) -> str:
+    """The layer's geometry type: ``geometry``, or from the older ``polygonal`` flag."""
+    if geometry is None:
+        return "polygon" if polygonal else "any"
+    if geometry not in ("any", *TYPE_IDS):  # pragma: no cover - caller's contract
+        raise ValueError(f"unknown geometry type {geometry!r}")
+    return geometry
 
 
 def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
@@ -80,6 +99,27 @@ def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
             return None
         return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
     return None
+
+
+def _part_of(geom: shapely.Geometry, kinds: set[str]) -> shapely.Geometry | None:
+    """The parts of ``geom`` whose type is in ``kinds`` (two: a type and its multi-type), as
+    one geometry (the multi-type when several), or None."""
+    parts = [p for p in shapely.get_parts(geom) if not p.is_empty]
+    flat: list[shapely.Geometry] = []
+    for p in parts:
+        if p.geom_type == "GeometryCollection" or (p.geom_type.startswith("Multi")
+                                                   and p.geom_type not in kinds):
+            sub = _part_of(p, kinds)
+            if sub is not None:
+                flat.extend(shapely.get_parts(sub))
+        elif p.geom_type in kinds:
+            flat.extend(shapely.get_parts(p))
+    if not flat:
+        return None
+    if len(flat) == 1:
+        return flat[0]
+    return (shapely.MultiLineString(flat) if "LineString" in kinds
+            else shapely.MultiPoint(flat))
 
 
 def area_m2(geoms: np.ndarray | list, crs: object | None) -> np.ndarray:
@@ -145,10 +185,13 @@ POINT_SITE_REASON = ("{kind} site in a polygon layer, and the plan gives no poin
                      "[layers.projects] in the plan file, or draw the site as a polygon")
 
 
-def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m: float | None,
-              crs: object | None, role: str = ""
+def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
+              point_radius_m: float | None, crs: object | None, role: str = "",
+              geometry: str | None = None
               ) -> tuple[str, shapely.Geometry | None, str, float, float]:
-    """Return (state, new geometry, reason, area_before, area_after) for one geometry."""
+    """Return (state, new geometry, reason, area_before, area_after) for one geometry of a
+    layer of type ``geometry`` (default: ``polygon``, or ``any`` when not ``polygonal``)."""
+    geometry = _geometry(polygonal, geometry)
     nan = math.nan
     if geom is None:
         return "rejected", None, "geometry is missing (None)", nan, nan
@@ -158,7 +201,11 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
     if why_not_finite is not None:
         return "rejected", None, why_not_finite, nan, nan
     kind = geom.geom_type
-    if not polygonal:
+    if geometry == "line":
+        return _classify_line(geom, kind)
+    if geometry == "point":
+        return _classify_point(geom, kind)
+    if geometry == "any":
         if shapely.is_valid(geom):
             return "ok", geom, "", nan, nan
         fixed = _make_valid(geom, "structure")
@@ -205,6 +252,47 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool, point_radius_m:
                 f"by {change:.1%} (> {MAX_REPAIR_AREA_CHANGE:.0%})", before, after)
     return "repaired", after_geom, f"invalid polygon ({why}) repaired with make_valid", \
         before, after
+
+
+def _classify_line(geom: shapely.Geometry, kind: str
+                   ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """:func:`_classify` in a line layer (``geom`` present, non-empty, finite)."""
+    nan = math.nan
+    if kind in _LINES and shapely.is_valid(geom):
+        return "ok", geom, "", nan, nan
+    if kind in _LINES or kind == "LinearRing":
+        why = shapely.is_valid_reason(geom)
+        if kind == "LinearRing" and shapely.is_valid(geom):
+            return "repaired", shapely.LineString(geom.coords), "LinearRing stored as " \
+                "LineString", nan, nan
+        fixed = _part_of(_make_valid(geom, "structure"), _LINES)
+        if fixed is None:
+            return ("rejected", None, f"invalid line ({why}); make_valid leaves no line (all "
+                    "vertices in one place?)", nan, nan)
+        return "repaired", fixed, f"invalid line ({why}) made valid", nan, nan
+    if kind == "GeometryCollection":
+        lines = _part_of(geom, _LINES)
+        if lines is not None:
+            if not shapely.is_valid(lines):
+                lines = _part_of(_make_valid(lines, "structure"), _LINES)
+            if lines is not None:
+                return "repaired", lines, "parts that are not lines dropped", nan, nan
+        return "rejected", None, f"{kind} without lines in a line layer", nan, nan
+    return "rejected", None, f"{kind} in a line layer", nan, nan
+
+
+def _classify_point(geom: shapely.Geometry, kind: str
+                    ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """:func:`_classify` in a point layer (``geom`` present, non-empty, finite)."""
+    nan = math.nan
+    if kind in _POINTS:  # finite, non-empty points are valid
+        return "ok", geom, "", nan, nan
+    if kind == "GeometryCollection":
+        points = _part_of(geom, _POINTS)
+        if points is not None:
+            return "repaired", points, "parts that are not points dropped", nan, nan
+        return "rejected", None, f"{kind} without points in a point layer", nan, nan
+    return "rejected", None, f"{kind} in a point layer", nan, nan
 
 
 def _non_finite_reason(geom: shapely.Geometry) -> str | None:
@@ -257,7 +345,7 @@ def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return geoms, zm, bad_z
 
 
-def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True
+def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True, geometry: str | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The vectorised part of :func:`validate_geometries`: (geometries without Z/M, had Z/M,
     ok as they are).
@@ -277,7 +365,7 @@ def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True
     ([True, False, False], [False, False, False])
     """
     geoms, zm, bad_z = _drop_zm(np.asarray(geoms, dtype=object))
-    ok = _fast_ok(geoms, polygonal=polygonal)
+    ok = _fast_ok(geoms, geometry=_geometry(polygonal, geometry))
     if bad_z.any():
         ok &= ~bad_z
     return geoms, zm, ok
@@ -306,10 +394,11 @@ def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarra
     return out
 
 
-def _fast_ok(geoms: np.ndarray, *, polygonal: bool) -> np.ndarray:
-    """Vectorised test for the common case: present, non-empty, valid (and polygonal)."""
-    # Polygon (3), MultiPolygon (6); a missing geometry's type id is -1
-    ok = (np.isin(shapely.get_type_id(geoms), (3, 6)) if polygonal
+def _fast_ok(geoms: np.ndarray, *, geometry: str) -> np.ndarray:
+    """Vectorised test for the common case: present, non-empty, valid (and of the layer's
+    type, :data:`TYPE_IDS`)."""
+    # a missing geometry's type id is -1
+    ok = (np.isin(shapely.get_type_id(geoms), TYPE_IDS[geometry]) if geometry in TYPE_IDS
           else ~shapely.is_missing(geoms))
     ok = _refine(ok, geoms, lambda g: ~shapely.is_empty(g))
     return _refine(ok, geoms, lambda g: map_chunks(is_valid, g))
@@ -329,7 +418,7 @@ def _refine(mask: np.ndarray, geoms: np.ndarray, test: Callable[[np.ndarray], np
 _OK, _REPAIRED, _REJECTED = 0, 1, 2
 
 
-def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, polygonal: bool,
+def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, geometry: str,
                    point_radius_m: float | None, crs: object | None, role: str = ""
                    ) -> tuple[np.ndarray, np.ndarray, list[dict], dict[int, tuple]]:
     """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`), whose
@@ -347,7 +436,7 @@ def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, pol
     geoms = geoms.copy()
     for i, fid in zip(slow.tolist(), fids, strict=True):
         state, new, reason, before, after = _classify(
-            geoms[i], polygonal=polygonal, point_radius_m=point_radius_m, crs=crs, role=role)
+            geoms[i], geometry=geometry, point_radius_m=point_radius_m, crs=crs, role=role)
         geoms[i] = new
         if state == "repaired":
             states[i] = _REPAIRED
@@ -361,7 +450,8 @@ def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, pol
 
 def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = True,
                         point_radius_m: float | None = None,
-                        screened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                        screened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                        geometry: str | None = None
                         ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate, repair and account for every geometry of a layer.
 
@@ -372,15 +462,19 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
     role
         Layer role, used in ids and messages.
     polygonal
-        True (all canonical roles) to accept only Polygon/MultiPolygon.
+        True (all built-in roles) to accept only Polygon/MultiPolygon, False for any type;
+        ``geometry``, when given, wins.
     point_radius_m
         Buffer Point/MultiPoint sites to this radius (metres) and record it as a repair;
         without it a point in a polygon layer is rejected (for ``projects`` the reason names
         ``point_radius_m`` and where to set it).
     screened
         :func:`screen_geometries` of exactly ``gdf``'s geometries, in order, with the same
-        ``polygonal`` (computed beforehand, e.g. in threads while the layer was read); None
-        computes it here.
+        ``polygonal`` / ``geometry`` (computed beforehand, e.g. in threads while the layer was
+        read); None computes it here.
+    geometry
+        The layer's geometry type (its role's, :mod:`spatialplan.io.roles`): ``"polygon"``,
+        ``"line"`` (LineString/MultiLineString), ``"point"`` (Point/MultiPoint) or ``"any"``.
 
     Returns
     -------
@@ -403,14 +497,15 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
         gdf = gdf.copy()
         gdf.insert(0, "feature_id", [f"{role}:{i}" for i in range(len(gdf))])
     geom_name = gdf.geometry.name
+    geometry = _geometry(polygonal, geometry)
     if screened is None:
-        screened = screen_geometries(gdf.geometry.values, polygonal=polygonal)
+        screened = screen_geometries(gdf.geometry.values, geometry=geometry)
     geoms, zm, ok = screened
     if len(geoms) != len(gdf):  # pragma: no cover - caller's contract
         raise ValueError("screened geometries do not match the layer")
     slow = np.flatnonzero(~ok)
     new_geoms, states, rep_rows, rej_reasons = _classify_slow(
-        geoms, slow, gdf["feature_id"].iloc[slow].to_numpy(), polygonal=polygonal,
+        geoms, slow, gdf["feature_id"].iloc[slow].to_numpy(), geometry=geometry,
         point_radius_m=point_radius_m, crs=gdf.crs, role=role)
     keep = states != _REJECTED
     accepted = gdf.loc[keep].copy()

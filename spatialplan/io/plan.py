@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,14 @@ from typing import Any
 
 from spatialplan.core._inputs import read_small_file
 from spatialplan.errors import DataSourceError, PlanError
-from spatialplan.io._fields import CANONICAL_FIELDS
+from spatialplan.io.roles import (
+    BUILTIN_ROLES,
+    LAYER_ROLES,
+    ROLE_NAME,
+    check_geometry,
+    layer_role,
+    unknown_role,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,13 +51,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: the canonical layer roles, in reading order
-LAYER_ROLES = ("townships", "redline", "farmland", "udb", "parcels", "projects", "built",
-               "cropland")
-
 _TOP_KEYS = {"plan", "layers", "rasters", "rules"}
 _PLAN_KEYS = {"name", "crs", "as_of"}
-_LAYER_KEYS = {"path", "layer", "encoding", "assume_crs", "fields", "point_radius_m"}
+_LAYER_KEYS = {"path", "layer", "encoding", "assume_crs", "fields", "point_radius_m",
+               "geometry"}
 _RASTER_KEYS = {"path", "assume_crs", "nodata"}
 _RULES_KEYS = {"path"}
 _REMOTE_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
@@ -64,7 +67,8 @@ class LayerSpec:
     Attributes
     ----------
     role
-        Canonical role (one of :data:`LAYER_ROLES`).
+        The role: a built-in one (:data:`spatialplan.io.roles.BUILTIN_ROLES`), the plan's own
+        (declared with ``geometry``) or a plug-in rule's.
     path
         Absolute path of the data source (resolved against the plan's folder); a remote URL or
         ``/vsi*`` path (only with ``allow_remote``) is kept as a string.
@@ -75,9 +79,13 @@ class LayerSpec:
     assume_crs
         CRS to assume for a source that carries none, e.g. ``"EPSG:4490"``.
     fields
-        Field mapping, canonical name → source field name.
+        Field mapping, canonical name → source field name (for the plan's own role: its
+        canonical fields).
     point_radius_m
         Projects only: point sites are buffered to this radius (metres) and recorded as repairs.
+    geometry
+        The plan's ``geometry`` (``polygon``, ``line``, ``point``), or None: a built-in role's
+        registered type, or any type for a plug-in's layer.
     """
 
     role: str
@@ -87,6 +95,7 @@ class LayerSpec:
     assume_crs: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
     point_radius_m: float | None = None
+    geometry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,8 +183,9 @@ def read_plan_spec(path: str | Path, *, allow_remote: bool = False,
     allow_remote
         Accept ``http(s)://`` and ``/vsi*`` layer paths (refused by default).
     plugin_roles
-        Accept other role names too, as layers of plug-in rules (``[layers.rivers]``);
-        :func:`spatialplan.io.read.read_plan` refuses those no loaded plug-in declares.
+        Accept other role names without ``geometry`` too, as layers of plug-in rules
+        (``[layers.rivers]``); :func:`spatialplan.io.read.read_plan` refuses those no loaded
+        plug-in declares. A role declared with ``geometry`` is accepted either way.
 
     Returns
     -------
@@ -234,8 +244,9 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
     allow_remote
         Accept remote layer paths.
     plugin_roles
-        Accept other role names (lower case, digits, ``_``) as plug-in layer roles, after the
-        canonical ones in ``layers``.
+        Accept other role names (lower case, digits, ``_``) without ``geometry`` as plug-in
+        layer roles. Roles not built in (the plan's own and plug-ins') follow the built-in ones
+        in ``layers``.
 
     Example
     -------
@@ -256,10 +267,12 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
     layers_table = _table(data, "layers", ppath)
     layers = {}
     for role, table in layers_table.items():
-        if role not in LAYER_ROLES and not (plugin_roles and _PLUGIN_ROLE.match(role)):
+        declared = isinstance(table, dict) and "geometry" in table
+        if role not in BUILTIN_ROLES and not declared and not (
+                plugin_roles and ROLE_NAME.match(role)):
             raise unknown_role(role, ppath)
-        layers[role] = _parse_layer(role, table, base, ppath, allow_remote)
-    layers = {r: layers[r] for r in sorted(layers, key=lambda r: r not in LAYER_ROLES)}
+        layers[role] = _parse_layer(role, table, base, ppath, allow_remote, plugin_roles)
+    layers = {r: layers[r] for r in sorted(layers, key=lambda r: r not in BUILTIN_ROLES)}
 
     rasters = {}
     for rname, table in _table(data, "rasters", ppath).items():
@@ -275,19 +288,6 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-#: a plug-in layer role (``[layers.rivers]``)
-_PLUGIN_ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def unknown_role(role: str, path: Path | None, plugin_roles: tuple[str, ...] = ()) -> PlanError:
-    """The error for a ``[layers.<role>]`` that is neither canonical nor a plug-in's layer."""
-    extra = f"; layers of the loaded plug-in rules: {', '.join(plugin_roles)}" if (
-        plugin_roles) else ""
-    return PlanError(f"unknown layer role 'layers.{role}'", path=path,
-                     hint="valid roles are " + ", ".join(LAYER_ROLES) + extra
-                     + " (a plug-in rule of the rulebook may declare more)")
-
 
 
 def _where(table: str, key: str) -> str:
@@ -366,7 +366,7 @@ def _resolve(text: str, base: Path, where: str, path: Path | None, *,
 
 
 def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
-                 allow_remote: bool) -> LayerSpec:
+                 allow_remote: bool, plugin_roles: bool = False) -> LayerSpec:
     where = f"layers.{role}"
     if not isinstance(table, dict):
         raise PlanError(f"'{where}' must be a table", path=path, hint=f"write [{where}]")
@@ -375,8 +375,12 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
     if src is None:
         raise PlanError(f"'{where}.path' is missing", path=path,
                         hint=f'add path = "..." under [{where}]')
+    geometry = table.get("geometry")
+    if geometry is not None:
+        check_geometry(geometry, where=where, path=path)
     fields = _table(table, "fields", path, where)
-    allowed = CANONICAL_FIELDS.get(role, ())
+    spec = layer_role(role, geometry=geometry, fields=fields, plugin=plugin_roles, path=path)
+    allowed = spec.fields
     for canon in fields:
         if canon not in allowed:
             raise PlanError(
@@ -387,8 +391,10 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
         _opt(fields, canon, str, f"{where}.fields", path)
     radius = _opt(table, "point_radius_m", (int, float), where, path)
     if radius is not None:
-        if role != "projects":
-            raise PlanError(f"'{where}.point_radius_m' is only allowed for projects", path=path,
+        if not spec.point_sites:
+            sites = [r.name for r in BUILTIN_ROLES.values() if r.point_sites]
+            raise PlanError(f"'{where}.point_radius_m' is only allowed for "
+                            f"{', '.join(sites)}", path=path,
                             hint="remove point_radius_m from this layer")
         if not radius > 0:
             raise PlanError(f"'{where}.point_radius_m' must be > 0, got {radius}", path=path,
@@ -413,6 +419,7 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
         assume_crs=assume,
         fields=dict(fields),
         point_radius_m=None if radius is None else float(radius),
+        geometry=geometry,
     )
 
 

@@ -63,13 +63,13 @@ from spatialplan.io._fields import apply_fields, map_fields
 from spatialplan.io._read_arrow import _arrow_read_ok, _read_arrow
 from spatialplan.io._validate import non_finite, screen_geometries, validate_geometries
 from spatialplan.io.plan import (
-    LAYER_ROLES,
     PlanSpec,
     RasterSpec,
     check_local_path,
     is_remote,
     read_plan_spec,
 )
+from spatialplan.io.roles import BUILTIN_ROLES, LAYER_ROLES, LayerRole, layer_role
 
 __all__ = [
     "ALLOWED_DRIVERS",
@@ -490,10 +490,6 @@ def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
     return gdf.set_crs(assumed, allow_override=True), "assumed" if gdf.crs is None else "source"
 
 
-#: roles whose layer must hold at least one feature
-_MUST_HAVE_FEATURES = ("townships", "projects")
-
-
 def _first_reasons(rejected: pd.DataFrame, *, n: int = 3) -> str:
     """``"id: reason; ..."`` of the first ``n`` rejected features, and how many more."""
     rows = [f"{f}: {r}" for f, r in zip(rejected["feature_id"][:n], rejected["reason"][:n],
@@ -502,19 +498,69 @@ def _first_reasons(rejected: pd.DataFrame, *, n: int = 3) -> str:
     return "; ".join(rows) + (f"; and {more} more" if more > 0 else "")
 
 #: shapely type ids of geometries that hold (or may hold) an area: Polygon, MultiPolygon,
-#: GeometryCollection (judged feature by feature); Point and MultiPoint
-_AREA_TYPES, _POINT_TYPES = (3, 6, 7), (0, 4)
+#: GeometryCollection (judged feature by feature); Point and MultiPoint; lines
+_AREA_TYPES, _POINT_TYPES, _LINE_TYPES = (3, 6, 7), (0, 4), (1, 2, 5)
+
+#: shapely type id → name, for the message naming what a refused layer holds
+_TYPE_NAMES = {0: "Point", 1: "LineString", 2: "LinearRing", 3: "Polygon", 4: "MultiPoint",
+               5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
+
+
+def _refuse_wrong_geometry_layer(gdf: gpd.GeoDataFrame, *, spec: LayerRole, where: str,
+                                 path: object) -> None:
+    """Refuse a layer none of whose geometries is of its role's type.
+
+    Feature by feature, a stray geometry of another type is rejected and counted; a layer
+    with none of the role's type is the wrong layer (e.g. township boundaries exported as
+    lines, river areas given for a line role), and rejecting every feature would leave a run
+    that measures nothing. A role of any type (a plug-in's layer without ``geometry``) is not
+    checked.
+    """
+    if spec.geometry == "polygon":
+        _refuse_non_polygon_layer(gdf, role=spec.name, where=where, path=path,
+                                  point_sites=spec.point_sites)
+        return
+    if spec.geometry not in ("line", "point"):
+        return
+    geoms = gdf.geometry.values
+    types = shapely.get_type_id(geoms)
+    types = types[(types >= 0) & ~shapely.is_empty(geoms)]
+    wanted = (*(_LINE_TYPES if spec.geometry == "line" else _POINT_TYPES), 7)
+    if len(types) == 0 or np.isin(types, wanted).any():
+        return
+    role = spec.name
+    found = _found(types)
+    what = ("polygons" if np.isin(types, _AREA_TYPES).any()
+            else "points" if np.isin(types, _POINT_TYPES).any() else "lines")
+    held = "LineString or MultiLineString" if spec.geometry == "line" else "Point or MultiPoint"
+    if spec.builtin:  # pragma: no cover - every built-in role holds polygons today
+        fix = f"give the {role} layer as {spec.geometry}s"
+    else:
+        fix = (f"give the {role} as {spec.geometry}s (the {spec.geometry} layer of the data "
+               f"set, not its {what}), or, if the role holds {what}, write geometry = "
+               f"\"{_GEOMETRY_OF[what]}\" under [layers.{role}] in the plan file")
+    raise DataLayerError(f"the {role} layer holds {what}, not {spec.geometry}s ({found} "
+                         f"geometries): the plan declares {role} a {spec.geometry} layer "
+                         f"({held})", path=path, layer=where, hint=fix)
+
+
+#: a plan's geometry value for each kind of geometry a refused layer holds
+_GEOMETRY_OF = {"polygons": "polygon", "lines": "line", "points": "point"}
+
+
+def _found(types: np.ndarray) -> str:
+    """``"2 LineString, 1 Point"``: how many geometries of each type."""
+    kinds = pd.Series(types).map(_TYPE_NAMES).value_counts()
+    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
 
 
 def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
-                              path: object) -> None:
-    """Refuse a layer none of whose geometries is an area (lines or points only).
+                              path: object, point_sites: bool = False) -> None:
+    """Refuse a layer of a polygon role none of whose geometries is an area (lines or points
+    only).
 
-    Every role holds areas. Feature by feature, a stray line or point is rejected and counted;
-    a layer with no polygon at all is the wrong layer (e.g. township boundaries exported as
-    lines), and rejecting every feature would leave a run that measures nothing. Point project
-    sites are the exception: each is buffered by ``point_radius_m`` or rejected with a reason
-    naming it.
+    Point sites of a role with ``point_sites`` (projects) are the exception: each is buffered
+    by ``point_radius_m`` or rejected with a reason naming it.
     """
     geoms = gdf.geometry.values
     types = shapely.get_type_id(geoms)
@@ -522,13 +568,10 @@ def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
     types = types[present]
     if len(types) == 0 or np.isin(types, _AREA_TYPES).any():
         return
-    if role == "projects" and np.isin(types, _POINT_TYPES).any():
+    if point_sites and np.isin(types, _POINT_TYPES).any():
         return
-    kinds = pd.Series(types).map(
-        {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint",
-         5: "MultiLineString"}).value_counts()
-    found = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-    lines = bool(np.isin(types, (1, 2, 5)).any())
+    found = _found(types)
+    lines = bool(np.isin(types, _LINE_TYPES).any())
     what = "lines" if lines else "points"
     if role == "townships" and lines:
         fix = ("give the township areas: the polygon layer (面, e.g. XZQ), not the boundary "
@@ -630,7 +673,7 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
                point_radius_m: float | None = None, allow_remote: bool = False,
                transformation: str | None = None,
                bbox: tuple[float, float, float, float] | None = None,
-               feature_positions: Any = None) -> Layer:
+               feature_positions: Any = None, geometry: str | None = None) -> Layer:
     """Read, check, map and validate one layer.
 
     Parameters
@@ -638,7 +681,9 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     path
         Vector source (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, FileGDB folder).
     role
-        Canonical role (``townships``, ``redline``, ...); decides the canonical fields.
+        Built-in role (``townships``, ``redline``, ...,
+        :data:`spatialplan.io.roles.BUILTIN_ROLES`): decides the geometry type and the
+        canonical fields; or a role of one's own with ``geometry``.
     layer
         Layer name; required when the source has several layers.
     encoding
@@ -653,6 +698,10 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
         Buffer point sites to this radius (m) instead of rejecting them.
     allow_remote
         Accept URLs and ``/vsi*`` paths (refused by default).
+    geometry
+        ``"polygon"``, ``"line"`` or ``"point"``: declares ``role`` as a role of one's own
+        (not built in; its canonical fields are the keys of ``fields``) holding that type,
+        or restates a built-in role's (another one is a ``PlanError``).
     transformation
         PROJ pipeline for a datum shift (needed to accept Xian80/Beijing54 sources).
     bbox
@@ -679,7 +728,7 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     return _read_layer(path, role=role, layer=layer, encoding=encoding, assume_crs=assume_crs,
                        fields=fields, crs=crs, point_radius_m=point_radius_m,
                        allow_remote=allow_remote, transformation=transformation, bbox=bbox,
-                       feature_positions=feature_positions)
+                       feature_positions=feature_positions, geometry=geometry)
 
 
 def _feature_ids(role: str, rows: np.ndarray) -> Any:
@@ -689,8 +738,13 @@ def _feature_ids(role: str, rows: np.ndarray) -> Any:
     return (f"{role}:" + pd.Series(np.asarray(rows, dtype=np.int64)).astype(str)).array
 
 
-#: the vectorised validity screening of a layer's geometries (every role is polygonal)
+#: the vectorised validity screening of a polygon layer's geometries (every built-in role)
 _SCREEN = partial(screen_geometries, polygonal=True)
+
+
+def _screen_for(geometry: str) -> Any:
+    """The screening function of a layer of ``geometry`` type."""
+    return _SCREEN if geometry == "polygon" else partial(screen_geometries, geometry=geometry)
 
 
 def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -724,12 +778,17 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        feature_positions: Any = None,
                        sqlite_checked: set[Path] | None = None,
                        sqlite_pending: dict[Path, Future] | None = None,
-                       plugin_role: bool = False) -> Layer:
+                       plugin_role: bool = False, geometry: str | None = None) -> Layer:
     """The body of :func:`_read_layer`; ``plugin_role``: a layer of plug-in rules (any role
-    name, any geometry type: lines and points are kept, invalid ones repaired or rejected)."""
-    if role not in LAYER_ROLES and not plugin_role:
+    name; without ``geometry`` any geometry type: lines and points are kept, invalid ones
+    repaired or rejected); ``geometry``: the plan's declared type (:func:`layer_role`)."""
+    if role not in BUILTIN_ROLES and not plugin_role and geometry is None:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
-                             hint="valid roles: " + ", ".join(LAYER_ROLES))
+                             hint="valid roles: " + ", ".join(LAYER_ROLES)
+                             + '; or declare your own with geometry="line" (or "polygon", '
+                             '"point")')
+    spec = layer_role(role, geometry=geometry, fields=fields or {}, plugin=plugin_role)
+    screen = _screen_for(spec.geometry)
     check_local_path(path, allow_remote=allow_remote, layer=role)
     path = str(path).strip() if is_remote(path) else Path(path)
     layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
@@ -737,7 +796,7 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
     if bbox is None:  # a partial read (engine) of a layer read whole before: warned then
         _warn_utf8_records(path, info, enc, role=role)
-    with Overlap(_SCREEN, threads=None if QUIET_IS_VALID else 1) as screening:
+    with Overlap(screen, threads=None if QUIET_IS_VALID else 1) as screening:
         gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
                           role=role, bbox=bbox, info=info, screening=screening)
         where = f"{role} ({layer})" if layer else role
@@ -754,19 +813,18 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
             gdf, rows = gdf.iloc[order], rows[order]
         gdf = gdf.reset_index(drop=True)
         gdf.insert(0, "feature_id", _feature_ids(role, rows))
-        if len(gdf) == 0 and role in _MUST_HAVE_FEATURES and bbox is None:
+        if len(gdf) == 0 and spec.must_have_features and bbox is None:
             raise DataLayerError("the layer has no features", path=path, layer=where,
                                  hint=f"check the file and the layer name; a {role} layer "
                                  "cannot be empty")
-        if bbox is None and not plugin_role:
-            _refuse_non_polygon_layer(gdf, role=role, where=where, path=path)
-        mapping = map_fields(gdf.columns, role=role, fields=fields, layer=where, path=path)
-        gdf = apply_fields(gdf, mapping, role=role, layer=where, path=path)
+        if bbox is None:
+            _refuse_wrong_geometry_layer(gdf, spec=spec, where=where, path=path)
+        mapping = map_fields(gdf.columns, role=spec, fields=fields, layer=where, path=path)
+        gdf = apply_fields(gdf, mapping, role=spec, layer=where, path=path)
         _check_unique_codes(gdf, role=role, layer=where, path=path)
         src_crs = pyproj.CRS.from_user_input(gdf.crs)
         refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
-        screened = (screen_geometries(gdf.geometry.values, polygonal=False) if plugin_role
-                    else _screened(screening, len(gdf)) or _SCREEN(gdf.geometry.values))
+        screened = _screened(screening, len(gdf)) or screen(gdf.geometry.values)
         # features with a NaN / infinite coordinate are rejected below: keep them out of the
         # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
         bad = non_finite(screened)
@@ -776,7 +834,7 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
         if transformation is None:
             check_area_of_use(bounds, src_crs, layer=where, path=path)
         accepted, rejected, repaired = validate_geometries(
-            gdf, role=role, polygonal=not plugin_role, point_radius_m=point_radius_m,
+            gdf, role=role, geometry=spec.geometry, point_radius_m=point_radius_m,
             screened=screened)
     rejected = _note_unreadable(rejected, unreadable)
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
@@ -921,7 +979,8 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
                 assume_crs=ls.assume_crs, fields=ls.fields, point_radius_m=ls.point_radius_m,
                 allow_remote=allow_remote, sqlite_checked=sqlite_checked,
-                sqlite_pending=sqlite_pending, plugin_role=role in extra)
+                sqlite_pending=sqlite_pending, plugin_role=role in extra,
+                geometry=ls.geometry)
     analysis_crs, reason = choose_analysis_crs(
         [lyr.data for lyr in layers.values()],
         requested=crs if crs is not None else spec.crs)
@@ -946,17 +1005,18 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
 
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
-    """The plan's non-canonical layer roles, each declared by a loaded plug-in rule."""
-    from spatialplan.io.plan import unknown_role
+    """The plan's layer roles that are not built in: its own (declared with ``geometry``)
+    and those a loaded plug-in rule declares; another one is refused."""
+    from spatialplan.io.roles import unknown_role
     from spatialplan.rules._registry import plugin_rules
 
-    extra = [r for r in spec.layers if r not in LAYER_ROLES]
-    if not extra:
-        return []
+    extra = [r for r in spec.layers if r not in BUILTIN_ROLES]
+    if all(spec.layers[r].geometry is not None for r in extra):
+        return extra
     declared = tuple(dict.fromkeys(role for rule in plugin_rules(rules) for role in rule.layers
-                                   if role not in LAYER_ROLES))
+                                   if role not in BUILTIN_ROLES))
     for role in extra:
-        if role not in declared:
+        if spec.layers[role].geometry is None and role not in declared:
             raise unknown_role(role, spec.path, declared)
     return extra
 

@@ -155,7 +155,7 @@ def _read_extent(shared: _Shared, role: str, extent: tuple):
                         point_radius_m=spec.point_radius_m, bbox=box,
                         feature_positions=shared.positions[role],
                         sqlite_checked=set(shared.sqlite_checked),
-                        plugin_role=role not in _EXTENT_ROLES)
+                        plugin_role=role not in _EXTENT_ROLES, geometry=spec.geometry)
     return layer
 
 

@@ -303,7 +303,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
 
 
 def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
-    from spatialplan.io.plan import LAYER_ROLES
+    from spatialplan.io.roles import LAYER_ROLES
 
     # the lines and parcels, and the layers of plug-in rules (read per partition extent)
     roles = [r for r in _EXTENT_ROLES if r in spec.layers] + [

@@ -178,7 +178,9 @@ def _mixed_layer(n: int = 4000) -> gpd.GeoDataFrame:
 
 @pytest.mark.parametrize("options", [{"polygonal": True, "point_radius_m": None},
                                      {"polygonal": True, "point_radius_m": 5.0},
-                                     {"polygonal": False, "point_radius_m": None}])
+                                     {"polygonal": False, "point_radius_m": None},
+                                     {"geometry": "line", "point_radius_m": None},
+                                     {"geometry": "point", "point_radius_m": None}])
 def test_vectorised_validation_matches_the_per_feature_path(options, monkeypatch):
     monkeypatch.setattr("spatialplan.core._parallel.MIN_CHUNK", 500)  # is_valid in threads
     monkeypatch.setenv("SPATIALPLAN_THREADS", "3")
@@ -668,7 +670,7 @@ def test_an_error_while_geometries_are_screened_is_the_sequential_error(
         real_apply = read_mod.apply_fields
 
         def interrupted(df, mapping, *, role, **kwargs):
-            if role == "farmland":
+            if getattr(role, "name", role) == "farmland":  # a LayerRole, or a name
                 raise KeyboardInterrupt
             return real_apply(df, mapping, role=role, **kwargs)
 
@@ -683,10 +685,10 @@ def test_an_error_while_geometries_are_screened_is_the_sequential_error(
     if fault == "validate":  # GEOS fails on one geometry: in its batch and in the layer
         real_fast = _validate._fast_ok
 
-        def fast_ok(geoms, *, polygonal):
+        def fast_ok(geoms, *, geometry):
             if (shapely.get_type_id(geoms) == 0).any():  # the point
                 raise shapely.errors.GEOSException("IllegalArgumentException: broken")
-            return real_fast(geoms, polygonal=polygonal)
+            return real_fast(geoms, geometry=geometry)
 
         monkeypatch.setattr(_validate, "_fast_ok", fast_ok)
     _split_reads(monkeypatch, threads=1)
