@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_province import write_plan  # noqa: E402
+from bench_province import write_plan
 
-from spatialplan.core._resources import layers_dir  # noqa: E402
+from spatialplan.core._resources import layers_dir
 
 MAP_TARGET_BYTES = 25 * 10**6
 PEAK_TARGET_BYTES = 3 * 2**30

@@ -1,11 +1,11 @@
 """Benchmark: spatialplan.analysis.overlay.township_stats against geopandas.overlay + groupby.
 
 Generates a province-sized case in code (no files, no network), in CGCS2000 3-degree
-Gauss–Krüger zone 36 (EPSG:4545) around 107.5°E 27°N:
+Gauss-Krüger zone 36 (EPSG:4545) around 107.5°E 27°N:
 
 - townships: a coverage of jagged outlines (nearest-seed regions on a jittered 1 km grid),
   about 80 km² each, with a few missing cells (holes and gaps in the outlines);
-- farmland: a coverage of jittered 8-vertex parcels laid out in east–west bands;
+- farmland: a coverage of jittered 8-vertex parcels laid out in east-west bands;
 - red line: overlapping blobs (so the dissolve path is exercised);
 - development boundary: smaller blobs.
 
@@ -52,7 +52,7 @@ GRID = 0.001
 
 def jittered_cells(nx: int, ny: int, x0: float, y0: float, dx: float, dy: float,
                    rng: np.random.Generator, *, midpoints: bool) -> np.ndarray:
-    """A coverage of ``nx × ny`` jittered quads (8 vertices with shared edge midpoints)."""
+    """A coverage of ``nx x ny`` jittered quads (8 vertices with shared edge midpoints)."""
     cx = x0 + np.arange(nx + 1) * dx
     cy = y0 + np.arange(ny + 1) * dy
     gx, gy = np.meshgrid(cx, cy)  # (ny+1, nx+1)
@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
                stats: gpd.GeoDataFrame) -> bool:
     """Time ``township_stats`` with every farmland parcel twice (wall and CPU) and check that
-    the farmland areas equal those of the clean layer (``stats``) to 1e-9 relative."""
+    the farmland areas equal those of the clean layer (``stats``) to 1e-9 relative.
+    """
     farm = lines["farmland"]
     copies = farm.assign(feature_id=[f"farmland:{k}" for k in range(len(farm), 2 * len(farm))])
     twice = gpd.GeoDataFrame(pd.concat([farm, copies], ignore_index=True), crs=farm.crs)
@@ -286,7 +287,8 @@ def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
 def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> bool:
     """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm (wall and
     CPU; and on the clean layer, for comparison) and check its farmland self-overlaps against
-    the exact test on the whole layer."""
+    the exact test on the whole layer.
+    """
     from spatialplan.analysis import _overlay_pairs
 
     farm = lines["farmland"]

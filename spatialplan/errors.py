@@ -9,17 +9,17 @@ The CLI turns these into exit code 2 without a traceback.
 from __future__ import annotations
 
 __all__ = [
-    "SpatialPlanError",
-    "PlanError",
-    "DataSourceError",
-    "DataLayerError",
-    "FieldError",
     "CRSError",
+    "DataLayerError",
+    "DataSourceError",
+    "FieldError",
     "GeometryError",
+    "OutputError",
+    "PlanError",
     "RasterError",
     "RulebookError",
-    "OutputError",
     "SettingError",
+    "SpatialPlanError",
 ]
 
 

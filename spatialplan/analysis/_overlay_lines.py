@@ -36,7 +36,8 @@ def _feature_ids(gdf: gpd.GeoDataFrame, role: str) -> np.ndarray:
 
 def _same_objects(geoms: np.ndarray, known: np.ndarray | None) -> bool:
     """Whether ``geoms`` holds exactly the objects of ``known``, in order (shapely geometries
-    are immutable: the same object is the same, already validated, geometry)."""
+    are immutable: the same object is the same, already validated, geometry).
+    """
     if known is None or len(known) != len(geoms):
         return False
     return all(a is b for a, b in zip(geoms, known, strict=True))
@@ -45,7 +46,8 @@ def _same_objects(geoms: np.ndarray, known: np.ndarray | None) -> bool:
 def _refused(gdf: gpd.GeoDataFrame, role: str, positions: np.ndarray, what: str, *,
              hint: str) -> GeometryError:
     """The error for a layer holding ``len(positions)`` features of a kind ``what``, naming
-    the first."""
+    the first.
+    """
     return GeometryError(f"the {role} layer holds {len(positions)} {what}", layer=role,
                          feature=_feature_ids(gdf, role)[positions[0]], hint=hint)
 
@@ -133,7 +135,8 @@ class _Line:
     def first(self) -> np.ndarray:
         """Per feature, the first feature with an identical geometry (itself when none; -1
         when missing; :func:`spatialplan.analysis._overlay_pairs.first_equal`). Copies are named in
-        a warning: a layer imported twice is a common data-entry accident."""
+        a warning: a layer imported twice is a common data-entry accident.
+        """
         first = _pairs.first_equal(self.geoms)
         copies = np.flatnonzero(first >= 0)
         copies = copies[first[copies] != copies]
@@ -148,7 +151,8 @@ class _Line:
     @cached_property
     def distinct(self) -> np.ndarray:
         """The features with every copy of an earlier one as ``None`` (same positions, same
-        union; the array itself when the layer has no copies)."""
+        union; the array itself when the layer has no copies).
+        """
         copy = self.first != np.arange(len(self.geoms))
         copy &= self.first >= 0
         if not copy.any():
@@ -159,13 +163,15 @@ class _Line:
     def certificate(self) -> tuple[bool, np.ndarray | None, np.ndarray]:
         """``(certified, parts, suspects)`` of
         :func:`spatialplan.analysis._overlay_pairs.coverage_certificate` on the distinct features:
-        when certified, pieces of the layer's union with pairwise disjoint interiors."""
+        when certified, pieces of the layer's union with pairwise disjoint interiors.
+        """
         return _pairs.coverage_certificate(self.distinct, areas=self.area, return_suspects=True)
 
     @cached_property
     def distinct_overlaps(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs of distinct features whose interiors intersect (none for a certified
-        coverage; only the certificate's suspects are tested)."""
+        coverage; only the certificate's suspects are tested).
+        """
         certified, _, suspects = self.certificate
         return _pairs.overlap_pairs(self.distinct, certified=certified, suspects=suspects,
                                     tree=self.tree)
@@ -173,7 +179,8 @@ class _Line:
     @cached_property
     def overlaps(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs of features whose interiors intersect, copies included, in the order of the
-        pairwise STRtree test (the order of the self-overlap rows)."""
+        pairwise STRtree test (the order of the self-overlap rows).
+        """
         if self.distinct is self.geoms:
             return self.distinct_overlaps
         pairs = _pairs.with_copies(*self.distinct_overlaps, self.first)
@@ -202,7 +209,8 @@ class _Zones(_Line):
     @cached_property
     def dissolved(self) -> tuple[shapely.Geometry | None, bool]:
         """``(outline, coverage)``: the prepared union of the townships (``None`` if there is
-        none) and whether they form a valid coverage (see :func:`_overlay_geom.dissolve`)."""
+        none) and whether they form a valid coverage (see :func:`_overlay_geom.dissolve`).
+        """
         outline, coverage = _geom.dissolve(self.geoms, grid_size=self.grid_size)
         if outline is not None:
             shapely.prepare(outline)

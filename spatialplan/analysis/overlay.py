@@ -79,7 +79,7 @@ def resolve_tolerance(tolerance: Mapping[str, object] | None = None) -> dict[str
     Parameters
     ----------
     tolerance
-        Mapping with ``min_overlap_m2`` (m²) and/or ``min_overlap_share`` (0–1); a ``source``
+        Mapping with ``min_overlap_m2`` (m²) and/or ``min_overlap_share`` (0-1); a ``source``
         key (the rulebook's citation) and other keys are ignored. ``None`` means the defaults.
 
     Returns
@@ -108,7 +108,7 @@ def resolve_tolerance(tolerance: Mapping[str, object] | None = None) -> dict[str
         merged[key] = float(value)
     if merged["min_overlap_share"] > 1:
         raise RulebookError(
-            f"tolerance min_overlap_share is a share (0–1), got {merged['min_overlap_share']}",
+            f"tolerance min_overlap_share is a share (0-1), got {merged['min_overlap_share']}",
             layer="tolerance",
             hint="write 1 % as 0.01",
         )
@@ -134,7 +134,7 @@ def _check_crs(gdf: gpd.GeoDataFrame, role: str, expected: CRS | None = None) ->
             f"the {role} layer has no CRS",
             layer=role,
             hint="read layers with spatialplan.read_plan, which reprojects them to the analysis "
-            "CRS (a CGCS2000 Gauss–Krüger zone)",
+            "CRS (a CGCS2000 Gauss-Krüger zone)",
         )
     if not crs.is_projected:
         raise CRSError(
@@ -142,7 +142,7 @@ def _check_crs(gdf: gpd.GeoDataFrame, role: str, expected: CRS | None = None) ->
             "in degrees",
             layer=role,
             hint="reproject to the analysis CRS, e.g. gdf.to_crs('EPSG:4545') for CGCS2000 "
-            "3-degree Gauss–Krüger zone 36",
+            "3-degree Gauss-Krüger zone 36",
         )
     if expected is not None and not crs.equals(expected):
         raise CRSError(
@@ -191,7 +191,8 @@ def _checked_inputs(
     columns: tuple[str, ...] = (),
 ) -> tuple[float | None, CRS, dict[str, gpd.GeoDataFrame]]:
     """Check the grid, the townships (projected CRS, ``columns``) and the given line layers
-    (the townships' CRS); return ``(grid_size, crs, given lines)``."""
+    (the townships' CRS); return ``(grid_size, crs, given lines)``.
+    """
     grid_size = _check_grid_size(grid_size)
     crs = _check_crs(townships, "townships")
     _require_columns(townships, "townships", columns)
@@ -380,7 +381,8 @@ def _coverage_in_zones(
     grid_size: float | None,
 ) -> np.ndarray:
     """Area of a certified disjoint coverage in each zone, reusing the certificate's pieces
-    (its chunk unions' polygons, small enough to clip once per zone)."""
+    (its chunk unions' polygons, small enough to clip once per zone).
+    """
     if parts is None:
         return np.zeros(len(zones))
     areas = _geom.union_zone_areas(zones, parts, grid_size=grid_size)
@@ -513,7 +515,8 @@ def _outside_row(
 def _plain_line_area(patches: np.ndarray, *, overlapping: bool, grid_size: float | None,
                      areas: np.ndarray | None) -> float:
     """A line's area with every patch dissolved when some overlap, else summed (the plain
-    path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap)."""
+    path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap).
+    """
     if overlapping:
         whole = _geom.union(patches, grid_size=grid_size)
         return 0.0 if whole is None else float(shapely.area(whole))
@@ -696,7 +699,8 @@ def _clip_lines(zones: _Line, patches: _Line, *, grid_size: float | None) -> _ge
 
 def _self_overlaps(line: _Line, *, grid_size: float | None) -> pd.DataFrame:
     """Overlaps between features of one line; a copy's overlap with its twin is the feature
-    itself (identical polygons), without an overlay."""
+    itself (identical polygons), without an overlay.
+    """
     ga = line.geoms
     i, j = line.overlaps
     same = line.first[i] == line.first[j]

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["NETWORK_DRIVERS", "LOCKED_OPTIONS", "lock_down", "remote_allowed", "is_locked"]
+__all__ = ["LOCKED_OPTIONS", "NETWORK_DRIVERS", "is_locked", "lock_down", "remote_allowed"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class _Gdal:
 
     def present(self, names: tuple[str, ...]) -> list[str]:
         """The drivers of ``names`` registered in this GDAL (naming others in GDAL_SKIP
-        makes GDAL warn)."""
+        makes GDAL warn).
+        """
         func = _symbol(self.module, "GDALGetDriverByName")
         if func is None:
             return []

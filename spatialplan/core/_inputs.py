@@ -35,8 +35,15 @@ from xml.etree import ElementTree
 
 from spatialplan.errors import RasterError, SpatialPlanError
 
-__all__ = ["MAX_XML_BYTES", "MAX_TOML_BYTES", "require_regular", "check_siblings",
-           "check_raster", "file_kind", "read_small_file"]
+__all__ = [
+    "MAX_TOML_BYTES",
+    "MAX_XML_BYTES",
+    "check_raster",
+    "check_siblings",
+    "file_kind",
+    "read_small_file",
+    "require_regular",
+]
 
 #: largest VRT file parsed (GDAL writes a few kB per source; 16 MiB is ~10^5 sources)
 MAX_XML_BYTES = 16 * 1024 * 1024

@@ -22,6 +22,7 @@ validity test for threads.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import warnings
@@ -140,8 +141,7 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray,
     if n // smallest <= 1 or n_threads() <= 1:
         return func(*arrays, **kwargs)
     bounds = np.linspace(0, n, min(n_threads(), n // smallest) + 1).astype(int)
-    chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:],
-                                                                   strict=True)]
+    chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in itertools.pairwise(bounds)]
     return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks,
                                     geoms=() if prepared_ok else arrays))
 

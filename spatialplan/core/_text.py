@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["visible", "CONTROL"]
+__all__ = ["CONTROL", "visible"]
 
 #: C0 controls, DEL, C1 controls, and the Unicode bidirectional marks, embeddings, overrides
 #: and isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), also line/paragraph

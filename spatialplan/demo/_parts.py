@@ -199,8 +199,8 @@ def _sewage_site(town: int, u: float, v: float):
 
 def _register() -> list[_Project]:
     """The 8+X register: most projects pass; the planted cases are noted per line."""
-    P = _Project  # noqa: N806
-    A, B, C, D = 0, 1, 2, 3  # noqa: N806
+    P = _Project
+    A, B, C, D = 0, 1, 2, 3
     return [
         # 示范镇 (A)
         P("XM0101", A, "health_center", "示范镇卫生院改扩建工程", "completed",

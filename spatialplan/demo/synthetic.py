@@ -378,7 +378,7 @@ def _fields(frame: _Frame, dem: _Dem, rng: np.random.RandomState, exclude: _Cutt
 
 def _dry_land(dem: _Dem, rng: np.random.RandomState, exclude: _Cutter, towns_union: Polygon,
               n: int = 140) -> list[Polygon]:
-    """Scattered dry-land (旱地 0103) patches on the lower hillsides (slope 6–15°)."""
+    """Scattered dry-land (旱地 0103) patches on the lower hillsides (slope 6-15°)."""
     xx, yy = dem.cell_centres()
     cand = np.nonzero((dem.slope.ravel() > 6.0) & (dem.slope.ravel() < 15.0)
                       & (dem.height.ravel() < 120.0))[0]

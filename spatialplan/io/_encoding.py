@@ -75,7 +75,7 @@ def detect_dbf_encoding(dbf: str | Path) -> str | None:
         except UnicodeDecodeError:
             continue
     if len(decoded) == 2 and _plausible(decoded["gb18030"]) > _plausible(decoded["utf-8"]):
-        # short GBK text can also be valid UTF-8 (一 = D2 BB reads as Cyrillic һ): prefer
+        # short GBK text can also be valid UTF-8 (一 = D2 BB reads as Cyrillic һ): prefer  # noqa: RUF003 - the Cyrillic letter is the point
         # the decoding that gives Chinese (or pinyin) text; ties stay UTF-8
         return "GB18030"
     if "utf-8" in decoded:
@@ -85,7 +85,8 @@ def detect_dbf_encoding(dbf: str | Path) -> str | None:
 
 def _plausible(text: str) -> int:
     """Number of characters expected in Chinese data: CJK ideographs, CJK punctuation and
-    full-width forms, and Latin letters with diacritics (pinyin with tone marks)."""
+    full-width forms, and Latin letters with diacritics (pinyin with tone marks).
+    """
     return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
                or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
                or "\u00c0" <= ch <= "\u024f")
@@ -103,7 +104,8 @@ def _is_cjk(ch: str) -> bool:
 
 def _common_share(text: str) -> float:
     """Share of the non-ASCII characters of ``text`` that are in GB 2312 (the 7,445 common
-    characters of simplified Chinese); 0 without any."""
+    characters of simplified Chinese); 0 without any.
+    """
     wide = [ch for ch in text if ord(ch) >= 0x80]
     if not wide:
         return 0.0
@@ -124,8 +126,8 @@ def utf8_records(dbf: str | Path, *, chinese_only: bool = True) -> list[int]:
     With ``chinese_only`` (for a layer read as GBK/GB18030) a record counts only when its
     UTF-8 reading holds a CJK ideograph and more of its characters are common ones (GB 2312)
     than in its GB18030 reading: UTF-8 Chinese read as GBK is mojibake of rare characters
-    (中文 → 涓枃), while GBK text that happens to be valid UTF-8 (一 = D2 BB → Cyrillic һ)
-    reads as nothing common. Only records with a byte ≥ 0x80 are decoded.
+    (中文 → 涓枃), while GBK text that happens to be valid UTF-8 (一 = D2 BB → Cyrillic shha,
+    U+04BB) reads as nothing common. Only records with a byte ≥ 0x80 are decoded.
 
     Example
     -------
@@ -162,8 +164,9 @@ def utf8_records(dbf: str | Path, *, chinese_only: bool = True) -> list[int]:
 
 def _maybe_utf8(field: np.ndarray) -> np.ndarray:
     """Rows of one field's bytes that may be UTF-8 with non-ASCII text: some byte ≥ 0x80, and
-    every lead byte (≥ 0xC0) followed by a continuation byte (0x80–0xBF). Most GBK text fails
-    the second test, so only few records are decoded one by one."""
+    every lead byte (≥ 0xC0) followed by a continuation byte (0x80-0xBF). Most GBK text fails
+    the second test, so only few records are decoded one by one.
+    """
     wide = (field >= 0x80).any(axis=1)
     lead = field[:, :-1] >= 0xC0
     broken = (lead & ((field[:, 1:] & 0xC0) != 0x80)).any(axis=1) | (field[:, -1] >= 0xC0)
@@ -184,7 +187,8 @@ def _character_fields(raw: bytes, header_len: int) -> list[tuple[int, int]]:
 def _utf8_text(value: bytes, *, chinese_only: bool) -> bool:
     """True when ``value`` (one field) is UTF-8 text with non-ASCII characters; with
     ``chinese_only``, Chinese that its GB18030 reading turns into rarer characters (see
-    :func:`utf8_records`)."""
+    :func:`utf8_records`).
+    """
     if value.isascii():
         return False
     try:
@@ -206,7 +210,8 @@ def _feature_list(role: str, positions: list[int], *, n: int = 5) -> str:
 def _warn_utf8_records(path: Path | str, info: dict, encoding: str | None, *,
                        role: str) -> list[int]:
     """Warn, naming the features, when a shapefile read as GBK/GB18030 holds UTF-8 records
-    (see :func:`utf8_records`); returns their positions."""
+    (see :func:`utf8_records`); returns their positions.
+    """
     if info.get("driver") != "ESRI Shapefile" or not isinstance(path, Path) or not encoding:
         return []
     try:

@@ -70,7 +70,7 @@ def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
 
     for name in gdf.columns:
         dtype = gdf[name].dtype
-        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" \
+        if (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") \
                 or isinstance(dtype, pd.ArrowDtype):
             try:
                 pa.array(gdf[name].array).validate(full=True)

@@ -1,14 +1,14 @@
 """A small streaming XLSX writer: one sheet, inline strings, byte-deterministic.
 
 :func:`write_xlsx` writes a DataFrame as the single sheet of an Office Open XML workbook
-without building a cell object per value (through openpyxl, 32,711 rows × 9 columns took 16 s;
+without building a cell object per value (through openpyxl, 32,711 rows x 9 columns took 16 s;
 this writer takes 0.6 s). The sheet XML is built column by column in chunks of
 rows and streamed into the zip, so memory stays bounded at a million rows. With pyarrow
 installed each column's cells are built by Arrow compute kernels (:func:`_arrow_cells`; the
 floats' text by :func:`float_texts`), byte for byte the text of the Python path, which still
 writes the rare cells the kernels do not; with more than one chunk and threads allowed
 (:func:`spatialplan.core._parallel.n_threads`) zlib compresses a chunk in a thread of its own
-(:class:`_Behind`) while the next is built. 161,828 rows × 9 columns: 2.4 s with a Python
+(:class:`_Behind`) while the next is built. 161,828 rows x 9 columns: 2.4 s with a Python
 string per cell; 1.5-1.7 s through Arrow; 0.95-1.1 s with zlib behind (same machine, same
 bytes).
 
@@ -62,8 +62,18 @@ import pandas as pd
 
 from spatialplan.errors import OutputError
 
-__all__ = ["MAX_ROWS", "MAX_COLUMNS", "MAX_CELL_CHARS", "write_xlsx", "column_letter",
-           "arrow_compute", "float_texts", "text_array", "join_texts", "utf8_view"]
+__all__ = [
+    "MAX_CELL_CHARS",
+    "MAX_COLUMNS",
+    "MAX_ROWS",
+    "arrow_compute",
+    "column_letter",
+    "float_texts",
+    "join_texts",
+    "text_array",
+    "utf8_view",
+    "write_xlsx",
+]
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +378,8 @@ def _check_lengths(texts: Sequence[str | None], *, name: str, first_row: int,
 
 def _mixed_cell(v: Any) -> tuple[str, str]:
     """(kind, raw text) of one present value: kind "n", "b", "D" (date), "T" (date-time) or
-    "s" (text, not yet escaped)."""
+    "s" (text, not yet escaped).
+    """
     if isinstance(v, str):
         return ("s", v)
     if isinstance(v, bool | np.bool_):
@@ -399,7 +410,7 @@ class _Styles:
     """The workbook's cell formats: xf 0 default, 1 header, then (format, bold) pairs."""
 
     def __init__(self, formats: set[str]) -> None:
-        self.formats = ["General"] + sorted(formats - {"General"})
+        self.formats = ["General", *sorted(formats - {"General"})]
         self.ids = {f: (0 if f == "General" else 163 + k) for k, f in enumerate(self.formats)}
         self._attrs = {}
         for k, f in enumerate(self.formats):
@@ -483,7 +494,8 @@ def _header_row(headers: Sequence[str], ctx: _Context) -> str:
 def _rows_bytes(columns: Sequence[_Column], start: int, stop: int, bold: np.ndarray | None,
                 ctx: _Context) -> bytes | memoryview:
     """The UTF-8 ``<row>`` elements of data rows ``start:stop``: through Arrow when pyarrow is
-    installed (:func:`_arrow_cells`), else by :func:`_rows_xml`; the same bytes either way."""
+    installed (:func:`_arrow_cells`), else by :func:`_rows_xml`; the same bytes either way.
+    """
     arrow = arrow_compute()
     if arrow is None or not columns:
         flags = None if bold is None else bold.tolist()
@@ -599,7 +611,8 @@ class _Arrow(NamedTuple):
 def arrow_compute() -> _Arrow | None:
     """``(pyarrow, pyarrow.compute)``, or None when pyarrow is not installed (or formats
     floats unlike :func:`repr`, see :func:`_floats_like_repr`): then cells are built in
-    Python."""
+    Python.
+    """
     arrow = _arrow_modules()
     if arrow is None:
         return None
@@ -631,7 +644,8 @@ _FLOAT_PROBES = (0.1, 0.2, 0.3, 1 / 3, 2 / 3, 0.5, 1.5, 2.675, 1e-4, 1.2345e-4, 
 
 def _floats_like_repr(arrow: _Arrow) -> bool:
     """Whether :func:`float_texts` reproduces :func:`repr` on probe values (it reads Arrow's
-    own formatting, which differs between versions, only where it has Python's layout)."""
+    own formatting, which differs between versions, only where it has Python's layout).
+    """
     rng = np.random.default_rng(20240601)
     probes = np.concatenate([np.array(_FLOAT_PROBES), -np.array(_FLOAT_PROBES),
                              rng.random(500) * 10.0 ** rng.integers(-6, 18, 500)])
@@ -696,7 +710,8 @@ def _float_texts(arrow: _Arrow, values: np.ndarray) -> Any:
 def text_array(values: pd.Series) -> Any | None:
     """An all-text column (missing values allowed) as an Arrow ``large_string`` array with
     nulls for the missing values; None when a value is not a ``str`` or cannot be UTF-8 (a
-    lone surrogate). Requires :func:`arrow_compute`."""
+    lone surrogate). Requires :func:`arrow_compute`.
+    """
     arrow = arrow_compute()
     if arrow is None:
         raise RuntimeError("text_array needs pyarrow")
@@ -719,7 +734,8 @@ def text_array(values: pd.Series) -> Any | None:
 
 def utf8_view(array: Any) -> memoryview:
     """The UTF-8 bytes of a ``large_string`` array without nulls, all its values in a row
-    (a view of Arrow's data buffer, no copy)."""
+    (a view of Arrow's data buffer, no copy).
+    """
     if array.null_count:
         raise ValueError("an array with nulls has no single text")
     n = len(array)
@@ -767,7 +783,8 @@ def _arrow_cells(col: _Column, start: int, stop: int, rnums: Any, bold: np.ndarr
                  ctx: _Context) -> Any:
     """One column's cell XML for data rows ``start:stop`` as an Arrow array: the same text
     as :func:`_column_cells`, which still writes the rare cells Arrow does not
-    (mixed-type columns, ±inf, dates before 1900, overlong or XML-illegal text)."""
+    (mixed-type columns, ±inf, dates before 1900, overlong or XML-illegal text).
+    """
     pa, pc = arrow_compute()
     part = col.series.iloc[start:stop]
     body = _arrow_body(col, part, ctx)

@@ -41,20 +41,20 @@ from spatialplan.errors import OutputError, SpatialPlanError
 
 __all__ = [
     "atomic_path",
-    "check_output_dir",
-    "staged_output",
-    "write_results",
-    "write_table",
-    "write_json",
-    "sha256_file",
-    "column_widths",
-    "check_xlsx",
     "check_csv",
+    "check_output_dir",
+    "check_xlsx",
+    "column_widths",
     "defuse_formula",
     "defuse_formulas",
     "fit_excel_cells",
-    "output_error",
     "os_error_cause",
+    "output_error",
+    "sha256_file",
+    "staged_output",
+    "write_json",
+    "write_results",
+    "write_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -396,7 +396,8 @@ _TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>.*)$")
 
 def _published(exc: SpatialPlanError, staging: Path, out: Path) -> SpatialPlanError:
     """``exc`` naming the output file instead of its copy in the staging folder, and saying
-    that the output folder was not changed."""
+    that the output folder was not changed.
+    """
     path = exc.path
     message = exc.message
     if path and (Path(path) == staging or staging in Path(path).parents):
@@ -505,7 +506,8 @@ def _check_targets(out: Path, names: Sequence[str]) -> None:
 
 def _stale_outputs(out: Path, new: Sequence[str]) -> list[str]:
     """Files of the previous run (its ``manifest.json``) that this run does not write and that
-    are unchanged since (sha256 as listed); others are named in a warning and left alone."""
+    are unchanged since (sha256 as listed); others are named in a warning and left alone.
+    """
     previous = out / "manifest.json"
     try:
         data = json.loads(previous.read_text(encoding="utf-8"))
@@ -540,7 +542,8 @@ def _stale_outputs(out: Path, new: Sequence[str]) -> list[str]:
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP until the block has finished, then deliver them (the
-    commit's moves, or their undoing, are never cut in half). Main thread only."""
+    commit's moves, or their undoing, are never cut in half). Main thread only.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -827,7 +830,8 @@ def defuse_formula(text: str) -> str:
 
 def defuse_formulas(df: pd.DataFrame, *, index: bool = False) -> pd.DataFrame:
     """A copy of ``df`` whose text cells and column names went through :func:`defuse_formula`
-    (and the index labels, with ``index``); numbers, dates and missing values are untouched."""
+    (and the index labels, with ``index``); numbers, dates and missing values are untouched.
+    """
     out = df.copy()
     for j in range(out.shape[1]):
         series = out.iloc[:, j]
@@ -864,7 +868,8 @@ def _defuse_array(texts: Any) -> Any:
 
 def _int_and_text(series: pd.Series) -> Any | None:
     """An object column of ``str`` and ``int`` values (the 时序表's 序号 beside its subtotal
-    labels) as Arrow text, ``str()`` of each like the csv module; None for anything else."""
+    labels) as Arrow text, ``str()`` of each like the csv module; None for anything else.
+    """
     from spatialplan.io._xlsx import arrow_compute
 
     pa = arrow_compute().pa
@@ -913,8 +918,8 @@ def _csv_quotes_like_python() -> bool:
     probes = ["a", "", " a ", "a,b", 'a"b', "a\rb", "a\nb", "a;b", "a\tb", "a'b", "\u2028",
               "\x85", "=1", "示范,镇"]
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(probes + ["x"])
-    return buf.getvalue() == ",".join(map(_csv_quote, probes + ["x"])) + "\r\n"
+    csv.writer(buf, lineterminator="\r\n").writerow([*probes, "x"])
+    return buf.getvalue() == ",".join(map(_csv_quote, [*probes, "x"])) + "\r\n"
 
 
 def _csv_rows(columns: Sequence[Callable[[int, int], Any]], start: int, stop: int) -> memoryview:

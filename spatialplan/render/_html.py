@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["escape", "format_value", "html_table", "json_for_script", "is_missing"]
+__all__ = ["escape", "format_value", "html_table", "is_missing", "json_for_script"]
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: any character :func:`escape` changes (text without one is returned as is)
@@ -60,7 +60,7 @@ def format_value(value: Any, *, digits: int = 2) -> str:
         if value != value:
             return ""
         if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
+            return "∞" if value > 0 else "−∞"  # noqa: RUF001 - typographic minus, shown
         return f"{value:,.{digits}f}"
     if kind is int:
         return str(value)
@@ -70,7 +70,7 @@ def format_value(value: Any, *, digits: int = 2) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
+            return "∞" if value > 0 else "−∞"  # noqa: RUF001 - typographic minus, shown
         return f"{value:,.{digits}f}"
     if isinstance(value, datetime):
         return value.date().isoformat() if value.time() == datetime.min.time() else (

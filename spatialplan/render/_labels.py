@@ -18,9 +18,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-__all__ = ["chinese_headers", "LINE_NAMES", "ROLE_NAMES", "RULE_NAMES", "VERDICT_NAMES",
-           "PROJECT_STATUS_NAMES", "KIND_NAMES", "SUBJECT_NAMES", "UNIT_NAMES", "bilingual",
-           "feature_number", "facility_names", "round_areas", "AREA_DECIMALS"]
+__all__ = [
+    "AREA_DECIMALS",
+    "KIND_NAMES",
+    "LINE_NAMES",
+    "PROJECT_STATUS_NAMES",
+    "ROLE_NAMES",
+    "RULE_NAMES",
+    "SUBJECT_NAMES",
+    "UNIT_NAMES",
+    "VERDICT_NAMES",
+    "bilingual",
+    "chinese_headers",
+    "facility_names",
+    "feature_number",
+    "round_areas",
+]
 
 #: control-line (and survey layer) names as planners write them
 LINE_NAMES = {
@@ -87,9 +100,9 @@ _FIXED = {
     "n_pixels": "DEM像元数",
     "flag": "坡度数据情况",
     "slope_le2_m2": "坡度≤2°面积(m²)",
-    "slope_2_6_m2": "坡度2°–6°面积(m²)",
-    "slope_6_15_m2": "坡度6°–15°面积(m²)",
-    "slope_15_25_m2": "坡度15°–25°面积(m²)",
+    "slope_2_6_m2": "坡度2°–6°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
+    "slope_6_15_m2": "坡度6°–15°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
+    "slope_15_25_m2": "坡度15°–25°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
     "slope_gt25_m2": "坡度>25°面积(m²)",
 }
 #: the ``flag`` of terrain statistics

@@ -27,7 +27,7 @@ from matplotlib.transforms import Bbox
 
 from spatialplan.render._placement import cluster_window, place_labels
 
-__all__ = ["draw_map", "nice_length", "nice_scale", "VERDICT_COLORS", "STYLE"]
+__all__ = ["STYLE", "VERDICT_COLORS", "draw_map", "nice_length", "nice_scale"]
 
 VERDICT_COLORS = {"pass": "#2ca02c", "review": "#ff8c00", "fail": "#d62728", "error": "#808080"}
 
@@ -42,7 +42,7 @@ STYLE = {
     "parcels": {"facecolor": "#eeeeee", "edgecolor": "#bbbbbb", "linewidth": 0.3},
 }
 
-#: round scale denominators: these × 10ⁿ
+#: round scale denominators: these x 10ⁿ
 NICE_SCALES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5)
 #: a site smaller than this on paper (mm) also gets a marker, so its colour stays visible
 SMALL_MM = 3.0
@@ -53,7 +53,7 @@ INSET_WIDTH = 0.36
 
 
 def nice_length(span_m: float) -> float:
-    """A round scale-bar length (1, 2 or 5 × 10ⁿ m) of about a fifth of ``span_m``.
+    """A round scale-bar length (1, 2 or 5 x 10ⁿ m) of about a fifth of ``span_m``.
 
     Examples
     --------
@@ -71,7 +71,7 @@ def nice_length(span_m: float) -> float:
 
 
 def nice_scale(denominator: float) -> int:
-    """The smallest round scale denominator (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5 × 10ⁿ) ≥ it.
+    """The smallest round scale denominator (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5 x 10ⁿ) ≥ it.
 
     Examples
     --------
@@ -202,7 +202,8 @@ def _parts(geom: Any) -> list[Any]:
 def _draw_sites(ax: Any, sites: gpd.GeoDataFrame, *, n: int, scale: float, prefix: str
                 ) -> None:
     """Each site in its verdict colour: translucent fill and a full-colour outline (polygons),
-    a cased line (lines), a marker (points and sites under :data:`SMALL_MM` on paper)."""
+    a cased line (lines), a marker (points and sites under :data:`SMALL_MM` on paper).
+    """
     casing = [pe.Stroke(linewidth=4.2 * scale, foreground="white"), pe.Normal()]
     for no, verdict, geom in zip(sites["no"], sites["verdict"], sites.geometry, strict=True):
         color = VERDICT_COLORS.get(str(verdict), VERDICT_COLORS["error"])
@@ -228,7 +229,8 @@ def _draw_sites(ax: Any, sites: gpd.GeoDataFrame, *, n: int, scale: float, prefi
 
 def _renderer(fig: Any) -> Any:
     """An Agg renderer for measuring text, attached only now: geopandas' ``plot`` redraws an
-    Agg figure after every layer."""
+    Agg figure after every layer.
+    """
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     return fig.canvas.get_renderer()
@@ -288,7 +290,8 @@ def _label_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float, obstacles: S
 def _inset_window(sites: gpd.GeoDataFrame, view: Sequence[float]
                   ) -> tuple[float, float, float, float] | None:
     """The padded window where at least half of the sites (≥ 3) crowd, if it is under
-    :data:`INSET_MAX_SHARE` of the map width; None otherwise (or with fewer than 4 sites)."""
+    :data:`INSET_MAX_SHARE` of the map width; None otherwise (or with fewer than 4 sites).
+    """
     if len(sites) < 4:
         return None
     bounds = np.array([g.bounds for g in sites.geometry])
@@ -312,7 +315,8 @@ def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: A
                 layers: dict[str, Any], sites: gpd.GeoDataFrame, scale: float
                 ) -> tuple[Any, set[int]] | None:
     """An enlarged inset of the town seat (:func:`_inset_window`) in a free corner, when its
-    round scale is at least 1.5× larger; returns the inset and the numbers it shows."""
+    round scale is at least 1.5x larger; returns the inset and the numbers it shows.
+    """
     window = _inset_window(sites, view)
     if window is None:
         return None
@@ -357,7 +361,8 @@ def _inset_corner(view: Sequence[float], window: Sequence[float], sites: gpd.Geo
                   ) -> tuple[float, float, float, float] | None:
     """Axes-fraction rectangle of the inset: upper left or lower right (the other corners
     hold the north arrow and the scale bar), whichever covers less of the township, among
-    those hiding no site and not the window itself; None when neither is free."""
+    those hiding no site and not the window itself; None when neither is free.
+    """
     m = 0.012
     vx0, vy0, vx1, vy1 = view
     vw, vh = vx1 - vx0, vy1 - vy0

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["place_labels", "cluster_window", "boxes_overlap"]
+__all__ = ["boxes_overlap", "cluster_window", "place_labels"]
 
 # candidate directions, most preferred first (cartographic habit: upper right, then the others)
 _FIRST = (45, 135, -45, -135, 90, -90, 0, 180)

@@ -2,7 +2,7 @@
 
 :func:`layout_figure` draws one township with matplotlib (title, township outline, the three
 control lines, parcels, numbered project sites with a matching table, legend, north arrow,
-scale bar, Gauss–Krüger coordinate frame, CRS / source note and date);
+scale bar, Gauss-Krüger coordinate frame, CRS / source note and date);
 :func:`write_layout` writes a multi-page PDF and a PNG atomically.
 
 Chinese text needs a CJK font. :func:`find_cjk_font` prefers one installed on the system (Noto
@@ -46,8 +46,17 @@ from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.io.output import atomic_path
 from spatialplan.render._layout_map import VERDICT_COLORS, draw_map, nice_length, nice_scale
 
-__all__ = ["layout_figure", "write_layout", "contact_sheet", "find_cjk_font", "bundled_cjk_font",
-           "nice_length", "nice_scale", "PAPER_SIZES_MM", "VERDICT_COLORS"]
+__all__ = [
+    "PAPER_SIZES_MM",
+    "VERDICT_COLORS",
+    "bundled_cjk_font",
+    "contact_sheet",
+    "find_cjk_font",
+    "layout_figure",
+    "nice_length",
+    "nice_scale",
+    "write_layout",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +224,7 @@ def layout_figure(
     township_code
         The township to draw (``code`` / ``township_code`` column of ``townships``).
     townships, redline, farmland, udb, parcels
-        Layers in the analysis (Gauss–Krüger, metric) CRS; ``townships`` may be the
+        Layers in the analysis (Gauss-Krüger, metric) CRS; ``townships`` may be the
         ``township_stats`` table.
     projects
         Project sites with ``project_id``, ``name``, ``facility_name``/``facility`` and
@@ -367,7 +376,7 @@ def write_layout(
 
 def contact_sheet(figs: Sequence[Figure], *, dpi: float | None = None,
                   gutter: int = 12) -> np.ndarray:
-    """Every figure rendered side by side on a grid: an RGBA array (rows × columns pages).
+    """Every figure rendered side by side on a grid: an RGBA array (rows x columns pages).
 
     Each page is drawn at ``dpi`` / columns (default: the first figure's dpi), so the sheet
     is about as large as one page; pages are separated by a light grey ``gutter`` (pixels).

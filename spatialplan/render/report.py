@@ -543,7 +543,8 @@ def _section_findings(findings: pd.DataFrame | None, cap: _Cap) -> str:
 
 def _rule_sources(findings: pd.DataFrame) -> pd.DataFrame:
     """Each rule's sources, in the registry's order (built-in rules, then plug-ins as they
-    appear); a plug-in rule is marked as one."""
+    appear); a plug-in rule is marked as one.
+    """
     from spatialplan.rules._registry import builtin_ids
 
     builtin = {r: k for k, r in enumerate(builtin_ids())}

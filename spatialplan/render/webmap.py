@@ -46,11 +46,11 @@ from spatialplan.render._webmap_sites import (
 )
 
 __all__ = [
-    "explore",
-    "write_map",
+    "LANDUSE_COLORS",
     "LAYER_NAMES",
     "VERDICT_COLORS",
-    "LANDUSE_COLORS",
+    "explore",
+    "write_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -561,7 +561,8 @@ def _layer_geojson(
 def _display(geoms: np.ndarray, crs: Any, *, precision: int, gcj02: bool
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Geometries in EPSG:4326 (shifted to GCJ-02 if asked), rounded to ``precision``
-    decimals; the mask of those not empty; their lon/lat bounds (``None`` if none)."""
+    decimals; the mask of those not empty; their lon/lat bounds (``None`` if none).
+    """
     display = gpd.GeoSeries(geoms, crs=crs).to_crs(4326).values
     if gcj02:
         display = _gcj02.geometry_to_gcj02(display)
@@ -782,7 +783,7 @@ def _extra(row: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[Any, Any
     return [(f, row.get(f)) for f in fields]
 
 
-#: characters of a name shown in a popup or tooltip (4× for the reasons); the rest is cut
+#: characters of a name shown in a popup or tooltip (4x for the reasons); the rest is cut
 _TEXT_LIMIT = 500
 
 
@@ -823,8 +824,8 @@ def _parcel_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> d
     code_s = "" if is_missing(code) else str(code)
     props: dict[str, Any] = {
         "_t": escape(f"用地 {code_s}"),
-        "_p": _kv_table([("用地代码 land use", code_s), ("id", row.get("feature_id"))]
-                        + _extra(row, fields)),
+        "_p": _kv_table([("用地代码 land use", code_s), ("id", row.get("feature_id")),
+                         *_extra(row, fields)]),
     }
     if code_s[:2] in LANDUSE_COLORS:
         props["_s"] = code_s[:2]
@@ -838,14 +839,14 @@ def _conflict_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
             props["_s"] = "boundary_noise"
         return props
     kind = row.get("kind")
-    pairs = [("冲突 conflict", f"{format_value(row.get('layer_a'))} × "
+    pairs = [("冲突 conflict", f"{format_value(row.get('layer_a'))} × "  # noqa: RUF001 - the multiplication sign is shown
                                  f"{format_value(row.get('layer_b'))}"),
              ("要素 features", f"{format_value(row.get('feature_a'))} / "
                                 f"{format_value(row.get('feature_b'))}"),
              ("乡镇 township", row.get("township_code")),
              ("面积 area (m²)", row.get("area_m2")),
-             ("类型 kind", kind)] + _extra(row, fields)
-    props = {"_t": escape(f"{format_value(row.get('layer_a'))} × "
+             ("类型 kind", kind), *_extra(row, fields)]
+    props = {"_t": escape(f"{format_value(row.get('layer_a'))} × "  # noqa: RUF001 - the multiplication sign is shown
                           f"{format_value(row.get('layer_b'))} ({format_value(kind)})"),
              "_p": _kv_table(pairs)}
     if kind == "boundary_noise":
@@ -890,9 +891,10 @@ def _project_props(role: str, row: Mapping[str, Any], fields: Sequence[str],
     name = shorten(row.get("name"), _TEXT_LIMIT)
     pid = format_value(row.get("project_id"))
     color = VERDICT_COLORS.get(verdict, "#444")
-    pairs = [("编号 id", pid), ("类别 facility", row.get("facility_name", row.get("facility"))),
+    pairs = [("编号 id", pid),
+             ("类别 facility", row.get("facility_name", row.get("facility"))),
              ("乡镇 township", row.get("township_code")), ("状态 status", row.get("status")),
-             ("面积 area (m²)", row.get("area_m2"))] + _extra(row, fields)
+             ("面积 area (m²)", row.get("area_m2")), *_extra(row, fields)]
     popup = (f"<div class='sp-project'><b>{escape(name)}</b><br>"
              f"<span style='color:{color};font-weight:bold'>"
              f"{escape(VERDICT_LABELS.get(verdict, verdict))}</span>"

@@ -21,7 +21,7 @@ from spatialplan.rules._dates import bilingual
 from spatialplan.rules._registry import SitingRule, escape_text
 from spatialplan.rules._sites import Out, text_values
 
-__all__ = ["run_plugin", "PLUGIN_STATUSES", "RESULT_COLUMNS"]
+__all__ = ["PLUGIN_STATUSES", "RESULT_COLUMNS", "run_plugin"]
 
 log = logging.getLogger(__name__)
 

@@ -44,16 +44,16 @@ from typing import Any
 from spatialplan.errors import RulebookError
 
 __all__ = [
-    "SitingRule",
     "BUILTIN_RULES",
+    "RESERVED_TABLES",
+    "SitingRule",
     "builtin_ids",
-    "rule_by_id",
-    "siting_rule",
     "load_plugins",
     "plugin_rules",
+    "rule_by_id",
     "rule_ids",
     "search_radius",
-    "RESERVED_TABLES",
+    "siting_rule",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _schedule(ctx, layers):
 
 def _setback_radius(rules: Mapping[str, Any]) -> float:
     """Largest setback distance of the rulebook (facility overrides included)."""
-    tables = [rules] + list((rules.get("facility") or {}).values())
+    tables = [rules, *list((rules.get("facility") or {}).values())]
     dists = [float(p.get("min_m", 0.0)) for t in tables
              for p in ((t.get("setback") or {}).get("pairs") or [])]
     return max(dists, default=0.0)

@@ -32,21 +32,21 @@ from spatialplan.rules._geom import (
 __all__ = [
     "MU_M2",
     "Out",
+    "fmt_area",
     "object_array",
+    "prefetch_overlaps",
+    "rule_as_built",
+    "rule_cropland",
+    "rule_farmland",
+    "rule_landuse",
+    "rule_project_overlap",
+    "rule_redline",
+    "rule_setback",
+    "rule_slope",
+    "rule_township",
+    "rule_udb",
     "text_value",
     "text_values",
-    "fmt_area",
-    "prefetch_overlaps",
-    "rule_township",
-    "rule_redline",
-    "rule_farmland",
-    "rule_cropland",
-    "rule_udb",
-    "rule_landuse",
-    "rule_slope",
-    "rule_setback",
-    "rule_project_overlap",
-    "rule_as_built",
     "unmapped_build_rows",
 ]
 
@@ -582,7 +582,7 @@ def _slope_row(mean: float, mx: float, flag: object, n_pix: float, over: float, 
         return "fail", bilingual(f"{figures_zh}，超过限值 {limit:g}°",
                                  f"{figures_en}: over the {limit:g}° limit")
     if mean >= review_from or mx > limit:
-        return "review", bilingual(f"{figures_zh}，介于 {review_from:g}°–{limit:g}°，需论证",
+        return "review", bilingual(f"{figures_zh}，介于 {review_from:g}°–{limit:g}°，需论证",  # noqa: RUF001 - en dash: range sign in the finding
                                    f"{figures_en}: between {review_from:g}° and {limit:g}°, "
                                    "needs justification")
     if flag == "partial_coverage":

@@ -40,8 +40,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "RULE_IDS",
     "default_rules_path",
-    "read_rules",
     "merge_rules",
+    "read_rules",
     "rules_for",
     "setback_pairs",
 ]

@@ -1,4 +1,4 @@
-"""The "8+X" siting checks: one verdict per project, one finding per project × rule.
+"""The "8+X" siting checks: one verdict per project, one finding per project x rule.
 
 :func:`check_projects` runs the rules of the rulebook (:mod:`spatialplan.rules.rulebook`) on the
 planned sites of the project register and returns two tables (see DESIGN.md, "Results"):
@@ -7,7 +7,7 @@ planned sites of the project register and returns two tables (see DESIGN.md, "Re
   out), with ``verdict`` = the worst of its findings (``error`` > ``fail`` > ``review`` >
   ``pass``; ``not_applicable`` does not count), the Chinese + English ``reasons`` and the
   measures (``area_m2``, ``redline_m2``, ``farmland_m2``, ...).
-- ``findings``: one row per project × rule id (:data:`spatialplan.rules.rulebook.RULE_IDS`, then the
+- ``findings``: one row per project x rule id (:data:`spatialplan.rules.rulebook.RULE_IDS`, then the
   rulebook's plug-in rules, see :mod:`spatialplan.rules._registry`) with
   ``status``, ``measure``, ``unit``, ``message`` and the rule's ``source``; after the contract
   columns come ``feature_id`` and ``subject``. As-built footprints with no planned project
@@ -52,13 +52,13 @@ from spatialplan.rules._sites import MU_M2, Out, object_array, text_values
 from spatialplan.rules.rulebook import read_rules, rules_for
 
 __all__ = [
-    "VERDICT_ORDER",
     "FINDING_COLUMNS",
     "PROJECT_COLUMNS",
+    "VERDICT_ORDER",
     "check_projects",
-    "worst_status",
-    "unmapped_builds",
     "facility_coverage",
+    "unmapped_builds",
+    "worst_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _check_crs(projects: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | 
         raise CRSError(
             f"the projects layer is in a geographic CRS ({crs.name}); siting measures in metres",
             layer="projects",
-            hint="reproject every layer to the analysis CRS (a CGCS2000 Gauss–Krüger zone)",
+            hint="reproject every layer to the analysis CRS (a CGCS2000 Gauss-Krüger zone)",
         )
     for role, layer in layers.items():
         if layer is None or len(layer) == 0:
@@ -519,7 +519,7 @@ def check_projects(
         One row per input project (accepted then rejected, input order) with the columns of
         :data:`PROJECT_COLUMNS` and ``geometry`` (null for rejected rows).
     findings : DataFrame
-        One row per project × rule (:data:`FINDING_COLUMNS`; the built-in rules in registry
+        One row per project x rule (:data:`FINDING_COLUMNS`; the built-in rules in registry
         order, then the rulebook's plug-in rules), then one ``as_built`` / ``fail`` row per
         unmapped build (``subject == "unmapped_build"``).
 

@@ -586,7 +586,7 @@ def test_two_pass_arrow_read_gives_the_single_read_frame(tmp_path, monkeypatch, 
     geoms, zm, ok = screened
     assert all(a is b for a, b in zip(np.asarray(split.geometry.values)[~zm], geoms[~zm],
                                       strict=True))
-    flat, zm_all, ok_all = screen_geometries(np.asarray(split.geometry.values))
+    _flat, zm_all, ok_all = screen_geometries(np.asarray(split.geometry.values))
     assert zm.tolist() == zm_all.tolist() and ok.tolist() == ok_all.tolist()
 
 

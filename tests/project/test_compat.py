@@ -52,4 +52,4 @@ def test_unknown_names_still_raise():
     import spatialplan.rules
 
     with pytest.raises(AttributeError, match="no_such_name"):
-        spatialplan.rules.no_such_name  # noqa: B018
+        spatialplan.rules.no_such_name
