@@ -129,6 +129,7 @@ def report(label: str, plan_path: Path, out: Path, *, targets: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--townships", type=int, default=200)
     parser.add_argument("--parcels", type=int, default=200_000)

@@ -52,7 +52,7 @@ GRID = 0.001
 
 def jittered_cells(nx: int, ny: int, x0: float, y0: float, dx: float, dy: float,
                    rng: np.random.Generator, *, midpoints: bool) -> np.ndarray:
-    """A coverage of ``nx x ny`` jittered quads (8 vertices with shared edge midpoints)."""
+    """Build a coverage of ``nx x ny`` jittered quads (8 vertices with shared edge midpoints)."""
     cx = x0 + np.arange(nx + 1) * dx
     cy = y0 + np.arange(ny + 1) * dy
     gx, gy = np.meshgrid(cx, cy)  # (ny+1, nx+1)
@@ -187,17 +187,20 @@ class PeakRSS:
             self._sample()
 
     def __enter__(self) -> PeakRSS:
+        """Start sampling the resident set size."""
         self.peak = rss_bytes() or 0
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop sampling, after one last sample."""
         self._stop.set()
         self._thread.join()
         self._sample()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Runs with spatialplan alone; peak memory is sampled with psutil when installed "
@@ -267,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
                stats: gpd.GeoDataFrame) -> bool:
-    """Time ``township_stats`` with every farmland parcel twice (wall and CPU) and check that
-    the farmland areas equal those of the clean layer (``stats``) to 1e-9 relative.
+    """Time ``township_stats`` with every farmland parcel twice (wall and CPU).
+
+    Also check that the farmland areas equal those of the clean layer (``stats``) to 1e-9 relative.
     """
     farm = lines["farmland"]
     copies = farm.assign(feature_id=[f"farmland:{k}" for k in range(len(farm), 2 * len(farm))])
@@ -285,9 +289,10 @@ def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
 
 
 def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> bool:
-    """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm (wall and
-    CPU; and on the clean layer, for comparison) and check its farmland self-overlaps against
-    the exact test on the whole layer.
+    """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm.
+
+    Wall and CPU time; and on the clean layer, for comparison. Its farmland self-overlaps are
+    checked against the exact test on the whole layer.
     """
     from spatialplan.analysis import _overlay_pairs
 

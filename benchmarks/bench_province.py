@@ -127,8 +127,9 @@ def write_plan(out: Path, *, townships: int, parcels: int, projects: int, seed: 
 
 
 def read_floor(plan_path: Path, *, use_arrow: bool = False, repeat: int = 2) -> float:
-    """Seconds to read every layer of the plan with pyogrio (no checks, no reprojection): the
-    best of ``repeat`` reads, so that a cold first read does not flatter the ratio.
+    """Time reading every layer of the plan with pyogrio (no checks, no reprojection).
+
+    The best of ``repeat`` reads, in seconds, so that a cold first read does not flatter the ratio.
     """
     from spatialplan.io.plan import read_plan_spec
 
@@ -166,8 +167,9 @@ def run_cli(plan_path: Path, out: Path) -> tuple[float, int, str]:
 
 
 def startup_seconds(*, repeat: int = 2) -> float:
-    """Best of ``repeat`` wall times of a Python process importing what ``spatialplan check``
-    imports before it reads anything (the package, its reader and its pipeline).
+    """Time a Python process importing what ``spatialplan check`` imports before it reads.
+
+    The best of ``repeat`` wall times; the package, its reader and its pipeline are imported.
     """
     best = float("inf")
     for _ in range(repeat):
@@ -179,8 +181,10 @@ def startup_seconds(*, repeat: int = 2) -> float:
 
 
 def rewrite_seconds(gpkg: Path, *, repeat: int = 2) -> float:
-    """Best of ``repeat`` times to write the layers of ``gpkg`` again into a new GeoPackage
-    with pyogrio (the layers are read first, untimed): the cost of the results file alone.
+    """Time writing the layers of ``gpkg`` again into a new GeoPackage with pyogrio.
+
+    The best of ``repeat`` times; the layers are read first, untimed: the cost of the results file
+    alone.
     """
     frames = {name: pyogrio.read_dataframe(gpkg, layer=name, use_arrow=True)
               for name, _ in pyogrio.list_layers(gpkg)}
@@ -214,10 +218,12 @@ class ChildrenPeak:
                 self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), rss)
 
     def __enter__(self) -> ChildrenPeak:
+        """Start sampling the child processes."""
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop sampling."""
         self._stop.set()
         self._thread.join()
 
@@ -239,6 +245,7 @@ def _profile(plan) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=NEEDS)
     parser.add_argument("--townships", type=int, default=1500)
     parser.add_argument("--parcels", type=int, default=1_000_000)

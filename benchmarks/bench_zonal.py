@@ -79,6 +79,7 @@ def make_dem(size: int, seed: int) -> np.ndarray:
 
 
 def write_dem(dem: np.ndarray, path: Path) -> None:
+    """Write ``dem`` to ``path`` as a single-band float32 GeoTIFF."""
     profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": dem.shape[1],
                "height": dem.shape[0], "crs": CRS, "nodata": NODATA,
                "transform": Affine(RES, 0, X0, 0, -RES, Y0), "tiled": True,
@@ -106,12 +107,14 @@ def make_sites(n: int, size: int, seed: int) -> gpd.GeoDataFrame:
 
 
 def timed(func, *args, **kwargs):
+    """Call ``func(*args, **kwargs)``; return its result and the wall time in seconds."""
     start = time.perf_counter()
     result = func(*args, **kwargs)
     return result, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     needs = 'needs rasterstats (the baseline; it comes with the test extra): pip install ".[test]"'
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=needs)
     parser.add_argument("--size", type=int, default=5000, help="DEM rows = columns (5000)")

@@ -57,6 +57,7 @@ class SpatialPlanError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        """Return the message, where it happened (file, layer, feature) and the hint."""
         parts = [self.message]
         where = []
         if self.path:

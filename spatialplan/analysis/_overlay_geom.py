@@ -114,8 +114,10 @@ def snap_to_grid(geoms: np.ndarray, grid_size: float | None) -> np.ndarray:
 
 
 def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`snap_to_grid`, and the positions of the geometries kept off the grid because
-    snapping would have emptied them or left them invalid (for the caller to report).
+    """Snap like :func:`snap_to_grid` and also return the positions kept off the grid.
+
+    Those geometries stay off the grid because snapping would have emptied them or left them invalid
+    (for the caller to report).
     """
     kept = np.array([], dtype=np.intp)
     if grid_size is None or len(geoms) == 0:
@@ -142,8 +144,9 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
 
 
 def _off_grid(coords: np.ndarray, grid_size: float) -> np.ndarray | None:
-    """Per coordinate row, whether x or y lies more than 1e-6 grid cells off the grid; ``None``
-    when every coordinate is on it (computed in place on one scaled copy).
+    """Flag, per coordinate row, whether x or y lies more than 1e-6 grid cells off the grid.
+
+    ``None`` when every coordinate is on it (computed in place on one scaled copy).
     """
     scaled = coords / grid_size
     nearest = np.rint(scaled)
@@ -155,10 +158,11 @@ def _off_grid(coords: np.ndarray, grid_size: float) -> np.ndarray | None:
 
 
 def _grid_rounder(grid_size: float):
-    """X and y to the nearest grid node, as GEOS' precision model rounds them: with an integral
-    scale (1000 for 1 mm) ``rint(c * scale) / scale``, the double nearest to the decimal node,
-    so a coordinate already on the grid keeps its exact value (vertices shared with on-grid
-    neighbours stay shared); ``rint(c / grid) * grid`` can be one ulp off.
+    """Round x and y to the nearest grid node, as GEOS' precision model rounds them.
+
+    With an integral scale (1000 for 1 mm) ``rint(c * scale) / scale``, the double nearest to the
+    decimal node, so a coordinate already on the grid keeps its exact value (vertices shared with
+    on-grid neighbours stay shared); ``rint(c / grid) * grid`` can be one ulp off.
     """
     scale = 1.0 / grid_size
     if scale == round(scale):
@@ -175,8 +179,9 @@ def _grid_rounder(grid_size: float):
 
 
 def _snap_round(geom, grid_size: float):
-    """``geom`` snap-rounded on the grid and back in floating precision; ``None`` when that
-    fails or the result is empty or invalid.
+    """Snap-round ``geom`` on the grid and return it in floating precision.
+
+    ``None`` when that fails or the result is empty or invalid.
     """
     try:
         out = shapely.set_precision(shapely.set_precision(geom, grid_size), 0)
@@ -681,8 +686,9 @@ def dissolved_area(
     grid_size: float | None,
     areas: np.ndarray | None = None,
 ) -> float:
-    """Area of the union of ``geoms``, given their overlapping pairs
-    (:func:`spatialplan.analysis._overlay_pairs.overlap_pairs`).
+    """Return the area of the union of ``geoms``, given their overlapping pairs.
+
+    The pairs are those of :func:`spatialplan.analysis._overlay_pairs.overlap_pairs`.
 
     The polygons in no pair overlap nothing and are summed; only those in a pair are
     dissolved, with :func:`safe_union` directly: polygons that overlap are never a valid

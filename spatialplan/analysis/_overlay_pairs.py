@@ -207,8 +207,10 @@ def _normal_hash(geoms: np.ndarray) -> np.ndarray:
 
 
 def _coordinate_hash(geoms: np.ndarray, *, ordered: bool) -> np.ndarray:
-    """Hash of each (non-empty) geometry's coordinates: their places count when ``ordered``,
-    else their multiset with the first coordinate (a ring's closing repeat) counted once.
+    """Hash each (non-empty) geometry's coordinates.
+
+    Their places count when ``ordered``, else their multiset with the first coordinate (a ring's
+    closing repeat) counted once.
     """
     if len(geoms) == 0:
         return np.zeros(0, dtype=np.uint64)
@@ -411,8 +413,10 @@ def coverage_certificate(
 def _certify(
     polys: np.ndarray, *, areas: np.ndarray | None, chunk_size: int, localise: bool
 ) -> tuple[bool, np.ndarray | None, np.ndarray]:
-    """:func:`coverage_certificate` of present polygons; suspects as positions in ``polys``
-    (computed only when ``localise``, else every polygon of a rejected layer).
+    """Run :func:`coverage_certificate` on the present polygons.
+
+    Suspects are positions in ``polys`` (computed only when ``localise``, else every polygon of a
+    rejected layer).
     """
     everyone = np.arange(len(polys))
     if len(polys) <= 1:
@@ -441,8 +445,9 @@ REFINE_CHUNK = 16
 
 def _localise(polys: np.ndarray, areas: np.ndarray, chunks: list[np.ndarray],
               unions: np.ndarray, *, together: bool) -> np.ndarray:
-    """Suspects of a rejected layer (sorted positions in ``polys``), see
-    :func:`coverage_certificate`: ``chunks`` and their certified ``unions`` (``None`` when
+    """Find the suspects of a rejected layer (sorted positions in ``polys``).
+
+    See :func:`coverage_certificate`: ``chunks`` and their certified ``unions`` (``None`` when
     rejected); ``together``: the certified chunks passed the second level.
     """
     passed = ~shapely.is_missing(unions) & together
@@ -482,8 +487,9 @@ def _localise(polys: np.ndarray, areas: np.ndarray, chunks: list[np.ndarray],
 
 
 def _cover(i: np.ndarray, j: np.ndarray, sizes: np.ndarray) -> list[int]:
-    """Pieces that cover every pair ``(i, j)`` (one of each pair; the one with fewer
-    polygons, unless the other is already taken), in the order they are taken.
+    """Choose pieces that cover every pair ``(i, j)``, in the order they are taken.
+
+    One of each pair: the one with fewer polygons, unless the other is already taken.
     """
     taken = np.zeros(len(sizes), dtype=bool)
     out = []
@@ -496,9 +502,10 @@ def _cover(i: np.ndarray, j: np.ndarray, sizes: np.ndarray) -> list[int]:
 
 
 def _leaf_unions(polys: np.ndarray, areas: np.ndarray, leaves: list[np.ndarray]) -> np.ndarray:
-    """:func:`_chunk_unions` of many small chunks: one vectorised coverage union per batch of
-    them (rows of a table padded with ``None``), in threads; a batch GEOS fails on is certified
-    chunk by chunk.
+    """Compute :func:`_chunk_unions` of many small chunks, a batch at a time.
+
+    One vectorised coverage union per batch of them (rows of a table padded with ``None``), in
+    threads; a batch GEOS fails on is certified chunk by chunk.
     """
     lengths = np.array([len(leaf) for leaf in leaves])
     table = np.full((len(leaves), lengths.max()), None, dtype=object)
@@ -524,14 +531,15 @@ LEAF_BATCH = 2_000
 
 
 def _certified_together(unions: np.ndarray, total: float) -> bool:
-    """The second level: chunk unions of polygons of total area ``total`` certified together."""
+    """Run the second level: chunk unions of polygons of total area ``total`` certified together."""
     merged = _certified_union(unions, float(shapely.area(unions).sum()))
     return merged is not None and _same_area(float(shapely.area(merged)), total)
 
 
 def _same_area(area: float | np.ndarray, total: float | np.ndarray) -> bool | np.ndarray:
-    """The certificate's area test: equal within ``max(1e-3 m², 1e-12 x total)`` (element-wise
-    on arrays).
+    """Apply the certificate's area test: equal within ``max(1e-3 m², 1e-12 x total)``.
+
+    Element-wise on arrays.
     """
     return np.abs(area - total) <= np.maximum(1e-3, 1e-12 * total)
 

@@ -127,7 +127,7 @@ def _check_grid_size(grid_size: float | None) -> float | None:
 
 
 def _check_crs(gdf: gpd.GeoDataFrame, role: str, expected: CRS | None = None) -> CRS:
-    """The layer's CRS, which must be projected (metric) and equal ``expected`` if given."""
+    """Return the layer's CRS, which must be projected (metric) and equal ``expected`` if given."""
     crs = gdf.crs
     if crs is None:
         raise CRSError(
@@ -168,7 +168,7 @@ def _require_columns(gdf: gpd.GeoDataFrame, role: str, columns: tuple[str, ...])
 def _line_layers(
     layers: Mapping[str, gpd.GeoDataFrame | None], crs: CRS | None
 ) -> tuple[dict[str, gpd.GeoDataFrame], CRS | None]:
-    """The given (non-None) line layers, each checked against the analysis CRS."""
+    """Return the given (non-None) line layers, each checked against the analysis CRS."""
     given = {}
     for role, gdf in layers.items():
         if gdf is None:
@@ -190,8 +190,10 @@ def _checked_inputs(
     grid_size: float | None,
     columns: tuple[str, ...] = (),
 ) -> tuple[float | None, CRS, dict[str, gpd.GeoDataFrame]]:
-    """Check the grid, the townships (projected CRS, ``columns``) and the given line layers
-    (the townships' CRS); return ``(grid_size, crs, given lines)``.
+    """Check the grid, the townships and the given line layers.
+
+    The townships need a projected CRS and ``columns``, the line layers the townships' CRS; return
+    ``(grid_size, crs, given lines)``.
     """
     grid_size = _check_grid_size(grid_size)
     crs = _check_crs(townships, "townships")
@@ -301,7 +303,7 @@ def _stats_frame(
     grid_size: float | None,
     ellipsoidal: bool,
 ) -> gpd.GeoDataFrame:
-    """The :func:`township_stats` table of prepared layers."""
+    """Compute the :func:`township_stats` table of prepared layers."""
     townships = zones.gdf
     area = zones.area
     columns: dict[str, object] = {
@@ -380,8 +382,10 @@ def _coverage_in_zones(
     *,
     grid_size: float | None,
 ) -> np.ndarray:
-    """Area of a certified disjoint coverage in each zone, reusing the certificate's pieces
-    (its chunk unions' polygons, small enough to clip once per zone).
+    """Sum the area of a certified disjoint coverage in each zone.
+
+    The certificate's pieces are reused (its chunk unions' polygons, small enough to clip once per
+    zone).
     """
     if parts is None:
         return np.zeros(len(zones))
@@ -448,7 +452,7 @@ _OUTSIDE_COLUMNS = ["line", "n_features", "outside_m2", "outside_ha", "outside_m
 def _outside_frame(
     zones: _Zones, lines: Mapping[str, _Line], *, crs: CRS, grid_size: float | None
 ) -> gpd.GeoDataFrame:
-    """The :func:`outside_townships` table of prepared layers.
+    """Compute the :func:`outside_townships` table of prepared layers.
 
     Only the features meeting the outline's boundary are tested one by one, and when the
     townships form a valid coverage they are cut against the union of just the townships they
@@ -514,8 +518,9 @@ def _outside_row(
 
 def _plain_line_area(patches: np.ndarray, *, overlapping: bool, grid_size: float | None,
                      areas: np.ndarray | None) -> float:
-    """A line's area with every patch dissolved when some overlap, else summed (the plain
-    path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap).
+    """Return a line's area with every patch dissolved when some overlap, else summed.
+
+    This is the plain path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap.
     """
     if overlapping:
         whole = _geom.union(patches, grid_size=grid_size)
@@ -625,7 +630,7 @@ def _conflict_frame(
     tolerance: dict[str, float],
     grid_size: float | None,
 ) -> gpd.GeoDataFrame:
-    """The :func:`line_conflicts` table of prepared control lines (and townships)."""
+    """Compute the :func:`line_conflicts` table of prepared control lines (and townships)."""
     tol = tolerance
     parts = []
     names = list(lines)
@@ -698,8 +703,9 @@ def _clip_lines(zones: _Line, patches: _Line, *, grid_size: float | None) -> _ge
 
 
 def _self_overlaps(line: _Line, *, grid_size: float | None) -> pd.DataFrame:
-    """Overlaps between features of one line; a copy's overlap with its twin is the feature
-    itself (identical polygons), without an overlay.
+    """Find the overlaps between features of one line.
+
+    A copy's overlap with its twin is the feature itself (identical polygons), without an overlay.
     """
     ga = line.geoms
     i, j = line.overlaps

@@ -82,8 +82,9 @@ class _Gdal:
         return True
 
     def present(self, names: tuple[str, ...]) -> list[str]:
-        """The drivers of ``names`` registered in this GDAL (naming others in GDAL_SKIP
-        makes GDAL warn).
+        """Return the drivers of ``names`` registered in this GDAL.
+
+        Naming others in GDAL_SKIP makes GDAL warn.
         """
         func = _symbol(self.module, "GDALGetDriverByName")
         if func is None:
@@ -174,7 +175,7 @@ def lock_down() -> None:
 
 
 def is_locked() -> bool:
-    """True while the lock holds (False inside :func:`remote_allowed`)."""
+    """Tell whether the lock holds (False inside :func:`remote_allowed`)."""
     return bool(_state["locked"]) and not _state["lifted"]
 
 

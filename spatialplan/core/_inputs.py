@@ -59,7 +59,7 @@ _FORBIDDEN_XML = re.compile(r"<!DOCTYPE|<!ENTITY|<!\[CDATA\[|&#", re.IGNORECASE)
 
 
 def file_kind(mode: int) -> str:
-    """A name for the kind of file ``mode`` (an ``os.stat`` mode) describes."""
+    """Name the kind of file ``mode`` (an ``os.stat`` mode) describes."""
     for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"),
                        (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR,
                        "a character device"), (stat.S_ISBLK, "a block device"),
@@ -278,7 +278,7 @@ MAX_TOML_BYTES = 1024 * 1024
 
 def read_small_file(path: str | os.PathLike, *, error: type[SpatialPlanError], what: str,
                     limit: int = MAX_TOML_BYTES) -> bytes:
-    """The bytes of a small regular file, or ``error`` (not regular, larger than ``limit``).
+    """Read the bytes of a small regular file; ``error`` if not regular or larger than ``limit``.
 
     ``FileNotFoundError`` passes through for the caller's own message.
     """

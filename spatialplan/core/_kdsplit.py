@@ -66,8 +66,10 @@ def partition_points(points: np.ndarray, *, partition_size: int
 
 def _median_cut(values: list[np.ndarray], size: int
                 ) -> tuple[int, float, np.ndarray] | None:
-    """Axis, value and lower-side mask of the median cut of points given as coordinate
-    columns, or None when they fit in one tile (or all lie at one spot).
+    """Find the median cut of points given as coordinate columns.
+
+    Return its axis, value and lower-side mask, or None when they fit in one tile (or all lie at one
+    spot).
     """
     n = len(values[0])
     if n <= max(size, 1):

@@ -319,9 +319,10 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
 
 def _check_finite_bounds(gdf_or_bounds: Any, *, layer: str | None, path: object | None
                          ) -> tuple[float, float, float, float]:
-    """:func:`_xy_bounds`, all NaN for no geometry; a NaN or infinite bound otherwise is a
-    :class:`CRSError` (a feature with such a coordinate, which ``read_layer`` rejects before
-    these checks: no zone or axis test can read such bounds).
+    """Return :func:`_xy_bounds`, all NaN for no geometry.
+
+    A NaN or infinite bound otherwise is a :class:`CRSError` (a feature with such a coordinate,
+    which ``read_layer`` rejects before these checks: no zone or axis test can read such bounds).
     """
     bounds = _xy_bounds(gdf_or_bounds)
     if all(math.isnan(v) for v in bounds) or all(math.isfinite(v) for v in bounds):
@@ -333,7 +334,7 @@ def _check_finite_bounds(gdf_or_bounds: Any, *, layer: str | None, path: object 
 
 
 def _is_transverse_mercator(crs: pyproj.CRS) -> bool:
-    """True for Gauss-Kruger / transverse Mercator projections (where zone prefixes occur)."""
+    """Tell whether ``crs`` is Gauss-Kruger / transverse Mercator (where zone prefixes occur)."""
     op = crs.coordinate_operation
     method = (op.method_name or "").lower() if op is not None else ""
     return "transverse mercator" in method or "gauss" in method
@@ -471,7 +472,7 @@ _OUTLINE_MARGIN_DEG = 0.01
 
 
 def _bbox_inside_china(bounds: tuple[float, ...], tr: pyproj.Transformer | None) -> bool:
-    """True when every point of the box ``bounds`` provably maps inside China's rectangle.
+    """Tell whether every point of the box ``bounds`` provably maps inside China's rectangle.
 
     ``tr`` maps the layer's CRS to CGCS2000 lon/lat (``None``: the coordinates are lon/lat,
     and the box's corners decide exactly). Otherwise the box's outline, densified to

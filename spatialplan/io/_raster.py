@@ -1,5 +1,6 @@
-"""Raster helpers for :mod:`spatialplan.analysis.terrain`: opening, Horn slope, COG writing,
-features.
+"""Raster helpers for :mod:`spatialplan.analysis.terrain`.
+
+Opening, Horn slope, COG writing, features.
 
 Private module: nothing here is public API. The functions are small and pure where they can
 be (``horn_slope`` takes arrays, not files) so that the terrain module reads top-down.

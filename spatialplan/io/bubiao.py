@@ -386,7 +386,7 @@ def _row(p: _Parcel, poly: Polygon, path: Path) -> dict[str, object]:
 
 def read_bubiao_txt(path: str | os.PathLike, *, encoding: str | None = None
                     ) -> gpd.GeoDataFrame:
-    """Read a 部标坐标 TXT file into one polygon per parcel.
+    r"""Read a 部标坐标 TXT file into one polygon per parcel.
 
     Parameters
     ----------
@@ -422,9 +422,9 @@ def read_bubiao_txt(path: str | os.PathLike, *, encoding: str | None = None
     --------
     >>> import pathlib, tempfile
     >>> txt = pathlib.Path(tempfile.mkdtemp()) / "site.txt"
-    >>> _ = txt.write_text("[属性描述]\\n坐标系=2000国家大地坐标系\\n带号=36\\n[地块坐标]\\n"
-    ...     "4,1.0,1,站,面,,公用设施,1309,@\\nJ1,1,3070000,36461000\\n"
-    ...     "J2,1,3070000,36461100\\nJ3,1,3070100,36461100\\nJ4,1,3070100,36461000\\n",
+    >>> _ = txt.write_text("[属性描述]\n坐标系=2000国家大地坐标系\n带号=36\n[地块坐标]\n"
+    ...     "4,1.0,1,站,面,,公用设施,1309,@\nJ1,1,3070000,36461000\n"
+    ...     "J2,1,3070000,36461100\nJ3,1,3070100,36461100\nJ4,1,3070100,36461000\n",
     ...     encoding="utf-8")
     >>> sites = read_bubiao_txt(txt)
     >>> sites.crs.to_epsg(), float(sites.area_m2.iloc[0])

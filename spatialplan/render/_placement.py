@@ -148,7 +148,7 @@ def place_labels(
 
 
 def cluster_window(bounds: np.ndarray, *, k: int) -> tuple[tuple[float, ...], np.ndarray]:
-    """The smallest window (largest side) holding ``k`` sites: the town seat where sites crowd.
+    """Find the smallest window (largest side) holding ``k`` sites: where the sites crowd.
 
     Parameters
     ----------

@@ -133,7 +133,7 @@ def find_cjk_font(font: str | os.PathLike | None = None) -> str:
 
 
 def bundled_cjk_font() -> Path | None:
-    """The font file spatialplan brings along: Noto Sans SC Regular (SIL OFL 1.1).
+    """Return the font file spatialplan brings along: Noto Sans SC Regular (SIL OFL 1.1).
 
     It comes from the ``pylopdf-fonts-zh-cn`` package (an install requirement); None when
     that package is missing.
@@ -185,7 +185,7 @@ def _font_path(family: str) -> str | None:
 
 
 def _covers(family: str, text: str) -> bool:
-    """True if the installed font ``family`` has a glyph for every character of ``text``."""
+    """Tell whether the installed font ``family`` has a glyph for every character of ``text``."""
     from matplotlib.ft2font import FT2Font
 
     path = _font_path(family)
@@ -326,17 +326,8 @@ def write_layout(
     >>> sorted(write_layout(Figure(), d / "layout.pdf", d / "layout.png"))
     ['pdf', 'png']
     """
-    if isinstance(figs_or_fig, Figure):
-        figs_or_fig, n_pages = [figs_or_fig], 1
-    elif n_pages is None:
-        figs_or_fig = list(figs_or_fig)
-        n_pages = len(figs_or_fig)
-    if n_pages == 0:
-        raise OutputError("no layout pages to write", path=pdf_path,
-                          hint="check the township codes")
-    if png_index is not None and not 0 <= png_index < n_pages:
-        raise OutputError(f"png_index {png_index} out of range (0..{n_pages - 1})",
-                          path=png_path)
+    figs_or_fig, n_pages = _pages(figs_or_fig, n_pages=n_pages, png_index=png_index,
+                                  pdf_path=pdf_path, png_path=png_path)
     sheet = png_path is not None and png_index is None and n_pages > 1
     cols = math.ceil(math.sqrt(n_pages))
     out: dict[str, Path] = {}
@@ -374,6 +365,28 @@ def write_layout(
     return out
 
 
+def _pages(figs_or_fig: Figure | Iterable[Figure], *, n_pages: int | None,
+           png_index: int | None, pdf_path: str | os.PathLike,
+           png_path: str | os.PathLike | None) -> tuple[Iterable[Figure], int]:
+    """Return the pages of :func:`write_layout` as an iterable and their number, checked.
+
+    An iterator without ``n_pages`` is read into a list; no page, or a ``png_index`` out of
+    range, is an :class:`OutputError`.
+    """
+    if isinstance(figs_or_fig, Figure):
+        figs_or_fig, n_pages = [figs_or_fig], 1
+    elif n_pages is None:
+        figs_or_fig = list(figs_or_fig)
+        n_pages = len(figs_or_fig)
+    if n_pages == 0:
+        raise OutputError("no layout pages to write", path=pdf_path,
+                          hint="check the township codes")
+    if png_index is not None and not 0 <= png_index < n_pages:
+        raise OutputError(f"png_index {png_index} out of range (0..{n_pages - 1})",
+                          path=png_path)
+    return figs_or_fig, n_pages
+
+
 def contact_sheet(figs: Sequence[Figure], *, dpi: float | None = None,
                   gutter: int = 12) -> np.ndarray:
     """Every figure rendered side by side on a grid: an RGBA array (rows x columns pages).
@@ -407,7 +420,7 @@ def _tile_sheet(tiles: Sequence[np.ndarray], *, cols: int, gutter: int = 12) -> 
 
 
 def _render_rgba(fig: Figure, dpi: float) -> np.ndarray:
-    """The figure as an (h, w, 4) uint8 array at ``dpi``."""
+    """Render the figure as an (h, w, 4) uint8 array at ``dpi``."""
     buf = io.BytesIO()
     fig.savefig(buf, format="rgba", dpi=dpi)
     w, h = (int(v * dpi) for v in fig.get_size_inches())  # as the Agg renderer sizes it

@@ -560,8 +560,9 @@ def _layer_geojson(
 
 def _display(geoms: np.ndarray, crs: Any, *, precision: int, gcj02: bool
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Geometries in EPSG:4326 (shifted to GCJ-02 if asked), rounded to ``precision``
-    decimals; the mask of those not empty; their lon/lat bounds (``None`` if none).
+    """Project geometries to EPSG:4326 (shifted to GCJ-02 if asked), rounded to ``precision``.
+
+    Also return the mask of those not empty and their lon/lat bounds (``None`` if none).
     """
     display = gpd.GeoSeries(geoms, crs=crs).to_crs(4326).values
     if gcj02:
@@ -576,7 +577,7 @@ def _display(geoms: np.ndarray, crs: Any, *, precision: int, gcj02: bool
 
 
 def _n_drawn(role: str, gdf: gpd.GeoDataFrame) -> int:
-    """Number of features with a geometry (those the map draws)."""
+    """Count the features with a geometry (those the map draws)."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         return 0  # _valid_rows raises the clear error
     geom = gdf.geometry
@@ -586,7 +587,7 @@ def _n_drawn(role: str, gdf: gpd.GeoDataFrame) -> int:
 def _site_layer(gdf: gpd.GeoDataFrame, *, findings: pd.DataFrame | None,
                 extra_fields: Sequence[str], max_sites: int, simplify_m: float, precision: int,
                 gcj02: bool) -> tuple[SiteLayer, int, np.ndarray | None, str]:
-    """The compact layer of many project sites (see :mod:`spatialplan.render._webmap_sites`).
+    """Build the compact layer of many project sites (:mod:`spatialplan.render._webmap_sites`).
 
     Returns the layer, the number of sites drawn, their lon/lat bounds and the legend note.
     """

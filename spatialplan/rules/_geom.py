@@ -100,8 +100,9 @@ def _intersecting_pairs(sites: np.ndarray, others: np.ndarray) -> tuple[np.ndarr
 def overlap_pairs(
     sites: np.ndarray, others: np.ndarray, *, with_pieces: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, ...]:
-    """Return ``(site_index, other_index, area)`` for every intersecting pair, sorted by site
-    then other.
+    """Return ``(site_index, other_index, area)`` for every intersecting pair.
+
+    Sorted by site then other.
 
     ``sites`` may hold ``None`` for unusable sites (never paired). With ``with_pieces`` the
     intersection geometries are returned as a fourth array.

@@ -45,7 +45,7 @@ def _error(rule: SitingRule, zh: str, en: str) -> str:
 
 
 def _sites(ctx, rows: np.ndarray) -> gpd.GeoDataFrame:
-    """The sites of ``rows`` as the plug-in sees them (resolved facility codes)."""
+    """Return the sites of ``rows`` as the plug-in sees them (resolved facility codes)."""
     attrs = ctx.attrs.iloc[rows].reset_index(drop=True).copy()
     codes = ctx.codes[rows]
     attrs["facility"] = np.where(pd.isna(codes), attrs["facility_given"].to_numpy(), codes)

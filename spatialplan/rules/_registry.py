@@ -112,7 +112,7 @@ class SitingRule:
     sha256: str | None = None
 
     def radius(self, rules: Mapping[str, Any]) -> float:
-        """The rule's search radius in metres under the merged rulebook ``rules``."""
+        """Return the rule's search radius in metres under the merged rulebook ``rules``."""
         r = self.search_radius_m
         if callable(r):
             return float(r(rules))
@@ -215,7 +215,7 @@ def builtin_ids() -> tuple[str, ...]:
 
 
 def rule_by_id(rule_id: str) -> SitingRule:
-    """The built-in rule ``rule_id`` (``KeyError`` when there is none)."""
+    """Return the built-in rule ``rule_id`` (``KeyError`` when there is none)."""
     return _BUILTIN_BY_ID[rule_id]
 
 
@@ -313,7 +313,7 @@ def siting_rule(rule_id: str, *, layers: Iterable[str] = (), source: str,
 
 
 def _keyword_params(rule_id: str, func: Callable) -> dict[str, Any]:
-    """The keyword-only parameters of a plug-in function and their defaults."""
+    """Return the keyword-only parameters of a plug-in function and their defaults."""
     if not callable(func):
         raise TypeError(f"siting_rule {rule_id!r} decorates {func!r}, not a function")
     sig = inspect.signature(func)
@@ -341,7 +341,7 @@ def _is_file_entry(entry: str) -> bool:
 
 def _load_entry(entry: str, *, base: Path | None, rulebook: object,
                 sha256: str | None = None, path: str | None = None) -> tuple[SitingRule, ...]:
-    """The rules of one ``[plugins] modules`` entry (loaded once per process and file hash)."""
+    """Load the rules of one ``[plugins] modules`` entry (once per process and file hash)."""
     with _LOAD_LOCK:
         return _load_entry_locked(entry, base=base, rulebook=rulebook, sha256=sha256,
                                   path=path)
@@ -464,7 +464,7 @@ def load_plugins(entries: Iterable[str], *, base: Path | None,
 
 
 def plugin_rules(rules: Mapping[str, Any]) -> tuple[SitingRule, ...]:
-    """The plug-in rules of a merged rulebook, loaded in this process when not yet (workers).
+    """Return the plug-in rules of a merged rulebook, loaded here when not yet (workers).
 
     Raises
     ------
@@ -485,18 +485,18 @@ def rule_ids(rules: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def search_radius(rules: Mapping[str, Any]) -> float:
-    """The largest search radius of every rule (built-in and plug-in) under ``rules``."""
+    """Return the largest search radius of every rule (built-in and plug-in) under ``rules``."""
     radii = [r.radius(rules) for r in BUILTIN_RULES + plugin_rules(rules)]
     return max(radii, default=0.0)
 
 
 def escape_text(text: str, *, limit: int = 300) -> str:
-    """``text`` on one line: control characters escaped, at most ``limit`` characters.
+    r"""``text`` on one line: control characters escaped, at most ``limit`` characters.
 
     Examples
     --------
-    >>> escape_text("bad\\nvalue\\x00")
-    'bad\\\\nvalue\\\\x00'
+    >>> escape_text("bad\nvalue\x00")
+    'bad\\nvalue\\x00'
     """
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
     return out if len(out) <= limit else out[: limit - 1] + "…"

@@ -86,7 +86,7 @@ class Out:
 
 
 def object_array(values: list[str | None]) -> np.ndarray:
-    """A 1-D object array of strings (``np.array`` would make them fixed-width numpy strings).
+    """Make a 1-D object array of strings (``np.array`` would make fixed-width numpy strings).
 
     Examples
     --------
@@ -172,7 +172,7 @@ _SELF = "projects"
 
 def layer_overlaps(ctx, role: str, layer: gpd.GeoDataFrame | None, *,
                    covered: bool = False) -> Overlaps:
-    """The sites' overlaps with a layer, computed once per check (``ctx.overlaps`` caches)."""
+    """Return the sites' overlaps with a layer, computed once per check (``ctx.overlaps``)."""
     found = ctx.overlaps.get(role)
     if found is None or (covered and found.covered is None):
         found = site_overlaps(ctx.geoms, layer, covered=covered)
@@ -419,7 +419,7 @@ def rule_cropland(ctx, cropland: gpd.GeoDataFrame | None) -> Out:
 
 
 def _udb_zones(ctx, udb: gpd.GeoDataFrame, ov: Overlaps) -> np.ndarray:
-    """The ``zone`` of the boundary piece covering most of each site (None: no zone)."""
+    """Find the ``zone`` of the boundary piece covering most of each site (None: no zone)."""
     zone = np.full(ctx.n, None, dtype=object)
     if "zone" in udb.columns and len(ov.geoms):
         zones = text_values(udb["zone"])[ov.pos]

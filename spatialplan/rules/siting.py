@@ -124,7 +124,7 @@ def _dates_of(values: pd.Series) -> pd.Series:
 
 
 def _canonical(frame: pd.DataFrame, *, prefix: str) -> pd.DataFrame:
-    """The canonical attribute columns of the register (missing ones filled with NA)."""
+    """Return the canonical attribute columns of the register (missing ones filled with NA)."""
     n = len(frame)
     idx = pd.RangeIndex(n)
 
@@ -332,8 +332,9 @@ def _run_rule(ctx: _Ctx, rule: SitingRule, layers: dict[str, Any]) -> Out:
 
 def _run_rules(ctx: _Ctx, layers: dict[str, Any],
                active: tuple[SitingRule, ...]) -> dict[str, list[np.ndarray]]:
-    """Every rule's findings columns for the accepted projects, in the order of ``active``
-    (the built-in rules of the registry, then the rulebook's plug-ins).
+    """Compute every rule's findings columns for the accepted projects.
+
+    In the order of ``active``: the built-in rules of the registry, then the rulebook's plug-ins.
 
     The overlays of the sites with the layers are computed first, several at once in threads
     (:func:`spatialplan.rules._sites.prefetch_overlaps`); the rules then share them.
@@ -364,7 +365,7 @@ def _sources(row_rules: list[dict[str, Any]], rule: SitingRule, n: int) -> np.nd
 
 def _rejected_block(rejected: pd.DataFrame, rules: dict[str, Any],
                     active: tuple[SitingRule, ...]) -> dict[str, np.ndarray]:
-    """Findings columns of the projects rejected at read: ``error`` for every rule."""
+    """Build the findings columns of the projects rejected at read: ``error`` for every rule."""
     reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
               else [None] * len(rejected))
     message = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",
@@ -387,7 +388,7 @@ def _error_reason(ctx: _Ctx, rule: SitingRule, i: int) -> str:
 
 
 def _block(per_rule: dict[str, list[Any]], n: int) -> dict[str, np.ndarray]:
-    """Findings columns of ``n`` projects, project-major (rule order within).
+    """Build the findings columns of ``n`` projects, project-major (rule order within).
 
     ``per_rule`` maps a column to one value or one array of ``n`` values per rule run.
     """
@@ -407,7 +408,7 @@ def _repeated(values: np.ndarray, index: np.ndarray) -> pd.Series:
 
 def _findings_frame(project_id: np.ndarray, feature_id: np.ndarray,
                     blocks: list[dict[str, np.ndarray]], ids: tuple[str, ...]) -> pd.DataFrame:
-    """The findings of the projects (``blocks`` of :func:`_block`, in project order).
+    """Collect the findings of the projects (``blocks`` of :func:`_block`, in project order).
 
     The id, rule and subject columns repeat a few values: they are converted to pandas
     strings once and repeated, not converted row by row.

@@ -185,7 +185,7 @@ def with_crs(frame: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
 
 def shifted(frame: gpd.GeoDataFrame, dx: float, dy: float = 0.0) -> gpd.GeoDataFrame:
     out = frame.copy()
-    out.geometry = shapely.transform(out.geometry.values, lambda c: [*c, dx, dy])
+    out.geometry = shapely.transform(out.geometry.values, lambda c: c + np.array([dx, dy]))
     return out
 
 
