@@ -365,6 +365,7 @@ def _line_in_zones(
     i, j = line.overlaps
     areas, dissolved, merged = _geom.dissolved_zone_areas(
         zones.geoms, patches, clip, grid_size=grid_size, overlaps=(line.first[i], line.first[j]))
+    assert clip.piece is not None  # keep_geometry=ellipsoidal, which holds here
     piece_geod = _geom.geodesic_areas(clip.piece[~merged], crs)
     geod = np.bincount(clip.zone[~merged], weights=piece_geod,
                        minlength=len(zones.geoms)).astype(float)
@@ -693,6 +694,7 @@ def _cross_overlaps(la: _Line, lb: _Line, *, grid_size: float | None) -> pd.Data
     else:
         clip = _clip_lines(lb, la, grid_size=grid_size)
         ia, ib = clip.patch, clip.zone
+    assert clip.piece is not None  # _clip_lines keeps the pieces' geometries
     return _pairs_frame(la.role, ia, lb.role, ib, clip.piece, clip.area)
 
 

@@ -232,7 +232,7 @@ def _combined_bounds(obj: Any) -> tuple[float, float, float, float]:
         if all(math.isfinite(v) for v in b):
             boxes.append(b)
     if not boxes:
-        return (math.nan,) * 4  # type: ignore[return-value]
+        return (math.nan,) * 4
     arr = np.asarray(boxes)
     return (float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()),
             float(arr[:, 3].max()))
@@ -257,9 +257,10 @@ def _xy_bounds(obj: Any) -> tuple[float, float, float, float]:
     if hasattr(obj, "geometry"):
         geoms = np.asarray(obj.geometry.values)
         if len(geoms) == 0:
-            return (math.nan,) * 4  # type: ignore[return-value]
-        return tuple(float(v) for v in shapely.total_bounds(geoms))  # type: ignore
-    return tuple(float(v) for v in obj)  # type: ignore[return-value]
+            return (math.nan,) * 4
+        obj = shapely.total_bounds(geoms)
+    minx, miny, maxx, maxy = (float(v) for v in obj)
+    return minx, miny, maxx, maxy
 
 
 def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,

@@ -40,7 +40,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
 from spatialplan.core.crs import zone_epsg
-from spatialplan.errors import CRSError, DataSourceError, GeometryError
+from spatialplan.errors import CRSError, DataSourceError, GeometryError, SpatialPlanError
 
 __all__ = ["MISMATCH_TOLERANCE", "bubiao_crs", "read_bubiao_txt"]
 
@@ -71,7 +71,8 @@ class _Parcel:
 
 
 def _fail(path: Path, line: int | None, message: str, *, hint: str | None = None,
-          feature: str | None = None, cls: type[Exception] = DataSourceError) -> Exception:
+          feature: str | None = None,
+          cls: type[SpatialPlanError] = DataSourceError) -> SpatialPlanError:
     where = f"line {line}: " if line is not None else ""
     return cls(where + message, path=path, feature=feature, hint=hint)
 
@@ -164,7 +165,7 @@ def _number(text: str, path: Path, line: int, what: str) -> float:
     return value
 
 
-def _integer(text: str, path: Path, line: int, what: str) -> int:
+def _integer(text: str, path: Path, line: int | None, what: str) -> int:
     try:
         return int(text.strip())
     except ValueError:

@@ -301,7 +301,8 @@ def _inset_window(sites: gpd.GeoDataFrame, view: Sequence[float]
         return None
     bounds = np.array([g.bounds for g in sites.geometry])
     centres = np.array([_anchor(g) for g in sites.geometry])
-    window, _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
+    (wx0, wy0, wx1, wy1), _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
+    window = (wx0, wy0, wx1, wy1)
     for grow in range(3):  # take in the sites the padded window reaches, then pad the result
         x0, y0, x1, y1 = window
         pad = 0.15 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])

@@ -172,7 +172,8 @@ def _register(path: Path, *, hint: str) -> str:
     if not any(w >= 600 for w in weights):
         manager.ttflist += [dataclasses.replace(f, weight=700) for f in faces
                             if Path(f.fname) == path]
-        manager._findfont_cached.cache_clear()
+        # a private lru_cache of matplotlib, not in its type stubs
+        manager._findfont_cached.cache_clear()  # type: ignore[attr-defined]
     return family
 
 
@@ -359,6 +360,7 @@ def write_layout(
             if sheet:
                 matplotlib.image.imsave(tmp, _tile_sheet(tiles, cols=cols), format="png")
             else:
+                assert png_fig is not None  # png_index was checked against n_pages
                 png_fig.savefig(tmp, dpi=dpi or png_fig.dpi, format="png")
         out["png"] = png_path
     logger.debug("wrote %s (%d page(s))%s", pdf_path, n, f" and {png_path}" if png_path else "")
@@ -435,12 +437,13 @@ def _stamp_page(fig: Figure, page: int, pages: int) -> None:
         return
     title = next((t for t in fig.texts if t.get_gid() == "sp-title"), None)
     label = f"page {page} of {pages}"
-    props = {}
+    props: dict[str, Any] = {}
     if title is not None:  # a layout page: its CJK font
         label = f"第 {page} / {pages} 页  {label}"
-        props = {"fontproperties": title.get_fontproperties().copy()}
-        props["fontproperties"].set_size(title.get_fontsize() * 0.45)
-        props["fontproperties"].set_weight("normal")
+        font = title.get_fontproperties().copy()
+        font.set_size(float(title.get_fontsize()) * 0.45)
+        font.set_weight("normal")
+        props = {"fontproperties": font}
     fig.text(0.985, 0.012, label, ha="right", va="bottom", gid="sp-page", **props)
 
 

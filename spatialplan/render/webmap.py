@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,18 +238,18 @@ def explore(
     notes: list[str] = []
     bounds: list[np.ndarray] = []
     counts: dict[str, int] = {}
-    opts = {"max_features": max_features, "max_vertices": max_vertices,
+    opts: dict[str, Any] = {"max_features": max_features, "max_vertices": max_vertices,
             "simplify_m": simplify_m, "precision": precision, "gcj02": mode == "gaode"}
     for role in _ROLE_ORDER:
         gdf = layers[role]
         if gdf is None:
             continue
         if role == "projects" and _n_drawn(role, gdf) > max_sites:
-            layer, counts[role], b, note = _site_layer(
+            layer, counts[role], b, site_note = _site_layer(
                 gdf, findings=findings, extra_fields=fields.get(role, []), max_sites=max_sites,
                 simplify_m=simplify_m, precision=precision, gcj02=mode == "gaode")
             layer.add_to(m)
-            notes.append(note)
+            notes.append(site_note)
             if b is not None:
                 bounds.append(b)
             continue
@@ -491,6 +491,7 @@ def _add_geojson(m: folium.Map, role: str, fc: dict) -> None:
     js = _BIND_JS % {"styles": json_for_script(styles), "tooltip": json_for_script(tooltip)}
     base = dict(_STYLES[role])
     radius = base.pop("radius", 6)
+    extra: dict[str, Any] = {"style": base}  # a Leaflet option folium passes through
     layer = folium.GeoJson(
         fc,
         name=escape(LAYER_NAMES[role]),
@@ -498,7 +499,7 @@ def _add_geojson(m: folium.Map, role: str, fc: dict) -> None:
         style_function=None,
         on_each_feature=JsCode(js),
         marker=folium.CircleMarker(radius=radius),
-        **{"style": base},
+        **extra,
     )
     layer.add_to(m)
 
@@ -755,12 +756,13 @@ def _first_col(df: pd.DataFrame, names: Sequence[str]) -> str | None:
 
 def _properties(role: str, gdf: gpd.GeoDataFrame, *, findings: pd.DataFrame | None,
                 extra_fields: Sequence[str]) -> list[dict[str, Any]]:
-    builder = {
+    builders: dict[str, Callable[..., dict[str, Any]]] = {
         "townships": _township_props,
         "projects": _project_props,
         "conflicts": _conflict_props,
         "parcels": _parcel_props,
-    }.get(role, _area_props)
+    }
+    builder = builders.get(role, _area_props)
     if role == "projects":
         by_project = _findings_by_project(findings)
         return [builder(role, row, extra_fields, by_project) for row in _rows(gdf)]
@@ -795,7 +797,7 @@ def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
     if not is_missing(row.get("area_m2")):
         pairs.append(("面积 area (ha)", float(row["area_m2"]) / 1e4))
     for line in ("redline", "farmland", "udb", "cropland"):
-        share = row.get(f"{line}_share")
+        share: Any = row.get(f"{line}_share")
         if not is_missing(share):
             pairs.append((f"{LAYER_NAMES[line].split()[0]} share", f"{100 * float(share):.1f}%"))
     for col in ("n_projects", "eight_missing"):

@@ -364,11 +364,12 @@ def _load_entry_locked(entry: str, *, base: Path | None, rulebook: object,
     else:
         module = _import(entry, rulebook)
         file_name = getattr(module, "__file__", None)
-        file = Path(file_name) if file_name else None
-        digest = _sha256(file) if file is not None and file.is_file() else ""
+        module_file = Path(file_name) if file_name else None
+        digest = (_sha256(module_file) if module_file is not None and module_file.is_file()
+                  else "")
         key = (entry, digest)
         if key not in _LOADED:
-            _LOADED[key] = _collect(module, entry, file, digest, rulebook)
+            _LOADED[key] = _collect(module, entry, module_file, digest, rulebook)
     if sha256 is not None and sha256 != digest:
         raise RulebookError(f"plug-in {entry!r} changed since the rulebook was read "
                             f"(sha256 {digest[:12]}…, was {sha256[:12]}…)", path=rulebook,
@@ -448,7 +449,9 @@ def load_plugins(entries: Iterable[str], *, base: Path | None,
         A file is missing, fails to import (the error is named), defines no rule, or a rule
         id is used twice.
     """
-    files, rules, seen = [], [], {}
+    files: list[dict[str, Any]] = []
+    rules: list[SitingRule] = []
+    seen: dict[str, str] = {}
     for entry in entries:
         found = _load_entry(entry, base=base, rulebook=rulebook)
         for rule in found:

@@ -284,20 +284,21 @@ def _resolve(given: str | None, catalog) -> tuple[str | None, str | None]:
 def _geometry_problems(geoms: np.ndarray) -> np.ndarray:
     """Reason why each site cannot be checked (``None`` when it can)."""
     out = np.full(len(geoms), None, dtype=object)
+    none = np.full(len(geoms), None, dtype=object)  # the geometries not tested any more
     missing = shapely.is_missing(geoms)
     out[missing] = bilingual("缺少选址范围", "no site geometry")
     rest = ~missing
-    empty = rest & shapely.is_empty(np.where(rest, geoms, None))
+    empty = rest & shapely.is_empty(np.where(rest, geoms, none))
     out[empty] = bilingual("选址范围为空", "site geometry is empty")
     rest &= ~empty
-    types = shapely.get_type_id(np.where(rest, geoms, None))
+    types = shapely.get_type_id(np.where(rest, geoms, none))
     not_poly = rest & ~np.isin(types, (3, 6))
     out[not_poly] = bilingual("选址不是面要素", "site is not a polygon")
     rest &= ~not_poly
-    invalid = rest & ~shapely.is_valid(np.where(rest, geoms, None))
+    invalid = rest & ~shapely.is_valid(np.where(rest, geoms, none))
     out[invalid] = bilingual("选址几何无效", "site geometry is invalid")
     rest &= ~invalid
-    zero = rest & ~(shapely.area(np.where(rest, geoms, None)) > 0)
+    zero = rest & ~(shapely.area(np.where(rest, geoms, none)) > 0)
     out[zero] = bilingual("选址面积为零", "site has zero area")
     return out
 
@@ -346,7 +347,7 @@ def _run_rules(ctx: _Ctx, layers: dict[str, Any],
     for rule in active:
         out = _run_rule(ctx, rule, layers)
         missing = out.status == None  # noqa: E711
-        for i in np.flatnonzero(missing):
+        for i in np.flatnonzero(missing).tolist():
             out.set(i, "error", _error_reason(ctx, rule, i))
         per_rule["status"].append(out.status)
         per_rule["measure"].append(out.measure)
