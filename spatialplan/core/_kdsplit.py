@@ -57,10 +57,12 @@ def partition_points(points: np.ndarray, *, partition_size: int
             tiles.append(bounds)
             continue
         axis, value, low = cut
-        lower, upper = list(bounds), list(bounds)
-        lower[axis + 2] = value
-        upper[axis] = value
-        stack[:0] = [(idx[low], tuple(lower)), (idx[~low], tuple(upper))]
+        xmin, ymin, xmax, ymax = bounds
+        if axis == 0:  # cut at x = value
+            lower, upper = (xmin, ymin, value, ymax), (value, ymin, xmax, ymax)
+        else:  # cut at y = value
+            lower, upper = (xmin, ymin, xmax, value), (xmin, value, xmax, ymax)
+        stack[:0] = [(idx[low], lower), (idx[~low], upper)]
     return tiles, owner
 
 

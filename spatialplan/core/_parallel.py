@@ -283,6 +283,7 @@ class Overlap:
             out = []
             for k, (future, _) in enumerate(self._items):
                 if k not in mine:
+                    assert future is not None  # an item without a future is computed here
                     out.append(future.result())
                 elif mine[k][0]:
                     out.append(mine[k][1])
