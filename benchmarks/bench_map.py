@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_province import write_plan  # noqa: E402
+from bench_province import write_plan
 
-from spatialplan.core._resources import layers_dir  # noqa: E402
+from spatialplan.core._resources import layers_dir
 
 MAP_TARGET_BYTES = 25 * 10**6
 PEAK_TARGET_BYTES = 3 * 2**30
@@ -129,6 +129,7 @@ def report(label: str, plan_path: Path, out: Path, *, targets: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--townships", type=int, default=200)
     parser.add_argument("--parcels", type=int, default=200_000)

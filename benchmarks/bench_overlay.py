@@ -1,11 +1,11 @@
 """Benchmark: spatialplan.analysis.overlay.township_stats against geopandas.overlay + groupby.
 
 Generates a province-sized case in code (no files, no network), in CGCS2000 3-degree
-Gauss–Krüger zone 36 (EPSG:4545) around 107.5°E 27°N:
+Gauss-Krüger zone 36 (EPSG:4545) around 107.5°E 27°N:
 
 - townships: a coverage of jagged outlines (nearest-seed regions on a jittered 1 km grid),
   about 80 km² each, with a few missing cells (holes and gaps in the outlines);
-- farmland: a coverage of jittered 8-vertex parcels laid out in east–west bands;
+- farmland: a coverage of jittered 8-vertex parcels laid out in east-west bands;
 - red line: overlapping blobs (so the dissolve path is exercised);
 - development boundary: smaller blobs.
 
@@ -52,7 +52,7 @@ GRID = 0.001
 
 def jittered_cells(nx: int, ny: int, x0: float, y0: float, dx: float, dy: float,
                    rng: np.random.Generator, *, midpoints: bool) -> np.ndarray:
-    """A coverage of ``nx × ny`` jittered quads (8 vertices with shared edge midpoints)."""
+    """Build a coverage of ``nx x ny`` jittered quads (8 vertices with shared edge midpoints)."""
     cx = x0 + np.arange(nx + 1) * dx
     cy = y0 + np.arange(ny + 1) * dy
     gx, gy = np.meshgrid(cx, cy)  # (ny+1, nx+1)
@@ -187,17 +187,20 @@ class PeakRSS:
             self._sample()
 
     def __enter__(self) -> PeakRSS:
+        """Start sampling the resident set size."""
         self.peak = rss_bytes() or 0
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop sampling, after one last sample."""
         self._stop.set()
         self._thread.join()
         self._sample()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Runs with spatialplan alone; peak memory is sampled with psutil when installed "
@@ -267,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
                stats: gpd.GeoDataFrame) -> bool:
-    """Time ``township_stats`` with every farmland parcel twice (wall and CPU) and check that
-    the farmland areas equal those of the clean layer (``stats``) to 1e-9 relative."""
+    """Time ``township_stats`` with every farmland parcel twice (wall and CPU).
+
+    Also check that the farmland areas equal those of the clean layer (``stats``) to 1e-9 relative.
+    """
     farm = lines["farmland"]
     copies = farm.assign(feature_id=[f"farmland:{k}" for k in range(len(farm), 2 * len(farm))])
     twice = gpd.GeoDataFrame(pd.concat([farm, copies], ignore_index=True), crs=farm.crs)
@@ -284,9 +289,11 @@ def duplicated(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame],
 
 
 def slivered(towns: gpd.GeoDataFrame, lines: dict[str, gpd.GeoDataFrame]) -> bool:
-    """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm (wall and
-    CPU; and on the clean layer, for comparison) and check its farmland self-overlaps against
-    the exact test on the whole layer."""
+    """Time ``control_line_report`` with 1 % of the farmland parcels grown by 5 cm.
+
+    Wall and CPU time; and on the clean layer, for comparison. Its farmland self-overlaps are
+    checked against the exact test on the whole layer.
+    """
     from spatialplan.analysis import _overlay_pairs
 
     farm = lines["farmland"]

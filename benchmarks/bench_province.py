@@ -7,15 +7,15 @@ EPSG:4545), then prints in one run:
 
 - the floor: reading every layer with ``pyogrio.read_dataframe`` (also with ``use_arrow=True``);
 - the whole ``spatialplan check PLAN --out DIR --no-map --no-layout`` command (process start,
-  read, check, writing the results) with its peak RSS, and its ratio to the floor (target ≤ 2×);
+  read, check, writing the results) with its peak RSS, and its ratio to the floor (target ≤ 2x);
 - the part of that command no check can avoid: starting Python and importing the package, the
   read floor, and writing the command's own ``results.gpkg`` again (nothing validated, nothing
   analysed), as a ratio to the floor;
 - the same check in memory (``read_plan`` + ``run_check``) as a breakdown;
-- ``overlay.township_stats`` against the ``geopandas.overlay`` baseline (target ≥ 3×);
+- ``overlay.township_stats`` against the ``geopandas.overlay`` baseline (target ≥ 3x);
 - peak memory (RSS high-water of this process; target ≤ 8 GB at the default size);
 - ``run_check(engine="dask")`` with 1 and 2 local worker processes, the speed-up (target ≥
-  1.6×) and each worker's peak RSS;
+  1.6x) and each worker's peak RSS;
 - with ``--profile``, the top functions of a cProfile of ``run_check``.
 
 ``python benchmarks/bench_province.py`` (1,500 townships, 1,000,000 parcels, 10,000 projects),
@@ -45,10 +45,10 @@ import pyogrio
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overlay import CRS, PeakRSS, baseline, make_case, psutil  # noqa: E402
+from bench_overlay import CRS, PeakRSS, baseline, make_case, psutil
 
-import spatialplan as sp  # noqa: E402
-from spatialplan.analysis import overlay  # noqa: E402
+import spatialplan as sp
+from spatialplan.analysis import overlay
 
 #: what the script needs beyond spatialplan itself (printed by --help, and when psutil is missing)
 NEEDS = ('needs psutil (memory of the check command and of each dask worker; it comes with the '
@@ -63,7 +63,7 @@ FACILITIES = {  # facility code → compatible land-use code of its parcel
 
 def make_projects(townships: gpd.GeoDataFrame, n: int, rng: np.random.Generator
                   ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Project sites (30–120 m boxes) with canonical fields, and a parcel under each."""
+    """Project sites (30-120 m boxes) with canonical fields, and a parcel under each."""
     xmin, ymin, xmax, ymax = townships.total_bounds
     cx, cy = rng.uniform(xmin, xmax, n), rng.uniform(ymin, ymax, n)
     w, h = rng.uniform(30, 120, n), rng.uniform(30, 120, n)
@@ -127,8 +127,10 @@ def write_plan(out: Path, *, townships: int, parcels: int, projects: int, seed: 
 
 
 def read_floor(plan_path: Path, *, use_arrow: bool = False, repeat: int = 2) -> float:
-    """Seconds to read every layer of the plan with pyogrio (no checks, no reprojection): the
-    best of ``repeat`` reads, so that a cold first read does not flatter the ratio."""
+    """Time reading every layer of the plan with pyogrio (no checks, no reprojection).
+
+    The best of ``repeat`` reads, in seconds, so that a cold first read does not flatter the ratio.
+    """
     from spatialplan.io.plan import read_plan_spec
 
     spec = read_plan_spec(plan_path)
@@ -165,8 +167,10 @@ def run_cli(plan_path: Path, out: Path) -> tuple[float, int, str]:
 
 
 def startup_seconds(*, repeat: int = 2) -> float:
-    """Best of ``repeat`` wall times of a Python process importing what ``spatialplan check``
-    imports before it reads anything (the package, its reader and its pipeline)."""
+    """Time a Python process importing what ``spatialplan check`` imports before it reads.
+
+    The best of ``repeat`` wall times; the package, its reader and its pipeline are imported.
+    """
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
@@ -177,8 +181,11 @@ def startup_seconds(*, repeat: int = 2) -> float:
 
 
 def rewrite_seconds(gpkg: Path, *, repeat: int = 2) -> float:
-    """Best of ``repeat`` times to write the layers of ``gpkg`` again into a new GeoPackage
-    with pyogrio (the layers are read first, untimed): the cost of the results file alone."""
+    """Time writing the layers of ``gpkg`` again into a new GeoPackage with pyogrio.
+
+    The best of ``repeat`` times; the layers are read first, untimed: the cost of the results file
+    alone.
+    """
     frames = {name: pyogrio.read_dataframe(gpkg, layer=name, use_arrow=True)
               for name, _ in pyogrio.list_layers(gpkg)}
     best = float("inf")
@@ -211,10 +218,12 @@ class ChildrenPeak:
                 self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), rss)
 
     def __enter__(self) -> ChildrenPeak:
+        """Start sampling the child processes."""
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Stop sampling."""
         self._stop.set()
         self._thread.join()
 
@@ -236,6 +245,7 @@ def _profile(plan) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=NEEDS)
     parser.add_argument("--townships", type=int, default=1500)
     parser.add_argument("--parcels", type=int, default=1_000_000)

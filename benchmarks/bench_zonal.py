@@ -3,19 +3,19 @@
 Generates a procedural mountain DEM (float32, with nodata holes, in CGCS2000 GK zone 36,
 EPSG:4545) and random site polygons, then times in one run:
 
-1. the slope computation (``read_terrain``: read the GeoTIFF + Horn 3×3),
+1. the slope computation (``read_terrain``: read the GeoTIFF + Horn 3x3),
 2. ``site_slope_stats`` on the precomputed terrain (exactextract, exact coverage fractions;
    it computes mean, max, shares over 15°/25°, mean elevation, coverage and pixel count; the
    timing includes building the slope-class grid on first use),
 3. ``rasterstats.zonal_stats`` (mean, max, count; cell-centre rule) on the same in-memory
    slope array,
 
-and prints the times, the speed ratio (target ≥ 2×), the mean absolute difference of the
+and prints the times, the speed ratio (target ≥ 2x), the mean absolute difference of the
 site mean slopes, how many sites rasterstats could not measure, and peak memory (RSS).
 
 Usage::
 
-    python benchmarks/bench_zonal.py              # 5,000 × 5,000 DEM, 2,000 sites
+    python benchmarks/bench_zonal.py              # 5,000 x 5,000 DEM, 2,000 sites
     python benchmarks/bench_zonal.py --small      # quick smoke run
     python benchmarks/bench_zonal.py --size 8000 --sites 5000
 """
@@ -79,6 +79,7 @@ def make_dem(size: int, seed: int) -> np.ndarray:
 
 
 def write_dem(dem: np.ndarray, path: Path) -> None:
+    """Write ``dem`` to ``path`` as a single-band float32 GeoTIFF."""
     profile = {"driver": "GTiff", "dtype": "float32", "count": 1, "width": dem.shape[1],
                "height": dem.shape[0], "crs": CRS, "nodata": NODATA,
                "transform": Affine(RES, 0, X0, 0, -RES, Y0), "tiled": True,
@@ -88,7 +89,7 @@ def write_dem(dem: np.ndarray, path: Path) -> None:
 
 
 def make_sites(n: int, size: int, seed: int) -> gpd.GeoDataFrame:
-    """Irregular, rotated site polygons of ~0.05–6 ha (some below one 10 m cell wide)."""
+    """Irregular, rotated site polygons of ~0.05-6 ha (some below one 10 m cell wide)."""
     rng = np.random.default_rng(seed + 1)
     extent = size * RES
     geoms = []
@@ -106,12 +107,14 @@ def make_sites(n: int, size: int, seed: int) -> gpd.GeoDataFrame:
 
 
 def timed(func, *args, **kwargs):
+    """Call ``func(*args, **kwargs)``; return its result and the wall time in seconds."""
     start = time.perf_counter()
     result = func(*args, **kwargs)
     return result, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark with the command-line arguments ``argv``; return the exit code."""
     needs = 'needs rasterstats (the baseline; it comes with the test extra): pip install ".[test]"'
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=needs)
     parser.add_argument("--size", type=int, default=5000, help="DEM rows = columns (5000)")
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         parser.error(f"rasterstats is not installed. {needs}")
 
-    print(f"DEM {size}×{size} float32 at {RES:g} m ({CRS}), {n_sites} sites")
+    print(f"DEM {size}x{size} float32 at {RES:g} m ({CRS}), {n_sites} sites")
     with tempfile.TemporaryDirectory() as tmp:
         dem_path = Path(tmp) / "dem.tif"
         dem, t_gen = timed(make_dem, size, args.seed)
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  generated in {t_gen:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
 
         terrain, t_slope = timed(read_terrain, dem_path)
-        print(f"slope (read + Horn 3×3)          {t_slope:8.2f} s   "
+        print(f"slope (read + Horn 3x3)          {t_slope:8.2f} s   "
               f"peak RSS {peak_rss_mb():.0f} MB")
 
     ours, t_ours = timed(site_slope_stats, sites, terrain)
@@ -159,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     small = ours["n_pixels"].to_numpy() < 4
     mad_big = float(np.mean(np.abs(rs_mean[both & ~small] - ee_mean[both & ~small])))
     ratio = t_rs / t_ours
-    print(f"ratio rasterstats / spatialplan   {ratio:8.1f}×   "
-          f"({'meets' if ratio >= 2 else 'MISSES'} the ≥ 2× target)")
+    print(f"ratio rasterstats / spatialplan   {ratio:8.1f}x   "
+          f"({'meets' if ratio >= 2 else 'MISSES'} the ≥ 2x target)")
     print(f"mean |Δ site mean slope|          {mad:8.3f}°  (max {worst:.2f}°; "
           f"{mad_big:.3f}° on sites ≥ 4 pixels)")
     print(f"sites rasterstats left empty      {int(np.isnan(rs_mean).sum()):8d}     "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything it needs on a fresh machine, then runs
-# ruff, the whole test suite (slow and browser tests included) and every notebook.
+# ruff, mypy, the whole test suite (slow and browser tests included) and every notebook.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +27,7 @@ venv=${SPATIALPLAN_VENV:-.venv}
 # the stage contracts of .importlinter (data flows one way; only the CLI and the face import the
 # pipeline); tests/pipeline/test_layering.py adds: no import circle anywhere
 "$venv/bin/lint-imports"
+# type check of the public API (the files are listed in pyproject.toml [tool.mypy])
+"$venv/bin/mypy"
 # `pytest` (not `python -m pytest`) so the installed package, not the source folder, is imported
 "$venv/bin/pytest" -q -p no:cacheprovider tests --nbmake notebooks "$@"

@@ -75,7 +75,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "__version__",
     "CRSError",
     "Catalog",
     "CheckResult",
@@ -90,16 +89,17 @@ __all__ = [
     "RasterError",
     "RulebookError",
     "SpatialPlanError",
+    "__version__",
     "check_layouts",
     "check_map",
     "check_projects",
+    "control_line_report",
     "demo_plan_path",
     "explore",
     "facility_coverage",
     "feature_issues",
     "landuse_compatible",
     "layout_figure",
-    "control_line_report",
     "line_conflicts",
     "outside_townships",
     "read_bubiao_txt",

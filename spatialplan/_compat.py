@@ -76,7 +76,7 @@ class _AliasLoader(importlib.abc.Loader):
 class _OldPathFinder(importlib.abc.MetaPathFinder):
     """Finds the old flat module paths listed in :data:`MOVED`."""
 
-    def find_spec(self, fullname, path=None, target=None):  # noqa: D102 - importlib protocol
+    def find_spec(self, fullname, path=None, target=None):
         new = MOVED.get(fullname)
         if new is None:
             return None

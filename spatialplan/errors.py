@@ -9,17 +9,17 @@ The CLI turns these into exit code 2 without a traceback.
 from __future__ import annotations
 
 __all__ = [
-    "SpatialPlanError",
-    "PlanError",
-    "DataSourceError",
-    "DataLayerError",
-    "FieldError",
     "CRSError",
+    "DataLayerError",
+    "DataSourceError",
+    "FieldError",
     "GeometryError",
+    "OutputError",
+    "PlanError",
     "RasterError",
     "RulebookError",
-    "OutputError",
     "SettingError",
+    "SpatialPlanError",
 ]
 
 
@@ -57,6 +57,7 @@ class SpatialPlanError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
+        """Return the message, where it happened (file, layer, feature) and the hint."""
         parts = [self.message]
         where = []
         if self.path:

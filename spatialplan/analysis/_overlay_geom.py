@@ -28,6 +28,7 @@ piece) pair. Which features of a layer overlap each other is decided in
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -113,8 +114,11 @@ def snap_to_grid(geoms: np.ndarray, grid_size: float | None) -> np.ndarray:
 
 
 def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`snap_to_grid`, and the positions of the geometries kept off the grid because
-    snapping would have emptied them or left them invalid (for the caller to report)."""
+    """Snap like :func:`snap_to_grid` and also return the positions kept off the grid.
+
+    Those geometries stay off the grid because snapping would have emptied them or left them invalid
+    (for the caller to report).
+    """
     kept = np.array([], dtype=np.intp)
     if grid_size is None or len(geoms) == 0:
         return geoms, kept
@@ -140,8 +144,10 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
 
 
 def _off_grid(coords: np.ndarray, grid_size: float) -> np.ndarray | None:
-    """Per coordinate row, whether x or y lies more than 1e-6 grid cells off the grid; ``None``
-    when every coordinate is on it (computed in place on one scaled copy)."""
+    """Flag, per coordinate row, whether x or y lies more than 1e-6 grid cells off the grid.
+
+    ``None`` when every coordinate is on it (computed in place on one scaled copy).
+    """
     scaled = coords / grid_size
     nearest = np.rint(scaled)
     np.subtract(scaled, nearest, out=scaled)
@@ -152,10 +158,12 @@ def _off_grid(coords: np.ndarray, grid_size: float) -> np.ndarray | None:
 
 
 def _grid_rounder(grid_size: float):
-    """x and y to the nearest grid node, as GEOS' precision model rounds them: with an integral
-    scale (1000 for 1 mm) ``rint(c * scale) / scale``, the double nearest to the decimal node,
-    so a coordinate already on the grid keeps its exact value (vertices shared with on-grid
-    neighbours stay shared); ``rint(c / grid) * grid`` can be one ulp off."""
+    """Round x and y to the nearest grid node, as GEOS' precision model rounds them.
+
+    With an integral scale (1000 for 1 mm) ``rint(c * scale) / scale``, the double nearest to the
+    decimal node, so a coordinate already on the grid keeps its exact value (vertices shared with
+    on-grid neighbours stay shared); ``rint(c / grid) * grid`` can be one ulp off.
+    """
     scale = 1.0 / grid_size
     if scale == round(scale):
         def rounded(coords: np.ndarray) -> np.ndarray:
@@ -171,8 +179,10 @@ def _grid_rounder(grid_size: float):
 
 
 def _snap_round(geom, grid_size: float):
-    """``geom`` snap-rounded on the grid and back in floating precision; ``None`` when that
-    fails or the result is empty or invalid."""
+    """Snap-round ``geom`` on the grid and return it in floating precision.
+
+    ``None`` when that fails or the result is empty or invalid.
+    """
     try:
         out = shapely.set_precision(shapely.set_precision(geom, grid_size), 0)
     except shapely.errors.GEOSException:
@@ -633,7 +643,7 @@ def dissolved_zone_areas(
     patches is recomputed as ``area(zone ∩ union(its patches))``, in a loop with a progress
     bar. With ``only_overlapping``, only its patches that are in some pair are dissolved and
     the others' pieces are summed: a patch in no pair meets no other patch's interior, so
-    ``area(zone ∩ ∪P) = Σ area(zone ∩ p) (p in no pair) + area(zone ∩ ∪{p in a pair})``.
+    ``area(zone ∩ union(P)) = Σ area(zone ∩ p) (p in no pair) + area(zone ∩ union{p in a pair})``.
     (Planar areas only: a geodesic area depends on where the line is cut, by ~1e-7.)
 
     Returns
@@ -676,8 +686,9 @@ def dissolved_area(
     grid_size: float | None,
     areas: np.ndarray | None = None,
 ) -> float:
-    """Area of the union of ``geoms``, given their overlapping pairs
-    (:func:`spatialplan.analysis._overlay_pairs.overlap_pairs`).
+    """Return the area of the union of ``geoms``, given their overlapping pairs.
+
+    The pairs are those of :func:`spatialplan.analysis._overlay_pairs.overlap_pairs`.
 
     The polygons in no pair overlap nothing and are summed; only those in a pair are
     dissolved, with :func:`safe_union` directly: polygons that overlap are never a valid
@@ -731,7 +742,7 @@ def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     # Geod.geometry_area_perimeter sums them, without building shapely coordinate sequences
     ring_area = np.array([
         geod.polygon_area_perimeter(coords[a:b, 0], coords[a:b, 1])[0]
-        for a, b in progress(zip(bounds[:-1], bounds[1:], strict=True), total=len(rings),
+        for a, b in progress(itertools.pairwise(bounds), total=len(rings),
                              desc="ellipsoidal areas")
     ], dtype=float)
     per_part = np.bincount(ring_part, weights=ring_area, minlength=len(parts))

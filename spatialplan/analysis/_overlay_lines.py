@@ -1,5 +1,6 @@
-"""Control-line layers checked and prepared once per run (private to
-:mod:`spatialplan.analysis.overlay`).
+"""Control-line layers checked and prepared once per run.
+
+Private to :mod:`spatialplan.analysis.overlay`.
 
 :class:`_Line` holds one layer's polygons, validated and put on the precision grid once, and
 what derives from them at most once (areas, ids, STRtree, coverage certificate, overlapping
@@ -35,8 +36,10 @@ def _feature_ids(gdf: gpd.GeoDataFrame, role: str) -> np.ndarray:
 
 
 def _same_objects(geoms: np.ndarray, known: np.ndarray | None) -> bool:
-    """Whether ``geoms`` holds exactly the objects of ``known``, in order (shapely geometries
-    are immutable: the same object is the same, already validated, geometry)."""
+    """Tell whether ``geoms`` holds exactly the objects of ``known``, in order.
+
+    Shapely geometries are immutable: the same object is the same, already validated, geometry.
+    """
     if known is None or len(known) != len(geoms):
         return False
     return all(a is b for a, b in zip(geoms, known, strict=True))
@@ -44,8 +47,10 @@ def _same_objects(geoms: np.ndarray, known: np.ndarray | None) -> bool:
 
 def _refused(gdf: gpd.GeoDataFrame, role: str, positions: np.ndarray, what: str, *,
              hint: str) -> GeometryError:
-    """The error for a layer holding ``len(positions)`` features of a kind ``what``, naming
-    the first."""
+    """Build the error for a layer holding ``len(positions)`` features of a kind ``what``.
+
+    The message names the first of them.
+    """
     return GeometryError(f"the {role} layer holds {len(positions)} {what}", layer=role,
                          feature=_feature_ids(gdf, role)[positions[0]], hint=hint)
 
@@ -131,9 +136,11 @@ class _Line:
 
     @cached_property
     def first(self) -> np.ndarray:
-        """Per feature, the first feature with an identical geometry (itself when none; -1
-        when missing; :func:`spatialplan.analysis._overlay_pairs.first_equal`). Copies are named in
-        a warning: a layer imported twice is a common data-entry accident."""
+        """Give, per feature, the first feature with an identical geometry.
+
+        Itself when none; -1 when missing (:func:`spatialplan.analysis._overlay_pairs.first_equal`).
+        Copies are named in a warning: a layer imported twice is a common data-entry accident.
+        """
         first = _pairs.first_equal(self.geoms)
         copies = np.flatnonzero(first >= 0)
         copies = copies[first[copies] != copies]
@@ -147,8 +154,10 @@ class _Line:
 
     @cached_property
     def distinct(self) -> np.ndarray:
-        """The features with every copy of an earlier one as ``None`` (same positions, same
-        union; the array itself when the layer has no copies)."""
+        """Return the features with every copy of an earlier one as ``None``.
+
+        Same positions, same union; the array itself when the layer has no copies.
+        """
         copy = self.first != np.arange(len(self.geoms))
         copy &= self.first >= 0
         if not copy.any():
@@ -157,23 +166,29 @@ class _Line:
 
     @cached_property
     def certificate(self) -> tuple[bool, np.ndarray | None, np.ndarray]:
-        """``(certified, parts, suspects)`` of
-        :func:`spatialplan.analysis._overlay_pairs.coverage_certificate` on the distinct features:
-        when certified, pieces of the layer's union with pairwise disjoint interiors."""
+        """``(certified, parts, suspects)`` of the coverage certificate of the distinct features.
+
+        As :func:`spatialplan.analysis._overlay_pairs.coverage_certificate` gives them; when
+        certified, ``parts`` are pieces of the layer's union with pairwise disjoint interiors.
+        """
         return _pairs.coverage_certificate(self.distinct, areas=self.area, return_suspects=True)
 
     @cached_property
     def distinct_overlaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs of distinct features whose interiors intersect (none for a certified
-        coverage; only the certificate's suspects are tested)."""
+        """Return the pairs of distinct features whose interiors intersect.
+
+        None for a certified coverage; only the certificate's suspects are tested.
+        """
         certified, _, suspects = self.certificate
         return _pairs.overlap_pairs(self.distinct, certified=certified, suspects=suspects,
                                     tree=self.tree)
 
     @cached_property
     def overlaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs of features whose interiors intersect, copies included, in the order of the
-        pairwise STRtree test (the order of the self-overlap rows)."""
+        """Return the pairs of features whose interiors intersect, copies included.
+
+        In the order of the pairwise STRtree test (the order of the self-overlap rows).
+        """
         if self.distinct is self.geoms:
             return self.distinct_overlaps
         pairs = _pairs.with_copies(*self.distinct_overlaps, self.first)
@@ -201,8 +216,11 @@ class _Zones(_Line):
 
     @cached_property
     def dissolved(self) -> tuple[shapely.Geometry | None, bool]:
-        """``(outline, coverage)``: the prepared union of the townships (``None`` if there is
-        none) and whether they form a valid coverage (see :func:`_overlay_geom.dissolve`)."""
+        """Return ``(outline, coverage)`` of the townships.
+
+        The prepared union of the townships (``None`` if there is none) and whether they form a
+        valid coverage (see :func:`_overlay_geom.dissolve`).
+        """
         outline, coverage = _geom.dissolve(self.geoms, grid_size=self.grid_size)
         if outline is not None:
             shapely.prepare(outline)

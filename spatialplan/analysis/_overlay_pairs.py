@@ -207,8 +207,11 @@ def _normal_hash(geoms: np.ndarray) -> np.ndarray:
 
 
 def _coordinate_hash(geoms: np.ndarray, *, ordered: bool) -> np.ndarray:
-    """Hash of each (non-empty) geometry's coordinates: their places count when ``ordered``,
-    else their multiset with the first coordinate (a ring's closing repeat) counted once."""
+    """Hash each (non-empty) geometry's coordinates.
+
+    Their places count when ``ordered``, else their multiset with the first coordinate (a ring's
+    closing repeat) counted once.
+    """
     if len(geoms) == 0:
         return np.zeros(0, dtype=np.uint64)
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
@@ -353,7 +356,7 @@ def coverage_certificate(
     by the two-level argument the overlap lies in the sets ``d >= 1`` of those certificates;
     or the later of ``P, Q`` was tested exactly against the other (a piece is only ever
     removed, so the earlier was there) and found not to conflict: the interiors of ``U_P``
-    and ``U_Q`` are disjoint, so ``p ∩ q`` lies in ``D_P ∪ D_Q``, up to a set of no area.
+    and ``U_Q`` are disjoint, so ``p ∩ q`` lies in ``union(D_P, D_Q)``, up to a set of no area.
     Every other pair has a suspect, and :func:`overlap_pairs` tests each suspect against
     all its neighbours. So overlaps are not looked for only within the sets ``d >= 1`` of
     the certificates that cleared pieces: ``tol / 2`` when the pieces certified together
@@ -410,8 +413,11 @@ def coverage_certificate(
 def _certify(
     polys: np.ndarray, *, areas: np.ndarray | None, chunk_size: int, localise: bool
 ) -> tuple[bool, np.ndarray | None, np.ndarray]:
-    """:func:`coverage_certificate` of present polygons; suspects as positions in ``polys``
-    (computed only when ``localise``, else every polygon of a rejected layer)."""
+    """Run :func:`coverage_certificate` on the present polygons.
+
+    Suspects are positions in ``polys`` (computed only when ``localise``, else every polygon of a
+    rejected layer).
+    """
     everyone = np.arange(len(polys))
     if len(polys) <= 1:
         return True, (shapely.get_parts(polys) if len(polys) else None), everyone[:0]
@@ -439,9 +445,11 @@ REFINE_CHUNK = 16
 
 def _localise(polys: np.ndarray, areas: np.ndarray, chunks: list[np.ndarray],
               unions: np.ndarray, *, together: bool) -> np.ndarray:
-    """Suspects of a rejected layer (sorted positions in ``polys``), see
-    :func:`coverage_certificate`: ``chunks`` and their certified ``unions`` (``None`` when
-    rejected); ``together``: the certified chunks passed the second level."""
+    """Find the suspects of a rejected layer (sorted positions in ``polys``).
+
+    See :func:`coverage_certificate`: ``chunks`` and their certified ``unions`` (``None`` when
+    rejected); ``together``: the certified chunks passed the second level.
+    """
     passed = ~shapely.is_missing(unions) & together
     members = [chunk for chunk, ok in zip(chunks, passed, strict=True) if ok]
     pieces = list(unions[passed])
@@ -479,8 +487,10 @@ def _localise(polys: np.ndarray, areas: np.ndarray, chunks: list[np.ndarray],
 
 
 def _cover(i: np.ndarray, j: np.ndarray, sizes: np.ndarray) -> list[int]:
-    """Pieces that cover every pair ``(i, j)`` (one of each pair; the one with fewer
-    polygons, unless the other is already taken), in the order they are taken."""
+    """Choose pieces that cover every pair ``(i, j)``, in the order they are taken.
+
+    One of each pair: the one with fewer polygons, unless the other is already taken.
+    """
     taken = np.zeros(len(sizes), dtype=bool)
     out = []
     for a, b in zip(i.tolist(), j.tolist(), strict=True):
@@ -492,9 +502,11 @@ def _cover(i: np.ndarray, j: np.ndarray, sizes: np.ndarray) -> list[int]:
 
 
 def _leaf_unions(polys: np.ndarray, areas: np.ndarray, leaves: list[np.ndarray]) -> np.ndarray:
-    """:func:`_chunk_unions` of many small chunks: one vectorised coverage union per batch of
-    them (rows of a table padded with ``None``), in threads; a batch GEOS fails on is certified
-    chunk by chunk."""
+    """Compute :func:`_chunk_unions` of many small chunks, a batch at a time.
+
+    One vectorised coverage union per batch of them (rows of a table padded with ``None``), in
+    threads; a batch GEOS fails on is certified chunk by chunk.
+    """
     lengths = np.array([len(leaf) for leaf in leaves])
     table = np.full((len(leaves), lengths.max()), None, dtype=object)
     rows = np.repeat(np.arange(len(leaves)), lengths)
@@ -519,14 +531,16 @@ LEAF_BATCH = 2_000
 
 
 def _certified_together(unions: np.ndarray, total: float) -> bool:
-    """The second level: chunk unions of polygons of total area ``total`` certified together."""
+    """Run the second level: chunk unions of polygons of total area ``total`` certified together."""
     merged = _certified_union(unions, float(shapely.area(unions).sum()))
     return merged is not None and _same_area(float(shapely.area(merged)), total)
 
 
 def _same_area(area: float | np.ndarray, total: float | np.ndarray) -> bool | np.ndarray:
-    """The certificate's area test: equal within ``max(1e-3 m², 1e-12 × total)`` (element-wise
-    on arrays)."""
+    """Apply the certificate's area test: equal within ``max(1e-3 m², 1e-12 x total)``.
+
+    Element-wise on arrays.
+    """
     return np.abs(area - total) <= np.maximum(1e-3, 1e-12 * total)
 
 

@@ -79,7 +79,7 @@ def resolve_tolerance(tolerance: Mapping[str, object] | None = None) -> dict[str
     Parameters
     ----------
     tolerance
-        Mapping with ``min_overlap_m2`` (m²) and/or ``min_overlap_share`` (0–1); a ``source``
+        Mapping with ``min_overlap_m2`` (m²) and/or ``min_overlap_share`` (0-1); a ``source``
         key (the rulebook's citation) and other keys are ignored. ``None`` means the defaults.
 
     Returns
@@ -108,7 +108,7 @@ def resolve_tolerance(tolerance: Mapping[str, object] | None = None) -> dict[str
         merged[key] = float(value)
     if merged["min_overlap_share"] > 1:
         raise RulebookError(
-            f"tolerance min_overlap_share is a share (0–1), got {merged['min_overlap_share']}",
+            f"tolerance min_overlap_share is a share (0-1), got {merged['min_overlap_share']}",
             layer="tolerance",
             hint="write 1 % as 0.01",
         )
@@ -127,14 +127,14 @@ def _check_grid_size(grid_size: float | None) -> float | None:
 
 
 def _check_crs(gdf: gpd.GeoDataFrame, role: str, expected: CRS | None = None) -> CRS:
-    """The layer's CRS, which must be projected (metric) and equal ``expected`` if given."""
+    """Return the layer's CRS, which must be projected (metric) and equal ``expected`` if given."""
     crs = gdf.crs
     if crs is None:
         raise CRSError(
             f"the {role} layer has no CRS",
             layer=role,
             hint="read layers with spatialplan.read_plan, which reprojects them to the analysis "
-            "CRS (a CGCS2000 Gauss–Krüger zone)",
+            "CRS (a CGCS2000 Gauss-Krüger zone)",
         )
     if not crs.is_projected:
         raise CRSError(
@@ -142,7 +142,7 @@ def _check_crs(gdf: gpd.GeoDataFrame, role: str, expected: CRS | None = None) ->
             "in degrees",
             layer=role,
             hint="reproject to the analysis CRS, e.g. gdf.to_crs('EPSG:4545') for CGCS2000 "
-            "3-degree Gauss–Krüger zone 36",
+            "3-degree Gauss-Krüger zone 36",
         )
     if expected is not None and not crs.equals(expected):
         raise CRSError(
@@ -168,7 +168,7 @@ def _require_columns(gdf: gpd.GeoDataFrame, role: str, columns: tuple[str, ...])
 def _line_layers(
     layers: Mapping[str, gpd.GeoDataFrame | None], crs: CRS | None
 ) -> tuple[dict[str, gpd.GeoDataFrame], CRS | None]:
-    """The given (non-None) line layers, each checked against the analysis CRS."""
+    """Return the given (non-None) line layers, each checked against the analysis CRS."""
     given = {}
     for role, gdf in layers.items():
         if gdf is None:
@@ -190,8 +190,11 @@ def _checked_inputs(
     grid_size: float | None,
     columns: tuple[str, ...] = (),
 ) -> tuple[float | None, CRS, dict[str, gpd.GeoDataFrame]]:
-    """Check the grid, the townships (projected CRS, ``columns``) and the given line layers
-    (the townships' CRS); return ``(grid_size, crs, given lines)``."""
+    """Check the grid, the townships and the given line layers.
+
+    The townships need a projected CRS and ``columns``, the line layers the townships' CRS; return
+    ``(grid_size, crs, given lines)``.
+    """
     grid_size = _check_grid_size(grid_size)
     crs = _check_crs(townships, "townships")
     _require_columns(townships, "townships", columns)
@@ -300,7 +303,7 @@ def _stats_frame(
     grid_size: float | None,
     ellipsoidal: bool,
 ) -> gpd.GeoDataFrame:
-    """The :func:`township_stats` table of prepared layers."""
+    """Compute the :func:`township_stats` table of prepared layers."""
     townships = zones.gdf
     area = zones.area
     columns: dict[str, object] = {
@@ -362,6 +365,7 @@ def _line_in_zones(
     i, j = line.overlaps
     areas, dissolved, merged = _geom.dissolved_zone_areas(
         zones.geoms, patches, clip, grid_size=grid_size, overlaps=(line.first[i], line.first[j]))
+    assert clip.piece is not None  # keep_geometry=ellipsoidal, which holds here
     piece_geod = _geom.geodesic_areas(clip.piece[~merged], crs)
     geod = np.bincount(clip.zone[~merged], weights=piece_geod,
                        minlength=len(zones.geoms)).astype(float)
@@ -379,8 +383,11 @@ def _coverage_in_zones(
     *,
     grid_size: float | None,
 ) -> np.ndarray:
-    """Area of a certified disjoint coverage in each zone, reusing the certificate's pieces
-    (its chunk unions' polygons, small enough to clip once per zone)."""
+    """Sum the area of a certified disjoint coverage in each zone.
+
+    The certificate's pieces are reused (its chunk unions' polygons, small enough to clip once per
+    zone).
+    """
     if parts is None:
         return np.zeros(len(zones))
     areas = _geom.union_zone_areas(zones, parts, grid_size=grid_size)
@@ -446,7 +453,7 @@ _OUTSIDE_COLUMNS = ["line", "n_features", "outside_m2", "outside_ha", "outside_m
 def _outside_frame(
     zones: _Zones, lines: Mapping[str, _Line], *, crs: CRS, grid_size: float | None
 ) -> gpd.GeoDataFrame:
-    """The :func:`outside_townships` table of prepared layers.
+    """Compute the :func:`outside_townships` table of prepared layers.
 
     Only the features meeting the outline's boundary are tested one by one, and when the
     townships form a valid coverage they are cut against the union of just the townships they
@@ -512,8 +519,10 @@ def _outside_row(
 
 def _plain_line_area(patches: np.ndarray, *, overlapping: bool, grid_size: float | None,
                      areas: np.ndarray | None) -> float:
-    """A line's area with every patch dissolved when some overlap, else summed (the plain
-    path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap)."""
+    """Return a line's area with every patch dissolved when some overlap, else summed.
+
+    This is the plain path; :attr:`_Line.dissolved_area` dissolves only the patches that overlap.
+    """
     if overlapping:
         whole = _geom.union(patches, grid_size=grid_size)
         return 0.0 if whole is None else float(shapely.area(whole))
@@ -622,7 +631,7 @@ def _conflict_frame(
     tolerance: dict[str, float],
     grid_size: float | None,
 ) -> gpd.GeoDataFrame:
-    """The :func:`line_conflicts` table of prepared control lines (and townships)."""
+    """Compute the :func:`line_conflicts` table of prepared control lines (and townships)."""
     tol = tolerance
     parts = []
     names = list(lines)
@@ -685,6 +694,7 @@ def _cross_overlaps(la: _Line, lb: _Line, *, grid_size: float | None) -> pd.Data
     else:
         clip = _clip_lines(lb, la, grid_size=grid_size)
         ia, ib = clip.patch, clip.zone
+    assert clip.piece is not None  # _clip_lines keeps the pieces' geometries
     return _pairs_frame(la.role, ia, lb.role, ib, clip.piece, clip.area)
 
 
@@ -695,8 +705,10 @@ def _clip_lines(zones: _Line, patches: _Line, *, grid_size: float | None) -> _ge
 
 
 def _self_overlaps(line: _Line, *, grid_size: float | None) -> pd.DataFrame:
-    """Overlaps between features of one line; a copy's overlap with its twin is the feature
-    itself (identical polygons), without an overlay."""
+    """Find the overlaps between features of one line.
+
+    A copy's overlap with its twin is the feature itself (identical polygons), without an overlay.
+    """
     ga = line.geoms
     i, j = line.overlaps
     same = line.first[i] == line.first[j]

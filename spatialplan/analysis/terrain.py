@@ -7,7 +7,7 @@ This module turns the plan's DEM into a slope grid and summarises it per project
 How slope is computed
 ---------------------
 * The DEM is read into the **analysis CRS**, a projected CRS in metres (for Guizhou a CGCS2000
-  3-degree Gauss–Krüger zone, EPSG:4534–4554). A DEM in a geographic CRS (degrees) is *warped*
+  3-degree Gauss-Krüger zone, EPSG:4534-4554). A DEM in a geographic CRS (degrees) is *warped*
   with cubic resampling to square, target-aligned cells with the source's ground size
   (measured on the ellipsoid at the raster centre). Warping (rather than per-row degree→metre
   pixel sizes) was chosen because the zonal statistics need a metric, equal-area grid anyway:
@@ -16,7 +16,7 @@ How slope is computed
   bilinear flattens ridges: on the real 90 m test DEM, per-row pixel sizes on the native grid
   give a median/max slope of 12.7°/34.4°, the cubic warp 12.6°/34.6°, a bilinear one
   12.1°/32.9°.
-* Slope is Horn's 3×3 finite difference, in degrees. A cell whose 3×3 window touches nodata or
+* Slope is Horn's 3x3 finite difference, in degrees. A cell whose 3x3 window touches nodata or
   the raster edge gets nodata: no slope is invented at the border of a hole.
 * A DEM must declare its nodata and its CRS; otherwise pass ``nodata=`` /
   ``assume_no_nodata=True`` and ``assume_crs=`` explicitly (:func:`read_terrain`), or set
@@ -69,14 +69,14 @@ from spatialplan.io._raster import (
 
 __all__ = [
     "NODATA",
-    "SLOPE_CLASSES",
     "SITE_COLUMNS",
+    "SLOPE_CLASSES",
     "Terrain",
     "read_terrain",
-    "slope_degrees",
-    "write_slope",
     "site_slope_stats",
+    "slope_degrees",
     "township_terrain_stats",
+    "write_slope",
 ]
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def read_terrain(
     assume_crs: Any = None,
     z_factor: float = 1.0,
 ) -> Terrain:
-    """Read a DEM into a metric grid and compute its slope (degrees, Horn 3×3).
+    """Read a DEM into a metric grid and compute its slope (degrees, Horn 3x3).
 
     Parameters
     ----------
@@ -220,7 +220,7 @@ def read_terrain(
     ------
     RasterError
         Missing file, no nodata and no setting, no CRS and no ``assume_crs``, not
-        georeferenced, rotated, smaller than 3×3 cells (before or after warping), or no
+        georeferenced, rotated, smaller than 3x3 cells (before or after warping), or no
         valid cell.
     CRSError
         The analysis CRS is not projected in metres, or a geographic DEM without ``crs``.
@@ -249,7 +249,7 @@ def read_terrain(
     if reprojected:
         elevation, transform = _warp(elevation, transform, src_crs, target, width, height)
         valid = elevation != NODATA
-        log.info("DEM %s warped from %s to %s at %.2f m cells (%d×%d)", where,
+        log.info("DEM %s warped from %s to %s at %.2f m cells (%dx%d)", where,
                  _crs_label(src_crs), _crs_label(target), transform.a,
                  elevation.shape[1], elevation.shape[0])
         _check_slope_size(elevation.shape[1], elevation.shape[0], where=where,
@@ -261,7 +261,7 @@ def read_terrain(
     slope = horn_slope(elevation, valid, xres=abs(transform.a) * factor,
                        yres=abs(transform.e) * factor, z_factor=z_factor)
     if not (slope != NODATA).any():
-        log.warning("DEM %s: no cell has a full 3×3 window of valid elevations, so the slope "
+        log.warning("DEM %s: no cell has a full 3x3 window of valid elevations, so the slope "
                     "is unknown everywhere (check the nodata value)", where)
     log.debug("slope computed for %s: %d valid cells", where, int((slope != NODATA).sum()))
     return Terrain(elevation=elevation, slope=slope, transform=transform, crs=target,
@@ -301,7 +301,7 @@ def write_slope(dem: Any, out_path: str | os.PathLike, *, crs: Any = None, band:
                 **options: Any) -> Path:
     """Write the slope of a DEM as a Cloud-Optimised GeoTIFF (atomically).
 
-    Tiled 512×512, DEFLATE with the floating-point predictor, average overviews, CRS and
+    Tiled 512x512, DEFLATE with the floating-point predictor, average overviews, CRS and
     nodata (:data:`NODATA`) set. Written to a temporary file beside ``out_path`` then renamed.
 
     Parameters
@@ -348,15 +348,15 @@ def _source_crs(ds: Any, assume_crs: Any) -> CRS:
 
 def _check_slope_size(width: int, height: int, *, where: Any, warped: str | None = None
                       ) -> None:
-    """Refuse a DEM grid smaller than Horn's 3×3 window: it has no cell with a slope."""
+    """Refuse a DEM grid smaller than Horn's 3x3 window: it has no cell with a slope."""
     if width >= 3 and height >= 3:
         return
-    grid = f"{width}×{height} cells, columns × rows"
+    grid = f"{width}x{height} cells, columns x rows"
     raise RasterError(
-        f"slope needs at least 3×3 cells (the DEM has {grid}"
+        f"slope needs at least 3x3 cells (the DEM has {grid}"
         + (f" once warped to {warped})" if warped else ")"), path=where,
         hint="give a DEM that covers the sites and townships with at least 3 cells each way "
-        "(Horn's slope reads each cell's 3×3 neighbourhood)")
+        "(Horn's slope reads each cell's 3x3 neighbourhood)")
 
 
 def _check_georeferenced(ds: Any) -> None:
@@ -406,7 +406,7 @@ def _suggest_gk(crs: CRS, where: Any) -> str:
         with open_raster(where) as ds:
             b = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
         lon = (b[0] + b[2]) / 2
-    except Exception:  # noqa: BLE001 - only for the hint
+    except Exception:
         return "e.g. 'EPSG:4545' (CGCS2000 GK zone 36)"
     zone = round(lon / 3)
     if 25 <= zone <= 45:
@@ -552,8 +552,8 @@ def township_terrain_stats(
 
     Same as :func:`site_slope_stats` plus ``area_m2`` (planar area of the township in the
     grid's CRS) and ``slope_le2_m2``, ``slope_2_6_m2``, ``slope_6_15_m2``, ``slope_15_25_m2``,
-    ``slope_gt25_m2``: m² of valid cells in each class (≤2°, 2–6°, 6–15°, 15–25°, >25°; upper
-    bounds inclusive), exact coverage-weighted. Their sum is ``coverage × area_m2``.
+    ``slope_gt25_m2``: m² of valid cells in each class (≤2°, 2-6°, 6-15°, 15-25°, >25°; upper
+    bounds inclusive), exact coverage-weighted. Their sum is ``coverage x area_m2``.
 
     Parameters
     ----------

@@ -7,7 +7,7 @@ GCJ-02. Outside mainland China (rough bounding box) coordinates are returned unc
 the published formula does.
 
 The formula is the widely published one (Krasovsky 1940 ellipsoid, a = 6378245 m,
-e² = 0.00669342162296594323); it is accurate to about 1–2 m against AMap.
+e² = 0.00669342162296594323); it is accurate to about 1-2 m against AMap.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-__all__ = ["wgs84_to_gcj02", "geometry_to_gcj02", "out_of_china"]
+__all__ = ["geometry_to_gcj02", "out_of_china", "wgs84_to_gcj02"]
 
 _A = 6378245.0
 _EE = 0.00669342162296594323

@@ -36,9 +36,11 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["NETWORK_DRIVERS", "LOCKED_OPTIONS", "lock_down", "remote_allowed", "is_locked"]
+__all__ = ["LOCKED_OPTIONS", "NETWORK_DRIVERS", "is_locked", "lock_down", "remote_allowed"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,14 @@ LOCKED_OPTIONS = {
 }
 
 _lock = threading.RLock()
-_state: dict[str, object] = {"locked": False, "saved": None, "lifted": 0}
+@dataclass
+class _LockState:
+    locked: bool = False
+    saved: dict[str, dict[str, str | None]] | None = None  # per library, the options before
+    lifted: int = 0  # blocks of remote_allowed running
+
+
+_state = _LockState()
 
 
 class _Gdal:
@@ -82,8 +91,10 @@ class _Gdal:
         return True
 
     def present(self, names: tuple[str, ...]) -> list[str]:
-        """The drivers of ``names`` registered in this GDAL (naming others in GDAL_SKIP
-        makes GDAL warn)."""
+        """Return the drivers of ``names`` registered in this GDAL.
+
+        Naming others in GDAL_SKIP makes GDAL warn.
+        """
         func = _symbol(self.module, "GDALGetDriverByName")
         if func is None:
             return []
@@ -92,8 +103,11 @@ class _Gdal:
         return [name for name in names if func(name.encode())]
 
 
-def _symbol(module_name: str, symbol: str) -> Callable | None:
-    """``symbol`` of the GDAL library the extension module ``module_name`` is linked to."""
+def _symbol(module_name: str, symbol: str) -> Any:
+    """``symbol`` of the GDAL library the extension module ``module_name`` is linked to.
+
+    A ctypes function (its ``restype`` and ``argtypes`` are set by the caller), or None.
+    """
     try:
         module = importlib.import_module(module_name)
         path = Path(module.__file__ or "")
@@ -152,13 +166,13 @@ def _apply_lock() -> None:
         lib.set("GDAL_SKIP", _skip_value(saved[lib.name]["GDAL_SKIP"],
                                          lib.present(NETWORK_DRIVERS)))
         lib.register_all()
-    _state["saved"] = saved
+    _state.saved = saved
 
 
 def _apply_unlock() -> None:
-    saved = _state["saved"] or {}
+    saved = _state.saved or {}
     for lib in _libraries():
-        for key, value in saved.get(lib.name, {}).items():  # type: ignore[union-attr]
+        for key, value in saved.get(lib.name, {}).items():
             lib.set(key, value)
         lib.register_all()  # drivers no longer skipped come back
 
@@ -166,15 +180,15 @@ def _apply_unlock() -> None:
 def lock_down() -> None:
     """Lock GDAL (both libraries') for the whole process; idempotent (see the module doc)."""
     with _lock:
-        if _state["locked"]:
+        if _state.locked:
             return
         _apply_lock()
-        _state["locked"] = True
+        _state.locked = True
 
 
 def is_locked() -> bool:
-    """True while the lock holds (False inside :func:`remote_allowed`)."""
-    return bool(_state["locked"]) and not _state["lifted"]
+    """Tell whether the lock holds (False inside :func:`remote_allowed`)."""
+    return _state.locked and not _state.lifted
 
 
 @contextlib.contextmanager
@@ -190,13 +204,13 @@ def remote_allowed(allow: bool = True) -> Iterator[None]:
         return
     with _lock:
         lock_down()
-        if _state["lifted"] == 0:
+        if _state.lifted == 0:
             _apply_unlock()
-        _state["lifted"] = int(_state["lifted"]) + 1  # type: ignore[call-overload]
+        _state.lifted += 1
     try:
         yield
     finally:
         with _lock:
-            _state["lifted"] = int(_state["lifted"]) - 1  # type: ignore[call-overload]
-            if _state["lifted"] == 0:
+            _state.lifted -= 1
+            if _state.lifted == 0:
                 _apply_lock()

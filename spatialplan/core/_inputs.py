@@ -35,8 +35,15 @@ from xml.etree import ElementTree
 
 from spatialplan.errors import RasterError, SpatialPlanError
 
-__all__ = ["MAX_XML_BYTES", "MAX_TOML_BYTES", "require_regular", "check_siblings",
-           "check_raster", "file_kind", "read_small_file"]
+__all__ = [
+    "MAX_TOML_BYTES",
+    "MAX_XML_BYTES",
+    "check_raster",
+    "check_siblings",
+    "file_kind",
+    "read_small_file",
+    "require_regular",
+]
 
 #: largest VRT file parsed (GDAL writes a few kB per source; 16 MiB is ~10^5 sources)
 MAX_XML_BYTES = 16 * 1024 * 1024
@@ -52,7 +59,7 @@ _FORBIDDEN_XML = re.compile(r"<!DOCTYPE|<!ENTITY|<!\[CDATA\[|&#", re.IGNORECASE)
 
 
 def file_kind(mode: int) -> str:
-    """A name for the kind of file ``mode`` (an ``os.stat`` mode) describes."""
+    """Name the kind of file ``mode`` (an ``os.stat`` mode) describes."""
     for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"),
                        (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR,
                        "a character device"), (stat.S_ISBLK, "a block device"),
@@ -271,7 +278,7 @@ MAX_TOML_BYTES = 1024 * 1024
 
 def read_small_file(path: str | os.PathLike, *, error: type[SpatialPlanError], what: str,
                     limit: int = MAX_TOML_BYTES) -> bytes:
-    """The bytes of a small regular file, or ``error`` (not regular, larger than ``limit``).
+    """Read the bytes of a small regular file; ``error`` if not regular or larger than ``limit``.
 
     ``FileNotFoundError`` passes through for the caller's own message.
     """

@@ -57,17 +57,22 @@ def partition_points(points: np.ndarray, *, partition_size: int
             tiles.append(bounds)
             continue
         axis, value, low = cut
-        lower, upper = list(bounds), list(bounds)
-        lower[axis + 2] = value
-        upper[axis] = value
-        stack[:0] = [(idx[low], tuple(lower)), (idx[~low], tuple(upper))]
+        xmin, ymin, xmax, ymax = bounds
+        if axis == 0:  # cut at x = value
+            lower, upper = (xmin, ymin, value, ymax), (value, ymin, xmax, ymax)
+        else:  # cut at y = value
+            lower, upper = (xmin, ymin, xmax, value), (xmin, value, xmax, ymax)
+        stack[:0] = [(idx[low], lower), (idx[~low], upper)]
     return tiles, owner
 
 
 def _median_cut(values: list[np.ndarray], size: int
                 ) -> tuple[int, float, np.ndarray] | None:
-    """Axis, value and lower-side mask of the median cut of points given as coordinate
-    columns, or None when they fit in one tile (or all lie at one spot)."""
+    """Find the median cut of points given as coordinate columns.
+
+    Return its axis, value and lower-side mask, or None when they fit in one tile (or all lie at one
+    spot).
+    """
     n = len(values[0])
     if n <= max(size, 1):
         return None

@@ -22,6 +22,7 @@ validity test for threads.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import warnings
@@ -84,7 +85,7 @@ MAX_THREADS = 256
 
 
 def _threads_setting(text: str) -> int:
-    """The value of ``SPATIALPLAN_THREADS`` (ASCII digits, 1 to :data:`MAX_THREADS`)."""
+    """Read ``SPATIALPLAN_THREADS`` (ASCII digits, 1 to :data:`MAX_THREADS`)."""
     from spatialplan.core._text import visible
     from spatialplan.errors import SettingError
 
@@ -140,8 +141,7 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray,
     if n // smallest <= 1 or n_threads() <= 1:
         return func(*arrays, **kwargs)
     bounds = np.linspace(0, n, min(n_threads(), n // smallest) + 1).astype(int)
-    chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(bounds[:-1], bounds[1:],
-                                                                   strict=True)]
+    chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in itertools.pairwise(bounds)]
     return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks,
                                     geoms=() if prepared_ok else arrays))
 
@@ -246,7 +246,7 @@ class Overlap:
         self._items: list[tuple[Future | None, tuple]] = []
 
     def __len__(self) -> int:
-        """Number of items submitted (and not cancelled)."""
+        """Count the items submitted (and not cancelled)."""
         return len(self._items)
 
     @property
@@ -266,7 +266,7 @@ class Overlap:
         self._items.append((future, args))
 
     def results(self) -> list[Any]:
-        """The results of every item in submission order; the first failing item's exception.
+        """Return the results of every item in submission order, or raise the first failure.
 
         The calling thread computes the items no worker has started, from the last one back
         (the workers take them from the first on), then waits for the workers' ones. On an
@@ -283,6 +283,7 @@ class Overlap:
             out = []
             for k, (future, _) in enumerate(self._items):
                 if k not in mine:
+                    assert future is not None  # an item without a future is computed here
                     out.append(future.result())
                 elif mine[k][0]:
                     out.append(mine[k][1])
@@ -307,7 +308,7 @@ class Overlap:
         self.cancel()
 
     def _outcome(self, args: tuple) -> tuple[bool, Any]:
-        """(True, result) or (False, the exception) of one item, computed here."""
+        """Compute one item here: (True, result) or (False, the exception)."""
         try:
             return True, self._call(args)
         except Exception as exc:  # raised in item order by results()

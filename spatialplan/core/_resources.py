@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spatialplan.errors import DataSourceError
 
-__all__ = ["layers_dir", "catalog_path", "demo_dir", "demo_plan_path"]
+__all__ = ["catalog_path", "demo_dir", "demo_plan_path", "layers_dir"]
 
 #: the top-level ``layers/`` of a source tree: beside the ``spatialplan/`` folder
 _SOURCE_LAYERS = Path(__file__).resolve().parents[2] / "layers"

@@ -1,7 +1,7 @@
-"""Text shown on a terminal: control characters made visible, never sent raw.
+r"""Text shown on a terminal: control characters made visible, never sent raw.
 
 A plan name, a project id, a file name or a GDAL message can carry escape sequences (ESC
-``\\x1b``, OSC ``\\x1b]0;title\\x07``, the 8-bit CSI ``\\x9b``) or bidirectional overrides
+``\x1b``, OSC ``\x1b]0;title\x07``, the 8-bit CSI ``\x9b``) or bidirectional overrides
 (U+202E) that a terminal would act on: change the window title, clear the screen, reorder a
 line. :func:`visible` replaces each such character with its Python escape, so the text stays
 readable and the terminal receives only printable characters. The CLI passes every log line,
@@ -9,17 +9,17 @@ error line and value it prints through it.
 
 Example
 -------
->>> visible("plan\\x1b]0;pwned\\x07")
-'plan\\\\x1b]0;pwned\\\\x07'
->>> visible("a\\u202eb")
-'a\\\\u202eb'
+>>> visible("plan\x1b]0;pwned\x07")
+'plan\\x1b]0;pwned\\x07'
+>>> visible("a\u202eb")
+'a\\u202eb'
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["visible", "CONTROL"]
+__all__ = ["CONTROL", "visible"]
 
 #: C0 controls, DEL, C1 controls, and the Unicode bidirectional marks, embeddings, overrides
 #: and isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), also line/paragraph
@@ -42,20 +42,20 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def visible(text: object, *, keep_newlines: bool = False) -> str:
-    """``str(text)`` with every control character written as its escape (``\\x1b``, ``\\u202e``).
+    r"""``str(text)`` with every control character written as its escape (``\x1b``, ``\u202e``).
 
     Parameters
     ----------
     text
         Anything; converted with ``str``.
     keep_newlines
-        Leave ``\\n`` as a line break (for multi-line blocks such as a table); every other
-        control character, ``\\r`` and ``\\t`` included, is still escaped.
+        Leave ``\n`` as a line break (for multi-line blocks such as a table); every other
+        control character, ``\r`` and ``\t`` included, is still escaped.
 
     Example
     -------
-    >>> visible("a\\nb"), visible("a\\nb", keep_newlines=True)
-    ('a\\\\nb', 'a\\nb')
+    >>> visible("a\nb"), visible("a\nb", keep_newlines=True)
+    ('a\\nb', 'a\nb')
     """
     pattern = _KEEP_NEWLINES if keep_newlines else CONTROL
     return pattern.sub(_escape, str(text))

@@ -30,7 +30,7 @@ def shorten(value: object, limit: int, *, count: bool = True) -> object:
 
 
 def wrap_lines(text: str, width: int, lines: int) -> str:
-    """``text`` wrapped to at most ``lines`` lines of ``width``; ``…`` ends a cut text.
+    r"""``text`` wrapped to at most ``lines`` lines of ``width``; ``…`` ends a cut text.
 
     Only the start of a long text is wrapped (a megabyte of text is not read to show two
     lines).
@@ -40,7 +40,7 @@ def wrap_lines(text: str, width: int, lines: int) -> str:
     >>> wrap_lines("污水处理厂", 16, 2)
     '污水处理厂'
     >>> wrap_lines("一二三四五六七八九十", 4, 2)
-    '一二三四\\n五六七…'
+    '一二三四\n五六七…'
     """
     head = text[:2 * width * lines]
     parts = textwrap.wrap(head, width)

@@ -1,7 +1,7 @@
-"""CRS policy: CGCS2000 Gauss–Krüger zone choice, zone-prefix checks, datum refusal, reprojection.
+"""CRS policy: CGCS2000 Gauss-Krüger zone choice, zone-prefix checks, datum refusal, reprojection.
 
-One analysis CRS per run: the CGCS2000 3-degree Gauss–Krüger zone **without** zone prefix
-(EPSG:4534–4554) of the data's centre, or the one the plan names. Every layer is reprojected
+One analysis CRS per run: the CGCS2000 3-degree Gauss-Krüger zone **without** zone prefix
+(EPSG:4534-4554) of the data's centre, or the one the plan names. Every layer is reprojected
 explicitly (pyproj ``always_xy=True``) and checked finite and inside China afterwards.
 
 Example
@@ -28,20 +28,20 @@ from spatialplan.errors import CRSError
 __all__ = [
     "CGCS2000",
     "CHINA_LONLAT_BOUNDS",
+    "GCJ02Offset",
+    "check_area_of_use",
+    "check_inside_china",
+    "check_latlon_swap",
+    "check_near_reference",
+    "check_zone_prefix",
+    "choose_analysis_crs",
+    "detect_gcj02_offset",
     "gk_zone",
     "gk_zone_crs",
-    "zone_epsg",
-    "choose_analysis_crs",
-    "check_zone_prefix",
-    "check_latlon_swap",
-    "check_inside_china",
-    "check_area_of_use",
-    "check_near_reference",
-    "detect_gcj02_offset",
-    "GCJ02Offset",
+    "lonlat_bounds",
     "refuse_ballpark",
     "to_analysis",
-    "lonlat_bounds",
+    "zone_epsg",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ _ZONES = range(25, 46)  # 3-degree zones covered by the CGCS2000 GK EPSG codes
 
 
 def gk_zone(lon: float) -> int:
-    """Return the 3-degree Gauss–Krüger zone number of a longitude (zone = round(lon / 3)).
+    """Return the 3-degree Gauss-Krüger zone number of a longitude (zone = round(lon / 3)).
 
     Halves round up (106.5°E → zone 36), unlike Python's banker's rounding.
 
@@ -68,24 +68,24 @@ def gk_zone(lon: float) -> int:
     """
     if not math.isfinite(lon):
         raise CRSError(f"longitude {lon} is not finite", hint="check the layer's coordinates")
-    return int(math.floor(lon / 3.0 + 0.5))
+    return math.floor(lon / 3.0 + 0.5)
 
 
 def zone_epsg(zone: int, *, prefixed: bool = False) -> int:
-    """Return the EPSG code of CGCS2000 3-degree Gauss–Krüger zone ``zone``.
+    """Return the EPSG code of CGCS2000 3-degree Gauss-Krüger zone ``zone``.
 
     Parameters
     ----------
     zone
-        The 3-degree zone number (25–45; Guizhou lies in 35, 36 and 37).
+        The 3-degree zone number (25-45; Guizhou lies in 35, 36 and 37).
     prefixed
-        True for the zone-prefixed CRS (EPSG:4513–4533 = 4488 + zone), False (default) for the
-        one without prefix (EPSG:4534–4554 = 4509 + zone).
+        True for the zone-prefixed CRS (EPSG:4513-4533 = 4488 + zone), False (default) for the
+        one without prefix (EPSG:4534-4554 = 4509 + zone).
 
     Raises
     ------
     CRSError
-        If the zone is outside 25–45.
+        If the zone is outside 25-45.
 
     Example
     -------
@@ -93,26 +93,26 @@ def zone_epsg(zone: int, *, prefixed: bool = False) -> int:
     (4545, 4524)
     """
     if zone not in _ZONES:
-        raise CRSError(f"zone {zone} is not a CGCS2000 3-degree zone of China (25–45)",
+        raise CRSError(f"zone {zone} is not a CGCS2000 3-degree zone of China (25-45)",
                        hint="check the zone number or the easting prefix")
     return (4488 if prefixed else 4509) + zone
 
 
 def gk_zone_crs(lon: float, *, prefixed: bool = False) -> pyproj.CRS:
-    """Return the CGCS2000 3-degree Gauss–Krüger CRS of the zone containing ``lon``.
+    """Return the CGCS2000 3-degree Gauss-Krüger CRS of the zone containing ``lon``.
 
     Parameters
     ----------
     lon
         Longitude in degrees east.
     prefixed
-        True for the zone-prefixed CRS (EPSG:4513–4533, easting = zone·10⁶ + 500 000 + x),
-        False (default) for the one without prefix (EPSG:4534–4554).
+        True for the zone-prefixed CRS (EPSG:4513-4533, easting = zone·10⁶ + 500 000 + x),
+        False (default) for the one without prefix (EPSG:4534-4554).
 
     Raises
     ------
     CRSError
-        If the zone is outside 25–45 (75°E–135°E).
+        If the zone is outside 25-45 (75°E-135°E).
 
     Example
     -------
@@ -232,7 +232,7 @@ def _combined_bounds(obj: Any) -> tuple[float, float, float, float]:
         if all(math.isfinite(v) for v in b):
             boxes.append(b)
     if not boxes:
-        return (math.nan,) * 4  # type: ignore[return-value]
+        return (math.nan,) * 4
     arr = np.asarray(boxes)
     return (float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()),
             float(arr[:, 3].max()))
@@ -257,9 +257,10 @@ def _xy_bounds(obj: Any) -> tuple[float, float, float, float]:
     if hasattr(obj, "geometry"):
         geoms = np.asarray(obj.geometry.values)
         if len(geoms) == 0:
-            return (math.nan,) * 4  # type: ignore[return-value]
-        return tuple(float(v) for v in shapely.total_bounds(geoms))  # type: ignore
-    return tuple(float(v) for v in obj)  # type: ignore[return-value]
+            return (math.nan,) * 4
+        obj = shapely.total_bounds(geoms)
+    minx, miny, maxx, maxy = (float(v) for v in obj)
+    return minx, miny, maxx, maxy
 
 
 def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
@@ -297,7 +298,7 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
     if minx > 1e6 or maxx > 1e6:
         zone_min, zone_max = int(minx // 1e6), int(maxx // 1e6)
         if zone_min != zone_max:
-            raise CRSError(f"eastings {minx:.0f}–{maxx:.0f} carry different zone prefixes "
+            raise CRSError(f"eastings {minx:.0f}-{maxx:.0f} carry different zone prefixes "
                            f"({zone_min}, {zone_max})", layer=layer, path=path,
                            hint="split the layer by zone or reproject it before use")
         zone = zone_max
@@ -311,7 +312,7 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
         zone = int(fe // 1e6)
         raise CRSError(
             f"the CRS {_describe(crs)} expects zone-prefixed eastings ({zone}xxxxxx) but the "
-            f"data's eastings are {minx:.0f}–{maxx:.0f}", layer=layer, path=path,
+            f"data's eastings are {minx:.0f}-{maxx:.0f}", layer=layer, path=path,
             hint=f"use the CRS without prefix, EPSG:{zone_epsg(zone)}" if zone in _ZONES
             else "use the CRS without zone prefix",
         )
@@ -319,9 +320,11 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
 
 def _check_finite_bounds(gdf_or_bounds: Any, *, layer: str | None, path: object | None
                          ) -> tuple[float, float, float, float]:
-    """:func:`_xy_bounds`, all NaN for no geometry; a NaN or infinite bound otherwise is a
-    :class:`CRSError` (a feature with such a coordinate, which ``read_layer`` rejects before
-    these checks: no zone or axis test can read such bounds)."""
+    """Return :func:`_xy_bounds`, all NaN for no geometry.
+
+    A NaN or infinite bound otherwise is a :class:`CRSError` (a feature with such a coordinate,
+    which ``read_layer`` rejects before these checks: no zone or axis test can read such bounds).
+    """
     bounds = _xy_bounds(gdf_or_bounds)
     if all(math.isnan(v) for v in bounds) or all(math.isfinite(v) for v in bounds):
         return bounds
@@ -332,7 +335,7 @@ def _check_finite_bounds(gdf_or_bounds: Any, *, layer: str | None, path: object 
 
 
 def _is_transverse_mercator(crs: pyproj.CRS) -> bool:
-    """True for Gauss-Kruger / transverse Mercator projections (where zone prefixes occur)."""
+    """Tell whether ``crs`` is Gauss-Kruger / transverse Mercator (where zone prefixes occur)."""
     op = crs.coordinate_operation
     method = (op.method_name or "").lower() if op is not None else ""
     return "transverse mercator" in method or "gauss" in method
@@ -349,7 +352,7 @@ def _prefix_hint(easting: float) -> str:
 
 def check_latlon_swap(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
                       path: object | None = None) -> None:
-    """Refuse geographic data whose x look like latitudes (3–54) and y like longitudes (73–136).
+    """Refuse geographic data whose x look like latitudes (3-54) and y like longitudes (73-136).
 
     Example
     -------
@@ -364,8 +367,8 @@ def check_latlon_swap(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
     lon0, lat0, lon1, lat1 = CHINA_LONLAT_BOUNDS
     if lat0 <= minx and maxx <= lat1 and lon0 <= miny and maxy <= lon1:
         raise CRSError(
-            f"x values {minx:.3f}–{maxx:.3f} look like latitudes and y values "
-            f"{miny:.3f}–{maxy:.3f} like longitudes: longitude and latitude are swapped",
+            f"x values {minx:.3f}-{maxx:.3f} look like latitudes and y values "
+            f"{miny:.3f}-{maxy:.3f} like longitudes: longitude and latitude are swapped",
             layer=layer, path=path,
             hint="write x = longitude, y = latitude (the data was probably written in the "
             "EPSG:4490 axis order lat, lon)",
@@ -407,7 +410,7 @@ def refuse_ballpark(crs: Any, *, transformation: str | None = None, layer: str |
 
 
 def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | None = None) -> None:
-    """Check every coordinate of ``gdf`` is finite and inside China (lon 73–136, lat 3–54).
+    """Check every coordinate of ``gdf`` is finite and inside China (lon 73-136, lat 3-54).
 
     Every coordinate is tested for being finite. Then, for a projected layer, a fast test
     transforms only a densified outline (and an interior grid) of the coordinates' bounding box
@@ -470,11 +473,11 @@ _OUTLINE_MARGIN_DEG = 0.01
 
 
 def _bbox_inside_china(bounds: tuple[float, ...], tr: pyproj.Transformer | None) -> bool:
-    """True when every point of the box ``bounds`` provably maps inside China's rectangle.
+    """Tell whether every point of the box ``bounds`` provably maps inside China's rectangle.
 
     ``tr`` maps the layer's CRS to CGCS2000 lon/lat (``None``: the coordinates are lon/lat,
     and the box's corners decide exactly). Otherwise the box's outline, densified to
-    :data:`_OUTLINE_POINTS` per side, and a 17 × 17 interior grid are transformed. A CRS's
+    :data:`_OUTLINE_POINTS` per side, and a 17 x 17 interior grid are transformed. A CRS's
     inverse projection is continuous and one-to-one on the box, so the box's image is the
     region enclosed by the image of its outline; when that outline lies inside the lon/lat
     rectangle (convex, hence simply connected) so does the whole image, i.e. every coordinate
@@ -607,9 +610,9 @@ def check_area_of_use(gdf: Any, crs: Any = None, *, layer: str | None = None,
     if lon1 < west or lon0 > east or lat1 < south or lat0 > north:
         raise CRSError(
             f"the coordinates lie outside the area of use of the declared CRS "
-            f"{_describe(crs)} ({area.name}: lon {area.west:.1f}–{area.east:.1f}, lat "
-            f"{area.south:.1f}–{area.north:.1f}); read in it they would fall at lon "
-            f"{lon0:.2f}–{lon1:.2f}, lat {lat0:.2f}–{lat1:.2f}", layer=layer, path=path,
+            f"{_describe(crs)} ({area.name}: lon {area.west:.1f}-{area.east:.1f}, lat "
+            f"{area.south:.1f}-{area.north:.1f}); read in it they would fall at lon "
+            f"{lon0:.2f}-{lon1:.2f}, lat {lat0:.2f}-{lat1:.2f}", layer=layer, path=path,
             hint="the declared CRS is wrong: fix the .prj or set the real CRS with assume_crs",
         )
 
@@ -680,7 +683,7 @@ def detect_gcj02_offset(layer_gdf: Any, reference_gdf: Any) -> GCJ02Offset:
     """Compare a layer with a trusted reference outline to spot GCJ-02 (Gaode/AMap) coordinates.
 
     GCJ-02 data claims EPSG:4326 but is shifted by a few hundred metres (in Guizhou about
-    +350 m east, −380 m north). The shift cannot be recognised from one layer alone; with a
+    +350 m east, -380 m north). The shift cannot be recognised from one layer alone; with a
     reference outline of the same area (e.g. the county outline in CGCS2000/WGS84) the
     centroid shift of the layer's union is compared with the GCJ-02 shift predicted at the
     reference centre.

@@ -1,5 +1,6 @@
-"""Layout and project register of the synthetic demo township (helpers of
-:mod:`spatialplan.demo.synthetic`).
+"""Layout and project register of the synthetic demo township.
+
+Helpers of :mod:`spatialplan.demo.synthetic`.
 
 Seat-local geometry (the valley frame, parcel blocks, development-boundary outlines), the "8+X"
 project register with the planted cases documented in ``expected.csv``, the village-plan parcels
@@ -137,7 +138,7 @@ def _anchor_box(anchor: tuple[float, float], dx0: float, dy0: float, dx1: float,
 
 def _corridor(frame: _Frame, town: int, u0: float, u1: float, v: float, half: float,
               *, valley: bool = True) -> Polygon:
-    """A road corridor of width ``2 * half`` along the valley (or straight in the town)."""
+    """Build a road corridor of width ``2 * half`` along the valley (or straight in the town)."""
     us = np.linspace(u0, u1, max(2, int(abs(u1 - u0) // 50) + 1))
     to_xy = frame.valley_xy if valley else frame.udb_xy
     line = LineString([to_xy(town, float(u), v) for u in us])
@@ -189,7 +190,7 @@ def _valley_site(town: int, u: float, v: float, w: float, h: float):
 
 
 def _sewage_site(town: int, u: float, v: float):
-    """A 120 m x 80 m plant with one chamfered corner (5 vertices)."""
+    """Build a 120 m x 80 m plant with one chamfered corner (5 vertices)."""
     def draw(f: _Frame) -> Polygon:
         x, y = f.valley_xy(town, u, v)
         return Polygon([(x - 60, y - 40), (x + 60, y - 40), (x + 60, y + 20), (x + 40, y + 40),
@@ -198,9 +199,9 @@ def _sewage_site(town: int, u: float, v: float):
 
 
 def _register() -> list[_Project]:
-    """The 8+X register: most projects pass; the planted cases are noted per line."""
-    P = _Project  # noqa: N806
-    A, B, C, D = 0, 1, 2, 3  # noqa: N806
+    """Build the 8+X register: most projects pass; the planted cases are noted per line."""
+    P = _Project
+    A, B, C, D = 0, 1, 2, 3
     return [
         # 示范镇 (A)
         P("XM0101", A, "health_center", "示范镇卫生院改扩建工程", "completed",

@@ -39,6 +39,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from shapely import affinity
 from shapely.geometry import LineString, MultiPolygon, Polygon, box, shape
+from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from spatialplan.demo._parts import (
@@ -259,6 +260,33 @@ def _make_udb(frame: _Frame) -> list[dict]:
     return rows
 
 
+def _town_blocks(frame: _Frame, town: int, area: BaseGeometry, fixed: dict[tuple[int, int], object],
+                 rng: np.random.RandomState) -> list[tuple[Polygon, str]]:
+    """Cut the 11 x 6 grid of blocks of one town inside ``area``, with their land-use codes.
+
+    A block's code is drawn from :data:`FILLER_CODES` unless a project fixes it (``fixed``,
+    possibly split in a west and an east part); pieces under 3,000 m² are dropped.
+    """
+    blocks: list[tuple[Polygon, str]] = []
+    for i in range(11):
+        for j in range(6):
+            code = FILLER_CODES[rng.randint(len(FILLER_CODES))]
+            u0, v0, u1, v1 = _block(i, j)
+            if u0 > 800.0:
+                code = "16"  # the flexible zone stays in reserve (留白)
+            spec = fixed.get((i, j), code)
+            if isinstance(spec, tuple):  # ("split", u, west code, east code)
+                _, us, west, east = spec
+                parts = [((u0, v0, us, v1), west), ((us, v0, u1, v1), east)]
+            else:
+                parts = [((u0, v0, u1, v1), spec)]
+            for bounds, c in parts:
+                geom = _udb_box(frame, town, *bounds).intersection(area)
+                if geom.area >= 3000.0:
+                    blocks.append((geom, str(c)))
+    return blocks
+
+
 def _make_parcels(frame: _Frame, udb_rows: list[dict], projects: list[_Project],
                   rng: np.random.RandomState) -> list[dict]:
     """Blocks with 2023 用地用海 codes and the street network (1207) inside each boundary."""
@@ -270,23 +298,7 @@ def _make_parcels(frame: _Frame, udb_rows: list[dict], projects: list[_Project],
         for p in projects:
             if p.town == town:
                 fixed.update(p.parcels)
-        blocks: list[tuple[Polygon, str]] = []
-        for i in range(11):
-            for j in range(6):
-                code = FILLER_CODES[rng.randint(len(FILLER_CODES))]
-                u0, v0, u1, v1 = _block(i, j)
-                if u0 > 800.0:
-                    code = "16"  # the flexible zone stays in reserve (留白)
-                spec = fixed.get((i, j), code)
-                if isinstance(spec, tuple):  # ("split", u, west code, east code)
-                    _, us, west, east = spec
-                    parts = [((u0, v0, us, v1), west), ((us, v0, u1, v1), east)]
-                else:
-                    parts = [((u0, v0, u1, v1), spec)]
-                for bounds, c in parts:
-                    geom = _udb_box(frame, town, *bounds).intersection(area)
-                    if geom.area >= 3000.0:
-                        blocks.append((geom, str(c)))
+        blocks = _town_blocks(frame, town, area, fixed, rng)
         streets = area.difference(shapely.union_all([g for g, _ in blocks]))
         streets = [g for g in shapely.get_parts(streets) if g.area >= 500.0]
         code_t = TOWNSHIPS[town][0]
@@ -378,7 +390,7 @@ def _fields(frame: _Frame, dem: _Dem, rng: np.random.RandomState, exclude: _Cutt
 
 def _dry_land(dem: _Dem, rng: np.random.RandomState, exclude: _Cutter, towns_union: Polygon,
               n: int = 140) -> list[Polygon]:
-    """Scattered dry-land (旱地 0103) patches on the lower hillsides (slope 6–15°)."""
+    """Scattered dry-land (旱地 0103) patches on the lower hillsides (slope 6-15°)."""
     xx, yy = dem.cell_centres()
     cand = np.nonzero((dem.slope.ravel() > 6.0) & (dem.slope.ravel() < 15.0)
                       & (dem.height.ravel() < 120.0))[0]

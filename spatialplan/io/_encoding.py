@@ -75,7 +75,7 @@ def detect_dbf_encoding(dbf: str | Path) -> str | None:
         except UnicodeDecodeError:
             continue
     if len(decoded) == 2 and _plausible(decoded["gb18030"]) > _plausible(decoded["utf-8"]):
-        # short GBK text can also be valid UTF-8 (一 = D2 BB reads as Cyrillic һ): prefer
+        # short GBK text can also be valid UTF-8 (一 = D2 BB reads as Cyrillic һ): prefer  # noqa: RUF003 - the Cyrillic letter is the point
         # the decoding that gives Chinese (or pinyin) text; ties stay UTF-8
         return "GB18030"
     if "utf-8" in decoded:
@@ -84,8 +84,11 @@ def detect_dbf_encoding(dbf: str | Path) -> str | None:
 
 
 def _plausible(text: str) -> int:
-    """Number of characters expected in Chinese data: CJK ideographs, CJK punctuation and
-    full-width forms, and Latin letters with diacritics (pinyin with tone marks)."""
+    """Count the characters expected in Chinese data.
+
+    These are CJK ideographs, CJK punctuation and full-width forms, and Latin letters with
+    diacritics (pinyin with tone marks).
+    """
     return sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
                or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
                or "\u00c0" <= ch <= "\u024f")
@@ -102,8 +105,11 @@ def _is_cjk(ch: str) -> bool:
 
 
 def _common_share(text: str) -> float:
-    """Share of the non-ASCII characters of ``text`` that are in GB 2312 (the 7,445 common
-    characters of simplified Chinese); 0 without any."""
+    """Return the share of the non-ASCII characters of ``text`` that are in GB 2312.
+
+    GB 2312 holds the 7,445 common characters of simplified Chinese; 0 without any non-ASCII
+    character.
+    """
     wide = [ch for ch in text if ord(ch) >= 0x80]
     if not wide:
         return 0.0
@@ -118,14 +124,15 @@ def _common_share(text: str) -> float:
 
 
 def utf8_records(dbf: str | Path, *, chinese_only: bool = True) -> list[int]:
-    """Feature positions (0-based, deleted records skipped) of the ``.dbf`` records whose
-    bytes are UTF-8 text with non-ASCII characters.
+    """Find the ``.dbf`` records whose bytes are UTF-8 text with non-ASCII characters.
+
+    Return their feature positions (0-based, deleted records skipped).
 
     With ``chinese_only`` (for a layer read as GBK/GB18030) a record counts only when its
     UTF-8 reading holds a CJK ideograph and more of its characters are common ones (GB 2312)
     than in its GB18030 reading: UTF-8 Chinese read as GBK is mojibake of rare characters
-    (中文 → 涓枃), while GBK text that happens to be valid UTF-8 (一 = D2 BB → Cyrillic һ)
-    reads as nothing common. Only records with a byte ≥ 0x80 are decoded.
+    (中文 → 涓枃), while GBK text that happens to be valid UTF-8 (一 = D2 BB → Cyrillic shha,
+    U+04BB) reads as nothing common. Only records with a byte ≥ 0x80 are decoded.
 
     Example
     -------
@@ -161,9 +168,11 @@ def utf8_records(dbf: str | Path, *, chinese_only: bool = True) -> list[int]:
 
 
 def _maybe_utf8(field: np.ndarray) -> np.ndarray:
-    """Rows of one field's bytes that may be UTF-8 with non-ASCII text: some byte ≥ 0x80, and
-    every lead byte (≥ 0xC0) followed by a continuation byte (0x80–0xBF). Most GBK text fails
-    the second test, so only few records are decoded one by one."""
+    """Find the rows of one field's bytes that may be UTF-8 with non-ASCII text.
+
+    Some byte is ≥ 0x80, and every lead byte (≥ 0xC0) is followed by a continuation byte
+    (0x80-0xBF). Most GBK text fails the second test, so only few records are decoded one by one.
+    """
     wide = (field >= 0x80).any(axis=1)
     lead = field[:, :-1] >= 0xC0
     broken = (lead & ((field[:, 1:] & 0xC0) != 0x80)).any(axis=1) | (field[:, -1] >= 0xC0)
@@ -182,9 +191,11 @@ def _character_fields(raw: bytes, header_len: int) -> list[tuple[int, int]]:
 
 
 def _utf8_text(value: bytes, *, chinese_only: bool) -> bool:
-    """True when ``value`` (one field) is UTF-8 text with non-ASCII characters; with
-    ``chinese_only``, Chinese that its GB18030 reading turns into rarer characters (see
-    :func:`utf8_records`)."""
+    """Tell whether ``value`` (one field) is UTF-8 text with non-ASCII characters.
+
+    With ``chinese_only``, only Chinese that its GB18030 reading turns into rarer characters counts
+    (see :func:`utf8_records`).
+    """
     if value.isascii():
         return False
     try:
@@ -205,8 +216,10 @@ def _feature_list(role: str, positions: list[int], *, n: int = 5) -> str:
 
 def _warn_utf8_records(path: Path | str, info: dict, encoding: str | None, *,
                        role: str) -> list[int]:
-    """Warn, naming the features, when a shapefile read as GBK/GB18030 holds UTF-8 records
-    (see :func:`utf8_records`); returns their positions."""
+    """Warn, naming the features, when a shapefile read as GBK/GB18030 holds UTF-8 records.
+
+    See :func:`utf8_records`; returns their positions.
+    """
     if info.get("driver") != "ESRI Shapefile" or not isinstance(path, Path) or not encoding:
         return []
     try:
@@ -282,14 +295,14 @@ def _valid_utf8(dbf: Path) -> bool:
 
 
 def _single_byte(encoding: str) -> bool:
-    """True for single-byte code pages (cp1252, latin-1, ...), which decode any bytes."""
+    """Tell whether ``encoding`` is a single-byte code page (cp1252, latin-1, ...)."""
     return codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig", "gb18030", "gbk",
                                                 "gb2312", "big5", "cp936", "cp950",
                                                 "utf-16", "shift_jis", "euc_kr")
 
 
 def _has_multibyte_text(dbf: Path | None) -> bool:
-    """True when the .dbf's text holds non-ASCII bytes."""
+    """Tell whether the .dbf's text holds non-ASCII bytes."""
     if dbf is None:
         return False
     raw = Path(dbf).read_bytes()

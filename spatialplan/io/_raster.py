@@ -1,5 +1,6 @@
-"""Raster helpers for :mod:`spatialplan.analysis.terrain`: opening, Horn slope, COG writing,
-features.
+"""Raster helpers for :mod:`spatialplan.analysis.terrain`.
+
+Opening, Horn slope, COG writing, features.
 
 Private module: nothing here is public API. The functions are small and pure where they can
 be (``horn_slope`` takes arrays, not files) so that the terrain module reads top-down.
@@ -31,12 +32,12 @@ from spatialplan.errors import OutputError, RasterError
 
 __all__ = [
     "NODATA",
-    "open_raster",
-    "horn_slope",
-    "ground_resolution",
-    "metre_factor",
-    "write_cog",
     "WkbFeatureSource",
+    "ground_resolution",
+    "horn_slope",
+    "metre_factor",
+    "open_raster",
+    "write_cog",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def horn_slope(
     yres: float,
     z_factor: float = 1.0,
 ) -> np.ndarray:
-    """Slope in degrees with Horn's 3×3 method; cells whose window is not all valid → NODATA.
+    """Slope in degrees with Horn's 3x3 method; cells whose window is not all valid → NODATA.
 
     ``xres``/``yres`` are the cell sizes in the same unit as the elevations (metres). Edge
     rows and columns never have a full window and are NODATA. Works in row blocks so the
@@ -166,7 +167,7 @@ def write_cog(array: np.ndarray, profile: dict, out_path: str | os.PathLike,
               *, tags: dict | None = None) -> Path:
     """Write one float32 band as a Cloud-Optimised GeoTIFF, atomically.
 
-    Tiled 512×512, DEFLATE with floating-point predictor, average overviews, CRS and nodata
+    Tiled 512x512, DEFLATE with floating-point predictor, average overviews, CRS and nodata
     set. The file is written to a temporary name in the target folder, read back, then
     ``os.replace``d over the target; on failure nothing is left behind.
     """
@@ -202,7 +203,7 @@ def write_cog(array: np.ndarray, profile: dict, out_path: str | os.PathLike,
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write the slope GeoTIFF: {exc}", path=target,
                           hint="check free disk space and permissions") from exc
-    log.debug("wrote %s (%d×%d, COG, deflate)", target, array.shape[1], array.shape[0])
+    log.debug("wrote %s (%dx%d, COG, deflate)", target, array.shape[1], array.shape[0])
     return target
 
 

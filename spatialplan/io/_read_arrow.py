@@ -43,7 +43,7 @@ _ARROW_FIELD_TYPES = frozenset({
 
 
 def _arrow_read_ok(info: dict, *, bbox: tuple | None) -> bool:
-    """True when reading through Arrow gives the same frame as the classic read, only faster.
+    """Tell whether reading through Arrow gives the same frame as the classic read, only faster.
 
     Only for whole-layer reads (a ``bbox`` read keeps FIDs as index the classic way) of a
     GeoPackage or GeoJSON layer (:data:`_ARROW_DRIVERS`) whose fields all have a type in
@@ -59,7 +59,7 @@ def _arrow_read_ok(info: dict, *, bbox: tuple | None) -> bool:
 
 
 def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
-    """An Arrow read made equal to the classic one, or None if its text is not valid UTF-8.
+    """Make an Arrow read equal to the classic one; None if its text is not valid UTF-8.
 
     Arrow does not check the text it wraps: bytes that are not UTF-8 (e.g. GBK written into a
     GeoJSON) become a string column that fails only when used; the classic read refuses
@@ -70,7 +70,7 @@ def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
 
     for name in gdf.columns:
         dtype = gdf[name].dtype
-        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" \
+        if (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") \
                 or isinstance(dtype, pd.ArrowDtype):
             try:
                 pa.array(gdf[name].array).validate(full=True)
@@ -120,7 +120,7 @@ _DECODE_BATCH = 16_384
 
 def _read_arrow_split(path: Path | str, *, layer: str | None, screening: Overlap
                       ) -> tuple[gpd.GeoDataFrame | None, list]:
-    """The frame ``pyogrio.read_dataframe(use_arrow=True)`` gives, read in two passes.
+    """Read the frame ``pyogrio.read_dataframe(use_arrow=True)`` gives, in two passes.
 
     ``read_dataframe`` decodes every geometry (``shapely.from_wkb``, holding the GIL) before
     anything can look at them. Here the geometries are read first, on their own, and decoded

@@ -1,14 +1,14 @@
 """A small streaming XLSX writer: one sheet, inline strings, byte-deterministic.
 
 :func:`write_xlsx` writes a DataFrame as the single sheet of an Office Open XML workbook
-without building a cell object per value (through openpyxl, 32,711 rows × 9 columns took 16 s;
+without building a cell object per value (through openpyxl, 32,711 rows x 9 columns took 16 s;
 this writer takes 0.6 s). The sheet XML is built column by column in chunks of
 rows and streamed into the zip, so memory stays bounded at a million rows. With pyarrow
 installed each column's cells are built by Arrow compute kernels (:func:`_arrow_cells`; the
 floats' text by :func:`float_texts`), byte for byte the text of the Python path, which still
 writes the rare cells the kernels do not; with more than one chunk and threads allowed
 (:func:`spatialplan.core._parallel.n_threads`) zlib compresses a chunk in a thread of its own
-(:class:`_Behind`) while the next is built. 161,828 rows × 9 columns: 2.4 s with a Python
+(:class:`_Behind`) while the next is built. 161,828 rows x 9 columns: 2.4 s with a Python
 string per cell; 1.5-1.7 s through Arrow; 0.95-1.1 s with zlib behind (same machine, same
 bytes).
 
@@ -62,8 +62,18 @@ import pandas as pd
 
 from spatialplan.errors import OutputError
 
-__all__ = ["MAX_ROWS", "MAX_COLUMNS", "MAX_CELL_CHARS", "write_xlsx", "column_letter",
-           "arrow_compute", "float_texts", "text_array", "join_texts", "utf8_view"]
+__all__ = [
+    "MAX_CELL_CHARS",
+    "MAX_COLUMNS",
+    "MAX_ROWS",
+    "arrow_compute",
+    "column_letter",
+    "float_texts",
+    "join_texts",
+    "text_array",
+    "utf8_view",
+    "write_xlsx",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +138,7 @@ def write_xlsx(
     bold_rows: Sequence[bool] | np.ndarray | None = None,
     number_formats: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``frame`` as the only sheet of a new XLSX file (not atomic: see ``atomic_path``).
+    r"""Write ``frame`` as the only sheet of a new XLSX file (not atomic: see ``atomic_path``).
 
     Parameters
     ----------
@@ -138,7 +148,7 @@ def write_xlsx(
     path
         The file to create (overwritten).
     sheet_name
-        At most 31 characters, none of ``[]:*?/\\``.
+        At most 31 characters, none of ``[]:*?/\``.
     widths
         Column widths in Excel character units, one per column (default: Excel's default).
     bold_rows
@@ -238,9 +248,11 @@ def _writer(entry: BinaryIO, *, behind: bool) -> Iterator[Any]:
 
 
 class _Behind:
-    """Writes to a zip entry from a thread of its own, so that zlib (which releases the GIL)
-    compresses one chunk of the sheet while the next chunk is built; the same bytes in the
-    same order. An error in the thread is raised by the next :meth:`write` or :meth:`close`.
+    """Write to a zip entry from a thread of its own.
+
+    So zlib (which releases the GIL) compresses one chunk of the sheet while the next chunk is
+    built; the same bytes in the same order. An error in the thread is raised by the next
+    :meth:`write` or :meth:`close`.
     """
 
     def __init__(self, entry: BinaryIO, *, depth: int = 2) -> None:
@@ -367,8 +379,10 @@ def _check_lengths(texts: Sequence[str | None], *, name: str, first_row: int,
 
 
 def _mixed_cell(v: Any) -> tuple[str, str]:
-    """(kind, raw text) of one present value: kind "n", "b", "D" (date), "T" (date-time) or
-    "s" (text, not yet escaped)."""
+    """Classify one present value: (kind, raw text).
+
+    Kind "n", "b", "D" (date), "T" (date-time) or "s" (text, not yet escaped).
+    """
     if isinstance(v, str):
         return ("s", v)
     if isinstance(v, bool | np.bool_):
@@ -399,7 +413,7 @@ class _Styles:
     """The workbook's cell formats: xf 0 default, 1 header, then (format, bold) pairs."""
 
     def __init__(self, formats: set[str]) -> None:
-        self.formats = ["General"] + sorted(formats - {"General"})
+        self.formats = ["General", *sorted(formats - {"General"})]
         self.ids = {f: (0 if f == "General" else 163 + k) for k, f in enumerate(self.formats)}
         self._attrs = {}
         for k, f in enumerate(self.formats):
@@ -408,7 +422,7 @@ class _Styles:
                 self._attrs[(f, b)] = "" if i == 2 else f' s="{i}"'  # xf 2 == xf 0
 
     def attr(self, fmt: str, bold: bool) -> str:
-        """The ``s`` attribute (with its leading space) of a cell, "" for the default."""
+        """Return the ``s`` attribute (with its leading space) of a cell, "" for the default."""
         return self._attrs[(fmt, bold)]
 
     def xml(self) -> str:
@@ -482,8 +496,11 @@ def _header_row(headers: Sequence[str], ctx: _Context) -> str:
 
 def _rows_bytes(columns: Sequence[_Column], start: int, stop: int, bold: np.ndarray | None,
                 ctx: _Context) -> bytes | memoryview:
-    """The UTF-8 ``<row>`` elements of data rows ``start:stop``: through Arrow when pyarrow is
-    installed (:func:`_arrow_cells`), else by :func:`_rows_xml`; the same bytes either way."""
+    """Build the UTF-8 ``<row>`` elements of data rows ``start:stop``.
+
+    Through Arrow when pyarrow is installed (:func:`_arrow_cells`), else by :func:`_rows_xml`; the
+    same bytes either way.
+    """
     arrow = arrow_compute()
     if arrow is None or not columns:
         flags = None if bold is None else bold.tolist()
@@ -496,7 +513,7 @@ def _rows_bytes(columns: Sequence[_Column], start: int, stop: int, bold: np.ndar
 
 def _rows_xml(columns: Sequence[_Column], start: int, stop: int, bold: list[bool] | None,
               ctx: _Context) -> str:
-    """The ``<row>`` elements of data rows ``start:stop`` (0-based), cell by cell in Python."""
+    """Build the ``<row>`` elements of data rows ``start:stop`` (0-based) cell by cell in Python."""
     rnums = [str(r) for r in range(start + 2, stop + 2)]
     per_column = [_column_cells(col, start, stop, rnums, bold, ctx) for col in columns]
     if not per_column:
@@ -597,9 +614,11 @@ class _Arrow(NamedTuple):
 
 @functools.cache
 def arrow_compute() -> _Arrow | None:
-    """``(pyarrow, pyarrow.compute)``, or None when pyarrow is not installed (or formats
-    floats unlike :func:`repr`, see :func:`_floats_like_repr`): then cells are built in
-    Python."""
+    """Return ``(pyarrow, pyarrow.compute)``, or None when cells are built in Python.
+
+    None when pyarrow is not installed, or formats floats unlike :func:`repr` (see
+    :func:`_floats_like_repr`).
+    """
     arrow = _arrow_modules()
     if arrow is None:
         return None
@@ -630,8 +649,11 @@ _FLOAT_PROBES = (0.1, 0.2, 0.3, 1 / 3, 2 / 3, 0.5, 1.5, 2.675, 1e-4, 1.2345e-4, 
 
 
 def _floats_like_repr(arrow: _Arrow) -> bool:
-    """Whether :func:`float_texts` reproduces :func:`repr` on probe values (it reads Arrow's
-    own formatting, which differs between versions, only where it has Python's layout)."""
+    """Tell whether :func:`float_texts` reproduces :func:`repr` on probe values.
+
+    It reads Arrow's own formatting, which differs between versions, only where it has Python's
+    layout.
+    """
     rng = np.random.default_rng(20240601)
     probes = np.concatenate([np.array(_FLOAT_PROBES), -np.array(_FLOAT_PROBES),
                              rng.random(500) * 10.0 ** rng.integers(-6, 18, 500)])
@@ -643,8 +665,9 @@ def _floats_like_repr(arrow: _Arrow) -> bool:
 
 
 def float_texts(values: np.ndarray) -> Any:
-    """The :func:`repr` text of each float, as an Arrow ``large_string`` array (null where a
-    value is NaN or infinite); requires :func:`arrow_compute`.
+    """Return the :func:`repr` text of each float as an Arrow ``large_string`` array.
+
+    Null where a value is NaN or infinite; requires :func:`arrow_compute`.
 
     Arrow's cast formats floats in C++ (0.08 s for 485,000 values against 0.54 s for
     ``repr``); its text is kept only where it has Python's layout (positional notation, the
@@ -694,9 +717,11 @@ def _float_texts(arrow: _Arrow, values: np.ndarray) -> Any:
 
 
 def text_array(values: pd.Series) -> Any | None:
-    """An all-text column (missing values allowed) as an Arrow ``large_string`` array with
-    nulls for the missing values; None when a value is not a ``str`` or cannot be UTF-8 (a
-    lone surrogate). Requires :func:`arrow_compute`."""
+    """Convert an all-text column (missing values allowed) to an Arrow ``large_string`` array.
+
+    Missing values become nulls; None when a value is not a ``str`` or cannot be UTF-8 (a lone
+    surrogate). Requires :func:`arrow_compute`.
+    """
     arrow = arrow_compute()
     if arrow is None:
         raise RuntimeError("text_array needs pyarrow")
@@ -718,8 +743,10 @@ def text_array(values: pd.Series) -> Any | None:
 
 
 def utf8_view(array: Any) -> memoryview:
-    """The UTF-8 bytes of a ``large_string`` array without nulls, all its values in a row
-    (a view of Arrow's data buffer, no copy)."""
+    """Return the UTF-8 bytes of a ``large_string`` array without nulls, all its values in a row.
+
+    A view of Arrow's data buffer, no copy.
+    """
     if array.null_count:
         raise ValueError("an array with nulls has no single text")
     n = len(array)
@@ -750,7 +777,7 @@ def join_texts(*parts: Any, separator: str = "") -> Any:
 
 
 def _flags(mask: Any) -> np.ndarray:
-    """An Arrow boolean array as numpy (null → False)."""
+    """Convert an Arrow boolean array to numpy (null → False)."""
     return mask.fill_null(False).to_numpy(zero_copy_only=False)
 
 
@@ -765,9 +792,11 @@ class _Body(NamedTuple):
 
 def _arrow_cells(col: _Column, start: int, stop: int, rnums: Any, bold: np.ndarray | None,
                  ctx: _Context) -> Any:
-    """One column's cell XML for data rows ``start:stop`` as an Arrow array: the same text
-    as :func:`_column_cells`, which still writes the rare cells Arrow does not
-    (mixed-type columns, ±inf, dates before 1900, overlong or XML-illegal text)."""
+    """Build one column's cell XML for data rows ``start:stop`` as an Arrow array.
+
+    The same text as :func:`_column_cells`, which still writes the rare cells Arrow does not
+    (mixed-type columns, ±inf, dates before 1900, overlong or XML-illegal text).
+    """
     pa, pc = arrow_compute()
     part = col.series.iloc[start:stop]
     body = _arrow_body(col, part, ctx)
@@ -792,7 +821,7 @@ def _arrow_cells(col: _Column, start: int, stop: int, rnums: Any, bold: np.ndarr
 
 
 def _arrow_body(col: _Column, part: pd.Series, ctx: _Context) -> _Body | None:
-    """The value part of a column's cells, or None for the Python path."""
+    """Build the value part of a column's cells, or None for the Python path."""
     pa, pc = arrow_compute()
     if col.kind == "text":
         return _arrow_text_body(part, ctx)
@@ -858,7 +887,7 @@ def _put(zf: zipfile.ZipFile, name: str, text: str) -> None:
 
 
 def _workbook_xml(sheet_name: str) -> str:
-    """The workbook part: one sheet, and its header row as print titles (repeated rows)."""
+    """Build the workbook part: one sheet, and its header row as print titles (repeated rows)."""
     quoted = "'" + sheet_name.replace("'", "''") + "'"
     return (f'{_XML_HEAD}<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">'
             '<bookViews><workbookView activeTab="0"/></bookViews><sheets>'

@@ -16,7 +16,7 @@ The format has two sections::
 Each parcel starts with a header ``点数,面积(公顷),地块号,地块名称,面,图幅号,用途,地类编码,@``
 followed by its vertex lines ``点号,圈号,X,Y`` where **X is the northing and Y the easting**
 (the easting may carry the zone prefix, ``36461000.000`` = zone 36). Ring (圈号) 1 is the
-exterior, higher rings are holes. Only CGCS2000 3-degree Gauss–Krüger is supported; Xian80 and
+exterior, higher rings are holes. Only CGCS2000 3-degree Gauss-Krüger is supported; Xian80 and
 Beijing54 files are refused because PROJ has no datum shift for them.
 
 Every problem is an error naming the line: a wrong coordinate never becomes a plausible
@@ -40,9 +40,9 @@ from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
 from spatialplan.core.crs import zone_epsg
-from spatialplan.errors import CRSError, DataSourceError, GeometryError
+from spatialplan.errors import CRSError, DataSourceError, GeometryError, SpatialPlanError
 
-__all__ = ["read_bubiao_txt", "bubiao_crs", "MISMATCH_TOLERANCE"]
+__all__ = ["MISMATCH_TOLERANCE", "bubiao_crs", "read_bubiao_txt"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class _Parcel:
 
 
 def _fail(path: Path, line: int | None, message: str, *, hint: str | None = None,
-          feature: str | None = None, cls: type[Exception] = DataSourceError) -> Exception:
+          feature: str | None = None,
+          cls: type[SpatialPlanError] = DataSourceError) -> SpatialPlanError:
     where = f"line {line}: " if line is not None else ""
     return cls(where + message, path=path, feature=feature, hint=hint)
 
@@ -110,7 +111,7 @@ def _decode(data: bytes, encoding: str | None, path: Path) -> tuple[str, str, st
 
 def _section_name(text: str) -> str | None:
     s = text.strip()
-    if len(s) >= 2 and s[0] in "[【［" and s[-1] in "]】］":
+    if len(s) >= 2 and s[0] in "[【［" and s[-1] in "]】］":  # noqa: RUF001 - full-width input is parsed
         return s[1:-1].strip()
     return None
 
@@ -145,7 +146,7 @@ def _parse_header(items: list[tuple[int, str]], path: Path) -> dict[str, tuple[s
     for number, text in items:
         key, sep, value = text.partition("=")
         if not sep:
-            key, sep, value = text.partition("＝")
+            key, sep, value = text.partition("＝")  # noqa: RUF001 - full-width input is parsed
         if not sep or not key.strip():
             raise _fail(path, number, f"expected key=value in [属性描述], got {text[:40]!r}")
         header[key.strip()] = (value.strip(), number)
@@ -164,7 +165,7 @@ def _number(text: str, path: Path, line: int, what: str) -> float:
     return value
 
 
-def _integer(text: str, path: Path, line: int, what: str) -> int:
+def _integer(text: str, path: Path, line: int | None, what: str) -> int:
     try:
         return int(text.strip())
     except ValueError:
@@ -252,7 +253,7 @@ def _check_header_crs(header: dict[str, tuple[str, int]], path: Path) -> None:
                     cls=CRSError)
     proj, pline = header.get("投影类型", ("", None))
     if proj and "高斯" not in proj and "gauss" not in proj.lower():
-        raise _fail(path, pline, f"投影类型={proj!r}: only Gauss–Krüger is supported",
+        raise _fail(path, pline, f"投影类型={proj!r}: only Gauss-Krüger is supported",
                     cls=CRSError)
     unit, uline = header.get("计量单位", ("", None))
     if unit and unit.lower() not in ("米", "m", "metre", "meter"):
@@ -261,14 +262,14 @@ def _check_header_crs(header: dict[str, tuple[str, int]], path: Path) -> None:
 
 
 def bubiao_crs(zone: int, *, prefixed: bool) -> str:
-    """Return the EPSG code of a CGCS2000 3-degree Gauss–Krüger zone.
+    """Return the EPSG code of a CGCS2000 3-degree Gauss-Krüger zone.
 
     Parameters
     ----------
     zone
-        The 3-degree zone number (25–45; Guizhou lies in 35, 36 and 37).
+        The 3-degree zone number (25-45; Guizhou lies in 35, 36 and 37).
     prefixed
-        Whether eastings carry the zone prefix (EPSG:4513–4533) or not (EPSG:4534–4554).
+        Whether eastings carry the zone prefix (EPSG:4513-4533) or not (EPSG:4534-4554).
 
     Examples
     --------
@@ -288,7 +289,7 @@ def _resolve_crs(header: dict[str, tuple[str, int]], parcels: list[_Parcel],
     prefix_zone, vline = _zone_from_prefix(parcels, path)
     if prefix_zone is not None and not _MIN_ZONE <= prefix_zone <= _MAX_ZONE:
         raise _fail(path, vline, f"the easting's zone prefix {prefix_zone} is not a CGCS2000 "
-                    "3-degree zone of China (25–45)", cls=CRSError,
+                    "3-degree zone of China (25-45)", cls=CRSError,
                     hint="X is the northing, Y the easting; are they swapped?")
     if prefix_zone is not None:
         if header_zone is not None and header_zone != prefix_zone:
@@ -310,7 +311,7 @@ def _resolve_crs(header: dict[str, tuple[str, int]], parcels: list[_Parcel],
         raise _fail(path, line, exc.message, cls=CRSError) from None
     _check_ranges(parcels, path, prefix=zone * 1_000_000 if prefix_zone is not None else 0)
     kind = "zone-prefixed" if prefix_zone is not None else "unprefixed"
-    return epsg, f"CGCS2000 3-degree Gauss–Krüger zone {zone}, {kind} eastings: {reason}"
+    return epsg, f"CGCS2000 3-degree Gauss-Krüger zone {zone}, {kind} eastings: {reason}"
 
 
 def _check_ranges(parcels: list[_Parcel], path: Path, *, prefix: int) -> None:
@@ -319,11 +320,11 @@ def _check_ranges(parcels: list[_Parcel], path: Path, *, prefix: int) -> None:
         for line, _ring, x, y in p.vertices:
             if not 200_000 <= x <= 6_200_000:
                 raise _fail(path, line, f"northing X={x:.3f} is outside China "
-                            "(expected 200,000–6,200,000 m)",
+                            "(expected 200,000-6,200,000 m)",
                             hint="X is the northing, Y the easting; are they swapped?")
             if not 100_000 <= y - prefix <= 900_000:
-                raise _fail(path, line, f"easting Y={y:.3f} is not a Gauss–Krüger easting "
-                            "(expected 100,000–900,000 m after the zone prefix)",
+                raise _fail(path, line, f"easting Y={y:.3f} is not a Gauss-Krüger easting "
+                            "(expected 100,000-900,000 m after the zone prefix)",
                             hint="X is the northing, Y the easting; are they swapped?")
 
 
@@ -386,7 +387,7 @@ def _row(p: _Parcel, poly: Polygon, path: Path) -> dict[str, object]:
 
 def read_bubiao_txt(path: str | os.PathLike, *, encoding: str | None = None
                     ) -> gpd.GeoDataFrame:
-    """Read a 部标坐标 TXT file into one polygon per parcel.
+    r"""Read a 部标坐标 TXT file into one polygon per parcel.
 
     Parameters
     ----------
@@ -400,11 +401,11 @@ def read_bubiao_txt(path: str | os.PathLike, *, encoding: str | None = None
     -------
     geopandas.GeoDataFrame
         Columns ``parcel_no``, ``name``, ``use``, ``landuse`` (地类编码, text),
-        ``declared_area_m2`` (header 公顷 × 10,000), ``area_m2`` (planar area in the GK zone),
+        ``declared_area_m2`` (header 公顷 x 10,000), ``area_m2`` (planar area in the GK zone),
         ``area_mismatch`` (declared and computed differ by more than 1 %), ``n_points``,
         ``source_line`` (line of the parcel header) and the geometry, in the CGCS2000
-        3-degree Gauss–Krüger CRS of the file (EPSG:4513–4533 with zone-prefixed eastings,
-        EPSG:4534–4554 without). ``attrs`` holds ``header`` (the [属性描述] key/values),
+        3-degree Gauss-Krüger CRS of the file (EPSG:4513-4533 with zone-prefixed eastings,
+        EPSG:4534-4554 without). ``attrs`` holds ``header`` (the [属性描述] key/values),
         ``encoding``, ``encoding_reason`` and ``crs_reason``.
 
     Raises
@@ -422,9 +423,9 @@ def read_bubiao_txt(path: str | os.PathLike, *, encoding: str | None = None
     --------
     >>> import pathlib, tempfile
     >>> txt = pathlib.Path(tempfile.mkdtemp()) / "site.txt"
-    >>> _ = txt.write_text("[属性描述]\\n坐标系=2000国家大地坐标系\\n带号=36\\n[地块坐标]\\n"
-    ...     "4,1.0,1,站,面,,公用设施,1309,@\\nJ1,1,3070000,36461000\\n"
-    ...     "J2,1,3070000,36461100\\nJ3,1,3070100,36461100\\nJ4,1,3070100,36461000\\n",
+    >>> _ = txt.write_text("[属性描述]\n坐标系=2000国家大地坐标系\n带号=36\n[地块坐标]\n"
+    ...     "4,1.0,1,站,面,,公用设施,1309,@\nJ1,1,3070000,36461000\n"
+    ...     "J2,1,3070000,36461100\nJ3,1,3070100,36461100\nJ4,1,3070100,36461000\n",
     ...     encoding="utf-8")
     >>> sites = read_bubiao_txt(txt)
     >>> sites.crs.to_epsg(), float(sites.area_m2.iloc[0])

@@ -41,20 +41,20 @@ from spatialplan.errors import OutputError, SpatialPlanError
 
 __all__ = [
     "atomic_path",
-    "check_output_dir",
-    "staged_output",
-    "write_results",
-    "write_table",
-    "write_json",
-    "sha256_file",
-    "column_widths",
-    "check_xlsx",
     "check_csv",
+    "check_output_dir",
+    "check_xlsx",
+    "column_widths",
     "defuse_formula",
     "defuse_formulas",
     "fit_excel_cells",
-    "output_error",
     "os_error_cause",
+    "output_error",
+    "sha256_file",
+    "staged_output",
+    "write_json",
+    "write_results",
+    "write_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ _CAUSE_TEXTS = (("No space left on device", errno.ENOSPC), ("Read-only file syst
 
 
 def os_error_cause(exc: BaseException) -> tuple[str, str | None]:
-    """What an OSError (or a GDAL error carrying one's text) means, and what to do about it.
+    """Say what an OSError (or a GDAL error carrying one's text) means, and what to do about it.
 
     Examples
     --------
@@ -125,7 +125,7 @@ def os_error_cause(exc: BaseException) -> tuple[str, str | None]:
 
 def output_error(exc: BaseException, path: str | os.PathLike, *,
                  action: str = "write") -> OutputError:
-    """An :class:`OutputError` naming the file, the cause of ``exc`` in words and the fix."""
+    """Build an :class:`OutputError` naming the file, the cause of ``exc`` in words and the fix."""
     cause, hint = os_error_cause(exc)
     return OutputError(f"cannot {action} {Path(path).name}: {cause}", path=path, hint=hint)
 
@@ -315,13 +315,13 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
 
 
 def _staging_prefix() -> str:
-    """This run's staging prefix: ``.spatialplan-staging-<pid>-<host>-``."""
+    """Return the staging prefix of this run: ``.spatialplan-staging-<pid>-<host>-``."""
     return f"{_STAGING_PREFIX}{os.getpid()}-{_host()}-"
 
 
 @functools.cache
 def _host() -> str:
-    """This machine's name as it may stand in a staging folder's name."""
+    """Return the machine's name as it may stand in a staging folder's name."""
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64]
 
 
@@ -395,8 +395,10 @@ _TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>.*)$")
 
 
 def _published(exc: SpatialPlanError, staging: Path, out: Path) -> SpatialPlanError:
-    """``exc`` naming the output file instead of its copy in the staging folder, and saying
-    that the output folder was not changed."""
+    """Return ``exc`` naming the output file instead of its copy in the staging folder.
+
+    The message also says that the output folder was not changed.
+    """
     path = exc.path
     message = exc.message
     if path and (Path(path) == staging or staging in Path(path).parents):
@@ -504,8 +506,11 @@ def _check_targets(out: Path, names: Sequence[str]) -> None:
 
 
 def _stale_outputs(out: Path, new: Sequence[str]) -> list[str]:
-    """Files of the previous run (its ``manifest.json``) that this run does not write and that
-    are unchanged since (sha256 as listed); others are named in a warning and left alone."""
+    """List the files of the previous run that this run does not write and that are unchanged.
+
+    The previous run's files are those of its ``manifest.json``, unchanged since as their sha256
+    says; others are named in a warning and left alone.
+    """
     previous = out / "manifest.json"
     try:
         data = json.loads(previous.read_text(encoding="utf-8"))
@@ -539,8 +544,10 @@ def _stale_outputs(out: Path, new: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP until the block has finished, then deliver them (the
-    commit's moves, or their undoing, are never cut in half). Main thread only."""
+    """Hold SIGINT, SIGTERM and SIGHUP until the block has finished, then deliver them.
+
+    The commit's moves, or their undoing, are never cut in half. Main thread only.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -714,8 +721,10 @@ def write_table(
 
 
 def _write_csv(df: pd.DataFrame, path: Path, *, index: bool) -> None:
-    """Write CSV as ``DataFrame.to_csv`` does (UTF-8 with BOM, CRLF, minimal quoting, missing
-    values empty), through Arrow when every column allows it (:func:`_csv_columns`).
+    """Write CSV as ``DataFrame.to_csv`` does.
+
+    UTF-8 with BOM, CRLF, minimal quoting, missing values empty; through Arrow when every column
+    allows it (:func:`_csv_columns`).
 
     The Arrow path gives the same bytes as pandas (161,828 line conflicts, written and read
     back: 1.6-2.1 s -> 0.3-0.4 s); pandas writes the other tables (dates, nullable or
@@ -741,10 +750,12 @@ _CSV_CHUNK_CELLS = 1_000_000
 
 
 def _csv_columns(df: pd.DataFrame) -> list[Callable[[int, int], Any]] | None:
-    """One function per column giving its CSV texts of rows ``start:stop`` (an Arrow array
-    without nulls), or None when pandas should write the table: no pyarrow, fewer than two
-    columns (a lone empty field is written ``""``), a label that is not text, or a column other
-    than float64, numpy integer or boolean, or text (object columns: text, or text and ``int``).
+    """Give one function per column returning its CSV texts of rows ``start:stop``.
+
+    Each gives an Arrow array without nulls. None when pandas should write the table: no pyarrow,
+    fewer than two columns (a lone empty field is written ``""``), a label that is not text, or a
+    column other than float64, numpy integer or boolean, or text (object columns: text, or text and
+    ``int``).
     """
     from spatialplan.io._xlsx import arrow_compute
 
@@ -826,8 +837,10 @@ def defuse_formula(text: str) -> str:
 
 
 def defuse_formulas(df: pd.DataFrame, *, index: bool = False) -> pd.DataFrame:
-    """A copy of ``df`` whose text cells and column names went through :func:`defuse_formula`
-    (and the index labels, with ``index``); numbers, dates and missing values are untouched."""
+    """Copy ``df`` with its text cells and column names passed through :func:`defuse_formula`.
+
+    The index labels too, with ``index``; numbers, dates and missing values are untouched.
+    """
     out = df.copy()
     for j in range(out.shape[1]):
         series = out.iloc[:, j]
@@ -863,8 +876,11 @@ def _defuse_array(texts: Any) -> Any:
 
 
 def _int_and_text(series: pd.Series) -> Any | None:
-    """An object column of ``str`` and ``int`` values (the 时序表's 序号 beside its subtotal
-    labels) as Arrow text, ``str()`` of each like the csv module; None for anything else."""
+    """Convert an object column of ``str`` and ``int`` values to Arrow text.
+
+    Such as the 时序表's 序号 beside its subtotal labels: ``str()`` of each like the csv
+    module; None for anything else.
+    """
     from spatialplan.io._xlsx import arrow_compute
 
     pa = arrow_compute().pa
@@ -885,7 +901,7 @@ def _int_and_text(series: pd.Series) -> Any | None:
 
 
 def _csv_quote(text: str) -> str:
-    """A field as the csv module writes it with minimal quoting."""
+    """Quote a field as the csv module writes it with minimal quoting."""
     if any(c in text for c in _CSV_SPECIAL):
         return '"' + text.replace('"', '""') + '"'
     return text
@@ -913,12 +929,12 @@ def _csv_quotes_like_python() -> bool:
     probes = ["a", "", " a ", "a,b", 'a"b', "a\rb", "a\nb", "a;b", "a\tb", "a'b", "\u2028",
               "\x85", "=1", "示范,镇"]
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(probes + ["x"])
-    return buf.getvalue() == ",".join(map(_csv_quote, probes + ["x"])) + "\r\n"
+    csv.writer(buf, lineterminator="\r\n").writerow([*probes, "x"])
+    return buf.getvalue() == ",".join(map(_csv_quote, [*probes, "x"])) + "\r\n"
 
 
 def _csv_rows(columns: Sequence[Callable[[int, int], Any]], start: int, stop: int) -> memoryview:
-    """The UTF-8 bytes of data rows ``start:stop``, each line ending in CRLF."""
+    """Return the UTF-8 bytes of data rows ``start:stop``, each line ending in CRLF."""
     from spatialplan.io._xlsx import join_texts, utf8_view
 
     lines = join_texts(*[column(start, stop) for column in columns], separator=",")
@@ -927,8 +943,10 @@ def _csv_rows(columns: Sequence[Callable[[int, int], Any]], start: int, stop: in
 
 def check_csv(path: str | os.PathLike, *, rows: int, target: str | os.PathLike | None = None,
               chunk: int = 1 << 22) -> None:
-    """Read a CSV back and count its records; raise OutputError unless there are ``rows``
-    below the header (a short, truncated or cut-in-a-quote file).
+    """Read a CSV back and count its records.
+
+    Raise OutputError unless there are ``rows`` below the header (a short, truncated or
+    cut-in-a-quote file).
 
     A record ends at a line feed outside double quotes (the csv module quotes every field
     holding a line break), so a text with line breaks counts once. The file must start with
@@ -997,7 +1015,7 @@ def fit_excel_cells(df: pd.DataFrame, *, full_text_in: str) -> pd.DataFrame:
 
 
 def _longest_text(series: pd.Series) -> int:
-    """The length of the longest text of a column (Arrow's kernel when it can, else Python)."""
+    """Measure the longest text of a column (Arrow's kernel when it can, else Python)."""
     from spatialplan.io._xlsx import arrow_compute, text_array
 
     if arrow_compute() is not None and not isinstance(series.dtype, pd.CategoricalDtype):

@@ -1,5 +1,6 @@
-"""HTML escaping and small HTML builders shared by :mod:`~spatialplan.render.webmap` and
-:mod:`~spatialplan.render.report`.
+"""HTML escaping and small HTML builders.
+
+Shared by :mod:`~spatialplan.render.webmap` and :mod:`~spatialplan.render.report`.
 
 Every attribute value and field name that reaches an HTML page goes through
 :func:`escape`. It escapes more than :func:`html.escape`: also backticks, ``$``, ``{`` and
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["escape", "format_value", "html_table", "json_for_script", "is_missing"]
+__all__ = ["escape", "format_value", "html_table", "is_missing", "json_for_script"]
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: any character :func:`escape` changes (text without one is returned as is)
@@ -57,27 +58,40 @@ def format_value(value: Any, *, digits: int = 2) -> str:
     if kind is str:
         return value
     if kind is float:
-        if value != value:
-            return ""
-        if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
-        return f"{value:,.{digits}f}"
+        return _format_float(value, digits)
     if kind is int:
         return str(value)
+    return _format_other(value, digits)
+
+
+def _format_float(value: float, digits: int) -> str:
+    """Format a float with ``digits`` decimals: "" for NaN, ∞ for infinity."""
+    if value != value:
+        return ""
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"  # noqa: RUF001 - typographic minus, shown
+    return f"{value:,.{digits}f}"
+
+
+def _format_date(value: date) -> str:
+    """Format a date (or a date-time, to the minute unless it is midnight) in ISO format."""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else (
+            value.isoformat(sep=" ", timespec="minutes")
+        )
+    return value.isoformat()
+
+
+def _format_other(value: Any, digits: int) -> str:
+    """Format a value whose type is not exactly ``str``, ``float`` or ``int``."""
     if is_missing(value):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
-        return f"{value:,.{digits}f}"
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else (
-            value.isoformat(sep=" ", timespec="minutes")
-        )
+        return _format_float(value, digits)
     if isinstance(value, date):
-        return value.isoformat()
+        return _format_date(value)
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         try:
             return format_value(value.item(), digits=digits)
@@ -117,16 +131,16 @@ def escape(value: Any, *, digits: int = 2) -> str:
 
 
 def json_for_script(obj: Any, *, compact: bool = False) -> str:
-    """Serialise ``obj`` as JSON that can be placed inside a ``<script>`` element.
+    r"""Serialise ``obj`` as JSON that can be placed inside a ``<script>`` element.
 
-    ``<``, ``>``, ``&``, ``'`` and the JavaScript line separators are written as ``\\u``
+    ``<``, ``>``, ``&``, ``'`` and the JavaScript line separators are written as ``\u``
     escapes, so no string in the data can close the script element. ``compact=True`` leaves
     out the blanks after ``,`` and ``:``.
 
     Examples
     --------
     >>> json_for_script({"a": "</script>"})
-    '{"a": "\\\\u003c/script\\\\u003e"}'
+    '{"a": "\\u003c/script\\u003e"}'
     """
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":") if compact else None)

@@ -1,5 +1,7 @@
-"""Chinese labels for what a reader sees: the tables planners open in Excel (统计表、冲突表)
-and the words of the HTML report (layer roles, rules, verdicts, units, conflict kinds).
+"""Chinese labels for what a reader sees.
+
+The tables planners open in Excel (统计表、冲突表) and the words of the HTML report
+(layer roles, rules, verdicts, units, conflict kinds).
 
 The GeoPackage keeps the canonical English keys and exact values; the human-facing tables get
 Chinese headers, Chinese words with the English key beside them (``冲突 conflict``), no
@@ -18,9 +20,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-__all__ = ["chinese_headers", "LINE_NAMES", "ROLE_NAMES", "RULE_NAMES", "VERDICT_NAMES",
-           "PROJECT_STATUS_NAMES", "KIND_NAMES", "SUBJECT_NAMES", "UNIT_NAMES", "bilingual",
-           "feature_number", "facility_names", "round_areas", "AREA_DECIMALS"]
+__all__ = [
+    "AREA_DECIMALS",
+    "KIND_NAMES",
+    "LINE_NAMES",
+    "PROJECT_STATUS_NAMES",
+    "ROLE_NAMES",
+    "RULE_NAMES",
+    "SUBJECT_NAMES",
+    "UNIT_NAMES",
+    "VERDICT_NAMES",
+    "bilingual",
+    "chinese_headers",
+    "facility_names",
+    "feature_number",
+    "round_areas",
+]
 
 #: control-line (and survey layer) names as planners write them
 LINE_NAMES = {
@@ -87,9 +102,9 @@ _FIXED = {
     "n_pixels": "DEM像元数",
     "flag": "坡度数据情况",
     "slope_le2_m2": "坡度≤2°面积(m²)",
-    "slope_2_6_m2": "坡度2°–6°面积(m²)",
-    "slope_6_15_m2": "坡度6°–15°面积(m²)",
-    "slope_15_25_m2": "坡度15°–25°面积(m²)",
+    "slope_2_6_m2": "坡度2°–6°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
+    "slope_6_15_m2": "坡度6°–15°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
+    "slope_15_25_m2": "坡度15°–25°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
     "slope_gt25_m2": "坡度>25°面积(m²)",
 }
 #: the ``flag`` of terrain statistics
@@ -106,7 +121,7 @@ _SUFFIXES = {
 
 
 def _label(column: str) -> str:
-    """The Chinese label of one column, or the column name itself when none is known."""
+    """Return the Chinese label of one column, or the column name itself when none is known."""
     if column in _FIXED:
         return _FIXED[column]
     for line, name in LINE_NAMES.items():
@@ -135,7 +150,7 @@ _FEATURE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:(\d+)$")
 
 
 def feature_number(feature_id: Any) -> Any:
-    """The 1-based position of a feature in its source layer (``"farmland:334"`` → 335).
+    """Return the 1-based position of a feature in its source layer (``"farmland:334"`` → 335).
 
     ``feature_id`` is ``"{role}:{n}"`` with n the 0-based row of the source; a reader finds
     "the 335th feature" without knowing the internal id. Other values are returned unchanged.
@@ -181,7 +196,7 @@ def _bundled_facility_names() -> dict[str, str]:
 
 
 def round_areas(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose float area columns are rounded per unit (see :data:`AREA_DECIMALS`).
+    """Return a copy whose float area columns are rounded per unit (see :data:`AREA_DECIMALS`).
 
     Examples
     --------
@@ -197,10 +212,12 @@ def round_areas(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
-    """Return a copy for readers: Chinese headers (unknown ones kept), no geometry, no
-    ``feature_id``, areas rounded per unit (m² 0.01, 公顷 and 亩 0.0001), layer roles and
-    conflict kinds in Chinese with the key beside them, feature ids as their 1-based
-    position in the source layer, 8+X facility codes as their Chinese names.
+    """Return a copy for readers.
+
+    Chinese headers (unknown ones kept), no geometry, no ``feature_id``, areas rounded per unit (m²
+    0.01, 公顷 and 亩 0.0001), layer roles and conflict kinds in Chinese with the key beside them,
+    feature ids as their 1-based position in the source layer, 8+X facility codes as their Chinese
+    names.
 
     Parameters
     ----------

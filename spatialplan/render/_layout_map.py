@@ -27,7 +27,7 @@ from matplotlib.transforms import Bbox
 
 from spatialplan.render._placement import cluster_window, place_labels
 
-__all__ = ["draw_map", "nice_length", "nice_scale", "VERDICT_COLORS", "STYLE"]
+__all__ = ["STYLE", "VERDICT_COLORS", "draw_map", "nice_length", "nice_scale"]
 
 VERDICT_COLORS = {"pass": "#2ca02c", "review": "#ff8c00", "fail": "#d62728", "error": "#808080"}
 
@@ -42,7 +42,7 @@ STYLE = {
     "parcels": {"facecolor": "#eeeeee", "edgecolor": "#bbbbbb", "linewidth": 0.3},
 }
 
-#: round scale denominators: these × 10ⁿ
+#: round scale denominators: these x 10ⁿ
 NICE_SCALES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5)
 #: a site smaller than this on paper (mm) also gets a marker, so its colour stays visible
 SMALL_MM = 3.0
@@ -53,7 +53,7 @@ INSET_WIDTH = 0.36
 
 
 def nice_length(span_m: float) -> float:
-    """A round scale-bar length (1, 2 or 5 × 10ⁿ m) of about a fifth of ``span_m``.
+    """Choose a round scale-bar length (1, 2 or 5 x 10ⁿ m) of about a fifth of ``span_m``.
 
     Examples
     --------
@@ -71,7 +71,7 @@ def nice_length(span_m: float) -> float:
 
 
 def nice_scale(denominator: float) -> int:
-    """The smallest round scale denominator (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5 × 10ⁿ) ≥ it.
+    """Return the smallest round scale denominator (1, 1.25, ... 7.5 x 10ⁿ) ≥ ``denominator``.
 
     Examples
     --------
@@ -95,7 +95,7 @@ def _paper_m(ax: Any) -> tuple[float, float]:
 
 def _scaled_view(bounds: Sequence[float], paper: tuple[float, float], *, pad: float
                  ) -> tuple[tuple[float, float, float, float], int]:
-    """The view around ``bounds`` (+ ``pad`` share) at a round scale filling ``paper``."""
+    """Frame the view around ``bounds`` (+ ``pad`` share) at a round scale filling ``paper``."""
     x0, y0, x1, y1 = bounds
     margin = pad * max(x1 - x0, y1 - y0, 1.0)
     w, h = x1 - x0 + 2 * margin, y1 - y0 + 2 * margin
@@ -201,8 +201,11 @@ def _parts(geom: Any) -> list[Any]:
 
 def _draw_sites(ax: Any, sites: gpd.GeoDataFrame, *, n: int, scale: float, prefix: str
                 ) -> None:
-    """Each site in its verdict colour: translucent fill and a full-colour outline (polygons),
-    a cased line (lines), a marker (points and sites under :data:`SMALL_MM` on paper)."""
+    """Draw each site in its verdict colour.
+
+    A translucent fill and a full-colour outline (polygons), a cased line (lines), a marker (points
+    and sites under :data:`SMALL_MM` on paper).
+    """
     casing = [pe.Stroke(linewidth=4.2 * scale, foreground="white"), pe.Normal()]
     for no, verdict, geom in zip(sites["no"], sites["verdict"], sites.geometry, strict=True):
         color = VERDICT_COLORS.get(str(verdict), VERDICT_COLORS["error"])
@@ -227,8 +230,10 @@ def _draw_sites(ax: Any, sites: gpd.GeoDataFrame, *, n: int, scale: float, prefi
 
 
 def _renderer(fig: Any) -> Any:
-    """An Agg renderer for measuring text, attached only now: geopandas' ``plot`` redraws an
-    Agg figure after every layer."""
+    """Attach an Agg renderer for measuring text.
+
+    Attached only now: geopandas' ``plot`` redraws an Agg figure after every layer.
+    """
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     return fig.canvas.get_renderer()
@@ -236,7 +241,7 @@ def _renderer(fig: Any) -> Any:
 
 def _label_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float, obstacles: Sequence[Any],
                  prefix: str) -> None:
-    """Number the sites: boxes placed so that none overlap, with leader lines when moved."""
+    """Label the sites with numbers in boxes that do not overlap (leader lines when moved)."""
     if sites.empty:
         return
     fig = ax.figure
@@ -287,13 +292,17 @@ def _label_sites(ax: Any, sites: gpd.GeoDataFrame, *, scale: float, obstacles: S
 
 def _inset_window(sites: gpd.GeoDataFrame, view: Sequence[float]
                   ) -> tuple[float, float, float, float] | None:
-    """The padded window where at least half of the sites (≥ 3) crowd, if it is under
-    :data:`INSET_MAX_SHARE` of the map width; None otherwise (or with fewer than 4 sites)."""
+    """Find the padded window where at least half of the sites (≥ 3) crowd.
+
+    Only if it is under :data:`INSET_MAX_SHARE` of the map width; None otherwise (or with fewer than
+    4 sites).
+    """
     if len(sites) < 4:
         return None
     bounds = np.array([g.bounds for g in sites.geometry])
     centres = np.array([_anchor(g) for g in sites.geometry])
-    window, _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
+    (wx0, wy0, wx1, wy1), _ = cluster_window(bounds, k=max(3, math.ceil(len(sites) / 2)))
+    window = (wx0, wy0, wx1, wy1)
     for grow in range(3):  # take in the sites the padded window reaches, then pad the result
         x0, y0, x1, y1 = window
         pad = 0.15 * max(x1 - x0, y1 - y0) + 0.01 * (view[2] - view[0])
@@ -311,8 +320,10 @@ def _inset_window(sites: gpd.GeoDataFrame, view: Sequence[float]
 def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: Any,
                 layers: dict[str, Any], sites: gpd.GeoDataFrame, scale: float
                 ) -> tuple[Any, set[int]] | None:
-    """An enlarged inset of the town seat (:func:`_inset_window`) in a free corner, when its
-    round scale is at least 1.5× larger; returns the inset and the numbers it shows."""
+    """Draw an enlarged inset of the town seat (:func:`_inset_window`) in a free corner.
+
+    Only when its round scale is at least 1.5x larger; returns the inset and the numbers it shows.
+    """
     window = _inset_window(sites, view)
     if window is None:
         return None
@@ -355,9 +366,11 @@ def _draw_inset(ax: Any, township: Any, view: Sequence[float], *, n: int, crs: A
 def _inset_corner(view: Sequence[float], window: Sequence[float], sites: gpd.GeoDataFrame, *,
                   w_frac: float, h_frac: float, township: Any
                   ) -> tuple[float, float, float, float] | None:
-    """Axes-fraction rectangle of the inset: upper left or lower right (the other corners
-    hold the north arrow and the scale bar), whichever covers less of the township, among
-    those hiding no site and not the window itself; None when neither is free."""
+    """Choose the axes-fraction rectangle of the inset: upper left or lower right.
+
+    The other corners hold the north arrow and the scale bar. Whichever covers less of the township,
+    among those hiding no site and not the window itself; None when neither is free.
+    """
     m = 0.012
     vx0, vy0, vx1, vy1 = view
     vw, vh = vx1 - vx0, vy1 - vy0

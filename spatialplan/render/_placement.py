@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["place_labels", "cluster_window", "boxes_overlap"]
+__all__ = ["boxes_overlap", "cluster_window", "place_labels"]
 
 # candidate directions, most preferred first (cartographic habit: upper right, then the others)
 _FIRST = (45, 135, -45, -135, 90, -90, 0, 180)
@@ -148,7 +148,7 @@ def place_labels(
 
 
 def cluster_window(bounds: np.ndarray, *, k: int) -> tuple[tuple[float, ...], np.ndarray]:
-    """The smallest window (largest side) holding ``k`` sites: the town seat where sites crowd.
+    """Find the smallest window (largest side) holding ``k`` sites: where the sites crowd.
 
     Parameters
     ----------

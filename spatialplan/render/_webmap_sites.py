@@ -34,7 +34,7 @@ from folium.template import Template
 
 from spatialplan.render._html import escape, format_value, is_missing, json_for_script
 
-__all__ = ["SiteLayer", "site_table", "site_collection", "MARKERCLUSTER_ASSETS"]
+__all__ = ["MARKERCLUSTER_ASSETS", "SiteLayer", "site_collection", "site_table"]
 
 _CDN = "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/"
 #: CDN URL (as folium's MarkerCluster plugin writes it) → bundled file in layers/webassets/
@@ -89,8 +89,11 @@ class _Texts:
         return out
 
     def resolve(self) -> tuple[list[str], list[int | str]]:
-        """``(s, lookup)``: the shared texts, and for each provisional index its final index
-        in ``s`` or, when the text is used once, the text."""
+        """``(s, lookup)``: the shared texts and where each provisional index went.
+
+        For each provisional index its final index in ``s`` or, when the text is used once, the
+        text.
+        """
         counts = np.asarray(self.counts, dtype=np.int64)
         order = np.argsort(-counts, kind="stable")
         shared = [int(i) for i in order if counts[i] > 1]
@@ -121,7 +124,7 @@ _SLOT = "\u0001"
 
 
 def _template(message: Any) -> tuple[str, list[str]]:
-    """A message as (escaped text with each number replaced by ``_SLOT``, the numbers)."""
+    """Split a message into (escaped text with each number replaced by ``_SLOT``, the numbers)."""
     if is_missing(message):
         return "", []
     raw = format_value(message).replace(_SLOT, "\ufffd")
@@ -132,7 +135,7 @@ def _template(message: Any) -> tuple[str, list[str]]:
 
 def site_table(gdf: pd.DataFrame, findings: pd.DataFrame | None, *,
                extra_fields: Sequence[str]) -> dict[str, Any]:
-    """The shared popup table of the sites in ``gdf`` (one record per row, in row order).
+    r"""Build the shared popup table of the sites in ``gdf`` (one record per row, in row order).
 
     Parameters
     ----------
@@ -155,7 +158,7 @@ def site_table(gdf: pd.DataFrame, findings: pd.DataFrame | None, *,
           index into ``s`` (-1: missing) or, when used once, the text itself; a finding is
           ``code`` (``rule * len(statuses) + status``) for a pass or not-applicable finding,
           else ``[code, measure, message, number, ...]`` with the message's numbers cut out
-          (its text has ``\\u0001`` where each number goes).
+          (its text has ``\u0001`` where each number goes).
     """
     texts = _Texts()
     labels = [escape(label) for label, _ in _POPUP_FIELDS] + [escape(f) for f in extra_fields]
@@ -178,9 +181,11 @@ def site_table(gdf: pd.DataFrame, findings: pd.DataFrame | None, *,
 
 def _findings_entries(findings: pd.DataFrame | None, pids: set[str], texts: _Texts
                       ) -> tuple[list[str], list[str], dict[str, list[Any]]]:
-    """Rule names, statuses (escaped) and, per project id, its findings in order: ``code``
-    for a pass or not-applicable finding, else ``(code, measure, message template, numbers)``
-    with provisional text indices."""
+    """Collect the rule names, statuses (escaped) and, per project id, its findings in order.
+
+    A finding is ``code`` for a pass or not-applicable finding, else ``(code, measure, message
+    template, numbers)`` with provisional text indices.
+    """
     if findings is None or len(findings) == 0 or "project_id" not in findings.columns:
         return [], [], {}
     f = findings.loc[findings["project_id"].astype(str).isin(pids)]
@@ -213,8 +218,11 @@ def _findings_entries(findings: pd.DataFrame | None, pids: set[str], texts: _Tex
 
 
 def site_collection(geojson: Sequence[str], verdicts: Sequence[Any]) -> str:
-    """The sites as one GeoJSON FeatureCollection text, each feature's property ``v`` its
-    verdict (escaped); ``geojson`` holds each geometry's GeoJSON text (numbers only)."""
+    """Write the sites as one GeoJSON FeatureCollection text.
+
+    Each feature's property ``v`` is its verdict (escaped); ``geojson`` holds each geometry's
+    GeoJSON text (numbers only).
+    """
     keys = [json_for_script(escape(format_value(v)), compact=True) for v in verdicts]
     features = ",".join(f'{{"type":"Feature","properties":{{"v":{k}}},"geometry":{g}}}'
                         for k, g in zip(keys, geojson, strict=True))
@@ -351,8 +359,9 @@ class SiteLayer(JSCSSMixin, Layer):
         {% endmacro %}
     """)
 
-    default_js = [("leaflet_markercluster", _CDN + "leaflet.markercluster.js")]
-    default_css = [("leaflet_markercluster_css", _CDN + "MarkerCluster.css"),
+    # folium's JSCSSMixin declares these as plain (mutable) list attributes and appends to them
+    default_js = [("leaflet_markercluster", _CDN + "leaflet.markercluster.js")]  # noqa: RUF012
+    default_css = [("leaflet_markercluster_css", _CDN + "MarkerCluster.css"),  # noqa: RUF012
                    ("leaflet_markercluster_default_css", _CDN + "MarkerCluster.Default.css")]
 
     def __init__(self, collection: str, table: Mapping[str, Any], *,

@@ -2,7 +2,7 @@
 
 :func:`layout_figure` draws one township with matplotlib (title, township outline, the three
 control lines, parcels, numbered project sites with a matching table, legend, north arrow,
-scale bar, Gauss–Krüger coordinate frame, CRS / source note and date);
+scale bar, Gauss-Krüger coordinate frame, CRS / source note and date);
 :func:`write_layout` writes a multi-page PDF and a PNG atomically.
 
 Chinese text needs a CJK font. :func:`find_cjk_font` prefers one installed on the system (Noto
@@ -46,8 +46,17 @@ from spatialplan.errors import DataLayerError, OutputError
 from spatialplan.io.output import atomic_path
 from spatialplan.render._layout_map import VERDICT_COLORS, draw_map, nice_length, nice_scale
 
-__all__ = ["layout_figure", "write_layout", "contact_sheet", "find_cjk_font", "bundled_cjk_font",
-           "nice_length", "nice_scale", "PAPER_SIZES_MM", "VERDICT_COLORS"]
+__all__ = [
+    "PAPER_SIZES_MM",
+    "VERDICT_COLORS",
+    "bundled_cjk_font",
+    "contact_sheet",
+    "find_cjk_font",
+    "layout_figure",
+    "nice_length",
+    "nice_scale",
+    "write_layout",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +133,7 @@ def find_cjk_font(font: str | os.PathLike | None = None) -> str:
 
 
 def bundled_cjk_font() -> Path | None:
-    """The font file spatialplan brings along: Noto Sans SC Regular (SIL OFL 1.1).
+    """Return the font file spatialplan brings along: Noto Sans SC Regular (SIL OFL 1.1).
 
     It comes from the ``pylopdf-fonts-zh-cn`` package (an install requirement); None when
     that package is missing.
@@ -163,7 +172,8 @@ def _register(path: Path, *, hint: str) -> str:
     if not any(w >= 600 for w in weights):
         manager.ttflist += [dataclasses.replace(f, weight=700) for f in faces
                             if Path(f.fname) == path]
-        manager._findfont_cached.cache_clear()
+        # a private lru_cache of matplotlib, not in its type stubs
+        manager._findfont_cached.cache_clear()  # type: ignore[attr-defined]
     return family
 
 
@@ -176,7 +186,7 @@ def _font_path(family: str) -> str | None:
 
 
 def _covers(family: str, text: str) -> bool:
-    """True if the installed font ``family`` has a glyph for every character of ``text``."""
+    """Tell whether the installed font ``family`` has a glyph for every character of ``text``."""
     from matplotlib.ft2font import FT2Font
 
     path = _font_path(family)
@@ -215,7 +225,7 @@ def layout_figure(
     township_code
         The township to draw (``code`` / ``township_code`` column of ``townships``).
     townships, redline, farmland, udb, parcels
-        Layers in the analysis (Gauss–Krüger, metric) CRS; ``townships`` may be the
+        Layers in the analysis (Gauss-Krüger, metric) CRS; ``townships`` may be the
         ``township_stats`` table.
     projects
         Project sites with ``project_id``, ``name``, ``facility_name``/``facility`` and
@@ -317,17 +327,8 @@ def write_layout(
     >>> sorted(write_layout(Figure(), d / "layout.pdf", d / "layout.png"))
     ['pdf', 'png']
     """
-    if isinstance(figs_or_fig, Figure):
-        figs_or_fig, n_pages = [figs_or_fig], 1
-    elif n_pages is None:
-        figs_or_fig = list(figs_or_fig)
-        n_pages = len(figs_or_fig)
-    if n_pages == 0:
-        raise OutputError("no layout pages to write", path=pdf_path,
-                          hint="check the township codes")
-    if png_index is not None and not 0 <= png_index < n_pages:
-        raise OutputError(f"png_index {png_index} out of range (0..{n_pages - 1})",
-                          path=png_path)
+    figs_or_fig, n_pages = _pages(figs_or_fig, n_pages=n_pages, png_index=png_index,
+                                  pdf_path=pdf_path, png_path=png_path)
     sheet = png_path is not None and png_index is None and n_pages > 1
     cols = math.ceil(math.sqrt(n_pages))
     out: dict[str, Path] = {}
@@ -359,15 +360,38 @@ def write_layout(
             if sheet:
                 matplotlib.image.imsave(tmp, _tile_sheet(tiles, cols=cols), format="png")
             else:
+                assert png_fig is not None  # png_index was checked against n_pages
                 png_fig.savefig(tmp, dpi=dpi or png_fig.dpi, format="png")
         out["png"] = png_path
     logger.debug("wrote %s (%d page(s))%s", pdf_path, n, f" and {png_path}" if png_path else "")
     return out
 
 
+def _pages(figs_or_fig: Figure | Iterable[Figure], *, n_pages: int | None,
+           png_index: int | None, pdf_path: str | os.PathLike,
+           png_path: str | os.PathLike | None) -> tuple[Iterable[Figure], int]:
+    """Return the pages of :func:`write_layout` as an iterable and their number, checked.
+
+    An iterator without ``n_pages`` is read into a list; no page, or a ``png_index`` out of
+    range, is an :class:`OutputError`.
+    """
+    if isinstance(figs_or_fig, Figure):
+        figs_or_fig, n_pages = [figs_or_fig], 1
+    elif n_pages is None:
+        figs_or_fig = list(figs_or_fig)
+        n_pages = len(figs_or_fig)
+    if n_pages == 0:
+        raise OutputError("no layout pages to write", path=pdf_path,
+                          hint="check the township codes")
+    if png_index is not None and not 0 <= png_index < n_pages:
+        raise OutputError(f"png_index {png_index} out of range (0..{n_pages - 1})",
+                          path=png_path)
+    return figs_or_fig, n_pages
+
+
 def contact_sheet(figs: Sequence[Figure], *, dpi: float | None = None,
                   gutter: int = 12) -> np.ndarray:
-    """Every figure rendered side by side on a grid: an RGBA array (rows × columns pages).
+    """Every figure rendered side by side on a grid: an RGBA array (rows x columns pages).
 
     Each page is drawn at ``dpi`` / columns (default: the first figure's dpi), so the sheet
     is about as large as one page; pages are separated by a light grey ``gutter`` (pixels).
@@ -398,7 +422,7 @@ def _tile_sheet(tiles: Sequence[np.ndarray], *, cols: int, gutter: int = 12) -> 
 
 
 def _render_rgba(fig: Figure, dpi: float) -> np.ndarray:
-    """The figure as an (h, w, 4) uint8 array at ``dpi``."""
+    """Render the figure as an (h, w, 4) uint8 array at ``dpi``."""
     buf = io.BytesIO()
     fig.savefig(buf, format="rgba", dpi=dpi)
     w, h = (int(v * dpi) for v in fig.get_size_inches())  # as the Agg renderer sizes it
@@ -413,12 +437,13 @@ def _stamp_page(fig: Figure, page: int, pages: int) -> None:
         return
     title = next((t for t in fig.texts if t.get_gid() == "sp-title"), None)
     label = f"page {page} of {pages}"
-    props = {}
+    props: dict[str, Any] = {}
     if title is not None:  # a layout page: its CJK font
         label = f"第 {page} / {pages} 页  {label}"
-        props = {"fontproperties": title.get_fontproperties().copy()}
-        props["fontproperties"].set_size(title.get_fontsize() * 0.45)
-        props["fontproperties"].set_weight("normal")
+        font = title.get_fontproperties().copy()
+        font.set_size(float(title.get_fontsize()) * 0.45)
+        font.set_weight("normal")
+        props = {"fontproperties": font}
     fig.text(0.985, 0.012, label, ha="right", va="bottom", gid="sp-page", **props)
 
 

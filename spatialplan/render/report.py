@@ -330,7 +330,7 @@ def _where(table: str, files: Mapping[str, str | os.PathLike]) -> str:
 
 
 def _capped(df: pd.DataFrame, cap: _Cap, table: str, order: str) -> tuple[pd.DataFrame, str]:
-    """The first ``cap.max_rows`` rows of ``df`` (already in display order) and the note.
+    """Return the first ``cap.max_rows`` rows of ``df`` (already in display order) and the note.
 
     The note (empty when nothing is cut) says how many rows are shown of how many, in which
     order, and which files hold them all.
@@ -344,21 +344,12 @@ def _capped(df: pd.DataFrame, cap: _Cap, table: str, order: str) -> tuple[pd.Dat
     return df.iloc[:k], f'<p class="note cap">{escape(note)}</p>'
 
 
-def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
-    out = ["<h2>乡镇统计 Township statistics</h2>"]
-    if stats is None or len(stats) == 0:
-        out.append('<p class="empty">no township statistics</p>')
-        return "\n".join(out)
-    df, note = _capped(pd.DataFrame(stats.drop(columns=_geom_cols(stats))), cap,
-                       "township_stats", "in table order 按原表顺序")
-    df = df.copy()
-    cols: list[str] = []
-    headers: dict[str, str] = {}
-    for c, h in (("township_code", "代码 code"), ("township_name", "乡镇 township")):
-        if c in df.columns:
-            cols.append(c)
-            headers[c] = h
-    digits = {}
+def _add_area_columns(df: pd.DataFrame, cols: list[str], headers: dict[str, str]) -> None:
+    """Add the township and control-line area columns (公顷, 亩, %) in place.
+
+    The areas in m² become hectares, the shares percentages: new columns of ``df``, appended to
+    ``cols`` (in the report's order) with their ``headers``.
+    """
     if "area_m2" in df.columns:
         df["area_ha"] = df["area_m2"] / 1e4
         cols.append("area_ha")
@@ -378,6 +369,24 @@ def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
             df[f"{line}_pct"] = df[f"{line}_share"].astype(float) * 100
             cols.append(f"{line}_pct")
             headers[f"{line}_pct"] = f"{zh} {en} %"
+
+
+def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
+    out = ["<h2>乡镇统计 Township statistics</h2>"]
+    if stats is None or len(stats) == 0:
+        out.append('<p class="empty">no township statistics</p>')
+        return "\n".join(out)
+    df, note = _capped(pd.DataFrame(stats.drop(columns=_geom_cols(stats))), cap,
+                       "township_stats", "in table order 按原表顺序")
+    df = df.copy()
+    cols: list[str] = []
+    headers: dict[str, str] = {}
+    for c, h in (("township_code", "代码 code"), ("township_name", "乡镇 township")):
+        if c in df.columns:
+            cols.append(c)
+            headers[c] = h
+    digits = {}
+    _add_area_columns(df, cols, headers)
     digits.update({c: _HA for c in cols if c.endswith("_ha")})
     digits.update({c: _MU for c in cols if c.endswith("_mu")})
     counts = (("n_projects", "项目数 projects"), ("n_group_8", "“8”类项目数 group 8 projects"),
@@ -542,8 +551,10 @@ def _section_findings(findings: pd.DataFrame | None, cap: _Cap) -> str:
 
 
 def _rule_sources(findings: pd.DataFrame) -> pd.DataFrame:
-    """Each rule's sources, in the registry's order (built-in rules, then plug-ins as they
-    appear); a plug-in rule is marked as one."""
+    """List each rule's sources, in the registry's order.
+
+    Built-in rules, then plug-ins as they appear; a plug-in rule is marked as one.
+    """
     from spatialplan.rules._registry import builtin_ids
 
     builtin = {r: k for k, r in enumerate(builtin_ids())}

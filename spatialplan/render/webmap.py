@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,11 @@ from spatialplan.render._webmap_sites import (
 )
 
 __all__ = [
-    "explore",
-    "write_map",
+    "LANDUSE_COLORS",
     "LAYER_NAMES",
     "VERDICT_COLORS",
-    "LANDUSE_COLORS",
+    "explore",
+    "write_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -238,18 +238,18 @@ def explore(
     notes: list[str] = []
     bounds: list[np.ndarray] = []
     counts: dict[str, int] = {}
-    opts = {"max_features": max_features, "max_vertices": max_vertices,
+    opts: dict[str, Any] = {"max_features": max_features, "max_vertices": max_vertices,
             "simplify_m": simplify_m, "precision": precision, "gcj02": mode == "gaode"}
     for role in _ROLE_ORDER:
         gdf = layers[role]
         if gdf is None:
             continue
         if role == "projects" and _n_drawn(role, gdf) > max_sites:
-            layer, counts[role], b, note = _site_layer(
+            layer, counts[role], b, site_note = _site_layer(
                 gdf, findings=findings, extra_fields=fields.get(role, []), max_sites=max_sites,
                 simplify_m=simplify_m, precision=precision, gcj02=mode == "gaode")
             layer.add_to(m)
-            notes.append(note)
+            notes.append(site_note)
             if b is not None:
                 bounds.append(b)
             continue
@@ -491,6 +491,7 @@ def _add_geojson(m: folium.Map, role: str, fc: dict) -> None:
     js = _BIND_JS % {"styles": json_for_script(styles), "tooltip": json_for_script(tooltip)}
     base = dict(_STYLES[role])
     radius = base.pop("radius", 6)
+    extra: dict[str, Any] = {"style": base}  # a Leaflet option folium passes through
     layer = folium.GeoJson(
         fc,
         name=escape(LAYER_NAMES[role]),
@@ -498,7 +499,7 @@ def _add_geojson(m: folium.Map, role: str, fc: dict) -> None:
         style_function=None,
         on_each_feature=JsCode(js),
         marker=folium.CircleMarker(radius=radius),
-        **{"style": base},
+        **extra,
     )
     layer.add_to(m)
 
@@ -560,8 +561,10 @@ def _layer_geojson(
 
 def _display(geoms: np.ndarray, crs: Any, *, precision: int, gcj02: bool
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Geometries in EPSG:4326 (shifted to GCJ-02 if asked), rounded to ``precision``
-    decimals; the mask of those not empty; their lon/lat bounds (``None`` if none)."""
+    """Project geometries to EPSG:4326 (shifted to GCJ-02 if asked), rounded to ``precision``.
+
+    Also return the mask of those not empty and their lon/lat bounds (``None`` if none).
+    """
     display = gpd.GeoSeries(geoms, crs=crs).to_crs(4326).values
     if gcj02:
         display = _gcj02.geometry_to_gcj02(display)
@@ -575,7 +578,7 @@ def _display(geoms: np.ndarray, crs: Any, *, precision: int, gcj02: bool
 
 
 def _n_drawn(role: str, gdf: gpd.GeoDataFrame) -> int:
-    """Number of features with a geometry (those the map draws)."""
+    """Count the features with a geometry (those the map draws)."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         return 0  # _valid_rows raises the clear error
     geom = gdf.geometry
@@ -585,7 +588,7 @@ def _n_drawn(role: str, gdf: gpd.GeoDataFrame) -> int:
 def _site_layer(gdf: gpd.GeoDataFrame, *, findings: pd.DataFrame | None,
                 extra_fields: Sequence[str], max_sites: int, simplify_m: float, precision: int,
                 gcj02: bool) -> tuple[SiteLayer, int, np.ndarray | None, str]:
-    """The compact layer of many project sites (see :mod:`spatialplan.render._webmap_sites`).
+    """Build the compact layer of many project sites (:mod:`spatialplan.render._webmap_sites`).
 
     Returns the layer, the number of sites drawn, their lon/lat bounds and the legend note.
     """
@@ -753,12 +756,13 @@ def _first_col(df: pd.DataFrame, names: Sequence[str]) -> str | None:
 
 def _properties(role: str, gdf: gpd.GeoDataFrame, *, findings: pd.DataFrame | None,
                 extra_fields: Sequence[str]) -> list[dict[str, Any]]:
-    builder = {
+    builders: dict[str, Callable[..., dict[str, Any]]] = {
         "townships": _township_props,
         "projects": _project_props,
         "conflicts": _conflict_props,
         "parcels": _parcel_props,
-    }.get(role, _area_props)
+    }
+    builder = builders.get(role, _area_props)
     if role == "projects":
         by_project = _findings_by_project(findings)
         return [builder(role, row, extra_fields, by_project) for row in _rows(gdf)]
@@ -782,7 +786,7 @@ def _extra(row: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[Any, Any
     return [(f, row.get(f)) for f in fields]
 
 
-#: characters of a name shown in a popup or tooltip (4× for the reasons); the rest is cut
+#: characters of a name shown in a popup or tooltip (4x for the reasons); the rest is cut
 _TEXT_LIMIT = 500
 
 
@@ -793,7 +797,7 @@ def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
     if not is_missing(row.get("area_m2")):
         pairs.append(("面积 area (ha)", float(row["area_m2"]) / 1e4))
     for line in ("redline", "farmland", "udb", "cropland"):
-        share = row.get(f"{line}_share")
+        share: Any = row.get(f"{line}_share")
         if not is_missing(share):
             pairs.append((f"{LAYER_NAMES[line].split()[0]} share", f"{100 * float(share):.1f}%"))
     for col in ("n_projects", "eight_missing"):
@@ -823,8 +827,8 @@ def _parcel_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) -> d
     code_s = "" if is_missing(code) else str(code)
     props: dict[str, Any] = {
         "_t": escape(f"用地 {code_s}"),
-        "_p": _kv_table([("用地代码 land use", code_s), ("id", row.get("feature_id"))]
-                        + _extra(row, fields)),
+        "_p": _kv_table([("用地代码 land use", code_s), ("id", row.get("feature_id")),
+                         *_extra(row, fields)]),
     }
     if code_s[:2] in LANDUSE_COLORS:
         props["_s"] = code_s[:2]
@@ -838,14 +842,14 @@ def _conflict_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
             props["_s"] = "boundary_noise"
         return props
     kind = row.get("kind")
-    pairs = [("冲突 conflict", f"{format_value(row.get('layer_a'))} × "
+    pairs = [("冲突 conflict", f"{format_value(row.get('layer_a'))} × "  # noqa: RUF001 - the multiplication sign is shown
                                  f"{format_value(row.get('layer_b'))}"),
              ("要素 features", f"{format_value(row.get('feature_a'))} / "
                                 f"{format_value(row.get('feature_b'))}"),
              ("乡镇 township", row.get("township_code")),
              ("面积 area (m²)", row.get("area_m2")),
-             ("类型 kind", kind)] + _extra(row, fields)
-    props = {"_t": escape(f"{format_value(row.get('layer_a'))} × "
+             ("类型 kind", kind), *_extra(row, fields)]
+    props = {"_t": escape(f"{format_value(row.get('layer_a'))} × "  # noqa: RUF001 - the multiplication sign is shown
                           f"{format_value(row.get('layer_b'))} ({format_value(kind)})"),
              "_p": _kv_table(pairs)}
     if kind == "boundary_noise":
@@ -890,9 +894,10 @@ def _project_props(role: str, row: Mapping[str, Any], fields: Sequence[str],
     name = shorten(row.get("name"), _TEXT_LIMIT)
     pid = format_value(row.get("project_id"))
     color = VERDICT_COLORS.get(verdict, "#444")
-    pairs = [("编号 id", pid), ("类别 facility", row.get("facility_name", row.get("facility"))),
+    pairs = [("编号 id", pid),
+             ("类别 facility", row.get("facility_name", row.get("facility"))),
              ("乡镇 township", row.get("township_code")), ("状态 status", row.get("status")),
-             ("面积 area (m²)", row.get("area_m2"))] + _extra(row, fields)
+             ("面积 area (m²)", row.get("area_m2")), *_extra(row, fields)]
     popup = (f"<div class='sp-project'><b>{escape(name)}</b><br>"
              f"<span style='color:{color};font-weight:bold'>"
              f"{escape(VERDICT_LABELS.get(verdict, verdict))}</span>"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["STATUSES", "map_first", "schedule_dates", "bilingual"]
+__all__ = ["STATUSES", "bilingual", "map_first", "schedule_dates"]
 
 #: Valid values of the register's ``status`` field.
 STATUSES = ("planned", "under_construction", "completed")
@@ -174,8 +174,8 @@ def _year_issues(attrs: pd.DataFrame, plan_period: tuple[int, int], add) -> None
                     for a, b in zip(y0[reversed_], y1[reversed_], strict=True)])
     for name, y, f in (("start_year", y0, f0), ("end_year", y1, f1)):
         out = ~np.isnan(f) & ~((start_p <= f) & (f <= end_p))
-        add(out, [bilingual(f"{name} {v} 超出规划期 {start_p}–{end_p}",
-                            f"{name} {v} outside the plan period {start_p}–{end_p}")
+        add(out, [bilingual(f"{name} {v} 超出规划期 {start_p}–{end_p}",  # noqa: RUF001 - en dash: range sign in the finding
+                            f"{name} {v} outside the plan period {start_p}–{end_p}")  # noqa: RUF001 - en dash: range sign in the finding
                   for v in y[out]])
 
 

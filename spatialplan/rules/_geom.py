@@ -19,13 +19,13 @@ from shapely.errors import GEOSException
 __all__ = [
     "GRID_SIZE",
     "Overlaps",
-    "layer_geometries",
+    "classify_overlap",
     "intersection",
+    "is_zero",
+    "layer_geometries",
     "overlap_pairs",
     "self_overlap_pairs",
     "site_overlaps",
-    "is_zero",
-    "classify_overlap",
 ]
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _intersecting_pairs(sites: np.ndarray, others: np.ndarray) -> tuple[np.ndarr
     """``(site_index, other_index)`` of every intersecting pair, sorted by site then other.
 
     The STRtree is built on the smaller side: a register of 10⁴ sites against 10⁶ farmland
-    parcels indexes the sites and sweeps the parcels' envelopes through them (2–3× faster than
+    parcels indexes the sites and sweeps the parcels' envelopes through them (2-3x faster than
     indexing the parcels), then tests the few candidate pairs exactly.
     """
     if len(others) > _INDEX_SITES_RATIO * len(sites):
@@ -100,8 +100,9 @@ def _intersecting_pairs(sites: np.ndarray, others: np.ndarray) -> tuple[np.ndarr
 def overlap_pairs(
     sites: np.ndarray, others: np.ndarray, *, with_pieces: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[np.ndarray, ...]:
-    """Return ``(site_index, other_index, area)`` for every intersecting pair, sorted by site
-    then other.
+    """Return ``(site_index, other_index, area)`` for every intersecting pair.
+
+    Sorted by site then other.
 
     ``sites`` may hold ``None`` for unusable sites (never paired). With ``with_pieces`` the
     intersection geometries are returned as a fourth array.

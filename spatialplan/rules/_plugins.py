@@ -21,7 +21,7 @@ from spatialplan.rules._dates import bilingual
 from spatialplan.rules._registry import SitingRule, escape_text
 from spatialplan.rules._sites import Out, text_values
 
-__all__ = ["run_plugin", "PLUGIN_STATUSES", "RESULT_COLUMNS"]
+__all__ = ["PLUGIN_STATUSES", "RESULT_COLUMNS", "run_plugin"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _error(rule: SitingRule, zh: str, en: str) -> str:
 
 
 def _sites(ctx, rows: np.ndarray) -> gpd.GeoDataFrame:
-    """The sites of ``rows`` as the plug-in sees them (resolved facility codes)."""
+    """Return the sites of ``rows`` as the plug-in sees them (resolved facility codes)."""
     attrs = ctx.attrs.iloc[rows].reset_index(drop=True).copy()
     codes = ctx.codes[rows]
     attrs["facility"] = np.where(pd.isna(codes), attrs["facility_given"].to_numpy(), codes)

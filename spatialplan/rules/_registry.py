@@ -44,16 +44,16 @@ from typing import Any
 from spatialplan.errors import RulebookError
 
 __all__ = [
-    "SitingRule",
     "BUILTIN_RULES",
+    "RESERVED_TABLES",
+    "SitingRule",
     "builtin_ids",
-    "rule_by_id",
-    "siting_rule",
     "load_plugins",
     "plugin_rules",
+    "rule_by_id",
     "rule_ids",
     "search_radius",
-    "RESERVED_TABLES",
+    "siting_rule",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class SitingRule:
     sha256: str | None = None
 
     def radius(self, rules: Mapping[str, Any]) -> float:
-        """The rule's search radius in metres under the merged rulebook ``rules``."""
+        """Return the rule's search radius in metres under the merged rulebook ``rules``."""
         r = self.search_radius_m
         if callable(r):
             return float(r(rules))
@@ -168,7 +168,7 @@ def _schedule(ctx, layers):
 
 def _setback_radius(rules: Mapping[str, Any]) -> float:
     """Largest setback distance of the rulebook (facility overrides included)."""
-    tables = [rules] + list((rules.get("facility") or {}).values())
+    tables = [rules, *list((rules.get("facility") or {}).values())]
     dists = [float(p.get("min_m", 0.0)) for t in tables
              for p in ((t.get("setback") or {}).get("pairs") or [])]
     return max(dists, default=0.0)
@@ -215,7 +215,7 @@ def builtin_ids() -> tuple[str, ...]:
 
 
 def rule_by_id(rule_id: str) -> SitingRule:
-    """The built-in rule ``rule_id`` (``KeyError`` when there is none)."""
+    """Return the built-in rule ``rule_id`` (``KeyError`` when there is none)."""
     return _BUILTIN_BY_ID[rule_id]
 
 
@@ -313,7 +313,7 @@ def siting_rule(rule_id: str, *, layers: Iterable[str] = (), source: str,
 
 
 def _keyword_params(rule_id: str, func: Callable) -> dict[str, Any]:
-    """The keyword-only parameters of a plug-in function and their defaults."""
+    """Return the keyword-only parameters of a plug-in function and their defaults."""
     if not callable(func):
         raise TypeError(f"siting_rule {rule_id!r} decorates {func!r}, not a function")
     sig = inspect.signature(func)
@@ -341,7 +341,7 @@ def _is_file_entry(entry: str) -> bool:
 
 def _load_entry(entry: str, *, base: Path | None, rulebook: object,
                 sha256: str | None = None, path: str | None = None) -> tuple[SitingRule, ...]:
-    """The rules of one ``[plugins] modules`` entry (loaded once per process and file hash)."""
+    """Load the rules of one ``[plugins] modules`` entry (once per process and file hash)."""
     with _LOAD_LOCK:
         return _load_entry_locked(entry, base=base, rulebook=rulebook, sha256=sha256,
                                   path=path)
@@ -364,11 +364,12 @@ def _load_entry_locked(entry: str, *, base: Path | None, rulebook: object,
     else:
         module = _import(entry, rulebook)
         file_name = getattr(module, "__file__", None)
-        file = Path(file_name) if file_name else None
-        digest = _sha256(file) if file is not None and file.is_file() else ""
+        module_file = Path(file_name) if file_name else None
+        digest = (_sha256(module_file) if module_file is not None and module_file.is_file()
+                  else "")
         key = (entry, digest)
         if key not in _LOADED:
-            _LOADED[key] = _collect(module, entry, file, digest, rulebook)
+            _LOADED[key] = _collect(module, entry, module_file, digest, rulebook)
     if sha256 is not None and sha256 != digest:
         raise RulebookError(f"plug-in {entry!r} changed since the rulebook was read "
                             f"(sha256 {digest[:12]}…, was {sha256[:12]}…)", path=rulebook,
@@ -448,7 +449,9 @@ def load_plugins(entries: Iterable[str], *, base: Path | None,
         A file is missing, fails to import (the error is named), defines no rule, or a rule
         id is used twice.
     """
-    files, rules, seen = [], [], {}
+    files: list[dict[str, Any]] = []
+    rules: list[SitingRule] = []
+    seen: dict[str, str] = {}
     for entry in entries:
         found = _load_entry(entry, base=base, rulebook=rulebook)
         for rule in found:
@@ -464,7 +467,7 @@ def load_plugins(entries: Iterable[str], *, base: Path | None,
 
 
 def plugin_rules(rules: Mapping[str, Any]) -> tuple[SitingRule, ...]:
-    """The plug-in rules of a merged rulebook, loaded in this process when not yet (workers).
+    """Return the plug-in rules of a merged rulebook, loaded here when not yet (workers).
 
     Raises
     ------
@@ -485,18 +488,18 @@ def rule_ids(rules: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def search_radius(rules: Mapping[str, Any]) -> float:
-    """The largest search radius of every rule (built-in and plug-in) under ``rules``."""
+    """Return the largest search radius of every rule (built-in and plug-in) under ``rules``."""
     radii = [r.radius(rules) for r in BUILTIN_RULES + plugin_rules(rules)]
     return max(radii, default=0.0)
 
 
 def escape_text(text: str, *, limit: int = 300) -> str:
-    """``text`` on one line: control characters escaped, at most ``limit`` characters.
+    r"""``text`` on one line: control characters escaped, at most ``limit`` characters.
 
     Examples
     --------
-    >>> escape_text("bad\\nvalue\\x00")
-    'bad\\\\nvalue\\\\x00'
+    >>> escape_text("bad\nvalue\x00")
+    'bad\\nvalue\\x00'
     """
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
     return out if len(out) <= limit else out[: limit - 1] + "…"

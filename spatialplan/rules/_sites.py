@@ -32,21 +32,21 @@ from spatialplan.rules._geom import (
 __all__ = [
     "MU_M2",
     "Out",
+    "fmt_area",
     "object_array",
+    "prefetch_overlaps",
+    "rule_as_built",
+    "rule_cropland",
+    "rule_farmland",
+    "rule_landuse",
+    "rule_project_overlap",
+    "rule_redline",
+    "rule_setback",
+    "rule_slope",
+    "rule_township",
+    "rule_udb",
     "text_value",
     "text_values",
-    "fmt_area",
-    "prefetch_overlaps",
-    "rule_township",
-    "rule_redline",
-    "rule_farmland",
-    "rule_cropland",
-    "rule_udb",
-    "rule_landuse",
-    "rule_slope",
-    "rule_setback",
-    "rule_project_overlap",
-    "rule_as_built",
     "unmapped_build_rows",
 ]
 
@@ -86,7 +86,7 @@ class Out:
 
 
 def object_array(values: list[str | None]) -> np.ndarray:
-    """A 1-D object array of strings (``np.array`` would make them fixed-width numpy strings).
+    """Make a 1-D object array of strings (``np.array`` would make fixed-width numpy strings).
 
     Examples
     --------
@@ -172,7 +172,7 @@ _SELF = "projects"
 
 def layer_overlaps(ctx, role: str, layer: gpd.GeoDataFrame | None, *,
                    covered: bool = False) -> Overlaps:
-    """The sites' overlaps with a layer, computed once per check (``ctx.overlaps`` caches)."""
+    """Return the sites' overlaps with a layer, computed once per check (``ctx.overlaps``)."""
     found = ctx.overlaps.get(role)
     if found is None or (covered and found.covered is None):
         found = site_overlaps(ctx.geoms, layer, covered=covered)
@@ -419,7 +419,7 @@ def rule_cropland(ctx, cropland: gpd.GeoDataFrame | None) -> Out:
 
 
 def _udb_zones(ctx, udb: gpd.GeoDataFrame, ov: Overlaps) -> np.ndarray:
-    """The ``zone`` of the boundary piece covering most of each site (None: no zone)."""
+    """Find the ``zone`` of the boundary piece covering most of each site (None: no zone)."""
     zone = np.full(ctx.n, None, dtype=object)
     if "zone" in udb.columns and len(ov.geoms):
         zones = text_values(udb["zone"])[ov.pos]
@@ -582,7 +582,7 @@ def _slope_row(mean: float, mx: float, flag: object, n_pix: float, over: float, 
         return "fail", bilingual(f"{figures_zh}，超过限值 {limit:g}°",
                                  f"{figures_en}: over the {limit:g}° limit")
     if mean >= review_from or mx > limit:
-        return "review", bilingual(f"{figures_zh}，介于 {review_from:g}°–{limit:g}°，需论证",
+        return "review", bilingual(f"{figures_zh}，介于 {review_from:g}°–{limit:g}°，需论证",  # noqa: RUF001 - en dash: range sign in the finding
                                    f"{figures_en}: between {review_from:g}° and {limit:g}°, "
                                    "needs justification")
     if flag == "partial_coverage":

@@ -32,15 +32,15 @@ from spatialplan.core._resources import catalog_path
 from spatialplan.errors import RulebookError
 
 __all__ = [
-    "Catalog",
     "FACILITY_COLUMNS",
     "LANDUSE_COLUMNS",
+    "Catalog",
+    "eight_codes",
+    "landuse_compatible",
+    "normalize_key",
     "read_catalog",
     "read_landuse_codes",
     "resolve_facility",
-    "landuse_compatible",
-    "eight_codes",
-    "normalize_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,14 @@ class Catalog:
 
 
 def normalize_key(value: object) -> str:
-    """Normalise a facility name or code for matching.
+    r"""Normalise a facility name or code for matching.
 
     Full-width characters become half-width (NFKC), all whitespace is removed and Latin
     letters are lower-cased.
 
     Examples
     --------
-    >>> normalize_key(" Ｓｃｈｏｏｌ ")
+    >>> normalize_key(" \uff33\uff43hool ")  # full-width "Sc"
     'school'
     >>> normalize_key("乡镇 卫生院")
     '乡镇卫生院'

@@ -41,8 +41,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "RULE_IDS",
     "default_rules_path",
-    "read_rules",
     "merge_rules",
+    "read_rules",
     "rules_for",
     "setback_pairs",
 ]
@@ -129,30 +129,40 @@ def _check_scalar(key: str, default: object, value: object, path: object) -> obj
             raise _wrong_type(key, "integer", value, path)
         return value
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _wrong_type(key, "number", value, path)
-        value = float(value)
-        if value != value or value < 0:  # NaN or negative
-            raise RulebookError(
-                f"rulebook key '{key}' must be a non-negative number, got {value!r}", path=path
-            )
-        if leaf in _SHARE_KEYS and value > 1:
-            raise RulebookError(
-                f"rulebook key '{key}' is a share and must lie in 0..1, got {value!r}",
-                path=path,
-                hint="write 95% as 0.95",
-            )
-        return value
+        return _check_number(key, leaf, value, path)
     if isinstance(default, str):
-        if not isinstance(value, str):
-            raise _wrong_type(key, "string", value, path)
-        if leaf == "outside_default" and value not in _VERDICT_VALUES:
-            raise RulebookError(
-                f"rulebook key '{key}' must be one of {sorted(_VERDICT_VALUES)}, got {value!r}",
-                path=path,
-            )
-        return value
+        return _check_string(key, leaf, value, path)
     raise _wrong_type(key, _type_name(default), value, path)  # pragma: no cover
+
+
+def _check_number(key: str, leaf: str, value: object, path: object) -> float:
+    """Check a number key: not negative, a share (``leaf`` in ``_SHARE_KEYS``) at most 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _wrong_type(key, "number", value, path)
+    value = float(value)
+    if value != value or value < 0:  # NaN or negative
+        raise RulebookError(
+            f"rulebook key '{key}' must be a non-negative number, got {value!r}", path=path
+        )
+    if leaf in _SHARE_KEYS and value > 1:
+        raise RulebookError(
+            f"rulebook key '{key}' is a share and must lie in 0..1, got {value!r}",
+            path=path,
+            hint="write 95% as 0.95",
+        )
+    return value
+
+
+def _check_string(key: str, leaf: str, value: object, path: object) -> str:
+    """Check a string key: ``outside_default`` must be a verdict."""
+    if not isinstance(value, str):
+        raise _wrong_type(key, "string", value, path)
+    if leaf == "outside_default" and value not in _VERDICT_VALUES:
+        raise RulebookError(
+            f"rulebook key '{key}' must be one of {sorted(_VERDICT_VALUES)}, got {value!r}",
+            path=path,
+        )
+    return value
 
 
 def _as_str_list(key: str, value: object, path: object) -> list[str]:
@@ -415,7 +425,7 @@ def _read_plugins(user: dict[str, Any], path: Path) -> dict[str, Any] | None:
 
 
 def _plugin_table(rule, given: object, path: Path) -> dict[str, Any]:
-    """A plug-in rule's rulebook table: its parameters checked against their defaults."""
+    """Check a plug-in rule's rulebook table: its parameters against their defaults."""
     if not isinstance(given, dict):
         raise _wrong_type(rule.id, "table", given, path)
     known = {**rule.params, "enabled": True}

@@ -1,4 +1,4 @@
-"""The "8+X" siting checks: one verdict per project, one finding per project × rule.
+"""The "8+X" siting checks: one verdict per project, one finding per project x rule.
 
 :func:`check_projects` runs the rules of the rulebook (:mod:`spatialplan.rules.rulebook`) on the
 planned sites of the project register and returns two tables (see DESIGN.md, "Results"):
@@ -7,7 +7,7 @@ planned sites of the project register and returns two tables (see DESIGN.md, "Re
   out), with ``verdict`` = the worst of its findings (``error`` > ``fail`` > ``review`` >
   ``pass``; ``not_applicable`` does not count), the Chinese + English ``reasons`` and the
   measures (``area_m2``, ``redline_m2``, ``farmland_m2``, ...).
-- ``findings``: one row per project × rule id (:data:`spatialplan.rules.rulebook.RULE_IDS`, then the
+- ``findings``: one row per project x rule id (:data:`spatialplan.rules.rulebook.RULE_IDS`, then the
   rulebook's plug-in rules, see :mod:`spatialplan.rules._registry`) with
   ``status``, ``measure``, ``unit``, ``message`` and the rule's ``source``; after the contract
   columns come ``feature_id`` and ``subject``. As-built footprints with no planned project
@@ -52,13 +52,13 @@ from spatialplan.rules._sites import MU_M2, Out, object_array, text_values
 from spatialplan.rules.rulebook import read_rules, rules_for
 
 __all__ = [
-    "VERDICT_ORDER",
     "FINDING_COLUMNS",
     "PROJECT_COLUMNS",
+    "VERDICT_ORDER",
     "check_projects",
-    "worst_status",
-    "unmapped_builds",
     "facility_coverage",
+    "unmapped_builds",
+    "worst_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def _dates_of(values: pd.Series) -> pd.Series:
 
 
 def _canonical(frame: pd.DataFrame, *, prefix: str) -> pd.DataFrame:
-    """The canonical attribute columns of the register (missing ones filled with NA)."""
+    """Return the canonical attribute columns of the register (missing ones filled with NA)."""
     n = len(frame)
     idx = pd.RangeIndex(n)
 
@@ -168,7 +168,7 @@ def _check_crs(projects: gpd.GeoDataFrame, layers: dict[str, gpd.GeoDataFrame | 
         raise CRSError(
             f"the projects layer is in a geographic CRS ({crs.name}); siting measures in metres",
             layer="projects",
-            hint="reproject every layer to the analysis CRS (a CGCS2000 Gauss–Krüger zone)",
+            hint="reproject every layer to the analysis CRS (a CGCS2000 Gauss-Krüger zone)",
         )
     for role, layer in layers.items():
         if layer is None or len(layer) == 0:
@@ -284,20 +284,21 @@ def _resolve(given: str | None, catalog) -> tuple[str | None, str | None]:
 def _geometry_problems(geoms: np.ndarray) -> np.ndarray:
     """Reason why each site cannot be checked (``None`` when it can)."""
     out = np.full(len(geoms), None, dtype=object)
+    none = np.full(len(geoms), None, dtype=object)  # the geometries not tested any more
     missing = shapely.is_missing(geoms)
     out[missing] = bilingual("缺少选址范围", "no site geometry")
     rest = ~missing
-    empty = rest & shapely.is_empty(np.where(rest, geoms, None))
+    empty = rest & shapely.is_empty(np.where(rest, geoms, none))
     out[empty] = bilingual("选址范围为空", "site geometry is empty")
     rest &= ~empty
-    types = shapely.get_type_id(np.where(rest, geoms, None))
+    types = shapely.get_type_id(np.where(rest, geoms, none))
     not_poly = rest & ~np.isin(types, (3, 6))
     out[not_poly] = bilingual("选址不是面要素", "site is not a polygon")
     rest &= ~not_poly
-    invalid = rest & ~shapely.is_valid(np.where(rest, geoms, None))
+    invalid = rest & ~shapely.is_valid(np.where(rest, geoms, none))
     out[invalid] = bilingual("选址几何无效", "site geometry is invalid")
     rest &= ~invalid
-    zero = rest & ~(shapely.area(np.where(rest, geoms, None)) > 0)
+    zero = rest & ~(shapely.area(np.where(rest, geoms, none)) > 0)
     out[zero] = bilingual("选址面积为零", "site has zero area")
     return out
 
@@ -332,8 +333,9 @@ def _run_rule(ctx: _Ctx, rule: SitingRule, layers: dict[str, Any]) -> Out:
 
 def _run_rules(ctx: _Ctx, layers: dict[str, Any],
                active: tuple[SitingRule, ...]) -> dict[str, list[np.ndarray]]:
-    """Every rule's findings columns for the accepted projects, in the order of ``active``
-    (the built-in rules of the registry, then the rulebook's plug-ins).
+    """Compute every rule's findings columns for the accepted projects.
+
+    In the order of ``active``: the built-in rules of the registry, then the rulebook's plug-ins.
 
     The overlays of the sites with the layers are computed first, several at once in threads
     (:func:`spatialplan.rules._sites.prefetch_overlaps`); the rules then share them.
@@ -345,7 +347,7 @@ def _run_rules(ctx: _Ctx, layers: dict[str, Any],
     for rule in active:
         out = _run_rule(ctx, rule, layers)
         missing = out.status == None  # noqa: E711
-        for i in np.flatnonzero(missing):
+        for i in np.flatnonzero(missing).tolist():
             out.set(i, "error", _error_reason(ctx, rule, i))
         per_rule["status"].append(out.status)
         per_rule["measure"].append(out.measure)
@@ -364,7 +366,7 @@ def _sources(row_rules: list[dict[str, Any]], rule: SitingRule, n: int) -> np.nd
 
 def _rejected_block(rejected: pd.DataFrame, rules: dict[str, Any],
                     active: tuple[SitingRule, ...]) -> dict[str, np.ndarray]:
-    """Findings columns of the projects rejected at read: ``error`` for every rule."""
+    """Build the findings columns of the projects rejected at read: ``error`` for every rule."""
     reason = (text_values(rejected["reason"]) if "reason" in rejected.columns
               else [None] * len(rejected))
     message = np.array([bilingual(f"读取时被拒绝：{r or '原因不明'}",
@@ -387,7 +389,7 @@ def _error_reason(ctx: _Ctx, rule: SitingRule, i: int) -> str:
 
 
 def _block(per_rule: dict[str, list[Any]], n: int) -> dict[str, np.ndarray]:
-    """Findings columns of ``n`` projects, project-major (rule order within).
+    """Build the findings columns of ``n`` projects, project-major (rule order within).
 
     ``per_rule`` maps a column to one value or one array of ``n`` values per rule run.
     """
@@ -407,7 +409,7 @@ def _repeated(values: np.ndarray, index: np.ndarray) -> pd.Series:
 
 def _findings_frame(project_id: np.ndarray, feature_id: np.ndarray,
                     blocks: list[dict[str, np.ndarray]], ids: tuple[str, ...]) -> pd.DataFrame:
-    """The findings of the projects (``blocks`` of :func:`_block`, in project order).
+    """Collect the findings of the projects (``blocks`` of :func:`_block`, in project order).
 
     The id, rule and subject columns repeat a few values: they are converted to pandas
     strings once and repeated, not converted row by row.
@@ -519,7 +521,7 @@ def check_projects(
         One row per input project (accepted then rejected, input order) with the columns of
         :data:`PROJECT_COLUMNS` and ``geometry`` (null for rejected rows).
     findings : DataFrame
-        One row per project × rule (:data:`FINDING_COLUMNS`; the built-in rules in registry
+        One row per project x rule (:data:`FINDING_COLUMNS`; the built-in rules in registry
         order, then the rulebook's plug-in rules), then one ``as_built`` / ``fail`` row per
         unmapped build (``subject == "unmapped_build"``).
 

@@ -55,7 +55,7 @@ def layer_raw(role, *geoms):
 def test_1871_case_touches_only():
     assert TRIANGLE_1871.touches(DIAMOND_1871)
     assert TRIANGLE_1871.relate(DIAMOND_1871)[0] == "F"  # interiors disjoint
-    # the raw GEOS result may be the bogus triangle (it is with GEOS 3.12–3.14); not asserted
+    # the raw GEOS result may be the bogus triangle (it is with GEOS 3.12-3.14); not asserted
 
 
 @pytest.mark.parametrize("grid_size", [overlay.DEFAULT_GRID_SIZE, None])

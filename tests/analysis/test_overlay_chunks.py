@@ -245,7 +245,7 @@ def test_union_path_needs_no_per_zone_fallback(monkeypatch):
     assert len(whole) == 1 and len(pieces) > 10
 
     def clipped(parts):
-        zi, pi = shapely.STRtree(parts).query(zones, predicate="intersects")
+        _zi, pi = shapely.STRtree(parts).query(zones, predicate="intersects")
         return int(shapely.get_num_coordinates(parts)[pi].sum())
 
     budget = (clipped(pieces) + clipped(whole)) // 2

@@ -213,7 +213,7 @@ def test_outside_agrees_with_plain_paths(seed, coverage_towns):
 @pytest.mark.parametrize("seed", [5, 6])
 @pytest.mark.parametrize("coverage_towns", [True, False])
 def test_conflict_pieces_agree_with_shapely(seed, coverage_towns):
-    """Each conflict row: the pair's overlap ∩ its township, or the overlap − every township
+    """Each conflict row: the pair's overlap ∩ its township, or the overlap - every township
     (against the whole outline, what the local outlines of a coverage stand in for), both
     safeguarded as the overlay does (an implausible floating result is snap-rounded)."""
     case = _case(seed, coverage_towns=coverage_towns)

@@ -79,7 +79,7 @@ def test_chinese_labels(result):
     assert table.loc["P1", "建设状态"] == "在建"
     assert table.loc["P2", "建设状态"] == "已建成"
     assert table.loc["P0", "建设状态"] == "拟建"
-    assert table.loc["P1", "建设年限"] == "2022–2024"
+    assert table.loc["P1", "建设年限"] == "2022–2024"  # noqa: RUF001 - the en dash is the output
     assert table.loc["P1", "前期手续"] == "已落图 2022-01-01；规划许可 2022-06-01"
     assert table.loc["P2", "前期手续"] == "未落图；规划许可 2021-01-01"
     assert table.loc["P2", "合规性结论"] == "不符合"  # completed without being mapped

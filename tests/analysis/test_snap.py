@@ -24,7 +24,7 @@ def _on_grid(geoms: np.ndarray) -> bool:
 
 def _off_grid_triangles() -> np.ndarray:
     rng = np.random.default_rng(7)
-    base = rng.uniform(0, 100, (50, 3, 2)) + [X0, Y0]
+    base = rng.uniform(0, 100, (50, 3, 2)) + np.array([X0, Y0])
     return np.array([Polygon(t).buffer(0) for t in base], dtype=object)
 
 

@@ -238,7 +238,7 @@ def test_site_over_a_nodata_hole(tmp_path):
 
 
 def test_tiny_site_is_flagged(plane20):
-    sites = _sites(box(X0 + 502, Y0 - 507, X0 + 507, Y0 - 502))  # 5 m × 5 m
+    sites = _sites(box(X0 + 502, Y0 - 507, X0 + 507, Y0 - 502))  # 5 m x 5 m
     stats = site_slope_stats(sites, plane20)
     assert stats["n_pixels"].iloc[0] == pytest.approx(0.25)
     assert stats["flag"].iloc[0] == "too_few_pixels"
@@ -306,7 +306,7 @@ def _hills(n: int) -> np.ndarray:
 
 
 def test_geographic_and_gk_versions_of_a_dem_give_the_same_site_stats(tmp_path):
-    n = 400  # 4 km × 4 km, 10 m cells
+    n = 400  # 4 km x 4 km, 10 m cells
     z = _hills(n)
     gk_path = _write(tmp_path / "gk.tif", z)
     # the same surface expressed in CGCS2000 geographic coordinates (EPSG:4490)
@@ -338,7 +338,7 @@ def test_geographic_and_gk_versions_of_a_dem_give_the_same_site_stats(tmp_path):
 
 
 def test_township_stats_add_slope_class_areas(tmp_path):
-    x, y = _grid(100)
+    x, _y = _grid(100)
     # west half flat (class ≤2°), east half a 30° ramp (class >25°)
     z = np.where(x < 500, 700.0, 700.0 + (x - 500) * math.tan(math.radians(30)))
     terrain = read_terrain(_write(tmp_path / "steps.tif", z))

@@ -185,7 +185,7 @@ def with_crs(frame: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
 
 def shifted(frame: gpd.GeoDataFrame, dx: float, dy: float = 0.0) -> gpd.GeoDataFrame:
     out = frame.copy()
-    out.geometry = shapely.transform(out.geometry.values, lambda c: c + [dx, dy])
+    out.geometry = shapely.transform(out.geometry.values, lambda c: c + np.array([dx, dy]))
     return out
 
 
@@ -285,7 +285,7 @@ def rules_case(text: str) -> Callable[[Path], Path]:
     return build
 
 
-# rasters: a 60 × 60 DEM of 10 m cells in EPSG:4545 around the townships
+# rasters: a 60 x 60 DEM of 10 m cells in EPSG:4545 around the townships
 
 
 def _dem_origin() -> tuple[float, float]:

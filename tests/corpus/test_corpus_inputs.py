@@ -6,7 +6,7 @@
   chosen from the extent, a layer whose every feature is bad) and 部标 TXT;
 - numeric field values: NaN, infinity, negative and absurdly large investments, years;
 - a GBK ``.dbf`` without ``.cpg`` holding UTF-8 records;
-- a DEM too small for a 3×3 slope window.
+- a DEM too small for a 3x3 slope window.
 
 Every input is built in code inside ``tmp_path``. GeoJSON cannot carry NaN, GeoPackage can;
 pyogrio refuses to write a non-finite coordinate to a Shapefile, so the ``.shp`` is written
@@ -475,7 +475,7 @@ def test_many_utf8_records_are_counted_and_the_first_named(
 @pytest.mark.parametrize("names", [["示范镇", "一", "乌江镇"], ["中文", "水田", "村"]])
 def test_a_gbk_dbf_whose_text_happens_to_be_valid_utf8_is_not_flagged(
         names: list[str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """一 in GBK (D2 BB) is valid UTF-8 (Cyrillic һ), and so may be a short GBK name: only
+    """一 in GBK (D2 BB) is valid UTF-8 (Cyrillic shha, U+04BB), so may be a short GBK name: only
     records whose UTF-8 reading is common Chinese are named."""
     shp = _gbk_towns(tmp_path, names)
     with caplog.at_level(logging.WARNING, logger="spatialplan"):
@@ -494,12 +494,12 @@ def test_a_utf8_record_that_is_not_gbk_names_the_record_in_the_error(tmp_path: P
     assert "townships:0" not in str(info.value)
 
 
-# -- item 12: a DEM smaller than Horn's 3×3 window -------------------------------------------
+# -- item 12: a DEM smaller than Horn's 3x3 window -------------------------------------------
 
 
 def _dem(path: Path, rows: int, cols: int, *, crs: str = "EPSG:4545",
          cell: float = 10.0) -> Path:
-    """A valid DEM of ``rows`` × ``cols`` cells over the townships of :func:`_towns`."""
+    """A valid DEM of ``rows`` x ``cols`` cells over the townships of :func:`_towns`."""
     if crs == "EPSG:4545":
         x0, y0 = 451_000.0, 3_080_000.0
     else:
@@ -521,7 +521,7 @@ def test_a_dem_smaller_than_3x3_says_slope_needs_3x3_cells(rows: int, cols: int,
     path = _dem(tmp_path / "dem.tif", rows, cols, crs=crs)
     with pytest.raises(errors.RasterError) as info:
         read_terrain(path, crs="EPSG:4545")
-    assert (f"slope needs at least 3×3 cells (the DEM has {cols}×{rows} cells, columns × "
+    assert (f"slope needs at least 3x3 cells (the DEM has {cols}x{rows} cells, columns x "
             "rows)") in str(info.value)
     assert "no valid cell" not in str(info.value)
 
@@ -545,7 +545,7 @@ def test_a_1x1_dem_stops_the_cli_with_the_size(command: str, tmp_path: Path,
     assert main(args + (["--no-map", "--no-layout"] if command == "check" else [])) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "Traceback" not in err and err.count("spatialplan: error:") == 1
-    assert "slope needs at least 3×3 cells (the DEM has 1×1" in err and "dem.tif" in err
+    assert "slope needs at least 3x3 cells (the DEM has 1x1" in err and "dem.tif" in err
 
 
 @pytest.mark.parametrize("value", [nan, inf])

@@ -75,7 +75,7 @@ def write_plan(folder: Path, *, name: str = "corpus", dem: str | None = None,
 
 
 def write_tif(path: Path) -> Path:
-    """A 20 × 20 GeoTIFF DEM (10 m cells, EPSG:4545) inside the township."""
+    """A 20 x 20 GeoTIFF DEM (10 m cells, EPSG:4545) inside the township."""
     x0, y0 = towns().to_crs(GK36).total_bounds[[0, 3]]
     with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1,
                        dtype="float32", crs=GK36, nodata=-9999.0,
@@ -87,7 +87,7 @@ def write_tif(path: Path) -> Path:
 
 def vrt_text(source: str, *, relative: bool = False, band: str = "",
              tag: str = "SourceFilename") -> str:
-    """A 20 × 20 VRT DEM with one simple source (``band``: extra VRTRasterBand attributes)."""
+    """A 20 x 20 VRT DEM with one simple source (``band``: extra VRTRasterBand attributes)."""
     x0, y0 = towns().to_crs(GK36).total_bounds[[0, 3]]
     return (f'<VRTDataset rasterXSize="20" rasterYSize="20"><SRS>{GK36}</SRS>'
             f"<GeoTransform>{float(x0) + 200}, 10, 0, {float(y0) - 200}, 0, -10</GeoTransform>"

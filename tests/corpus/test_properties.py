@@ -8,6 +8,7 @@ the analysis CRS (EPSG:4545), where exact areas are known.
 from __future__ import annotations
 
 import html
+import itertools
 import warnings
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_order_and_split_invariance(red: list, rnd, pieces: int) -> None:
     first = red[0]
     xmin, ymin, xmax, ymax = first.bounds
     cuts = np.linspace(xmin, xmax, pieces + 1)
-    strips = [shapely.box(a, ymin, b, ymax) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    strips = [shapely.box(a, ymin, b, ymax) for a, b in itertools.pairwise(cuts)]
     assert redline_m2(towns(), strips + red[1:]) == pytest.approx(base, abs=1e-3)
 
 

@@ -81,7 +81,7 @@ def test_check_output_dir_refuses_folder_holding_an_input(tmp_path):
     data.mkdir()
     src = data / "plan.gpkg"
     src.write_bytes(b"x")
-    with pytest.raises(OutputError, match="contains the input plan.gpkg"):
+    with pytest.raises(OutputError, match=r"contains the input plan.gpkg"):
         check_output_dir(data, [src])
     with pytest.raises(OutputError, match="contains the input"):
         check_output_dir(tmp_path, [src])
@@ -392,12 +392,12 @@ def test_csv_categorical_and_index_cells_are_defused(tmp_path):
 def test_xlsx_keeps_formula_like_text_as_text(tmp_path):
     import zipfile
 
-    df = pd.DataFrame({"name": _HOSTILE[:4] + ["-5"], "n": [-1.5] * 5})
+    df = pd.DataFrame({"name": [*_HOSTILE[:4], "-5"], "n": [-1.5] * 5})
     path = write_table(df, tmp_path / "t.xlsx")
     sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet and sheet.count('t="inlineStr"') >= 6
     ws = openpyxl.load_workbook(path).active
-    assert [ws.cell(r, 1).value for r in range(2, 7)] == _HOSTILE[:4] + ["-5"]
+    assert [ws.cell(r, 1).value for r in range(2, 7)] == [*_HOSTILE[:4], "-5"]
     assert {ws.cell(r, 1).data_type for r in range(2, 7)} == {"s"}
     assert ws.cell(2, 2).value == -1.5 and ws.cell(2, 2).data_type == "n"
 
@@ -520,8 +520,8 @@ def test_a_failure_at_any_move_puts_every_file_back(tmp_path, monkeypatch):
     n = len(calls)
     assert n == 7  # a, c, manifest (with the previous a and manifest aside), b and old.html
     for k in range(n):
-        with pytest.raises(OutputError, match="every file was put back, nothing in .* was "
-                                              "changed") as err:
+        with pytest.raises(OutputError, match=r"every file was put back, nothing in .* was "
+                                              r"changed") as err:
             _commit_with_failures(tmp_path / str(k), monkeypatch, lambda i, k=k: i == k)
         out = tmp_path / str(k) / "out"
         assert _snapshot(out) == _previous_run(tmp_path / "fresh" / str(k)), k
@@ -529,8 +529,8 @@ def test_a_failure_at_any_move_puts_every_file_back(tmp_path, monkeypatch):
 
 
 def test_a_failed_undo_keeps_the_previous_files_and_says_where(tmp_path, monkeypatch):
-    with pytest.raises(OutputError, match="could not be put back; the previous files are "
-                                          "in .*spatialplan-recovery-") as err:
+    with pytest.raises(OutputError, match=r"could not be put back; the previous files are "
+                                          r"in .*spatialplan-recovery-") as err:
         _commit_with_failures(tmp_path, monkeypatch, lambda i: i >= 3)
     recovery = next(p for p in (tmp_path / "out").iterdir() if "recovery" in p.name)
     assert str(recovery) in str(err.value)
@@ -611,7 +611,7 @@ def test_check_output_dir_refuses_system_read_only_and_unwritable_folders(tmp_pa
     if Path("/dev/shm").is_dir():
         assert check_output_dir("/dev/shm/spatialplan-out", []) == Path("/dev/shm/spatialplan-out")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match="cannot be created: .*file is a file"):
+    with pytest.raises(OutputError, match=r"cannot be created: .*file is a file"):
         check_output_dir(tmp_path / "file" / "out", [])
 
     class ReadOnly:

@@ -128,7 +128,7 @@ def test_vrt_driver_refused(tmp_path, townships_gdf):
     vrt = tmp_path / "t.vrt"
     vrt.write_text('<OGRVRTDataSource><OGRVRTLayer name="t"><SrcDataSource>t.gpkg'
                    "</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>", encoding="utf-8")
-    with pytest.raises(DataSourceError, match="OGR_VRT.* not accepted"):
+    with pytest.raises(DataSourceError, match=r"OGR_VRT.* not accepted"):
         read_layer(vrt, role="townships")
     csv = tmp_path / "t.csv"
     csv.write_text("x,y\n1,2\n", encoding="utf-8")

@@ -588,7 +588,7 @@ def test_two_pass_arrow_read_gives_the_single_read_frame(tmp_path, monkeypatch, 
     geoms, zm, ok = screened
     assert all(a is b for a, b in zip(np.asarray(split.geometry.values)[~zm], geoms[~zm],
                                       strict=True))
-    flat, zm_all, ok_all = screen_geometries(np.asarray(split.geometry.values))
+    _flat, zm_all, ok_all = screen_geometries(np.asarray(split.geometry.values))
     assert zm.tolist() == zm_all.tolist() and ok.tolist() == ok_all.tolist()
 
 
@@ -659,13 +659,10 @@ def test_overlapped_read_plan_gives_the_sequential_plan_and_logs(tmp_path, monke
     assert (farmland.n_repaired, farmland.n_rejected, farmland.source.n_zm_dropped) == (1, 2, 1)
 
 
-@pytest.mark.parametrize("fault", ["field", "interrupt", "screen", "validate"])
-def test_an_error_while_geometries_are_screened_is_the_sequential_error(
-        tmp_path, monkeypatch, caplog, townships_gdf, fault):
+def _inject_screening_fault(monkeypatch, fault):
+    """Make reading fail as ``fault`` says ("field" needs no patch: the plan names a bad field)."""
     from spatialplan.io import _validate
 
-    plan = _layer_plan(tmp_path, townships_gdf, udb_fields='fields = { zone = "NOPE" }\n'
-                       if fault == "field" else "")
     if fault == "interrupt":  # Ctrl-C while the farmland's geometries are still screened
         real_apply = read_mod.apply_fields
 
@@ -691,6 +688,14 @@ def test_an_error_while_geometries_are_screened_is_the_sequential_error(
             return real_fast(geoms, geometry=geometry)
 
         monkeypatch.setattr(_validate, "_fast_ok", fast_ok)
+
+
+@pytest.mark.parametrize("fault", ["field", "interrupt", "screen", "validate"])
+def test_an_error_while_geometries_are_screened_is_the_sequential_error(
+        tmp_path, monkeypatch, caplog, townships_gdf, fault):
+    plan = _layer_plan(tmp_path, townships_gdf, udb_fields='fields = { zone = "NOPE" }\n'
+                       if fault == "field" else "")
+    _inject_screening_fault(monkeypatch, fault)
     _split_reads(monkeypatch, threads=1)
     if fault == "interrupt":
         with pytest.raises(KeyboardInterrupt):

@@ -335,7 +335,7 @@ def test_an_error_while_compressing_behind_is_raised(tmp_path, monkeypatch):
     init = _xlsx._Behind.__init__
     monkeypatch.setattr(_xlsx._Behind, "__init__",
                         lambda self, entry, **kw: init(self, DiskFull(entry), **kw))
-    with _parallel.limited(2), pytest.raises(OutputError, match="disk is full .No space"):
+    with _parallel.limited(2), pytest.raises(OutputError, match=r"disk is full .No space"):
         write_table(_many_kinds(60), tmp_path / "t.xlsx")
     assert list(tmp_path.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name == "spatialplan-xlsx"]

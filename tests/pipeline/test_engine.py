@@ -35,7 +35,7 @@ def client():
 
 
 def _townships() -> gpd.GeoDataFrame:
-    """Six 4 km × 4 km townships in a 3 × 2 grid, with a 1 km gap east of the last one."""
+    """Six 4 km x 4 km townships in a 3 x 2 grid, with a 1 km gap east of the last one."""
     geoms, codes = [], []
     for k in range(6):
         col, row = k % 3, k // 3
@@ -190,8 +190,8 @@ def test_dem_missing_every_site_raises_in_both_engines(tmp_path, client):
     from affine import Affine
 
     plan = sp.read_plan(demo_dir() / "plan.toml")
-    xmin, ymin, xmax, ymax = plan.layers["townships"].data.total_bounds
-    far = tmp_path / "far_dem.tif"  # 2 km × 2 km, 50 km east of every township
+    _xmin, _ymin, xmax, ymax = plan.layers["townships"].data.total_bounds
+    far = tmp_path / "far_dem.tif"  # 2 km x 2 km, 50 km east of every township
     with rasterio.open(far, "w", driver="GTiff", width=100, height=100, count=1,
                        dtype="float32", crs=plan.crs, nodata=-9999.0,
                        transform=Affine(20.0, 0.0, xmax + 50_000, 0.0, -20.0, ymax)) as ds:

@@ -105,8 +105,8 @@ def test_failed_run_leaves_nothing(demo_plan, demo_result, tmp_path, monkeypatch
 
     monkeypatch.setattr(schedule, "write_schedule_csv", broken)
     out = tmp_path / "out"
-    with pytest.raises(OutputError, match="cannot write schedule.csv: the disk is full .No "
-                                          "space.*nothing in .* was changed"):
+    with pytest.raises(OutputError, match=r"cannot write schedule.csv: the disk is full .No "
+                                          r"space.*nothing in .* was changed"):
         sp.write_check(demo_plan, demo_result, out, outputs=["gpkg", "schedule"])
     assert not out.exists()  # the failed run removes the folder it created
 

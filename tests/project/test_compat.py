@@ -55,7 +55,7 @@ def test_unknown_names_still_raise():
     import spatialplan.rules
 
     with pytest.raises(AttributeError, match="no_such_name"):
-        spatialplan.rules.no_such_name  # noqa: B018
+        spatialplan.rules.no_such_name
 
 
 @pytest.mark.parametrize("old", ["spatialplan.analysis.schedule", "spatialplan.schedule"])
@@ -75,4 +75,4 @@ def test_a_name_that_never_moved_still_raises():
     from spatialplan.analysis import schedule
 
     with pytest.raises(AttributeError, match="no_such_writer"):
-        schedule.no_such_writer  # noqa: B018
+        schedule.no_such_writer

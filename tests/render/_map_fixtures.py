@@ -63,7 +63,7 @@ def layers(*, hostile: bool = False) -> dict[str, gpd.GeoDataFrame | pd.DataFram
     projects = gpd.GeoDataFrame(
         {"project_id": ["XM001", "XM002", "XM003", "XM004", "XM005"],
          "feature_id": [f"projects:{i}" for i in range(5)],
-         "name": pnames + ["未落图项目"],
+         "name": [*pnames, "未落图项目"],
          "township_code": ["520123001", "520123001", "520123002", "520123002", "520123001"],
          "facility": ["080602", "080403", "090101", "1302", "XYZ"],
          "facility_name": ["卫生院", "学校", "农贸市场", "污水处理", None],

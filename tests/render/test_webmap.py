@@ -95,8 +95,8 @@ def test_projects_coloured_by_verdict_with_findings():
     data = layers()
     html = _html(_map(data))
     collections = _geojson_layers(html)
-    proj = [fc for fc in collections
-            if any("XM001" in f["properties"].get("_p", "") for f in fc["features"])][0]
+    proj = next(fc for fc in collections
+            if any("XM001" in f["properties"].get("_p", "") for f in fc["features"]))
     by_verdict = {f["properties"].get("_s") for f in proj["features"]}
     assert by_verdict == {"pass", "review", "fail"}  # XM005 has no geometry: not drawn
     popup = next(f["properties"]["_p"] for f in proj["features"]
@@ -222,7 +222,7 @@ def test_simplification_budget_keeps_layer():
     ring = shapely.Point(450_000, 3_076_000).buffer(3000, quad_segs=20_000)  # 80k vertices
     gdf = gpd.GeoDataFrame({"feature_id": ["redline:0"]}, geometry=[ring], crs=CRS)
     html = _html(explore(townships=t, redline=gdf, max_vertices=2000))
-    fc = [c for c in _geojson_layers(html) if "redline" in json.dumps(c)][0]
+    fc = next(c for c in _geojson_layers(html) if "redline" in json.dumps(c))
     n = len(fc["features"][0]["geometry"]["coordinates"][0])
     assert 4 < n <= 2000
 
@@ -391,8 +391,8 @@ def test_demo_sized_map_keeps_per_site_popups():
     # below max_sites (the demo: 41 sites) every site keeps its own popup with every finding
     data = layers()
     collections = _geojson_layers(_html(_map(data)))
-    proj = [fc for fc in collections
-            if any("XM001" in f["properties"].get("_p", "") for f in fc["features"])][0]
+    proj = next(fc for fc in collections
+            if any("XM001" in f["properties"].get("_p", "") for f in fc["features"]))
     assert len(proj["features"]) == 8  # 4 drawn sites: polygon and marker each
     for feature in proj["features"]:
         popup = feature["properties"]["_p"]

@@ -88,8 +88,8 @@ def test_landuse_table_is_complete_and_text(cat):
 @pytest.mark.parametrize(("value", "code"), [
     ("school", "school"), ("学校", "school"), ("幼儿园", "school"),
     (" 乡镇卫生院 ", "health_center"),
-    ("ＳＣＨＯＯＬ", "school"), ("农 贸 市 场", "market"), ("垃圾收运/转运", "refuse"),
-    ("公园／广场", "park"), ("污水处理", "sewage"), ("游客中心", "visitor_center"),
+    ("ＳＣＨＯＯＬ", "school"), ("农 贸 市 场", "market"), ("垃圾收运/转运", "refuse"),  # noqa: RUF001 - full-width input is what is tested
+    ("公园／广场", "park"), ("污水处理", "sewage"), ("游客中心", "visitor_center"),  # noqa: RUF001 - full-width input is what is tested
 ])
 def test_resolve_facility(cat, value, code):
     assert resolve_facility(value, cat) == code
@@ -172,7 +172,7 @@ def test_duplicates(tmp_path, field):
         else:
             df.loc[1, "aliases"] = df.loc[1, "aliases"] + ";学校"
         return df
-    with pytest.raises(RulebookError, match="duplicate|used by both"):
+    with pytest.raises(RulebookError, match=r"duplicate|used by both"):
         read_catalog(_write_user_catalog(tmp_path, edit))
 
 

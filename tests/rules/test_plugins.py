@@ -196,7 +196,7 @@ def cli_logging():
 
 def test_plugin_that_fails_to_import_is_exit_2(tmp_path, capsys, cli_logging):
     plan = _write_plan(tmp_path, plugin="import spatialplan\nraise RuntimeError('broken county')\n")
-    with pytest.raises(RulebookError, match="county_rules.py.*RuntimeError: broken county"):
+    with pytest.raises(RulebookError, match=r"county_rules.py.*RuntimeError: broken county"):
         sp.read_plan(plan)
     assert main(["check", str(plan), "--out", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
@@ -223,7 +223,7 @@ def test_plugin_by_module_name(tmp_path, monkeypatch):
 def test_missing_plugin_file_is_a_rulebook_error(tmp_path):
     plan = _write_plan(tmp_path)
     (tmp_path / "county_rules.py").unlink()
-    with pytest.raises(RulebookError, match="plug-in file 'county_rules.py' not found"):
+    with pytest.raises(RulebookError, match=r"plug-in file 'county_rules.py' not found"):
         sp.read_plan(plan)
 
 
@@ -236,8 +236,8 @@ def test_rule_id_clashes_are_refused(tmp_path):
     (folder / "more_rules.py").write_text(RIVER_RULE, encoding="utf-8")
     (folder / "rules.toml").write_text(
         '[plugins]\nmodules = ["county_rules.py", "more_rules.py"]\n', encoding="utf-8")
-    with pytest.raises(RulebookError, match="'river_setback' of 'more_rules.py' is also "
-                                           "defined by 'county_rules.py'"):
+    with pytest.raises(RulebookError, match=r"'river_setback' of 'more_rules.py' is also "
+                                           r"defined by 'county_rules.py'"):
         sp.read_plan(plan)
 
 
@@ -261,7 +261,7 @@ def test_plugin_table_without_plugin_is_unknown(tmp_path):
 
 def test_plan_role_no_plugin_declares_is_refused(tmp_path):
     plan = _write_plan(tmp_path, plan_extra='[layers.lakes]\npath = "rivers.gpkg"\n')
-    with pytest.raises(PlanError, match="unknown layer role 'layers.lakes'") as exc:
+    with pytest.raises(PlanError, match=r"unknown layer role 'layers.lakes'") as exc:
         sp.read_plan(plan)
     assert "rivers" in exc.value.hint  # the plug-ins' roles are listed
 

@@ -174,7 +174,7 @@ def test_township_rule(catalog):
     assert "boundary noise" in finding(fnd, "P3", "township")["message"]
     assert res["township_found"].tolist()[:4] == ["T1", "T2", "T2", "T2"]
     assert pd.isna(res.loc[4, "township_found"])
-    res2, fnd2 = check(projects, catalog=catalog)
+    _res2, fnd2 = check(projects, catalog=catalog)
     assert set(statuses(fnd2, "township").values()) == {"not_applicable"}
 
 
