@@ -36,11 +36,11 @@ from spatialplan.io._fields import CONSTRUCTION_TYPES
 from spatialplan.rules._sites import text_value
 
 __all__ = [
+    "CONSTRUCTION_TYPES",
+    "NUMBER_DECIMALS",
     "SCHEDULE_COLUMNS",
     "STATUS_ZH",
-    "CONSTRUCTION_TYPES",
     "VERDICT_ZH",
-    "NUMBER_DECIMALS",
     "sequence_table",
 ]
 

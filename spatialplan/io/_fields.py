@@ -25,17 +25,17 @@ from spatialplan.io.roles import BUILTIN_ROLES, MAX_INVESTMENT_WAN, LayerRole
 
 __all__ = [
     "CANONICAL_FIELDS",
-    "REQUIRED_FIELDS",
-    "FIELD_ALIASES",
-    "FIELD_KINDS",
-    "STATUS_VALUES",
     "CONSTRUCTION_TYPES",
     "CONSTRUCTION_TYPE_VALUES",
-    "construction_type",
-    "map_fields",
-    "apply_fields",
+    "FIELD_ALIASES",
+    "FIELD_KINDS",
     "MAX_INVESTMENT_WAN",
     "NUMBER_RANGES",
+    "REQUIRED_FIELDS",
+    "STATUS_VALUES",
+    "apply_fields",
+    "construction_type",
+    "map_fields",
     "parse_date",
     "parse_number",
 ]
@@ -100,7 +100,8 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
 
 def _role(role: str | LayerRole) -> LayerRole:
     """The :class:`~spatialplan.io.roles.LayerRole` of ``role`` (a name: the built-in role,
-    or a role without canonical fields)."""
+    or a role without canonical fields).
+    """
     if isinstance(role, LayerRole):
         return role
     return BUILTIN_ROLES.get(role) or LayerRole(name=role, geometry="any")

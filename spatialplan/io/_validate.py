@@ -49,8 +49,14 @@ import shapely
 from spatialplan.core._parallel import is_valid, map_chunks
 from spatialplan.errors import GeometryError
 
-__all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "screen_geometries",
-           "non_finite", "polygonal_part", "area_m2"]
+__all__ = [
+    "MAX_REPAIR_AREA_CHANGE",
+    "area_m2",
+    "non_finite",
+    "polygonal_part",
+    "screen_geometries",
+    "validate_geometries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +109,8 @@ def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
 
 def _part_of(geom: shapely.Geometry, kinds: set[str]) -> shapely.Geometry | None:
     """The parts of ``geom`` whose type is in ``kinds`` (two: a type and its multi-type), as
-    one geometry (the multi-type when several), or None."""
+    one geometry (the multi-type when several), or None.
+    """
     parts = [p for p in shapely.get_parts(geom) if not p.is_empty]
     flat: list[shapely.Geometry] = []
     for p in parts:
@@ -154,7 +161,8 @@ def _make_valid(geom: shapely.Geometry, method: str) -> shapely.Geometry:
 def _structure_repair(poly: shapely.Geometry) -> shapely.Geometry | None:
     """Polygonal part of ``make_valid(poly, method="structure")``, made valid once more if GEOS
     returned an invalid result (GEOS 3.14 can return parts sharing an edge, e.g. for a ring
-    that passes through a vertex twice; a second pass unions them)."""
+    that passes through a vertex twice; a second pass unions them).
+    """
     fixed = polygonal_part(_make_valid(poly, "structure"))
     if fixed is not None and not shapely.is_valid(fixed):
         fixed = polygonal_part(_make_valid(fixed, "structure"))
@@ -190,7 +198,8 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
               geometry: str | None = None
               ) -> tuple[str, shapely.Geometry | None, str, float, float]:
     """Return (state, new geometry, reason, area_before, area_after) for one geometry of a
-    layer of type ``geometry`` (default: ``polygon``, or ``any`` when not ``polygonal``)."""
+    layer of type ``geometry`` (default: ``polygon``, or ``any`` when not ``polygonal``).
+    """
     geometry = _geometry(polygonal, geometry)
     nan = math.nan
     if geom is None:
@@ -297,7 +306,8 @@ def _classify_point(geom: shapely.Geometry, kind: str
 
 def _non_finite_reason(geom: shapely.Geometry) -> str | None:
     """Why ``geom`` has a non-finite coordinate (NaN or ±infinity in x, y, or z when it has
-    z), naming the first one; None when every coordinate is finite."""
+    z), naming the first one; None when every coordinate is finite.
+    """
     coords = shapely.get_coordinates(geom, include_z=bool(shapely.has_z(geom)))
     bad = ~np.isfinite(coords).all(axis=1)
     if not bad.any():
@@ -396,7 +406,8 @@ def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarra
 
 def _fast_ok(geoms: np.ndarray, *, geometry: str) -> np.ndarray:
     """Vectorised test for the common case: present, non-empty, valid (and of the layer's
-    type, :data:`TYPE_IDS`)."""
+    type, :data:`TYPE_IDS`).
+    """
     # a missing geometry's type id is -1
     ok = (np.isin(shapely.get_type_id(geoms), TYPE_IDS[geometry]) if geometry in TYPE_IDS
           else ~shapely.is_missing(geoms))

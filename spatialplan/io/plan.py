@@ -41,12 +41,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "LAYER_ROLES",
     "LayerSpec",
-    "RasterSpec",
     "PlanSpec",
-    "read_plan_spec",
-    "parse_plan_spec",
-    "is_remote",
+    "RasterSpec",
     "check_local_path",
+    "is_remote",
+    "parse_plan_spec",
+    "read_plan_spec",
 ]
 
 log = logging.getLogger(__name__)

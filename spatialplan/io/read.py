@@ -73,17 +73,17 @@ from spatialplan.io.roles import BUILTIN_ROLES, LAYER_ROLES, LayerRole, layer_ro
 
 __all__ = [
     "ALLOWED_DRIVERS",
-    "SourceInfo",
     "Layer",
-    "RasterSource",
     "Plan",
+    "RasterSource",
+    "SourceInfo",
+    "detect_dbf_encoding",
+    "feature_issues",
+    "open_raster",
+    "raster_report",
     "read_layer",
     "read_plan",
-    "open_raster",
-    "detect_dbf_encoding",
     "validation_report",
-    "feature_issues",
-    "raster_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -750,7 +750,8 @@ def _screen_for(geometry: str) -> Any:
 def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """:func:`screen_geometries` of the layer's ``n`` geometries from the batches screened while
     it was read, or None: nothing was submitted, or a batch failed (``validate_geometries``
-    then screens the layer itself and raises that error in its usual place)."""
+    then screens the layer itself and raises that error in its usual place).
+    """
     if len(screening) == 0:
         return None
     try:
@@ -764,7 +765,8 @@ def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
 def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any) -> Layer:
     """:func:`read_layer`; ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per
     :func:`read_plan`). GDAL stays locked (:mod:`spatialplan.core._gdal_env`) unless
-    ``allow_remote``."""
+    ``allow_remote``.
+    """
     with _gdal_env.remote_allowed(allow_remote):
         return _read_layer_opened(path, allow_remote=allow_remote, **options)
 
@@ -781,7 +783,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        plugin_role: bool = False, geometry: str | None = None) -> Layer:
     """The body of :func:`_read_layer`; ``plugin_role``: a layer of plug-in rules (any role
     name; without ``geometry`` any geometry type: lines and points are kept, invalid ones
-    repaired or rejected); ``geometry``: the plan's declared type (:func:`layer_role`)."""
+    repaired or rejected); ``geometry``: the plan's declared type (:func:`layer_role`).
+    """
     if role not in BUILTIN_ROLES and not plugin_role and geometry is None:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
                              hint="valid roles: " + ", ".join(LAYER_ROLES)
@@ -1006,7 +1009,8 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
     """The plan's layer roles that are not built in: its own (declared with ``geometry``)
-    and those a loaded plug-in rule declares; another one is refused."""
+    and those a loaded plug-in rule declares; another one is refused.
+    """
     from spatialplan.io.roles import unknown_role
     from spatialplan.rules._registry import plugin_rules
 

@@ -32,13 +32,13 @@ from types import MappingProxyType
 from spatialplan.errors import PlanError
 
 __all__ = [
-    "GEOMETRY_TYPES",
-    "LayerRole",
     "BUILTIN_ROLES",
+    "GEOMETRY_TYPES",
     "LAYER_ROLES",
     "ROLE_NAME",
-    "layer_role",
+    "LayerRole",
     "check_geometry",
+    "layer_role",
     "roles_table",
 ]
 

@@ -16,7 +16,7 @@ import pandas as pd
 from spatialplan.analysis.schedule import NUMBER_DECIMALS
 from spatialplan.io.output import write_table
 
-__all__ = ["write_schedule_xlsx", "write_schedule_csv"]
+__all__ = ["write_schedule_csv", "write_schedule_xlsx"]
 
 logger = logging.getLogger(__name__)
 
