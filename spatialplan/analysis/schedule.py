@@ -79,11 +79,17 @@ def _procedures(mapped: object, permit: object) -> str:
     return "；".join([f"已落图 {m}" if m else "未落图", f"规划许可 {p}" if p else "无规划许可"])
 
 
+def _year(y: object) -> int | None:
+    """``y`` as an int year; None when it is missing."""
+    if y is None or pd.isna(y):
+        return None
+    return int(y)  # type: ignore[call-overload]  # a number read from the register
+
+
 def _years(y0: object, y1: object) -> str:
-    a = None if pd.isna(y0) else int(y0)
-    b = None if pd.isna(y1) else int(y1)
+    a, b = _year(y0), _year(y1)
     if a is not None and b is not None:
-        return f"{a}–{b}"
+        return f"{a}–{b}"  # noqa: RUF001 - shown in the 建设年限 column of the schedule
     return str(a if a is not None else b) if (a is not None or b is not None) else ""
 
 

@@ -419,7 +419,8 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     decoded, to ``screening`` (see :func:`spatialplan.io._read_arrow._read_arrow_split`); otherwise
     nothing is submitted.
     """
-    gdf, caught = None, []
+    gdf: gpd.GeoDataFrame | None = None
+    caught: list[warnings.WarningMessage] = []
     if info is not None and _arrow_read_ok(info, bbox=bbox):
         gdf, caught = _read_arrow(path, layer=layer, info=info, screening=screening)
     if gdf is None:
@@ -474,7 +475,7 @@ def _unreadable_rows(path: Path | str, *, gdf: gpd.GeoDataFrame, error: str,
 
 
 def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
-                path: Path) -> tuple[gpd.GeoDataFrame, str]:
+                path: Path | str) -> tuple[gpd.GeoDataFrame, str]:
     if assume_crs is None:
         if gdf.crs is None:
             raise CRSError(
