@@ -62,7 +62,7 @@ NUMBER_DECIMALS = {"用地面积(亩)": 4, "总投资(万元)": 2}
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A column as an object Series on a fresh index (iterating Arrow-backed ones is slow)."""
+    """Return a column as an object Series on a fresh index (Arrow-backed ones iterate slowly)."""
     if name in frame.columns:
         return pd.Series(frame[name].to_numpy(dtype=object), dtype=object)
     return pd.Series([None] * len(frame), dtype=object)
@@ -155,7 +155,7 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
 
 
 def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> dict[str, Any]:
-    """A total row over the project rows whose areas and investments are given."""
+    """Return a total row over the project rows whose areas and investments are given."""
     return {
         "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
         "类别": "", "建设性质": "", "建设状态": "",

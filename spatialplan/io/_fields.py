@@ -94,13 +94,14 @@ CONSTRUCTION_TYPE_VALUES: dict[str, str] = {
 _STRING_FIELDS_KEEP_ZEROS = {"code", "landuse", "project_id", "township_code", "zone"}
 
 #: accepted range (inclusive) of each number field of the built-in roles; a value outside is a
-#: field error of its feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900–2200)
+#: field error of its feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900-2200)
 NUMBER_RANGES: dict[str, tuple[float, float]] = {
     f: lim for r in BUILTIN_ROLES.values() for f, lim in r.ranges.items()}
 
 def _role(role: str | LayerRole) -> LayerRole:
-    """The :class:`~spatialplan.io.roles.LayerRole` of ``role`` (a name: the built-in role,
-    or a role without canonical fields).
+    """Return the :class:`~spatialplan.io.roles.LayerRole` of ``role``.
+
+    A name gives the built-in role, or a role without canonical fields.
     """
     if isinstance(role, LayerRole):
         return role
@@ -301,7 +302,7 @@ _CONSTRUCTION_KEYS = {_construction_key(k): v for k, v in CONSTRUCTION_TYPE_VALU
 
 
 def construction_type(value: object) -> tuple[str | None, bool]:
-    """The official 建设性质 term of a register value, and whether it was recognised.
+    """Return the official 建设性质 term of a register value, and whether it was recognised.
 
     A recognised spelling (``"改、扩建"``, ``"新建项目"``, ``"relocation"``) gives its term of
     :data:`CONSTRUCTION_TYPES`; an unrecognised one is kept as given (stripped) with
@@ -434,8 +435,9 @@ def parse_date(value: object) -> pd.Timestamp:
 
 
 def parse_number(value: object) -> float:
-    """Parse a finite number, removing thousands separators and a trailing 万元/万; missing
-    (None, blank text, a NaN value) → NaN.
+    """Parse a finite number, removing thousands separators and a trailing 万元/万.
+
+    A missing value (None, blank text, a NaN value) gives NaN.
 
     Raises
     ------

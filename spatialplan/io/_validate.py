@@ -72,7 +72,7 @@ TYPE_IDS = {"polygon": (3, 6), "line": (1, 5), "point": (0, 4)}
 
 
 def _geometry(polygonal: bool, geometry: str | None) -> str:
-    """The layer's geometry type: ``geometry``, or from the older ``polygonal`` flag."""
+    """Return the layer's geometry type: ``geometry``, or from the older ``polygonal`` flag."""
     if geometry is None:
         return "polygon" if polygonal else "any"
     if geometry not in ("any", *TYPE_IDS):  # pragma: no cover - caller's contract
@@ -108,8 +108,9 @@ def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
 
 
 def _part_of(geom: shapely.Geometry, kinds: set[str]) -> shapely.Geometry | None:
-    """The parts of ``geom`` whose type is in ``kinds`` (two: a type and its multi-type), as
-    one geometry (the multi-type when several), or None.
+    """Return the parts of ``geom`` whose type is in ``kinds``, as one geometry, or None.
+
+    ``kinds`` holds two types: a type and its multi-type; several parts give the multi-type.
     """
     parts = [p for p in shapely.get_parts(geom) if not p.is_empty]
     flat: list[shapely.Geometry] = []
@@ -159,9 +160,11 @@ def _make_valid(geom: shapely.Geometry, method: str) -> shapely.Geometry:
 
 
 def _structure_repair(poly: shapely.Geometry) -> shapely.Geometry | None:
-    """Polygonal part of ``make_valid(poly, method="structure")``, made valid once more if GEOS
-    returned an invalid result (GEOS 3.14 can return parts sharing an edge, e.g. for a ring
-    that passes through a vertex twice; a second pass unions them).
+    """Return the polygonal part of ``make_valid(poly, method="structure")``.
+
+    It is made valid once more if GEOS returned an invalid result (GEOS 3.14 can return parts
+    sharing an edge, e.g. for a ring that passes through a vertex twice; a second pass unions
+    them).
     """
     fixed = polygonal_part(_make_valid(poly, "structure"))
     if fixed is not None and not shapely.is_valid(fixed):
@@ -197,8 +200,10 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
               point_radius_m: float | None, crs: object | None, role: str = "",
               geometry: str | None = None
               ) -> tuple[str, shapely.Geometry | None, str, float, float]:
-    """Return (state, new geometry, reason, area_before, area_after) for one geometry of a
-    layer of type ``geometry`` (default: ``polygon``, or ``any`` when not ``polygonal``).
+    """Return (state, new geometry, reason, area_before, area_after) for one geometry.
+
+    The geometry is one of a layer of type ``geometry`` (default: ``polygon``, or ``any`` when
+    not ``polygonal``).
     """
     geometry = _geometry(polygonal, geometry)
     nan = math.nan
@@ -305,8 +310,10 @@ def _classify_point(geom: shapely.Geometry, kind: str
 
 
 def _non_finite_reason(geom: shapely.Geometry) -> str | None:
-    """Why ``geom`` has a non-finite coordinate (NaN or ±infinity in x, y, or z when it has
-    z), naming the first one; None when every coordinate is finite.
+    """Return why ``geom`` has a non-finite coordinate, naming the first one.
+
+    A non-finite coordinate is NaN or ±infinity in x, y, or z when it has z. None when every
+    coordinate is finite.
     """
     coords = shapely.get_coordinates(geom, include_z=bool(shapely.has_z(geom)))
     bad = ~np.isfinite(coords).all(axis=1)
@@ -323,7 +330,7 @@ _Z_CHUNK = 65_536
 
 
 def _finite_z(geoms: np.ndarray) -> np.ndarray:
-    """True for each geometry whose Z coordinates are all finite (``geoms`` all have Z)."""
+    """Return True for each geometry whose Z coordinates are all finite (``geoms`` all have Z)."""
     out = np.ones(len(geoms), dtype=bool)
     for start in range(0, len(geoms), _Z_CHUNK):
         part = geoms[start:start + _Z_CHUNK]
@@ -335,8 +342,10 @@ def _finite_z(geoms: np.ndarray) -> np.ndarray:
 
 
 def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (geometries without Z/M, mask of those that had Z or M, mask of those with a
-    non-finite Z); others are untouched.
+    """Drop Z and M: return (geometries, had Z or M, non-finite Z).
+
+    The geometries are those without Z/M, the masks those that had Z or M and those with a
+    non-finite Z; others are untouched.
 
     A geometry with a non-finite Z keeps its Z (it is rejected, naming the coordinate, by
     :func:`_classify`): dropping the Z first would hide the broken coordinate.
@@ -357,8 +366,9 @@ def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True, geometry: str | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The vectorised part of :func:`validate_geometries`: (geometries without Z/M, had Z/M,
-    ok as they are).
+    """Run the vectorised part of :func:`validate_geometries`.
+
+    Returns (geometries without Z/M, had Z/M, ok as they are).
 
     Element-wise, so the results for consecutive chunks, concatenated, are those for the whole
     array; the GEOS work releases the GIL (:class:`spatialplan.core._parallel.Overlap` runs it on
@@ -382,9 +392,10 @@ def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True, geometry: st
 
 
 def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Mask of the features with a non-finite coordinate (NaN or ±infinity), from
-    :func:`screen_geometries`' result; :func:`validate_geometries` rejects exactly these
-    (among others).
+    """Return the mask of the features with a non-finite coordinate (NaN or ±infinity).
+
+    It is computed from :func:`screen_geometries`' result; :func:`validate_geometries` rejects
+    exactly these (among others).
 
     Only features not ok are tested (one by one): an ok feature has none (see
     :func:`screen_geometries`). Callers use it to keep such features out of bounding boxes
@@ -405,8 +416,9 @@ def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarra
 
 
 def _fast_ok(geoms: np.ndarray, *, geometry: str) -> np.ndarray:
-    """Vectorised test for the common case: present, non-empty, valid (and of the layer's
-    type, :data:`TYPE_IDS`).
+    """Test the common case, vectorised: present, non-empty, valid and of the layer's type.
+
+    The layer's type is tested with :data:`TYPE_IDS`.
     """
     # a missing geometry's type id is -1
     ok = (np.isin(shapely.get_type_id(geoms), TYPE_IDS[geometry]) if geometry in TYPE_IDS
@@ -432,8 +444,9 @@ _OK, _REPAIRED, _REJECTED = 0, 1, 2
 def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, geometry: str,
                    point_radius_m: float | None, crs: object | None, role: str = ""
                    ) -> tuple[np.ndarray, np.ndarray, list[dict], dict[int, tuple]]:
-    """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`), whose
-    feature ids are ``fids``.
+    """Run :func:`_classify` on the positions ``slow``, whose feature ids are ``fids``.
+
+    The positions ``slow`` are those not ok by :func:`_fast_ok`.
 
     Returns the geometries (changed where repaired, None where rejected), the state of every
     feature (``_OK``, ``_REPAIRED``, ``_REJECTED``), the repaired rows in input order and, per
