@@ -557,8 +557,9 @@ def _found(types: np.ndarray) -> str:
 
 def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
                               path: object, point_sites: bool = False) -> None:
-    """Refuse a layer of a polygon role none of whose geometries is an area (lines or points
-    only).
+    """Refuse a layer of a polygon role none of whose geometries is an area.
+
+    Such a layer holds lines or points only.
 
     Point sites of a role with ``point_sites`` (projects) are the exception: each is buffered
     by ``point_radius_m`` or rejected with a reason naming it.
@@ -591,7 +592,7 @@ def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
 
 def _refuse_no_usable_townships(accepted: gpd.GeoDataFrame, rejected: pd.DataFrame, *,
                                 where: str, path: object) -> None:
-    """A townships layer whose every feature was rejected leaves nothing to measure.
+    """Refuse a townships layer whose every feature was rejected: nothing is left to measure.
 
     (Rejected projects are each reported with an ``error`` verdict instead.)
     """
@@ -744,14 +745,16 @@ _SCREEN = partial(screen_geometries, polygonal=True)
 
 
 def _screen_for(geometry: str) -> Any:
-    """The screening function of a layer of ``geometry`` type."""
+    """Return the screening function of a layer of ``geometry`` type."""
     return _SCREEN if geometry == "polygon" else partial(screen_geometries, geometry=geometry)
 
 
 def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """:func:`screen_geometries` of the layer's ``n`` geometries from the batches screened while
-    it was read, or None: nothing was submitted, or a batch failed (``validate_geometries``
-    then screens the layer itself and raises that error in its usual place).
+    """Return :func:`screen_geometries` of the layer's ``n`` geometries, or None.
+
+    The result comes from the batches screened while the layer was read. None when nothing was
+    submitted or a batch failed (``validate_geometries`` then screens the layer itself and
+    raises that error in its usual place).
     """
     if len(screening) == 0:
         return None
@@ -764,9 +767,10 @@ def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any) -> Layer:
-    """:func:`read_layer`; ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per
-    :func:`read_plan`). GDAL stays locked (:mod:`spatialplan.core._gdal_env`) unless
-    ``allow_remote``.
+    """Read a layer as :func:`read_layer` does.
+
+    ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per :func:`read_plan`).
+    GDAL stays locked (:mod:`spatialplan.core._gdal_env`) unless ``allow_remote``.
     """
     with _gdal_env.remote_allowed(allow_remote):
         return _read_layer_opened(path, allow_remote=allow_remote, **options)
@@ -782,9 +786,11 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        sqlite_checked: set[Path] | None = None,
                        sqlite_pending: dict[Path, Future] | None = None,
                        plugin_role: bool = False, geometry: str | None = None) -> Layer:
-    """The body of :func:`_read_layer`; ``plugin_role``: a layer of plug-in rules (any role
-    name; without ``geometry`` any geometry type: lines and points are kept, invalid ones
-    repaired or rejected); ``geometry``: the plan's declared type (:func:`layer_role`).
+    """Read an opened layer: the body of :func:`_read_layer`.
+
+    ``plugin_role``: a layer of plug-in rules (any role name; without ``geometry`` any
+    geometry type: lines and points are kept, invalid ones repaired or rejected);
+    ``geometry``: the plan's declared type (:func:`layer_role`).
     """
     if role not in BUILTIN_ROLES and not plugin_role and geometry is None:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
@@ -1009,8 +1015,10 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
 
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
-    """The plan's layer roles that are not built in: its own (declared with ``geometry``)
-    and those a loaded plug-in rule declares; another one is refused.
+    """Return the plan's layer roles that are not built in.
+
+    These are its own (declared with ``geometry``) and those a loaded plug-in rule declares;
+    another one is refused.
     """
     from spatialplan.io.roles import unknown_role
     from spatialplan.rules._registry import plugin_rules
