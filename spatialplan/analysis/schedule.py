@@ -189,6 +189,19 @@ def _year_label(year: float) -> str:
     return _NO_YEAR if np.isnan(year) else f"{int(year)}年"
 
 
+def _township_names(townships: pd.DataFrame | None) -> dict[str, str]:
+    """Return the township names by code (the first one of a code), from the township layer."""
+    names: dict[str, str] = {}
+    if townships is None or not len(townships) or "name" not in townships.columns:
+        return names
+    code_col = "code" if "code" in townships.columns else "township_code"
+    for c, nm in zip(townships[code_col], townships["name"], strict=True):
+        c, nm = text_value(c), text_value(nm)
+        if c and nm:
+            names.setdefault(c, nm)
+    return names
+
+
 def sequence_table(
     projects_result: pd.DataFrame,
     *,
@@ -230,15 +243,7 @@ def sequence_table(
     >>> float(sequence_table(res).iloc[-1]["总投资(万元)"])
     150.0
     """
-    names: dict[str, str] = {}
-    if townships is not None and len(townships):
-        code_col = "code" if "code" in townships.columns else "township_code"
-        if "name" in townships.columns:
-            for c, nm in zip(townships[code_col], townships["name"], strict=True):
-                c, nm = text_value(c), text_value(nm)
-                if c and nm:
-                    names.setdefault(c, nm)
-    rows = _project_rows(projects_result, names, catalog)
+    rows = _project_rows(projects_result, _township_names(townships), catalog)
     rows = rows.sort_values(["_town", "_year", "项目编号"], na_position="last", kind="stable")
     towns = rows["_town"].to_numpy()
     years = rows["_year"].to_numpy(dtype=float)
