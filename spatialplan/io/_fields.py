@@ -270,14 +270,19 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
         if key is not None:
             seen[key] = parsed
         out.append(parsed)
+    return _parsed_column(out, kind, values.index)
+
+
+def _parsed_column(out: list, kind: str, index: pd.Index) -> pd.Series:
+    """Return the parsed values ``out`` of a ``kind`` field as a column of its dtype."""
     if kind == "date":
         return pd.Series(pd.to_datetime(pd.Series(out, dtype="object"), errors="raise"),
-                         index=values.index).astype("datetime64[ns]")
+                         index=index).astype("datetime64[ns]")
     if kind == "number":
-        return pd.Series(out, index=values.index, dtype="float64")
+        return pd.Series(out, index=index, dtype="float64")
     if kind == "year":
-        return pd.Series(out, index=values.index, dtype="Int64")
-    return pd.Series(out, index=values.index, dtype="object")
+        return pd.Series(out, index=index, dtype="Int64")
+    return pd.Series(out, index=index, dtype="object")
 
 
 _HINTS = {
