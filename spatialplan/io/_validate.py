@@ -220,21 +220,44 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
     if geometry == "point":
         return _classify_point(geom, kind)
     if geometry == "any":
-        if shapely.is_valid(geom):
-            return "ok", geom, "", nan, nan
-        fixed = _make_valid(geom, "structure")
-        if fixed.is_empty:
-            return "rejected", None, "invalid geometry; make_valid left nothing", nan, nan
-        return "repaired", fixed, "invalid geometry made valid", nan, nan
+        return _classify_any(geom)
     if kind in _POINTS:
-        if point_radius_m is None:
-            why = (POINT_SITE_REASON.format(kind=kind) if role == "projects"
-                   else f"{kind} in a polygon layer (a point has no area)")
-            return "rejected", None, why, nan, nan
-        buffered = _buffer_points(geom, point_radius_m, crs)
-        after = float(area_m2([buffered], crs)[0])
-        return ("repaired", buffered, f"{kind} site buffered to point_radius_m = "
-                f"{point_radius_m:g} m", 0.0, after)
+        return _classify_point_site(geom, kind, point_radius_m=point_radius_m, crs=crs,
+                                    role=role)
+    return _classify_polygon(geom, kind, crs=crs)
+
+
+def _classify_any(geom: shapely.Geometry
+                  ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Run :func:`_classify` in a layer of any type (``geom`` present, non-empty, finite)."""
+    nan = math.nan
+    if shapely.is_valid(geom):
+        return "ok", geom, "", nan, nan
+    fixed = _make_valid(geom, "structure")
+    if fixed.is_empty:
+        return "rejected", None, "invalid geometry; make_valid left nothing", nan, nan
+    return "repaired", fixed, "invalid geometry made valid", nan, nan
+
+
+def _classify_point_site(geom: shapely.Geometry, kind: str, *, point_radius_m: float | None,
+                         crs: object | None, role: str
+                         ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Run :func:`_classify` on a point (``kind`` in ``_POINTS``) in a polygon layer."""
+    nan = math.nan
+    if point_radius_m is None:
+        why = (POINT_SITE_REASON.format(kind=kind) if role == "projects"
+               else f"{kind} in a polygon layer (a point has no area)")
+        return "rejected", None, why, nan, nan
+    buffered = _buffer_points(geom, point_radius_m, crs)
+    after = float(area_m2([buffered], crs)[0])
+    return ("repaired", buffered, f"{kind} site buffered to point_radius_m = "
+            f"{point_radius_m:g} m", 0.0, after)
+
+
+def _classify_polygon(geom: shapely.Geometry, kind: str, *, crs: object | None
+                      ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Run :func:`_classify` on a geometry that is not a point in a polygon layer."""
+    nan = math.nan
     if kind not in _POLYGONAL and kind != "GeometryCollection":
         return "rejected", None, f"{kind} in a polygon layer", nan, nan
     poly = polygonal_part(geom)
@@ -246,6 +269,12 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
             a = float(area_m2([poly], crs)[0])
             return "repaired", poly, "non-polygonal parts dropped", a, a
         return "ok", poly, "", nan, nan
+    return _repair_polygon(poly, crs=crs)
+
+
+def _repair_polygon(poly: shapely.Geometry, *, crs: object | None
+                    ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Repair the invalid polygonal ``poly`` with make_valid, or reject it (saying why)."""
     before_geom = polygonal_part(_make_valid(poly, "linework"))
     after_geom = _structure_repair(poly)
     before = float(area_m2([before_geom], crs)[0]) if before_geom is not None else 0.0
