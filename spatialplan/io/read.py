@@ -247,6 +247,24 @@ def _open_info(path: Path | str, *, role: str, layer: str | None,
         check_siblings(path, error=DataSourceError, layer=role)
         _sniff(path, suffix, role=role, sqlite_checked=sqlite_checked,
                sqlite_pending=sqlite_pending)
+    layer = _pick_layer(path, layer=layer, role=role)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = pyogrio.read_info(path, layer=layer)
+    except Exception as exc:
+        raise DataSourceError(f"cannot read layer information: {exc}", path=path,
+                              layer=role) from exc
+    if info.get("driver") not in ALLOWED_DRIVERS:
+        raise DataSourceError(
+            f"driver {info.get('driver')!r} is not accepted", path=path, layer=role,
+            hint="convert to one of: " + ", ".join(ALLOWED_DRIVERS),
+        )
+    return layer, info
+
+
+def _pick_layer(path: Path | str, *, layer: str | None, role: str) -> str:
+    """Return the layer to read: ``layer``, checked to exist, or the source's only layer."""
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError family
@@ -264,23 +282,11 @@ def _open_info(path: Path | str, *, role: str, layer: str | None,
                 layer=role, hint=f'add layer = "..." under [layers.{role}]; layers: '
                 + ", ".join(names),
             )
-        layer = names[0]
-    elif layer not in names:
+        return names[0]
+    if layer not in names:
         raise DataLayerError(f"layer '{layer}' not found in the data source", path=path,
                              layer=role, hint="layers in the source: " + ", ".join(names))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = pyogrio.read_info(path, layer=layer)
-    except Exception as exc:
-        raise DataSourceError(f"cannot read layer information: {exc}", path=path,
-                              layer=role) from exc
-    if info.get("driver") not in ALLOWED_DRIVERS:
-        raise DataSourceError(
-            f"driver {info.get('driver')!r} is not accepted", path=path, layer=role,
-            hint="convert to one of: " + ", ".join(ALLOWED_DRIVERS),
-        )
-    return layer, info
+    return layer
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -315,20 +321,8 @@ def _sniff(path: Path, suffix: str, *, role: str, sqlite_checked: set[Path] | No
         raise DataSourceError("the file is empty (0 bytes)", path=path, layer=role,
                               hint="re-export the layer")
     if suffix == ".gpkg":
-        if not head.startswith(_SQLITE_MAGIC):
-            raise DataSourceError("cannot open as GeoPackage: the file is not an SQLite "
-                                  "database",
-                                  path=path, layer=role,
-                                  hint="re-export the layer as GeoPackage")
-        key = path.resolve()
-        if sqlite_checked is None or key not in sqlite_checked:
-            ahead = sqlite_pending.pop(key, None) if sqlite_pending is not None else None
-            if ahead is None:
-                _check_sqlite(path, role=role)
-            else:
-                ahead.result()
-            if sqlite_checked is not None:
-                sqlite_checked.add(key)
+        _sniff_gpkg(path, head, role=role, sqlite_checked=sqlite_checked,
+                    sqlite_pending=sqlite_pending)
     elif suffix in (".geojson", ".json"):
         text = head.removeprefix(codecs.BOM_UTF8).lstrip()
         if not text.startswith(b"{"):
@@ -336,18 +330,42 @@ def _sniff(path: Path, suffix: str, *, role: str, sqlite_checked: set[Path] | No
                                   "with '{')", path=path, layer=role,
                                   hint="re-export the layer as GeoJSON")
     elif suffix == ".shp":
-        if not head.startswith(_SHP_MAGIC):
-            raise DataSourceError("not a Shapefile: the .shp header is wrong", path=path,
-                                  layer=role, hint="re-export the layer as Shapefile")
-        for side in (".shx", ".dbf"):
-            if _sidecar(path, side) is None:
-                raise DataSourceError(
-                    f"the shapefile's {side} file is missing", path=path, layer=role,
-                    hint=f"copy {path.with_suffix(side).name} beside the .shp (a shapefile is "
-                    ".shp + .shx + .dbf, usually .prj and .cpg too)")
+        _sniff_shp(path, head, role=role)
     elif suffix == ".fgb" and not head.startswith(_FGB_MAGIC):
         raise DataSourceError("not a FlatGeobuf file", path=path, layer=role,
                               hint="re-export the layer as FlatGeobuf")
+
+
+def _sniff_gpkg(path: Path, head: bytes, *, role: str, sqlite_checked: set[Path] | None,
+                sqlite_pending: dict[Path, Future] | None) -> None:
+    """Run the GeoPackage part of :func:`_sniff`: SQLite header, then ``quick_check`` once."""
+    if not head.startswith(_SQLITE_MAGIC):
+        raise DataSourceError("cannot open as GeoPackage: the file is not an SQLite "
+                              "database",
+                              path=path, layer=role,
+                              hint="re-export the layer as GeoPackage")
+    key = path.resolve()
+    if sqlite_checked is None or key not in sqlite_checked:
+        ahead = sqlite_pending.pop(key, None) if sqlite_pending is not None else None
+        if ahead is None:
+            _check_sqlite(path, role=role)
+        else:
+            ahead.result()
+        if sqlite_checked is not None:
+            sqlite_checked.add(key)
+
+
+def _sniff_shp(path: Path, head: bytes, *, role: str) -> None:
+    """Run the Shapefile part of :func:`_sniff`: the .shp header and the .shx, .dbf beside it."""
+    if not head.startswith(_SHP_MAGIC):
+        raise DataSourceError("not a Shapefile: the .shp header is wrong", path=path,
+                              layer=role, hint="re-export the layer as Shapefile")
+    for side in (".shx", ".dbf"):
+        if _sidecar(path, side) is None:
+            raise DataSourceError(
+                f"the shapefile's {side} file is missing", path=path, layer=role,
+                hint=f"copy {path.with_suffix(side).name} beside the .shp (a shapefile is "
+                ".shp + .shx + .dbf, usually .prj and .cpg too)")
 
 
 def _check_sqlite(path: Path, *, role: str) -> None:
