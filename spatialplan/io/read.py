@@ -794,6 +794,49 @@ def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any)
         return _read_layer_opened(path, allow_remote=allow_remote, **options)
 
 
+def _in_source_order(gdf: gpd.GeoDataFrame, unreadable: dict[int, str], *, role: str,
+                     bbox: tuple[float, float, float, float] | None, feature_positions: Any
+                     ) -> tuple[gpd.GeoDataFrame, np.ndarray, dict[str, str]]:
+    """Return (frame on a fresh index, source row of each feature, unreadable by feature id).
+
+    A partial read (``bbox``) is put in source order, its rows the full read's positions.
+    """
+    rows = np.arange(len(gdf))
+    if bbox is not None:  # index = source FIDs: keep source order and full-read ids
+        rows = np.asarray(gdf.index if feature_positions is None
+                          else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
+    # ``unreadable`` holds positions in the frame as read: map them before any reordering
+    by_id = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
+    if bbox is not None:
+        order = np.argsort(rows, kind="stable")
+        gdf, rows = gdf.iloc[order], rows[order]
+    return gdf.reset_index(drop=True), rows, by_id
+
+
+def _check_crs_bounds(gdf: gpd.GeoDataFrame, screened: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      src_crs: pyproj.CRS, *, transformation: str | None, where: str,
+                      path: Path | str) -> None:
+    """Check the layer's bounds fit its CRS: no swapped lat/lon, zone prefix, area of use."""
+    # features with a NaN / infinite coordinate are rejected later: keep them out of the
+    # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
+    bad = non_finite(screened)
+    bounds = _xy_bounds(gdf.loc[~bad] if bad.any() else gdf)
+    check_latlon_swap(bounds, src_crs, layer=where, path=path)
+    check_zone_prefix(bounds, src_crs, layer=where, path=path)
+    if transformation is None:
+        check_area_of_use(bounds, src_crs, layer=where, path=path)
+
+
+def _warn_point_sites(rejected: pd.DataFrame, *, where: str) -> None:
+    """Log how many point project sites were rejected for want of ``point_radius_m``."""
+    n_points = int(rejected["reason"].astype(str).str.contains(
+        "gives no point_radius_m", regex=False).sum())
+    if n_points:
+        log.warning("layer %s: %d point sites rejected (verdict error): add "
+                    "point_radius_m = 15 (the site's radius in metres) under "
+                    "[layers.projects] in the plan file", where, n_points)
+
+
 def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        encoding: str | None = None, assume_crs: str | None = None,
                        fields: dict[str, str] | None = None, crs: Any = None,
@@ -830,16 +873,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
         where = f"{role} ({layer})" if layer else role
         unreadable = gdf.attrs.pop("unreadable", {})
         gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
-        rows = np.arange(len(gdf))
-        if bbox is not None:  # index = source FIDs: keep source order and full-read ids
-            rows = np.asarray(gdf.index if feature_positions is None
-                              else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
-        # ``unreadable`` holds positions in the frame as read: map them before any reordering
-        unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
-        if bbox is not None:
-            order = np.argsort(rows, kind="stable")
-            gdf, rows = gdf.iloc[order], rows[order]
-        gdf = gdf.reset_index(drop=True)
+        gdf, rows, unreadable = _in_source_order(gdf, unreadable, role=role, bbox=bbox,
+                                                 feature_positions=feature_positions)
         gdf.insert(0, "feature_id", _feature_ids(role, rows))
         if len(gdf) == 0 and spec.must_have_features and bbox is None:
             raise DataLayerError("the layer has no features", path=path, layer=where,
@@ -853,14 +888,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
         src_crs = pyproj.CRS.from_user_input(gdf.crs)
         refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
         screened = _screened(screening, len(gdf)) or screen(gdf.geometry.values)
-        # features with a NaN / infinite coordinate are rejected below: keep them out of the
-        # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
-        bad = non_finite(screened)
-        bounds = _xy_bounds(gdf.loc[~bad] if bad.any() else gdf)
-        check_latlon_swap(bounds, src_crs, layer=where, path=path)
-        check_zone_prefix(bounds, src_crs, layer=where, path=path)
-        if transformation is None:
-            check_area_of_use(bounds, src_crs, layer=where, path=path)
+        _check_crs_bounds(gdf, screened, src_crs, transformation=transformation, where=where,
+                          path=path)
         accepted, rejected, repaired = validate_geometries(
             gdf, role=role, geometry=spec.geometry, point_radius_m=point_radius_m,
             screened=screened)
@@ -869,12 +898,7 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
     if role == "townships" and bbox is None:
         _refuse_no_usable_townships(accepted, rejected, where=where, path=path)
     if role == "projects" and point_radius_m is None and bbox is None and len(rejected):
-        n_points = int(rejected["reason"].astype(str).str.contains(
-            "gives no point_radius_m", regex=False).sum())
-        if n_points:
-            log.warning("layer %s: %d point sites rejected (verdict error): add "
-                        "point_radius_m = 15 (the site's radius in metres) under "
-                        "[layers.projects] in the plan file", where, n_points)
+        _warn_point_sites(rejected, where=where)
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
     if n_zm:
         log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)
