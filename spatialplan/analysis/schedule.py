@@ -36,11 +36,11 @@ from spatialplan.io._fields import CONSTRUCTION_TYPES
 from spatialplan.rules._sites import text_value
 
 __all__ = [
+    "CONSTRUCTION_TYPES",
+    "NUMBER_DECIMALS",
     "SCHEDULE_COLUMNS",
     "STATUS_ZH",
-    "CONSTRUCTION_TYPES",
     "VERDICT_ZH",
-    "NUMBER_DECIMALS",
     "sequence_table",
 ]
 
@@ -62,7 +62,7 @@ NUMBER_DECIMALS = {"用地面积(亩)": 4, "总投资(万元)": 2}
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A column as an object Series on a fresh index (iterating Arrow-backed ones is slow)."""
+    """Return a column as an object Series on a fresh index (Arrow-backed ones iterate slowly)."""
     if name in frame.columns:
         return pd.Series(frame[name].to_numpy(dtype=object), dtype=object)
     return pd.Series([None] * len(frame), dtype=object)
@@ -79,11 +79,17 @@ def _procedures(mapped: object, permit: object) -> str:
     return "；".join([f"已落图 {m}" if m else "未落图", f"规划许可 {p}" if p else "无规划许可"])
 
 
+def _year(y: object) -> int | None:
+    """``y`` as an int year; None when it is missing."""
+    if y is None or pd.isna(y):
+        return None
+    return int(y)  # type: ignore[call-overload]  # a number read from the register
+
+
 def _years(y0: object, y1: object) -> str:
-    a = None if pd.isna(y0) else int(y0)
-    b = None if pd.isna(y1) else int(y1)
+    a, b = _year(y0), _year(y1)
     if a is not None and b is not None:
-        return f"{a}–{b}"
+        return f"{a}–{b}"  # noqa: RUF001 - shown in the 建设年限 column of the schedule
     return str(a if a is not None else b) if (a is not None or b is not None) else ""
 
 
@@ -149,7 +155,7 @@ def _project_rows(projects: pd.DataFrame, names: dict[str, str], catalog) -> pd.
 
 
 def _total(label: str, town_name: str, area: np.ndarray, invest: np.ndarray) -> dict[str, Any]:
-    """A total row over the project rows whose areas and investments are given."""
+    """Return a total row over the project rows whose areas and investments are given."""
     return {
         "序号": "", "乡镇": town_name, "项目编号": "", "项目名称": f"{label}（{len(area)}项）",
         "类别": "", "建设性质": "", "建设状态": "",
@@ -181,6 +187,19 @@ def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
 
 def _year_label(year: float) -> str:
     return _NO_YEAR if np.isnan(year) else f"{int(year)}年"
+
+
+def _township_names(townships: pd.DataFrame | None) -> dict[str, str]:
+    """Return the township names by code (the first one of a code), from the township layer."""
+    names: dict[str, str] = {}
+    if townships is None or not len(townships) or "name" not in townships.columns:
+        return names
+    code_col = "code" if "code" in townships.columns else "township_code"
+    for c, nm in zip(townships[code_col], townships["name"], strict=True):
+        c, nm = text_value(c), text_value(nm)
+        if c and nm:
+            names.setdefault(c, nm)
+    return names
 
 
 def sequence_table(
@@ -224,15 +243,7 @@ def sequence_table(
     >>> float(sequence_table(res).iloc[-1]["总投资(万元)"])
     150.0
     """
-    names: dict[str, str] = {}
-    if townships is not None and len(townships):
-        code_col = "code" if "code" in townships.columns else "township_code"
-        if "name" in townships.columns:
-            for c, nm in zip(townships[code_col], townships["name"], strict=True):
-                c, nm = text_value(c), text_value(nm)
-                if c and nm:
-                    names.setdefault(c, nm)
-    rows = _project_rows(projects_result, names, catalog)
+    rows = _project_rows(projects_result, _township_names(townships), catalog)
     rows = rows.sort_values(["_town", "_year", "项目编号"], na_position="last", kind="stable")
     towns = rows["_town"].to_numpy()
     years = rows["_year"].to_numpy(dtype=float)

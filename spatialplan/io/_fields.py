@@ -25,17 +25,17 @@ from spatialplan.io.roles import BUILTIN_ROLES, MAX_INVESTMENT_WAN, LayerRole
 
 __all__ = [
     "CANONICAL_FIELDS",
-    "REQUIRED_FIELDS",
-    "FIELD_ALIASES",
-    "FIELD_KINDS",
-    "STATUS_VALUES",
     "CONSTRUCTION_TYPES",
     "CONSTRUCTION_TYPE_VALUES",
-    "construction_type",
-    "map_fields",
-    "apply_fields",
+    "FIELD_ALIASES",
+    "FIELD_KINDS",
     "MAX_INVESTMENT_WAN",
     "NUMBER_RANGES",
+    "REQUIRED_FIELDS",
+    "STATUS_VALUES",
+    "apply_fields",
+    "construction_type",
+    "map_fields",
     "parse_date",
     "parse_number",
 ]
@@ -94,13 +94,15 @@ CONSTRUCTION_TYPE_VALUES: dict[str, str] = {
 _STRING_FIELDS_KEEP_ZEROS = {"code", "landuse", "project_id", "township_code", "zone"}
 
 #: accepted range (inclusive) of each number field of the built-in roles; a value outside is a
-#: field error of its feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900–2200)
+#: field error of its feature. Years have theirs in ``_parse_year`` (a four-digit year, 1900-2200)
 NUMBER_RANGES: dict[str, tuple[float, float]] = {
     f: lim for r in BUILTIN_ROLES.values() for f, lim in r.ranges.items()}
 
 def _role(role: str | LayerRole) -> LayerRole:
-    """The :class:`~spatialplan.io.roles.LayerRole` of ``role`` (a name: the built-in role,
-    or a role without canonical fields)."""
+    """Return the :class:`~spatialplan.io.roles.LayerRole` of ``role``.
+
+    A name gives the built-in role, or a role without canonical fields.
+    """
     if isinstance(role, LayerRole):
         return role
     return BUILTIN_ROLES.get(role) or LayerRole(name=role, geometry="any")
@@ -268,14 +270,19 @@ def _parse_column(df: pd.DataFrame, canon: str, kind: str, *, role: str, layer: 
         if key is not None:
             seen[key] = parsed
         out.append(parsed)
+    return _parsed_column(out, kind, values.index)
+
+
+def _parsed_column(out: list, kind: str, index: pd.Index) -> pd.Series:
+    """Return the parsed values ``out`` of a ``kind`` field as a column of its dtype."""
     if kind == "date":
         return pd.Series(pd.to_datetime(pd.Series(out, dtype="object"), errors="raise"),
-                         index=values.index).astype("datetime64[ns]")
+                         index=index).astype("datetime64[ns]")
     if kind == "number":
-        return pd.Series(out, index=values.index, dtype="float64")
+        return pd.Series(out, index=index, dtype="float64")
     if kind == "year":
-        return pd.Series(out, index=values.index, dtype="Int64")
-    return pd.Series(out, index=values.index, dtype="object")
+        return pd.Series(out, index=index, dtype="Int64")
+    return pd.Series(out, index=index, dtype="object")
 
 
 _HINTS = {
@@ -300,7 +307,7 @@ _CONSTRUCTION_KEYS = {_construction_key(k): v for k, v in CONSTRUCTION_TYPE_VALU
 
 
 def construction_type(value: object) -> tuple[str | None, bool]:
-    """The official 建设性质 term of a register value, and whether it was recognised.
+    """Return the official 建设性质 term of a register value, and whether it was recognised.
 
     A recognised spelling (``"改、扩建"``, ``"新建项目"``, ``"relocation"``) gives its term of
     :data:`CONSTRUCTION_TYPES`; an unrecognised one is kept as given (stripped) with
@@ -433,8 +440,9 @@ def parse_date(value: object) -> pd.Timestamp:
 
 
 def parse_number(value: object) -> float:
-    """Parse a finite number, removing thousands separators and a trailing 万元/万; missing
-    (None, blank text, a NaN value) → NaN.
+    """Parse a finite number, removing thousands separators and a trailing 万元/万.
+
+    A missing value (None, blank text, a NaN value) gives NaN.
 
     Raises
     ------

@@ -49,8 +49,14 @@ import shapely
 from spatialplan.core._parallel import is_valid, map_chunks
 from spatialplan.errors import GeometryError
 
-__all__ = ["MAX_REPAIR_AREA_CHANGE", "validate_geometries", "screen_geometries",
-           "non_finite", "polygonal_part", "area_m2"]
+__all__ = [
+    "MAX_REPAIR_AREA_CHANGE",
+    "area_m2",
+    "non_finite",
+    "polygonal_part",
+    "screen_geometries",
+    "validate_geometries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ TYPE_IDS = {"polygon": (3, 6), "line": (1, 5), "point": (0, 4)}
 
 
 def _geometry(polygonal: bool, geometry: str | None) -> str:
-    """The layer's geometry type: ``geometry``, or from the older ``polygonal`` flag."""
+    """Return the layer's geometry type: ``geometry``, or from the older ``polygonal`` flag."""
     if geometry is None:
         return "polygon" if polygonal else "any"
     if geometry not in ("any", *TYPE_IDS):  # pragma: no cover - caller's contract
@@ -102,8 +108,10 @@ def polygonal_part(geom: shapely.Geometry | None) -> shapely.Geometry | None:
 
 
 def _part_of(geom: shapely.Geometry, kinds: set[str]) -> shapely.Geometry | None:
-    """The parts of ``geom`` whose type is in ``kinds`` (two: a type and its multi-type), as
-    one geometry (the multi-type when several), or None."""
+    """Return the parts of ``geom`` whose type is in ``kinds``, as one geometry, or None.
+
+    ``kinds`` holds two types: a type and its multi-type; several parts give the multi-type.
+    """
     parts = [p for p in shapely.get_parts(geom) if not p.is_empty]
     flat: list[shapely.Geometry] = []
     for p in parts:
@@ -152,9 +160,12 @@ def _make_valid(geom: shapely.Geometry, method: str) -> shapely.Geometry:
 
 
 def _structure_repair(poly: shapely.Geometry) -> shapely.Geometry | None:
-    """Polygonal part of ``make_valid(poly, method="structure")``, made valid once more if GEOS
-    returned an invalid result (GEOS 3.14 can return parts sharing an edge, e.g. for a ring
-    that passes through a vertex twice; a second pass unions them)."""
+    """Return the polygonal part of ``make_valid(poly, method="structure")``.
+
+    It is made valid once more if GEOS returned an invalid result (GEOS 3.14 can return parts
+    sharing an edge, e.g. for a ring that passes through a vertex twice; a second pass unions
+    them).
+    """
     fixed = polygonal_part(_make_valid(poly, "structure"))
     if fixed is not None and not shapely.is_valid(fixed):
         fixed = polygonal_part(_make_valid(fixed, "structure"))
@@ -189,8 +200,11 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
               point_radius_m: float | None, crs: object | None, role: str = "",
               geometry: str | None = None
               ) -> tuple[str, shapely.Geometry | None, str, float, float]:
-    """Return (state, new geometry, reason, area_before, area_after) for one geometry of a
-    layer of type ``geometry`` (default: ``polygon``, or ``any`` when not ``polygonal``)."""
+    """Return (state, new geometry, reason, area_before, area_after) for one geometry.
+
+    The geometry is one of a layer of type ``geometry`` (default: ``polygon``, or ``any`` when
+    not ``polygonal``).
+    """
     geometry = _geometry(polygonal, geometry)
     nan = math.nan
     if geom is None:
@@ -206,21 +220,44 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
     if geometry == "point":
         return _classify_point(geom, kind)
     if geometry == "any":
-        if shapely.is_valid(geom):
-            return "ok", geom, "", nan, nan
-        fixed = _make_valid(geom, "structure")
-        if fixed.is_empty:
-            return "rejected", None, "invalid geometry; make_valid left nothing", nan, nan
-        return "repaired", fixed, "invalid geometry made valid", nan, nan
+        return _classify_any(geom)
     if kind in _POINTS:
-        if point_radius_m is None:
-            why = (POINT_SITE_REASON.format(kind=kind) if role == "projects"
-                   else f"{kind} in a polygon layer (a point has no area)")
-            return "rejected", None, why, nan, nan
-        buffered = _buffer_points(geom, point_radius_m, crs)
-        after = float(area_m2([buffered], crs)[0])
-        return ("repaired", buffered, f"{kind} site buffered to point_radius_m = "
-                f"{point_radius_m:g} m", 0.0, after)
+        return _classify_point_site(geom, kind, point_radius_m=point_radius_m, crs=crs,
+                                    role=role)
+    return _classify_polygon(geom, kind, crs=crs)
+
+
+def _classify_any(geom: shapely.Geometry
+                  ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Run :func:`_classify` in a layer of any type (``geom`` present, non-empty, finite)."""
+    nan = math.nan
+    if shapely.is_valid(geom):
+        return "ok", geom, "", nan, nan
+    fixed = _make_valid(geom, "structure")
+    if fixed.is_empty:
+        return "rejected", None, "invalid geometry; make_valid left nothing", nan, nan
+    return "repaired", fixed, "invalid geometry made valid", nan, nan
+
+
+def _classify_point_site(geom: shapely.Geometry, kind: str, *, point_radius_m: float | None,
+                         crs: object | None, role: str
+                         ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Run :func:`_classify` on a point (``kind`` in ``_POINTS``) in a polygon layer."""
+    nan = math.nan
+    if point_radius_m is None:
+        why = (POINT_SITE_REASON.format(kind=kind) if role == "projects"
+               else f"{kind} in a polygon layer (a point has no area)")
+        return "rejected", None, why, nan, nan
+    buffered = _buffer_points(geom, point_radius_m, crs)
+    after = float(area_m2([buffered], crs)[0])
+    return ("repaired", buffered, f"{kind} site buffered to point_radius_m = "
+            f"{point_radius_m:g} m", 0.0, after)
+
+
+def _classify_polygon(geom: shapely.Geometry, kind: str, *, crs: object | None
+                      ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Run :func:`_classify` on a geometry that is not a point in a polygon layer."""
+    nan = math.nan
     if kind not in _POLYGONAL and kind != "GeometryCollection":
         return "rejected", None, f"{kind} in a polygon layer", nan, nan
     poly = polygonal_part(geom)
@@ -232,6 +269,12 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
             a = float(area_m2([poly], crs)[0])
             return "repaired", poly, "non-polygonal parts dropped", a, a
         return "ok", poly, "", nan, nan
+    return _repair_polygon(poly, crs=crs)
+
+
+def _repair_polygon(poly: shapely.Geometry, *, crs: object | None
+                    ) -> tuple[str, shapely.Geometry | None, str, float, float]:
+    """Repair the invalid polygonal ``poly`` with make_valid, or reject it (saying why)."""
     before_geom = polygonal_part(_make_valid(poly, "linework"))
     after_geom = _structure_repair(poly)
     before = float(area_m2([before_geom], crs)[0]) if before_geom is not None else 0.0
@@ -296,8 +339,11 @@ def _classify_point(geom: shapely.Geometry, kind: str
 
 
 def _non_finite_reason(geom: shapely.Geometry) -> str | None:
-    """Why ``geom`` has a non-finite coordinate (NaN or ±infinity in x, y, or z when it has
-    z), naming the first one; None when every coordinate is finite."""
+    """Return why ``geom`` has a non-finite coordinate, naming the first one.
+
+    A non-finite coordinate is NaN or ±infinity in x, y, or z when it has z. None when every
+    coordinate is finite.
+    """
     coords = shapely.get_coordinates(geom, include_z=bool(shapely.has_z(geom)))
     bad = ~np.isfinite(coords).all(axis=1)
     if not bad.any():
@@ -313,7 +359,7 @@ _Z_CHUNK = 65_536
 
 
 def _finite_z(geoms: np.ndarray) -> np.ndarray:
-    """True for each geometry whose Z coordinates are all finite (``geoms`` all have Z)."""
+    """Return True for each geometry whose Z coordinates are all finite (``geoms`` all have Z)."""
     out = np.ones(len(geoms), dtype=bool)
     for start in range(0, len(geoms), _Z_CHUNK):
         part = geoms[start:start + _Z_CHUNK]
@@ -325,8 +371,10 @@ def _finite_z(geoms: np.ndarray) -> np.ndarray:
 
 
 def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (geometries without Z/M, mask of those that had Z or M, mask of those with a
-    non-finite Z); others are untouched.
+    """Drop Z and M: return (geometries, had Z or M, non-finite Z).
+
+    The geometries are those without Z/M, the masks those that had Z or M and those with a
+    non-finite Z; others are untouched.
 
     A geometry with a non-finite Z keeps its Z (it is rejected, naming the coordinate, by
     :func:`_classify`): dropping the Z first would hide the broken coordinate.
@@ -347,8 +395,9 @@ def _drop_zm(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True, geometry: str | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The vectorised part of :func:`validate_geometries`: (geometries without Z/M, had Z/M,
-    ok as they are).
+    """Run the vectorised part of :func:`validate_geometries`.
+
+    Returns (geometries without Z/M, had Z/M, ok as they are).
 
     Element-wise, so the results for consecutive chunks, concatenated, are those for the whole
     array; the GEOS work releases the GIL (:class:`spatialplan.core._parallel.Overlap` runs it on
@@ -372,9 +421,10 @@ def screen_geometries(geoms: np.ndarray, *, polygonal: bool = True, geometry: st
 
 
 def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Mask of the features with a non-finite coordinate (NaN or ±infinity), from
-    :func:`screen_geometries`' result; :func:`validate_geometries` rejects exactly these
-    (among others).
+    """Return the mask of the features with a non-finite coordinate (NaN or ±infinity).
+
+    It is computed from :func:`screen_geometries`' result; :func:`validate_geometries` rejects
+    exactly these (among others).
 
     Only features not ok are tested (one by one): an ok feature has none (see
     :func:`screen_geometries`). Callers use it to keep such features out of bounding boxes
@@ -395,8 +445,10 @@ def non_finite(screened: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarra
 
 
 def _fast_ok(geoms: np.ndarray, *, geometry: str) -> np.ndarray:
-    """Vectorised test for the common case: present, non-empty, valid (and of the layer's
-    type, :data:`TYPE_IDS`)."""
+    """Test the common case, vectorised: present, non-empty, valid and of the layer's type.
+
+    The layer's type is tested with :data:`TYPE_IDS`.
+    """
     # a missing geometry's type id is -1
     ok = (np.isin(shapely.get_type_id(geoms), TYPE_IDS[geometry]) if geometry in TYPE_IDS
           else ~shapely.is_missing(geoms))
@@ -421,8 +473,9 @@ _OK, _REPAIRED, _REJECTED = 0, 1, 2
 def _classify_slow(geoms: np.ndarray, slow: np.ndarray, fids: np.ndarray, *, geometry: str,
                    point_radius_m: float | None, crs: object | None, role: str = ""
                    ) -> tuple[np.ndarray, np.ndarray, list[dict], dict[int, tuple]]:
-    """Run :func:`_classify` on the positions ``slow`` (those not ok by :func:`_fast_ok`), whose
-    feature ids are ``fids``.
+    """Run :func:`_classify` on the positions ``slow``, whose feature ids are ``fids``.
+
+    The positions ``slow`` are those not ok by :func:`_fast_ok`.
 
     Returns the geometries (changed where repaired, None where rejected), the state of every
     feature (``_OK``, ``_REPAIRED``, ``_REJECTED``), the repaired rows in input order and, per

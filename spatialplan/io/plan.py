@@ -28,6 +28,7 @@ from spatialplan.io.roles import (
     BUILTIN_ROLES,
     LAYER_ROLES,
     ROLE_NAME,
+    LayerRole,
     check_geometry,
     layer_role,
     unknown_role,
@@ -41,12 +42,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "LAYER_ROLES",
     "LayerSpec",
-    "RasterSpec",
     "PlanSpec",
-    "read_plan_spec",
-    "parse_plan_spec",
-    "is_remote",
+    "RasterSpec",
     "check_local_path",
+    "is_remote",
+    "parse_plan_spec",
+    "read_plan_spec",
 ]
 
 log = logging.getLogger(__name__)
@@ -380,25 +381,8 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
         check_geometry(geometry, where=where, path=path)
     fields = _table(table, "fields", path, where)
     spec = layer_role(role, geometry=geometry, fields=fields, plugin=plugin_roles, path=path)
-    allowed = spec.fields
-    for canon in fields:
-        if canon not in allowed:
-            raise PlanError(
-                f"unknown key '{where}.fields.{canon}': not a canonical field of {role}",
-                path=path, hint="canonical fields of " + role + " are "
-                + (", ".join(allowed) if allowed else "(none)"),
-            )
-        _opt(fields, canon, str, f"{where}.fields", path)
-    radius = _opt(table, "point_radius_m", (int, float), where, path)
-    if radius is not None:
-        if not spec.point_sites:
-            sites = [r.name for r in BUILTIN_ROLES.values() if r.point_sites]
-            raise PlanError(f"'{where}.point_radius_m' is only allowed for "
-                            f"{', '.join(sites)}", path=path,
-                            hint="remove point_radius_m from this layer")
-        if not radius > 0:
-            raise PlanError(f"'{where}.point_radius_m' must be > 0, got {radius}", path=path,
-                            hint="give the site radius in metres, e.g. 30")
+    _check_layer_fields(fields, spec.fields, role=role, where=where, path=path)
+    radius = _point_radius(table, spec, where=where, path=path)
     encoding = _opt(table, "encoding", str, where, path)
     if encoding is not None:
         import codecs
@@ -421,6 +405,35 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
         point_radius_m=None if radius is None else float(radius),
         geometry=geometry,
     )
+
+
+def _check_layer_fields(fields: dict, allowed: tuple[str, ...], *, role: str, where: str,
+                        path: Path | None) -> None:
+    """Refuse a ``fields`` key that is not a canonical field of ``role``, or not text."""
+    for canon in fields:
+        if canon not in allowed:
+            raise PlanError(
+                f"unknown key '{where}.fields.{canon}': not a canonical field of {role}",
+                path=path, hint="canonical fields of " + role + " are "
+                + (", ".join(allowed) if allowed else "(none)"),
+            )
+        _opt(fields, canon, str, f"{where}.fields", path)
+
+
+def _point_radius(table: dict, spec: LayerRole, *, where: str, path: Path | None
+                  ) -> int | float | None:
+    """Return the layer's ``point_radius_m``, checked: > 0, and only for a point-site role."""
+    radius = _opt(table, "point_radius_m", (int, float), where, path)
+    if radius is not None:
+        if not spec.point_sites:
+            sites = [r.name for r in BUILTIN_ROLES.values() if r.point_sites]
+            raise PlanError(f"'{where}.point_radius_m' is only allowed for "
+                            f"{', '.join(sites)}", path=path,
+                            hint="remove point_radius_m from this layer")
+        if not radius > 0:
+            raise PlanError(f"'{where}.point_radius_m' must be > 0, got {radius}", path=path,
+                            hint="give the site radius in metres, e.g. 30")
+    return radius
 
 
 def _parse_raster(name: str, table: Any, base: Path, path: Path | None,

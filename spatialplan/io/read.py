@@ -73,17 +73,17 @@ from spatialplan.io.roles import BUILTIN_ROLES, LAYER_ROLES, LayerRole, layer_ro
 
 __all__ = [
     "ALLOWED_DRIVERS",
-    "SourceInfo",
     "Layer",
-    "RasterSource",
     "Plan",
+    "RasterSource",
+    "SourceInfo",
+    "detect_dbf_encoding",
+    "feature_issues",
+    "open_raster",
+    "raster_report",
     "read_layer",
     "read_plan",
-    "open_raster",
-    "detect_dbf_encoding",
     "validation_report",
-    "feature_issues",
-    "raster_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,24 @@ def _open_info(path: Path | str, *, role: str, layer: str | None,
         check_siblings(path, error=DataSourceError, layer=role)
         _sniff(path, suffix, role=role, sqlite_checked=sqlite_checked,
                sqlite_pending=sqlite_pending)
+    layer = _pick_layer(path, layer=layer, role=role)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = pyogrio.read_info(path, layer=layer)
+    except Exception as exc:
+        raise DataSourceError(f"cannot read layer information: {exc}", path=path,
+                              layer=role) from exc
+    if info.get("driver") not in ALLOWED_DRIVERS:
+        raise DataSourceError(
+            f"driver {info.get('driver')!r} is not accepted", path=path, layer=role,
+            hint="convert to one of: " + ", ".join(ALLOWED_DRIVERS),
+        )
+    return layer, info
+
+
+def _pick_layer(path: Path | str, *, layer: str | None, role: str) -> str:
+    """Return the layer to read: ``layer``, checked to exist, or the source's only layer."""
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError family
@@ -264,23 +282,11 @@ def _open_info(path: Path | str, *, role: str, layer: str | None,
                 layer=role, hint=f'add layer = "..." under [layers.{role}]; layers: '
                 + ", ".join(names),
             )
-        layer = names[0]
-    elif layer not in names:
+        return names[0]
+    if layer not in names:
         raise DataLayerError(f"layer '{layer}' not found in the data source", path=path,
                              layer=role, hint="layers in the source: " + ", ".join(names))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = pyogrio.read_info(path, layer=layer)
-    except Exception as exc:
-        raise DataSourceError(f"cannot read layer information: {exc}", path=path,
-                              layer=role) from exc
-    if info.get("driver") not in ALLOWED_DRIVERS:
-        raise DataSourceError(
-            f"driver {info.get('driver')!r} is not accepted", path=path, layer=role,
-            hint="convert to one of: " + ", ".join(ALLOWED_DRIVERS),
-        )
-    return layer, info
+    return layer
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -315,20 +321,8 @@ def _sniff(path: Path, suffix: str, *, role: str, sqlite_checked: set[Path] | No
         raise DataSourceError("the file is empty (0 bytes)", path=path, layer=role,
                               hint="re-export the layer")
     if suffix == ".gpkg":
-        if not head.startswith(_SQLITE_MAGIC):
-            raise DataSourceError("cannot open as GeoPackage: the file is not an SQLite "
-                                  "database",
-                                  path=path, layer=role,
-                                  hint="re-export the layer as GeoPackage")
-        key = path.resolve()
-        if sqlite_checked is None or key not in sqlite_checked:
-            ahead = sqlite_pending.pop(key, None) if sqlite_pending is not None else None
-            if ahead is None:
-                _check_sqlite(path, role=role)
-            else:
-                ahead.result()
-            if sqlite_checked is not None:
-                sqlite_checked.add(key)
+        _sniff_gpkg(path, head, role=role, sqlite_checked=sqlite_checked,
+                    sqlite_pending=sqlite_pending)
     elif suffix in (".geojson", ".json"):
         text = head.removeprefix(codecs.BOM_UTF8).lstrip()
         if not text.startswith(b"{"):
@@ -336,18 +330,42 @@ def _sniff(path: Path, suffix: str, *, role: str, sqlite_checked: set[Path] | No
                                   "with '{')", path=path, layer=role,
                                   hint="re-export the layer as GeoJSON")
     elif suffix == ".shp":
-        if not head.startswith(_SHP_MAGIC):
-            raise DataSourceError("not a Shapefile: the .shp header is wrong", path=path,
-                                  layer=role, hint="re-export the layer as Shapefile")
-        for side in (".shx", ".dbf"):
-            if _sidecar(path, side) is None:
-                raise DataSourceError(
-                    f"the shapefile's {side} file is missing", path=path, layer=role,
-                    hint=f"copy {path.with_suffix(side).name} beside the .shp (a shapefile is "
-                    ".shp + .shx + .dbf, usually .prj and .cpg too)")
+        _sniff_shp(path, head, role=role)
     elif suffix == ".fgb" and not head.startswith(_FGB_MAGIC):
         raise DataSourceError("not a FlatGeobuf file", path=path, layer=role,
                               hint="re-export the layer as FlatGeobuf")
+
+
+def _sniff_gpkg(path: Path, head: bytes, *, role: str, sqlite_checked: set[Path] | None,
+                sqlite_pending: dict[Path, Future] | None) -> None:
+    """Run the GeoPackage part of :func:`_sniff`: SQLite header, then ``quick_check`` once."""
+    if not head.startswith(_SQLITE_MAGIC):
+        raise DataSourceError("cannot open as GeoPackage: the file is not an SQLite "
+                              "database",
+                              path=path, layer=role,
+                              hint="re-export the layer as GeoPackage")
+    key = path.resolve()
+    if sqlite_checked is None or key not in sqlite_checked:
+        ahead = sqlite_pending.pop(key, None) if sqlite_pending is not None else None
+        if ahead is None:
+            _check_sqlite(path, role=role)
+        else:
+            ahead.result()
+        if sqlite_checked is not None:
+            sqlite_checked.add(key)
+
+
+def _sniff_shp(path: Path, head: bytes, *, role: str) -> None:
+    """Run the Shapefile part of :func:`_sniff`: the .shp header and the .shx, .dbf beside it."""
+    if not head.startswith(_SHP_MAGIC):
+        raise DataSourceError("not a Shapefile: the .shp header is wrong", path=path,
+                              layer=role, hint="re-export the layer as Shapefile")
+    for side in (".shx", ".dbf"):
+        if _sidecar(path, side) is None:
+            raise DataSourceError(
+                f"the shapefile's {side} file is missing", path=path, layer=role,
+                hint=f"copy {path.with_suffix(side).name} beside the .shp (a shapefile is "
+                ".shp + .shx + .dbf, usually .prj and .cpg too)")
 
 
 def _check_sqlite(path: Path, *, role: str) -> None:
@@ -419,7 +437,8 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     decoded, to ``screening`` (see :func:`spatialplan.io._read_arrow._read_arrow_split`); otherwise
     nothing is submitted.
     """
-    gdf, caught = None, []
+    gdf: gpd.GeoDataFrame | None = None
+    caught: list[warnings.WarningMessage] = []
     if info is not None and _arrow_read_ok(info, bbox=bbox):
         gdf, caught = _read_arrow(path, layer=layer, info=info, screening=screening)
     if gdf is None:
@@ -474,7 +493,7 @@ def _unreadable_rows(path: Path | str, *, gdf: gpd.GeoDataFrame, error: str,
 
 
 def _assign_crs(gdf: gpd.GeoDataFrame, *, assume_crs: str | None, role: str,
-                path: Path) -> tuple[gpd.GeoDataFrame, str]:
+                path: Path | str) -> tuple[gpd.GeoDataFrame, str]:
     if assume_crs is None:
         if gdf.crs is None:
             raise CRSError(
@@ -556,8 +575,9 @@ def _found(types: np.ndarray) -> str:
 
 def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
                               path: object, point_sites: bool = False) -> None:
-    """Refuse a layer of a polygon role none of whose geometries is an area (lines or points
-    only).
+    """Refuse a layer of a polygon role none of whose geometries is an area.
+
+    Such a layer holds lines or points only.
 
     Point sites of a role with ``point_sites`` (projects) are the exception: each is buffered
     by ``point_radius_m`` or rejected with a reason naming it.
@@ -590,7 +610,7 @@ def _refuse_non_polygon_layer(gdf: gpd.GeoDataFrame, *, role: str, where: str,
 
 def _refuse_no_usable_townships(accepted: gpd.GeoDataFrame, rejected: pd.DataFrame, *,
                                 where: str, path: object) -> None:
-    """A townships layer whose every feature was rejected leaves nothing to measure.
+    """Refuse a townships layer whose every feature was rejected: nothing is left to measure.
 
     (Rejected projects are each reported with an ``error`` verdict instead.)
     """
@@ -743,14 +763,17 @@ _SCREEN = partial(screen_geometries, polygonal=True)
 
 
 def _screen_for(geometry: str) -> Any:
-    """The screening function of a layer of ``geometry`` type."""
+    """Return the screening function of a layer of ``geometry`` type."""
     return _SCREEN if geometry == "polygon" else partial(screen_geometries, geometry=geometry)
 
 
 def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """:func:`screen_geometries` of the layer's ``n`` geometries from the batches screened while
-    it was read, or None: nothing was submitted, or a batch failed (``validate_geometries``
-    then screens the layer itself and raises that error in its usual place)."""
+    """Return :func:`screen_geometries` of the layer's ``n`` geometries, or None.
+
+    The result comes from the batches screened while the layer was read. None when nothing was
+    submitted or a batch failed (``validate_geometries`` then screens the layer itself and
+    raises that error in its usual place).
+    """
     if len(screening) == 0:
         return None
     try:
@@ -762,11 +785,56 @@ def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any) -> Layer:
-    """:func:`read_layer`; ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per
-    :func:`read_plan`). GDAL stays locked (:mod:`spatialplan.core._gdal_env`) unless
-    ``allow_remote``."""
+    """Read a layer as :func:`read_layer` does.
+
+    ``sqlite_checked``, ``sqlite_pending`` as in :func:`_sniff` (one per :func:`read_plan`).
+    GDAL stays locked (:mod:`spatialplan.core._gdal_env`) unless ``allow_remote``.
+    """
     with _gdal_env.remote_allowed(allow_remote):
         return _read_layer_opened(path, allow_remote=allow_remote, **options)
+
+
+def _in_source_order(gdf: gpd.GeoDataFrame, unreadable: dict[int, str], *, role: str,
+                     bbox: tuple[float, float, float, float] | None, feature_positions: Any
+                     ) -> tuple[gpd.GeoDataFrame, np.ndarray, dict[str, str]]:
+    """Return (frame on a fresh index, source row of each feature, unreadable by feature id).
+
+    A partial read (``bbox``) is put in source order, its rows the full read's positions.
+    """
+    rows = np.arange(len(gdf))
+    if bbox is not None:  # index = source FIDs: keep source order and full-read ids
+        rows = np.asarray(gdf.index if feature_positions is None
+                          else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
+    # ``unreadable`` holds positions in the frame as read: map them before any reordering
+    by_id = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
+    if bbox is not None:
+        order = np.argsort(rows, kind="stable")
+        gdf, rows = gdf.iloc[order], rows[order]
+    return gdf.reset_index(drop=True), rows, by_id
+
+
+def _check_crs_bounds(gdf: gpd.GeoDataFrame, screened: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      src_crs: pyproj.CRS, *, transformation: str | None, where: str,
+                      path: Path | str) -> None:
+    """Check the layer's bounds fit its CRS: no swapped lat/lon, zone prefix, area of use."""
+    # features with a NaN / infinite coordinate are rejected later: keep them out of the
+    # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
+    bad = non_finite(screened)
+    bounds = _xy_bounds(gdf.loc[~bad] if bad.any() else gdf)
+    check_latlon_swap(bounds, src_crs, layer=where, path=path)
+    check_zone_prefix(bounds, src_crs, layer=where, path=path)
+    if transformation is None:
+        check_area_of_use(bounds, src_crs, layer=where, path=path)
+
+
+def _warn_point_sites(rejected: pd.DataFrame, *, where: str) -> None:
+    """Log how many point project sites were rejected for want of ``point_radius_m``."""
+    n_points = int(rejected["reason"].astype(str).str.contains(
+        "gives no point_radius_m", regex=False).sum())
+    if n_points:
+        log.warning("layer %s: %d point sites rejected (verdict error): add "
+                    "point_radius_m = 15 (the site's radius in metres) under "
+                    "[layers.projects] in the plan file", where, n_points)
 
 
 def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
@@ -779,9 +847,12 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        sqlite_checked: set[Path] | None = None,
                        sqlite_pending: dict[Path, Future] | None = None,
                        plugin_role: bool = False, geometry: str | None = None) -> Layer:
-    """The body of :func:`_read_layer`; ``plugin_role``: a layer of plug-in rules (any role
-    name; without ``geometry`` any geometry type: lines and points are kept, invalid ones
-    repaired or rejected); ``geometry``: the plan's declared type (:func:`layer_role`)."""
+    """Read an opened layer: the body of :func:`_read_layer`.
+
+    ``plugin_role``: a layer of plug-in rules (any role name; without ``geometry`` any
+    geometry type: lines and points are kept, invalid ones repaired or rejected);
+    ``geometry``: the plan's declared type (:func:`layer_role`).
+    """
     if role not in BUILTIN_ROLES and not plugin_role and geometry is None:
         raise DataLayerError(f"unknown layer role '{role}'", path=path,
                              hint="valid roles: " + ", ".join(LAYER_ROLES)
@@ -802,16 +873,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
         where = f"{role} ({layer})" if layer else role
         unreadable = gdf.attrs.pop("unreadable", {})
         gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
-        rows = np.arange(len(gdf))
-        if bbox is not None:  # index = source FIDs: keep source order and full-read ids
-            rows = np.asarray(gdf.index if feature_positions is None
-                              else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
-        # ``unreadable`` holds positions in the frame as read: map them before any reordering
-        unreadable = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
-        if bbox is not None:
-            order = np.argsort(rows, kind="stable")
-            gdf, rows = gdf.iloc[order], rows[order]
-        gdf = gdf.reset_index(drop=True)
+        gdf, rows, unreadable = _in_source_order(gdf, unreadable, role=role, bbox=bbox,
+                                                 feature_positions=feature_positions)
         gdf.insert(0, "feature_id", _feature_ids(role, rows))
         if len(gdf) == 0 and spec.must_have_features and bbox is None:
             raise DataLayerError("the layer has no features", path=path, layer=where,
@@ -825,14 +888,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
         src_crs = pyproj.CRS.from_user_input(gdf.crs)
         refuse_ballpark(src_crs, transformation=transformation, layer=where, path=path)
         screened = _screened(screening, len(gdf)) or screen(gdf.geometry.values)
-        # features with a NaN / infinite coordinate are rejected below: keep them out of the
-        # bounds the CRS checks read (inf // 1e6 is NaN, and one would mislead every check)
-        bad = non_finite(screened)
-        bounds = _xy_bounds(gdf.loc[~bad] if bad.any() else gdf)
-        check_latlon_swap(bounds, src_crs, layer=where, path=path)
-        check_zone_prefix(bounds, src_crs, layer=where, path=path)
-        if transformation is None:
-            check_area_of_use(bounds, src_crs, layer=where, path=path)
+        _check_crs_bounds(gdf, screened, src_crs, transformation=transformation, where=where,
+                          path=path)
         accepted, rejected, repaired = validate_geometries(
             gdf, role=role, geometry=spec.geometry, point_radius_m=point_radius_m,
             screened=screened)
@@ -841,12 +898,7 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
     if role == "townships" and bbox is None:
         _refuse_no_usable_townships(accepted, rejected, where=where, path=path)
     if role == "projects" and point_radius_m is None and bbox is None and len(rejected):
-        n_points = int(rejected["reason"].astype(str).str.contains(
-            "gives no point_radius_m", regex=False).sum())
-        if n_points:
-            log.warning("layer %s: %d point sites rejected (verdict error): add "
-                        "point_radius_m = 15 (the site's radius in metres) under "
-                        "[layers.projects] in the plan file", where, n_points)
+        _warn_point_sites(rejected, where=where)
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
     if n_zm:
         log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)
@@ -1005,8 +1057,11 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
 
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
-    """The plan's layer roles that are not built in: its own (declared with ``geometry``)
-    and those a loaded plug-in rule declares; another one is refused."""
+    """Return the plan's layer roles that are not built in.
+
+    These are its own (declared with ``geometry``) and those a loaded plug-in rule declares;
+    another one is refused.
+    """
     from spatialplan.io.roles import unknown_role
     from spatialplan.rules._registry import plugin_rules
 

@@ -32,13 +32,13 @@ from types import MappingProxyType
 from spatialplan.errors import PlanError
 
 __all__ = [
-    "GEOMETRY_TYPES",
-    "LayerRole",
     "BUILTIN_ROLES",
+    "GEOMETRY_TYPES",
     "LAYER_ROLES",
     "ROLE_NAME",
-    "layer_role",
+    "LayerRole",
     "check_geometry",
+    "layer_role",
     "roles_table",
 ]
 
@@ -180,7 +180,7 @@ def check_geometry(value: object, *, where: str, path: Path | None = None) -> st
 
 def layer_role(name: str, *, geometry: str | None = None, fields: Iterable[str] = (),
                plugin: bool = False, path: Path | None = None) -> LayerRole:
-    """The role of one ``[layers.<name>]`` of a plan.
+    """Return the role of one ``[layers.<name>]`` of a plan.
 
     Parameters
     ----------
@@ -245,8 +245,10 @@ def layer_role(name: str, *, geometry: str | None = None, fields: Iterable[str] 
 
 
 def unknown_role(role: str, path: Path | None, plugin_roles: tuple[str, ...] = ()) -> PlanError:
-    """The error for a ``[layers.<role>]`` that is neither built in, declared with
-    ``geometry`` nor a loaded plug-in's layer; its hint lists the valid roles.
+    """Return the error for a ``[layers.<role>]`` that is not a known role.
+
+    The role is neither built in, declared with ``geometry`` nor a loaded plug-in's layer;
+    the error's hint lists the valid roles.
 
     Example
     -------
@@ -263,7 +265,7 @@ def unknown_role(role: str, path: Path | None, plugin_roles: tuple[str, ...] = (
 
 
 def roles_table() -> list[dict[str, object]]:
-    """The built-in roles as rows (name, geometry, required and optional fields, description).
+    """List the built-in roles as rows (name, geometry, required, optional fields, description).
 
     Example
     -------

@@ -16,7 +16,7 @@ import pandas as pd
 from spatialplan.analysis.schedule import NUMBER_DECIMALS
 from spatialplan.io.output import write_table
 
-__all__ = ["write_schedule_xlsx", "write_schedule_csv"]
+__all__ = ["write_schedule_csv", "write_schedule_xlsx"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def write_schedule_xlsx(table: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def write_schedule_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write the 时序表 as CSV in UTF-8 with BOM (so Excel shows the Chinese), atomically.
+    r"""Write the 时序表 as CSV in UTF-8 with BOM (so Excel shows the Chinese), atomically.
 
     Examples
     --------
@@ -69,7 +69,7 @@ def write_schedule_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     >>> from spatialplan.analysis.schedule import sequence_table
     >>> t = sequence_table(pd.DataFrame({"project_id": ["A"], "investment_wan": [1.0]}))
     >>> p = write_schedule_csv(t, pathlib.Path(tempfile.mkdtemp()) / "s.csv")
-    >>> p.read_bytes()[:3] == b"\\xef\\xbb\\xbf"
+    >>> p.read_bytes()[:3] == b"\xef\xbb\xbf"
     True
     """
     return write_table(table, path)

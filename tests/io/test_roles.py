@@ -67,7 +67,7 @@ def test_field_aliases_still_map():
 
 
 def test_unknown_role_hint_lists_the_registry_and_the_geometry_key(tmp_path):
-    with pytest.raises(PlanError, match="unknown layer role 'layers.forest'") as exc:
+    with pytest.raises(PlanError, match=r"unknown layer role 'layers\.forest'") as exc:
         parse_plan_spec({"layers": {"forest": {"path": "f.gpkg"}}}, base=tmp_path)
     for role in roles.LAYER_ROLES:
         assert role in exc.value.hint
@@ -103,8 +103,8 @@ def test_bad_declarations_are_plan_errors(tmp_path, table, message):
 
 
 def test_a_builtin_role_is_not_redeclared_with_another_geometry(tmp_path):
-    with pytest.raises(PlanError, match="'layers.redline.geometry' is 'line', but redline is "
-                       "a built-in role holding polygons") as exc:
+    with pytest.raises(PlanError, match=r"'layers\.redline\.geometry' is 'line', but redline is "
+                       r"a built-in role holding polygons") as exc:
         parse_plan_spec({"layers": {"redline": {"path": "r.gpkg", "geometry": "line"}}},
                         base=tmp_path)
     assert "[layers.redline_lines]" in exc.value.hint
