@@ -21,13 +21,13 @@ import pandas as pd
 from spatialplan.core._progress import show_progress
 
 __all__ = [
-    "add_plan_argument",
-    "add_out_argument",
-    "add_quiet_argument",
     "add_json_argument",
-    "setup_progress",
-    "format_table",
+    "add_out_argument",
+    "add_plan_argument",
+    "add_quiet_argument",
     "dump_json",
+    "format_table",
+    "setup_progress",
 ]
 
 

@@ -27,14 +27,14 @@ __all__ = [
     "_EXTENT_ROLES",
     "_MARGIN_M",
     "_STAT_ROLES",
+    "_Part",
+    "_Positions",
+    "_Shared",
     "_clip_box",
     "_envelope",
     "_in_tile",
-    "_Part",
     "_points",
-    "_Positions",
     "_run_partition",
-    "_Shared",
     "_transform_box",
 ]
 
@@ -142,7 +142,8 @@ def _clip_box(tile: tuple, world: tuple) -> tuple | None:
 
 def _read_extent(shared: _Shared, role: str, extent: tuple):
     """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them
-    (a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan has no such layer)."""
+    (a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan has no such layer).
+    """
     from spatialplan.io.read import _read_layer
 
     spec = shared.specs.get(role)

@@ -83,7 +83,7 @@ from spatialplan.pipeline.result import (
     plan_townships,
 )
 
-__all__ = ["run_check_dask", "partition_townships", "connect"]
+__all__ = ["connect", "partition_townships", "run_check_dask"]
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,8 @@ def _require_dem_overlap(outs: list[dict], dem) -> None:
 
 def _project_tables(plan, shared, outs, projects_layer):
     """The partitions' project rows and findings in the local engine's order and dtypes, with
-    the unmapped builds found once on the whole register."""
+    the unmapped builds found once on the whole register.
+    """
     from spatialplan.rules import _sites, siting
     from spatialplan.rules._registry import rule_ids
 

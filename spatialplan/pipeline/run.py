@@ -23,7 +23,7 @@ from spatialplan.pipeline.result import (
     plan_townships,
 )
 
-__all__ = ["CheckResult", "run_stats", "run_check", "check_date"]
+__all__ = ["CheckResult", "check_date", "run_check", "run_stats"]
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,14 @@ from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline.result import CheckResult, layer_data, plan_townships, result_date
 
-__all__ = ["write_check", "check_map", "check_layouts", "plan_inputs", "build_manifest",
-           "OUTPUT_KINDS"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "build_manifest",
+    "check_layouts",
+    "check_map",
+    "plan_inputs",
+    "write_check",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,8 @@ OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "
 
 def plan_inputs(plan) -> list[Path]:
     """Every input file of a plan: the plan itself, layers, rasters, the rulebook and the
-    plug-in files it names."""
+    plug-in files it names.
+    """
     paths = [Path(plan.path)]
     paths += [Path(layer.source.path) for layer in plan.layers.values()]
     paths += [Path(r.path) for r in plan.rasters.values()]
@@ -359,7 +366,8 @@ def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
 def _write_fitted(write: Callable[..., Path], table: pd.DataFrame, path: Path, *,
                   full_text_in: str, **options) -> Path:
     """``write`` an XLSX table whose texts over Excel's cell limit are cut with a marker naming
-    ``full_text_in``, the CSV written beside it that keeps them whole."""
+    ``full_text_in``, the CSV written beside it that keeps them whole.
+    """
     from spatialplan.io.output import fit_excel_cells
 
     return write(fit_excel_cells(table, full_text_in=full_text_in), path, **options)
@@ -426,7 +434,8 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
 def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
                   font: str | os.PathLike | None = None) -> tuple[int, Iterator]:
     """How many pages, and the figures of :func:`check_layouts` one at a time (a written page
-    can be freed)."""
+    can be freed).
+    """
     from spatialplan.render import layout
 
     townships = plan_townships(plan)
