@@ -48,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _VisibleFormatter(logging.Formatter):
-    """Log lines with every control character made visible (:func:`spatialplan.core._text.visible`):
-    a plan name or a GDAL message cannot send escape sequences to the terminal.
+    """Format log lines with every control character made visible.
+
+    (:func:`spatialplan.core._text.visible`): a plan name or a GDAL message cannot send
+    escape sequences to the terminal.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -59,7 +61,7 @@ class _VisibleFormatter(logging.Formatter):
 
 
 def _configure_logging(*, verbose: bool) -> None:
-    """spatialplan's own messages on stderr (INFO, or DEBUG with -v); other libraries' warnings.
+    """Log spatialplan's own messages on stderr (INFO, or DEBUG with -v); other libraries' warnings.
 
     Every line goes through :class:`_VisibleFormatter` (control characters escaped).
     """
@@ -111,8 +113,9 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 
 @contextlib.contextmanager
 def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Stopped` (a ``KeyboardInterrupt``) in the block, as
-    Ctrl-C does: staging folders are removed and a folder the run created too. A SIGKILL
+    """Raise :class:`Stopped` (a ``KeyboardInterrupt``) in the block on SIGTERM and SIGHUP.
+
+    As Ctrl-C does: staging folders are removed and a folder the run created too. A SIGKILL
     cannot be caught; the next run into the folder removes what it left.
     """
     if threading.current_thread() is not threading.main_thread():

@@ -110,8 +110,10 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
 
 
 def print_summary(plan, result, written) -> None:
-    """Print what was checked and written (the CLI's only output on stdout); control
-    characters in names and paths are shown escaped (:func:`spatialplan.core._text.visible`).
+    """Print what was checked and written (the CLI's only output on stdout).
+
+    Control characters in names and paths are shown escaped
+    (:func:`spatialplan.core._text.visible`).
     """
     from spatialplan.core._text import visible
 

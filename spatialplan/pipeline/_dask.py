@@ -107,7 +107,7 @@ def _in_tile(xy: np.ndarray, tile: tuple[float, float, float, float]) -> np.ndar
 
 
 def _points(geoms: np.ndarray) -> np.ndarray:
-    """Representative points of geometries as ``(n, 2)`` (NaN for missing ones)."""
+    """Return representative points of geometries as ``(n, 2)`` (NaN for missing ones)."""
     xy = np.full((len(geoms), 2), np.nan)
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if ok.any():
@@ -141,8 +141,10 @@ def _clip_box(tile: tuple, world: tuple) -> tuple | None:
 
 
 def _read_extent(shared: _Shared, role: str, extent: tuple):
-    """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them
-    (a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan has no such layer).
+    """Read the features of one layer intersecting ``extent`` (analysis CRS).
+
+    As a full read has them: a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan
+    has no such layer.
     """
     from spatialplan.io.read import _read_layer
 
@@ -180,7 +182,7 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
 
 
 def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.DataFrame]:
-    """The partition's own project rows and findings."""
+    """Check the partition's own projects: their rows and findings."""
     from spatialplan.rules import siting
 
     res, fnd = siting.check_projects(
@@ -198,7 +200,7 @@ def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.Da
 
 def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoDataFrame,
                    known: dict) -> dict[str, Any]:
-    """The partition's township statistics, line conflicts and outside pieces.
+    """Compute the partition's township statistics, line conflicts and outside pieces.
 
     Every line layer read for the partition is put on the grid and certified once (as
     :func:`spatialplan.analysis.overlay.control_line_report` does for a local run) and shared by the
@@ -233,7 +235,10 @@ def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFr
 
 
 def _own_conflicts(part: _Part, shared: _Shared, found: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """This partition's rows of the line conflicts (own townships; outside pieces by tile)."""
+    """Select this partition's rows of the line conflicts.
+
+    Its own townships' rows, and the outside pieces by tile.
+    """
     codes = set(shared.townships["code"].to_numpy()[part.towns])
     mine = np.array(found["township_code"].isin(codes), dtype=bool)
     rest = found["township_code"].isna().to_numpy()
@@ -323,7 +328,7 @@ def _zonal_or_empty(func, frame: gpd.GeoDataFrame, grid, id_column: str) -> pd.D
 
 @contextlib.contextmanager
 def _dem_window(dem, crs, extent) -> Iterator[Any]:
-    """The DEM cells around ``extent`` (padded) as an open dataset on the same grid."""
+    """Open the DEM cells around ``extent`` (padded) as a dataset on the same grid."""
     import rasterio
     from affine import Affine
     from rasterio.io import MemoryFile

@@ -198,7 +198,10 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
 
 
 def _built_ids(built: gpd.GeoDataFrame | None) -> np.ndarray:
-    """The ``project_id`` of each as-built footprint (``None``: missing, or no such column)."""
+    """Return the ``project_id`` of each as-built footprint.
+
+    ``None`` where it is missing, or everywhere when there is no such column.
+    """
     from spatialplan.rules._sites import text_values
 
     if built is None or "project_id" not in built:
@@ -208,7 +211,9 @@ def _built_ids(built: gpd.GeoDataFrame | None) -> np.ndarray:
 
 def _built_for(built: gpd.GeoDataFrame | None, keys: np.ndarray,
                ids: set) -> gpd.GeoDataFrame | None:
-    """The as-built footprints joined to a partition's projects (``keys``: :func:`_built_ids`).
+    """Select the as-built footprints joined to a partition's projects.
+
+    ``keys``: the ids of :func:`_built_ids`.
 
     A set lookup per footprint: ``np.isin`` on object arrays compares every footprint with
     every id.
@@ -222,8 +227,10 @@ def _built_for(built: gpd.GeoDataFrame | None, keys: np.ndarray,
 
 
 def connect(scheduler: Any = None, *, n_workers: int | None = None):
-    """Context manager yielding a dask ``Client``: the given one, a scheduler address, or a
-    new ``LocalCluster`` (processes, one thread each, no dashboard), closed on exit.
+    """Yield a dask ``Client`` (context manager).
+
+    The given one, a scheduler address, or a new ``LocalCluster`` (processes, one thread
+    each, no dashboard), closed on exit.
 
     Example
     -------
@@ -353,8 +360,9 @@ def _require_dem_overlap(outs: list[dict], dem) -> None:
 
 
 def _project_tables(plan, shared, outs, projects_layer):
-    """The partitions' project rows and findings in the local engine's order and dtypes, with
-    the unmapped builds found once on the whole register.
+    """Combine the partitions' project rows and findings in the local engine's order and dtypes.
+
+    The unmapped builds are found once on the whole register.
     """
     from spatialplan.rules import _sites, siting
     from spatialplan.rules._registry import rule_ids

@@ -57,7 +57,7 @@ def run_stats(plan) -> CheckResult:
 
 
 def _control_lines(plan) -> dict[str, gpd.GeoDataFrame]:
-    """The three control-line tables of a plan, every layer prepared once."""
+    """Compute the three control-line tables of a plan, every layer prepared once."""
     from spatialplan.analysis import overlay
 
     townships = plan_townships(plan)

@@ -42,8 +42,9 @@ OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "
 
 
 def plan_inputs(plan) -> list[Path]:
-    """Every input file of a plan: the plan itself, layers, rasters, the rulebook and the
-    plug-in files it names.
+    """List every input file of a plan.
+
+    The plan itself, layers, rasters, the rulebook and the plug-in files it names.
     """
     paths = [Path(plan.path)]
     paths += [Path(layer.source.path) for layer in plan.layers.values()]
@@ -56,7 +57,7 @@ def plan_inputs(plan) -> list[Path]:
 
 
 def _plugin_files(plan) -> list[dict]:
-    """The plug-in modules of the plan's rulebook: module, path, sha256, rule ids."""
+    """List the plug-in modules of the plan's rulebook: module, path, sha256, rule ids."""
     return list(((plan.rules or {}).get("plugins") or {}).get("files", []))
 
 
@@ -109,7 +110,7 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
 
 
 def _counts(plan, result: CheckResult) -> dict:
-    """Counts in and out, for the manifest."""
+    """Count features in and out, for the manifest."""
     counts = {
         "townships": len(result.township_stats),
         "line_conflicts": len(result.line_conflicts),
@@ -225,7 +226,7 @@ class _Job:
 def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
                 outputs: Collection[str], township: str | None,
                 font: str | os.PathLike | None = None) -> list[_Job]:
-    """The writers of the chosen deliverables, in the order of ``written``."""
+    """List the writers of the chosen deliverables, in the order of ``written``."""
     from spatialplan.io import output
 
     jobs = []
@@ -264,8 +265,10 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
 
 
 def _run_jobs(jobs: Sequence[_Job]) -> None:
-    """Run every job: first the ``alone`` ones in order, then the others in up to
-    :func:`~spatialplan.core._parallel.n_threads` threads, largest first.
+    """Run every job: first the ``alone`` ones in order, then the others in threads.
+
+    The others run in up to :func:`~spatialplan.core._parallel.n_threads` threads, largest
+    first.
 
     Raises the error of the first failing job in list order, the one a serial run raises:
     after a failure only the jobs before it still run (one of them may fail too). Nothing is
@@ -348,7 +351,7 @@ _SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线�
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
-    """The 时序表 as XLSX and CSV."""
+    """Write the 时序表 as XLSX and CSV."""
     from spatialplan.render import schedule
 
     cells = result.schedule.size
@@ -365,8 +368,10 @@ def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
 
 def _write_fitted(write: Callable[..., Path], table: pd.DataFrame, path: Path, *,
                   full_text_in: str, **options) -> Path:
-    """``write`` an XLSX table whose texts over Excel's cell limit are cut with a marker naming
-    ``full_text_in``, the CSV written beside it that keeps them whole.
+    """Write an XLSX table (with ``write``), cutting texts over Excel's cell limit.
+
+    A cut text ends with a marker naming ``full_text_in``, the CSV written beside it that
+    keeps them whole.
     """
     from spatialplan.io.output import fit_excel_cells
 
@@ -433,8 +438,9 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
 
 def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
                   font: str | os.PathLike | None = None) -> tuple[int, Iterator]:
-    """How many pages, and the figures of :func:`check_layouts` one at a time (a written page
-    can be freed).
+    """Return how many pages, and the figures of :func:`check_layouts` one at a time.
+
+    One at a time, so that a written page can be freed.
     """
     from spatialplan.render import layout
 
@@ -463,7 +469,7 @@ def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
 
 
 def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
-    """The folium web map (in the calling thread)."""
+    """Write the folium web map (in the calling thread)."""
     from spatialplan.render import webmap
 
     def write() -> None:
@@ -474,7 +480,10 @@ def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
 
 def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
                   township: str | None, font: str | os.PathLike | None = None) -> _Job:
-    """The 8+X 项目布局图, PDF (one page per township) and PNG (matplotlib: calling thread)."""
+    """Write the 8+X 项目布局图: PDF (one page per township) and PNG.
+
+    matplotlib draws in the calling thread.
+    """
 
     def write() -> None:
         from spatialplan.render import layout
@@ -490,7 +499,7 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
 
 def _write_report(plan, result: CheckResult, stage: Path, out: Path,
                   written: dict[str, Path]) -> _Job:
-    """The self-contained HTML report; ``written``: the files listed before it."""
+    """Write the self-contained HTML report; ``written``: the files listed before it."""
     from spatialplan.io.read import validation_report
     from spatialplan.render import report
 
