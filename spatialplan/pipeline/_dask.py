@@ -342,10 +342,10 @@ def _dem_window(dem, crs, extent) -> Iterator[Any]:
         return
     with rasterio.open(dem.path) as ds:
         win = from_bounds(*extent, transform=ds.transform)
-        col0 = max(int(math.floor(win.col_off)) - _DEM_PAD_CELLS, 0)
-        row0 = max(int(math.floor(win.row_off)) - _DEM_PAD_CELLS, 0)
-        col1 = min(int(math.ceil(win.col_off + win.width)) + _DEM_PAD_CELLS, ds.width)
-        row1 = min(int(math.ceil(win.row_off + win.height)) + _DEM_PAD_CELLS, ds.height)
+        col0 = max(math.floor(win.col_off) - _DEM_PAD_CELLS, 0)
+        row0 = max(math.floor(win.row_off) - _DEM_PAD_CELLS, 0)
+        col1 = min(math.ceil(win.col_off + win.width) + _DEM_PAD_CELLS, ds.width)
+        row1 = min(math.ceil(win.row_off + win.height) + _DEM_PAD_CELLS, ds.height)
         if col1 - col0 < 3 or row1 - row0 < 3:  # the extent misses the DEM: any corner
             col0, row0, col1, row1 = 0, 0, min(ds.width, 8), min(ds.height, 8)
         window = Window(col0, row0, col1 - col0, row1 - row0)

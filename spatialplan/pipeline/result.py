@@ -41,7 +41,7 @@ class CheckResult:
         One row per input project with its verdict, reasons and measures (None when only the
         control-line statistics were run).
     findings
-        One row per project × rule (None likewise).
+        One row per project and rule (None likewise).
     schedule
         The construction sequence table (时序表) with Chinese headers (None likewise).
     terrain
