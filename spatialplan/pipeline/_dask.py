@@ -115,13 +115,15 @@ def _points(geoms: np.ndarray) -> np.ndarray:
     return xy
 
 
-def _transform_box(box: tuple, src: Any, dst: Any) -> tuple[float, float, float, float]:
+def _transform_box(box: tuple | np.ndarray, src: Any,
+                   dst: Any) -> tuple[float, float, float, float]:
     """Bounds of ``box`` (in ``src``) in ``dst``: densified edges, plus a safety margin."""
+    left, bottom, right, top = (float(v) for v in box)
     src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
     if src.equals(dst):
-        return tuple(float(v) for v in box)  # type: ignore[return-value]
+        return (left, bottom, right, top)
     tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    xmin, ymin, xmax, ymax = tr.transform_bounds(*box, densify_pts=21)
+    xmin, ymin, xmax, ymax = tr.transform_bounds(left, bottom, right, top, densify_pts=21)
     pad = 1e-5 * max(xmax - xmin, ymax - ymin, 1e-9)
     return (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
 

@@ -27,9 +27,6 @@ __all__ = ["CheckResult", "check_date", "run_check", "run_stats"]
 
 log = logging.getLogger(__name__)
 
-#: the layers the control-line tables read
-_LINE_ROLES = ("redline", "farmland", "udb", "cropland")
-
 
 def run_stats(plan) -> CheckResult:
     """Overlay the three control lines (and survey cropland) on the township outlines.
@@ -61,12 +58,13 @@ def _control_lines(plan) -> dict[str, gpd.GeoDataFrame]:
     from spatialplan.analysis import overlay
 
     townships = plan_townships(plan)
-    lines = {role: layer_data(plan, role) for role in _LINE_ROLES}
     log.info("control lines: statistics for %d townships", len(townships))
     # one preparation of every layer for the three tables (validation, coverage certificate)
     known = {role: layer.validated for role, layer in plan.layers.items()}
-    report = overlay.control_line_report(townships, tolerance=plan_tolerance(plan),
-                                         known_valid=known, **lines)
+    report = overlay.control_line_report(
+        townships, redline=layer_data(plan, "redline"), farmland=layer_data(plan, "farmland"),
+        udb=layer_data(plan, "udb"), cropland=layer_data(plan, "cropland"),
+        tolerance=plan_tolerance(plan), known_valid=known)
     return report._asdict()
 
 

@@ -18,6 +18,7 @@ import platform
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -109,9 +110,9 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
     }
 
 
-def _counts(plan, result: CheckResult) -> dict:
+def _counts(plan, result: CheckResult) -> dict[str, Any]:
     """Count features in and out, for the manifest."""
-    counts = {
+    counts: dict[str, Any] = {
         "townships": len(result.township_stats),
         "line_conflicts": len(result.line_conflicts),
     }
@@ -120,7 +121,7 @@ def _counts(plan, result: CheckResult) -> dict:
             "projects_in": int(plan.layers["projects"].n_in),
             "projects_out": len(result.projects),
             "verdicts": result.verdict_counts(),
-            "findings": len(result.findings),
+            "findings": 0 if result.findings is None else len(result.findings),
         })
     return counts
 
@@ -289,7 +290,7 @@ def _run_jobs(jobs: Sequence[_Job]) -> None:
         _run_in_threads(jobs, sorted(rest, key=lambda i: -jobs[i].weight), errors,
                         threads=min(n_threads(), len(rest)))
     if errors:
-        raise errors[_first(errors)]
+        raise errors[min(errors)]
 
 
 def _run_in_threads(jobs: Sequence[_Job], order: Sequence[int],
@@ -351,9 +352,11 @@ _SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线�
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
-    """Write the 时序表 as XLSX and CSV."""
+    """Return the jobs that write the 时序表 as XLSX and CSV."""
     from spatialplan.render import schedule
 
+    if result.schedule is None:
+        raise ValueError("a result with projects needs its 时序表 (CheckResult.schedule)")
     cells = result.schedule.size
     return [
         _Job({"schedule_xlsx": out / "schedule.xlsx"}, functools.partial(
@@ -469,7 +472,7 @@ def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
 
 
 def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
-    """Write the folium web map (in the calling thread)."""
+    """Return the job writing the folium web map (in the calling thread)."""
     from spatialplan.render import webmap
 
     def write() -> None:
@@ -480,7 +483,7 @@ def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
 
 def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
                   township: str | None, font: str | os.PathLike | None = None) -> _Job:
-    """Write the 8+X 项目布局图: PDF (one page per township) and PNG.
+    """Return the job writing the 8+X 项目布局图: PDF (one page per township) and PNG.
 
     matplotlib draws in the calling thread.
     """
@@ -499,7 +502,10 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
 
 def _write_report(plan, result: CheckResult, stage: Path, out: Path,
                   written: dict[str, Path]) -> _Job:
-    """Write the self-contained HTML report; ``written``: the files listed before it."""
+    """Return the job writing the self-contained HTML report.
+
+    ``written``: the files listed before it.
+    """
     from spatialplan.io.read import validation_report
     from spatialplan.render import report
 
