@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 #: command modules, in the order ``--help`` lists them
 COMMANDS = ("demo", "check", "validate", "stats", "terrain", "map", "layout", "schedule",
@@ -48,8 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _VisibleFormatter(logging.Formatter):
-    """Log lines with every control character made visible (:func:`spatialplan.core._text.visible`):
-    a plan name or a GDAL message cannot send escape sequences to the terminal."""
+    """Format log lines with every control character made visible.
+
+    (:func:`spatialplan.core._text.visible`): a plan name or a GDAL message cannot send
+    escape sequences to the terminal.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         from spatialplan.core._text import visible
@@ -58,9 +61,10 @@ class _VisibleFormatter(logging.Formatter):
 
 
 def _configure_logging(*, verbose: bool) -> None:
-    """spatialplan's own messages on stderr (INFO, or DEBUG with -v); other libraries' warnings.
+    """Log spatialplan's own messages on stderr (INFO, or DEBUG with -v); other libraries' warnings.
 
-    Every line goes through :class:`_VisibleFormatter` (control characters escaped)."""
+    Every line goes through :class:`_VisibleFormatter` (control characters escaped).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_VisibleFormatter("%(message)s"))
     root = logging.getLogger()
@@ -109,9 +113,11 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 
 @contextlib.contextmanager
 def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Stopped` (a ``KeyboardInterrupt``) in the block, as
-    Ctrl-C does: staging folders are removed and a folder the run created too. A SIGKILL
-    cannot be caught; the next run into the folder removes what it left."""
+    """Raise :class:`Stopped` (a ``KeyboardInterrupt``) in the block on SIGTERM and SIGHUP.
+
+    As Ctrl-C does: staging folders are removed and a folder the run created too. A SIGKILL
+    cannot be caught; the next run into the folder removes what it left.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -21,13 +21,13 @@ import pandas as pd
 from spatialplan.core._progress import show_progress
 
 __all__ = [
-    "add_plan_argument",
-    "add_out_argument",
-    "add_quiet_argument",
     "add_json_argument",
-    "setup_progress",
-    "format_table",
+    "add_out_argument",
+    "add_plan_argument",
+    "add_quiet_argument",
     "dump_json",
+    "format_table",
+    "setup_progress",
 ]
 
 
@@ -85,12 +85,12 @@ def _json_default(value: Any) -> Any:
 
 
 def dump_json(data: Any) -> str:
-    """Serialise ``data`` to JSON (dates, numpy scalars and paths handled; NaN → null).
+    r"""Serialise ``data`` to JSON (dates, numpy scalars and paths handled; NaN → null).
 
     Example
     -------
     >>> dump_json({"n": float("nan")})
-    '{\\n  "n": null\\n}'
+    '{\n  "n": null\n}'
     """
     return json.dumps(_nan_to_none(data), ensure_ascii=False, indent=2, default=_json_default)
 

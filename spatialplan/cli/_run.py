@@ -16,8 +16,14 @@ from spatialplan.cli._common import (
 )
 from spatialplan.errors import PlanError
 
-__all__ = ["add_run_options", "add_font_argument", "read_plan_from_args", "check_and_write",
-           "print_summary", "exit_code"]
+__all__ = [
+    "add_font_argument",
+    "add_run_options",
+    "check_and_write",
+    "exit_code",
+    "print_summary",
+    "read_plan_from_args",
+]
 
 
 def _date(text: str) -> dt.date:
@@ -104,8 +110,11 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
 
 
 def print_summary(plan, result, written) -> None:
-    """Print what was checked and written (the CLI's only output on stdout); control
-    characters in names and paths are shown escaped (:func:`spatialplan.core._text.visible`)."""
+    """Print what was checked and written (the CLI's only output on stdout).
+
+    Control characters in names and paths are shown escaped
+    (:func:`spatialplan.core._text.visible`).
+    """
     from spatialplan.core._text import visible
 
     tol = ", ".join(f"{k}={v}" for k, v in result.tolerance.items())

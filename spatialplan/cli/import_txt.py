@@ -36,7 +36,7 @@ def summary_lines(sites, source: str | Path, out: str | Path, layer: str) -> lis
     lines = [
         f"read: {source} ({sites.attrs.get('encoding')}, {sites.attrs.get('encoding_reason')})",
         f"CRS: {sites.crs.to_string()} — {sites.attrs.get('crs_reason')}",
-        f"parcels: {len(sites)} (areas are planar, in the Gauss–Krüger zone)",
+        f"parcels: {len(sites)} (areas are planar, in the Gauss-Krüger zone)",
     ]
     for row in sites.itertuples(index=False):
         flag = "  ** declared area differs by more than 1% **" if row.area_mismatch else ""

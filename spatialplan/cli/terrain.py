@@ -24,11 +24,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "terrain",
         help="write the slope GeoTIFF and per-township slope statistics (坡度分析)",
-        description="Compute slope (degrees, in metres, Horn 3×3) from the plan's DEM in the "
+        description="Compute slope (degrees, in metres, Horn 3x3) from the plan's DEM in the "
         "analysis CRS and write DIR/slope.tif (Cloud-Optimised GeoTIFF) and "
         "DIR/terrain_stats.csv: per township the mean/max slope, share over 15° and 25°, mean "
-        "elevation, DEM coverage and the area (m²) of each slope class ≤2°, 2–6°, 6–15°, "
-        "15–25°, >25°.",
+        "elevation, DEM coverage and the area (m²) of each slope class ≤2°, 2–6°, 6–15°, "  # noqa: RUF001 - slope classes shown in --help as in the terrain_stats.csv headers
+        "15–25°, >25°.",  # noqa: RUF001 - slope classes shown in --help as in the terrain_stats.csv headers
     )
     add_plan_argument(p)
     add_out_argument(p)
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     valid = terrain.slope[terrain.slope != NODATA]
     print(f"analysis CRS: {plan.crs.name} ({plan.crs_reason})")
     summary = (f"median {float(np.median(valid)):.1f}°, max {float(valid.max()):.1f}°"
-               if valid.size else "no cell with a full 3×3 window")
-    print(f"slope: {terrain.shape[1]}×{terrain.shape[0]} cells of {terrain.transform.a:.1f} m"
+               if valid.size else "no cell with a full 3x3 window")
+    print(f"slope: {terrain.shape[1]}x{terrain.shape[0]} cells of {terrain.transform.a:.1f} m"
           f"{' (DEM warped)' if terrain.reprojected else ''}; {summary}")
     flags = stats["flag"].value_counts().to_dict()
     print(f"townships: {len(stats)} ({', '.join(f'{k} {v}' for k, v in flags.items())})")

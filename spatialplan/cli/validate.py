@@ -97,8 +97,10 @@ _JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
 
 
 def _json_visible(text: str) -> str:
-    """JSON text with the characters of :data:`_JSON_RAW` written as ``\\uXXXX`` escapes
-    (they only occur inside strings, where the escape is the same character)."""
+    r"""Write the characters of :data:`_JSON_RAW` in JSON text as ``\uXXXX`` escapes.
+
+    They only occur inside strings, where the escape is the same character.
+    """
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -27,14 +27,14 @@ __all__ = [
     "_EXTENT_ROLES",
     "_MARGIN_M",
     "_STAT_ROLES",
+    "_Part",
+    "_Positions",
+    "_Shared",
     "_clip_box",
     "_envelope",
     "_in_tile",
-    "_Part",
     "_points",
-    "_Positions",
     "_run_partition",
-    "_Shared",
     "_transform_box",
 ]
 
@@ -107,7 +107,7 @@ def _in_tile(xy: np.ndarray, tile: tuple[float, float, float, float]) -> np.ndar
 
 
 def _points(geoms: np.ndarray) -> np.ndarray:
-    """Representative points of geometries as ``(n, 2)`` (NaN for missing ones)."""
+    """Return representative points of geometries as ``(n, 2)`` (NaN for missing ones)."""
     xy = np.full((len(geoms), 2), np.nan)
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if ok.any():
@@ -115,13 +115,15 @@ def _points(geoms: np.ndarray) -> np.ndarray:
     return xy
 
 
-def _transform_box(box: tuple, src: Any, dst: Any) -> tuple[float, float, float, float]:
+def _transform_box(box: tuple | np.ndarray, src: Any,
+                   dst: Any) -> tuple[float, float, float, float]:
     """Bounds of ``box`` (in ``src``) in ``dst``: densified edges, plus a safety margin."""
+    left, bottom, right, top = (float(v) for v in box)
     src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
     if src.equals(dst):
-        return tuple(float(v) for v in box)  # type: ignore[return-value]
+        return (left, bottom, right, top)
     tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    xmin, ymin, xmax, ymax = tr.transform_bounds(*box, densify_pts=21)
+    xmin, ymin, xmax, ymax = tr.transform_bounds(left, bottom, right, top, densify_pts=21)
     pad = 1e-5 * max(xmax - xmin, ymax - ymin, 1e-9)
     return (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
 
@@ -141,8 +143,11 @@ def _clip_box(tile: tuple, world: tuple) -> tuple | None:
 
 
 def _read_extent(shared: _Shared, role: str, extent: tuple):
-    """The features of one layer intersecting ``extent`` (analysis CRS), as a full read has them
-    (a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan has no such layer)."""
+    """Read the features of one layer intersecting ``extent`` (analysis CRS).
+
+    As a full read has them: a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan
+    has no such layer.
+    """
     from spatialplan.io.read import _read_layer
 
     spec = shared.specs.get(role)
@@ -179,7 +184,7 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
 
 
 def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.DataFrame]:
-    """The partition's own project rows and findings."""
+    """Check the partition's own projects: their rows and findings."""
     from spatialplan.rules import siting
 
     res, fnd = siting.check_projects(
@@ -197,7 +202,7 @@ def _siting(part: _Part, shared: _Shared, lines: dict, slope) -> dict[str, pd.Da
 
 def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoDataFrame,
                    known: dict) -> dict[str, Any]:
-    """The partition's township statistics, line conflicts and outside pieces.
+    """Compute the partition's township statistics, line conflicts and outside pieces.
 
     Every line layer read for the partition is put on the grid and certified once (as
     :func:`spatialplan.analysis.overlay.control_line_report` does for a local run) and shared by the
@@ -232,7 +237,10 @@ def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFr
 
 
 def _own_conflicts(part: _Part, shared: _Shared, found: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """This partition's rows of the line conflicts (own townships; outside pieces by tile)."""
+    """Select this partition's rows of the line conflicts.
+
+    Its own townships' rows, and the outside pieces by tile.
+    """
     codes = set(shared.townships["code"].to_numpy()[part.towns])
     mine = np.array(found["township_code"].isin(codes), dtype=bool)
     rest = found["township_code"].isna().to_numpy()
@@ -322,7 +330,7 @@ def _zonal_or_empty(func, frame: gpd.GeoDataFrame, grid, id_column: str) -> pd.D
 
 @contextlib.contextmanager
 def _dem_window(dem, crs, extent) -> Iterator[Any]:
-    """The DEM cells around ``extent`` (padded) as an open dataset on the same grid."""
+    """Open the DEM cells around ``extent`` (padded) as a dataset on the same grid."""
     import rasterio
     from affine import Affine
     from rasterio.io import MemoryFile
@@ -336,10 +344,10 @@ def _dem_window(dem, crs, extent) -> Iterator[Any]:
         return
     with rasterio.open(dem.path) as ds:
         win = from_bounds(*extent, transform=ds.transform)
-        col0 = max(int(math.floor(win.col_off)) - _DEM_PAD_CELLS, 0)
-        row0 = max(int(math.floor(win.row_off)) - _DEM_PAD_CELLS, 0)
-        col1 = min(int(math.ceil(win.col_off + win.width)) + _DEM_PAD_CELLS, ds.width)
-        row1 = min(int(math.ceil(win.row_off + win.height)) + _DEM_PAD_CELLS, ds.height)
+        col0 = max(math.floor(win.col_off) - _DEM_PAD_CELLS, 0)
+        row0 = max(math.floor(win.row_off) - _DEM_PAD_CELLS, 0)
+        col1 = min(math.ceil(win.col_off + win.width) + _DEM_PAD_CELLS, ds.width)
+        row1 = min(math.ceil(win.row_off + win.height) + _DEM_PAD_CELLS, ds.height)
         if col1 - col0 < 3 or row1 - row0 < 3:  # the extent misses the DEM: any corner
             col0, row0, col1, row1 = 0, 0, min(ds.width, 8), min(ds.height, 8)
         window = Window(col0, row0, col1 - col0, row1 - row0)

@@ -83,7 +83,7 @@ from spatialplan.pipeline.result import (
     plan_townships,
 )
 
-__all__ = ["run_check_dask", "partition_townships", "connect"]
+__all__ = ["connect", "partition_townships", "run_check_dask"]
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
     towns = shared.townships
     geoms = np.asarray(projects.geometry.array, dtype=object)
     usable = pd.isna(_geometry_problems(geoms))
-    assign = np.where(usable, _tile_of(_points(np.where(usable, geoms, None)), shared.tiles), -1)
+    masked = geoms.copy()  # the usable geometries, None for the others
+    masked[~usable] = None
+    assign = np.where(usable, _tile_of(_points(masked), shared.tiles), -1)
     code_part = dict(zip(text_values(towns["code"]), owner, strict=True))
     declared = text_values(projects["township_code"]) if "township_code" in projects else (
         np.full(len(projects), None, dtype=object))
@@ -164,8 +166,8 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
     # rejected projects go with the most accepted ones (their rows are concatenated the same
     # way as in a local run)
     home = int(np.argmax(np.bincount(assign, minlength=len(shared.tiles)))) if len(assign) else 0
-    site_bounds = shapely.bounds(np.where(usable, geoms, None))
-    tree = shapely.STRtree(np.where(usable, geoms, None))
+    site_bounds = shapely.bounds(masked)
+    tree = shapely.STRtree(masked)
     pid = text_values(projects["project_id"]) if "project_id" in projects else None
     built_ids = _built_ids(built)
     parts = []
@@ -175,15 +177,17 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
         boxes = [_clip_box(tile, shared.world),
                  tuple(shapely.total_bounds(towns.geometry.array[own_t]))]
         sites = own_p[usable[own_p]]
+        site_box = None  # the bounds of the partition's usable sites, if it has any
         if len(sites):
             b = site_bounds[sites]
-            boxes.append((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
+            site_box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+            boxes.append(site_box)
         dem_extent = _envelope(boxes[1:])
         r = shared.radius
         near = sites
-        if len(sites):
+        if site_box is not None:
             near = tree.query(geoms[sites], predicate="dwithin", distance=r)[1]
-            boxes.append(tuple(np.add(boxes[-1], (-r, -r, r, r))))
+            boxes.append(tuple(np.add(site_box, (-r, -r, r, r))))
         rows = np.union1d(own_p, near)
         sub = projects.iloc[rows]
         own = np.isin(rows, own_p)
@@ -198,7 +202,10 @@ def _build_parts(shared: _Shared, *, projects: gpd.GeoDataFrame,
 
 
 def _built_ids(built: gpd.GeoDataFrame | None) -> np.ndarray:
-    """The ``project_id`` of each as-built footprint (``None``: missing, or no such column)."""
+    """Return the ``project_id`` of each as-built footprint.
+
+    ``None`` where it is missing, or everywhere when there is no such column.
+    """
     from spatialplan.rules._sites import text_values
 
     if built is None or "project_id" not in built:
@@ -208,7 +215,9 @@ def _built_ids(built: gpd.GeoDataFrame | None) -> np.ndarray:
 
 def _built_for(built: gpd.GeoDataFrame | None, keys: np.ndarray,
                ids: set) -> gpd.GeoDataFrame | None:
-    """The as-built footprints joined to a partition's projects (``keys``: :func:`_built_ids`).
+    """Select the as-built footprints joined to a partition's projects.
+
+    ``keys``: the ids of :func:`_built_ids`.
 
     A set lookup per footprint: ``np.isin`` on object arrays compares every footprint with
     every id.
@@ -222,8 +231,10 @@ def _built_for(built: gpd.GeoDataFrame | None, keys: np.ndarray,
 
 
 def connect(scheduler: Any = None, *, n_workers: int | None = None):
-    """Context manager yielding a dask ``Client``: the given one, a scheduler address, or a
-    new ``LocalCluster`` (processes, one thread each, no dashboard), closed on exit.
+    """Yield a dask ``Client`` (context manager).
+
+    The given one, a scheduler address, or a new ``LocalCluster`` (processes, one thread
+    each, no dashboard), closed on exit.
 
     Example
     -------
@@ -353,8 +364,10 @@ def _require_dem_overlap(outs: list[dict], dem) -> None:
 
 
 def _project_tables(plan, shared, outs, projects_layer):
-    """The partitions' project rows and findings in the local engine's order and dtypes, with
-    the unmapped builds found once on the whole register."""
+    """Combine the partitions' project rows and findings in the local engine's order and dtypes.
+
+    The unmapped builds are found once on the whole register.
+    """
     from spatialplan.rules import _sites, siting
     from spatialplan.rules._registry import rule_ids
 

@@ -1,5 +1,6 @@
-"""What a check produced (:class:`CheckResult`) and the plan accessors every runner and writer
-shares.
+"""What a check produced (:class:`CheckResult`) and the shared plan accessors.
+
+Every runner and writer shares these accessors.
 
 This module imports no other module of :mod:`spatialplan.pipeline`: the local runner
 (:mod:`~spatialplan.pipeline.run`), the dask engine (:mod:`~spatialplan.pipeline.engine`,
@@ -40,7 +41,7 @@ class CheckResult:
         One row per input project with its verdict, reasons and measures (None when only the
         control-line statistics were run).
     findings
-        One row per project × rule (None likewise).
+        One row per project and rule (None likewise).
     schedule
         The construction sequence table (时序表) with Chinese headers (None likewise).
     terrain
@@ -70,13 +71,13 @@ class CheckResult:
 
 
 def layer_data(plan, role: str) -> gpd.GeoDataFrame | None:
-    """The accepted features of a plan layer, or None when the plan has no such layer."""
+    """Return the accepted features of a plan layer, or None when the plan has no such layer."""
     layer = plan.layers.get(role)
     return None if layer is None else layer.data
 
 
 def plan_townships(plan) -> gpd.GeoDataFrame:
-    """The plan's township outlines, or a clear error when the plan has none."""
+    """Return the plan's township outlines, or raise a clear error when the plan has none."""
     townships = layer_data(plan, "townships")
     if townships is None:
         raise SpatialPlanError("the plan has no townships layer", path=plan.path,
@@ -85,7 +86,10 @@ def plan_townships(plan) -> gpd.GeoDataFrame:
 
 
 def plan_projects(plan):
-    """The plan's project register (a :class:`spatialplan.io.read.Layer`), or a clear error."""
+    """Return the plan's project register, or raise a clear error when the plan has none.
+
+    The register is a :class:`spatialplan.io.read.Layer`.
+    """
     projects = plan.layers.get("projects")
     if projects is None:
         raise SpatialPlanError("the plan has no projects layer", path=plan.path,
@@ -94,7 +98,7 @@ def plan_projects(plan):
 
 
 def plan_tolerance(plan) -> dict:
-    """The overlap tolerances of the plan's rulebook, without their source note."""
+    """Return the overlap tolerances of the plan's rulebook, without their source note."""
     tolerance = dict(plan.rules.get("tolerance", {}))
     tolerance.pop("source", None)
     return tolerance
@@ -111,7 +115,7 @@ def dem_options(dem) -> dict:
 
 
 def check_date(as_of: object, plan) -> dt.date:
-    """The date a check runs with: ``as_of`` (date, ISO text or timestamp) or the plan's."""
+    """Return the date a check runs with: ``as_of`` (date, ISO text or timestamp) or the plan's."""
     if as_of is None:
         return plan.as_of
     if isinstance(as_of, dt.datetime):
@@ -122,5 +126,5 @@ def check_date(as_of: object, plan) -> dt.date:
 
 
 def result_date(plan, result: CheckResult) -> dt.date:
-    """The date a result was computed with (the plan's for a result built by hand)."""
+    """Return the date a result was computed with (the plan's for a result built by hand)."""
     return result.as_of if result.as_of is not None else plan.as_of

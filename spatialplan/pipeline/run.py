@@ -23,12 +23,9 @@ from spatialplan.pipeline.result import (
     plan_townships,
 )
 
-__all__ = ["CheckResult", "run_stats", "run_check", "check_date"]
+__all__ = ["CheckResult", "check_date", "run_check", "run_stats"]
 
 log = logging.getLogger(__name__)
-
-#: the layers the control-line tables read
-_LINE_ROLES = ("redline", "farmland", "udb", "cropland")
 
 
 def run_stats(plan) -> CheckResult:
@@ -57,16 +54,17 @@ def run_stats(plan) -> CheckResult:
 
 
 def _control_lines(plan) -> dict[str, gpd.GeoDataFrame]:
-    """The three control-line tables of a plan, every layer prepared once."""
+    """Compute the three control-line tables of a plan, every layer prepared once."""
     from spatialplan.analysis import overlay
 
     townships = plan_townships(plan)
-    lines = {role: layer_data(plan, role) for role in _LINE_ROLES}
     log.info("control lines: statistics for %d townships", len(townships))
     # one preparation of every layer for the three tables (validation, coverage certificate)
     known = {role: layer.validated for role, layer in plan.layers.items()}
-    report = overlay.control_line_report(townships, tolerance=plan_tolerance(plan),
-                                         known_valid=known, **lines)
+    report = overlay.control_line_report(
+        townships, redline=layer_data(plan, "redline"), farmland=layer_data(plan, "farmland"),
+        udb=layer_data(plan, "udb"), cropland=layer_data(plan, "cropland"),
+        tolerance=plan_tolerance(plan), known_valid=known)
     return report._asdict()
 
 

@@ -18,6 +18,7 @@ import platform
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -26,8 +27,14 @@ from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline.result import CheckResult, layer_data, plan_townships, result_date
 
-__all__ = ["write_check", "check_map", "check_layouts", "plan_inputs", "build_manifest",
-           "OUTPUT_KINDS"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "build_manifest",
+    "check_layouts",
+    "check_map",
+    "plan_inputs",
+    "write_check",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,10 @@ OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "
 
 
 def plan_inputs(plan) -> list[Path]:
-    """Every input file of a plan: the plan itself, layers, rasters, the rulebook and the
-    plug-in files it names."""
+    """List every input file of a plan.
+
+    The plan itself, layers, rasters, the rulebook and the plug-in files it names.
+    """
     paths = [Path(plan.path)]
     paths += [Path(layer.source.path) for layer in plan.layers.values()]
     paths += [Path(r.path) for r in plan.rasters.values()]
@@ -49,7 +58,7 @@ def plan_inputs(plan) -> list[Path]:
 
 
 def _plugin_files(plan) -> list[dict]:
-    """The plug-in modules of the plan's rulebook: module, path, sha256, rule ids."""
+    """List the plug-in modules of the plan's rulebook: module, path, sha256, rule ids."""
     return list(((plan.rules or {}).get("plugins") or {}).get("files", []))
 
 
@@ -101,9 +110,9 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
     }
 
 
-def _counts(plan, result: CheckResult) -> dict:
-    """Counts in and out, for the manifest."""
-    counts = {
+def _counts(plan, result: CheckResult) -> dict[str, Any]:
+    """Count features in and out, for the manifest."""
+    counts: dict[str, Any] = {
         "townships": len(result.township_stats),
         "line_conflicts": len(result.line_conflicts),
     }
@@ -112,7 +121,7 @@ def _counts(plan, result: CheckResult) -> dict:
             "projects_in": int(plan.layers["projects"].n_in),
             "projects_out": len(result.projects),
             "verdicts": result.verdict_counts(),
-            "findings": len(result.findings),
+            "findings": 0 if result.findings is None else len(result.findings),
         })
     return counts
 
@@ -218,7 +227,7 @@ class _Job:
 def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
                 outputs: Collection[str], township: str | None,
                 font: str | os.PathLike | None = None) -> list[_Job]:
-    """The writers of the chosen deliverables, in the order of ``written``."""
+    """List the writers of the chosen deliverables, in the order of ``written``."""
     from spatialplan.io import output
 
     jobs = []
@@ -257,8 +266,10 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
 
 
 def _run_jobs(jobs: Sequence[_Job]) -> None:
-    """Run every job: first the ``alone`` ones in order, then the others in up to
-    :func:`~spatialplan.core._parallel.n_threads` threads, largest first.
+    """Run every job: first the ``alone`` ones in order, then the others in threads.
+
+    The others run in up to :func:`~spatialplan.core._parallel.n_threads` threads, largest
+    first.
 
     Raises the error of the first failing job in list order, the one a serial run raises:
     after a failure only the jobs before it still run (one of them may fail too). Nothing is
@@ -279,7 +290,7 @@ def _run_jobs(jobs: Sequence[_Job]) -> None:
         _run_in_threads(jobs, sorted(rest, key=lambda i: -jobs[i].weight), errors,
                         threads=min(n_threads(), len(rest)))
     if errors:
-        raise errors[_first(errors)]
+        raise errors[min(errors)]
 
 
 def _run_in_threads(jobs: Sequence[_Job], order: Sequence[int],
@@ -341,9 +352,11 @@ _SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线�
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
-    """The 时序表 as XLSX and CSV."""
+    """Return the jobs that write the 时序表 as XLSX and CSV."""
     from spatialplan.render import schedule
 
+    if result.schedule is None:
+        raise ValueError("a result with projects needs its 时序表 (CheckResult.schedule)")
     cells = result.schedule.size
     return [
         _Job({"schedule_xlsx": out / "schedule.xlsx"}, functools.partial(
@@ -358,8 +371,11 @@ def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
 
 def _write_fitted(write: Callable[..., Path], table: pd.DataFrame, path: Path, *,
                   full_text_in: str, **options) -> Path:
-    """``write`` an XLSX table whose texts over Excel's cell limit are cut with a marker naming
-    ``full_text_in``, the CSV written beside it that keeps them whole."""
+    """Write an XLSX table (with ``write``), cutting texts over Excel's cell limit.
+
+    A cut text ends with a marker naming ``full_text_in``, the CSV written beside it that
+    keeps them whole.
+    """
     from spatialplan.io.output import fit_excel_cells
 
     return write(fit_excel_cells(table, full_text_in=full_text_in), path, **options)
@@ -425,8 +441,10 @@ def check_layouts(plan, result: CheckResult, *, township: str | None = None,
 
 def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
                   font: str | os.PathLike | None = None) -> tuple[int, Iterator]:
-    """How many pages, and the figures of :func:`check_layouts` one at a time (a written page
-    can be freed)."""
+    """Return how many pages, and the figures of :func:`check_layouts` one at a time.
+
+    One at a time, so that a written page can be freed.
+    """
     from spatialplan.render import layout
 
     townships = plan_townships(plan)
@@ -454,7 +472,7 @@ def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
 
 
 def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
-    """The folium web map (in the calling thread)."""
+    """Return the job writing the folium web map (in the calling thread)."""
     from spatialplan.render import webmap
 
     def write() -> None:
@@ -465,7 +483,10 @@ def _write_map(plan, result: CheckResult, stage: Path, out: Path) -> _Job:
 
 def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
                   township: str | None, font: str | os.PathLike | None = None) -> _Job:
-    """The 8+X 项目布局图, PDF (one page per township) and PNG (matplotlib: calling thread)."""
+    """Return the job writing the 8+X 项目布局图: PDF (one page per township) and PNG.
+
+    matplotlib draws in the calling thread.
+    """
 
     def write() -> None:
         from spatialplan.render import layout
@@ -481,7 +502,10 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
 
 def _write_report(plan, result: CheckResult, stage: Path, out: Path,
                   written: dict[str, Path]) -> _Job:
-    """The self-contained HTML report; ``written``: the files listed before it."""
+    """Return the job writing the self-contained HTML report.
+
+    ``written``: the files listed before it.
+    """
     from spatialplan.io.read import validation_report
     from spatialplan.render import report
 

@@ -46,6 +46,17 @@ def _import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def _pop_component(stack: list[str], on_stack: set[str], root: str) -> set[str]:
+    """Pop the strongly connected component of ``root`` off Tarjan's stack."""
+    component = set()
+    while True:
+        w = stack.pop()
+        on_stack.discard(w)
+        component.add(w)
+        if w == root:
+            return component
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     """Strongly connected components of more than one module (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -76,13 +87,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
                 if work:
                     low[work[-1][0]] = min(low[work[-1][0]], low[v])
                 if low[v] == index[v]:
-                    component = set()
-                    while True:
-                        w = stack.pop()
-                        on_stack.discard(w)
-                        component.add(w)
-                        if w == v:
-                            break
+                    component = _pop_component(stack, on_stack, v)
                     if len(component) > 1:
                         found.append(component)
     return found
@@ -97,6 +102,9 @@ def test_the_graph_reader_finds_a_circle():
     """The check can fail: a made-up circle a -> b -> c -> a is found, a one-way chain is not."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    # two circles joined one way are two components; a self-import is no circle of modules
+    assert _cycles({"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": {"c"}, "e": {"e"}}) == [
+        {"c", "d"}, {"a", "b"}]
 
 
 def test_the_graph_holds_function_level_imports(graph):

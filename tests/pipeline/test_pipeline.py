@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -123,3 +124,13 @@ def test_write_check_announces_its_files_not_the_staging_folder(demo_plan, demo_
     assert sorted(p.name for p in written.values()) == ["manifest.json", "report.html",
                                                         "results.gpkg"]
     assert not [m for m in infos if "staging" in m]  # the temporary folder is not shown
+
+
+def test_write_check_names_a_missing_schedule(demo_plan, demo_result, tmp_path):
+    # a result built by hand with projects but no 时序表: a clear error (was an AttributeError
+    # on None), and nothing is published
+    result = dataclasses.replace(demo_result, schedule=None)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="needs its 时序表"):
+        sp.write_check(demo_plan, result, out, outputs=["schedule"])
+    assert not out.exists()
