@@ -164,9 +164,25 @@ def _read_extent(shared: _Shared, role: str, extent: tuple):
     return layer
 
 
+def _own_geometries(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return ``gdf`` with geometry objects of its own (exact copies through WKB).
+
+    Partitions of an in-process cluster run as threads sharing :class:`_Shared`; the overlays
+    prepare the township geometries they use, and a GEOS prepared geometry must not be used
+    by two threads at once (libgeos/geos#825). Each partition prepares its own copies.
+    """
+    geoms = np.asarray(gdf.geometry.array, dtype=object)
+    own = shapely.from_wkb(shapely.to_wkb(geoms, output_dimension=2))
+    out = gdf.copy()
+    out[gdf.geometry.name] = gpd.GeoSeries(own, index=gdf.index, crs=gdf.crs)
+    return out
+
+
 def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
     """Everything one partition reports: its own rows of every result table."""
     from spatialplan.core import _parallel
+
+    shared = dataclasses.replace(shared, townships=_own_geometries(shared.townships))
 
     with _parallel.limited(1):  # a worker runs one partition per core already
         # the lines and parcels, then the layers of plug-in rules (read over the same extent,

@@ -221,3 +221,16 @@ def test_partitions_do_not_recheck_geopackages(generated_plan, client, monkeypat
                   if r in plan.layers}
     assert len(read_files) >= 3
     assert sorted(calls) == sorted(read_files)  # once each, by the driver
+
+
+def test_partitions_never_prepare_the_shared_townships(generated_plan, client):
+    """Partitions running as threads of one process get their own township geometries.
+
+    GEOS prepared geometries are not thread-safe (libgeos/geos#825): two partitions preparing
+    and querying the same shared township objects at once could crash the process.
+    """
+    plan = sp.read_plan(generated_plan)
+    towns = np.asarray(plan.layers["townships"].data.geometry.array, dtype=object)
+    assert not shapely.is_prepared(towns).any()
+    run_check_dask(plan, scheduler=client, partition_size=2)
+    assert not shapely.is_prepared(towns).any()
