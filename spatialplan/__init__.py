@@ -46,6 +46,7 @@ from spatialplan.io.read import (
     read_plan,
     validation_report,
 )
+from spatialplan.pipeline.compare import Comparison, compare, write_compare
 from spatialplan.pipeline.result import CheckResult
 from spatialplan.pipeline.run import run_check, run_stats
 from spatialplan.pipeline.write import check_layouts, check_map, write_check
@@ -78,6 +79,7 @@ __all__ = [
     "CRSError",
     "Catalog",
     "CheckResult",
+    "Comparison",
     "DataLayerError",
     "DataSourceError",
     "FieldError",
@@ -93,6 +95,7 @@ __all__ = [
     "check_layouts",
     "check_map",
     "check_projects",
+    "compare",
     "control_line_report",
     "demo_plan_path",
     "explore",
@@ -121,6 +124,7 @@ __all__ = [
     "township_terrain_stats",
     "validation_report",
     "write_check",
+    "write_compare",
     "write_layout",
     "write_map",
     "write_report",

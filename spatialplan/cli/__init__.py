@@ -23,7 +23,7 @@ __all__ = ["build_parser", "main"]
 
 #: command modules, in the order ``--help`` lists them
 COMMANDS = ("demo", "check", "validate", "stats", "terrain", "map", "layout", "schedule",
-            "import_txt")
+            "compare", "import_txt")
 
 
 def build_parser() -> argparse.ArgumentParser:

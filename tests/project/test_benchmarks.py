@@ -95,3 +95,9 @@ def test_map_benchmark_smoke(tmp_path):
     sizes, peaks = ([float(v.replace(",", "")) for v in vs] for vs in (sizes, peaks))
     assert len(sizes) == len(peaks) == 2 and min(sizes) > 0 and min(peaks) > 0
     assert (tmp_path / "run" / "check-output" / "map.html").is_file()
+
+
+def test_compare_benchmark_smoke():
+    out = _run("bench_compare.py", "--small")
+    assert "same changes as the baseline: yes" in out
+    assert "ratio baseline / sp.compare" in out and "compare + write" in out
