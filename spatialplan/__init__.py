@@ -47,6 +47,7 @@ from spatialplan.io.read import (
     validation_report,
 )
 from spatialplan.pipeline.compare import Comparison, compare, write_compare
+from spatialplan.pipeline.many import check_many
 from spatialplan.pipeline.result import CheckResult
 from spatialplan.pipeline.run import run_check, run_stats
 from spatialplan.pipeline.write import check_layouts, check_map, write_check
@@ -93,6 +94,7 @@ __all__ = [
     "SpatialPlanError",
     "__version__",
     "check_layouts",
+    "check_many",
     "check_map",
     "check_projects",
     "compare",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from spatialplan.cli._run import (
     add_font_argument,
@@ -18,12 +20,18 @@ def register(sub) -> None:
     """Add the ``check`` command."""
     p = sub.add_parser(
         "check",
-        help="check a plan: control lines, 8+X siting, schedule, maps and report",
+        help="check a plan (or many): control lines, 8+X siting, schedule, maps and report",
         description="Read the plan, overlay the three control lines on the townships, check "
         "every 8+X project site against the rulebook and write results.gpkg, report.html, "
-        "map.html, layout.pdf/png, schedule.xlsx/csv and manifest.json into --out.",
+        "map.html, layout.pdf/png, schedule.xlsx/csv, county_summary.csv/.xlsx and "
+        "manifest.json into --out. With several plans (or a folder of plans: its */plan.toml "
+        "and its *.toml with [layers]), each plan goes into a sub-folder of --out and the "
+        "county roll-up over all of them (county_summary, county_townships, runs.csv) to its "
+        "top; a plan that fails is reported and the others go on (exit 2 if any failed).",
     )
-    add_run_options(p)
+    p.add_argument("plan", metavar="PLAN", nargs="+",
+                   help="plan file (plan.toml), several, or a folder of plans")
+    add_run_options(p, plan=False)
     add_font_argument(p)
     p.add_argument("--no-map", action="store_true", help="skip map.html")
     p.add_argument("--no-layout", action="store_true", help="skip layout.pdf/png")
@@ -45,5 +53,42 @@ def run(args: argparse.Namespace) -> int:
 
     skip = {"map"} if args.no_map else set()
     skip |= {"layout"} if args.no_layout else set()
-    plan = read_plan_from_args(args)
-    return check_and_write(args, plan, outputs=[k for k in OUTPUT_KINDS if k not in skip])
+    outputs = [k for k in OUTPUT_KINDS if k not in skip]
+    if len(args.plan) > 1 or Path(args.plan[0]).is_dir():
+        return _run_many(args, outputs)
+    plan = read_plan_from_args(args, args.plan[0])
+    return check_and_write(args, plan, outputs=outputs)
+
+
+def _run_many(args: argparse.Namespace, outputs: list[str]) -> int:
+    """Check several plans into sub-folders of ``--out`` and write their roll-up."""
+    from spatialplan.cli._common import setup_progress
+    from spatialplan.core._text import visible
+    from spatialplan.pipeline.many import check_many
+
+    setup_progress(args)
+    if args.font is not None and "layout" in outputs:
+        from spatialplan.render.layout import find_cjk_font
+
+        find_cjk_font(args.font)
+    runs = check_many(args.plan, args.out, outputs=outputs, as_of=args.as_of, rules=args.rules,
+                      crs=args.crs, engine=args.engine, scheduler=args.scheduler,
+                      n_workers=args.workers)
+    lines = [f"plans: {len(runs)}, failed: {sum(bool(r.error) for r in runs)}"]
+    for r in runs:
+        state = f"error: {r.error}" if r.error else ", ".join(
+            f"{k} {v}" for k, v in r.verdicts.items())
+        lines.append(f"  {r.folder.name}: {r.plan} — {state}")
+    lines.append(f"roll-up: {Path(args.out) / 'county_summary.csv'}")
+    sys.stdout.write("\n".join(visible(line) for line in lines) + "\n")
+    if any(r.error for r in runs):
+        return 2
+    return max((_fails(r.verdicts, args.fail_on) for r in runs), default=0)
+
+
+def _fails(verdicts: dict[str, int], fail_on: str | None) -> int:
+    """1 when ``--fail-on`` names a verdict some project of the plan has, as for one plan."""
+    if not fail_on:
+        return 0
+    bad = {"fail", "error"} if fail_on == "fail" else {"fail", "error", "review"}
+    return int(any(verdicts.get(v, 0) for v in bad))

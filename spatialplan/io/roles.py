@@ -125,7 +125,7 @@ def _builtin(name: str, geometry: str, description: str, **options: object) -> L
 MAX_INVESTMENT_WAN = 1e8
 
 _builtin("townships", "polygon", "township outlines (乡镇行政区), one feature per township",
-         fields=("code", "name"), required=("code", "name"),
+         fields=("code", "name", "county_code"), required=("code", "name"),
          aliases={"code": ("XZQDM",), "name": ("XZQMC",)}, must_have_features=True)
 _builtin("redline", "polygon", "生态保护红线 (ecological protection red line)")
 _builtin("farmland", "polygon", "永久基本农田 (permanent basic farmland)")

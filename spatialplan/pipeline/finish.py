@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from spatialplan.errors import SpatialPlanError
@@ -80,9 +81,44 @@ def finish(plan, *, township_stats: gpd.GeoDataFrame, outside_townships: pd.Data
     coverage = siting.facility_coverage(projects, townships, catalog=plan.catalog)
     result.township_stats = township_stats.merge(coverage, on="township_code", how="left",
                                                  validate="one_to_one")
+    result.township_stats, result.county_summary = _roll_up(plan, result.township_stats,
+                                                            projects, townships)
     result.schedule = schedule.sequence_table(projects, townships=townships,
                                               catalog=plan.catalog)
     return result
+
+
+def _roll_up(plan, stats: gpd.GeoDataFrame, projects: pd.DataFrame,
+             townships: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Add the township indicators and county ranks; sum them up per county.
+
+    The county of a township is its ``county_code`` when the townships layer maps one, else
+    the first six digits of its code; a county's geometry is the union of its townships.
+    """
+    import shapely
+
+    from spatialplan.analysis import rollup
+    from spatialplan.analysis.overlay import STAT_LINES
+    from spatialplan.rules.catalog import eight_codes
+
+    indicators = rollup.township_indicators(
+        projects, stats["township_code"].astype(str).tolist(),
+        eight_present=pd.Series(stats["eight_present"].to_numpy(),
+                                index=stats["township_code"].astype(str)),
+        n_eight=len(eight_codes(plan.catalog)))
+    stats = stats.merge(indicators, on="township_code", how="left", validate="one_to_one")
+    explicit = None
+    if "county_code" in townships.columns:
+        by_code = dict(zip(townships["code"].astype(str), townships["county_code"], strict=True))
+        explicit = stats["township_code"].astype(str).map(by_code)
+    stats["county_code"] = rollup.county_codes(stats["township_code"], explicit=explicit)
+    stats["county_rank"] = rollup.rank_in_county(stats)
+    counties = rollup.county_summary(stats, lines=[c for c in STAT_LINES
+                                                   if f"{c}_m2" in stats.columns])
+    geoms = np.asarray(stats.geometry.array, dtype=object)
+    union = [shapely.union_all(geoms[(stats["county_code"] == c).to_numpy()])
+             for c in counties["county_code"]]
+    return stats, gpd.GeoDataFrame(counties, geometry=union, crs=stats.crs)
 
 
 def _in_township_order(terrain: pd.DataFrame | None,

@@ -46,6 +46,9 @@ class CheckResult:
         The construction sequence table (时序表) with Chinese headers (None likewise).
     terrain
         Per-township slope statistics (empty without a DEM).
+    county_summary
+        One row per county (:func:`spatialplan.analysis.rollup.county_summary`), with the
+        union of its townships as geometry (None without projects).
     as_of
         The date the check was computed with (the date rules, 先落图、后落地); every writer
         (manifest, report, layout map) prints it. ``None`` only for a result built by hand:
@@ -61,6 +64,7 @@ class CheckResult:
     schedule: pd.DataFrame | None = None
     terrain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     as_of: dt.date | None = None
+    county_summary: gpd.GeoDataFrame | None = None
 
     def verdict_counts(self) -> dict[str, int]:
         """Return the number of projects per verdict, in the order pass, review, fail, error."""

@@ -238,6 +238,7 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
             "township_stats": result.township_stats,
             "line_conflicts": result.line_conflicts,
             "outside_townships": result.outside_townships,
+            "county_summary": result.county_summary,
         }
         jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
             output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
@@ -335,8 +336,13 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
     from spatialplan.render._labels import chinese_headers
 
     jobs = []
-    for name in ("township_stats", "line_conflicts"):
+    names = ["township_stats", "line_conflicts"]
+    if result.county_summary is not None:
+        names.append("county_summary")
+    for name in names:
         table = chinese_headers(getattr(result, name), catalog=catalog)
+        if name == "county_summary":  # a county's share is of the county, not of a township
+            table.columns = [str(c).replace("占乡镇比例", "占全县比例") for c in table.columns]
         for suffix in (".csv", ".xlsx"):
             write = output.write_table if suffix == ".csv" else functools.partial(
                 _write_fitted, output.write_table, full_text_in=f"{name}.csv")
@@ -348,7 +354,8 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
 
 
 #: sheet names of the statistics tables (a reader sees the tab)
-_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突"}
+_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突",
+                "county_summary": "县域汇总"}
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
@@ -528,6 +535,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
             inputs=validation_report(plan),
             outputs=written,
             catalog=plan.catalog,
+            county_summary=result.county_summary,
         )
         report.write_report(html, stage / "report.html")
 

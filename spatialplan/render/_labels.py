@@ -106,6 +106,23 @@ _FIXED = {
     "slope_6_15_m2": "坡度6°–15°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
     "slope_15_25_m2": "坡度15°–25°面积(m²)",  # noqa: RUF001 - en dash: range sign of the header
     "slope_gt25_m2": "坡度>25°面积(m²)",
+    # the township indicators and the county roll-up (spatialplan.analysis.rollup)
+    "n_pass": "符合项目数",
+    "n_review": "需论证项目数",
+    "n_fail": "不符合项目数",
+    "n_error": "无法核查项目数",
+    "investment_wan": "总投资(万元)",
+    "investment_planned_wan": "拟建项目投资(万元)",
+    "investment_under_construction_wan": "在建项目投资(万元)",
+    "investment_completed_wan": "已建成项目投资(万元)",
+    "investment_other_wan": "建设状态未填项目投资(万元)",
+    "eight_share": "“8”类设施齐备率",
+    "compliance_rate": "合规率(符合项目占比)",
+    "county_code": "县级行政区代码",
+    "county_rank": "县内排名",
+    "n_townships": "乡镇数",
+    "behind_compliance_rate": "合规率低于全县的乡镇",
+    "behind_eight_share": "“8”类设施齐备率低于全县的乡镇",
 }
 #: the ``flag`` of terrain statistics
 FLAG_NAMES = {"ok": "正常", "too_few_pixels": "像元过少", "partial_coverage": "DEM部分覆盖",

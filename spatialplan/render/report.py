@@ -149,6 +149,7 @@ def render_report(
     max_rows: int | None = MAX_TABLE_ROWS,
     outputs: Mapping[str, str | os.PathLike] | None = None,
     catalog: Any = None,
+    county_summary: pd.DataFrame | None = None,
 ) -> str:
     """Render the check results as one self-contained, printable HTML page.
 
@@ -184,6 +185,9 @@ def render_report(
     catalog
         Facility catalogue, for the Chinese names of the 8+X facilities in the coverage table
         (default: the bundled one).
+    county_summary
+        The county roll-up (:func:`spatialplan.analysis.rollup.county_summary`); with it, a
+        county section lists the counties and ranks the townships inside each.
 
     Returns
     -------
@@ -206,6 +210,7 @@ def render_report(
         _section_conflicts(line_conflicts, cap),
         _section_projects(projects, findings, cap),
         _section_coverage(coverage, township_stats, cap, catalog),
+        _section_counties(county_summary, township_stats, cap),
         _section_map(map_path),
         f"<footer>spatialplan {escape(__version__)} · "
         f"{escape(datetime.now().strftime('%Y-%m-%d %H:%M'))}</footer>",
@@ -603,6 +608,50 @@ def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
                                        "eight_present": "已有 “8” present",
                                        "eight_missing": "缺少 “8” missing"},
                           numeric_digits={"n_projects": 0}))
+    return "\n".join(p for p in out if p)
+
+
+_COUNTY_HEADERS = {
+    "county_code": "县级代码 county", "n_townships": "乡镇数 townships",
+    "n_projects": "项目数 projects", "n_pass": "符合 pass", "n_review": "需论证 review",
+    "n_fail": "不符合 fail", "n_error": "无法核查 error",
+    "investment_wan": "总投资(万元) investment",
+    "eight_share": "“8”类齐备率 8+X share", "compliance_rate": "合规率 compliance",
+    "behind_compliance_rate": "合规率低于全县 behind on compliance",
+    "behind_eight_share": "“8”类齐备率低于全县 behind on 8+X",
+}
+_RANK_HEADERS = {
+    "county_code": "县级代码 county", "county_rank": "县内排名 rank",
+    "township_code": "代码 code", "township_name": "乡镇 township",
+    "compliance_rate": "合规率 compliance", "eight_share": "“8”类齐备率 8+X share",
+    "n_projects": "项目数 projects", "n_fail": "不符合 fail",
+}
+
+
+def _section_counties(counties: pd.DataFrame | None, stats: pd.DataFrame | None,
+                      cap: _Cap) -> str:
+    """Render the county roll-up (整县推进) and the townships ranked in each county."""
+    if counties is None or len(counties) == 0:
+        return ""
+    table = pd.DataFrame(counties.drop(columns=_geom_cols(counties)))
+    digits = {c: 0 for c in ("n_townships", "n_projects", "n_pass", "n_review", "n_fail",
+                             "n_error")}
+    digits.update({"eight_share": 3, "compliance_rate": 3})
+    out = ["<h2>县域汇总 County roll-up (整县推进)</h2>",
+           '<p class="note">县级代码为乡镇代码前六位（GB/T 2260），或乡镇图层的 county_code。'
+           "排名：按合规率（符合项目占比），其次“8”类设施齐备率；低于全县者列出。 Counties are "
+           "the first six digits of the township code unless the townships layer maps a "
+           "county_code; townships rank by compliance rate, then 8+X share.</p>",
+           html_table(table, columns=[c for c in _COUNTY_HEADERS if c in table.columns],
+                      headers=_COUNTY_HEADERS, numeric_digits=digits)]
+    if stats is not None and "county_rank" in stats.columns:
+        ranks = pd.DataFrame(stats.drop(columns=_geom_cols(stats))).sort_values(
+            ["county_code", "county_rank", "township_code"], kind="stable")
+        ranks, note = _capped(ranks, cap, "township_stats", "by county and rank 按县内排名")
+        out += ["<h3>县内乡镇排名 Townships ranked in their county</h3>", note,
+                html_table(ranks, columns=[c for c in _RANK_HEADERS if c in ranks.columns],
+                           headers=_RANK_HEADERS,
+                           numeric_digits={**digits, "county_rank": 0})]
     return "\n".join(p for p in out if p)
 
 

@@ -15,7 +15,8 @@ DEMO_PLAN = str(demo_dir() / "plan.toml")
 EXPECTED_OUTPUTS = {
     "results.gpkg", "report.html", "map.html", "layout.pdf", "layout.png", "schedule.xlsx",
     "schedule.csv", "manifest.json", "township_stats.csv", "township_stats.xlsx",
-    "line_conflicts.csv", "line_conflicts.xlsx", "terrain_stats.csv",
+    "line_conflicts.csv", "line_conflicts.xlsx", "terrain_stats.csv", "county_summary.csv",
+    "county_summary.xlsx",
 }
 
 

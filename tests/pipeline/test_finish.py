@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import spatialplan as sp
+from spatialplan.analysis.rollup import INDICATOR_COLUMNS
 from spatialplan.core._resources import demo_dir
 from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline import run as run_module
@@ -35,7 +36,7 @@ def _tables(result: CheckResult) -> dict:
 
 #: the columns finish joins to the township statistics
 _COVERAGE = ("n_projects", "eight_present", "eight_missing", "n_group_8", "n_group_X",
-             "n_unknown")
+             "n_unknown", *INDICATOR_COLUMNS, "county_code", "county_rank")
 
 
 def test_finish_rebuilds_the_local_result(demo_plan, demo_result):

@@ -101,3 +101,10 @@ def test_compare_benchmark_smoke():
     out = _run("bench_compare.py", "--small")
     assert "same changes as the baseline: yes" in out
     assert "ratio baseline / sp.compare" in out and "compare + write" in out
+
+
+@pytest.mark.slow
+def test_rollup_benchmark_smoke():
+    out = _run("bench_rollup.py", "--small")
+    assert "same township table as the check: yes" in out
+    assert "roll-up share of the check" in out
