@@ -116,6 +116,8 @@ def _counts(plan, result: CheckResult) -> dict[str, Any]:
         "townships": len(result.township_stats),
         "line_conflicts": len(result.line_conflicts),
     }
+    if result.township_conflicts is not None:
+        counts["township_conflicts"] = len(result.township_conflicts)
     if result.projects is not None:
         counts.update({
             "projects_in": int(plan.layers["projects"].n_in),
@@ -238,6 +240,7 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
             "township_stats": result.township_stats,
             "line_conflicts": result.line_conflicts,
             "outside_townships": result.outside_townships,
+            "township_conflicts": result.township_conflicts,
         }
         jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
             output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
@@ -330,12 +333,14 @@ def _first(errors: dict[int, BaseException]) -> float:
 
 def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
                         catalog=None) -> list[_Job]:
-    """Township statistics and line conflicts as CSV and XLSX with Chinese headers."""
+    """Township statistics, line and township conflicts as CSV and XLSX with Chinese headers."""
     from spatialplan.io import output
     from spatialplan.render._labels import chinese_headers
 
     jobs = []
-    for name in ("township_stats", "line_conflicts"):
+    for name in ("township_stats", "line_conflicts", "township_conflicts"):
+        if getattr(result, name) is None:  # township_conflicts of a result built by hand
+            continue
         table = chinese_headers(getattr(result, name), catalog=catalog)
         for suffix in (".csv", ".xlsx"):
             write = output.write_table if suffix == ".csv" else functools.partial(
@@ -348,7 +353,8 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
 
 
 #: sheet names of the statistics tables (a reader sees the tab)
-_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突"}
+_SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突",
+                "township_conflicts": "乡镇界线重叠与缝隙"}
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
@@ -528,6 +534,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
             inputs=validation_report(plan),
             outputs=written,
             catalog=plan.catalog,
+            township_conflicts=result.township_conflicts,
         )
         report.write_report(html, stage / "report.html")
 
