@@ -26,6 +26,7 @@ import pandas as pd
 import shapely
 
 from spatialplan.analysis import _overlay_geom as _geom
+from spatialplan.analysis import _overlay_pairs as _pairs
 from spatialplan.analysis._overlay_lines import _Line, _Zones
 
 __all__ = ["TOWNSHIP_CONFLICT_COLUMNS", "double_counted", "join_columns",
@@ -79,8 +80,12 @@ def _empty() -> pd.DataFrame:
 
 
 def _overlap_rows(zones: _Zones, codes: np.ndarray) -> pd.DataFrame:
-    """One row per pair of townships whose interiors intersect (the whole overlap)."""
-    i, j = zones.overlaps
+    """One row per pair of townships whose interiors intersect (the whole overlap).
+
+    Every pair of neighbours is tested exactly (STRtree, DE-9IM): a plan has at most a few
+    thousand townships, so the coverage certificate of the line layers would save nothing.
+    """
+    i, j = _pairs.overlap_pairs(zones.geoms, certified=False, tree=zones.tree)
     if len(i) == 0:
         return _empty()
     geoms = zones.geoms

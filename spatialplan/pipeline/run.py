@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 import geopandas as gpd
+import numpy as np
 
 from spatialplan.pipeline.finish import finish
 from spatialplan.pipeline.result import (
@@ -71,6 +72,8 @@ def _control_lines(plan) -> dict[str, gpd.GeoDataFrame]:
     report = overlay.control_line_report(
         townships, redline=lines["redline"], farmland=lines["farmland"], udb=lines["udb"],
         cropland=lines["cropland"], tolerance=plan_tolerance(plan), known_valid=known)._asdict()
+    # the report has just validated these very township objects (or raised)
+    known["townships"] = np.asarray(townships.geometry.array, dtype=object)
     conflicts = overlay.township_conflicts(townships, tolerance=plan_tolerance(plan),
                                            known_valid=known)
     twice = overlay.township_double_counted(townships, conflicts, **lines, known_valid=known)
