@@ -1,6 +1,7 @@
 """Township outlines checked against each other: overlaps, gaps and the area counted twice.
 
-:func:`township_conflicts` finds the overlaps between two townships (pairs whose interiors
+:func:`township_conflict_frame` (behind :func:`spatialplan.analysis.overlay.township_conflicts`)
+finds the overlaps between two townships (pairs whose interiors
 intersect, STRtree + exact DE-9IM predicates) and the gaps between them (holes in the union of
 the townships that no township covers); :func:`double_counted` measures, per township, how much
 of each control line lies in its overlaps with other townships, i.e. is counted in two rows of
@@ -12,7 +13,8 @@ below it, or a gap part below it, is neither reported nor counted; their number 
 are logged. A gap open to the outside of the plan area (a notch in the outer boundary) cannot be
 told from the outline and is not reported: only enclosed holes are.
 
-Township-level only: the dask engine runs it in the driver.
+The conflicts are township-level only (the dask engine finds them in the driver); the double
+count needs the lines near the overlaps (each partition measures its own townships).
 """
 
 from __future__ import annotations
