@@ -84,18 +84,25 @@ def run(args: argparse.Namespace) -> int:
     if len(rasters):
         print("\nrasters:")
         print(format_table(rasters))
-    print("\ntownship outlines: " + ", ".join(
-        f"{v['count']} {k}s ({v['area_m2']:,.2f} m²)" for k, v in outlines.items()))
+    if outlines is not None:
+        print("\ntownship outlines: " + ", ".join(
+            f"{v['count']} {k}s ({v['area_m2']:,.2f} m²)" for k, v in outlines.items()))
     return 0
 
 
-def _township_outlines(plan) -> dict[str, dict]:
-    """Overlaps and gaps between the plan's townships: count and area per kind."""
-    from spatialplan.analysis.overlay import township_conflicts
-    from spatialplan.pipeline.result import plan_tolerance, plan_townships
+def _township_outlines(plan) -> dict[str, dict] | None:
+    """Overlaps and gaps between the plan's townships: count and area per kind.
 
-    found = township_conflicts(plan_townships(plan), tolerance=plan_tolerance(plan),
-                               known_valid={"townships": plan.layers["townships"].validated})
+    None for a plan without a townships layer (nothing to check).
+    """
+    from spatialplan.analysis.overlay import township_conflicts
+    from spatialplan.pipeline.result import plan_tolerance
+
+    towns = plan.layers.get("townships")
+    if towns is None:
+        return None
+    found = township_conflicts(towns.data, tolerance=plan_tolerance(plan),
+                               known_valid={"townships": towns.validated})
     return {kind: {"count": int((found["kind"] == kind).sum()),
                    "area_m2": float(found.loc[found["kind"] == kind, "area_m2"].sum())}
             for kind in ("overlap", "gap")}
