@@ -13,6 +13,7 @@ from spatialplan.analysis.overlay import (
     control_line_report,
     line_conflicts,
     outside_townships,
+    township_conflicts,
     township_stats,
 )
 from spatialplan.analysis.schedule import sequence_table
@@ -122,6 +123,7 @@ __all__ = [
     "site_slope_stats",
     "siting_rule",
     "slope_degrees",
+    "township_conflicts",
     "township_stats",
     "township_terrain_stats",
     "validation_report",

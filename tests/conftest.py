@@ -60,7 +60,7 @@ def _plain_frame(df) -> pd.DataFrame:
 def assert_same_results(local, dask) -> None:
     """Every result table equal: same rows and order, areas within 1e-6 relative."""
     for name in ("township_stats", "projects", "findings", "outside_townships", "terrain",
-                 "county_summary"):
+                 "county_summary", "township_conflicts"):
         pd.testing.assert_frame_equal(_plain_frame(getattr(local, name)),
                                       _plain_frame(getattr(dask, name)), rtol=1e-6, obj=name)
     a = local.line_conflicts

@@ -11,6 +11,9 @@ outlines:
 - :func:`line_conflicts`: one polygon row per overlap between two lines, or between two
   features of one line, split by township, with a ``kind`` of ``conflict`` or
   ``boundary_noise`` (below the tolerance);
+- :func:`township_conflicts`: overlaps and enclosed gaps between the township outlines, and
+  :func:`township_double_counted`: per township, the line area inside its overlaps with other
+  townships (counted in both rows of :func:`township_stats`);
 - :func:`control_line_report`: all three at once, checking and preparing every layer once
   (validation, grid, coverage certificate, township outline), as a run should.
 
@@ -35,6 +38,7 @@ import shapely
 from pyproj import CRS
 
 from spatialplan.analysis import _overlay_geom as _geom
+from spatialplan.analysis import _townships as _towns
 from spatialplan.analysis._overlay_lines import _Line, _prepare_lines, _Zones
 from spatialplan.errors import CRSError, FieldError, GeometryError, RulebookError
 
@@ -50,6 +54,8 @@ __all__ = [
     "line_conflicts",
     "outside_townships",
     "resolve_tolerance",
+    "township_conflicts",
+    "township_double_counted",
     "township_stats",
 ]
 
@@ -764,6 +770,114 @@ def _split_by_township(pairs: pd.DataFrame, zones: _Zones, *,
     outside["_order"] = rest[keep]
     both = pd.concat([inside, outside], ignore_index=True)
     return both.sort_values("_order", kind="stable").drop(columns="_order")
+
+
+# ---------------------------------------------------------------------------------------------
+# township outlines against each other
+
+
+def township_conflicts(
+    townships: gpd.GeoDataFrame,
+    *,
+    tolerance: Mapping[str, object] | None = None,
+    grid_size: float | None = DEFAULT_GRID_SIZE,
+    known_valid: Mapping[str, np.ndarray] | None = None,
+) -> gpd.GeoDataFrame:
+    """Overlaps and enclosed gaps between township outlines (the ``township_conflicts`` layer).
+
+    A warning gives their number and total area when there are any: a control line inside an
+    overlap is counted in both townships' rows of :func:`township_stats`
+    (:func:`township_double_counted` says how much).
+
+    Parameters
+    ----------
+    townships
+        Township outlines with ``code``, in a projected CRS.
+    tolerance
+        The rulebook's ``[tolerance]`` table: an overlap (of a pair, whole) or a gap part
+        smaller than ``min_overlap_m2`` (default 1 m²) is boundary noise, not reported (logged).
+    grid_size
+        Precision grid in metres (default 1 mm), see :func:`township_stats`.
+    known_valid
+        As for :func:`control_line_report` (only ``townships`` is read).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``kind`` (``overlap`` | ``gap``), ``township_a``, ``township_b``, ``area_m2`` and the
+        piece as geometry: one ``overlap`` row per pair of townships whose interiors overlap
+        (codes in layer order), one ``gap`` row per part of a hole in the townships' union
+        that no township covers (``township_a``: the codes of the townships bordering it,
+        joined by ``", "``; ``township_b`` None). A gap open to the outside of the plan area
+        is not a hole and is not reported. Empty, with these columns, for a clean tiling.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely import box
+    >>> towns = gpd.GeoDataFrame({"code": ["1", "2"], "name": ["甲镇", "乙镇"]},
+    ...     geometry=[box(0, 0, 100, 100), box(90, 0, 200, 100)], crs="EPSG:4545")
+    >>> township_conflicts(towns)[["kind", "township_a", "township_b", "area_m2"]]
+          kind township_a township_b  area_m2
+    0  overlap          1          2   1000.0
+    """
+    tol = resolve_tolerance(tolerance)
+    grid_size, crs, _ = _checked_inputs(townships, {}, grid_size=grid_size, columns=("code",))
+    zones = _Zones(townships, grid_size, (known_valid or {}).get("townships"))
+    found = _towns.township_conflict_frame(zones, crs=crs, min_area_m2=tol["min_overlap_m2"])
+    found.attrs.update(tolerance=tol, grid_size_m=grid_size)
+    overlap = found["kind"] == "overlap"
+    if len(found):
+        log.warning(
+            "township outlines: %d overlaps (%.2f m² in all) and %d gaps (%.2f m² in all) "
+            "between townships; a control line inside an overlap is counted in both "
+            "townships (see the township_conflicts layer and the *_double_counted_m2 columns)",
+            int(overlap.sum()), float(found.loc[overlap, "area_m2"].sum()),
+            int((~overlap).sum()), float(found.loc[~overlap, "area_m2"].sum()))
+    return found
+
+
+def township_double_counted(
+    townships: gpd.GeoDataFrame,
+    conflicts: gpd.GeoDataFrame,
+    *,
+    redline: gpd.GeoDataFrame | None = None,
+    farmland: gpd.GeoDataFrame | None = None,
+    udb: gpd.GeoDataFrame | None = None,
+    cropland: gpd.GeoDataFrame | None = None,
+    grid_size: float | None = DEFAULT_GRID_SIZE,
+    known_valid: Mapping[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Per township, the line area inside its overlaps with other townships.
+
+    Parameters
+    ----------
+    townships
+        The townships to report (with ``code``), in a projected CRS; a subset of those
+        ``conflicts`` was computed from is fine (a partition's).
+    conflicts
+        :func:`township_conflicts` of all the townships.
+    redline, farmland, udb, cropland
+        Line layers in the same CRS, or ``None``; only features meeting an overlap are used.
+    grid_size
+        Precision grid in metres (default 1 mm), see :func:`township_stats`.
+    known_valid
+        As for :func:`control_line_report`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With the townships' index: ``overlap_townships`` (codes of the other townships it
+        overlaps, joined by ``", "``; empty when none) and ``L_double_counted_m2`` per line
+        ``L`` of :func:`township_stats` (NaN for a control line not given): the dissolved area
+        of ``L`` that this township's row counts and another township's row counts too.
+    """
+    grid_size, _, given = _checked_inputs(
+        townships, {"redline": redline, "farmland": farmland, "udb": udb, "cropland": cropland},
+        grid_size=grid_size, columns=("code",))
+    return _towns.double_counted(townships, conflicts, given, roles=STAT_LINES,
+                                 controls=CONTROL_LINES, grid_size=grid_size,
+                                 known_valid=known_valid)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -125,6 +125,9 @@ def print_summary(plan, result, written) -> None:
         f"townships: {len(result.township_stats)}; line conflicts: "
         f"{len(result.line_conflicts)}",
     ]
+    if result.township_conflicts is not None and len(result.township_conflicts):
+        tc = result.township_conflicts
+        lines.append(f"township overlaps/gaps: {len(tc)} ({tc['area_m2'].sum():,.2f} m²)")
     if result.projects is not None:
         lines.append(f"projects: {len(result.projects)}, verdicts: "
                      + ", ".join(f"{k} {v}" for k, v in result.verdict_counts().items()))

@@ -16,9 +16,9 @@ def register(sub) -> None:
         help="three control lines on the townships: areas, shares and conflicts (三线统计)",
         description="Overlay the ecological red line, permanent basic farmland, urban "
         "development boundary (and survey cropland) on the township outlines. Writes "
-        "results.gpkg (township_stats, line_conflicts, outside_townships), "
-        "township_stats.csv/.xlsx and line_conflicts.csv/.xlsx with Chinese headers, and "
-        "manifest.json.",
+        "results.gpkg (township_stats, line_conflicts, outside_townships, "
+        "township_conflicts), township_stats.csv/.xlsx, line_conflicts.csv/.xlsx and "
+        "township_conflicts.csv/.xlsx with Chinese headers, and manifest.json.",
     )
     add_run_options(p, fail_on=False)
     p.set_defaults(func=run)

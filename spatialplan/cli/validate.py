@@ -2,7 +2,8 @@
 
 Prints, per layer, the source (file, layer, driver), the source CRS, the text encoding and how
 it was chosen, and n_in = n_ok + n_repaired + n_rejected; then every repaired and rejected
-feature with its reason, the rasters and the analysis CRS. Exit 0 when the plan could be read
+feature with its reason, the rasters, the analysis CRS and the overlaps and enclosed gaps between
+the township outlines (count and area). Exit 0 when the plan could be read
 (even with rejected features), 2 on a fatal problem.
 """
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     layers = validation_report(plan)
     issues = feature_issues(plan)
     rasters = raster_report(plan)
+    outlines = _township_outlines(plan)
     if args.json:
         print(_json_visible(dump_json({
             "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             "layers": layers.to_dict(orient="records"),
             "issues": issues.to_dict(orient="records"),
             "rasters": rasters.to_dict(orient="records"),
+            "township_conflicts": outlines,
         })))
         return 0
     layers["path"] = [_short(p, plan.path) for p in layers["path"]]
@@ -81,7 +84,28 @@ def run(args: argparse.Namespace) -> int:
     if len(rasters):
         print("\nrasters:")
         print(format_table(rasters))
+    if outlines is not None:
+        print("\ntownship outlines: " + ", ".join(
+            f"{v['count']} {k}s ({v['area_m2']:,.2f} m²)" for k, v in outlines.items()))
     return 0
+
+
+def _township_outlines(plan) -> dict[str, dict] | None:
+    """Overlaps and gaps between the plan's townships: count and area per kind.
+
+    None for a plan without a townships layer (nothing to check).
+    """
+    from spatialplan.analysis.overlay import township_conflicts
+    from spatialplan.pipeline.result import plan_tolerance
+
+    towns = plan.layers.get("townships")
+    if towns is None:
+        return None
+    found = township_conflicts(towns.data, tolerance=plan_tolerance(plan),
+                               known_valid={"townships": towns.validated})
+    return {kind: {"count": int((found["kind"] == kind).sum()),
+                   "area_m2": float(found.loc[found["kind"] == kind, "area_m2"].sum())}
+            for kind in ("overlap", "gap")}
 
 
 def _visible_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Per-partition work of the dask engine (helpers of :mod:`spatialplan.pipeline.engine`).
 
 What a worker runs for one partition (:func:`_run_partition`): read the lines intersecting its
-extent, township statistics, line conflicts, outside-every-township pieces, DEM-window terrain
+extent, township statistics (with the line area its townships' overlaps count twice, from the
+driver's ``township_conflicts``), line conflicts, outside-every-township pieces, DEM-window terrain
 statistics and the siting check of its projects. Also the small tile and bounding-box helpers
 shared with the driver.
 """
@@ -79,6 +80,8 @@ class _Shared:
     world: tuple[float, float, float, float]
     radius: float
     dem: Any = None
+    #: overlaps and gaps between all the townships (computed once, in the driver)
+    township_conflicts: gpd.GeoDataFrame | None = None
     #: GeoPackages the driver has integrity-checked (``PRAGMA quick_check``) for this run:
     #: partitions do not check them again
     sqlite_checked: frozenset = frozenset()
@@ -226,6 +229,7 @@ def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoData
     """
     from spatialplan.analysis import overlay
     from spatialplan.analysis._overlay_lines import _prepare_lines, _Zones
+    from spatialplan.analysis._townships import join_columns
 
     grid = overlay.DEFAULT_GRID_SIZE
     tolerance = overlay.resolve_tolerance(shared.tolerance)
@@ -233,6 +237,9 @@ def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoData
     prepared = _prepare_lines(given, grid, known)
     stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
                                  tolerance=tolerance, grid_size=grid, ellipsoidal=False)
+    if shared.township_conflicts is not None:  # the area its overlaps count twice
+        stats = join_columns(stats, overlay.township_double_counted(
+            towns, shared.township_conflicts, **given, grid_size=grid, known_valid=known))
     stats["_pos"] = part.towns
     nearby = _Zones(_nearby_townships(shared.townships, lines), grid)
     control = {r: line for r, line in prepared.items() if r in overlay.CONTROL_LINES}

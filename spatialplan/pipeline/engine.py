@@ -33,7 +33,9 @@ How a plan is partitioned
   the full grid; a DEM needing reprojection is warped whole in each partition.
 
 The driver only reads the townships, the project register and the as-built footprints (the
-plan given to :func:`run_check_dask` already holds them); it also runs SQLite's
+plan given to :func:`run_check_dask` already holds them) and finds the overlaps and gaps between
+the townships (``township_conflicts``, township-level: each partition then measures the line
+area its own townships' overlaps count twice); it also runs SQLite's
 ``quick_check`` once on each GeoPackage the partitions read, so they do not repeat it.
 
 Example
@@ -314,6 +316,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
 
 
 def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
+    from spatialplan.analysis import overlay
     from spatialplan.io.roles import LAYER_ROLES
 
     # the lines and parcels, and the layers of plug-in rules (read per partition extent)
@@ -330,7 +333,10 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
                    source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
                    as_of=check_date(as_of, plan), tolerance=plan_tolerance(plan),
                    townships=townships, tiles=tiles, world=world,
-                   radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"))
+                   radius=_search_radius(plan.rules), dem=plan.rasters.get("dem"),
+                   township_conflicts=overlay.township_conflicts(
+                       townships, tolerance=plan_tolerance(plan),
+                       known_valid={"townships": plan.layers["townships"].validated}))
 
 
 def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
@@ -350,7 +356,8 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
     return finish(plan, township_stats=stats,
                   outside_townships=_outside_table(outs, given, plan.crs),
                   line_conflicts=_conflict_table(outs, plan.crs, shared.tolerance),
-                  as_of=shared.as_of, projects=projects, findings=findings, terrain=terrain)
+                  as_of=shared.as_of, projects=projects, findings=findings, terrain=terrain,
+                  township_conflicts=shared.township_conflicts)
 
 
 def _require_dem_overlap(outs: list[dict], dem) -> None:

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 def finish(plan, *, township_stats: gpd.GeoDataFrame, outside_townships: pd.DataFrame,
            line_conflicts: gpd.GeoDataFrame, as_of: dt.date,
            projects: gpd.GeoDataFrame | None = None, findings: pd.DataFrame | None = None,
-           terrain: pd.DataFrame | None = None) -> CheckResult:
+           terrain: pd.DataFrame | None = None,
+           township_conflicts: gpd.GeoDataFrame | None = None) -> CheckResult:
     """Assemble the result of a check from its whole tables (either engine).
 
     Parameters
@@ -52,6 +53,9 @@ def finish(plan, *, township_stats: gpd.GeoDataFrame, outside_townships: pd.Data
     terrain
         Per-township slope statistics indexed by township code, any order (empty or None
         without a DEM); put in the order of the plan's townships.
+    township_conflicts
+        Overlaps and gaps between the townships
+        (:func:`spatialplan.analysis.overlay.township_conflicts`).
 
     Returns
     -------
@@ -66,7 +70,8 @@ def finish(plan, *, township_stats: gpd.GeoDataFrame, outside_townships: pd.Data
     townships = plan_townships(plan)
     result = CheckResult(township_stats=township_stats, outside_townships=outside_townships,
                          line_conflicts=line_conflicts, tolerance=plan_tolerance(plan),
-                         as_of=as_of, terrain=_in_township_order(terrain, townships))
+                         as_of=as_of, terrain=_in_township_order(terrain, townships),
+                         township_conflicts=township_conflicts)
     if projects is None:
         return result
     register = plan_projects(plan)

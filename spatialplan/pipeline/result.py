@@ -53,6 +53,10 @@ class CheckResult:
         The date the check was computed with (the date rules, 先落图、后落地); every writer
         (manifest, report, layout map) prints it. ``None`` only for a result built by hand:
         the writers then print the plan's date.
+    township_conflicts
+        Overlaps and enclosed gaps between the township outlines, one polygon row each
+        (:func:`spatialplan.analysis.overlay.township_conflicts`); empty for a clean tiling.
+        ``None`` only for a result built by hand: no ``township_conflicts`` layer is written.
     """
 
     township_stats: gpd.GeoDataFrame
@@ -65,6 +69,7 @@ class CheckResult:
     terrain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     as_of: dt.date | None = None
     county_summary: gpd.GeoDataFrame | None = None
+    township_conflicts: gpd.GeoDataFrame | None = None
 
     def verdict_counts(self) -> dict[str, int]:
         """Return the number of projects per verdict, in the order pass, review, fail, error."""

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 import geopandas as gpd
+import numpy as np
 
 from spatialplan.pipeline.finish import finish
 from spatialplan.pipeline.result import (
@@ -39,8 +40,8 @@ def run_stats(plan) -> CheckResult:
     Returns
     -------
     CheckResult
-        With ``township_stats``, ``outside_townships`` and ``line_conflicts``; the project
-        fields are None.
+        With ``township_stats``, ``outside_townships``, ``line_conflicts`` and
+        ``township_conflicts``; the project fields are None.
 
     Examples
     --------
@@ -54,18 +55,30 @@ def run_stats(plan) -> CheckResult:
 
 
 def _control_lines(plan) -> dict[str, gpd.GeoDataFrame]:
-    """Compute the three control-line tables of a plan, every layer prepared once."""
+    """Compute the control-line tables and the township conflicts of a plan.
+
+    Every line layer is prepared once for the three control-line tables; the township
+    statistics get the area counted twice where townships overlap.
+    """
     from spatialplan.analysis import overlay
+    from spatialplan.analysis._townships import join_columns
 
     townships = plan_townships(plan)
     log.info("control lines: statistics for %d townships", len(townships))
     # one preparation of every layer for the three tables (validation, coverage certificate)
     known = {role: layer.validated for role, layer in plan.layers.items()}
+    lines: dict[str, gpd.GeoDataFrame | None] = {
+        role: layer_data(plan, role) for role in ("redline", "farmland", "udb", "cropland")}
     report = overlay.control_line_report(
-        townships, redline=layer_data(plan, "redline"), farmland=layer_data(plan, "farmland"),
-        udb=layer_data(plan, "udb"), cropland=layer_data(plan, "cropland"),
-        tolerance=plan_tolerance(plan), known_valid=known)
-    return report._asdict()
+        townships, redline=lines["redline"], farmland=lines["farmland"], udb=lines["udb"],
+        cropland=lines["cropland"], tolerance=plan_tolerance(plan), known_valid=known)._asdict()
+    # the report has just validated these very township objects (or raised)
+    known["townships"] = np.asarray(townships.geometry.array, dtype=object)
+    conflicts = overlay.township_conflicts(townships, tolerance=plan_tolerance(plan),
+                                           known_valid=known)
+    twice = overlay.township_double_counted(townships, conflicts, **lines, known_valid=known)
+    report["township_stats"] = join_columns(report["township_stats"], twice)
+    return {**report, "township_conflicts": conflicts}
 
 
 def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",

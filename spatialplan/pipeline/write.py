@@ -116,6 +116,8 @@ def _counts(plan, result: CheckResult) -> dict[str, Any]:
         "townships": len(result.township_stats),
         "line_conflicts": len(result.line_conflicts),
     }
+    if result.township_conflicts is not None:
+        counts["township_conflicts"] = len(result.township_conflicts)
     if result.projects is not None:
         counts.update({
             "projects_in": int(plan.layers["projects"].n_in),
@@ -239,6 +241,7 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
             "line_conflicts": result.line_conflicts,
             "outside_townships": result.outside_townships,
             "county_summary": result.county_summary,
+            "township_conflicts": result.township_conflicts,
         }
         jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
             output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
@@ -331,15 +334,17 @@ def _first(errors: dict[int, BaseException]) -> float:
 
 def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
                         catalog=None) -> list[_Job]:
-    """Township statistics and line conflicts as CSV and XLSX with Chinese headers."""
+    """Township statistics, line and township conflicts as CSV and XLSX with Chinese headers."""
     from spatialplan.io import output
     from spatialplan.render._labels import chinese_headers
 
     jobs = []
-    names = ["township_stats", "line_conflicts"]
+    names = ["township_stats", "line_conflicts", "township_conflicts"]
     if result.county_summary is not None:
         names.append("county_summary")
     for name in names:
+        if getattr(result, name) is None:  # township_conflicts of a result built by hand
+            continue
         table = chinese_headers(getattr(result, name), catalog=catalog)
         if name == "county_summary":  # a county's share is of the county, not of a township
             table.columns = [str(c).replace("占乡镇比例", "占全县比例") for c in table.columns]
@@ -355,7 +360,7 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
 
 #: sheet names of the statistics tables (a reader sees the tab)
 _SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突",
-                "county_summary": "县域汇总"}
+                "township_conflicts": "乡镇界线重叠与缝隙", "county_summary": "县域汇总"}
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
@@ -536,6 +541,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
             outputs=written,
             catalog=plan.catalog,
             county_summary=result.county_summary,
+            township_conflicts=result.township_conflicts,
         )
         report.write_report(html, stage / "report.html")
 

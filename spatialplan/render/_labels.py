@@ -62,8 +62,8 @@ VERDICT_NAMES = {"pass": "符合", "review": "需论证", "fail": "不符合", "
                  "not_applicable": "不适用"}
 #: register statuses (建设状态)
 PROJECT_STATUS_NAMES = {"planned": "拟建", "under_construction": "在建", "completed": "已建成"}
-#: kinds of line conflicts
-KIND_NAMES = {"conflict": "冲突", "boundary_noise": "边界误差"}
+#: kinds of line conflicts and of township conflicts
+KIND_NAMES = {"conflict": "冲突", "boundary_noise": "边界误差", "overlap": "重叠", "gap": "缝隙"}
 #: subjects of findings
 SUBJECT_NAMES = {"project": "项目", "unmapped_build": "未落图的建成图斑"}
 #: units of finding measures
@@ -92,6 +92,9 @@ _FIXED = {
     "pair_area_m2": "两要素重叠总面积(m²)",
     "pair_share": "重叠占较小要素比例",
     "line": "控制线",
+    "township_a": "乡镇A代码",
+    "township_b": "乡镇B代码",
+    "overlap_townships": "与之重叠的乡镇",
     "outside_m2": "乡镇外面积(m²)",
     "slope_mean_deg": "平均坡度(°)",
     "slope_max_deg": "最大坡度(°)",
@@ -134,6 +137,7 @@ _SUFFIXES = {
     "_ha": "面积(公顷)",
     "_mu": "面积(亩)",
     "_share": "占乡镇比例",
+    "_double_counted_m2": "重复计入面积(m²,乡镇重叠处)",
 }
 
 
@@ -239,8 +243,8 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     Parameters
     ----------
     df
-        ``township_stats``, ``line_conflicts``, ``outside_townships`` or the township terrain
-        statistics (with their ``township_code`` as a column).
+        ``township_stats``, ``line_conflicts``, ``township_conflicts``, ``outside_townships``
+        or the township terrain statistics (with their ``township_code`` as a column).
     catalog
         Facility catalogue for the names of ``eight_present`` / ``eight_missing`` (default:
         the bundled one).

@@ -53,13 +53,17 @@ MAX_TABLE_ROWS = 1000
 _FULL_TABLE = {
     "township_stats": ("township_stats", ("township_stats_xlsx", "township_stats_csv")),
     "line_conflicts": ("line_conflicts", ("line_conflicts_xlsx", "line_conflicts_csv")),
+    "township_conflicts": ("township_conflicts", ("township_conflicts_xlsx",
+                                                  "township_conflicts_csv")),
     "projects": ("projects", ()),
     "findings": ("findings", ()),
 }
 _DEFAULT_FILES = {"results": "results.gpkg", "township_stats_xlsx": "township_stats.xlsx",
                   "township_stats_csv": "township_stats.csv",
                   "line_conflicts_xlsx": "line_conflicts.xlsx",
-                  "line_conflicts_csv": "line_conflicts.csv"}
+                  "line_conflicts_csv": "line_conflicts.csv",
+                  "township_conflicts_xlsx": "township_conflicts.xlsx",
+                  "township_conflicts_csv": "township_conflicts.csv"}
 _LINES = {"redline": ("生态保护红线", "red line"), "farmland": ("永久基本农田", "farmland"),
           "udb": ("城镇开发边界", "development boundary"), "cropland": ("耕地", "cultivated land")}
 #: labels of the run facts (``summary`` and ``tolerance`` keys) a reader sees
@@ -150,6 +154,7 @@ def render_report(
     outputs: Mapping[str, str | os.PathLike] | None = None,
     catalog: Any = None,
     county_summary: pd.DataFrame | None = None,
+    township_conflicts: pd.DataFrame | None = None,
 ) -> str:
     """Render the check results as one self-contained, printable HTML page.
 
@@ -188,6 +193,9 @@ def render_report(
     county_summary
         The county roll-up (:func:`spatialplan.analysis.rollup.county_summary`); with it, a
         county section lists the counties and ranks the townships inside each.
+    township_conflicts
+        Overlaps and gaps between the township outlines, with the area ``township_stats``
+        counts twice (its ``*_double_counted_m2`` columns); ``None``: no such section.
 
     Returns
     -------
@@ -208,6 +216,7 @@ def render_report(
         _section_summary(summary, projects, crs=crs, tolerance=tolerance, inputs=inputs),
         _section_townships(township_stats, cap),
         _section_conflicts(line_conflicts, cap),
+        _section_township_conflicts(township_conflicts, township_stats, cap),
         _section_projects(projects, findings, cap),
         _section_coverage(coverage, township_stats, cap, catalog),
         _section_counties(county_summary, township_stats, cap),
@@ -404,7 +413,9 @@ def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
             digits[c] = 0
     known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "eight_present", "eight_missing",
                          "feature_id"}
-    known |= {f"{line}_{s}" for line in _LINES for s in ("m2", "ha", "mu", "share")}
+    known |= {f"{line}_{s}" for line in _LINES
+              for s in ("m2", "ha", "mu", "share", "double_counted_m2")}
+    known.add("overlap_townships")  # shown in the township conflicts section
     cols += [c for c in df.columns if c not in known and not str(c).endswith("_pct")
              and c not in ("area_ha", "area_ell_ha")]
     out.append(note)
@@ -459,6 +470,50 @@ def _section_conflicts(conflicts: pd.DataFrame | None, cap: _Cap) -> str:
                                        "pair_share": "占较小要素 % of smaller feature"},
                           numeric_digits={"feature_a": 0, "feature_b": 0}))
     return "\n".join(p for p in out if p)
+
+
+def _section_township_conflicts(conflicts: pd.DataFrame | None, stats: pd.DataFrame | None,
+                                cap: _Cap) -> str:
+    """Overlaps and gaps between township outlines, and the line area counted twice."""
+    if conflicts is None:
+        return ""
+    out = ["<h2>乡镇界线重叠与缝隙 Township overlaps and gaps</h2>",
+           '<p class="note">乡镇界线应无缝拼接; a control line inside an overlap is counted in '
+           "both townships' statistics (重复计入), a gap belongs to no township. Pieces below "
+           "the minimum overlap area are boundary noise and not listed.</p>"]
+    if len(conflicts) == 0:
+        out.append('<p class="empty">无重叠或缝隙 no overlaps or gaps found</p>')
+        return "\n".join(out)
+    df = pd.DataFrame(conflicts.drop(columns=_geom_cols(conflicts)))
+    by = df.groupby("kind", dropna=False)["area_m2"].agg(["count", "sum"]).reset_index()
+    by["kind"] = [bilingual(v, KIND_NAMES) for v in by["kind"]]
+    out.append(html_table(by, headers={"kind": "类型 kind", "count": "数量 count",
+                                       "sum": "面积 area (m²)"}, numeric_digits={"count": 0}))
+    df, note = _capped(df, cap, "township_conflicts", "in table order 按原表顺序")
+    df = df.assign(kind=[bilingual(v, KIND_NAMES) for v in df["kind"]])
+    out += [note, html_table(df, headers={"kind": "类型 kind", "township_a": "乡镇 A township",
+                                          "township_b": "乡镇 B township",
+                                          "area_m2": "面积 area (m²)"})]
+    out.append(_double_counted_table(stats))
+    return "\n".join(p for p in out if p)
+
+
+def _double_counted_table(stats: pd.DataFrame | None) -> str:
+    """Per overlapping township: the other townships and each line's area counted twice."""
+    if stats is None or "overlap_townships" not in stats.columns:
+        return ""
+    rows = pd.DataFrame(stats[stats["overlap_townships"].fillna("").astype(str) != ""])
+    if len(rows) == 0:
+        return ""
+    cols = ["township_code", "overlap_townships"]
+    headers = {"township_code": "乡镇 township", "overlap_townships": "与之重叠 overlaps"}
+    for line, (zh, en) in _LINES.items():
+        col = f"{line}_double_counted_m2"
+        if col in rows.columns:
+            cols.append(col)
+            headers[col] = f"{zh} {en} 重复计入 counted twice (m²)"
+    return ('<p class="note">重复计入面积 area counted in this township and in another:</p>\n'
+            + html_table(rows, columns=cols, headers=headers))
 
 
 def _verdict_class(column: str, value: Any) -> str | None:

@@ -313,7 +313,10 @@ def test_run_stats_prepares_once(monkeypatch):
     towns = plan.layers["townships"].data
     lines = {r: plan.layers[r].data if r in plan.layers else None
              for r in ("redline", "farmland", "udb", "cropland")}
-    assert_identical(result.township_stats,
+    # a run adds what township overlaps count twice (none in the demo), see test_townships
+    twice = ["overlap_townships", *(c for c in result.township_stats.columns
+                                    if c.endswith("_double_counted_m2"))]
+    assert_identical(result.township_stats.drop(columns=twice),
                      overlay.township_stats(towns, tolerance=result.tolerance, **lines))
 
 

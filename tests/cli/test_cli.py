@@ -16,7 +16,7 @@ EXPECTED_OUTPUTS = {
     "results.gpkg", "report.html", "map.html", "layout.pdf", "layout.png", "schedule.xlsx",
     "schedule.csv", "manifest.json", "township_stats.csv", "township_stats.xlsx",
     "line_conflicts.csv", "line_conflicts.xlsx", "terrain_stats.csv", "county_summary.csv",
-    "county_summary.xlsx",
+    "county_summary.xlsx", "township_conflicts.csv", "township_conflicts.xlsx",
 }
 
 
@@ -57,7 +57,7 @@ def test_stats_writes_tables_with_chinese_headers(tmp_path):
     header = (out / "township_stats.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert "乡镇代码" in header and "生态保护红线面积(亩)" in header
     assert set(pyogrio.list_layers(out / "results.gpkg")[:, 0]) == {
-        "township_stats", "line_conflicts", "outside_townships"}
+        "township_stats", "line_conflicts", "outside_townships", "township_conflicts"}
 
 
 def test_schedule_command(tmp_path):

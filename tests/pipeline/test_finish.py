@@ -90,6 +90,6 @@ def test_both_runners_end_in_finish(demo_plan, monkeypatch):
     monkeypatch.setattr(run_module, "finish", spy)
     sp.run_check(demo_plan)
     assert calls == [sorted(["township_stats", "outside_townships", "line_conflicts", "as_of",
-                             "projects", "findings", "terrain"])]
+                             "projects", "findings", "terrain", "township_conflicts"])]
     # the dask engine's combination of its partitions hands its tables to the same function
     assert engine.finish is finish
