@@ -327,6 +327,29 @@ def test_slope_rule_and_per_facility_override(catalog):
     assert set(statuses(fnd, "slope").values()) == {"not_applicable"}
 
 
+def test_slope_of_a_site_on_too_few_cells_is_judged_by_the_cells_around_it(catalog):
+    projects = register(*[box(100 * i, 0, 100 * i + 20, 30) for i in range(4)])
+    slope = _slope_frame([(f"projects:{i}", 1.0, 2.0, 0.0, 0.0, 900.0, 1.0, 0.7,
+                           "too_few_pixels") for i in range(4)])
+    slope["around_slope_max_deg"] = [3.0, 18.0, 30.0, np.nan]  # P3: around not measured
+    slope["around_slope_mean_deg"] = [1.0, 6.0, 9.0, np.nan]
+    slope["around_m"] = [30.0, 30.0, 30.0, np.nan]
+    _res, fnd = check(projects, slope=slope, catalog=catalog)
+    assert statuses(fnd, "slope") == {"P0": "pass", "P1": "review", "P2": "review",
+                                      "P3": "review"}
+    p0 = finding(fnd, "P0", "slope")
+    assert "坡度按周边一个像元（30 m）范围判断" in p0["message"]
+    assert "too few DEM cells (0.7)" in p0["message"] and "the measure" in p0["message"]
+    assert (p0["measure"], p0["unit"]) == (3.0, "deg")  # the figure it was judged by
+    assert finding(fnd, "P1", "slope")["measure"] == 18.0
+    assert "near or over the limit" in finding(fnd, "P2", "slope")["message"]
+    p3 = finding(fnd, "P3", "slope")
+    assert "indicative only" in p3["message"] and p3["measure"] == 1.0
+    rules = merge_rules({"slope": {"review_from_deg": 2.0}})  # 3° around is no longer gentle
+    _res, fnd = check(projects, slope=slope, catalog=catalog, rules=rules)
+    assert finding(fnd, "P0", "slope")["status"] == "review"
+
+
 # ------------------------------------------------------------------ setback
 
 
