@@ -60,6 +60,7 @@ from spatialplan.errors import CRSError, FieldError, GeometryError, RasterError
 from spatialplan.io._raster import (
     NODATA,
     WkbFeatureSource,
+    coarse_dem_note,
     ground_resolution,
     horn_slope,
     metre_factor,
@@ -68,6 +69,7 @@ from spatialplan.io._raster import (
 )
 
 __all__ = [
+    "AROUND_COLUMNS",
     "NODATA",
     "SITE_COLUMNS",
     "SLOPE_CLASSES",
@@ -90,7 +92,12 @@ SLOPE_CLASSES: tuple[tuple[str, float, float], ...] = (
     ("gt25", 25.0, 90.0),
 )
 
-#: columns of :func:`site_slope_stats`, in order (DESIGN.md "Terrain → siting")
+#: columns :func:`site_slope_stats` adds after :data:`SITE_COLUMNS`: the slope of the site
+#: buffered by one cell (``around_m``), for sites on too few cells (NaN for the others)
+AROUND_COLUMNS: tuple[str, ...] = ("around_slope_mean_deg", "around_slope_max_deg", "around_m")
+
+#: columns of :func:`site_slope_stats` and :func:`township_terrain_stats`, in order (DESIGN.md
+#: "Terrain → siting")
 SITE_COLUMNS: tuple[str, ...] = (
     "slope_mean_deg",
     "slope_max_deg",
@@ -476,8 +483,14 @@ def site_slope_stats(
     nodata: float | None = None,
     assume_no_nodata: bool = False,
     assume_crs: Any = None,
+    around_below: float | None = None,
 ) -> pd.DataFrame:
     """Slope and elevation statistics per site, with exact cell-coverage fractions.
+
+    A site on fewer valid cells than ``around_below`` also gets the slope of the cells around
+    it: the same statistics on the site buffered by one cell size. A DEM whose cell is far
+    coarser than the sites (:func:`spatialplan.io._raster.coarse_dem_note`) is logged as a
+    warning naming its resolution.
 
     Parameters
     ----------
@@ -498,16 +511,24 @@ def site_slope_stats(
         ``partial_coverage``.
     band, nodata, assume_no_nodata, assume_crs
         DEM settings passed to :func:`read_terrain` (ignored when ``dem`` is a Terrain).
+    around_below
+        Sites with fewer valid cells than this get the figures around them (default:
+        ``min_pixels``).
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``id_column``, columns :data:`SITE_COLUMNS`: ``slope_mean_deg``,
+        Indexed by ``id_column``, columns :data:`SITE_COLUMNS`, then :data:`AROUND_COLUMNS`.
+        ``slope_mean_deg``,
         ``slope_max_deg`` (max of any touched valid cell), ``share_over_15`` and
         ``share_over_25`` (share of the valid area with slope > 15° / > 25°), ``elev_mean_m``,
         ``coverage`` (share of the site area with valid slope cells), ``n_pixels`` (sum of
         coverage fractions of valid cells) and ``flag`` — ``no_data`` (no valid cell; values
         NaN), ``too_few_pixels``, ``partial_coverage`` or ``ok``, checked in that order.
+        ``around_slope_mean_deg`` and ``around_slope_max_deg`` are the mean and max slope of
+        the site buffered by ``around_m`` (one cell size), for the sites on fewer than
+        ``around_below`` cells (but at least some) whose buffered site lies wholly on valid
+        slope cells (``min_coverage``); NaN elsewhere.
 
     Raises
     ------
@@ -532,7 +553,13 @@ def site_slope_stats(
                           assume_no_nodata=assume_no_nodata, assume_crs=assume_crs)
     geoms = _geometries(sites, terrain, ids, role="sites")
     raw = _zonal(terrain, geoms)
-    return _site_frame(raw, ids, terrain, min_pixels=min_pixels, min_coverage=min_coverage)
+    frame = _site_frame(raw, ids, terrain, min_pixels=min_pixels, min_coverage=min_coverage)
+    note = coarse_dem_note(abs(terrain.transform.a), raw["area"][raw["area"] > 0])
+    if note:
+        log.warning("DEM %s: %s", terrain.source, note)
+    below = min_pixels if around_below is None else around_below
+    around = _around(terrain, geoms, raw["count"], below=below, min_coverage=min_coverage)
+    return pd.concat([frame, pd.DataFrame(around, index=ids)], axis=1)
 
 
 def township_terrain_stats(
@@ -550,10 +577,11 @@ def township_terrain_stats(
 ) -> pd.DataFrame:
     """Terrain statistics per township, with the area of each survey slope class.
 
-    Same as :func:`site_slope_stats` plus ``area_m2`` (planar area of the township in the
-    grid's CRS) and ``slope_le2_m2``, ``slope_2_6_m2``, ``slope_6_15_m2``, ``slope_15_25_m2``,
-    ``slope_gt25_m2``: m² of valid cells in each class (≤2°, 2-6°, 6-15°, 15-25°, >25°; upper
-    bounds inclusive), exact coverage-weighted. Their sum is ``coverage x area_m2``.
+    Same as :func:`site_slope_stats` (without :data:`AROUND_COLUMNS`) plus ``area_m2``
+    (planar area of the township in the grid's CRS) and ``slope_le2_m2``, ``slope_2_6_m2``,
+    ``slope_6_15_m2``, ``slope_15_25_m2``, ``slope_gt25_m2``: m² of valid cells in each class
+    (≤2°, 2-6°, 6-15°, 15-25°, >25°; upper bounds inclusive), exact coverage-weighted. Their
+    sum is ``coverage x area_m2``.
 
     Parameters
     ----------
@@ -584,6 +612,25 @@ def township_terrain_stats(
                for k, (label, _, _) in enumerate(SLOPE_CLASSES)}
     return pd.concat([pd.DataFrame({"area_m2": raw["area"]}, index=ids), frame,
                       pd.DataFrame(classes, index=ids)], axis=1)
+
+
+def _around(terrain: Terrain, geoms: gpd.GeoSeries, count: np.ndarray, *, below: float,
+            min_coverage: float) -> dict[str, np.ndarray]:
+    """:data:`AROUND_COLUMNS` per row position: the sites on too few cells, buffered one cell."""
+    n = len(geoms)
+    out = {c: np.full(n, np.nan) for c in AROUND_COLUMNS}
+    rows = np.flatnonzero((count > 0) & (count < below))
+    if rows.size == 0:
+        return out
+    cell = abs(terrain.transform.a)
+    raw = _zonal(terrain, geoms.iloc[rows].buffer(cell))
+    whole = _coverage(raw["count"], raw["area"], terrain.cell_area_m2) >= min_coverage
+    out["around_slope_mean_deg"][rows] = np.where(whole, raw["mean"], np.nan)
+    out["around_slope_max_deg"][rows] = np.where(whole, raw["max"], np.nan)
+    out["around_m"][rows] = cell
+    log.info("slope: %d site(s) on fewer than %g DEM cells judged with the cells within %g m "
+             "around them", rows.size, below, cell)
+    return out
 
 
 def _default_crs(crs: Any, frame: gpd.GeoDataFrame) -> Any:

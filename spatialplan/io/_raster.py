@@ -31,8 +31,10 @@ from spatialplan.core._inputs import check_raster
 from spatialplan.errors import OutputError, RasterError
 
 __all__ = [
+    "COARSE_DEM_FACTOR",
     "NODATA",
     "WkbFeatureSource",
+    "coarse_dem_note",
     "ground_resolution",
     "horn_slope",
     "metre_factor",
@@ -88,6 +90,46 @@ def open_raster(source: Any) -> Iterator[DatasetReader]:
         except rasterio.errors.RasterioIOError as exc:
             raise RasterError(f"cannot read the DEM: {exc}", path=path,
                               hint="check the file (and a VRT's sources) with gdalinfo") from exc
+
+
+#: a DEM cell larger than this many times the median site area is "far coarser than the sites"
+#: (a team default [unconfirmed]: the median site then covers under 1 % of one cell)
+COARSE_DEM_FACTOR = 100.0
+
+
+def coarse_dem_note(cell_m: float, site_areas_m2: Any) -> str | None:
+    """Say so when a DEM's cells are far coarser than the sites, naming the resolution.
+
+    Parameters
+    ----------
+    cell_m
+        Width of one (square) DEM cell in metres.
+    site_areas_m2
+        Areas of the sites in m² (empty or missing ones ignored).
+
+    Returns
+    -------
+    str or None
+        A sentence when one cell is more than :data:`COARSE_DEM_FACTOR` times the median site
+        area, else ``None``.
+
+    Examples
+    --------
+    >>> coarse_dem_note(21_000.0, [600.0, 2_000.0]) is not None
+    True
+    >>> coarse_dem_note(30.0, [600.0, 2_000.0]) is None
+    True
+    """
+    areas = np.asarray(site_areas_m2, dtype=float)
+    areas = areas[np.isfinite(areas) & (areas > 0)]
+    if areas.size == 0 or not math.isfinite(cell_m) or cell_m <= 0:
+        return None
+    median = float(np.median(areas))
+    if cell_m * cell_m <= COARSE_DEM_FACTOR * median:
+        return None
+    return (f"the DEM's cells are {cell_m:,.0f} m wide ({cell_m * cell_m:,.0f} m² each), far "
+            f"coarser than the sites (median {median:,.0f} m²): the slope of a site is mostly "
+            "that of the terrain around it; use a DEM of 30 m or finer")
 
 
 def metre_factor(crs: CRS) -> float | None:

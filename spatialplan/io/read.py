@@ -1141,8 +1141,27 @@ def feature_issues(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols]
 
 
+def _coarse_dem(plan: Plan, r: RasterSource) -> str | None:
+    """Return the coarse-DEM note for the plan's project sites, or None (no CRS, no sites)."""
+    from affine import Affine
+
+    from spatialplan.io._raster import coarse_dem_note, ground_resolution
+
+    sites = plan.layers.get("projects")
+    if r.crs is None or sites is None or len(sites.data) == 0 or min(r.res) <= 0:
+        return None
+    left, bottom, right, top = r.bounds
+    width = max(round((right - left) / r.res[0]), 1)
+    height = max(round((top - bottom) / r.res[1]), 1)
+    cell = ground_resolution(Affine(r.res[0], 0, left, 0, -r.res[1], top), r.crs, width, height)
+    return coarse_dem_note(cell, sites.data.geometry.area.to_numpy())
+
+
 def raster_report(plan: Plan) -> pd.DataFrame:
     """One row per raster: path, CRS, nodata, resolution and problems.
+
+    The problems of the ``dem`` also say when its cells are far coarser than the project
+    sites (:func:`spatialplan.io._raster.coarse_dem_note`).
 
     Example
     -------
@@ -1150,12 +1169,13 @@ def raster_report(plan: Plan) -> pd.DataFrame:
     """
     rows = []
     for name, r in plan.rasters.items():
+        note = _coarse_dem(plan, r) if name == "dem" else None
         rows.append({
             "name": name, "path": str(r.path),
             "crs": (f"EPSG:{r.crs.to_epsg()}" if r.crs is not None and r.crs.to_epsg()
                     else (r.crs.name if r.crs is not None else None)),
             "crs_source": r.crs_source, "nodata": r.nodata, "res": r.res,
-            "problems": "; ".join(r.problems),
+            "problems": "; ".join([*r.problems, *([note] if note else [])]),
         })
     return pd.DataFrame(rows, columns=["name", "path", "crs", "crs_source", "nodata", "res",
                                        "problems"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -324,12 +325,15 @@ def _terrain(part: _Part, shared: _Shared, towns: gpd.GeoDataFrame):
     if shared.dem is None:
         return None, pd.DataFrame(), {}
     from spatialplan.analysis import terrain
+    from spatialplan.rules._sites import slope_min_pixels
 
     with _dem_window(shared.dem, shared.crs, part.dem_extent) as source:
         grid = terrain.read_terrain(source, crs=shared.crs, **dem_options(shared.dem))
     own = part.projects[part.own]
     own = own[~own.geometry.isna() & ~own.geometry.is_empty]
-    slope = _zonal_or_empty(terrain.site_slope_stats, own, grid, "feature_id")
+    slope = _zonal_or_empty(functools.partial(terrain.site_slope_stats,
+                                              around_below=slope_min_pixels(shared.rules)),
+                            own, grid, "feature_id")
     per_town = _zonal_or_empty(terrain.township_terrain_stats, towns, grid, "code")
     window = shapely.box(*grid.bounds)
     hits = {"sites": (len(own), int(own.intersects(window).sum())),

@@ -154,10 +154,12 @@ def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
     if dem is None:
         return None, None
     from spatialplan.analysis import terrain
+    from spatialplan.rules._sites import slope_min_pixels
 
     log.info("terrain: slope statistics from %s", dem.path)
     grid = terrain.read_terrain(dem.path, crs=plan.crs, **dem_options(dem))
     valid = sites[~sites.geometry.isna() & ~sites.geometry.is_empty]
-    slope = terrain.site_slope_stats(valid, grid, id_column="feature_id")
+    slope = terrain.site_slope_stats(valid, grid, id_column="feature_id",
+                                     around_below=slope_min_pixels(plan.rules))
     per_township = terrain.township_terrain_stats(townships, grid, id_column="code")
     return slope, per_township

@@ -22,6 +22,7 @@ import pandas as pd
 
 __all__ = [
     "AREA_DECIMALS",
+    "EIGHT_COLUMNS",
     "KIND_NAMES",
     "LINE_NAMES",
     "PROJECT_STATUS_NAMES",
@@ -79,8 +80,10 @@ _FIXED = {
     "area_m2": "面积(m²,平面)",
     "area_ellipsoidal_m2": "面积(m²,椭球)",
     "n_projects": "项目数",
-    "eight_present": "已有/规划“8”类设施",
-    "eight_missing": "缺少“8”类设施",
+    "eight_present": "已有/规划且合规的“8”类设施",
+    "eight_missing": "缺少合规的“8”类设施",
+    "eight_noncompliant": "已登记但不合规的“8”类设施",
+    "eight_unchecked": "已登记但无法核查的“8”类设施",
     "n_group_8": "“8”类项目数",
     "n_group_X": "“X”类项目数",
     "n_unknown": "类别未识别项目数",
@@ -127,6 +130,8 @@ _FIXED = {
     "behind_compliance_rate": "合规率低于全县的乡镇",
     "behind_eight_share": "“8”类设施齐备率低于全县的乡镇",
 }
+#: the 8+X coverage columns that list facility codes
+EIGHT_COLUMNS = ("eight_present", "eight_missing", "eight_noncompliant", "eight_unchecked")
 #: the ``flag`` of terrain statistics
 FLAG_NAMES = {"ok": "正常", "too_few_pixels": "像元过少", "partial_coverage": "DEM部分覆盖",
               "no_data": "无DEM数据"}
@@ -246,8 +251,8 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
         ``township_stats``, ``line_conflicts``, ``township_conflicts``, ``outside_townships``
         or the township terrain statistics (with their ``township_code`` as a column).
     catalog
-        Facility catalogue for the names of ``eight_present`` / ``eight_missing`` (default:
-        the bundled one).
+        Facility catalogue for the names of the ``eight_*`` coverage columns (default: the
+        bundled one).
 
     Examples
     --------
@@ -265,7 +270,7 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     for col in ("feature_a", "feature_b"):
         if col in df.columns:
             df[col] = _map_values(df[col], feature_number)
-    for col in ("eight_present", "eight_missing"):
+    for col in EIGHT_COLUMNS:
         if col in df.columns:
             df[col] = _map_values(df[col], lambda v: facility_names(v, catalog))
     return df.rename(columns=_label)

@@ -29,6 +29,7 @@ from spatialplan.errors import OutputError
 from spatialplan.io.output import atomic_path
 from spatialplan.render._html import escape, format_value, html_table, is_missing
 from spatialplan.render._labels import (
+    EIGHT_COLUMNS,
     KIND_NAMES,
     PROJECT_STATUS_NAMES,
     ROLE_NAMES,
@@ -167,8 +168,9 @@ def render_report(
     township_stats, line_conflicts, projects, findings
         The result tables (see DESIGN.md, Results). Geometry columns are ignored.
     coverage
-        8+X coverage per township (default: the ``eight_present``/``eight_missing`` columns
-        of ``township_stats``).
+        8+X coverage per township (default: the ``eight_*`` columns of ``township_stats``:
+        present through a compliant project, missing, of these registered but not compliant
+        or not checked).
     map_path
         The web map, linked and embedded in an ``<iframe>``; a relative path (an absolute
         one is reduced to its file name: the map is expected beside the report).
@@ -411,8 +413,7 @@ def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
             cols.append(c)
             headers[c] = h
             digits[c] = 0
-    known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "eight_present", "eight_missing",
-                         "feature_id"}
+    known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "feature_id", *EIGHT_COLUMNS}
     known |= {f"{line}_{s}" for line in _LINES
               for s in ("m2", "ha", "mu", "share", "double_counted_m2")}
     known.add("overlap_townships")  # shown in the township conflicts section
@@ -639,8 +640,8 @@ def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
                       cap: _Cap, catalog: Any = None) -> str:
     out = ["<h2>“8+X” 配套缺口 Coverage gaps</h2>"]
     if coverage is None and stats is not None and "eight_missing" in getattr(stats, "columns", []):
-        cols = [c for c in ("township_code", "township_name", "n_projects", "eight_present",
-                            "eight_missing") if c in stats.columns]
+        cols = [c for c in ("township_code", "township_name", "n_projects", *EIGHT_COLUMNS)
+                if c in stats.columns]
         coverage = pd.DataFrame(stats[cols])
     if coverage is None or len(coverage) == 0:
         out.append('<p class="empty">no coverage information (run the siting check)</p>')
@@ -653,15 +654,24 @@ def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
         order = "most missing “8” facilities first 缺项多者优先"
     df, note = _capped(df, cap, "township_stats", order)
     df = df.copy()
-    for c in ("eight_present", "eight_missing"):
+    for c in EIGHT_COLUMNS:
         if c in df.columns:
             df[c] = [facility_names(v, catalog) for v in df[c]]
     out.append(note)
+    if "eight_noncompliant" in df.columns:
+        out.append('<p class="note">“8”类设施只有在其项目合规(符合或需论证)时才算已有; '
+                   "a facility counts as present only through a project that passes or needs "
+                   "review; one registered only by failing (or unchecked) projects is missing."
+                   "</p>")
     out.append(html_table(df, headers={"township_code": "代码 code",
                                        "township_name": "乡镇 township",
                                        "n_projects": "项目数 projects",
-                                       "eight_present": "已有 “8” present",
-                                       "eight_missing": "缺少 “8” missing"},
+                                       "eight_present": "已有合规 “8” present (compliant)",
+                                       "eight_missing": "缺少 “8” missing",
+                                       "eight_noncompliant":
+                                           "已登记但不合规 registered but not compliant",
+                                       "eight_unchecked":
+                                           "已登记但无法核查 registered, not checked"},
                           numeric_digits={"n_projects": 0}))
     return "\n".join(p for p in out if p)
 

@@ -800,7 +800,7 @@ def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
         share: Any = row.get(f"{line}_share")
         if not is_missing(share):
             pairs.append((f"{LAYER_NAMES[line].split()[0]} share", f"{100 * float(share):.1f}%"))
-    for col in ("n_projects", "eight_missing"):
+    for col in ("n_projects", "eight_missing", "eight_noncompliant", "eight_unchecked"):
         if col in row:
             pairs.append((col, row.get(col)))
     pairs += _extra(row, fields)

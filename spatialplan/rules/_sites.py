@@ -45,6 +45,7 @@ __all__ = [
     "rule_slope",
     "rule_township",
     "rule_udb",
+    "slope_min_pixels",
     "text_value",
     "text_values",
     "unmapped_build_rows",
@@ -560,19 +561,19 @@ def rule_landuse(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
 
 
 def _slope_row(mean: float, mx: float, flag: object, n_pix: float, over: float, cov: float,
-               r: dict[str, Any]) -> tuple[str, str]:
-    """Status and message of one site's slope figures under its rule settings ``r``.
+               around: tuple[float, float], r: dict[str, Any]) -> tuple[str, str, float]:
+    """Status, message and measure of one site's slope figures under its rule settings ``r``.
 
-    The figures are Python floats (NaN where missing): this runs once per site.
+    The figures are Python floats (NaN where missing): this runs once per site. ``around``
+    holds the max slope of the cells within one cell of the site and that distance (NaN when
+    not measured). The measure is the mean slope, or that max when the site is judged by it.
     """
     limit, review_from = r["limit_deg"], r["review_from_deg"]
     if flag == "no_data" or isnan(mean):
         return "review", bilingual("选址范围内无 DEM 数据，坡度需人工核查",
-                                   "no DEM data under the site: check the slope by hand")
+                                   "no DEM data under the site: check the slope by hand"), mean
     if flag == "too_few_pixels" or (not isnan(n_pix) and n_pix < r["min_pixels"]):
-        return "review", bilingual(
-            f"DEM 像元过少（{n_pix:.1f}），坡度 {mean:.1f}° 仅供参考",
-            f"too few DEM cells ({n_pix:.1f}); mean slope {mean:.1f}° is indicative only")
+        return _few_cells_row(mean, n_pix, around, review_from)
     figures_zh = f"平均坡度 {mean:.1f}°，最大 {mx:.1f}°"
     figures_en = f"mean slope {mean:.1f}°, max {mx:.1f}°"
     if not isnan(over):
@@ -580,15 +581,39 @@ def _slope_row(mean: float, mx: float, flag: object, n_pix: float, over: float, 
         figures_en += f", {_pct(over)} above {limit:g}°"
     if mean > limit or (not isnan(over) and over > r["max_share_over_limit"]):
         return "fail", bilingual(f"{figures_zh}，超过限值 {limit:g}°",
-                                 f"{figures_en}: over the {limit:g}° limit")
+                                 f"{figures_en}: over the {limit:g}° limit"), mean
     if mean >= review_from or mx > limit:
         return "review", bilingual(f"{figures_zh}，介于 {review_from:g}°–{limit:g}°，需论证",  # noqa: RUF001 - en dash: range sign in the finding
                                    f"{figures_en}: between {review_from:g}° and {limit:g}°, "
-                                   "needs justification")
+                                   "needs justification"), mean
     if flag == "partial_coverage":
         return "review", bilingual(f"{figures_zh}，但 DEM 仅覆盖 {_pct(cov)}",
-                                   f"{figures_en}, but the DEM covers only {_pct(cov)}")
-    return "pass", bilingual(f"{figures_zh}，符合坡度要求", f"{figures_en}: within the limit")
+                                   f"{figures_en}, but the DEM covers only {_pct(cov)}"), mean
+    return "pass", bilingual(f"{figures_zh}，符合坡度要求", f"{figures_en}: within the limit"), mean
+
+
+def _few_cells_row(mean: float, n_pix: float, around: tuple[float, float],
+                   review_from: float) -> tuple[str, str, float]:
+    """Judge a site on too few DEM cells by the cells around it when they are all gentle.
+
+    Every cell within one cell of the site below ``review_from`` (well below the limit) →
+    pass; a neighbourhood near or over the limit, or not measured → review.
+    """
+    around_max, around_m = around
+    few_zh, few_en = f"DEM 像元过少（{n_pix:.1f}）", f"too few DEM cells ({n_pix:.1f})"
+    if isnan(around_max):
+        return "review", bilingual(f"{few_zh}，坡度 {mean:.1f}° 仅供参考",
+                                   f"{few_en}; mean slope {mean:.1f}° is indicative only"), mean
+    where_zh = f"坡度按周边一个像元（{around_m:g} m）范围判断：最大坡度 {around_max:.1f}°（计量值）"
+    where_en = (f"slope judged on the cells within one cell ({around_m:g} m) around the site: "
+                f"max {around_max:.1f}° (the measure)")
+    if around_max < review_from:
+        return "pass", bilingual(f"{few_zh}，{where_zh}，低于 {review_from:g}°，符合坡度要求",
+                                 f"{few_en}; {where_en}, below {review_from:g}°: within the "
+                                 "limit"), around_max
+    return "review", bilingual(f"{few_zh}，{where_zh}，接近或超过限值，坡度需人工核查",
+                               f"{few_en}; {where_en}, near or over the limit: check the slope "
+                               "by hand"), around_max
 
 
 def _column(frame: pd.DataFrame, name: str, ids: np.ndarray, default: Any = np.nan,
@@ -614,8 +639,30 @@ def _over_limit(frame: pd.DataFrame, ids: np.ndarray, limits: np.ndarray) -> tup
     return over, given
 
 
+def slope_min_pixels(rules: dict[str, Any]) -> float:
+    """Return the largest ``[slope] min_pixels`` of a rulebook, facility overrides included.
+
+    The terrain statistics measure the cells around every site on fewer cells than this.
+
+    Examples
+    --------
+    >>> slope_min_pixels({"slope": {"min_pixels": 4.0},
+    ...                   "facility": {"road": {"slope": {"min_pixels": 9.0}}}})
+    9.0
+    """
+    values = [float((rules.get("slope") or {}).get("min_pixels", 0.0))]
+    for override in (rules.get("facility") or {}).values():
+        if "min_pixels" in ((override or {}).get("slope") or {}):
+            values.append(float(override["slope"]["min_pixels"]))
+    return max(values)
+
+
 def rule_slope(ctx, slope: pd.DataFrame | None) -> Out:
-    """Slope from ``terrain.site_slope_stats``: over the limit → fail, review band → review."""
+    """Slope from ``terrain.site_slope_stats``: over the limit → fail, review band → review.
+
+    A site on too few cells passes when every cell within one cell of it is below
+    ``review_from_deg`` (``around_slope_max_deg``), and is reviewed otherwise.
+    """
     if slope is None:
         msg = bilingual("未提供 DEM，未核查坡度", "no DEM given: slope not checked")
         return Out(ctx.n).fill(ctx.eligible_now, "not_applicable", msg)
@@ -642,13 +689,16 @@ def rule_slope(ctx, slope: pd.DataFrame | None) -> Out:
     limits = np.array([r["limit_deg"] for r in settings], dtype=float)
     over, given = _over_limit(frame, at, limits)
     ctx.measures["slope_over_limit_share"][rows[given]] = over[given]
+    around = zip(_column(frame, "around_slope_max_deg", at).tolist(),
+                 _column(frame, "around_m", at).tolist(), strict=True)
     found = [_slope_row(*v) for v in zip(mean.tolist(), mx.tolist(), flag.tolist(),
-                                         n_pix.tolist(), over.tolist(), cov.tolist(), settings,
-                                         strict=True)]
+                                         n_pix.tolist(), over.tolist(), cov.tolist(), around,
+                                         settings, strict=True)]
+    measure = np.array([f[2] for f in found], dtype=float)
     for status in ("pass", "review", "fail"):
         pick = np.array([f[0] == status for f in found], dtype=bool)
         out.put(rows[pick], status, [f[1] for f, p in zip(found, pick, strict=True) if p],
-                mean[pick], "deg")
+                measure[pick], "deg")
     return out
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from spatialplan.errors import CRSError, DataLayerError, SpatialPlanError
+from spatialplan.errors import CRSError, DataLayerError, FieldError, SpatialPlanError
 from spatialplan.rules import _sites
 from spatialplan.rules._dates import bilingual
 from spatialplan.rules._registry import BUILTIN_RULES, SitingRule, plugin_rules
@@ -52,6 +52,7 @@ from spatialplan.rules._sites import MU_M2, Out, object_array, text_values
 from spatialplan.rules.rulebook import read_rules, rules_for
 
 __all__ = [
+    "COVERAGE_COLUMNS",
     "FINDING_COLUMNS",
     "PROJECT_COLUMNS",
     "VERDICT_ORDER",
@@ -678,15 +679,27 @@ def unmapped_builds(
 # --------------------------------------------------------------------------- coverage
 
 
+#: Columns of :func:`facility_coverage`, in order.
+COVERAGE_COLUMNS = (
+    "township_code", "n_projects", "eight_present", "eight_missing", "eight_noncompliant",
+    "eight_unchecked", "n_group_8", "n_group_X", "n_unknown",
+)
+#: verdicts through which a facility counts as present: it will really exist
+_COMPLIANT = ("pass", "review")
+
+
 def facility_coverage(
     projects_result: pd.DataFrame, townships: pd.DataFrame, *, catalog: Any = None
 ) -> pd.DataFrame:
-    """8+X coverage per township: which of the "8" exist or are planned, which are missing.
+    """8+X coverage per township: which of the "8" will really exist, which are missing.
+
+    A category is present only through a project whose verdict is ``pass`` or ``review``;
+    a project that fails (or could not be checked) does not make it present.
 
     Parameters
     ----------
     projects_result
-        The ``projects`` result of :func:`check_projects` (``township_code``, or
+        The ``projects`` result of :func:`check_projects` (``verdict``; ``township_code``, or
         ``township_found`` where no township was declared; ``facility``, ``group``).
     townships
         The township layer (``code``; or ``township_code``).
@@ -696,35 +709,43 @@ def facility_coverage(
     Returns
     -------
     DataFrame
-        One row per township: ``township_code``, ``n_projects``, ``eight_present`` and
-        ``eight_missing`` (";"-joined facility codes in catalogue order), ``n_group_8``,
+        One row per township, :data:`COVERAGE_COLUMNS`: ``township_code``, ``n_projects``,
+        ``eight_present`` (";"-joined codes in catalogue order, through a compliant project),
+        ``eight_missing`` (every other one of the "8"), of these ``eight_noncompliant``
+        (registered, but every project of it fails) and ``eight_unchecked`` (registered, no
+        compliant project, at least one whose verdict is ``error`` or missing), ``n_group_8``,
         ``n_group_X`` and ``n_unknown`` (projects with an unknown facility type).
+
+    Raises
+    ------
+    FieldError
+        When ``projects_result`` has no ``verdict`` column.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> res = pd.DataFrame({"township_code": ["T1"], "facility": ["school"], "group": ["8"]})
+    >>> res = pd.DataFrame({"township_code": ["T1", "T1"], "facility": ["school", "market"],
+    ...                     "group": ["8", "8"], "verdict": ["pass", "fail"]})
     >>> cov = facility_coverage(res, pd.DataFrame({"code": ["T1", "T2"]}))
-    >>> cov.loc[0, "eight_present"], int(cov.loc[1, "n_projects"])
-    ('school', 0)
+    >>> cov.loc[0, "eight_present"], cov.loc[0, "eight_noncompliant"]
+    ('school', 'market')
+    >>> int(cov.loc[1, "n_projects"])
+    0
     """
     from spatialplan.rules.catalog import eight_codes, read_catalog
 
+    if "verdict" not in projects_result.columns:
+        raise FieldError("8+X coverage needs the 'verdict' column of the projects",
+                         layer="projects",
+                         hint="pass the projects result of check_projects, not the register")
     catalog = read_catalog() if catalog is None else catalog
     eight = eight_codes(catalog)
     code_col = "code" if "code" in townships.columns else "township_code"
     codes = pd.unique(pd.Series(text_values(townships[code_col]), dtype=object).dropna())
-    declared = text_values(projects_result["township_code"])
-    if "township_found" in projects_result.columns:
-        found = text_values(projects_result["township_found"])
-        declared = np.where(pd.isna(declared), found, declared)
-    frame = pd.DataFrame({
-        "t": declared,
-        "facility": text_values(projects_result["facility"]),
-        "group": text_values(projects_result["group"]) if "group" in projects_result.columns
-        else None,
-    })
-    present = frame.dropna(subset=["facility"]).groupby("t")["facility"].agg(set)
+    frame = _coverage_frame(projects_result)
+    registered = frame.dropna(subset=["facility"])
+    by_kind = {kind: registered[registered["kind"] == kind].groupby("t")["facility"].agg(set)
+               for kind in ("ok", "fail", "unchecked")}
     counts = pd.DataFrame({
         "n_projects": frame.groupby("t").size(),
         "n_group_8": (frame["group"] == "8").groupby(frame["t"]).sum(),
@@ -733,21 +754,42 @@ def facility_coverage(
     }).reindex(codes, fill_value=0)  # a township without projects: 0
     rows = []
     for code, n in zip(codes, counts.itertuples(index=False), strict=True):
-        have = present.get(code, set())
+        have = by_kind["ok"].get(code, set())
+        unchecked = by_kind["unchecked"].get(code, set()) - have
+        failing = by_kind["fail"].get(code, set()) - have - unchecked
         rows.append({
             "township_code": code,
             "n_projects": int(n.n_projects),
             "eight_present": ";".join(c for c in eight if c in have),
             "eight_missing": ";".join(c for c in eight if c not in have),
+            "eight_noncompliant": ";".join(c for c in eight if c in failing),
+            "eight_unchecked": ";".join(c for c in eight if c in unchecked),
             "n_group_8": int(n.n_group_8),
             "n_group_X": int(n.n_group_X),
             "n_unknown": int(n.n_unknown),
         })
-    out = pd.DataFrame(rows, columns=["township_code", "n_projects", "eight_present",
-                                      "eight_missing", "n_group_8", "n_group_X", "n_unknown"])
+    out = pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))
     for c in ("n_projects", "n_group_8", "n_group_X", "n_unknown"):
         out[c] = out[c].astype("int64")
     outside = frame[~frame["t"].isin(codes)]
     if len(outside):
         logger.info("coverage: %d projects outside the township layer", len(outside))
     return out
+
+
+def _coverage_frame(projects_result: pd.DataFrame) -> pd.DataFrame:
+    """Township, facility, group and kind of verdict (``ok``/``fail``/``unchecked``) per project."""
+    declared = text_values(projects_result["township_code"])
+    if "township_found" in projects_result.columns:
+        found = text_values(projects_result["township_found"])
+        declared = np.where(pd.isna(declared), found, declared)
+    verdict = pd.Series(text_values(projects_result["verdict"]), dtype=object)
+    kind = np.where(verdict.isin(_COMPLIANT), "ok",
+                    np.where(verdict == "fail", "fail", "unchecked"))
+    return pd.DataFrame({
+        "t": declared,
+        "facility": text_values(projects_result["facility"]),
+        "group": text_values(projects_result["group"]) if "group" in projects_result.columns
+        else None,
+        "kind": kind,
+    })

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
@@ -18,6 +19,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from shapely import box
 
 from spatialplan.analysis.terrain import (
+    AROUND_COLUMNS,
     NODATA,
     SITE_COLUMNS,
     read_terrain,
@@ -198,7 +200,7 @@ def test_site_stats_on_a_plane(plane20):
     sites = _sites(box(X0 + 100, Y0 - 400, X0 + 300, Y0 - 250),
                    box(X0 + 500, Y0 - 900, X0 + 800, Y0 - 600))
     stats = site_slope_stats(sites, plane20)
-    assert list(stats.columns) == list(SITE_COLUMNS)
+    assert list(stats.columns) == [*SITE_COLUMNS, *AROUND_COLUMNS]
     assert stats.index.name == "feature_id"
     assert stats.index.tolist() == ["projects:0", "projects:1"]
     assert np.allclose(stats["slope_mean_deg"], 20.0, atol=0.1)
@@ -462,7 +464,7 @@ def test_cli_terrain_without_dem_is_a_usage_error(tmp_path, capsys):
 
 def test_no_sites_give_an_empty_frame(plane20):
     stats = site_slope_stats(_sites(), plane20)
-    assert stats.empty and list(stats.columns) == list(SITE_COLUMNS)
+    assert stats.empty and list(stats.columns) == [*SITE_COLUMNS, *AROUND_COLUMNS]
 
 
 @settings(max_examples=20, deadline=None)
@@ -495,3 +497,59 @@ def test_slope_class_bounds_follow_the_survey_convention():
                                                                                 Y0),
                 crs=CRS.from_user_input(GK), source="test", reprojected=False)
     assert t.slope_class.tolist() == [[0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]]
+
+
+# --- small sites: the cells around them (issue 17, item 8) ---------------------------------
+
+
+def _flat_then_steep(tmp_path: Path) -> Path:
+    """A 30 m DEM: flat west of x = X0 + 600 m, a 60° slope east of it."""
+    cols = np.arange(40)
+    x = (cols + 0.5) * 30.0
+    z = 500.0 + np.maximum(x - 600.0, 0.0) * math.tan(math.radians(60.0))
+    return _write(tmp_path / "flat_steep.tif", np.tile(z, (40, 1)),
+                  transform=Affine(30.0, 0, X0, 0, -30.0, Y0))
+
+
+def _register(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    n = len(sites)
+    return sites.assign(project_id=[f"P{i}" for i in range(n)], name="公厕",
+                        facility="toilet", township_code=None, status="planned",
+                        mapped_on=pd.Timestamp("2023-01-01"), start_year=2025, end_year=2026)
+
+
+def test_small_sites_are_judged_by_the_cells_around_them(tmp_path):
+    from spatialplan.rules.siting import check_projects
+
+    terrain = read_terrain(_flat_then_steep(tmp_path))
+    flat = box(X0 + 150, Y0 - 600, X0 + 170, Y0 - 570)  # 600 m², far from the slope
+    near = box(X0 + 545, Y0 - 600, X0 + 565, Y0 - 570)  # 600 m² on flat cells beside it
+    big = box(X0 + 90, Y0 - 900, X0 + 270, Y0 - 720)  # 36 cells: no need to look around
+    stats = site_slope_stats(_sites(flat, near, big), terrain)
+    assert (stats["flag"].iloc[:2] == "too_few_pixels").all()
+    assert stats["slope_max_deg"].iloc[1] < 1.0  # the site itself is flat ...
+    assert stats["around_slope_max_deg"].iloc[1] > 15.0  # ... the cells around it are not
+    assert stats["around_slope_max_deg"].iloc[0] < 1.0
+    assert stats["around_m"].iloc[0] == 30.0
+    assert stats[list(AROUND_COLUMNS)].iloc[2].isna().all()
+    _projects, findings = check_projects(_register(_sites(flat, near, big)), slope=stats,
+                                        as_of="2024-06-30")
+    slope = findings[findings["rule"] == "slope"].set_index("project_id")
+    assert slope["status"].to_dict() == {"P0": "pass", "P1": "review", "P2": "pass"}
+    assert "周边一个像元（30 m）" in slope.loc["P0", "message"]
+    assert "near or over the limit" in slope.loc["P1", "message"]
+
+
+def test_a_dem_far_coarser_than_the_sites_is_named_in_a_warning(tmp_path, caplog):
+    coarse = _write(tmp_path / "coarse.tif", np.full((10, 10), 800.0),
+                    transform=Affine(21_000.0, 0, X0, 0, -21_000.0, Y0))
+    sites = _sites(box(X0 + 50_000, Y0 - 50_000, X0 + 50_020, Y0 - 49_970))
+    with caplog.at_level("WARNING", logger="spatialplan.analysis.terrain"):
+        site_slope_stats(sites, read_terrain(coarse))
+    assert any("21,000 m" in r.getMessage() and "far coarser" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    fine = read_terrain(_write(tmp_path / "fine.tif", _plane(5.0)))  # 10 m cells
+    with caplog.at_level("WARNING", logger="spatialplan.analysis.terrain"):
+        site_slope_stats(_sites(box(X0 + 200, Y0 - 230, X0 + 220, Y0 - 200)), fine)
+    assert not [r for r in caplog.records if "far coarser" in r.getMessage()]

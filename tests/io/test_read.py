@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 
 import geopandas as gpd
 import numpy as np
@@ -433,3 +434,26 @@ def test_unreadable_geometry_keeps_its_source_id_with_bbox(tmp_path, positions):
     assert lyr.rejected["feature_id"].tolist() == [ids["f4"]]
     assert lyr.rejected["reason"].iloc[0].startswith("unreadable geometry")
     assert full.rejected["reason"].iloc[0].startswith("unreadable geometry")
+
+
+def test_raster_report_names_a_dem_far_coarser_than_the_sites(tmp_path):
+    import dataclasses
+
+    import rasterio
+    from affine import Affine
+
+    from spatialplan.core._resources import demo_dir
+
+    plan = read_plan(demo_dir() / "plan.toml")
+    assert "far coarser" not in raster_report(plan).set_index("name").loc["dem", "problems"]
+    path = tmp_path / "coarse.tif"  # 0.2° cells (about 20 km) over the demo townships
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
+                       crs="EPSG:4490", transform=Affine(0.2, 0, 106.8, 0, -0.2, 28.6),
+                       nodata=-9999) as ds:
+        ds.write(np.full((1, 8, 8), 900.0, dtype="float32"))
+    coarse = dataclasses.replace(plan, rasters={"dem": open_raster(RasterSpec(name="dem",
+                                                                              path=path))})
+    problems = raster_report(coarse).set_index("name").loc["dem", "problems"]
+    assert "far coarser than the sites" in problems
+    width = re.search(r"cells are ([\d,]+) m wide", problems)
+    assert width and 18_000 < int(width.group(1).replace(",", "")) < 23_000

@@ -255,7 +255,7 @@ def test_tables_for_readers_have_no_ids_and_rounded_areas():
     assert row["生态保护红线面积(公顷)"] == 781.5849
     assert row["生态保护红线面积(亩)"] == 11723.7733
     assert row["生态保护红线占乡镇比例"] == 0.197  # a share is not an area: unchanged
-    assert row["已有/规划“8”类设施"] == "道路、学校" and row["缺少“8”类设施"] == "XYZ"
+    assert row["已有/规划且合规的“8”类设施"] == "道路、学校" and row["缺少合规的“8”类设施"] == "XYZ"
     assert row["“8”类项目数"] == 8
     conflicts = pd.DataFrame({"layer_a": ["farmland"], "layer_b": ["udb"],
                               "feature_a": ["farmland:334"], "feature_b": ["udb:0"],

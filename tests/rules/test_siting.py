@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from spatialplan.errors import CRSError, DataLayerError, RulebookError
+from spatialplan.errors import CRSError, DataLayerError, FieldError, RulebookError
 from spatialplan.rules.catalog import read_catalog
 from spatialplan.rules.rulebook import RULE_IDS, merge_rules
 from spatialplan.rules.siting import (
+    COVERAGE_COLUMNS,
     FINDING_COLUMNS,
     PROJECT_COLUMNS,
     check_projects,
@@ -326,6 +327,29 @@ def test_slope_rule_and_per_facility_override(catalog):
     assert set(statuses(fnd, "slope").values()) == {"not_applicable"}
 
 
+def test_slope_of_a_site_on_too_few_cells_is_judged_by_the_cells_around_it(catalog):
+    projects = register(*[box(100 * i, 0, 100 * i + 20, 30) for i in range(4)])
+    slope = _slope_frame([(f"projects:{i}", 1.0, 2.0, 0.0, 0.0, 900.0, 1.0, 0.7,
+                           "too_few_pixels") for i in range(4)])
+    slope["around_slope_max_deg"] = [3.0, 18.0, 30.0, np.nan]  # P3: around not measured
+    slope["around_slope_mean_deg"] = [1.0, 6.0, 9.0, np.nan]
+    slope["around_m"] = [30.0, 30.0, 30.0, np.nan]
+    _res, fnd = check(projects, slope=slope, catalog=catalog)
+    assert statuses(fnd, "slope") == {"P0": "pass", "P1": "review", "P2": "review",
+                                      "P3": "review"}
+    p0 = finding(fnd, "P0", "slope")
+    assert "坡度按周边一个像元（30 m）范围判断" in p0["message"]
+    assert "too few DEM cells (0.7)" in p0["message"] and "the measure" in p0["message"]
+    assert (p0["measure"], p0["unit"]) == (3.0, "deg")  # the figure it was judged by
+    assert finding(fnd, "P1", "slope")["measure"] == 18.0
+    assert "near or over the limit" in finding(fnd, "P2", "slope")["message"]
+    p3 = finding(fnd, "P3", "slope")
+    assert "indicative only" in p3["message"] and p3["measure"] == 1.0
+    rules = merge_rules({"slope": {"review_from_deg": 2.0}})  # 3° around is no longer gentle
+    _res, fnd = check(projects, slope=slope, catalog=catalog, rules=rules)
+    assert finding(fnd, "P0", "slope")["status"] == "review"
+
+
 # ------------------------------------------------------------------ setback
 
 
@@ -475,6 +499,35 @@ def test_facility_coverage(catalog):
     assert len(t1["eight_missing"].split(";")) == 6
     assert (t1["n_group_8"], t1["n_group_X"]) == (2, 1)
     assert cov.iloc[1]["n_projects"] == 0 and cov.iloc[1]["eight_present"] == ""
+
+
+def test_facility_coverage_counts_only_projects_that_do_not_fail(catalog):
+    towns = layer([box(0, 0, 1000, 1000)], code=["T1"])
+    farm = layer([box(300, 0, 400, 100)])
+    projects = register(box(0, 0, 50, 50), box(300, 0, 350, 50), box(360, 0, 390, 30),
+                        shapely.Polygon(), box(100, 0, 150, 50), box(320, 60, 350, 90),
+                        facility=["road", "school", "market", "health_center", "market",
+                                  "park"])
+    res, _fnd = check(projects, townships=towns, farmland=farm, catalog=catalog)
+    verdict = dict(zip(res["project_id"], res["verdict"], strict=True))
+    assert verdict["P1"] == verdict["P2"] == verdict["P5"] == "fail"  # on the farmland
+    assert verdict["P3"] == "error" and verdict["P4"] != "fail"  # no site; a market that is fine
+    cov = facility_coverage(res, towns, catalog=catalog).iloc[0]
+    assert cov["eight_present"] == "road;market"  # the market through P4, not P2
+    assert cov["eight_noncompliant"] == "school;park"
+    assert cov["eight_unchecked"] == "health_center"
+    missing = set(cov["eight_missing"].split(";"))
+    assert {"school", "park", "health_center"} <= missing and "market" not in missing
+    assert len(missing) == 6
+
+
+def test_facility_coverage_columns_and_verdict_required(catalog):
+    towns = layer([box(0, 0, 1000, 1000)], code=["T1"])
+    res, _fnd = check(register(box(0, 0, 50, 50)), townships=towns, catalog=catalog)
+    cov = facility_coverage(res, towns, catalog=catalog)
+    assert list(cov.columns) == list(COVERAGE_COLUMNS)
+    with pytest.raises(FieldError, match="verdict"):
+        facility_coverage(res.drop(columns="verdict"), towns, catalog=catalog)
 
 
 @pytest.mark.slow
