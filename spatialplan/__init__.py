@@ -44,6 +44,7 @@ from spatialplan.io.read import (
     feature_issues,
     read_layer,
     read_plan,
+    unknown_landuse_report,
     validation_report,
 )
 from spatialplan.pipeline.result import CheckResult
@@ -119,6 +120,7 @@ __all__ = [
     "slope_degrees",
     "township_stats",
     "township_terrain_stats",
+    "unknown_landuse_report",
     "validation_report",
     "write_check",
     "write_layout",

@@ -83,6 +83,7 @@ __all__ = [
     "raster_report",
     "read_layer",
     "read_plan",
+    "unknown_landuse_report",
     "validation_report",
 ]
 
@@ -1139,6 +1140,40 @@ def feature_issues(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.startswith("area") else "object")
                              for c in cols})
     return pd.concat(frames, ignore_index=True)[cols]
+
+
+def unknown_landuse_report(plan: Plan) -> pd.DataFrame:
+    """One row per parcel land-use code that is not in the plan's land-use code table.
+
+    Such a code (e.g. ``0899``, or a 2020-edition code) cannot be judged by the ``landuse``
+    rule: a site on it gets ``review`` naming the code. Codes are cleaned as the rule cleans
+    them (an odd-length digit string gets its lost leading zero back); missing codes are not
+    listed. Only the accepted parcels are counted.
+
+    Columns: ``code, n_parcels`` (most parcels first, then by code).
+
+    Example
+    -------
+    >>> unknown_landuse_report(plan)  # doctest: +SKIP
+       code  n_parcels
+    0  0899          3
+    """
+    from spatialplan.rules.catalog import landuse_unknown, read_landuse_codes
+
+    cols = ["code", "n_parcels"]
+    lyr = plan.layers.get("parcels")
+    if lyr is None or "landuse" not in lyr.data.columns:
+        return pd.DataFrame({"code": pd.Series(dtype=object),
+                             "n_parcels": pd.Series(dtype="int64")})
+    known = (plan.catalog.landuse if plan.catalog is not None else read_landuse_codes()).index
+    values = lyr.data["landuse"]
+    values = values.astype(object).where(values.notna(), None).tolist()
+    unknown_of = {v: landuse_unknown(v, known) for v in set(values)}
+    found = pd.Series([unknown_of[v] for v in values], dtype=object)
+    counts = found.dropna().value_counts()
+    out = pd.DataFrame({"code": counts.index.astype(str), "n_parcels": counts.to_numpy()})
+    out = out.sort_values(["n_parcels", "code"], ascending=[False, True], kind="stable")
+    return out.reset_index(drop=True)[cols]
 
 
 def raster_report(plan: Plan) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import difflib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ __all__ = [
     "Catalog",
     "eight_codes",
     "landuse_compatible",
+    "landuse_unknown",
     "normalize_key",
     "read_catalog",
     "read_landuse_codes",
@@ -369,6 +370,34 @@ def landuse_compatible(
         if parent_counts and a.startswith(parcel):
             return True
     return False
+
+
+def landuse_unknown(code: object, known: Collection[str]) -> str | None:
+    """Return a parcel's code when it is given but not in the land-use code table.
+
+    Parameters
+    ----------
+    code
+        The parcel's code, cleaned as in :func:`landuse_compatible` (a digit string of odd
+        length gets its lost leading zero back).
+    known
+        The codes of the table (``Catalog.landuse.index``).
+
+    Returns
+    -------
+    str or None
+        The cleaned code if it is unknown; ``None`` for a known or a missing code.
+
+    Examples
+    --------
+    >>> known = read_landuse_codes().index
+    >>> landuse_unknown("0899", known), landuse_unknown("899", known)
+    ('0899', '0899')
+    >>> landuse_unknown("080403", known) is None, landuse_unknown(None, known) is None
+    (True, True)
+    """
+    parcel = _clean_code(code)
+    return parcel if parcel and parcel not in known else None
 
 
 def eight_codes(catalog: Catalog) -> list[str]:
