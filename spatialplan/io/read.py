@@ -205,7 +205,8 @@ class Plan:
     """A read plan: every layer in the analysis CRS, rasters, rules and catalogue.
 
     ``rules`` is the merged rulebook (:func:`spatialplan.rules.rulebook.read_rules`), ``catalog``
-    the :class:`spatialplan.rules.catalog.Catalog`, ``rules_path`` the user's rulebook file if any.
+    the :class:`spatialplan.rules.catalog.Catalog`, ``rules_path`` the user's rulebook file if any,
+    ``catalog_path`` the user's facility catalogue if any.
     """
 
     name: str
@@ -218,6 +219,7 @@ class Plan:
     rules: dict = field(default_factory=dict)
     catalog: Any = None
     rules_path: Path | None = None
+    catalog_path: Path | None = None
 
 
 # -- sources ---------------------------------------------------------------------------------
@@ -986,7 +988,7 @@ def open_raster(spec: RasterSpec, *, allow_remote: bool = False) -> RasterSource
 
 def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = None,
               crs: Any = None, rules: str | Path | None = None,
-              allow_remote: bool = False) -> Plan:
+              catalog: str | Path | None = None, allow_remote: bool = False) -> Plan:
     """Read every layer and raster of a plan into the analysis CRS.
 
     Parameters
@@ -999,6 +1001,9 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         Overrides the plan's analysis CRS (``"auto"`` or e.g. ``"EPSG:4545"``).
     rules
         Overrides the plan's rulebook file.
+    catalog
+        Overrides the plan's facility catalogue (``[catalog] path``; a CSV with the columns of
+        ``layers/catalog/facility_types.csv``). Read and validated before any layer.
     allow_remote
         Accept remote layer paths.
 
@@ -1021,6 +1026,10 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         spec = read_plan_spec(path_or_spec, allow_remote=allow_remote, plugin_roles=True)
     rules_path = rules if rules is not None else spec.rules_path
     rulebook = read_rules(rules_path)  # before the layers: plug-ins may declare layer roles
+    catalog_path = catalog if catalog is not None else spec.catalog_path
+    if catalog_path is not None:
+        check_local_path(catalog_path, allow_remote=False, layer="catalog")
+    facility_catalog = read_catalog(catalog_path)  # a bad catalogue fails before the layers
     extra = _plugin_layer_roles(spec, rulebook)
     layers: dict[str, Layer] = {}
     roles = [r for r in LAYER_ROLES if r in spec.layers] + extra
@@ -1053,8 +1062,9 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                for name, rs in spec.rasters.items()}
     return Plan(name=spec.name, path=spec.path, crs=analysis_crs, crs_reason=reason,
                 as_of=as_of or spec.as_of, layers=layers, rasters=rasters,
-                rules=rulebook, catalog=read_catalog(),
-                rules_path=None if rules_path is None else Path(rules_path))
+                rules=rulebook, catalog=facility_catalog,
+                rules_path=None if rules_path is None else Path(rules_path),
+                catalog_path=None if catalog_path is None else Path(catalog_path))
 
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
