@@ -45,6 +45,7 @@ from spatialplan.io.read import (
     feature_issues,
     read_layer,
     read_plan,
+    unknown_landuse_report,
     validation_report,
 )
 from spatialplan.pipeline.compare import Comparison, compare, write_compare
@@ -126,6 +127,7 @@ __all__ = [
     "township_conflicts",
     "township_stats",
     "township_terrain_stats",
+    "unknown_landuse_report",
     "validation_report",
     "write_check",
     "write_compare",

@@ -43,6 +43,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, plan: bool = True,
                         help="date for the schedule checks (YYYY-MM-DD; default: the plan's)")
     parser.add_argument("--rules", metavar="FILE",
                         help="rulebook TOML overriding the plan's and the defaults")
+    parser.add_argument("--catalog", metavar="FILE",
+                        help="facility catalogue CSV (the columns of facility_types.csv) "
+                        "overriding the plan's and the bundled one")
     parser.add_argument("--crs", metavar="CRS",
                         help='analysis CRS, e.g. "EPSG:4545" (default: the plan\'s, or auto)')
     if fail_on:
@@ -75,18 +78,19 @@ def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None =
                         hint="give the path of a plan.toml (see README: The plan file)")
     spec = read_plan_spec(path, plugin_roles=True)  # roles of plug-ins: checked by read_plan
     rules = getattr(args, "rules", None)
+    catalog = getattr(args, "catalog", None)
     if getattr(args, "out", None):
         from spatialplan.io.output import check_output_dir
 
-        check_output_dir(args.out, _spec_inputs(spec, rules))
+        check_output_dir(args.out, _spec_inputs(spec, rules, catalog))
     return read_plan(spec, as_of=getattr(args, "as_of", None), crs=getattr(args, "crs", None),
-                     rules=rules)
+                     rules=rules, catalog=catalog)
 
 
-def _spec_inputs(spec, rules: str | None) -> list[Path]:
-    """Every local input file a parsed plan names (plan, layers, rasters, rulebooks)."""
+def _spec_inputs(spec, rules: str | None, catalog: str | None = None) -> list[Path]:
+    """Every local input file a parsed plan names (plan, layers, rasters, rulebooks, catalogues)."""
     paths = [spec.path] + [s.path for s in (*spec.layers.values(), *spec.rasters.values())]
-    paths += [spec.rules_path, rules]
+    paths += [spec.rules_path, rules, spec.catalog_path, catalog]
     return [Path(p) for p in paths if p is not None and "://" not in str(p)]
 
 

@@ -2,8 +2,9 @@
 
 Prints, per layer, the source (file, layer, driver), the source CRS, the text encoding and how
 it was chosen, and n_in = n_ok + n_repaired + n_rejected; then every repaired and rejected
-feature with its reason, the rasters, the analysis CRS and the overlaps and enclosed gaps between
-the township outlines (count and area). Exit 0 when the plan could be read
+feature with its reason, the parcel land-use codes outside the land-use code table with their
+parcel counts, the rasters, the analysis CRS and the overlaps and enclosed gaps between the
+township outlines (count and area). Exit 0 when the plan could be read
 (even with rejected features), 2 on a fatal problem.
 """
 
@@ -49,7 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the plan and print the validation report; return 0."""
-    from spatialplan.io.read import feature_issues, raster_report, read_plan, validation_report
+    from spatialplan.io.read import (
+        feature_issues,
+        raster_report,
+        read_plan,
+        unknown_landuse_report,
+        validation_report,
+    )
 
     setup_progress(args)
     plan = read_plan(Path(args.plan), crs=args.crs)
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     issues = feature_issues(plan)
     rasters = raster_report(plan)
     outlines = _township_outlines(plan)
+    unknown = unknown_landuse_report(plan)
     if args.json:
         print(_json_visible(dump_json({
             "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
@@ -66,11 +74,13 @@ def run(args: argparse.Namespace) -> int:
             "issues": issues.to_dict(orient="records"),
             "rasters": rasters.to_dict(orient="records"),
             "township_conflicts": outlines,
+            "unknown_landuse_codes": unknown.to_dict(orient="records"),
         })))
         return 0
     layers["path"] = [_short(p, plan.path) for p in layers["path"]]
     rasters["path"] = [_short(p, plan.path) for p in rasters["path"]]
-    layers, issues, rasters = (_visible_frame(df) for df in (layers, issues, rasters))
+    layers, issues, rasters, unknown = (_visible_frame(df)
+                                        for df in (layers, issues, rasters, unknown))
     print(visible(f"plan: {plan.name} ({plan.path})"))
     print(visible(f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}"))
     print(f"as of: {plan.as_of}")
@@ -81,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nrejected features: {int((issues['kind'] == 'rejected').sum())}")
     print(format_table(issues[issues["kind"] == "rejected"],
                        columns=["role", "feature_id", "reason"]))
+    if len(unknown):
+        print(f"\nparcel land-use codes not in the land-use code table: {len(unknown)} "
+              "(sites on them get review in the landuse rule)")
+        print(format_table(unknown))
     if len(rasters):
         print("\nrasters:")
         print(format_table(rasters))

@@ -1,9 +1,10 @@
 """Plan file (``plan.toml``): parse and validate the description of one planning job.
 
-A plan names the input layers by role, optional rasters (DEM), the rulebook, the analysis CRS
-and the as-of date. Paths in the file are relative to the file. Parsing is strict: an unknown
-key or a value of the wrong type is a :class:`~spatialplan.errors.PlanError` naming the key and
-the table it sits in (for example ``layers.redline.pth``).
+A plan names the input layers by role, optional rasters (DEM), the rulebook, the facility
+catalogue, the analysis CRS and the as-of date. Paths in the file are relative to the file.
+Parsing is strict: an unknown key or a value of the wrong type is a
+:class:`~spatialplan.errors.PlanError` naming the key and the table it sits in (for example
+``layers.redline.pth``).
 
 Example
 -------
@@ -52,12 +53,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_TOP_KEYS = {"plan", "layers", "rasters", "rules"}
+_TOP_KEYS = {"plan", "layers", "rasters", "rules", "catalog"}
 _PLAN_KEYS = {"name", "crs", "as_of"}
 _LAYER_KEYS = {"path", "layer", "encoding", "assume_crs", "fields", "point_radius_m",
                "geometry"}
 _RASTER_KEYS = {"path", "assume_crs", "nodata"}
 _RULES_KEYS = {"path"}
+_CATALOG_KEYS = {"path"}
 _REMOTE_PREFIXES = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsi")
 
 
@@ -129,6 +131,9 @@ class PlanSpec:
         Name → :class:`RasterSpec`.
     rules_path
         The user's rulebook file, or ``None`` for the bundled defaults.
+    catalog_path
+        The user's facility catalogue (``[catalog] path``, a ``facility_types.csv``), or
+        ``None`` for the bundled one.
     """
 
     name: str
@@ -138,6 +143,7 @@ class PlanSpec:
     layers: dict[str, LayerSpec] = field(default_factory=dict)
     rasters: dict[str, RasterSpec] = field(default_factory=dict)
     rules_path: Path | None = None
+    catalog_path: Path | None = None
 
 
 def is_remote(path: str | Path) -> bool:
@@ -279,16 +285,25 @@ def parse_plan_spec(data: dict[str, Any], *, base: str | Path, path: str | Path 
     for rname, table in _table(data, "rasters", ppath).items():
         rasters[rname] = _parse_raster(rname, table, base, ppath, allow_remote)
 
-    rules = _table(data, "rules", ppath)
-    _check_keys(rules, _RULES_KEYS, "rules", ppath)
-    rules_path = _opt(rules, "path", str, "rules", ppath)
-    rules_path = None if rules_path is None else Path(
-        _resolve(rules_path, base, "rules.path", ppath, allow_remote=False))
     return PlanSpec(name=name, path=ppath, crs=crs, as_of=as_of, layers=layers,
-                    rasters=rasters, rules_path=rules_path)
+                    rasters=rasters, rules_path=_file_table(data, "rules", base, ppath),
+                    catalog_path=_file_table(data, "catalog", base, ppath))
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _file_table(data: dict, key: str, base: Path, path: Path | None) -> Path | None:
+    """Return the local file named by a ``[rules]`` or ``[catalog]`` table (key ``path``).
+
+    The path is relative to the plan; a URL or ``/vsi*`` path is refused (never read).
+    """
+    table = _table(data, key, path)
+    _check_keys(table, {"rules": _RULES_KEYS, "catalog": _CATALOG_KEYS}[key], key, path)
+    text = _opt(table, "path", str, key, path)
+    if text is None:
+        return None
+    return Path(_resolve(text, base, f"{key}.path", path, allow_remote=False))
 
 
 def _where(table: str, key: str) -> str:

@@ -83,6 +83,7 @@ __all__ = [
     "raster_report",
     "read_layer",
     "read_plan",
+    "unknown_landuse_report",
     "validation_report",
 ]
 
@@ -204,7 +205,8 @@ class Plan:
     """A read plan: every layer in the analysis CRS, rasters, rules and catalogue.
 
     ``rules`` is the merged rulebook (:func:`spatialplan.rules.rulebook.read_rules`), ``catalog``
-    the :class:`spatialplan.rules.catalog.Catalog`, ``rules_path`` the user's rulebook file if any.
+    the :class:`spatialplan.rules.catalog.Catalog`, ``rules_path`` the user's rulebook file if any,
+    ``catalog_path`` the user's facility catalogue if any.
     """
 
     name: str
@@ -217,6 +219,7 @@ class Plan:
     rules: dict = field(default_factory=dict)
     catalog: Any = None
     rules_path: Path | None = None
+    catalog_path: Path | None = None
 
 
 # -- sources ---------------------------------------------------------------------------------
@@ -985,7 +988,7 @@ def open_raster(spec: RasterSpec, *, allow_remote: bool = False) -> RasterSource
 
 def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = None,
               crs: Any = None, rules: str | Path | None = None,
-              allow_remote: bool = False) -> Plan:
+              catalog: str | Path | None = None, allow_remote: bool = False) -> Plan:
     """Read every layer and raster of a plan into the analysis CRS.
 
     Parameters
@@ -998,6 +1001,9 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         Overrides the plan's analysis CRS (``"auto"`` or e.g. ``"EPSG:4545"``).
     rules
         Overrides the plan's rulebook file.
+    catalog
+        Overrides the plan's facility catalogue (``[catalog] path``; a CSV with the columns of
+        ``layers/catalog/facility_types.csv``). Read and validated before any layer.
     allow_remote
         Accept remote layer paths.
 
@@ -1020,6 +1026,10 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         spec = read_plan_spec(path_or_spec, allow_remote=allow_remote, plugin_roles=True)
     rules_path = rules if rules is not None else spec.rules_path
     rulebook = read_rules(rules_path)  # before the layers: plug-ins may declare layer roles
+    catalog_path = catalog if catalog is not None else spec.catalog_path
+    if catalog_path is not None:
+        check_local_path(catalog_path, allow_remote=False, layer="catalog")
+    facility_catalog = read_catalog(catalog_path)  # a bad catalogue fails before the layers
     extra = _plugin_layer_roles(spec, rulebook)
     layers: dict[str, Layer] = {}
     roles = [r for r in LAYER_ROLES if r in spec.layers] + extra
@@ -1052,8 +1062,9 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                for name, rs in spec.rasters.items()}
     return Plan(name=spec.name, path=spec.path, crs=analysis_crs, crs_reason=reason,
                 as_of=as_of or spec.as_of, layers=layers, rasters=rasters,
-                rules=rulebook, catalog=read_catalog(),
-                rules_path=None if rules_path is None else Path(rules_path))
+                rules=rulebook, catalog=facility_catalog,
+                rules_path=None if rules_path is None else Path(rules_path),
+                catalog_path=None if catalog_path is None else Path(catalog_path))
 
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:
@@ -1155,6 +1166,40 @@ def _coarse_dem(plan: Plan, r: RasterSource) -> str | None:
     height = max(round((top - bottom) / r.res[1]), 1)
     cell = ground_resolution(Affine(r.res[0], 0, left, 0, -r.res[1], top), r.crs, width, height)
     return coarse_dem_note(cell, sites.data.geometry.area.to_numpy())
+
+
+def unknown_landuse_report(plan: Plan) -> pd.DataFrame:
+    """One row per parcel land-use code that is not in the plan's land-use code table.
+
+    Such a code (e.g. ``0899``, or a 2020-edition code) cannot be judged by the ``landuse``
+    rule: a site on it gets ``review`` naming the code. Codes are cleaned as the rule cleans
+    them (an odd-length digit string gets its lost leading zero back); missing codes are not
+    listed. Only the accepted parcels are counted.
+
+    Columns: ``code, n_parcels`` (most parcels first, then by code).
+
+    Example
+    -------
+    >>> unknown_landuse_report(plan)  # doctest: +SKIP
+       code  n_parcels
+    0  0899          3
+    """
+    from spatialplan.rules.catalog import landuse_unknown, read_landuse_codes
+
+    cols = ["code", "n_parcels"]
+    lyr = plan.layers.get("parcels")
+    if lyr is None or "landuse" not in lyr.data.columns:
+        return pd.DataFrame({"code": pd.Series(dtype=object),
+                             "n_parcels": pd.Series(dtype="int64")})
+    known = (plan.catalog.landuse if plan.catalog is not None else read_landuse_codes()).index
+    values = lyr.data["landuse"]
+    values = values.astype(object).where(values.notna(), None).tolist()
+    unknown_of = {v: landuse_unknown(v, known) for v in set(values)}
+    found = pd.Series([unknown_of[v] for v in values], dtype=object)
+    counts = found.dropna().value_counts()
+    out = pd.DataFrame({"code": counts.index.astype(str), "n_parcels": counts.to_numpy()})
+    out = out.sort_values(["n_parcels", "code"], ascending=[False, True], kind="stable")
+    return out.reset_index(drop=True)[cols]
 
 
 def raster_report(plan: Plan) -> pd.DataFrame:

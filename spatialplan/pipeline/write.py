@@ -45,7 +45,8 @@ OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "
 def plan_inputs(plan) -> list[Path]:
     """List every input file of a plan.
 
-    The plan itself, layers, rasters, the rulebook and the plug-in files it names.
+    The plan itself, layers, rasters, the rulebook, the plug-in files it names and the user's
+    facility catalogue.
     """
     paths = [Path(plan.path)]
     paths += [Path(layer.source.path) for layer in plan.layers.values()]
@@ -54,6 +55,9 @@ def plan_inputs(plan) -> list[Path]:
     if rules_path:
         paths.append(Path(rules_path))
     paths += [Path(f["path"]) for f in _plugin_files(plan) if f["path"]]
+    catalog_path = getattr(plan, "catalog_path", None)
+    if catalog_path:
+        paths.append(Path(catalog_path))
     return paths
 
 
@@ -105,9 +109,22 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
         "layers": report.to_dict(orient="records"),
         "counts": _counts(plan, result),
         "plugins": [dict(f) for f in _plugin_files(plan)],
+        "catalog": _catalog_entry(plan),
         "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
         "versions": _versions(),
     }
+
+
+def _catalog_entry(plan) -> dict[str, Any] | None:
+    """Describe the facility catalogue the run used: path, sha256, whether it is bundled."""
+    from spatialplan.io.output import sha256_file
+
+    catalog = getattr(plan, "catalog", None)
+    if catalog is None:
+        return None
+    user = getattr(plan, "catalog_path", None)
+    return {"path": str(catalog.path), "sha256": sha256_file(catalog.path),
+            "bundled": user is None, "facility_types": len(catalog.facilities)}
 
 
 def _counts(plan, result: CheckResult) -> dict[str, Any]:

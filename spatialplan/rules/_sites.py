@@ -486,24 +486,37 @@ def _udb_outside(m2: float, area: float, *, allowed: bool) -> str:
 # --------------------------------------------------------------------------- land use
 
 
-def _compatible_pairs(ctx, site: np.ndarray, pcodes: np.ndarray) -> np.ndarray:
-    """Whether each (site, parcel code) pair is compatible with the site's facility."""
-    from spatialplan.rules.catalog import landuse_compatible
+def _compatible_pairs(ctx, site: np.ndarray, pcodes: np.ndarray) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """Whether each (site, parcel code) pair is compatible, and each pair's unknown code.
+
+    A parcel code outside the land-use code table (``ctx.catalog.landuse``) is never
+    compatible, not even by prefix; its cleaned code is returned for that pair (else None).
+    """
+    from spatialplan.rules.catalog import landuse_compatible, landuse_unknown
 
     parent = ctx.setting("landuse", "parent_counts")
+    known = ctx.catalog.landuse.index
+    unknown_of: dict[object, str | None] = {}
     cache: dict[tuple, bool] = {}
     compat = np.zeros(len(site), dtype=bool)
+    unknown = np.full(len(site), None, dtype=object)
     for k, (s, code) in enumerate(zip(site, pcodes, strict=True)):
+        if code not in unknown_of:
+            unknown_of[code] = landuse_unknown(code, known)
+        unknown[k] = unknown_of[code]
+        if unknown[k] is not None:
+            continue
         key = (code, ctx.landuse_codes[s], bool(parent[s]))
         if key not in cache:
             cache[key] = bool(key[1]) and landuse_compatible(key[0], key[1],
                                                              parent_counts=key[2])
         compat[k] = cache[key]
-    return compat
+    return compat, unknown
 
 
-def _bad_codes(si: np.ndarray, codes: np.ndarray, area: np.ndarray) -> dict[int, str]:
-    """Per site, its incompatible parcel codes by area (largest first, at most four)."""
+def _codes_by_area(si: np.ndarray, codes: np.ndarray, area: np.ndarray) -> dict[int, str]:
+    """Per site, its parcel codes by area (largest first, at most four)."""
     found = pd.DataFrame({"s": si, "c": codes, "a": area})
     found = found.groupby(["s", "c"])["a"].sum().reset_index()
     found = found.sort_values(["s", "a"], ascending=[True, False])
@@ -513,8 +526,42 @@ def _bad_codes(si: np.ndarray, codes: np.ndarray, area: np.ndarray) -> dict[int,
     return {k: "、".join(v[:4]) for k, v in listed.items()}
 
 
+def _landuse_pass(ctx, rows: np.ndarray, share: np.ndarray, need: dict[int, str],
+                  good_codes: dict[int, str]) -> list[str]:
+    """Pass messages; under ``parent_counts`` they name the parcels' own codes."""
+    parent = ctx.setting("landuse", "parent_counts")
+    out = []
+    for i in rows.tolist():
+        pct = _pct(share[i])
+        if parent[i] and good_codes.get(i):
+            out.append(bilingual(
+                f"用地性质兼容（{pct}，地块代码 {good_codes[i]}，上级代码计入；需 {need[i]}）",
+                f"land use compatible ({pct}, parcel codes {good_codes[i]}, parent codes "
+                f"counted; needs {need[i]})"))
+        else:
+            out.append(bilingual(f"用地性质兼容（{pct}，{need[i]}）",
+                                 f"land use compatible ({pct}, {need[i]})"))
+    return out
+
+
+def _landuse_unknown(ctx, rows: np.ndarray, share: np.ndarray, need: dict[int, str],
+                     unknown_codes: dict[int, str]) -> list[str]:
+    """Review messages naming the parcel codes outside the 2023 classification."""
+    return [bilingual(
+        f"地块代码 {unknown_codes[i]} 不在 2023 年用地用海分类中，无法判定兼容性"
+        f"（兼容用地 {_pct(share[i])}，{ctx.name_zh[i]}需 {need[i]}），需核对地块代码",
+        f"parcel code(s) {unknown_codes[i]} not in the 2023 land-use classification: "
+        f"compatibility cannot be judged ({_pct(share[i])} on compatible land use; "
+        f"{ctx.codes[i]} needs {need[i]}), check the parcel codes")
+        for i in rows.tolist()]
+
+
 def rule_landuse(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
-    """Detailed-plan parcels under the site carry a code compatible with the facility."""
+    """Detailed-plan parcels under the site carry a code compatible with the facility.
+
+    A site that does not pass and lies on a parcel whose code is outside the land-use code
+    table gets ``review`` naming that code (the code is never counted compatible).
+    """
     if parcels is None:
         return _no_layer(ctx, "详细规划地块", "detailed-plan parcels (parcels)")
     out = Out(ctx.n)
@@ -522,12 +569,15 @@ def rule_landuse(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
     pcodes = (text_values(parcels["landuse"])[ov.pos] if "landuse" in parcels.columns
               else np.full(len(ov.pos), None, dtype=object))
     si, oi, area = ov.site, ov.other, ov.area
-    compat = _compatible_pairs(ctx, si, pcodes[oi])
+    compat, unknown = _compatible_pairs(ctx, si, pcodes[oi])
     covered = np.minimum(np.bincount(si, weights=area, minlength=ctx.n), np.nan_to_num(ctx.area))
     good = np.minimum(np.bincount(si[compat], weights=area[compat], minlength=ctx.n), covered)
     share = np.where(ctx.usable, good / np.where(ctx.area > 0, ctx.area, 1.0), np.nan)
     ctx.measures["landuse_compatible_share"] = share
-    bad_codes = _bad_codes(si[~compat], pcodes[oi][~compat], area[~compat])
+    bad_codes = _codes_by_area(si[~compat], pcodes[oi][~compat], area[~compat])
+    odd = unknown != None  # noqa: E711 (elementwise on an object array)
+    odd_area = np.bincount(si[odd], weights=area[odd], minlength=ctx.n)
+    unknown_codes = _codes_by_area(si[odd], unknown[odd], area[odd])
     rows = np.flatnonzero(ctx.eligible_now)
     listed = np.array([bool(ctx.landuse_codes[i]) for i in rows], dtype=bool)
     out.put(rows[~listed], "not_applicable", bilingual("目录未规定该设施的兼容用地代码",
@@ -541,11 +591,14 @@ def rule_landuse(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
     need = {i: "/".join(ctx.landuse_codes[i]) for i in rows.tolist()}
     ok = share[rows] >= ctx.setting("landuse", "pass_share")[rows].astype(float)
     r = rows[ok]
-    pct = dict(zip(rows.tolist(), map(_pct, share[rows].tolist()), strict=True))
-    out.put(r, "pass", [bilingual(f"用地性质兼容（{pct[i]}，{need[i]}）",
-                                  f"land use compatible ({pct[i]}, {need[i]})")
-                        for i in r.tolist()], share[r], "share")
+    good_codes = _codes_by_area(si[compat], pcodes[oi][compat], area[compat])
+    out.put(r, "pass", _landuse_pass(ctx, r, share, need, good_codes), share[r], "share")
     r = rows[~ok]
+    odd_rows = ~is_zero(odd_area[r], ctx.area[r])
+    out.put(r[odd_rows], "review", _landuse_unknown(ctx, r[odd_rows], share, need,
+                                                     unknown_codes), share[r[odd_rows]], "share")
+    r = r[~odd_rows]
+    pct = dict(zip(r.tolist(), map(_pct, share[r].tolist()), strict=True))
     none_good = is_zero(good[r], ctx.area[r])
     for status, pick in (("fail", none_good), ("review", ~none_good)):
         out.put(r[pick], status, [bilingual(

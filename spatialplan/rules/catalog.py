@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import io
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,14 @@ from spatialplan.core._resources import catalog_path
 from spatialplan.errors import RulebookError
 
 __all__ = [
+    "CHOICE_COLUMNS",
     "FACILITY_COLUMNS",
     "LANDUSE_COLUMNS",
+    "MAX_CATALOG_BYTES",
     "Catalog",
     "eight_codes",
     "landuse_compatible",
+    "landuse_unknown",
     "normalize_key",
     "read_catalog",
     "read_landuse_codes",
@@ -53,9 +57,18 @@ FACILITY_COLUMNS = (
 #: columns of ``landuse_codes.csv``, in order
 LANDUSE_COLUMNS = ("code", "name_zh", "level", "parent", "edition")
 
+#: largest catalogue or land-use code file read (the bundled ones are a few kB)
+MAX_CATALOG_BYTES = 4 * 1024 * 1024
+
 _GROUPS = ("8", "X")
 _OUTSIDE_UDB = ("allowed", "review")
 _REDLINE = ("none", "linear", "water", "tourism")
+#: facility columns that hold one of a fixed set of values; a new such column is one entry
+CHOICE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "group": _GROUPS,
+    "outside_udb": _OUTSIDE_UDB,
+    "redline_category": _REDLINE,
+}
 _CODE_RE = re.compile(r"^(\d{2}){1,3}$")
 _FACILITY_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -104,19 +117,36 @@ def normalize_key(value: object) -> str:
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], *, what: str) -> pd.DataFrame:
-    """Read a catalogue CSV as text (UTF-8, BOM tolerated) and check its columns."""
-    from spatialplan.core._inputs import require_regular
+    """Read a catalogue CSV as text (UTF-8, BOM tolerated) and check its columns.
 
-    require_regular(path, error=RulebookError, what=f"the {what}")  # a FIFO would block
+    The file must be a regular file of at most :data:`MAX_CATALOG_BYTES`; anything else
+    (missing, a pipe, too large, not UTF-8, not CSV, a missing column) is a
+    :class:`~spatialplan.errors.RulebookError` naming the file and the fix.
+    """
+    from spatialplan.core._inputs import read_small_file
+
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError as exc:
+        raw = read_small_file(path, error=RulebookError, what=f"the {what}",
+                              limit=MAX_CATALOG_BYTES)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise RulebookError(f"{what} not found", path=path,
                             hint="give an existing CSV file") from exc
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RulebookError(f"{what} is not a readable UTF-8 CSV: {exc}", path=path,
-                            hint="save it as CSV in UTF-8") from exc
-    df.columns = [c.strip() for c in df.columns]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RulebookError(
+            f"{what} is not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})",
+            path=path, hint="save it as CSV in UTF-8 (Excel: CSV UTF-8; GBK is not read)",
+        ) from exc
+    if "\0" in text:
+        raise RulebookError(f"{what} holds NUL characters: not a text CSV", path=path,
+                            hint="save it as CSV in UTF-8")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RulebookError(f"{what} is not a readable CSV: {exc}", path=path,
+                            hint="save it as CSV in UTF-8 with one header row") from exc
+    df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise RulebookError(
@@ -187,13 +217,10 @@ def _check_row(row: pd.Series, line: int, landuse: set[str], path: Path) -> None
              "use codes like 'school' or 'health_center'")
     if not row["name_zh"]:
         fail("name_zh is empty", "give the Chinese name")
-    if row["group"] not in _GROUPS:
-        fail(f"unknown group {row['group']!r}", "group must be 8 or X")
-    if row["outside_udb"] not in _OUTSIDE_UDB:
-        fail(f"unknown outside_udb {row['outside_udb']!r}", "use allowed or review")
-    if row["redline_category"] not in _REDLINE:
-        fail(f"unknown redline_category {row['redline_category']!r}",
-             "use one of " + ", ".join(_REDLINE))
+    for column, choices in CHOICE_COLUMNS.items():
+        if row[column] not in choices:
+            fail(f"unknown {column} {row[column]!r}",
+                 f"{column} must be one of " + ", ".join(choices))
     codes = _split(row["landuse_codes"])
     if not codes:
         fail("landuse_codes is empty", "give ';'-separated 用地用海 codes")
@@ -369,6 +396,34 @@ def landuse_compatible(
         if parent_counts and a.startswith(parcel):
             return True
     return False
+
+
+def landuse_unknown(code: object, known: Collection[str]) -> str | None:
+    """Return a parcel's code when it is given but not in the land-use code table.
+
+    Parameters
+    ----------
+    code
+        The parcel's code, cleaned as in :func:`landuse_compatible` (a digit string of odd
+        length gets its lost leading zero back).
+    known
+        The codes of the table (``Catalog.landuse.index``).
+
+    Returns
+    -------
+    str or None
+        The cleaned code if it is unknown; ``None`` for a known or a missing code.
+
+    Examples
+    --------
+    >>> known = read_landuse_codes().index
+    >>> landuse_unknown("0899", known), landuse_unknown("899", known)
+    ('0899', '0899')
+    >>> landuse_unknown("080403", known) is None, landuse_unknown(None, known) is None
+    (True, True)
+    """
+    parcel = _clean_code(code)
+    return parcel if parcel and parcel not in known else None
 
 
 def eight_codes(catalog: Catalog) -> list[str]:

@@ -60,3 +60,40 @@ def test_validate_help(capsys):
     assert exc.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "n_in = n_ok + n_repaired + n_rejected" in out and "--json" in out
+
+
+def _plan_with_parcels(tmp_path, townships_gdf, codes):
+    plan = make_plan(tmp_path, townships_gdf)
+    parcels = gpd.GeoDataFrame(
+        {"YDYHDM": codes},
+        geometry=[square(LON + 0.001 * i, LAT + 0.001, 0.0008) for i in range(len(codes))],
+        crs="EPSG:4490")
+    write_layer(parcels, tmp_path / "parcels.gpkg")
+    plan.write_text(plan.read_text(encoding="utf-8")
+                    + '[layers.parcels]\npath = "parcels.gpkg"\n', encoding="utf-8")
+    return plan
+
+
+def test_validate_lists_unknown_landuse_codes(tmp_path, townships_gdf, capsys):
+    plan = _plan_with_parcels(tmp_path, townships_gdf,
+                              ["0899", "080403", "0899", "899", "080599", None])
+    assert main(["validate", str(plan), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "parcel land-use codes not in the land-use code table: 2" in out
+    assert "0899" in out and "080599" in out
+    assert main(["validate", str(plan), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["unknown_landuse_codes"] == [{"code": "0899", "n_parcels": 3},
+                                             {"code": "080599", "n_parcels": 1}]
+    import spatialplan as sp
+
+    report = sp.unknown_landuse_report(sp.read_plan(plan))
+    assert report.to_dict(orient="list") == {"code": ["0899", "080599"], "n_parcels": [3, 1]}
+
+
+def test_validate_json_no_unknown_landuse_codes(tmp_path, townships_gdf, capsys):
+    plan = _plan_with_parcels(tmp_path, townships_gdf, ["080403", "1401"])
+    assert main(["validate", str(plan), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unknown_landuse_codes"] == []
+    assert main(["validate", str(plan), "-q"]) == 0
+    assert "not in the land-use code table" not in capsys.readouterr().out

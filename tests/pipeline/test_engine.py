@@ -234,3 +234,26 @@ def test_partitions_never_prepare_the_shared_townships(generated_plan, client):
     assert not shapely.is_prepared(towns).any()
     run_check_dask(plan, scheduler=client, partition_size=2)
     assert not shapely.is_prepared(towns).any()
+
+
+def test_dask_workers_use_the_plans_catalogue(generated_plan, client, tmp_path):
+    """A user catalogue (``read_plan(catalog=)``) reaches the workers: same results as local."""
+    import pandas as pd
+
+    from spatialplan.rules.catalog import read_catalog
+
+    df = pd.read_csv(read_catalog().path, dtype=str, keep_default_na=False)
+    df["outside_udb"] = df["outside_udb"].map({"allowed": "review", "review": "allowed"})
+    df.to_csv(tmp_path / "flipped.csv", index=False, encoding="utf-8")
+    default = sp.read_plan(generated_plan)
+    plan = sp.read_plan(generated_plan, catalog=tmp_path / "flipped.csv")
+    local = sp.run_check(plan)
+    dask = run_check_dask(plan, scheduler=client, partition_size=1)
+    assert_same_results(local, dask)
+
+    def udb(result):
+        f = result.findings
+        return f[f["rule"] == "udb"].set_index("project_id")["status"]
+
+    changed = udb(dask) != udb(sp.run_check(default))
+    assert changed.any()  # the flipped policy shows in the workers' findings

@@ -290,6 +290,42 @@ def test_landuse_rule(catalog):
     assert set(statuses(fnd, "landuse").values()) == {"not_applicable"}
 
 
+def test_landuse_unknown_code_is_review_naming_it(catalog):
+    parcels = layer([box(0, 0, 100, 100), box(100, 0, 200, 100), box(200, 0, 300, 100),
+                     box(300, 0, 400, 100)], landuse=["0899", "080599", "0701", "080403"])
+    projects = register(
+        box(10, 10, 60, 60),  # all on 0899 (not in the 2023 table) → review, not a 0 % fail
+        box(110, 10, 160, 60),  # 080599 under sports (0805): not compatible by prefix
+        box(260, 10, 340, 60),  # half 0701, half 080403 → review as before
+        box(160, 10, 240, 60),  # 080599 and 0701: the unknown code keeps it from failing
+        facility=["school", "sports", "school", "school"],
+    )
+    res, fnd = check(projects, parcels=parcels, catalog=catalog)
+    assert statuses(fnd, "landuse") == {"P0": "review", "P1": "review", "P2": "review",
+                                        "P3": "review"}
+    assert res["landuse_compatible_share"].round(3).tolist() == [0.0, 0.0, 0.5, 0.0]
+    for pid, code in (("P0", "0899"), ("P1", "080599"), ("P3", "080599")):
+        message = finding(fnd, pid, "landuse")["message"]
+        assert code in message and "not in the 2023 land-use classification" in message
+    assert "not in the 2023" not in finding(fnd, "P2", "landuse")["message"]
+    rules = merge_rules({"landuse": {"parent_counts": True}})
+    _res, fnd = check(projects, parcels=parcels, catalog=catalog, rules=rules)
+    assert finding(fnd, "P0", "landuse")["status"] == "review"
+    message = finding(fnd, "P0", "landuse")["message"]
+    assert "parcel code(s) 0899 not in" in message and "地块代码 0899" in message
+
+
+def test_landuse_parent_counts_names_parcel_code(catalog):
+    parcels = layer([box(0, 0, 100, 100)], landuse=["0804"])
+    projects = register(box(10, 10, 60, 60))
+    rules = merge_rules({"landuse": {"parent_counts": True}})
+    _res, fnd = check(projects, parcels=parcels, catalog=catalog, rules=rules)
+    row = finding(fnd, "P0", "landuse")
+    assert row["status"] == "pass"
+    assert "parcel codes 0804, parent codes counted" in row["message"]
+    assert "地块代码 0804" in row["message"]
+
+
 # ------------------------------------------------------------------ slope
 
 
