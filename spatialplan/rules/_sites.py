@@ -330,50 +330,63 @@ def _noises(ctx, rows: np.ndarray, m2: np.ndarray, what_zh: str, what_en: str) -
 
 
 def rule_redline(ctx, redline: gpd.GeoDataFrame | None) -> Out:
-    """Ecological red line: overlap → fail, or review for the limited-activity categories."""
+    """Ecological red line: overlap → fail, or review for the facility's kind of activity.
+
+    A facility whose catalogue ``redline_kind`` (one of the ten kinds of limited activity of
+    自然资发〔2022〕142号, ``redline_activities.csv``) is listed in ``[redline] review_kinds``
+    needs a formal finding (认定): review, the finding naming the kind by number and name.
+    Any other overlap fails (naming the kind when the facility has one not listed).
+    """
     if redline is None:
         return _no_layer(ctx, "生态保护红线", "ecological red line (redline)")
+    from spatialplan.rules.catalog import read_redline_activities
+
     out = Out(ctx.n)
     overlap, cls = _line_overlap(ctx, "redline", redline)
     ctx.measures["redline_m2"] = np.where(ctx.usable, overlap, np.nan)
-    review_cats = ctx.setting("redline", "review_categories")
+    review_kinds = ctx.setting("redline", "review_kinds")
     none, noise, real = _by_class(ctx, cls)
     out.put(none, "pass", bilingual("不涉及生态保护红线", "does not touch the ecological red line"),
             0.0, "m2")
     out.put(noise, "review", _noises(ctx, noise, overlap, "生态保护红线",
                                      "the ecological red line"), overlap[noise], "m2")
-    limited = np.array([ctx.redline_cat[i] in review_cats[i] for i in real], dtype=bool)
+    kinds = read_redline_activities()
+    limited = np.array([ctx.redline_kind[i] in review_kinds[i] for i in real], dtype=bool)
     rows = real[limited]
-    out.put(rows, "review", [_redline_limited(*v) for v in zip(
-        overlap[rows].tolist(), ctx.area[rows].tolist(), ctx.redline_cat[rows], strict=True)],
+    out.put(rows, "review", [_redline_limited(m2, area, kinds.loc[kind]) for m2, area, kind in zip(
+        overlap[rows].tolist(), ctx.area[rows].tolist(), ctx.redline_kind[rows], strict=True)],
         overlap[rows], "m2")
     rows = real[~limited]
-    out.put(rows, "fail", [_redline_banned(*v) for v in zip(
-        overlap[rows].tolist(), ctx.area[rows].tolist(), strict=True)], overlap[rows], "m2")
+    out.put(rows, "fail", [_redline_banned(m2, area, kinds.loc[kind] if kind in kinds.index
+                                           else None) for m2, area, kind in zip(
+        overlap[rows].tolist(), ctx.area[rows].tolist(), ctx.redline_kind[rows], strict=True)],
+        overlap[rows], "m2")
     return out
 
 
-#: Chinese names of the catalogue's ``redline_category`` values (the limited activities of
-#: 自然资发〔2022〕142号 a facility may belong to)
-_REDLINE_CATEGORY_ZH = {"linear": "线性基础设施", "water": "防洪、供水等水利设施",
-                        "tourism": "适度观光旅游及必要的公共服务设施"}
-
-
-def _redline_limited(m2: float, area: float, category: str) -> str:
+def _redline_limited(m2: float, area: float, kind: pd.Series) -> str:
+    """Review message: the overlap and the kind of limited activity (a row of the ten kinds)."""
     zh, en = fmt_area(m2)
     share = m2 / area
-    kind = _REDLINE_CATEGORY_ZH.get(category, category)
+    n = int(kind["number"])
     return bilingual(
-        f"占用生态保护红线 {zh}（{_pct(share)}），属可认定的有限人为活动类别"
-        f"（{kind}），须按自然资发〔2022〕142号办理认定",
-        f"occupies the ecological red line {en} ({_pct(share)}); its category "
-        f"({category}) may be a permitted limited activity and needs a "
+        f"占用生态保护红线 {zh}（{_pct(share)}），属第{n}类有限人为活动"
+        f"（{kind['name_zh']}），须按自然资发〔2022〕142号办理认定",
+        f"occupies the ecological red line {en} ({_pct(share)}); it may be limited human "
+        f"activity of kind {n} of 自然资发〔2022〕142号 ({kind['kind']}) and needs a "
         "formal finding (认定)")
 
 
-def _redline_banned(m2: float, area: float) -> str:
+def _redline_banned(m2: float, area: float, kind: pd.Series | None = None) -> str:
     zh, en = fmt_area(m2)
     share = m2 / area
+    if kind is not None:  # a kind the rulebook does not accept for review
+        n = int(kind["number"])
+        return bilingual(
+            f"占用生态保护红线 {zh}（{_pct(share)}）；第{n}类有限人为活动（{kind['name_zh']}）"
+            "未列入规则集 review_kinds，按禁止建设处理",
+            f"occupies the ecological red line {en} ({_pct(share)}); kind {n} "
+            f"({kind['kind']}) is not in the rulebook's review_kinds: prohibited")
     return bilingual(
         f"占用生态保护红线 {zh}（{_pct(share)}），红线内禁止开发性、生产性建设",
         f"occupies the ecological red line {en} ({_pct(share)}): construction is "

@@ -1,7 +1,7 @@
 """The siting rulebook: defaults shipped as TOML, merged with the user's file, validated.
 
 The default rulebook is ``layers/catalog/rules.toml``. A user's rulebook overrides any part of
-it: tables merge key by key, lists (``setback.pairs``, ``redline.review_categories``) are
+it: tables merge key by key, lists (``setback.pairs``, ``redline.review_kinds``) are
 replaced whole. Every key of the user's file must exist in the default schema (except the
 facility codes under ``[facility]`` and the entries of ``setback.pairs``); an unknown key or a
 value of the wrong type raises :class:`~spatialplan.errors.RulebookError` naming the dotted key
@@ -206,9 +206,49 @@ def _check_pairs(key: str, value: object, path: object) -> list[dict[str, Any]]:
     return out
 
 
+def _check_review_kinds(key: str, value: object, path: object) -> list[str]:
+    """Check ``redline.review_kinds``: keys of the ten kinds of 自然资发〔2022〕142号."""
+    from spatialplan.rules.catalog import read_redline_activities
+
+    kinds = _as_str_list(key, value, path)
+    known = read_redline_activities()
+    unknown = [k for k in kinds if k not in known.index]
+    if unknown:
+        raise RulebookError(
+            f"rulebook key '{key}' names unknown kind(s) {', '.join(map(repr, unknown))}",
+            path=path, hint="use kinds of 自然资发〔2022〕142号 (redline_activities.csv): "
+            + ", ".join(f"{k} ({n})" for k, n in zip(known.index, known["number"],
+                                                     strict=True)))
+    return kinds
+
+
+def _migrate_redline(user: dict[str, Any], prefix: str, path: object) -> dict[str, Any]:
+    """Read an old ``[redline] review_categories`` as ``review_kinds`` (with a warning)."""
+    from spatialplan.rules.catalog import REDLINE_CATEGORY_KINDS
+
+    table = user.get("redline")
+    if not isinstance(table, dict) or "review_categories" not in table:
+        return user
+    key = f"{prefix}redline.review_categories"
+    if "review_kinds" in table:
+        raise RulebookError(f"rulebook has both '{key}' and its replacement review_kinds",
+                            path=path, hint="remove review_categories")
+    old = _as_str_list(key, table["review_categories"], path)
+    bad = [c for c in old if c not in REDLINE_CATEGORY_KINDS or c == "none"]
+    if bad:
+        raise RulebookError(f"rulebook key '{key}' has unknown categories {bad}", path=path,
+                            hint="write review_kinds with kinds of redline_activities.csv")
+    kinds = list(dict.fromkeys(REDLINE_CATEGORY_KINDS[c] for c in old))
+    logger.warning("%s: '%s' is replaced by review_kinds: read as %s", path, key, kinds)
+    rest = {k: v for k, v in table.items() if k != "review_categories"}
+    return {**user, "redline": {**rest, "review_kinds": kinds}}
+
+
 def _check_list(key: str, default: list, value: object, path: object) -> list:
     if key.endswith("setback.pairs"):
         return _check_pairs(key, value, path)
+    if key.endswith("redline.review_kinds"):
+        return _check_review_kinds(key, value, path)
     if not isinstance(value, list):
         raise _wrong_type(key, "list", value, path)
     if default and isinstance(default[0], str):
@@ -253,13 +293,14 @@ def _check_facility(
         key = f"facility.{code}"
         if not isinstance(overrides, dict):
             raise _wrong_type(key, "table of rule overrides", overrides, path)
+        overrides = _migrate_redline(overrides, f"{key}.", path)
         out[code] = _check_table(overrides, rule_schema, f"{key}.", path)
     return out
 
 
 def _validate(user: dict[str, Any], schema: dict[str, Any], path: object) -> dict[str, Any]:
     """Validate a whole rulebook (or a partial override) against the default ``schema``."""
-    rest = {k: v for k, v in user.items() if k != "facility"}
+    rest = _migrate_redline({k: v for k, v in user.items() if k != "facility"}, "", path)
     out = _check_table(rest, {k: v for k, v in schema.items() if k != "facility"}, "", path)
     if "facility" in user:
         out["facility"] = _check_facility(user["facility"], schema, path)
