@@ -31,7 +31,7 @@ from spatialplan.core._inputs import read_small_file
 from spatialplan.core._resources import catalog_path
 from spatialplan.errors import RulebookError
 from spatialplan.rules._registry import builtin_ids, load_plugins
-from spatialplan.rules._setback import setback_pairs
+from spatialplan.rules._setback import check_layer_role, setback_pairs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,8 +61,8 @@ _SHARE_KEYS = {
     "max_share_over_limit",
 }
 _VERDICT_VALUES = {"pass", "review", "fail"}
-_PAIR_REQUIRED = {"from": (str, list), "to": (str, list), "min_m": (int, float)}
-_PAIR_OPTIONAL = {"source": (str,)}
+_PAIR_REQUIRED = {"from": (str, list), "min_m": (int, float)}
+_PAIR_OPTIONAL = {"source": (str,), "to": (str, list), "to_layers": (str, list)}
 
 
 def default_rules_path() -> Path:
@@ -186,24 +186,38 @@ def _check_pairs(key: str, value: object, path: object) -> list[dict[str, Any]]:
                 raise RulebookError(
                     f"unknown rulebook key '{pkey}.{name}'",
                     path=path,
-                    hint="a setback pair has the keys from, to, min_m and source",
+                    hint="a setback pair has the keys from, to, to_layers, min_m and source",
                 )
-        for name in _PAIR_REQUIRED:
-            if name not in pair:
+        for name in (*_PAIR_REQUIRED, "to"):
+            if name not in pair and (name != "to" or "to_layers" not in pair):
                 raise RulebookError(
                     f"rulebook key '{pkey}.{name}' is missing",
                     path=path,
-                    hint="a setback pair needs from, to and min_m",
+                    hint="a setback pair needs from, min_m and to (facility types, land-use "
+                    "code prefixes) or to_layers (layer roles such as redline)",
                 )
-        checked = {
-            "from": _as_str_list(f"{pkey}.from", pair["from"], path),
-            "to": _as_str_list(f"{pkey}.to", pair["to"], path),
-            "min_m": _check_scalar(f"{pkey}.min_m", 0.0, pair["min_m"], path),
-        }
-        if "source" in pair:
-            checked["source"] = _check_scalar(f"{pkey}.source", "", pair["source"], path)
-        out.append(checked)
+        out.append(_checked_pair(pkey, pair, path))
     return out
+
+
+def _checked_pair(pkey: str, pair: dict[str, Any], path: object) -> dict[str, Any]:
+    """One setback pair with its values checked (``to`` always present, maybe empty)."""
+    checked = {
+        "from": _as_str_list(f"{pkey}.from", pair["from"], path),
+        "to": _as_str_list(f"{pkey}.to", pair.get("to", []), path),
+        "min_m": _check_scalar(f"{pkey}.min_m", 0.0, pair["min_m"], path),
+    }
+    if "to_layers" in pair:
+        key = f"{pkey}.to_layers"
+        checked["to_layers"] = [check_layer_role(key, role, path)
+                                for role in _as_str_list(key, pair["to_layers"], path)]
+    if not checked["to"] and not checked.get("to_layers"):
+        raise RulebookError(f"rulebook setback pair '{pkey}' has no target", path=path,
+                            hint="give to (facility types, land-use code prefixes) or "
+                            "to_layers (layer roles such as redline)")
+    if "source" in pair:
+        checked["source"] = _check_scalar(f"{pkey}.source", "", pair["source"], path)
+    return checked
 
 
 def _check_review_kinds(key: str, value: object, path: object) -> list[str]:
