@@ -1017,6 +1017,7 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
     >>> plan.crs.to_epsg(), plan.crs_reason  # doctest: +SKIP
     (4545, 'auto: centre of the data 107.500°E 27.800°N lies in 3-degree zone 36 → ...')
     """
+    from spatialplan.rules._setback import check_setback_layers
     from spatialplan.rules.catalog import read_catalog
     from spatialplan.rules.rulebook import read_rules
 
@@ -1031,6 +1032,7 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         check_local_path(catalog_path, allow_remote=False, layer="catalog")
     facility_catalog = read_catalog(catalog_path)  # a bad catalogue fails before the layers
     extra = _plugin_layer_roles(spec, rulebook)
+    check_setback_layers(rulebook, spec.layers, path=rules_path or spec.path)
     layers: dict[str, Layer] = {}
     roles = [r for r in LAYER_ROLES if r in spec.layers] + extra
     sqlite_checked: set[Path] = set()  # GeoPackages quick_checked by this call

@@ -152,6 +152,12 @@ def _date_result(ctx, result):
     return out
 
 
+def _setback(ctx, layers):
+    from spatialplan.rules import _sites
+
+    return _sites.rule_setback(ctx, layers.get("parcels"), layers=layers)
+
+
 def _map_first(ctx, layers):
     from spatialplan.rules import _dates
 
@@ -167,7 +173,11 @@ def _schedule(ctx, layers):
 
 
 def _setback_radius(rules: Mapping[str, Any]) -> float:
-    """Largest setback distance of the rulebook (facility overrides included)."""
+    """Largest setback distance of the rulebook (facility overrides included).
+
+    It covers the pairs measured to layers (``to_layers``) too: the dask engine reads every
+    layer (control lines, a plan's own roles) this far beyond a partition's sites.
+    """
     tables = [rules, *list((rules.get("facility") or {}).values())]
     dists = [float(p.get("min_m", 0.0)) for t in tables
              for p in ((t.get("setback") or {}).get("pairs") or [])]
@@ -197,7 +207,7 @@ BUILTIN_RULES: tuple[SitingRule, ...] = (
     _builtin("slope", _layer_rule("slope", "slope"), ["dem"],
              measures=["slope_mean_deg", "slope_max_deg", "slope_over_limit_share"],
              per_facility=True),
-    _builtin("setback", _layer_rule("setback", "parcels"), ["parcels", "projects"],
+    _builtin("setback", _setback, ["parcels", "projects"],
              measures=["setback_min_m"], radius=_setback_radius, per_facility=True),
     _builtin("project_overlap", _project_overlap, ["projects"],
              measures=["project_overlap_m2"]),

@@ -331,50 +331,63 @@ def _noises(ctx, rows: np.ndarray, m2: np.ndarray, what_zh: str, what_en: str) -
 
 
 def rule_redline(ctx, redline: gpd.GeoDataFrame | None) -> Out:
-    """Ecological red line: overlap → fail, or review for the limited-activity categories."""
+    """Ecological red line: overlap → fail, or review for the facility's kind of activity.
+
+    A facility whose catalogue ``redline_kind`` (one of the ten kinds of limited activity of
+    自然资发〔2022〕142号, ``redline_activities.csv``) is listed in ``[redline] review_kinds``
+    needs a formal finding (认定): review, the finding naming the kind by number and name.
+    Any other overlap fails (naming the kind when the facility has one not listed).
+    """
     if redline is None:
         return _no_layer(ctx, "生态保护红线", "ecological red line (redline)")
+    from spatialplan.rules.catalog import read_redline_activities
+
     out = Out(ctx.n)
     overlap, cls = _line_overlap(ctx, "redline", redline)
     ctx.measures["redline_m2"] = np.where(ctx.usable, overlap, np.nan)
-    review_cats = ctx.setting("redline", "review_categories")
+    review_kinds = ctx.setting("redline", "review_kinds")
     none, noise, real = _by_class(ctx, cls)
     out.put(none, "pass", bilingual("不涉及生态保护红线", "does not touch the ecological red line"),
             0.0, "m2")
     out.put(noise, "review", _noises(ctx, noise, overlap, "生态保护红线",
                                      "the ecological red line"), overlap[noise], "m2")
-    limited = np.array([ctx.redline_cat[i] in review_cats[i] for i in real], dtype=bool)
+    kinds = read_redline_activities()
+    limited = np.array([ctx.redline_kind[i] in review_kinds[i] for i in real], dtype=bool)
     rows = real[limited]
-    out.put(rows, "review", [_redline_limited(*v) for v in zip(
-        overlap[rows].tolist(), ctx.area[rows].tolist(), ctx.redline_cat[rows], strict=True)],
+    out.put(rows, "review", [_redline_limited(m2, area, kinds.loc[kind]) for m2, area, kind in zip(
+        overlap[rows].tolist(), ctx.area[rows].tolist(), ctx.redline_kind[rows], strict=True)],
         overlap[rows], "m2")
     rows = real[~limited]
-    out.put(rows, "fail", [_redline_banned(*v) for v in zip(
-        overlap[rows].tolist(), ctx.area[rows].tolist(), strict=True)], overlap[rows], "m2")
+    out.put(rows, "fail", [_redline_banned(m2, area, kinds.loc[kind] if kind in kinds.index
+                                           else None) for m2, area, kind in zip(
+        overlap[rows].tolist(), ctx.area[rows].tolist(), ctx.redline_kind[rows], strict=True)],
+        overlap[rows], "m2")
     return out
 
 
-#: Chinese names of the catalogue's ``redline_category`` values (the limited activities of
-#: 自然资发〔2022〕142号 a facility may belong to)
-_REDLINE_CATEGORY_ZH = {"linear": "线性基础设施", "water": "防洪、供水等水利设施",
-                        "tourism": "适度观光旅游及必要的公共服务设施"}
-
-
-def _redline_limited(m2: float, area: float, category: str) -> str:
+def _redline_limited(m2: float, area: float, kind: pd.Series) -> str:
+    """Review message: the overlap and the kind of limited activity (a row of the ten kinds)."""
     zh, en = fmt_area(m2)
     share = m2 / area
-    kind = _REDLINE_CATEGORY_ZH.get(category, category)
+    n = int(kind["number"])
     return bilingual(
-        f"占用生态保护红线 {zh}（{_pct(share)}），属可认定的有限人为活动类别"
-        f"（{kind}），须按自然资发〔2022〕142号办理认定",
-        f"occupies the ecological red line {en} ({_pct(share)}); its category "
-        f"({category}) may be a permitted limited activity and needs a "
+        f"占用生态保护红线 {zh}（{_pct(share)}），属第{n}类有限人为活动"
+        f"（{kind['name_zh']}），须按自然资发〔2022〕142号办理认定",
+        f"occupies the ecological red line {en} ({_pct(share)}); it may be limited human "
+        f"activity of kind {n} of 自然资发〔2022〕142号 ({kind['kind']}) and needs a "
         "formal finding (认定)")
 
 
-def _redline_banned(m2: float, area: float) -> str:
+def _redline_banned(m2: float, area: float, kind: pd.Series | None = None) -> str:
     zh, en = fmt_area(m2)
     share = m2 / area
+    if kind is not None:  # a kind the rulebook does not accept for review
+        n = int(kind["number"])
+        return bilingual(
+            f"占用生态保护红线 {zh}（{_pct(share)}）；第{n}类有限人为活动（{kind['name_zh']}）"
+            "未列入规则集 review_kinds，按禁止建设处理",
+            f"occupies the ecological red line {en} ({_pct(share)}); kind {n} "
+            f"({kind['kind']}) is not in the rulebook's review_kinds: prohibited")
     return bilingual(
         f"占用生态保护红线 {zh}（{_pct(share)}），红线内禁止开发性、生产性建设",
         f"occupies the ecological red line {en} ({_pct(share)}): construction is "
@@ -810,6 +823,40 @@ def _parcel_hits(ctx, src: np.ndarray, parcels: tuple[np.ndarray, np.ndarray, np
         hits.setdefault(x, []).append((m, f"{code} 地块 {fid}|parcel {fid} ({code})|{min_m:g}"))
 
 
+#: Chinese and English names of the control lines a setback may be measured from
+#: (``to_layers``; a plan's own role is named by its role)
+SETBACK_LAYER_NAMES = {
+    "redline": ("生态保护红线", "the ecological red line"),
+    "farmland": ("永久基本农田", "permanent basic farmland"),
+    "udb": ("城镇开发边界", "the urban development boundary"),
+    "cropland": ("耕地（三调）", "surveyed cropland"),
+}
+
+
+def _layer_name(role: str) -> tuple[str, str]:
+    return SETBACK_LAYER_NAMES.get(role, (f"{role} 图层", f"the {role} layer"))
+
+
+def _layer_hits(ctx, src: np.ndarray, role: str, layer: gpd.GeoDataFrame, min_m: float,
+                hits: dict[int, list[tuple[float, str]]]) -> None:
+    """Record the sites of ``src`` nearer than ``min_m`` to a feature of ``layer``.
+
+    The distance is to the nearest feature (0 when the site touches or overlaps one).
+    """
+    geoms, _pos = layer_geometries(layer)
+    if not len(geoms):
+        return
+    a, b = shapely.STRtree(geoms).query(ctx.geoms[src], predicate="dwithin", distance=min_m)
+    if not len(a):
+        return
+    dist = shapely.distance(ctx.geoms[src[a]], geoms[b])
+    nearest = pd.Series(dist).groupby(src[a]).min()
+    zh, en = _layer_name(role)
+    for x, m in nearest.items():
+        if m < min_m:
+            hits.setdefault(int(x), []).append((float(m), f"{zh}|{en}|{min_m:g}"))
+
+
 def _setback_message(found: list[tuple[float, str]]) -> str:
     parts = [(d, *t.split("|")) for d, t in found[:3]]
     zh = "；".join(f"距{z} {d:.1f} m（应 ≥ {m} m）" for d, z, _e, m in parts)
@@ -817,24 +864,78 @@ def _setback_message(found: list[tuple[float, str]]) -> str:
     return bilingual(f"防护距离不足：{zh}", f"setback violated: {en}")
 
 
-def rule_setback(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
-    """Minimum distances between facility types (and land-use prefixes of parcels)."""
-    from spatialplan.rules._setback import setback_pairs
+def _unchecked_note(roles: set[str]) -> tuple[str, str]:
+    names = [_layer_name(r) for r in sorted(roles)]
+    return ("、".join(z for z, _ in names), ", ".join(e for _, e in names))
 
+
+def _put_setback_rest(ctx, out: Out, rest: np.ndarray, involved: np.ndarray,
+                      unchecked: dict[int, set[str]]) -> None:
+    """Verdicts of the sites without a violation: pass, or not checked for want of a layer."""
+    missing = np.array([i in unchecked for i in rest], dtype=bool)
+    checked = involved[rest]
+    out.put(rest[checked & ~missing], "pass", bilingual("满足防护距离要求", "setbacks respected"))
+    for i in rest[missing]:
+        zh, en = _unchecked_note(unchecked[i])
+        if involved[i]:
+            out.set(i, "pass", bilingual(f"满足防护距离要求；未提供{zh}图层，未核查与其距离",
+                                         f"setbacks respected; no layer of {en} given: "
+                                         "that distance not checked"))
+        else:
+            out.set(i, "not_applicable", bilingual(f"未提供{zh}图层，未核查防护距离",
+                                                   f"no layer of {en} given: setback not "
+                                                   "checked"))
+    out.put(rest[~checked & ~missing], "not_applicable", bilingual(
+        "该类设施无防护距离要求", "no setback applies to this facility type"))
+
+
+def _layers_pair(ctx, src: np.ndarray, pair: dict, layers: dict, min_m: float,
+                 hits: dict[int, list[tuple[float, str]]],
+                 unchecked: dict[int, set[str]]) -> bool:
+    """Measure a pair's ``to_layers``; return whether any layer was there to measure."""
+    measured = False
+    for role in pair.get("to_layers", []):
+        layer = layers.get(role)
+        if layer is None:
+            for i in src.tolist():
+                unchecked.setdefault(i, set()).add(role)
+            continue
+        measured = True
+        if len(src):
+            _layer_hits(ctx, src, role, layer, min_m, hits)
+    return measured
+
+
+def rule_setback(ctx, parcels: gpd.GeoDataFrame | None, *,
+                 layers: dict[str, Any] | None = None) -> Out:
+    """Minimum distances between facility types, to land-use prefixes of parcels and to layers.
+
+    ``layers``: the check's layers by role, for the pairs' ``to_layers`` (the control lines
+    ``redline``, ``farmland``, ``udb``, ``cropland``, or a plan's own roles). A site touching or
+    inside a feature of such a layer is 0 m from it. A control line not given is reported as
+    not checked; a role the layers lack raises :class:`~spatialplan.errors.RulebookError`.
+    """
+    from spatialplan.rules._setback import check_setback_layers, setback_pairs
+
+    layers = dict(layers or {})
+    check_setback_layers(ctx.rules, layers, path="the rulebook's [[setback.pairs]]")
     out = Out(ctx.n)
     ok = ctx.eligible_now
     involved = np.zeros(ctx.n, dtype=bool)
     hits: dict[int, list[tuple[float, str]]] = {}
+    unchecked: dict[int, set[str]] = {}
     pgeoms, ppos = layer_geometries(parcels)
     pcodes, pfids = _parcel_labels(parcels, ppos)
     selected: dict[tuple[str, ...], np.ndarray] = {}
     for pair in setback_pairs(ctx.rules):
         src_codes, _ = _split_targets(pair["from"], ctx.catalog)
-        dst_codes, prefixes = _split_targets(pair["to"], ctx.catalog)
+        dst_codes, prefixes = _split_targets(pair.get("to", []), ctx.catalog)
         min_m = pair["min_m"]
         src = np.flatnonzero(ok & np.isin(ctx.codes, list(src_codes)))
         dst = np.flatnonzero(ok & np.isin(ctx.codes, list(dst_codes)))
-        involved[src] = True
+        measured = _layers_pair(ctx, src, pair, layers, min_m, hits, unchecked)
+        if pair.get("to") or measured:
+            involved[src] = True
         involved[dst] = True
         if len(src) and len(dst):
             _site_hits(ctx, src, dst, min_m, hits)
@@ -852,10 +953,7 @@ def rule_setback(ctx, parcels: gpd.GeoDataFrame | None) -> Out:
     nearest = np.array([f[0][0] for f in found], dtype=float)
     ctx.measures["setback_min_m"][rows[hit]] = nearest
     out.put(rows[hit], "fail", [_setback_message(f) for f in found], nearest, "m")
-    rest = rows[~hit]
-    out.put(rest[involved[rest]], "pass", bilingual("满足防护距离要求", "setbacks respected"))
-    out.put(rest[~involved[rest]], "not_applicable", bilingual(
-        "该类设施无防护距离要求", "no setback applies to this facility type"))
+    _put_setback_rest(ctx, out, rows[~hit], involved, unchecked)
     return out
 
 

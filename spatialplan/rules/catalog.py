@@ -3,7 +3,8 @@
 Both ship as CSV files in ``layers/catalog/`` (see its ``README.md`` for sources and
 editions); a user may pass their own files instead. Everything here is data-driven: which
 facilities form the "8", which land-use codes suit them, whether they may sit outside the
-urban development boundary and which red-line exception category they fall under.
+urban development boundary and which of the ten kinds of limited activity allowed in the
+ecological red line (自然资发〔2022〕142号, ``redline_activities.csv``) they may claim.
 
 Examples
 --------
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import functools
 import io
 import logging
 import re
@@ -37,6 +39,8 @@ __all__ = [
     "FACILITY_COLUMNS",
     "LANDUSE_COLUMNS",
     "MAX_CATALOG_BYTES",
+    "REDLINE_ACTIVITY_COLUMNS",
+    "REDLINE_CATEGORY_KINDS",
     "Catalog",
     "eight_codes",
     "landuse_compatible",
@@ -44,6 +48,7 @@ __all__ = [
     "normalize_key",
     "read_catalog",
     "read_landuse_codes",
+    "read_redline_activities",
     "resolve_facility",
 ]
 
@@ -52,7 +57,7 @@ log = logging.getLogger(__name__)
 #: columns of ``facility_types.csv``, in order
 FACILITY_COLUMNS = (
     "code", "name_zh", "name_en", "group", "landuse_codes", "outside_udb",
-    "redline_category", "aliases", "source", "valid_from",
+    "redline_kind", "aliases", "source", "valid_from",
 )
 #: columns of ``landuse_codes.csv``, in order
 LANDUSE_COLUMNS = ("code", "name_zh", "level", "parent", "edition")
@@ -62,13 +67,17 @@ MAX_CATALOG_BYTES = 4 * 1024 * 1024
 
 _GROUPS = ("8", "X")
 _OUTSIDE_UDB = ("allowed", "review")
-_REDLINE = ("none", "linear", "water", "tourism")
 #: facility columns that hold one of a fixed set of values; a new such column is one entry
+#: (``redline_kind`` is checked against the table of the ten kinds, :func:`read_redline_activities`)
 CHOICE_COLUMNS: dict[str, tuple[str, ...]] = {
     "group": _GROUPS,
     "outside_udb": _OUTSIDE_UDB,
-    "redline_category": _REDLINE,
 }
+#: columns of ``redline_activities.csv`` (the ten kinds of 自然资发〔2022〕142号), in order
+REDLINE_ACTIVITY_COLUMNS = ("number", "kind", "name_zh", "wording_zh", "source")
+#: the old ``redline_category`` values (catalogues before the ten kinds) → their kind
+REDLINE_CATEGORY_KINDS = {"none": "none", "linear": "linear_infrastructure",
+                          "water": "linear_infrastructure", "tourism": "tourism_education"}
 _CODE_RE = re.compile(r"^(\d{2}){1,3}$")
 _FACILITY_CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -201,6 +210,101 @@ def read_landuse_codes(path: str | Path | None = None) -> pd.DataFrame:
     return df.set_index("code", drop=False).rename_axis(None)
 
 
+@functools.lru_cache(maxsize=1)
+def _bundled_activities() -> pd.DataFrame:
+    return _read_activities(catalog_path("redline_activities.csv"))
+
+
+def read_redline_activities(path: str | Path | None = None) -> pd.DataFrame:
+    """Read the ten kinds of limited human activity allowed in the ecological red line.
+
+    自然资发〔2022〕142号《关于加强生态保护红线管理的通知（试行）》 lists ten kinds of limited
+    human activity that may take place in the 生态保护红线 (outside the core zones of nature
+    reserves). The table keeps each kind's number (1-10), a short key (``kind``), a short
+    Chinese name, the notice's wording and its ``source`` (which says where the wording is a
+    paraphrase that could not be checked against the official text).
+
+    Parameters
+    ----------
+    path
+        CSV with columns ``number, kind, name_zh, wording_zh, source``; default the bundled
+        ``redline_activities.csv`` (read once per process).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``kind``, ``number`` as int, in number order.
+
+    Raises
+    ------
+    RulebookError
+        A missing column, a number other than 1-10 or used twice, a key that is not a
+        lower-case identifier (or is ``none``) or used twice, an empty name or wording.
+
+    Examples
+    --------
+    >>> acts = read_redline_activities()
+    >>> int(acts.loc["linear_infrastructure", "number"]), len(acts)
+    (6, 10)
+    """
+    if path is None:
+        return _bundled_activities().copy()
+    return _read_activities(Path(path))
+
+
+def _read_activities(path: Path) -> pd.DataFrame:
+    df = _read_csv(path, REDLINE_ACTIVITY_COLUMNS, what="red-line activity table")
+    for line, row in enumerate(df.itertuples(index=False), start=2):
+        problem = None
+        if row.number not in {str(n) for n in range(1, 11)}:
+            problem = f"number {row.number!r} is not 1-10"
+        elif not _FACILITY_CODE_RE.match(row.kind) or row.kind == "none":
+            problem = f"kind {row.kind!r} is not a lower-case key (e.g. linear_infrastructure)"
+        elif not row.name_zh or not row.wording_zh or not row.source:
+            problem = "name_zh, wording_zh and source must be filled in"
+        if problem:
+            raise RulebookError(f"line {line}: {problem}", path=path, feature=row.kind or None,
+                                hint="one row per kind of 自然资发〔2022〕142号, numbered 1-10")
+    for col in ("number", "kind"):
+        dup = df[col][df[col].duplicated()]
+        if len(dup):
+            raise RulebookError(f"{col} {dup.iloc[0]!r} is used by two rows", path=path,
+                                hint=f"every {col} must be unique")
+    df["number"] = df["number"].astype(int)
+    df = df.sort_values("number", kind="stable")
+    return df.set_index("kind", drop=False).rename_axis(None)
+
+
+def _redline_kinds(df: pd.DataFrame, path: Path, kinds: pd.DataFrame) -> pd.Series:
+    """Return the ``redline_kind`` column of a facility table, checked against the ten kinds.
+
+    A catalogue written before the ten kinds has ``redline_category`` (``linear``, ``water``,
+    ``tourism``, ``none``) instead: it is mapped to kinds 6, 6, 5 and none, with a warning.
+    """
+    if "redline_kind" in df.columns:
+        column = "redline_kind"
+        values = df[column]
+    elif "redline_category" in df.columns:
+        column = "redline_category"
+        values = df[column].map(lambda v: REDLINE_CATEGORY_KINDS.get(v, v))
+        log.warning("facility catalogue %s has the old column redline_category: read as "
+                    "redline_kind (linear, water → linear_infrastructure; tourism → "
+                    "tourism_education); rename the column and its values", path)
+    else:
+        raise RulebookError(
+            f"facility catalogue lacks column redline_kind; it has {', '.join(df.columns)}",
+            path=path, hint=f"the columns must be: {', '.join(FACILITY_COLUMNS)}")
+    valid = ("none", *kinds.index)
+    for line, (given, kind, code) in enumerate(zip(df[column], values, df["code"],
+                                                   strict=True), start=2):
+        if kind not in valid:
+            raise RulebookError(
+                f"line {line}: unknown {column} {given!r}", path=path, feature=code or None,
+                hint="use none or a kind of 自然资发〔2022〕142号: " + ", ".join(
+                    f"{k} ({n})" for k, n in zip(kinds.index, kinds["number"], strict=True)))
+    return values
+
+
 def _split(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(";") if p.strip())
 
@@ -261,7 +365,10 @@ def read_catalog(
     ----------
     path
         Facility CSV (columns ``code, name_zh, name_en, group, landuse_codes, outside_udb,
-        redline_category, aliases, source, valid_from``); default the bundled one.
+        redline_kind, aliases, source, valid_from``); default the bundled one. An older
+        file with ``redline_category`` (``linear``/``water``/``tourism``/``none``) instead of
+        ``redline_kind`` is read with those mapped to kinds 6, 6, 5 and none (a warning is
+        logged).
     landuse_path
         Land-use code CSV; default the bundled 2023 用地用海 table.
 
@@ -272,7 +379,8 @@ def read_catalog(
     Raises
     ------
     RulebookError
-        Missing column, unknown group, outside_udb or redline category, a land-use code
+        Missing column, unknown group, outside_udb or redline kind (the message lists the
+        keys of :func:`read_redline_activities`), a land-use code
         not in the table, a bad date, or a duplicate code, name or alias.
 
     Examples
@@ -285,9 +393,12 @@ def read_catalog(
     landuse_file = (Path(landuse_path) if landuse_path is not None
                     else catalog_path("landuse_codes.csv"))
     landuse = read_landuse_codes(landuse_file)
-    df = _read_csv(path, FACILITY_COLUMNS, what="facility catalogue")
+    df = _read_csv(path, tuple(c for c in FACILITY_COLUMNS if c != "redline_kind"),
+                   what="facility catalogue")
     if df.empty:
         raise RulebookError("facility catalogue has no rows", path=path)
+    df["redline_kind"] = _redline_kinds(df, path, read_redline_activities())
+    df = df.drop(columns="redline_category", errors="ignore")
     known = set(landuse.index)
     for line, (_, row) in enumerate(df.iterrows(), start=2):
         _check_row(row, line, known, path)

@@ -1,7 +1,7 @@
 """The siting rulebook: defaults shipped as TOML, merged with the user's file, validated.
 
 The default rulebook is ``layers/catalog/rules.toml``. A user's rulebook overrides any part of
-it: tables merge key by key, lists (``setback.pairs``, ``redline.review_categories``) are
+it: tables merge key by key, lists (``setback.pairs``, ``redline.review_kinds``) are
 replaced whole. Every key of the user's file must exist in the default schema (except the
 facility codes under ``[facility]`` and the entries of ``setback.pairs``); an unknown key or a
 value of the wrong type raises :class:`~spatialplan.errors.RulebookError` naming the dotted key
@@ -31,7 +31,7 @@ from spatialplan.core._inputs import read_small_file
 from spatialplan.core._resources import catalog_path
 from spatialplan.errors import RulebookError
 from spatialplan.rules._registry import builtin_ids, load_plugins
-from spatialplan.rules._setback import setback_pairs
+from spatialplan.rules._setback import check_layer_role, setback_pairs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,8 +61,8 @@ _SHARE_KEYS = {
     "max_share_over_limit",
 }
 _VERDICT_VALUES = {"pass", "review", "fail"}
-_PAIR_REQUIRED = {"from": (str, list), "to": (str, list), "min_m": (int, float)}
-_PAIR_OPTIONAL = {"source": (str,)}
+_PAIR_REQUIRED = {"from": (str, list), "min_m": (int, float)}
+_PAIR_OPTIONAL = {"source": (str,), "to": (str, list), "to_layers": (str, list)}
 
 
 def default_rules_path() -> Path:
@@ -186,29 +186,83 @@ def _check_pairs(key: str, value: object, path: object) -> list[dict[str, Any]]:
                 raise RulebookError(
                     f"unknown rulebook key '{pkey}.{name}'",
                     path=path,
-                    hint="a setback pair has the keys from, to, min_m and source",
+                    hint="a setback pair has the keys from, to, to_layers, min_m and source",
                 )
-        for name in _PAIR_REQUIRED:
-            if name not in pair:
+        for name in (*_PAIR_REQUIRED, "to"):
+            if name not in pair and (name != "to" or "to_layers" not in pair):
                 raise RulebookError(
                     f"rulebook key '{pkey}.{name}' is missing",
                     path=path,
-                    hint="a setback pair needs from, to and min_m",
+                    hint="a setback pair needs from, min_m and to (facility types, land-use "
+                    "code prefixes) or to_layers (layer roles such as redline)",
                 )
-        checked = {
-            "from": _as_str_list(f"{pkey}.from", pair["from"], path),
-            "to": _as_str_list(f"{pkey}.to", pair["to"], path),
-            "min_m": _check_scalar(f"{pkey}.min_m", 0.0, pair["min_m"], path),
-        }
-        if "source" in pair:
-            checked["source"] = _check_scalar(f"{pkey}.source", "", pair["source"], path)
-        out.append(checked)
+        out.append(_checked_pair(pkey, pair, path))
     return out
+
+
+def _checked_pair(pkey: str, pair: dict[str, Any], path: object) -> dict[str, Any]:
+    """One setback pair with its values checked (``to`` always present, maybe empty)."""
+    checked = {
+        "from": _as_str_list(f"{pkey}.from", pair["from"], path),
+        "to": _as_str_list(f"{pkey}.to", pair.get("to", []), path),
+        "min_m": _check_scalar(f"{pkey}.min_m", 0.0, pair["min_m"], path),
+    }
+    if "to_layers" in pair:
+        key = f"{pkey}.to_layers"
+        checked["to_layers"] = [check_layer_role(key, role, path)
+                                for role in _as_str_list(key, pair["to_layers"], path)]
+    if not checked["to"] and not checked.get("to_layers"):
+        raise RulebookError(f"rulebook setback pair '{pkey}' has no target", path=path,
+                            hint="give to (facility types, land-use code prefixes) or "
+                            "to_layers (layer roles such as redline)")
+    if "source" in pair:
+        checked["source"] = _check_scalar(f"{pkey}.source", "", pair["source"], path)
+    return checked
+
+
+def _check_review_kinds(key: str, value: object, path: object) -> list[str]:
+    """Check ``redline.review_kinds``: keys of the ten kinds of 自然资发〔2022〕142号."""
+    from spatialplan.rules.catalog import read_redline_activities
+
+    kinds = _as_str_list(key, value, path)
+    known = read_redline_activities()
+    unknown = [k for k in kinds if k not in known.index]
+    if unknown:
+        raise RulebookError(
+            f"rulebook key '{key}' names unknown kind(s) {', '.join(map(repr, unknown))}",
+            path=path, hint="use kinds of 自然资发〔2022〕142号 (redline_activities.csv): "
+            + ", ".join(f"{k} ({n})" for k, n in zip(known.index, known["number"],
+                                                     strict=True)))
+    return kinds
+
+
+def _migrate_redline(user: dict[str, Any], prefix: str, path: object) -> dict[str, Any]:
+    """Read an old ``[redline] review_categories`` as ``review_kinds`` (with a warning)."""
+    from spatialplan.rules.catalog import REDLINE_CATEGORY_KINDS
+
+    table = user.get("redline")
+    if not isinstance(table, dict) or "review_categories" not in table:
+        return user
+    key = f"{prefix}redline.review_categories"
+    if "review_kinds" in table:
+        raise RulebookError(f"rulebook has both '{key}' and its replacement review_kinds",
+                            path=path, hint="remove review_categories")
+    old = _as_str_list(key, table["review_categories"], path)
+    bad = [c for c in old if c not in REDLINE_CATEGORY_KINDS or c == "none"]
+    if bad:
+        raise RulebookError(f"rulebook key '{key}' has unknown categories {bad}", path=path,
+                            hint="write review_kinds with kinds of redline_activities.csv")
+    kinds = list(dict.fromkeys(REDLINE_CATEGORY_KINDS[c] for c in old))
+    logger.warning("%s: '%s' is replaced by review_kinds: read as %s", path, key, kinds)
+    rest = {k: v for k, v in table.items() if k != "review_categories"}
+    return {**user, "redline": {**rest, "review_kinds": kinds}}
 
 
 def _check_list(key: str, default: list, value: object, path: object) -> list:
     if key.endswith("setback.pairs"):
         return _check_pairs(key, value, path)
+    if key.endswith("redline.review_kinds"):
+        return _check_review_kinds(key, value, path)
     if not isinstance(value, list):
         raise _wrong_type(key, "list", value, path)
     if default and isinstance(default[0], str):
@@ -253,13 +307,14 @@ def _check_facility(
         key = f"facility.{code}"
         if not isinstance(overrides, dict):
             raise _wrong_type(key, "table of rule overrides", overrides, path)
+        overrides = _migrate_redline(overrides, f"{key}.", path)
         out[code] = _check_table(overrides, rule_schema, f"{key}.", path)
     return out
 
 
 def _validate(user: dict[str, Any], schema: dict[str, Any], path: object) -> dict[str, Any]:
     """Validate a whole rulebook (or a partial override) against the default ``schema``."""
-    rest = {k: v for k, v in user.items() if k != "facility"}
+    rest = _migrate_redline({k: v for k, v in user.items() if k != "facility"}, "", path)
     out = _check_table(rest, {k: v for k, v in schema.items() if k != "facility"}, "", path)
     if "facility" in user:
         out["facility"] = _check_facility(user["facility"], schema, path)

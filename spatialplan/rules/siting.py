@@ -232,7 +232,7 @@ class _Ctx:
         self.group = fac_col("group")
         self.name_zh = fac_col("name_zh")
         self.outside_udb = fac_col("outside_udb")
-        self.redline_cat = fac_col("redline_category")
+        self.redline_kind = fac_col("redline_kind")
         self.landuse_codes = fac_col("landuse_codes")
 
         self.geoms_input = np.array(geoms, dtype=object)

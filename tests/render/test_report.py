@@ -269,11 +269,13 @@ def test_tables_for_readers_have_no_ids_and_rounded_areas():
     assert conflicts.loc[0, "feature_a"] == "farmland:334"  # the input is not changed
 
 
-def test_redline_category_named_in_chinese():
+def test_redline_kind_named_in_chinese():
     from spatialplan.rules._sites import _redline_limited
+    from spatialplan.rules.catalog import read_redline_activities
 
-    zh = _redline_limited(1200.0, 2400.0, "water").split(" / ")[0]
-    assert "（water）" not in zh and "防洪、供水等水利设施" in zh
+    kind = read_redline_activities().loc["linear_infrastructure"]
+    zh = _redline_limited(1200.0, 2400.0, kind).split(" / ")[0]
+    assert "linear_infrastructure" not in zh and "第6类" in zh and "供水设施" in zh
 
 
 def test_demo_outputs_show_no_internal_ids_or_raw_keys(tmp_path):

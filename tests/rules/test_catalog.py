@@ -58,10 +58,10 @@ def test_bundled_landuse_mapping_follows_domain(cat, code, landuse):
 
 def test_bundled_policy_columns(cat):
     fac = cat.facilities
-    assert fac.loc["road", "redline_category"] == "linear"
-    assert fac.loc["water_supply", "redline_category"] == "water"
-    assert fac.loc["visitor_center", "redline_category"] == "tourism"
-    assert fac.loc["school", "redline_category"] == "none"
+    assert fac.loc["road", "redline_kind"] == "linear_infrastructure"
+    assert fac.loc["water_supply", "redline_kind"] == "linear_infrastructure"
+    assert fac.loc["visitor_center", "redline_kind"] == "tourism_education"
+    assert fac.loc["school", "redline_kind"] == "none"
     for code in ("road", "sewage", "refuse", "water_supply", "power", "parking"):
         assert fac.loc[code, "outside_udb"] == "allowed"
     for code in ("school", "health_center", "market", "elder_care"):
@@ -135,8 +135,8 @@ def test_user_catalogue_overrides(tmp_path):
 
 
 def test_missing_column(tmp_path):
-    path = _write_user_catalog(tmp_path, lambda df: df.drop(columns="redline_category"))
-    with pytest.raises(RulebookError, match="redline_category"):
+    path = _write_user_catalog(tmp_path, lambda df: df.drop(columns="redline_kind"))
+    with pytest.raises(RulebookError, match="redline_kind"):
         read_catalog(path)
 
 
