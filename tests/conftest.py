@@ -74,3 +74,75 @@ def _conflict_order(frame):
     from spatialplan.pipeline.engine import conflict_sort_key
 
     return conflict_sort_key(frame)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a real PostgreSQL + PostGIS database (unix socket, no password).
+
+    ``SPATIALPLAN_TEST_PG`` when the test command (``scripts/test.sh``) started the cluster;
+    otherwise a throw-away cluster of this session (``scripts/pg_cluster.py``), so the tests
+    run under a plain ``pytest`` too. Never skipped: without a server the tests fail.
+    """
+    import importlib.util
+    import os
+    import shutil
+    import tempfile
+
+    url = os.environ.get("SPATIALPLAN_TEST_PG")
+    if url:
+        yield url
+        return
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pg_cluster.py"
+    spec = importlib.util.spec_from_file_location("_pg_cluster", script)
+    assert spec is not None and spec.loader is not None
+    cluster = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cluster)
+    # a folder the server's user can reach (pytest's own tmp folders are private to us)
+    folder = tempfile.mkdtemp(prefix="spatialplan-pg-")
+    try:
+        yield cluster.start(folder)
+    finally:
+        cluster.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_pg_table(url: str, gdf: gpd.GeoDataFrame, table: str, *, srid: int | None = None,
+                   key: bool = True) -> str:
+    """Write ``gdf`` as the PostGIS table ``schema.table`` (replaced); return ``table``.
+
+    Text columns are ``text``, numbers ``double precision``; the geometry column ``geom``
+    (SRID of the frame's CRS, or ``srid``); ``key`` adds an ``id serial`` primary key (rows in
+    the frame's order). NULL geometries are kept.
+    """
+    import psycopg
+    from psycopg import sql
+
+    schema, name = table.split(".")
+    srid = srid if srid is not None else (gdf.crs.to_epsg() if gdf.crs is not None else 0)
+    attrs = [c for c in gdf.columns if c != gdf.geometry.name]
+    kinds = ["double precision" if pd.api.types.is_numeric_dtype(gdf[c]) else "text"
+             for c in attrs]
+    cols = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(k)) for c, k in
+            zip(attrs, kinds, strict=True)]
+    if key:
+        cols.insert(0, sql.SQL("id serial PRIMARY KEY"))
+    cols.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(srid)))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(
+            sql.Identifier(schema, name), sql.SQL(", ").join(cols)))
+        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({}, ST_GeomFromWKB(%s, {}))").format(
+            sql.Identifier(schema, name), sql.SQL(", ").join(
+                [sql.Identifier(c) for c in attrs] + [sql.Identifier("geom")]),
+            sql.SQL(", ").join([sql.Placeholder()] * len(attrs)), sql.Literal(srid))
+        wkb = [None if g is None else shapely.to_wkb(g) for g in gdf.geometry.array]
+        values = [[None if pd.isna(v) else v for v in row] for row in
+                  gdf[attrs].astype(object).itertuples(index=False)]
+        with conn.cursor() as cur:
+            cur.executemany(insert, [[*v, w] for v, w in zip(values, wkb, strict=True)])
+    return table
