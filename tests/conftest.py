@@ -124,8 +124,8 @@ def write_pg_table(url: str, gdf: gpd.GeoDataFrame, table: str, *, srid: int | N
     schema, name = table.split(".")
     srid = srid if srid is not None else (gdf.crs.to_epsg() if gdf.crs is not None else 0)
     attrs = [c for c in gdf.columns if c != gdf.geometry.name]
-    kinds = ["double precision" if pd.api.types.is_numeric_dtype(gdf[c]) else "text"
-             for c in attrs]
+    kinds = ["bigint" if pd.api.types.is_integer_dtype(gdf[c]) else "double precision"
+             if pd.api.types.is_numeric_dtype(gdf[c]) else "text" for c in attrs]
     cols = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(k)) for c, k in
             zip(attrs, kinds, strict=True)]
     if key:
@@ -146,3 +146,41 @@ def write_pg_table(url: str, gdf: gpd.GeoDataFrame, table: str, *, srid: int | N
         with conn.cursor() as cur:
             cur.executemany(insert, [[*v, w] for v, w in zip(values, wkb, strict=True)])
     return table
+
+
+#: the demo's vector layers: role → (source, layer), as in ``layers/demo/plan.toml``
+_DEMO_LAYERS = {"townships": ("xzq/XZQ.shp", None), "redline": ("planning.gpkg", "STBHHX"),
+                "farmland": ("planning.gpkg", "YJJBNT"), "udb": ("planning.gpkg", "CZKFBJ"),
+                "cropland": ("planning.gpkg", "DLTB"), "parcels": ("planning.gpkg", "KZXXGH_DK"),
+                "projects": ("planning.gpkg", "XS_XMKJFW"), "built": ("planning.gpkg", "JG_FW")}
+
+
+@pytest.fixture(scope="session")
+def pg_demo(pg_url):
+    """The demo's vector layers as PostGIS tables in schema ``demo`` (once per session).
+
+    Returns a function writing, into a folder, a copy of the demo plan whose layers are those
+    tables (the DEM stays the demo's file); it returns the plan's path. ``url`` replaces the
+    connection URL (e.g. one with a bad host or a password).
+    """
+    from spatialplan.core._resources import demo_dir
+
+    demo = demo_dir()
+    for role, (src, layer) in _DEMO_LAYERS.items():
+        gdf = pyogrio.read_dataframe(demo / src, layer=layer,
+                                     encoding="GBK" if src.endswith(".shp") else None)
+        write_pg_table(pg_url, gdf, f"demo.{role}")
+    text = (demo / "plan.toml").read_text(encoding="utf-8")
+
+    def make(folder: Path, *, url: str | None = None) -> Path:
+        lines = text.replace('path = "dem.tif"', f'path = "{(demo / "dem.tif").as_posix()}"')
+        for role, (src, layer) in _DEMO_LAYERS.items():
+            old = f'[layers.{role}]\npath = "{src}"\n' + (f'layer = "{layer}"\n' if layer else "")
+            assert old in lines, old
+            lines = lines.replace(old, f'[layers.{role}]\npath = "{url or pg_url}"\n'
+                                  f'layer = "demo.{role}"\n')
+        plan = Path(folder) / "plan.toml"
+        plan.write_text(lines, encoding="utf-8")
+        return plan
+
+    return make

@@ -45,16 +45,39 @@ OUTPUT_KINDS = ("gpkg", "stats_tables", "schedule", "report", "map", "layout", "
 def plan_inputs(plan) -> list[Path]:
     """List every input file of a plan.
 
-    The plan itself, layers, rasters, the rulebook and the plug-in files it names.
+    The plan itself, layers, rasters, the rulebook and the plug-in files it names; a layer read
+    from a database is no file (see :func:`_database_inputs`).
     """
+    from spatialplan.io.postgis import is_postgres
+
     paths = [Path(plan.path)]
-    paths += [Path(layer.source.path) for layer in plan.layers.values()]
+    paths += [Path(layer.source.path) for layer in plan.layers.values()
+              if not is_postgres(layer.source.path)]
     paths += [Path(r.path) for r in plan.rasters.values()]
     rules_path = getattr(plan, "rules_path", None)
     if rules_path:
         paths.append(Path(rules_path))
     paths += [Path(f["path"]) for f in _plugin_files(plan) if f["path"]]
     return paths
+
+
+def _database_inputs(plan) -> list[dict]:
+    """Describe the layers read from a database: source (masked), table, rows read, extent.
+
+    A table has no file hash: the manifest records what was read of it instead (the rows read
+    and their extent in the analysis CRS, ``None`` when no feature was kept).
+    """
+    from spatialplan.io.postgis import is_postgres, mask_url
+
+    out = []
+    for role, layer in plan.layers.items():
+        if is_postgres(layer.source.path):
+            data = layer.data
+            extent = ([float(v) for v in data.total_bounds] if len(data) else None)
+            out.append({"source": mask_url(str(layer.source.path)), "role": role,
+                        "table": layer.source.layer, "driver": layer.source.driver,
+                        "rows": int(layer.n_in), "extent": extent})
+    return out
 
 
 def _plugin_files(plan) -> list[dict]:
@@ -95,6 +118,7 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
     inputs = []
     for path in dict.fromkeys(plan_inputs(plan)):
         inputs.append({"path": str(path), "sha256": sha256_file(path)})
+    inputs += _database_inputs(plan)
     return {
         "plan": {"name": plan.name, "path": str(plan.path),
                  "as_of": str(result_date(plan, result))},
