@@ -36,6 +36,12 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="with --engine dask and no --scheduler: local worker processes "
                    "(default 2)")
+    p.add_argument("--publish", metavar="URL",
+                   help="also write the result tables and the manifest into PostGIS "
+                   "(postgresql://user@host/db; the password from PGPASSWORD, ~/.pgpass or "
+                   "PGSERVICE), all or none, replacing the previous ones")
+    p.add_argument("--schema", metavar="NAME", default="spatialplan",
+                   help="with --publish: the schema to write into (default spatialplan)")
     p.set_defaults(func=run)
 
 
@@ -45,5 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     skip = {"map"} if args.no_map else set()
     skip |= {"layout"} if args.no_layout else set()
+    if args.publish is not None:  # a bad URL (or a password in it) fails before the check
+        from spatialplan.io.postgis import check_url
+
+        args.publish = check_url(args.publish, where="--publish")
     plan = read_plan_from_args(args)
     return check_and_write(args, plan, outputs=[k for k in OUTPUT_KINDS if k not in skip])

@@ -33,6 +33,8 @@ __all__ = [
     "check_layouts",
     "check_map",
     "plan_inputs",
+    "publish_check",
+    "result_tables",
     "write_check",
 ]
 
@@ -256,16 +258,8 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
 
     jobs = []
     if "gpkg" in outputs:
-        tables = {
-            "projects": result.projects,
-            "findings": result.findings,
-            "township_stats": result.township_stats,
-            "line_conflicts": result.line_conflicts,
-            "outside_townships": result.outside_townships,
-        }
         jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
-            output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
-            alone=True))
+            output.write_results, stage, result_tables(result)), alone=True))
     if "stats_tables" in outputs:
         jobs += _write_stats_tables(result, stage, out, catalog=plan.catalog)
     if result.projects is None:
@@ -350,6 +344,45 @@ def _run_job(job: _Job, index: int, errors: dict[int, BaseException]) -> None:
 def _first(errors: dict[int, BaseException]) -> float:
     """Index of the first failed job (infinity while none failed)."""
     return min(errors, default=math.inf)
+
+
+def result_tables(result: CheckResult) -> dict[str, pd.DataFrame]:
+    """Return the tables of ``results.gpkg`` (and of ``--publish``), name → frame.
+
+    Tables the run did not produce (no projects layer: no ``projects``, ``findings``) are left
+    out.
+    """
+    tables = {
+        "projects": result.projects,
+        "findings": result.findings,
+        "township_stats": result.township_stats,
+        "line_conflicts": result.line_conflicts,
+        "outside_townships": result.outside_townships,
+    }
+    return {k: v for k, v in tables.items() if v is not None}
+
+
+#: every table :func:`publish_check` may write: an earlier run's are replaced, never left over
+PUBLISHED_TABLES = ("projects", "findings", "township_stats", "line_conflicts",
+                    "outside_townships", "manifest")
+
+
+def publish_check(result: CheckResult, url: str, *, schema: str = "spatialplan",
+                  manifest: dict | None = None) -> list[str]:
+    """Publish the result tables and the manifest into a PostGIS schema, all or none.
+
+    The tables of ``results.gpkg`` (:func:`result_tables`) and ``manifest`` (one row per key)
+    replace those of the previous run in one transaction
+    (:func:`spatialplan.io._pg_write.publish_tables`); on failure nothing changes.
+
+    Example
+    -------
+    >>> publish_check(result, "postgresql://planner@/yzt", schema="xz520123")  # doctest: +SKIP
+    """
+    from spatialplan.io._pg_write import publish_tables
+
+    return publish_tables(url, result_tables(result), schema=schema, manifest=manifest,
+                          replace=PUBLISHED_TABLES)
 
 
 def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
