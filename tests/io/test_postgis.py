@@ -183,3 +183,13 @@ def test_two_geometry_columns_need_geometry_column(pg_url):
         read_layer(pg_url, role="redline", layer="yzt.twogeom")
     lyr = read_layer(pg_url, role="redline", layer="yzt.twogeom", geometry_column="geom")
     assert lyr.n_in == 4
+
+
+def test_bbox_read_takes_only_the_rows_meeting_the_box(pg_url):
+    table = write_pg_table(pg_url, _towns(4), "yzt.bbox")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX ON yzt.bbox USING GIST (geom)")
+    box = (LON + 0.06, LAT + 0.01, LON + 0.09, LAT + 0.02)  # inside the second township only
+    lyr = read_layer(pg_url, role="townships", layer=table, bbox=box,
+                     feature_positions=lambda keys: keys - 1)
+    assert lyr.n_in == 1 and list(lyr.data["feature_id"]) == ["townships:1"]
