@@ -409,11 +409,12 @@ def _frame(rows: list[tuple], columns: list[str], crs: pyproj.CRS | None
            ) -> tuple[gpd.GeoDataFrame, dict[int, str]]:
     """Build the frame (index = order key) and the rows whose WKB GEOS cannot build."""
     cols = list(zip(*rows, strict=True)) if rows else [()] * (len(columns) + 2)
-    wkb = np.array([None if w is None else bytes(w) for w in cols[-1]], dtype=object)
+    wkb = np.empty(len(rows), dtype=object)
+    wkb[:] = cols[-1]  # bytes (binary cursor) or None
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    stored = np.not_equal(wkb, None)
     unreadable = {int(i): "unreadable geometry (e.g. a ring not closed)"
-                  for i in np.flatnonzero(shapely.is_missing(geoms)
-                                          & np.array([w is not None for w in wkb], dtype=bool))}
+                  for i in np.flatnonzero(shapely.is_missing(geoms) & stored)}
     data = {name: _plain(values) for name, values in zip(columns, cols[1:-1], strict=True)}
     index = pd.Index(list(cols[0]), name="fid")
     frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, index=index, crs=crs),
