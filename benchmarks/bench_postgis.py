@@ -54,14 +54,14 @@ def make_table(url: str, rows: int) -> None:
 
 
 def read_spatialplan(url: str) -> gpd.GeoDataFrame:
-    """The chosen path: psycopg 3, binary server-side cursor, ``ST_AsBinary`` → shapely."""
+    """Read with the chosen path: psycopg 3, binary cursor, ``ST_AsBinary`` → shapely."""
     from spatialplan.io.postgis import read_table
 
     return read_table(url, layer="bench.parcels", role="bench")[0]
 
 
 def read_psycopg_copy(url: str) -> gpd.GeoDataFrame:
-    """psycopg 3 ``COPY ... TO STDOUT (FORMAT BINARY)``, rows typed on the client."""
+    """Read with psycopg 3 ``COPY ... TO STDOUT (FORMAT BINARY)``, rows typed on the client."""
     import psycopg
 
     with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(
@@ -76,7 +76,7 @@ def read_psycopg_copy(url: str) -> gpd.GeoDataFrame:
 
 
 def read_adbc(url: str) -> gpd.GeoDataFrame:
-    """ADBC's PostgreSQL driver straight into Arrow, WKB → shapely."""
+    """Read with ADBC's PostgreSQL driver straight into Arrow, WKB → shapely."""
     import adbc_driver_postgresql.dbapi as adbc
 
     with adbc.connect(url) as conn, conn.cursor() as cur:
@@ -89,7 +89,7 @@ def read_adbc(url: str) -> gpd.GeoDataFrame:
 
 
 def read_geopandas(url: str) -> gpd.GeoDataFrame:
-    """``geopandas.read_postgis`` through a SQLAlchemy engine (psycopg 3 dialect)."""
+    """Read with ``geopandas.read_postgis`` through SQLAlchemy (psycopg 3 dialect)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
