@@ -36,6 +36,14 @@ def bindir() -> Path:
                        "postgresql-15 and postgresql-15-postgis-3")
 
 
+def _run(cmd: list[str], *, check: bool = True) -> None:
+    """Run a server program as its owner, from ``/`` (a folder the postgres user may enter)."""
+    done = subprocess.run(_as_owner(cmd), check=False, capture_output=True, text=True, cwd="/")
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{Path(cmd[0]).name} failed ({done.returncode}): "
+                           f"{(done.stderr or done.stdout).strip()[-2000:]}")
+
+
 def _as_owner(cmd: list[str]) -> list[str]:
     """Run ``cmd`` as ``postgres`` when we are root (the server refuses to run as root)."""
     if os.geteuid() == 0:
@@ -50,9 +58,8 @@ def _free_port() -> int:
 
 
 def _psql(bin_: Path, folder: Path, port: int, sql: str, db: str = "postgres") -> None:
-    subprocess.run(_as_owner([str(bin_ / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                              "-h", str(folder), "-p", str(port), "-U", "postgres", "-d", db,
-                              "-c", sql]), check=True, capture_output=True)
+    _run([str(bin_ / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(folder),
+          "-p", str(port), "-U", "postgres", "-d", db, "-c", sql])
 
 
 def start(folder: str | Path) -> str:
@@ -64,17 +71,15 @@ def start(folder: str | Path) -> str:
         folder.chmod(0o755)
     bin_ = bindir()
     data = folder / "data"
-    subprocess.run(_as_owner([str(bin_ / "initdb"), "-D", str(data), "-U", "postgres",
-                              "-A", "trust", "-E", "UTF8", "--no-locale"]),
-                   check=True, capture_output=True)
+    _run([str(bin_ / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+          "--no-locale"])
     with (data / "pg_hba.conf").open("w") as fh:
         fh.write("local all all trust\nhost all reader 127.0.0.1/32 scram-sha-256\n")
     port = _free_port()
     opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
             " -c fsync=off -c full_page_writes=off")
-    subprocess.run(_as_owner([str(bin_ / "pg_ctl"), "-D", str(data), "-l",
-                              str(folder / "server.log"), "-o", opts, "-w", "start"]),
-                   check=True, capture_output=True)
+    _run([str(bin_ / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", opts,
+          "-w", "start"])
     (folder / "port").write_text(str(port))
     _psql(bin_, folder, port, f"CREATE DATABASE {DB}")
     _psql(bin_, folder, port, "CREATE EXTENSION postgis", db=DB)
@@ -88,8 +93,8 @@ def stop(folder: str | Path) -> None:
     """Stop the cluster started in ``folder`` (nothing if none runs there)."""
     data = Path(folder).resolve() / "data"
     if (data / "postmaster.pid").exists():
-        subprocess.run(_as_owner([str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                  "-w", "stop"]), check=False, capture_output=True)
+        _run([str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+             check=False)
 
 
 def main(argv: list[str]) -> int:
