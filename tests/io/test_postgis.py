@@ -193,3 +193,14 @@ def test_bbox_read_takes_only_the_rows_meeting_the_box(pg_url):
     lyr = read_layer(pg_url, role="townships", layer=table, bbox=box,
                      feature_positions=lambda keys: keys - 1)
     assert lyr.n_in == 1 and list(lyr.data["feature_id"]) == ["townships:1"]
+
+
+def test_a_server_that_never_answers_times_out_with_the_host():
+    with socket.socket() as s:  # accepts the TCP connection (backlog), never speaks
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        with pytest.raises(DataSourceError, match=rf"127\.0\.0\.1:{port}.*timeout"):
+            read_layer(f"postgresql://u@127.0.0.1:{port}/db?connect_timeout=2",
+                       role="redline", layer="a.b")
+
