@@ -85,7 +85,9 @@ def pg_url():
 
     ``SPATIALPLAN_TEST_PG`` when the test command (``scripts/test.sh``) started the cluster;
     otherwise a throw-away cluster of this session (``scripts/pg_cluster.py``), so the tests
-    run under a plain ``pytest`` too. Never skipped: without a server the tests fail.
+    run under a plain ``pytest`` too. Never skipped: without a server the tests fail. A server
+    named by the variable must be one ``pg_cluster.py`` set up (database with PostGIS, the
+    ``reader`` role of the password tests, TCP on 127.0.0.1 at the URL's port).
     """
     import importlib.util
     import os
