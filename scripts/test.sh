@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=""
   command -v chromium >/dev/null 2>&1 || need="$need chromium"
+  # PostgreSQL + PostGIS: the tests of PostGIS layers and --publish run a throw-away cluster
+  [ -e /usr/share/postgresql/15/extension/postgis.control ] \
+    || need="$need postgresql-15 postgresql-15-postgis-3"
   if [ -n "$need" ]; then
     echo "installing system packages:$need"
     apt-get update -qq
@@ -22,6 +25,13 @@ venv=${SPATIALPLAN_VENV:-.venv}
 "$venv/bin/python" -m pip install -q --upgrade pip
 # a plain (non-editable) install: tests run against what users get, bundled layers included
 "$venv/bin/python" -m pip install -q ".[test,dask]"
+
+# a throw-away PostgreSQL + PostGIS cluster (unix socket in a temp folder, a free port; as the
+# postgres user when run as root), stopped on exit; the tests read its URL from SPATIALPLAN_TEST_PG
+pgdir=$(mktemp -d)
+trap '"$venv/bin/python" scripts/pg_cluster.py stop "$pgdir"; rm -rf "$pgdir"' EXIT
+SPATIALPLAN_TEST_PG=$("$venv/bin/python" scripts/pg_cluster.py start "$pgdir")
+export SPATIALPLAN_TEST_PG
 
 "$venv/bin/ruff" check spatialplan tests benchmarks scripts
 # the stage contracts of .importlinter (data flows one way; only the CLI and the face import the

@@ -75,3 +75,115 @@ def _conflict_order(frame):
     from spatialplan.pipeline.engine import conflict_sort_key
 
     return conflict_sort_key(frame)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a real PostgreSQL + PostGIS database (unix socket, no password).
+
+    ``SPATIALPLAN_TEST_PG`` when the test command (``scripts/test.sh``) started the cluster;
+    otherwise a throw-away cluster of this session (``scripts/pg_cluster.py``), so the tests
+    run under a plain ``pytest`` too. Never skipped: without a server the tests fail. A server
+    named by the variable must be one ``pg_cluster.py`` set up (database with PostGIS, the
+    ``reader`` role of the password tests, TCP on 127.0.0.1 at the URL's port).
+    """
+    import importlib.util
+    import os
+    import shutil
+    import tempfile
+
+    url = os.environ.get("SPATIALPLAN_TEST_PG")
+    if url:
+        yield url
+        return
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pg_cluster.py"
+    spec = importlib.util.spec_from_file_location("_pg_cluster", script)
+    assert spec is not None and spec.loader is not None
+    cluster = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cluster)
+    # a folder the server's user can reach (pytest's own tmp folders are private to us)
+    folder = tempfile.mkdtemp(prefix="spatialplan-pg-")
+    try:
+        yield cluster.start(folder)
+    finally:
+        cluster.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_pg_table(url: str, gdf: gpd.GeoDataFrame, table: str, *, srid: int | None = None,
+                   key: bool = True) -> str:
+    """Write ``gdf`` as the PostGIS table ``schema.table`` (replaced); return ``table``.
+
+    Text columns are ``text``, numbers ``double precision``; the geometry column ``geom``
+    (SRID of the frame's CRS, or ``srid``); ``key`` adds an ``id serial`` primary key (rows in
+    the frame's order). NULL geometries are kept.
+    """
+    import psycopg
+    from psycopg import sql
+
+    schema, name = table.split(".")
+    srid = srid if srid is not None else (gdf.crs.to_epsg() if gdf.crs is not None else 0)
+    attrs = [c for c in gdf.columns if c != gdf.geometry.name]
+    kinds = ["bigint" if pd.api.types.is_integer_dtype(gdf[c]) else "double precision"
+             if pd.api.types.is_numeric_dtype(gdf[c]) else "text" for c in attrs]
+    cols = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(k)) for c, k in
+            zip(attrs, kinds, strict=True)]
+    if key:
+        cols.insert(0, sql.SQL("id serial PRIMARY KEY"))
+    cols.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(srid)))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
+        conn.execute(sql.SQL("CREATE TABLE {} ({})").format(
+            sql.Identifier(schema, name), sql.SQL(", ").join(cols)))
+        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({}, ST_GeomFromWKB(%s, {}))").format(
+            sql.Identifier(schema, name), sql.SQL(", ").join(
+                [sql.Identifier(c) for c in attrs] + [sql.Identifier("geom")]),
+            sql.SQL(", ").join([sql.Placeholder()] * len(attrs)), sql.Literal(srid))
+        wkb = [None if g is None else shapely.to_wkb(g) for g in gdf.geometry.array]
+        values = [[None if pd.isna(v) else v for v in row] for row in
+                  gdf[attrs].astype(object).itertuples(index=False)]
+        with conn.cursor() as cur:
+            cur.executemany(insert, [[*v, w] for v, w in zip(values, wkb, strict=True)])
+    return table
+
+
+#: the demo's vector layers: role → (source, layer), as in ``layers/demo/plan.toml``
+_DEMO_LAYERS = {"townships": ("xzq/XZQ.shp", None), "redline": ("planning.gpkg", "STBHHX"),
+                "farmland": ("planning.gpkg", "YJJBNT"), "udb": ("planning.gpkg", "CZKFBJ"),
+                "cropland": ("planning.gpkg", "DLTB"), "parcels": ("planning.gpkg", "KZXXGH_DK"),
+                "projects": ("planning.gpkg", "XS_XMKJFW"), "built": ("planning.gpkg", "JG_FW")}
+
+
+@pytest.fixture(scope="session")
+def pg_demo(pg_url):
+    """The demo's vector layers as PostGIS tables in schema ``demo`` (once per session).
+
+    Returns a function writing, into a folder, a copy of the demo plan whose layers are those
+    tables (the DEM stays the demo's file); it returns the plan's path. ``url`` replaces the
+    connection URL (e.g. one with a bad host or a password).
+    """
+    from spatialplan.core._resources import demo_dir
+
+    demo = demo_dir()
+    for role, (src, layer) in _DEMO_LAYERS.items():
+        gdf = pyogrio.read_dataframe(demo / src, layer=layer,
+                                     encoding="GBK" if src.endswith(".shp") else None)
+        write_pg_table(pg_url, gdf, f"demo.{role}")
+    text = (demo / "plan.toml").read_text(encoding="utf-8")
+
+    def make(folder: Path, *, url: str | None = None) -> Path:
+        lines = text.replace('path = "dem.tif"', f'path = "{(demo / "dem.tif").as_posix()}"')
+        for role, (src, layer) in _DEMO_LAYERS.items():
+            old = f'[layers.{role}]\npath = "{src}"\n' + (f'layer = "{layer}"\n' if layer else "")
+            assert old in lines, old
+            lines = lines.replace(old, f'[layers.{role}]\npath = "{url or pg_url}"\n'
+                                  f'layer = "demo.{role}"\n')
+        plan = Path(folder) / "plan.toml"
+        plan.write_text(lines, encoding="utf-8")
+        return plan
+
+    return make

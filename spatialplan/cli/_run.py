@@ -109,8 +109,28 @@ def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str])
                        n_workers=getattr(args, "workers", None))
     written = write_check(plan, result, args.out, outputs=outputs,
                           township=getattr(args, "township", None), font=font)
+    published = _publish(args, result, written)
     print_summary(plan, result, written)
+    for table in published:
+        sys.stdout.write(f"  published {table}\n")
     return exit_code(result, getattr(args, "fail_on", None))
+
+
+def _publish(args: argparse.Namespace, result, written: dict) -> list[str]:
+    """With ``--publish URL``: write the result tables and manifest into PostGIS.
+
+    After the files are committed: a failed publish exits 2 and leaves the database's previous
+    tables (one transaction), the files of this run stay written.
+    """
+    url = getattr(args, "publish", None)
+    if url is None:
+        return []
+    import json
+
+    from spatialplan.pipeline.write import publish_check
+
+    manifest = json.loads(written["manifest"].read_text(encoding="utf-8"))
+    return publish_check(result, url, schema=args.schema, manifest=manifest)
 
 
 def print_summary(plan, result, written) -> None:

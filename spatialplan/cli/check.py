@@ -12,6 +12,7 @@ from spatialplan.cli._run import (
     check_and_write,
     read_plan_from_args,
 )
+from spatialplan.errors import PlanError
 
 __all__ = ["register", "run"]
 
@@ -44,6 +45,12 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="with --engine dask and no --scheduler: local worker processes "
                    "(default 2)")
+    p.add_argument("--publish", metavar="URL",
+                   help="also write the result tables and the manifest into PostGIS "
+                   "(postgresql://user@host/db; the password from PGPASSWORD, ~/.pgpass or "
+                   "PGSERVICE), all or none, replacing the previous ones")
+    p.add_argument("--schema", metavar="NAME", default="spatialplan",
+                   help="with --publish: the schema to write into (default spatialplan)")
     p.set_defaults(func=run)
 
 
@@ -54,7 +61,17 @@ def run(args: argparse.Namespace) -> int:
     skip = {"map"} if args.no_map else set()
     skip |= {"layout"} if args.no_layout else set()
     outputs = [k for k in OUTPUT_KINDS if k not in skip]
-    if len(args.plan) > 1 or Path(args.plan[0]).is_dir():
+    many = len(args.plan) > 1 or Path(args.plan[0]).is_dir()
+    if args.publish is not None:  # a bad URL (or a password in it) fails before the check
+        from spatialplan.io.postgis import check_url
+
+        if many:
+            raise PlanError("--publish takes one plan: the result tables of several plans "
+                            "would replace each other in the schema",
+                            hint="publish each plan with its own check ... --publish URL "
+                            "--schema NAME")
+        args.publish = check_url(args.publish, where="--publish")
+    if many:
         return _run_many(args, outputs)
     plan = read_plan_from_args(args, args.plan[0])
     return check_and_write(args, plan, outputs=outputs)

@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 _TOP_KEYS = {"plan", "layers", "rasters", "rules", "catalog"}
 _PLAN_KEYS = {"name", "crs", "as_of"}
 _LAYER_KEYS = {"path", "layer", "encoding", "assume_crs", "fields", "point_radius_m",
-               "geometry"}
+               "geometry", "where", "geometry_column"}
+#: layer keys of a PostGIS layer only (``path = "postgresql://..."``)
+_PG_KEYS = ("where", "geometry_column")
 _RASTER_KEYS = {"path", "assume_crs", "nodata"}
 _RULES_KEYS = {"path"}
 _CATALOG_KEYS = {"path"}
@@ -89,6 +91,10 @@ class LayerSpec:
     geometry
         The plan's ``geometry`` (``polygon``, ``line``, ``point``), or None: a built-in role's
         registered type, or any type for a plug-in's layer.
+    where
+        PostGIS layers only: the row filter (:func:`spatialplan.io.postgis.parse_where`).
+    geometry_column
+        PostGIS layers only: the geometry column of a table that has several.
     """
 
     role: str
@@ -99,6 +105,8 @@ class LayerSpec:
     fields: dict[str, str] = field(default_factory=dict)
     point_radius_m: float | None = None
     geometry: str | None = None
+    where: str | None = None
+    geometry_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -410,16 +418,45 @@ def _parse_layer(role: str, table: Any, base: Path, path: Path | None,
     assume = _opt(table, "assume_crs", str, where, path)
     if assume is not None:
         _check_crs_text(assume, f"{where}.assume_crs", path, allow_auto=False)
+    pg_where, geometry_column = _pg_keys(table, src, where=where, path=path)
     return LayerSpec(
         role=role,
-        path=_resolve(src, base, f"{where}.path", path, allow_remote=allow_remote),
+        path=_layer_path(src, base, f"{where}.path", path, allow_remote=allow_remote),
         layer=_opt(table, "layer", str, where, path),
         encoding=encoding,
         assume_crs=assume,
         fields=dict(fields),
         point_radius_m=None if radius is None else float(radius),
         geometry=geometry,
+        where=pg_where,
+        geometry_column=geometry_column,
     )
+
+
+def _layer_path(text: str, base: Path, where: str, path: Path | None, *,
+                allow_remote: bool) -> Path | str:
+    """Return a layer's path: a PostgreSQL URL (checked: no password) or as :func:`_resolve`."""
+    from spatialplan.io.postgis import check_url, is_postgres
+
+    if is_postgres(text):
+        return check_url(text, where=where, plan=path)
+    return _resolve(text, base, where, path, allow_remote=allow_remote)
+
+
+def _pg_keys(table: dict, src: str, *, where: str, path: Path | None
+             ) -> tuple[str | None, str | None]:
+    """Return ``where`` (parsed to check it) and ``geometry_column``: PostGIS layers only."""
+    from spatialplan.io.postgis import is_postgres, parse_where
+
+    values = [_opt(table, key, str, where, path) for key in _PG_KEYS]
+    for key, value in zip(_PG_KEYS, values, strict=True):
+        if value is not None and not is_postgres(src):
+            raise PlanError(f"'{where}.{key}' is only for a PostgreSQL layer", path=path,
+                            hint=f'remove {key}, or give path = "postgresql://user@host/db" '
+                            'and layer = "schema.table"')
+    if values[0] is not None:
+        parse_where(values[0], where=f"{where}.where", plan=path)
+    return values[0], values[1]
 
 
 def _check_layer_fields(fields: dict, allowed: tuple[str, ...], *, role: str, where: str,

@@ -69,6 +69,7 @@ from spatialplan.io.plan import (
     is_remote,
     read_plan_spec,
 )
+from spatialplan.io.postgis import is_postgres, mask_url, read_table
 from spatialplan.io.roles import BUILTIN_ROLES, LAYER_ROLES, LayerRole, layer_role
 
 __all__ = [
@@ -696,13 +697,16 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
                point_radius_m: float | None = None, allow_remote: bool = False,
                transformation: str | None = None,
                bbox: tuple[float, float, float, float] | None = None,
-               feature_positions: Any = None, geometry: str | None = None) -> Layer:
+               feature_positions: Any = None, geometry: str | None = None,
+               where: str | None = None, geometry_column: str | None = None) -> Layer:
     """Read, check, map and validate one layer.
 
     Parameters
     ----------
     path
-        Vector source (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, FileGDB folder).
+        Vector source (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, FileGDB folder), or a
+        PostgreSQL URL without password (``postgresql://user@host/db``; ``layer`` is then
+        ``schema.table``, see :mod:`spatialplan.io.postgis`).
     role
         Built-in role (``townships``, ``redline``, ...,
         :data:`spatialplan.io.roles.BUILTIN_ROLES`): decides the geometry type and the
@@ -733,6 +737,9 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     feature_positions
         With ``bbox``: callable mapping the source FIDs read to their 0-based row positions in
         the whole source, so that ``feature_id`` and row order match a full read.
+    where, geometry_column
+        PostGIS layers only: the row filter (:func:`spatialplan.io.postgis.parse_where`) and
+        the geometry column of a table that has several.
 
     Returns
     -------
@@ -751,7 +758,8 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     return _read_layer(path, role=role, layer=layer, encoding=encoding, assume_crs=assume_crs,
                        fields=fields, crs=crs, point_radius_m=point_radius_m,
                        allow_remote=allow_remote, transformation=transformation, bbox=bbox,
-                       feature_positions=feature_positions, geometry=geometry)
+                       feature_positions=feature_positions, geometry=geometry,
+                       where_filter=where, geometry_column=geometry_column)
 
 
 def _feature_ids(role: str, rows: np.ndarray) -> Any:
@@ -840,6 +848,21 @@ def _warn_point_sites(rejected: pd.DataFrame, *, where: str) -> None:
                     "[layers.projects] in the plan file", where, n_points)
 
 
+def _open_file(path: str | Path, *, role: str, layer: str | None, encoding: str | None,
+               allow_remote: bool, bbox: tuple | None, sqlite_checked: set[Path] | None,
+               sqlite_pending: dict[Path, Future] | None
+               ) -> tuple[Path | str, str | None, dict, str | None, str]:
+    """Check and open a file source: (path, layer, pyogrio info, encoding, its source)."""
+    check_local_path(path, allow_remote=allow_remote, layer=role)
+    path = str(path).strip() if is_remote(path) else Path(path)
+    layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
+                             sqlite_pending=sqlite_pending)
+    enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
+    if bbox is None:  # a partial read (engine) of a layer read whole before: warned then
+        _warn_utf8_records(path, info, enc, role=role)
+    return path, layer, info, enc, enc_source
+
+
 def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        encoding: str | None = None, assume_crs: str | None = None,
                        fields: dict[str, str] | None = None, crs: Any = None,
@@ -849,7 +872,9 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        feature_positions: Any = None,
                        sqlite_checked: set[Path] | None = None,
                        sqlite_pending: dict[Path, Future] | None = None,
-                       plugin_role: bool = False, geometry: str | None = None) -> Layer:
+                       plugin_role: bool = False, geometry: str | None = None,
+                       where_filter: str | None = None,
+                       geometry_column: str | None = None) -> Layer:
     """Read an opened layer: the body of :func:`_read_layer`.
 
     ``plugin_role``: a layer of plug-in rules (any role name; without ``geometry`` any
@@ -863,16 +888,20 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                              '"point")')
     spec = layer_role(role, geometry=geometry, fields=fields or {}, plugin=plugin_role)
     screen = _screen_for(spec.geometry)
-    check_local_path(path, allow_remote=allow_remote, layer=role)
-    path = str(path).strip() if is_remote(path) else Path(path)
-    layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
-                             sqlite_pending=sqlite_pending)
-    enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
-    if bbox is None:  # a partial read (engine) of a layer read whole before: warned then
-        _warn_utf8_records(path, info, enc, role=role)
+    db_frame, enc = None, None
+    if is_postgres(path):  # a PostGIS table: read here, validated below as a file's frame
+        path = str(path).strip()
+        db_frame, info = read_table(path, layer=layer, role=role, where=where_filter,
+                                    geometry_column=geometry_column, bbox=bbox)
+        enc, enc_source = "UTF-8", "format"  # the server converts to the client's UTF-8
+    else:
+        path, layer, info, enc, enc_source = _open_file(
+            path, role=role, layer=layer, encoding=encoding, allow_remote=allow_remote,
+            bbox=bbox, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
     with Overlap(screen, threads=None if QUIET_IS_VALID else 1) as screening:
-        gdf = _read_frame(path, layer=layer, encoding=enc if enc_source != "format" else None,
-                          role=role, bbox=bbox, info=info, screening=screening)
+        gdf = db_frame if db_frame is not None else _read_frame(
+            path, layer=layer, encoding=enc if enc_source != "format" else None, role=role,
+            bbox=bbox, info=info, screening=screening)
         where = f"{role} ({layer})" if layer else role
         unreadable = gdf.attrs.pop("unreadable", {})
         gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
@@ -911,7 +940,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                                transformation=transformation)
     elif transformation is None:
         check_inside_china(accepted, layer=where, path=path)
-    source = SourceInfo(path=path, layer=layer, driver=str(info.get("driver")),
+    source = SourceInfo(path=mask_url(str(path)) if is_postgres(path) else path, layer=layer,
+                        driver=str(info.get("driver")),
                         encoding=enc, encoding_source=enc_source, crs=src_crs,
                         crs_source=crs_source, fields=dict(mapping), n_zm_dropped=n_zm)
     log.debug("read layer %s from %s: %d features", where, path, len(gdf))
@@ -1044,7 +1074,8 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 assume_crs=ls.assume_crs, fields=ls.fields, point_radius_m=ls.point_radius_m,
                 allow_remote=allow_remote, sqlite_checked=sqlite_checked,
                 sqlite_pending=sqlite_pending, plugin_role=role in extra,
-                geometry=ls.geometry)
+                geometry=ls.geometry, where_filter=ls.where,
+                geometry_column=ls.geometry_column)
     analysis_crs, reason = choose_analysis_crs(
         [lyr.data for lyr in layers.values()],
         requested=crs if crs is not None else spec.crs)

@@ -149,7 +149,9 @@ def _clip_box(tile: tuple, world: tuple) -> tuple | None:
 def _read_extent(shared: _Shared, role: str, extent: tuple):
     """Read the features of one layer intersecting ``extent`` (analysis CRS).
 
-    As a full read has them: a :class:`spatialplan.io.read.Layer`, or ``None`` when the plan
+    A PostGIS table is read straight from the server, through its spatial index
+    (``geom && ST_MakeEnvelope(...)`` in the table's SRID). As a full read has them: a
+    :class:`spatialplan.io.read.Layer`, or ``None`` when the plan
     has no such layer.
     """
     from spatialplan.io.read import _read_layer
@@ -164,7 +166,9 @@ def _read_extent(shared: _Shared, role: str, extent: tuple):
                         point_radius_m=spec.point_radius_m, bbox=box,
                         feature_positions=shared.positions[role],
                         sqlite_checked=set(shared.sqlite_checked),
-                        plugin_role=role not in _EXTENT_ROLES, geometry=spec.geometry)
+                        plugin_role=role not in _EXTENT_ROLES, geometry=spec.geometry,
+                        where_filter=getattr(spec, "where", None),
+                        geometry_column=getattr(spec, "geometry_column", None))
     return layer
 
 

@@ -104,7 +104,16 @@ def _tile_of(xy: np.ndarray, tiles: list) -> np.ndarray:
 
 
 def _positions(spec) -> _Positions:
-    """FID → row position of one layer, from a read of the FIDs only."""
+    """FID → row position of one layer, from a read of the FIDs only.
+
+    A PostGIS table: from its row count and key range when its primary keys are dense
+    integers, else from its keys (:func:`spatialplan.io.postgis.table_summary`).
+    """
+    if _is_table(spec):
+        summary = _table_summary(spec)
+        if "key_min" in summary:
+            return _Positions(offset=summary["key_min"])
+        return _Positions(fids=summary["keys"])
     frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=[],
                                    read_geometry=False, fid_as_index=True)
     fids = frame.index.to_numpy().astype(np.int64)
@@ -127,12 +136,32 @@ def _check_geopackages(specs: dict) -> frozenset:
 
 def _layer_bounds(spec, crs) -> tuple[float, float, float, float] | None:
     """Total bounds of a source layer in the analysis CRS (None when empty)."""
+    if _is_table(spec):
+        summary = _table_summary(spec)
+        src = spec.assume_crs or summary["crs"]
+        if summary["bounds"] is None or src is None:
+            return None
+        return _transform_box(summary["bounds"], src, crs)
     info = pyogrio.read_info(spec.path, layer=spec.layer, force_total_bounds=True)
     bounds = info.get("total_bounds")
     src = spec.assume_crs or info.get("crs")
     if bounds is None or not np.all(np.isfinite(bounds)) or src is None:
         return None
     return _transform_box(tuple(bounds), src, crs)
+
+
+def _is_table(spec) -> bool:
+    from spatialplan.io.postgis import is_postgres
+
+    return is_postgres(spec.path)
+
+
+def _table_summary(spec) -> dict:
+    """Row count, extent and keys of a PostGIS layer, read on the server (no rows)."""
+    from spatialplan.io.postgis import table_summary
+
+    return table_summary(spec.path, layer=spec.layer, role=spec.role, where=spec.where,
+                         geometry_column=spec.geometry_column)
 
 
 def _search_radius(rules: dict) -> float:

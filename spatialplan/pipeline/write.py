@@ -33,6 +33,8 @@ __all__ = [
     "check_layouts",
     "check_map",
     "plan_inputs",
+    "publish_check",
+    "result_tables",
     "write_check",
 ]
 
@@ -46,10 +48,13 @@ def plan_inputs(plan) -> list[Path]:
     """List every input file of a plan.
 
     The plan itself, layers, rasters, the rulebook, the plug-in files it names and the user's
-    facility catalogue.
+    facility catalogue; a layer read from a database is no file (see :func:`_database_inputs`).
     """
+    from spatialplan.io.postgis import is_postgres
+
     paths = [Path(plan.path)]
-    paths += [Path(layer.source.path) for layer in plan.layers.values()]
+    paths += [Path(layer.source.path) for layer in plan.layers.values()
+              if not is_postgres(layer.source.path)]
     paths += [Path(r.path) for r in plan.rasters.values()]
     rules_path = getattr(plan, "rules_path", None)
     if rules_path:
@@ -59,6 +64,25 @@ def plan_inputs(plan) -> list[Path]:
     if catalog_path:
         paths.append(Path(catalog_path))
     return paths
+
+
+def _database_inputs(plan) -> list[dict]:
+    """Describe the layers read from a database: source (masked), table, rows read, extent.
+
+    A table has no file hash: the manifest records what was read of it instead (the rows read
+    and their extent in the analysis CRS, ``None`` when no feature was kept).
+    """
+    from spatialplan.io.postgis import is_postgres, mask_url
+
+    out = []
+    for role, layer in plan.layers.items():
+        if is_postgres(layer.source.path):
+            data = layer.data
+            extent = ([float(v) for v in data.total_bounds] if len(data) else None)
+            out.append({"source": mask_url(str(layer.source.path)), "role": role,
+                        "table": layer.source.layer, "driver": layer.source.driver,
+                        "rows": int(layer.n_in), "extent": extent})
+    return out
 
 
 def _plugin_files(plan) -> list[dict]:
@@ -99,6 +123,7 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
     inputs = []
     for path in dict.fromkeys(plan_inputs(plan)):
         inputs.append({"path": str(path), "sha256": sha256_file(path)})
+    inputs += _database_inputs(plan)
     return {
         "plan": {"name": plan.name, "path": str(plan.path),
                  "as_of": str(result_date(plan, result))},
@@ -251,18 +276,8 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
 
     jobs = []
     if "gpkg" in outputs:
-        tables = {
-            "projects": result.projects,
-            "findings": result.findings,
-            "township_stats": result.township_stats,
-            "line_conflicts": result.line_conflicts,
-            "outside_townships": result.outside_townships,
-            "county_summary": result.county_summary,
-            "township_conflicts": result.township_conflicts,
-        }
         jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
-            output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),
-            alone=True))
+            output.write_results, stage, result_tables(result)), alone=True))
     if "stats_tables" in outputs:
         jobs += _write_stats_tables(result, stage, out, catalog=plan.catalog)
     if result.projects is None:
@@ -347,6 +362,47 @@ def _run_job(job: _Job, index: int, errors: dict[int, BaseException]) -> None:
 def _first(errors: dict[int, BaseException]) -> float:
     """Index of the first failed job (infinity while none failed)."""
     return min(errors, default=math.inf)
+
+
+def result_tables(result: CheckResult) -> dict[str, pd.DataFrame]:
+    """Return the tables of ``results.gpkg`` (and of ``--publish``), name → frame.
+
+    Tables the run did not produce (no projects layer: no ``projects``, ``findings``) are left
+    out.
+    """
+    tables = {
+        "projects": result.projects,
+        "findings": result.findings,
+        "township_stats": result.township_stats,
+        "line_conflicts": result.line_conflicts,
+        "outside_townships": result.outside_townships,
+        "county_summary": result.county_summary,
+        "township_conflicts": result.township_conflicts,
+    }
+    return {k: v for k, v in tables.items() if v is not None}
+
+
+#: every table :func:`publish_check` may write: an earlier run's are replaced, never left over
+PUBLISHED_TABLES = ("projects", "findings", "township_stats", "line_conflicts",
+                    "outside_townships", "county_summary", "township_conflicts", "manifest")
+
+
+def publish_check(result: CheckResult, url: str, *, schema: str = "spatialplan",
+                  manifest: dict | None = None) -> list[str]:
+    """Publish the result tables and the manifest into a PostGIS schema, all or none.
+
+    The tables of ``results.gpkg`` (:func:`result_tables`) and ``manifest`` (one row per key)
+    replace those of the previous run in one transaction
+    (:func:`spatialplan.io._pg_write.publish_tables`); on failure nothing changes.
+
+    Example
+    -------
+    >>> publish_check(result, "postgresql://planner@/yzt", schema="xz520123")  # doctest: +SKIP
+    """
+    from spatialplan.io._pg_write import publish_tables
+
+    return publish_tables(url, result_tables(result), schema=schema, manifest=manifest,
+                          replace=PUBLISHED_TABLES)
 
 
 def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
