@@ -712,6 +712,25 @@ def dissolved_area(
     return total
 
 
+def _ring_lonlat(
+    geoms: np.ndarray, crs: CRS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Oriented rings of ``geoms`` (none missing) as EPSG:4490 longitude/latitude.
+
+    Returns ``lon``, ``lat`` (every ring's vertices, ring after ring, closed), ``bounds`` (ring
+    ``k`` is ``lon[bounds[k]:bounds[k + 1]]``), ``ring_part`` and ``part_owner`` (ring → part →
+    position in ``geoms``). Exteriors run counter-clockwise and holes clockwise, as
+    ``pyproj.Geod`` expects; the vertices are transformed in one vectorised call.
+    """
+    parts, part_owner = shapely.get_parts(shapely.orient_polygons(geoms), return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    transformer = Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
+    lon, lat = transformer.transform(coords[:, 0], coords[:, 1])
+    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    return np.asarray(lon), np.asarray(lat), bounds, ring_part, part_owner
+
+
 def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     """Ellipsoidal area (m²) of each geometry on the CGCS2000 ellipsoid.
 
@@ -726,25 +745,16 @@ def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     present = np.flatnonzero(~shapely.is_missing(geoms))
     if len(present) == 0:
         return out
-    transformer = Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
-
-    def to_lonlat(xy: np.ndarray) -> np.ndarray:
-        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    lonlat = shapely.transform(shapely.orient_polygons(geoms[present]), to_lonlat)
-    parts, part_owner = shapely.get_parts(lonlat, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    lon, lat, bounds, ring_part, part_owner = _ring_lonlat(geoms[present], crs)
     geod = Geod(ellps="GRS80")
     # signed ring areas (exteriors counter-clockwise > 0, holes clockwise < 0), as
     # Geod.geometry_area_perimeter sums them, without building shapely coordinate sequences
     ring_area = np.array([
-        geod.polygon_area_perimeter(coords[a:b, 0], coords[a:b, 1])[0]
-        for a, b in progress(itertools.pairwise(bounds), total=len(rings),
+        geod.polygon_area_perimeter(lon[a:b], lat[a:b])[0]
+        for a, b in progress(itertools.pairwise(bounds), total=len(bounds) - 1,
                              desc="ellipsoidal areas")
     ], dtype=float)
-    per_part = np.bincount(ring_part, weights=ring_area, minlength=len(parts))
+    per_part = np.bincount(ring_part, weights=ring_area, minlength=len(part_owner))
     out[present] = np.abs(np.bincount(part_owner, weights=per_part, minlength=len(present)))
     return out
+

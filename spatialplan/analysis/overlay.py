@@ -5,7 +5,8 @@ The three control lines (生态保护红线 ``redline``, 永久基本农田 ``fa
 outlines:
 
 - :func:`township_stats`: one row per township with its planar and ellipsoidal area and, per
-  line, the area inside it (m², 公顷, 亩) and its share of the township;
+  line, the area inside it (planar and ellipsoidal, m², 公顷, 亩) and its share of the
+  township (ellipsoidal, as the official figures);
 - :func:`outside_townships`: per line, the area outside every township (gaps in the outlines),
   so that no control-line area is lost;
 - :func:`line_conflicts`: one polygon row per overlap between two lines, or between two
@@ -214,6 +215,16 @@ def _measure_columns(prefix: str, area: np.ndarray, whole: np.ndarray | None) ->
     return cols
 
 
+def _line_columns(role: str, planar: np.ndarray, ellipsoidal: np.ndarray,
+                  township_ellipsoidal: np.ndarray) -> dict:
+    """Return a line's columns: planar and ellipsoidal m², 公顷, 亩, and its ellipsoidal share."""
+    cols = _measure_columns(role, planar, None)
+    geod = _measure_columns(f"{role}_ellipsoidal", ellipsoidal, township_ellipsoidal)
+    cols.update(geod)
+    cols[f"{role}_share"] = cols.pop(f"{role}_ellipsoidal_share")
+    return cols
+
+
 # ---------------------------------------------------------------------------------------------
 # township statistics
 
@@ -227,7 +238,7 @@ def township_stats(
     cropland: gpd.GeoDataFrame | None = None,
     tolerance: Mapping[str, object] | None = None,
     grid_size: float | None = DEFAULT_GRID_SIZE,
-    ellipsoidal_lines: bool = False,
+    ellipsoidal_lines: bool = True,
 ) -> gpd.GeoDataFrame:
     """Area of each control line inside each township.
 
@@ -249,9 +260,10 @@ def township_stats(
         snap-rounding fallback of a failed overlay. ``None`` leaves coordinates as they are
         (the DE-9IM touch guard still applies).
     ellipsoidal_lines
-        Also compute ``L_ellipsoidal_m2`` for every line (geodesic area on the CGCS2000
-        ellipsoid of the dissolved line inside the township). Off by default: it loops over
-        every piece in Python and is slow for 10⁵ parcels.
+        Compute the ellipsoidal figures of every line (geodesic area on the CGCS2000 ellipsoid
+        of the dissolved line inside the township, as 三调 ``TBMJ`` and the 一张图 report
+        areas) and the shares from them (default). ``False`` skips them (several times faster on
+        10⁵ parcels): the ``L_ellipsoidal_*`` and ``L_share`` columns are then NaN.
 
     Returns
     -------
@@ -260,9 +272,10 @@ def township_stats(
         ``township_code``, ``township_name``, ``feature_id``, ``area_m2`` (planar, analysis
         CRS), ``area_ellipsoidal_m2`` (CGCS2000 ellipsoid), and for each line ``L`` in
         ``redline``, ``farmland``, ``udb`` (and ``cropland`` when given): ``L_m2``, ``L_ha``,
-        ``L_mu`` (1 亩 = 2000/3 m²), ``L_share`` (of ``area_m2``) and, when asked,
-        ``L_ellipsoidal_m2``. A control line that was not given has NaN columns (unknown, not
-        zero). ``attrs`` holds ``tolerance``, ``grid_size_m`` and ``lines``.
+        ``L_mu`` (planar, 1 亩 = 2000/3 m²), ``L_ellipsoidal_m2``, ``L_ellipsoidal_ha``,
+        ``L_ellipsoidal_mu`` (CGCS2000 ellipsoid) and ``L_share`` (``L_ellipsoidal_m2`` /
+        ``area_ellipsoidal_m2``). A control line that was not given has NaN columns (unknown,
+        not zero). ``attrs`` holds ``tolerance``, ``grid_size_m`` and ``lines``.
 
     Raises
     ------
@@ -282,7 +295,7 @@ def township_stats(
     >>> farm = gpd.GeoDataFrame({"feature_id": ["farmland:0"]},
     ...     geometry=[box(-500, 0, 500, 300)], crs="EPSG:4545")
     >>> stats = township_stats(towns, farmland=farm)
-    >>> float(stats.loc[0, "farmland_m2"]), float(stats.loc[0, "farmland_share"])
+    >>> float(stats.loc[0, "farmland_m2"]), round(float(stats.loc[0, "farmland_share"]), 4)
     (150000.0, 0.15)
     """
     tol = resolve_tolerance(tolerance)
@@ -306,25 +319,26 @@ def _stats_frame(
     """Compute the :func:`township_stats` table of prepared layers."""
     townships = zones.gdf
     area = zones.area
+    whole = _geom.geodesic_areas(zones.geoms, crs)
     columns: dict[str, object] = {
         "township_code": townships["code"].to_numpy(),
         "township_name": townships["name"].to_numpy(),
         "feature_id": zones.ids,
         "area_m2": area,
-        "area_ellipsoidal_m2": _geom.geodesic_areas(zones.geoms, crs),
+        "area_ellipsoidal_m2": whole,
     }
+    unknown = np.full(len(area), np.nan)
     for role in STAT_LINES:
         if role not in lines:
             if role in CONTROL_LINES:
-                columns.update(_measure_columns(role, np.full(len(area), np.nan), area))
+                columns.update(_line_columns(role, unknown, unknown, whole))
             continue
         log.debug("township_stats: %s (%d features)", role, len(lines[role].geoms))
         line_area, line_geod = _line_in_zones(
             zones, lines[role], crs=crs, grid_size=grid_size, ellipsoidal=ellipsoidal
         )
-        columns.update(_measure_columns(role, line_area, area))
-        if ellipsoidal:
-            columns[f"{role}_ellipsoidal_m2"] = line_geod
+        columns.update(_line_columns(role, line_area, unknown if line_geod is None else line_geod,
+                                     whole))
     stats = gpd.GeoDataFrame(
         columns, geometry=townships.geometry.to_numpy(), crs=crs, index=townships.index
     )
@@ -343,29 +357,41 @@ def _line_in_zones(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone.
 
-    Copies of an earlier feature are left out (they add nothing to the union). A certified
-    layer is measured on its certificate's pieces; any other from its clipped pieces, with
-    only the overlapping patches dissolved (:func:`_overlay_geom.dissolved_zone_areas`). The
-    ellipsoidal areas dissolve every patch of a zone where two overlap, copies included (as
-    their originals), so that the line is cut as it always was.
+    Copies of an earlier feature are left out (they add nothing to the union). The planar
+    areas of a certified layer are measured on its certificate's pieces; of any other on its
+    clipped pieces, with only the overlapping patches dissolved
+    (:func:`_overlay_geom.dissolved_zone_areas`). The ellipsoidal areas are measured on the
+    clipped pieces (:func:`_overlay_geom.geodesic_areas`) and dissolve every patch of a zone
+    where two overlap, copies included (as their originals), so that the line is cut as it
+    always was; the planar figures are the same with or without them.
     """
     patches = line.distinct
-    if not ellipsoidal:
-        certified, parts, _ = line.certificate
-        if certified:
-            return _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size), None
+    certified, parts, _ = line.certificate
+    if certified and not ellipsoidal:
+        return _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size), None
     clip = _geom.clip_to_zones(zones.geoms, patches, grid_size=grid_size,
                                keep_geometry=ellipsoidal, tree=line.tree,
                                zone_area=zones.area, patch_area=line.area)
-    if not ellipsoidal:
+    if certified:
+        areas = _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size)
+    else:
         areas, _, _ = _geom.dissolved_zone_areas(zones.geoms, patches, clip, grid_size=grid_size,
                                                  overlaps=line.distinct_overlaps,
                                                  only_overlapping=True)
+    if not ellipsoidal:
         return areas, None
+    return areas, _geodesic_in_zones(zones, line, clip, crs=crs, grid_size=grid_size)
+
+
+def _geodesic_in_zones(
+    zones: _Zones, line: _Line, clip: _geom.Clip, *, crs: CRS, grid_size: float | None
+) -> np.ndarray:
+    """Ellipsoidal area of the dissolved line in each zone, from its clipped pieces."""
     i, j = line.overlaps
-    areas, dissolved, merged = _geom.dissolved_zone_areas(
-        zones.geoms, patches, clip, grid_size=grid_size, overlaps=(line.first[i], line.first[j]))
-    assert clip.piece is not None  # keep_geometry=ellipsoidal, which holds here
+    _, dissolved, merged = _geom.dissolved_zone_areas(
+        zones.geoms, line.distinct, clip, grid_size=grid_size,
+        overlaps=(line.first[i], line.first[j]))
+    assert clip.piece is not None  # clipped with keep_geometry
     piece_geod = _geom.geodesic_areas(clip.piece[~merged], crs)
     geod = np.bincount(clip.zone[~merged], weights=piece_geod,
                        minlength=len(zones.geoms)).astype(float)
@@ -373,7 +399,7 @@ def _line_in_zones(
         keys = np.fromiter(dissolved, dtype=np.intp)
         union = np.array([dissolved[k] for k in keys], dtype=object)
         geod[keys] += np.nan_to_num(_geom.geodesic_areas(union, crs))
-    return areas, geod
+    return geod
 
 
 def _coverage_in_zones(
@@ -790,7 +816,7 @@ def control_line_report(
     cropland: gpd.GeoDataFrame | None = None,
     tolerance: Mapping[str, object] | None = None,
     grid_size: float | None = DEFAULT_GRID_SIZE,
-    ellipsoidal_lines: bool = False,
+    ellipsoidal_lines: bool = True,
     known_valid: Mapping[str, np.ndarray] | None = None,
 ) -> ControlLineReport:
     """:func:`township_stats`, :func:`outside_townships` and :func:`line_conflicts` at once.

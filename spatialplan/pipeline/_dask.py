@@ -216,7 +216,7 @@ def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoData
     given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
     prepared = _prepare_lines(given, grid, known)
     stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
-                                 tolerance=tolerance, grid_size=grid, ellipsoidal=False)
+                                 tolerance=tolerance, grid_size=grid, ellipsoidal=True)
     stats["_pos"] = part.towns
     nearby = _Zones(_nearby_townships(shared.townships, lines), grid)
     control = {r: line for r, line in prepared.items() if r in overlay.CONTROL_LINES}
