@@ -28,15 +28,14 @@ piece) pair. Which features of a layer overlap each other is decided in
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Geod, Transformer
 
+from spatialplan.core._geodesic import geodesic_areas as geodesic_areas  # re-exported
 from spatialplan.core._parallel import is_valid, map_chunks
 from spatialplan.core._progress import progress
 
@@ -710,51 +709,3 @@ def dissolved_area(
     if overlapping.any():
         total += float(shapely.area(safe_union(geoms[overlapping], grid_size=grid_size)))
     return total
-
-
-def _ring_lonlat(
-    geoms: np.ndarray, crs: CRS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Oriented rings of ``geoms`` (none missing) as EPSG:4490 longitude/latitude.
-
-    Returns ``lon``, ``lat`` (every ring's vertices, ring after ring, closed), ``bounds`` (ring
-    ``k`` is ``lon[bounds[k]:bounds[k + 1]]``), ``ring_part`` and ``part_owner`` (ring → part →
-    position in ``geoms``). Exteriors run counter-clockwise and holes clockwise, as
-    ``pyproj.Geod`` expects; the vertices are transformed in one vectorised call.
-    """
-    parts, part_owner = shapely.get_parts(shapely.orient_polygons(geoms), return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    transformer = Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
-    lon, lat = transformer.transform(coords[:, 0], coords[:, 1])
-    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
-    return np.asarray(lon), np.asarray(lat), bounds, ring_part, part_owner
-
-
-def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
-    """Ellipsoidal area (m²) of each geometry on the CGCS2000 ellipsoid.
-
-    Vertices are transformed to EPSG:4490 longitude/latitude (``always_xy``) in one vectorised
-    call; the geodesic polygon area is then computed by ``pyproj.Geod(ellps="GRS80")``
-    (Karney's algorithm). GRS80 and the CGCS2000 ellipsoid share ``a`` and differ in ``1/f``
-    by about 1e-9: the semi-minor axes differ by about 0.1 mm, far below any area we report.
-    Rings are oriented (exterior counter-clockwise, holes clockwise) first, as ``Geod``
-    expects. Missing geometries give NaN.
-    """
-    out = np.full(len(geoms), np.nan)
-    present = np.flatnonzero(~shapely.is_missing(geoms))
-    if len(present) == 0:
-        return out
-    lon, lat, bounds, ring_part, part_owner = _ring_lonlat(geoms[present], crs)
-    geod = Geod(ellps="GRS80")
-    # signed ring areas (exteriors counter-clockwise > 0, holes clockwise < 0), as
-    # Geod.geometry_area_perimeter sums them, without building shapely coordinate sequences
-    ring_area = np.array([
-        geod.polygon_area_perimeter(lon[a:b], lat[a:b])[0]
-        for a, b in progress(itertools.pairwise(bounds), total=len(bounds) - 1,
-                             desc="ellipsoidal areas")
-    ], dtype=float)
-    per_part = np.bincount(ring_part, weights=ring_area, minlength=len(part_owner))
-    out[present] = np.abs(np.bincount(part_owner, weights=per_part, minlength=len(present)))
-    return out
-

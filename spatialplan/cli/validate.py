@@ -2,8 +2,9 @@
 
 Prints, per layer, the source (file, layer, driver), the source CRS, the text encoding and how
 it was chosen, and n_in = n_ok + n_repaired + n_rejected; then every repaired and rejected
-feature with its reason, the rasters and the analysis CRS. Exit 0 when the plan could be read
-(even with rejected features), 2 on a fatal problem.
+feature with its reason, the rasters and the analysis CRS; for a control-line or parcel layer
+carrying 三调 ``TBMJ`` (ellipsoidal m²), its sum beside the computed ellipsoidal area. Exit 0
+when the plan could be read (even with rejected features), 2 on a fatal problem.
 """
 
 from __future__ import annotations
@@ -48,13 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the plan and print the validation report; return 0."""
-    from spatialplan.io.read import feature_issues, raster_report, read_plan, validation_report
+    from spatialplan.io.read import (
+        feature_issues,
+        raster_report,
+        read_plan,
+        tbmj_report,
+        validation_report,
+    )
 
     setup_progress(args)
     plan = read_plan(Path(args.plan), crs=args.crs)
     layers = validation_report(plan)
     issues = feature_issues(plan)
     rasters = raster_report(plan)
+    tbmj = tbmj_report(plan)
     if args.json:
         print(_json_visible(dump_json({
             "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             "layers": layers.to_dict(orient="records"),
             "issues": issues.to_dict(orient="records"),
             "rasters": rasters.to_dict(orient="records"),
+            "tbmj": tbmj.to_dict(orient="records"),
         })))
         return 0
     layers["path"] = [_short(p, plan.path) for p in layers["path"]]
@@ -81,7 +90,26 @@ def run(args: argparse.Namespace) -> int:
     if len(rasters):
         print("\nrasters:")
         print(format_table(rasters))
+    if len(tbmj):
+        _print_tbmj(_visible_frame(tbmj))
     return 0
+
+
+def _print_tbmj(tbmj: pd.DataFrame) -> None:
+    """Print the TBMJ comparison: sums, relative difference, values that are not numbers."""
+    print("\nTBMJ (图斑面积, ellipsoidal m²) against the computed ellipsoidal area "
+          "(CGCS2000 椭球面积) of the same features:")
+    shown = tbmj.assign(relative_difference=[f"{v:+.2e}" if v == v else "n/a"
+                                             for v in tbmj["relative_difference"]],
+                        tbmj_sum_m2=[f"{v:.2f}" for v in tbmj["tbmj_sum_m2"]],
+                        ellipsoidal_m2=[f"{v:.2f}" for v in tbmj["ellipsoidal_m2"]])
+    print(format_table(shown, columns=["role", "field", "n_compared", "tbmj_sum_m2",
+                                       "ellipsoidal_m2", "relative_difference", "n_missing",
+                                       "n_not_numeric"]))
+    for row in tbmj.itertuples():
+        if row.n_not_numeric:
+            print(f"  {row.role}: {row.n_not_numeric} {row.field} values are not numbers ≥ 0 "
+                  f"(left out of both sums): {row.not_numeric}")
 
 
 def _visible_frame(df: pd.DataFrame) -> pd.DataFrame:

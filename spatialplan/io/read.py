@@ -83,6 +83,7 @@ __all__ = [
     "raster_report",
     "read_layer",
     "read_plan",
+    "tbmj_report",
     "validation_report",
 ]
 
@@ -1139,6 +1140,22 @@ def feature_issues(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.startswith("area") else "object")
                              for c in cols})
     return pd.concat(frames, ignore_index=True)[cols]
+
+
+def tbmj_report(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
+    """One row per control-line or parcel layer carrying ``TBMJ``: its sum against our area.
+
+    Columns (:data:`spatialplan.io._tbmj.TBMJ_COLUMNS`): ``role, field, n_features, n_compared,
+    tbmj_sum_m2, ellipsoidal_m2, relative_difference, n_missing, n_not_numeric, not_numeric``;
+    see :func:`spatialplan.io._tbmj.compare_tbmj`. Empty when no layer has the field.
+
+    Example
+    -------
+    >>> tbmj_report(plan).set_index("role")["relative_difference"]  # doctest: +SKIP
+    """
+    from spatialplan.io._tbmj import tbmj_table
+
+    return tbmj_table(_layers_of(plan))
 
 
 def raster_report(plan: Plan) -> pd.DataFrame:
