@@ -57,6 +57,7 @@ __all__ = [
     "snap_with_report",
     "union",
     "union_zone_areas",
+    "union_zone_pieces",
 ]
 
 log = logging.getLogger("spatialplan.analysis.overlay")
@@ -566,10 +567,7 @@ def union_zone_areas(
 
     ``parts`` are e.g. the parts of a certified coverage
     (:func:`spatialplan.analysis._overlay_pairs.coverage_certificate`), or a dissolved geometry
-    whose parts are used. They are indexed in an STRtree; each (zone, part) pair is clipped to the
-    zone's bounding box (``clip_by_rect``, linear; the zone lies inside its box, so the
-    intersection is unchanged) and intersected with the zone once, vectorised. Pairs whose
-    interiors do not meet (exact DE-9IM ``touches``, the #1871 guard) carry no area.
+    whose parts are used; they are cut by :func:`union_zone_pieces`.
 
     Returns
     -------
@@ -578,11 +576,36 @@ def union_zone_areas(
         per zone would cost more than :data:`MAX_CLIP_COORDS` vertices (the caller then
         uses the per-zone boundary path).
     """
-    areas = np.zeros(len(zones))
+    pieces = union_zone_pieces(zones, parts, grid_size=grid_size)
+    if pieces is None:
+        return None
+    zone, cut = pieces
+    return np.bincount(zone, weights=shapely.area(cut), minlength=len(zones)).astype(float)
+
+
+def union_zone_pieces(
+    zones: np.ndarray, parts: np.ndarray | shapely.Geometry, *, grid_size: float | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pieces of a dissolved layer in each zone, from polygons with disjoint interiors.
+
+    The parts (see :func:`union_zone_areas`) are indexed in an STRtree; each (zone, part) pair
+    is clipped to the zone's bounding box (``clip_by_rect``, linear; the zone lies inside its
+    box, so the intersection is unchanged) and intersected with the zone once, vectorised.
+    Pairs whose interiors do not meet (exact DE-9IM ``touches``, the #1871 guard) carry no
+    area.
+
+    Returns
+    -------
+    tuple or None
+        ``(zone, piece)``: the zone position of each piece and the pieces (their interiors
+        are disjoint), or ``None`` when clipping would cost more than :data:`MAX_CLIP_COORDS`
+        vertices.
+    """
+    nothing = (np.array([], dtype=np.intp), np.array([], dtype=object))
     parts = shapely.get_parts(np.atleast_1d(np.asarray(parts, dtype=object)))
     parts = parts[~shapely.is_empty(parts)]
     if len(parts) == 0:
-        return areas
+        return nothing
     _prepared(zones[~shapely.is_missing(zones)])
     zi, pi = shapely.STRtree(parts).query(zones, predicate="intersects")
     if int(shapely.get_num_coordinates(parts)[pi].sum()) > MAX_CLIP_COORDS:
@@ -593,10 +616,9 @@ def union_zone_areas(
     live = live[~shapely.touches(zones[zi[live]], clipped[live])]
     cut = safe_overlay(shapely.intersection, zones[zi[live]], clipped[live],
                        grid_size=grid_size)
-    areas += np.bincount(zi[live], weights=shapely.area(cut), minlength=len(zones))
     log.debug("union zones: %d parts, %d zone-part pairs, %d overlays",
               len(parts), len(zi), len(live))
-    return areas
+    return zi[live], cut
 
 
 def _clip_to_boxes(geoms: np.ndarray, zones: np.ndarray, margin: float = 1.0) -> np.ndarray:
@@ -643,7 +665,9 @@ def dissolved_zone_areas(
     bar. With ``only_overlapping``, only its patches that are in some pair are dissolved and
     the others' pieces are summed: a patch in no pair meets no other patch's interior, so
     ``area(zone ∩ union(P)) = Σ area(zone ∩ p) (p in no pair) + area(zone ∩ union{p in a pair})``.
-    (Planar areas only: a geodesic area depends on where the line is cut, by ~1e-7.)
+    (Planar areas only: :func:`geodesic_areas` splits long edges, so a geodesic area
+    depends on where the line is cut by < 1e-9 only, but the ellipsoidal path keeps the
+    whole-zone dissolve.)
 
     Returns
     -------

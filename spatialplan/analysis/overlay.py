@@ -357,24 +357,27 @@ def _line_in_zones(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Dissolved planar (and optionally ellipsoidal) area of one line inside each zone.
 
-    Copies of an earlier feature are left out (they add nothing to the union). The planar
-    areas of a certified layer are measured on its certificate's pieces; of any other on its
-    clipped pieces, with only the overlapping patches dissolved
-    (:func:`_overlay_geom.dissolved_zone_areas`). The ellipsoidal areas are measured on the
-    clipped pieces (:func:`_overlay_geom.geodesic_areas`) and dissolve every patch of a zone
-    where two overlap, copies included (as their originals), so that the line is cut as it
-    always was; the planar figures are the same with or without them.
+    Copies of an earlier feature are left out (they add nothing to the union). A certified
+    layer is measured on its certificate's pieces cut by the zones, both areas
+    (:func:`_coverage_in_zones`). Any other layer is measured on its clipped pieces: planar
+    areas with only the overlapping patches dissolved
+    (:func:`_overlay_geom.dissolved_zone_areas`), ellipsoidal ones with every patch of a zone
+    dissolved where two overlap, copies included (as their originals), so that the line is cut
+    as it always was (:func:`_geodesic_in_zones`). The planar figures are the same with or
+    without the ellipsoidal ones.
     """
     patches = line.distinct
     certified, parts, _ = line.certificate
-    if certified and not ellipsoidal:
-        return _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size), None
+    areas = None
+    if certified:
+        areas, geod = _coverage_in_zones(zones.geoms, patches, parts, crs=crs,
+                                         grid_size=grid_size, ellipsoidal=ellipsoidal)
+        if geod is not None or not ellipsoidal:
+            return areas, geod
     clip = _geom.clip_to_zones(zones.geoms, patches, grid_size=grid_size,
                                keep_geometry=ellipsoidal, tree=line.tree,
                                zone_area=zones.area, patch_area=line.area)
-    if certified:
-        areas = _coverage_in_zones(zones.geoms, patches, parts, grid_size=grid_size)
-    else:
+    if areas is None:
         areas, _, _ = _geom.dissolved_zone_areas(zones.geoms, patches, clip, grid_size=grid_size,
                                                  overlaps=line.distinct_overlaps,
                                                  only_overlapping=True)
@@ -407,19 +410,30 @@ def _coverage_in_zones(
     patches: np.ndarray,
     parts: np.ndarray | None,
     *,
+    crs: CRS,
     grid_size: float | None,
-) -> np.ndarray:
-    """Sum the area of a certified disjoint coverage in each zone.
+    ellipsoidal: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sum the planar (and ellipsoidal) area of a certified disjoint coverage in each zone.
 
-    The certificate's pieces are reused (its chunk unions' polygons, small enough to clip once per
-    zone).
+    The certificate's pieces are reused (its chunk unions' polygons, small enough to clip once
+    per zone): their interiors are disjoint, so the pieces' areas add up, and their shared
+    edges, walked once each way, cancel in the geodesic sums. The ellipsoidal areas are
+    ``None`` when not asked, or when the pieces are too large to clip and the planar areas
+    come from the per-zone boundary path (the caller then clips the patches).
     """
     if parts is None:
-        return np.zeros(len(zones))
-    areas = _geom.union_zone_areas(zones, parts, grid_size=grid_size)
-    if areas is None:
-        areas = _geom.coverage_zone_areas(zones, patches, grid_size=grid_size)
-    return areas
+        return np.zeros(len(zones)), np.zeros(len(zones)) if ellipsoidal else None
+    pieces = _geom.union_zone_pieces(zones, parts, grid_size=grid_size)
+    if pieces is None:
+        return _geom.coverage_zone_areas(zones, patches, grid_size=grid_size), None
+    zone, cut = pieces
+    areas = np.bincount(zone, weights=shapely.area(cut), minlength=len(zones)).astype(float)
+    if not ellipsoidal:
+        return areas, None
+    geod = _geom.geodesic_areas(_geom.polygonal_part(cut), crs)
+    return areas, np.bincount(zone, weights=np.nan_to_num(geod),
+                              minlength=len(zones)).astype(float)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import equal_area_m2
 from shapely import Polygon, box
 
 from spatialplan.analysis import overlay
@@ -207,16 +208,6 @@ def test_ellipsoidal_hole_and_off_meridian():
     assert ratio[1] == pytest.approx(1 / (1 + 150_000**2 / 6_371_000**2), rel=1e-4)
 
 
-def _geodesic(geom, crs=CRS):
-    """Ellipsoidal area of one polygon straight from pyproj (GRS80), independently of the code."""
-    from pyproj import Geod, Transformer
-
-    to_geo = Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
-    lonlat = shapely.transform(geom, lambda xy: np.column_stack(to_geo.transform(xy[:, 0],
-                                                                                   xy[:, 1])))
-    return abs(Geod(ellps="GRS80").geometry_area_perimeter(lonlat)[0])
-
-
 def test_line_areas_are_ellipsoidal_by_default_and_shares_too():
     """Official figures (三调 TBMJ, 一张图) are ellipsoidal: every line gets m², 公顷, 亩 on the
     ellipsoid, and its share is of the township's ellipsoidal area."""
@@ -228,15 +219,15 @@ def test_line_areas_are_ellipsoidal_by_default_and_shares_too():
                                    redline=layer("redline", patches[0]))
     row = stats.iloc[0]
     inside = shapely.intersection(shift(town), shapely.union_all([shift(g) for g in patches]))
-    assert row["farmland_ellipsoidal_m2"] == pytest.approx(_geodesic(inside), rel=1e-9)
+    assert row["farmland_ellipsoidal_m2"] == pytest.approx(equal_area_m2(inside), rel=1e-9)
     assert row["farmland_ellipsoidal_ha"] == pytest.approx(row["farmland_ellipsoidal_m2"] / 1e4)
     assert row["farmland_ellipsoidal_mu"] == pytest.approx(row["farmland_ellipsoidal_m2"] * 0.0015)
     assert row["farmland_m2"] == pytest.approx(inside.area)  # planar, analysis CRS
     assert row["farmland_ellipsoidal_m2"] < row["farmland_m2"] * (1 - 5e-4)
     share = row["farmland_ellipsoidal_m2"] / row["area_ellipsoidal_m2"]
     assert row["farmland_share"] == share
-    assert row["area_ellipsoidal_m2"] == pytest.approx(_geodesic(shift(town)), rel=1e-12)
-    assert row["redline_share"] == pytest.approx(_geodesic(shapely.intersection(
+    assert row["area_ellipsoidal_m2"] == pytest.approx(equal_area_m2(shift(town)), rel=1e-10)
+    assert row["redline_share"] == pytest.approx(equal_area_m2(shapely.intersection(
         shift(town), shift(patches[0]))) / row["area_ellipsoidal_m2"], rel=1e-9)
     assert np.isnan(row["udb_ellipsoidal_m2"]) and np.isnan(row["udb_ellipsoidal_mu"])
     for role in ("redline", "farmland", "udb"):
