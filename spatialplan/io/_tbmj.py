@@ -55,6 +55,25 @@ def _tbmj_field(gdf: pd.DataFrame) -> str | None:
     return next((c for c in gdf.columns if str(c).upper() == "TBMJ"), None)
 
 
+def _numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return the values as floats (NaN where no number) and the mask of missing values.
+
+    A numeric column is taken as it is; text is stripped and parsed (empty text is missing).
+    """
+    missing = raw.isna().to_numpy().copy()
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.to_numpy(dtype=float, na_value=np.nan), missing
+    text = raw.astype("string").str.strip()
+    missing |= (text == "").fillna(True).to_numpy(dtype=bool)
+    number = pd.to_numeric(text.where(~missing), errors="coerce")
+    return number.to_numpy(dtype=float, na_value=np.nan), missing
+
+
+def _shown(value: object) -> str:
+    """Text quoted (``'abc'``), anything else as written (``-1.0``, ``inf``)."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def compare_tbmj(gdf: gpd.GeoDataFrame, *, role: str) -> dict[str, Any] | None:
     """Sum of ``TBMJ`` against the computed ellipsoidal area of the same features.
 
@@ -74,19 +93,18 @@ def compare_tbmj(gdf: gpd.GeoDataFrame, *, role: str) -> dict[str, Any] | None:
         ellipsoid, feature by feature as ``TBMJ`` is), ``relative_difference``
         (``(ellipsoidal_m2 - tbmj_sum_m2) / tbmj_sum_m2``, NaN when the sum is 0),
         ``n_missing`` (no value), ``n_not_numeric`` and ``not_numeric`` (the first
-        :data:`MAX_NAMED` such features as ``feature_id='value'``, ``; ``-separated).
+        :data:`MAX_NAMED` such features as ``feature_id='text'`` or ``feature_id=-1.0``,
+        ``; ``-separated).
     """
     field = _tbmj_field(gdf)
     if field is None:
         return None
     raw = gdf[field]
-    text = raw.astype("string").str.strip()
-    missing = raw.isna().to_numpy() | (text == "").fillna(True).to_numpy()
-    number = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=float)
+    number, missing = _numbers(raw)
     good = ~missing & np.isfinite(number) & (number >= 0)
     bad = np.flatnonzero(~missing & ~good)
     ids = gdf["feature_id"].astype(str).to_numpy() if "feature_id" in gdf else gdf.index
-    named = "; ".join(visible(f"{ids[k]}={raw.iloc[k]!r}") for k in bad[:MAX_NAMED])
+    named = "; ".join(visible(f"{ids[k]}={_shown(raw.iloc[k])}") for k in bad[:MAX_NAMED])
     geoms = np.asarray(gdf.geometry.array, dtype=object)[good]
     ellipsoidal = float(np.nansum(geodesic_areas(geoms, CRS.from_user_input(gdf.crs))))
     total = float(number[good].sum())
