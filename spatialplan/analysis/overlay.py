@@ -262,8 +262,10 @@ def township_stats(
     ellipsoidal_lines
         Compute the ellipsoidal figures of every line (geodesic area on the CGCS2000 ellipsoid
         of the dissolved line inside the township, as 三调 ``TBMJ`` and the 一张图 report
-        areas) and the shares from them (default). ``False`` skips them (several times faster on
-        10⁵ parcels): the ``L_ellipsoidal_*`` and ``L_share`` columns are then NaN.
+        areas) and the shares from them (default; a certified coverage is measured on its
+        certificate's pieces, ~20 % more time on 2·10⁵ parcels; an overlapping layer on every
+        piece). ``False`` skips them: the ``L_ellipsoidal_*`` and ``L_share`` columns are
+        then NaN.
 
     Returns
     -------
