@@ -665,9 +665,8 @@ def dissolved_zone_areas(
     bar. With ``only_overlapping``, only its patches that are in some pair are dissolved and
     the others' pieces are summed: a patch in no pair meets no other patch's interior, so
     ``area(zone ∩ union(P)) = Σ area(zone ∩ p) (p in no pair) + area(zone ∩ union{p in a pair})``.
-    (Planar areas only: :func:`geodesic_areas` splits long edges, so a geodesic area
-    depends on where the line is cut by < 1e-9 only, but the ellipsoidal path keeps the
-    whole-zone dissolve.)
+    (Ellipsoidal areas too: :func:`geodesic_areas` splits long edges, so a geodesic area
+    depends on where the line is cut by < 1e-9 only.)
 
     Returns
     -------

@@ -361,12 +361,10 @@ def _line_in_zones(
 
     Copies of an earlier feature are left out (they add nothing to the union). A certified
     layer is measured on its certificate's pieces cut by the zones, both areas
-    (:func:`_coverage_in_zones`). Any other layer is measured on its clipped pieces: planar
-    areas with only the overlapping patches dissolved
-    (:func:`_overlay_geom.dissolved_zone_areas`), ellipsoidal ones with every patch of a zone
-    dissolved where two overlap, copies included (as their originals), so that the line is cut
-    as it always was (:func:`_geodesic_in_zones`). The planar figures are the same with or
-    without the ellipsoidal ones.
+    (:func:`_coverage_in_zones`). Any other layer is measured on its clipped pieces, with only
+    the overlapping patches dissolved (:func:`_overlay_geom.dissolved_zone_areas`); the
+    ellipsoidal areas are those of the same pieces and unions (:func:`_geodesic_in_zones`).
+    The planar figures are the same with or without the ellipsoidal ones.
     """
     patches = line.distinct
     certified, parts, _ = line.certificate
@@ -379,27 +377,27 @@ def _line_in_zones(
     clip = _geom.clip_to_zones(zones.geoms, patches, grid_size=grid_size,
                                keep_geometry=ellipsoidal, tree=line.tree,
                                zone_area=zones.area, patch_area=line.area)
-    if areas is None:
-        areas, _, _ = _geom.dissolved_zone_areas(zones.geoms, patches, clip, grid_size=grid_size,
-                                                 overlaps=line.distinct_overlaps,
-                                                 only_overlapping=True)
+    planar, dissolved, merged = _geom.dissolved_zone_areas(
+        zones.geoms, patches, clip, grid_size=grid_size, overlaps=line.distinct_overlaps,
+        only_overlapping=True)
+    areas = planar if areas is None else areas
     if not ellipsoidal:
         return areas, None
-    return areas, _geodesic_in_zones(zones, line, clip, crs=crs, grid_size=grid_size)
+    return areas, _geodesic_in_zones(len(zones.geoms), clip, dissolved, merged, crs=crs)
 
 
-def _geodesic_in_zones(
-    zones: _Zones, line: _Line, clip: _geom.Clip, *, crs: CRS, grid_size: float | None
-) -> np.ndarray:
-    """Ellipsoidal area of the dissolved line in each zone, from its clipped pieces."""
-    i, j = line.overlaps
-    _, dissolved, merged = _geom.dissolved_zone_areas(
-        zones.geoms, line.distinct, clip, grid_size=grid_size,
-        overlaps=(line.first[i], line.first[j]))
+def _geodesic_in_zones(n_zones: int, clip: _geom.Clip, dissolved: dict[int, shapely.Geometry],
+                       merged: np.ndarray, *, crs: CRS) -> np.ndarray:
+    """Ellipsoidal area of the dissolved line in each zone, from its pieces and unions.
+
+    The pieces in no union (``~merged``) add up; each zone's union of overlapping pieces
+    (``dissolved``) is added once. :func:`_overlay_geom.geodesic_areas` splits long edges, so
+    these sums do not depend on where the line was cut (to < 1e-9).
+    """
     assert clip.piece is not None  # clipped with keep_geometry
     piece_geod = _geom.geodesic_areas(clip.piece[~merged], crs)
-    geod = np.bincount(clip.zone[~merged], weights=piece_geod,
-                       minlength=len(zones.geoms)).astype(float)
+    geod = np.bincount(clip.zone[~merged], weights=np.nan_to_num(piece_geod),
+                       minlength=n_zones).astype(float)
     if dissolved:
         keys = np.fromiter(dissolved, dtype=np.intp)
         union = np.array([dissolved[k] for k in keys], dtype=object)
