@@ -263,7 +263,7 @@ def township_stats(
         Compute the ellipsoidal figures of every line (geodesic area on the CGCS2000 ellipsoid
         of the dissolved line inside the township, as 三调 ``TBMJ`` and the 一张图 report
         areas) and the shares from them (default; a certified coverage is measured on its
-        certificate's pieces, ~20 % more time on 2·10⁵ parcels; an overlapping layer on every
+        certificate's pieces, ~30 % more time on 2·10⁵ parcels; an overlapping layer on every
         piece). ``False`` skips them: the ``L_ellipsoidal_*`` and ``L_share`` columns are
         then NaN.
 
