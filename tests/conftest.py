@@ -24,6 +24,23 @@ def square(x: float, y: float, size: float) -> shapely.Polygon:
     return shapely.box(x, y, x + size, y + size)
 
 
+def equal_area_m2(geom: shapely.Geometry, crs: str = "EPSG:4545") -> float:
+    """Ellipsoidal area of a plane polygon, independently of spatialplan's geodesic code.
+
+    The polygon (edges straight in ``crs``), split to 1 m edges, measured in a GRS80 Lambert
+    azimuthal equal-area projection centred on it.
+    """
+    from pyproj import Transformer
+
+    c = shapely.centroid(geom)
+    lon, lat = Transformer.from_crs(crs, "EPSG:4490", always_xy=True).transform(c.x, c.y)
+    to_laea = Transformer.from_crs(crs, f"+proj=laea +lat_0={lat} +lon_0={lon} +ellps=GRS80",
+                                   always_xy=True)
+    fine = shapely.segmentize(geom, 1.0)
+    return shapely.transform(fine, lambda xy: np.column_stack(to_laea.transform(xy[:, 0],
+                                                                               xy[:, 1]))).area
+
+
 def write_layer(gdf: gpd.GeoDataFrame, path: Path, **kwargs) -> Path:
     """Write ``gdf`` with pyogrio (the default engine) and return the path."""
     pyogrio.write_dataframe(gdf, path, **kwargs)

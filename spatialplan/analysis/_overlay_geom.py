@@ -28,15 +28,14 @@ piece) pair. Which features of a layer overlap each other is decided in
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Geod, Transformer
 
+from spatialplan.core._geodesic import geodesic_areas as geodesic_areas  # re-exported
 from spatialplan.core._parallel import is_valid, map_chunks
 from spatialplan.core._progress import progress
 
@@ -58,6 +57,7 @@ __all__ = [
     "snap_with_report",
     "union",
     "union_zone_areas",
+    "union_zone_pieces",
 ]
 
 log = logging.getLogger("spatialplan.analysis.overlay")
@@ -567,10 +567,7 @@ def union_zone_areas(
 
     ``parts`` are e.g. the parts of a certified coverage
     (:func:`spatialplan.analysis._overlay_pairs.coverage_certificate`), or a dissolved geometry
-    whose parts are used. They are indexed in an STRtree; each (zone, part) pair is clipped to the
-    zone's bounding box (``clip_by_rect``, linear; the zone lies inside its box, so the
-    intersection is unchanged) and intersected with the zone once, vectorised. Pairs whose
-    interiors do not meet (exact DE-9IM ``touches``, the #1871 guard) carry no area.
+    whose parts are used; they are cut by :func:`union_zone_pieces`.
 
     Returns
     -------
@@ -579,11 +576,36 @@ def union_zone_areas(
         per zone would cost more than :data:`MAX_CLIP_COORDS` vertices (the caller then
         uses the per-zone boundary path).
     """
-    areas = np.zeros(len(zones))
+    pieces = union_zone_pieces(zones, parts, grid_size=grid_size)
+    if pieces is None:
+        return None
+    zone, cut = pieces
+    return np.bincount(zone, weights=shapely.area(cut), minlength=len(zones)).astype(float)
+
+
+def union_zone_pieces(
+    zones: np.ndarray, parts: np.ndarray | shapely.Geometry, *, grid_size: float | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pieces of a dissolved layer in each zone, from polygons with disjoint interiors.
+
+    The parts (see :func:`union_zone_areas`) are indexed in an STRtree; each (zone, part) pair
+    is clipped to the zone's bounding box (``clip_by_rect``, linear; the zone lies inside its
+    box, so the intersection is unchanged) and intersected with the zone once, vectorised.
+    Pairs whose interiors do not meet (exact DE-9IM ``touches``, the #1871 guard) carry no
+    area.
+
+    Returns
+    -------
+    tuple or None
+        ``(zone, piece)``: the zone position of each piece and the pieces (their interiors
+        are disjoint), or ``None`` when clipping would cost more than :data:`MAX_CLIP_COORDS`
+        vertices.
+    """
+    nothing = (np.array([], dtype=np.intp), np.array([], dtype=object))
     parts = shapely.get_parts(np.atleast_1d(np.asarray(parts, dtype=object)))
     parts = parts[~shapely.is_empty(parts)]
     if len(parts) == 0:
-        return areas
+        return nothing
     _prepared(zones[~shapely.is_missing(zones)])
     zi, pi = shapely.STRtree(parts).query(zones, predicate="intersects")
     if int(shapely.get_num_coordinates(parts)[pi].sum()) > MAX_CLIP_COORDS:
@@ -594,10 +616,9 @@ def union_zone_areas(
     live = live[~shapely.touches(zones[zi[live]], clipped[live])]
     cut = safe_overlay(shapely.intersection, zones[zi[live]], clipped[live],
                        grid_size=grid_size)
-    areas += np.bincount(zi[live], weights=shapely.area(cut), minlength=len(zones))
     log.debug("union zones: %d parts, %d zone-part pairs, %d overlays",
               len(parts), len(zi), len(live))
-    return areas
+    return zi[live], cut
 
 
 def _clip_to_boxes(geoms: np.ndarray, zones: np.ndarray, margin: float = 1.0) -> np.ndarray:
@@ -644,7 +665,8 @@ def dissolved_zone_areas(
     bar. With ``only_overlapping``, only its patches that are in some pair are dissolved and
     the others' pieces are summed: a patch in no pair meets no other patch's interior, so
     ``area(zone ∩ union(P)) = Σ area(zone ∩ p) (p in no pair) + area(zone ∩ union{p in a pair})``.
-    (Planar areas only: a geodesic area depends on where the line is cut, by ~1e-7.)
+    (Ellipsoidal areas too: :func:`geodesic_areas` splits long edges, so a geodesic area
+    depends on where the line is cut by < 1e-9 only.)
 
     Returns
     -------
@@ -710,41 +732,3 @@ def dissolved_area(
     if overlapping.any():
         total += float(shapely.area(safe_union(geoms[overlapping], grid_size=grid_size)))
     return total
-
-
-def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
-    """Ellipsoidal area (m²) of each geometry on the CGCS2000 ellipsoid.
-
-    Vertices are transformed to EPSG:4490 longitude/latitude (``always_xy``) in one vectorised
-    call; the geodesic polygon area is then computed by ``pyproj.Geod(ellps="GRS80")``
-    (Karney's algorithm). GRS80 and the CGCS2000 ellipsoid share ``a`` and differ in ``1/f``
-    by about 1e-9: the semi-minor axes differ by about 0.1 mm, far below any area we report.
-    Rings are oriented (exterior counter-clockwise, holes clockwise) first, as ``Geod``
-    expects. Missing geometries give NaN.
-    """
-    out = np.full(len(geoms), np.nan)
-    present = np.flatnonzero(~shapely.is_missing(geoms))
-    if len(present) == 0:
-        return out
-    transformer = Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
-
-    def to_lonlat(xy: np.ndarray) -> np.ndarray:
-        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    lonlat = shapely.transform(shapely.orient_polygons(geoms[present]), to_lonlat)
-    parts, part_owner = shapely.get_parts(lonlat, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
-    geod = Geod(ellps="GRS80")
-    # signed ring areas (exteriors counter-clockwise > 0, holes clockwise < 0), as
-    # Geod.geometry_area_perimeter sums them, without building shapely coordinate sequences
-    ring_area = np.array([
-        geod.polygon_area_perimeter(coords[a:b, 0], coords[a:b, 1])[0]
-        for a, b in progress(itertools.pairwise(bounds), total=len(rings),
-                             desc="ellipsoidal areas")
-    ], dtype=float)
-    per_part = np.bincount(ring_part, weights=ring_area, minlength=len(parts))
-    out[present] = np.abs(np.bincount(part_owner, weights=per_part, minlength=len(present)))
-    return out

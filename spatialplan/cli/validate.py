@@ -4,8 +4,9 @@ Prints, per layer, the source (file, layer, driver), the source CRS, the text en
 it was chosen, and n_in = n_ok + n_repaired + n_rejected; then every repaired and rejected
 feature with its reason, the parcel land-use codes outside the land-use code table with their
 parcel counts, the rasters, the analysis CRS and the overlaps and enclosed gaps between the
-township outlines (count and area). Exit 0 when the plan could be read
-(even with rejected features), 2 on a fatal problem.
+township outlines (count and area); for a control-line or parcel layer carrying 三调 ``TBMJ``
+(ellipsoidal m²), its sum beside the computed ellipsoidal area. Exit 0 when the plan could be
+read (even with rejected features), 2 on a fatal problem.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raster_report,
         read_plan,
         unknown_landuse_report,
+        tbmj_report,
         validation_report,
     )
 
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     rasters = raster_report(plan)
     outlines = _township_outlines(plan)
     unknown = unknown_landuse_report(plan)
+    tbmj = tbmj_report(plan)
     if args.json:
         print(_json_visible(dump_json({
             "plan": {"name": plan.name, "path": str(plan.path), "as_of": str(plan.as_of)},
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             "rasters": rasters.to_dict(orient="records"),
             "township_conflicts": outlines,
             "unknown_landuse_codes": unknown.to_dict(orient="records"),
+            "tbmj": tbmj.to_dict(orient="records"),
         })))
         return 0
     layers["path"] = [_short(p, plan.path) for p in layers["path"]]
@@ -120,6 +124,26 @@ def _township_outlines(plan) -> dict[str, dict] | None:
     return {kind: {"count": int((found["kind"] == kind).sum()),
                    "area_m2": float(found.loc[found["kind"] == kind, "area_m2"].sum())}
             for kind in ("overlap", "gap")}
+    if len(tbmj):
+        _print_tbmj(_visible_frame(tbmj))
+    return 0
+
+
+def _print_tbmj(tbmj: pd.DataFrame) -> None:
+    """Print the TBMJ comparison: sums, relative difference, values that are not numbers."""
+    print("\nTBMJ (图斑面积, ellipsoidal m²) against the computed ellipsoidal area "
+          "(CGCS2000 椭球面积) of the same features:")
+    shown = tbmj.assign(relative_difference=[f"{v:+.2e}" if v == v else "n/a"
+                                             for v in tbmj["relative_difference"]],
+                        tbmj_sum_m2=[f"{v:.2f}" for v in tbmj["tbmj_sum_m2"]],
+                        ellipsoidal_m2=[f"{v:.2f}" for v in tbmj["ellipsoidal_m2"]])
+    print(format_table(shown, columns=["role", "field", "n_compared", "tbmj_sum_m2",
+                                       "ellipsoidal_m2", "relative_difference", "n_missing",
+                                       "n_not_numeric"]))
+    for row in tbmj.itertuples():
+        if row.n_not_numeric:
+            print(f"  {row.role}: {row.n_not_numeric} {row.field} values are not numbers ≥ 0 "
+                  f"(left out of both sums): {row.not_numeric}")
 
 
 def _visible_frame(df: pd.DataFrame) -> pd.DataFrame:

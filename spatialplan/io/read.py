@@ -85,6 +85,7 @@ __all__ = [
     "read_layer",
     "read_plan",
     "unknown_landuse_report",
+    "tbmj_report",
     "validation_report",
 ]
 
@@ -1233,6 +1234,20 @@ def unknown_landuse_report(plan: Plan) -> pd.DataFrame:
     out = pd.DataFrame({"code": counts.index.astype(str), "n_parcels": counts.to_numpy()})
     out = out.sort_values(["n_parcels", "code"], ascending=[False, True], kind="stable")
     return out.reset_index(drop=True)[cols]
+def tbmj_report(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
+    """One row per control-line or parcel layer carrying ``TBMJ``: its sum against our area.
+
+    Columns (:data:`spatialplan.io._tbmj.TBMJ_COLUMNS`): ``role, field, n_features, n_compared,
+    tbmj_sum_m2, ellipsoidal_m2, relative_difference, n_missing, n_not_numeric, not_numeric``;
+    see :func:`spatialplan.io._tbmj.compare_tbmj`. Empty when no layer has the field.
+
+    Example
+    -------
+    >>> tbmj_report(plan).set_index("role")["relative_difference"]  # doctest: +SKIP
+    """
+    from spatialplan.io._tbmj import tbmj_table
+
+    return tbmj_table(_layers_of(plan))
 
 
 def raster_report(plan: Plan) -> pd.DataFrame:

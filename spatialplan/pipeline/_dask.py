@@ -241,7 +241,7 @@ def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoData
     given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
     prepared = _prepare_lines(given, grid, known)
     stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
-                                 tolerance=tolerance, grid_size=grid, ellipsoidal=False)
+                                 tolerance=tolerance, grid_size=grid, ellipsoidal=True)
     if shared.township_conflicts is not None:  # the area its overlaps count twice
         stats = join_columns(stats, overlay.township_double_counted(
             towns, shared.township_conflicts, **given, grid_size=grid, known_valid=known))

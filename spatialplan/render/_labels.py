@@ -77,8 +77,8 @@ _FIXED = {
     "township_code": "乡镇代码",
     "township_name": "乡镇名称",
     "feature_id": "要素编号",
-    "area_m2": "面积(m²,平面)",
-    "area_ellipsoidal_m2": "面积(m²,椭球)",
+    "area_m2": "平面面积(m²)",
+    "area_ellipsoidal_m2": "椭球面积(m²)",
     "n_projects": "项目数",
     "eight_present": "已有/规划且合规的“8”类设施",
     "eight_missing": "缺少合规的“8”类设施",
@@ -136,13 +136,17 @@ EIGHT_COLUMNS = ("eight_present", "eight_missing", "eight_noncompliant", "eight_
 FLAG_NAMES = {"ok": "正常", "too_few_pixels": "像元过少", "partial_coverage": "DEM部分覆盖",
               "no_data": "无DEM数据"}
 
+#: township_stats line columns: planar (analysis CRS) and ellipsoidal (CGCS2000) figures; the
+#: shares are of the ellipsoidal areas
 _SUFFIXES = {
-    "_m2": "面积(m²)",
-    "_ellipsoidal_m2": "面积(m²,椭球)",
-    "_ha": "面积(公顷)",
-    "_mu": "面积(亩)",
-    "_share": "占乡镇比例",
-    "_double_counted_m2": "重复计入面积(m²,乡镇重叠处)",
+    "_m2": "平面面积(m²)",
+    "_ha": "平面面积(公顷)",
+    "_mu": "平面面积(亩)",
+    "_ellipsoidal_m2": "椭球面积(m²)",
+    "_ellipsoidal_ha": "椭球面积(公顷)",
+    "_ellipsoidal_mu": "椭球面积(亩)",
+    "_share": "占乡镇比例(椭球面积)",
+    "_double_counted_m2": "重复计入平面面积(m²,乡镇重叠处)",
 }
 
 
@@ -258,7 +262,7 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     --------
     >>> import pandas as pd
     >>> list(chinese_headers(pd.DataFrame(columns=["township_code", "redline_mu"])).columns)
-    ['乡镇代码', '生态保护红线面积(亩)']
+    ['乡镇代码', '生态保护红线平面面积(亩)']
     """
     if isinstance(df, gpd.GeoDataFrame):
         df = pd.DataFrame(df.drop(columns=df.geometry.name))

@@ -364,27 +364,32 @@ def _add_area_columns(df: pd.DataFrame, cols: list[str], headers: dict[str, str]
     """Add the township and control-line area columns (公顷, 亩, %) in place.
 
     The areas in m² become hectares, the shares percentages: new columns of ``df``, appended to
-    ``cols`` (in the report's order) with their ``headers``.
+    ``cols`` (in the report's order) with their ``headers``. The lines are shown by their
+    ellipsoidal figures (as the official ones, and the shares), planar ones when a table has
+    none; every header says which.
     """
     if "area_m2" in df.columns:
         df["area_ha"] = df["area_m2"] / 1e4
         cols.append("area_ha")
-        headers["area_ha"] = "面积 area (公顷 ha, planar)"
+        headers["area_ha"] = "平面面积 planar area (公顷 ha)"
     if "area_ellipsoidal_m2" in df.columns:
         df["area_ell_ha"] = df["area_ellipsoidal_m2"] / 1e4
         cols.append("area_ell_ha")
-        headers["area_ell_ha"] = "面积 area (公顷 ha, ellipsoidal)"
+        headers["area_ell_ha"] = "椭球面积 ellipsoidal area (公顷 ha)"
     for line, (zh, en) in _LINES.items():
-        if f"{line}_ha" in df.columns:
-            cols.append(f"{line}_ha")
-            headers[f"{line}_ha"] = f"{zh} {en} (公顷 ha)"
-        if f"{line}_mu" in df.columns and line in ("farmland", "cropland"):
-            cols.append(f"{line}_mu")
-            headers[f"{line}_mu"] = f"{zh} {en} (亩 mu)"
+        kind, word = "_ellipsoidal", "椭球 ellipsoidal"
+        if df.get(f"{line}_ellipsoidal_ha", pd.Series(dtype=float)).isna().all():
+            kind, word = "", "平面 planar"
+        if f"{line}{kind}_ha" in df.columns:
+            cols.append(f"{line}{kind}_ha")
+            headers[f"{line}{kind}_ha"] = f"{zh} {en} (公顷 ha, {word})"
+        if f"{line}{kind}_mu" in df.columns and line in ("farmland", "cropland"):
+            cols.append(f"{line}{kind}_mu")
+            headers[f"{line}{kind}_mu"] = f"{zh} {en} (亩 mu, {word})"
         if f"{line}_share" in df.columns:
             df[f"{line}_pct"] = df[f"{line}_share"].astype(float) * 100
             cols.append(f"{line}_pct")
-            headers[f"{line}_pct"] = f"{zh} {en} %"
+            headers[f"{line}_pct"] = f"{zh} {en} % (椭球 ellipsoidal)"
 
 
 def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
@@ -414,8 +419,9 @@ def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
             headers[c] = h
             digits[c] = 0
     known = set(cols) | {"area_m2", "area_ellipsoidal_m2", "feature_id", *EIGHT_COLUMNS}
-    known |= {f"{line}_{s}" for line in _LINES
-              for s in ("m2", "ha", "mu", "share", "double_counted_m2")}
+    known |= {f"{line}{kind}_{unit}" for line in _LINES for kind in ("", "_ellipsoidal")
+              for unit in ("m2", "ha", "mu")}
+    known |= {f"{line}_{s}" for line in _LINES for s in ("share", "double_counted_m2")}
     known.add("overlap_townships")  # shown in the township conflicts section
     cols += [c for c in df.columns if c not in known and not str(c).endswith("_pct")
              and c not in ("area_ha", "area_ell_ha")]

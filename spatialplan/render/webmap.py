@@ -795,11 +795,14 @@ def _township_props(role: str, row: Mapping[str, Any], fields: Sequence[str]) ->
     code = row.get("township_code", row.get("code"))
     pairs: list[tuple[Any, Any]] = [("乡镇 township", name), ("代码 code", code)]
     if not is_missing(row.get("area_m2")):
-        pairs.append(("面积 area (ha)", float(row["area_m2"]) / 1e4))
+        pairs.append(("平面面积 planar area (ha)", float(row["area_m2"]) / 1e4))
+    if not is_missing(row.get("area_ellipsoidal_m2")):
+        pairs.append(("椭球面积 ellipsoidal area (ha)", float(row["area_ellipsoidal_m2"]) / 1e4))
     for line in ("redline", "farmland", "udb", "cropland"):
         share: Any = row.get(f"{line}_share")
         if not is_missing(share):
-            pairs.append((f"{LAYER_NAMES[line].split()[0]} share", f"{100 * float(share):.1f}%"))
+            pairs.append((f"{LAYER_NAMES[line].split()[0]} share (椭球 ellipsoidal)",
+                          f"{100 * float(share):.1f}%"))
     for col in ("n_projects", "eight_missing", "eight_noncompliant", "eight_unchecked"):
         if col in row:
             pairs.append((col, row.get(col)))

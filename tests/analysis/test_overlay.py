@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import equal_area_m2
 from shapely import Polygon, box
 
 from spatialplan.analysis import overlay
@@ -114,7 +115,7 @@ def test_missing_line_is_nan_and_cropland_when_given():
     stats = overlay.township_stats(t, cropland=layer("cropland", box(0, 0, 50, 100)))
     assert np.isnan(stats.loc[0, "redline_m2"]) and np.isnan(stats.loc[0, "udb_share"])
     assert stats.loc[0, "cropland_m2"] == 5000.0
-    assert stats.loc[0, "cropland_share"] == 0.5
+    assert stats.loc[0, "cropland_share"] == pytest.approx(0.5, rel=1e-9)  # ellipsoidal
 
 
 def test_township_with_hole():
@@ -205,6 +206,38 @@ def test_ellipsoidal_hole_and_off_meridian():
     assert ratio[0] == pytest.approx(1.0, rel=1e-5)
     # GK enlarges areas off the meridian by about k² ≈ 1 + x²/R²: ellipsoidal is smaller
     assert ratio[1] == pytest.approx(1 / (1 + 150_000**2 / 6_371_000**2), rel=1e-4)
+
+
+def test_line_areas_are_ellipsoidal_by_default_and_shares_too():
+    """Official figures (三调 TBMJ, 一张图) are ellipsoidal: every line gets m², 公顷, 亩 on the
+    ellipsoid, and its share is of the township's ellipsoidal area."""
+    west = -150_000  # ~1.5° west of the CM: GK enlarges areas by ~5.5e-4 there
+    town = shapely.affinity.translate(box(0, 0, 4000, 3000), west, 0)
+    patches = [shapely.affinity.translate(g, west, 0) for g in (
+        box(-1000, 0, 1500, 1000), box(1000, 500, 2500, 2000), box(3000, 2500, 5000, 4000))]
+    stats = overlay.township_stats(towns(town), farmland=layer("farmland", *patches),
+                                   redline=layer("redline", patches[0]))
+    row = stats.iloc[0]
+    inside = shapely.intersection(shift(town), shapely.union_all([shift(g) for g in patches]))
+    assert row["farmland_ellipsoidal_m2"] == pytest.approx(equal_area_m2(inside), rel=1e-9)
+    assert row["farmland_ellipsoidal_ha"] == pytest.approx(row["farmland_ellipsoidal_m2"] / 1e4)
+    assert row["farmland_ellipsoidal_mu"] == pytest.approx(row["farmland_ellipsoidal_m2"] * 0.0015)
+    assert row["farmland_m2"] == pytest.approx(inside.area)  # planar, analysis CRS
+    assert row["farmland_ellipsoidal_m2"] < row["farmland_m2"] * (1 - 5e-4)
+    share = row["farmland_ellipsoidal_m2"] / row["area_ellipsoidal_m2"]
+    assert row["farmland_share"] == share
+    assert row["area_ellipsoidal_m2"] == pytest.approx(equal_area_m2(shift(town)), rel=1e-10)
+    assert row["redline_share"] == pytest.approx(equal_area_m2(shapely.intersection(
+        shift(town), shift(patches[0]))) / row["area_ellipsoidal_m2"], rel=1e-9)
+    assert np.isnan(row["udb_ellipsoidal_m2"]) and np.isnan(row["udb_ellipsoidal_mu"])
+    for role in ("redline", "farmland", "udb"):
+        cols = [c for c in stats.columns if c.startswith(f"{role}_")]
+        assert cols == [f"{role}_{c}" for c in ("m2", "ha", "mu", "ellipsoidal_m2",
+                                               "ellipsoidal_ha", "ellipsoidal_mu", "share")]
+    fast = overlay.township_stats(towns(town), farmland=layer("farmland", *patches),
+                                  ellipsoidal_lines=False)
+    assert fast.loc[0, "farmland_m2"] == row["farmland_m2"]
+    assert fast[["farmland_ellipsoidal_m2", "farmland_share"]].isna().all().all()
 
 
 # --- conflicts ---------------------------------------------------------------------------------

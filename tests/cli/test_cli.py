@@ -55,7 +55,8 @@ def test_stats_writes_tables_with_chinese_headers(tmp_path):
     out = tmp_path / "o"
     assert main(["stats", DEMO_PLAN, "--out", str(out), "-q"]) == 0
     header = (out / "township_stats.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-    assert "乡镇代码" in header and "生态保护红线面积(亩)" in header
+    assert "乡镇代码" in header and "生态保护红线平面面积(亩)" in header
+    assert "生态保护红线椭球面积(亩)" in header and "生态保护红线占乡镇比例(椭球面积)" in header
     assert set(pyogrio.list_layers(out / "results.gpkg")[:, 0]) == {
         "township_stats", "line_conflicts", "outside_townships", "township_conflicts"}
 

@@ -97,3 +97,55 @@ def test_validate_json_no_unknown_landuse_codes(tmp_path, townships_gdf, capsys)
     assert json.loads(capsys.readouterr().out)["unknown_landuse_codes"] == []
     assert main(["validate", str(plan), "-q"]) == 0
     assert "not in the land-use code table" not in capsys.readouterr().out
+def _tbmj_plan(tmp_path, townships_gdf, tbmj):
+    """A plan whose farmland carries 三调 TBMJ (text, as some exports store it)."""
+    from pyproj import Geod
+
+    write_layer(townships_gdf, tmp_path / "towns.gpkg")
+    geoms = [square(LON + k * .002, LAT, .001) for k in range(len(tbmj))]
+    geod = Geod(ellps="GRS80")
+    farm = gpd.GeoDataFrame({"TBMJ": [f"{abs(geod.geometry_area_perimeter(g)[0]):.2f}"
+                                      if v == "true" else v
+                                      for g, v in zip(geoms, tbmj, strict=True)]},
+                            geometry=geoms, crs="EPSG:4490")
+    write_layer(farm, tmp_path / "farm.gpkg")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[plan]\nname = "示范镇"\n[layers.townships]\npath = "towns.gpkg"\n'
+                    '[layers.farmland]\npath = "farm.gpkg"\n', encoding="utf-8")
+    return plan
+
+
+def test_validate_compares_tbmj_with_the_ellipsoidal_area(tmp_path, townships_gdf, capsys):
+    """Official areas are ellipsoidal: validate sets the sum of TBMJ beside ours, and names the
+    values that are no area instead of guessing them."""
+    plan = _tbmj_plan(tmp_path, townships_gdf, ["true", "true", "abc", None, "-5", "true"])
+    assert main(["validate", str(plan), "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)["tbmj"]
+    assert (row["role"], row["field"], row["n_features"], row["n_compared"]) == (
+        "farmland", "TBMJ", 6, 3)
+    assert (row["n_missing"], row["n_not_numeric"]) == (1, 2)
+    assert row["not_numeric"] == "farmland:2='abc'; farmland:4='-5'"
+    assert row["tbmj_sum_m2"] == pytest.approx(3 * 1.1e4, rel=0.02)  # 0.001° squares
+    assert row["ellipsoidal_m2"] == pytest.approx(row["tbmj_sum_m2"], rel=1e-6)
+    assert abs(row["relative_difference"]) < 1e-6
+    assert main(["validate", str(plan), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "TBMJ (图斑面积, ellipsoidal m²)" in out and "椭球面积" in out
+    assert "farmland: 2 TBMJ values are not numbers" in out and "farmland:4='-5'" in out
+
+
+def test_validate_tbmj_that_does_not_reconcile(tmp_path, townships_gdf, capsys):
+    """A TBMJ far from the area of its polygon shows as a large relative difference."""
+    plan = _tbmj_plan(tmp_path, townships_gdf, ["1"])
+    assert main(["validate", str(plan), "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)["tbmj"]
+    assert row["n_not_numeric"] == 0 and row["not_numeric"] == ""
+    assert row["tbmj_sum_m2"] == 1.0
+    assert row["relative_difference"] > 1000  # ~1.1e4 m² computed against 1 m² recorded
+
+
+def test_validate_without_tbmj_has_no_comparison(tmp_path, townships_gdf, capsys):
+    assert main(["validate", str(make_plan(tmp_path, townships_gdf)), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tbmj"] == []
+    assert main(["validate", str(make_plan(tmp_path, townships_gdf)), "-q"]) == 0
+    assert "TBMJ" not in capsys.readouterr().out

@@ -134,6 +134,13 @@ def test_generated_case_identical(generated_plan, client):
     assert findings[("P4", "project_overlap")] == "review"
     assert local.projects.set_index("project_id").loc["P8", "verdict"] == "error"
     assert local.outside_townships.set_index("line").loc["farmland", "outside_m2"] > 0
+    # both engines write the ellipsoidal line areas and base the shares on them
+    for result in (local, dask):
+        stats = result.township_stats
+        for role in ("redline", "farmland", "udb"):
+            assert stats[f"{role}_ellipsoidal_mu"].notna().all(), role
+            assert stats[f"{role}_share"].to_numpy() == pytest.approx(
+                (stats[f"{role}_ellipsoidal_m2"] / stats["area_ellipsoidal_m2"]).to_numpy())
 
 
 def test_generated_case_partition_sizes(generated_plan, client):

@@ -251,10 +251,10 @@ def test_tables_for_readers_have_no_ids_and_rounded_areas():
     assert "feature_id" not in out.columns and "要素编号" not in out.columns
     assert "townships:0" not in out.to_csv()
     row = out.iloc[0]
-    assert row["面积(m²,平面)"] == 39667782.04
-    assert row["生态保护红线面积(公顷)"] == 781.5849
-    assert row["生态保护红线面积(亩)"] == 11723.7733
-    assert row["生态保护红线占乡镇比例"] == 0.197  # a share is not an area: unchanged
+    assert row["平面面积(m²)"] == 39667782.04
+    assert row["生态保护红线平面面积(公顷)"] == 781.5849
+    assert row["生态保护红线平面面积(亩)"] == 11723.7733
+    assert row["生态保护红线占乡镇比例(椭球面积)"] == 0.197  # a share is not an area: unchanged
     assert row["已有/规划且合规的“8”类设施"] == "道路、学校" and row["缺少合规的“8”类设施"] == "XYZ"
     assert row["“8”类项目数"] == 8
     conflicts = pd.DataFrame({"layer_a": ["farmland"], "layer_b": ["udb"],
@@ -265,8 +265,35 @@ def test_tables_for_readers_have_no_ids_and_rounded_areas():
     assert row["图层A"] == "永久基本农田 farmland" and row["图层B"] == "城镇开发边界 udb"
     assert row["要素A序号(源图层第n个)"] == 335 and row["要素B序号(源图层第n个)"] == 1
     assert row["类型"] == "边界误差 boundary noise"
-    assert row["面积(m²,平面)"] == 0.6 and row["两要素重叠总面积(m²)"] == 0.6
+    assert row["平面面积(m²)"] == 0.6 and row["两要素重叠总面积(m²)"] == 0.6
     assert conflicts.loc[0, "feature_a"] == "farmland:334"  # the input is not changed
+
+
+def test_township_headers_say_planar_or_ellipsoidal():
+    """Every area header of township_stats says which figure it is; shares are ellipsoidal."""
+    from spatialplan.render._labels import chinese_headers
+
+    cols = ["area_m2", "area_ellipsoidal_m2"] + [
+        f"farmland{kind}_{unit}" for kind in ("", "_ellipsoidal") for unit in ("m2", "ha", "mu")]
+    out = chinese_headers(pd.DataFrame([[1.0] * len(cols) + [0.5]], columns=[*cols,
+                                                                              "farmland_share"]))
+    assert list(out.columns) == [
+        "平面面积(m²)", "椭球面积(m²)", "永久基本农田平面面积(m²)", "永久基本农田平面面积(公顷)",
+        "永久基本农田平面面积(亩)", "永久基本农田椭球面积(m²)", "永久基本农田椭球面积(公顷)",
+        "永久基本农田椭球面积(亩)", "永久基本农田占乡镇比例(椭球面积)"]
+
+
+def test_report_shows_the_ellipsoidal_line_areas():
+    stats = pd.DataFrame({"township_code": ["1"], "township_name": ["甲镇"],
+                          "area_m2": [2e6], "area_ellipsoidal_m2": [1.99e6],
+                          "farmland_m2": [1e6], "farmland_ha": [100.0], "farmland_mu": [1500.0],
+                          "farmland_ellipsoidal_m2": [9.9e5], "farmland_ellipsoidal_ha": [99.0],
+                          "farmland_ellipsoidal_mu": [1485.0], "farmland_share": [0.4975]})
+    html = render_report(plan_name="x", summary=None, township_stats=stats, line_conflicts=None,
+                         projects=None, findings=None)
+    assert "椭球面积 ellipsoidal area" in html and "平面面积 planar area" in html
+    assert "(公顷 ha, 椭球 ellipsoidal)" in html and "99.0000" in html
+    assert "(公顷 ha, 平面 planar)" not in html and "100.0000" not in html
 
 
 def test_redline_kind_named_in_chinese():
@@ -302,7 +329,7 @@ def test_demo_outputs_show_no_internal_ids_or_raw_keys(tmp_path):
     assert terrain["乡镇代码"].tolist() == ["520399101", "520399102", "520399103", "520399201"]
     stats = pd.read_csv(out / "township_stats.csv", encoding="utf-8-sig", dtype=str)
     decimals = {c: {len(v.split(".")[1]) for v in stats[c] if "." in v} for c in stats.columns
-                if c.endswith(("(亩)", "(公顷)", "(m²)", "平面)", "椭球)"))}
+                if c.endswith(("(亩)", "(公顷)", "(m²)"))}
     assert decimals and all(max(d, default=0) <= (4 if c.endswith(("(亩)", "(公顷)")) else 2)
                             for c, d in decimals.items()), decimals
     text = _visible_text((out / "report.html").read_text(encoding="utf-8"))
