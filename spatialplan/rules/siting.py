@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from spatialplan.core.distortion import site_scale
 from spatialplan.errors import CRSError, DataLayerError, SpatialPlanError
 from spatialplan.rules import _sites
 from spatialplan.rules._dates import bilingual
@@ -239,7 +240,13 @@ class _Ctx:
         self.geom_error = _geometry_problems(self.geoms)
         self.usable = pd.isna(self.geom_error)
         self.geoms[~self.usable] = None
+        #: per site, factors turning lengths and areas measured in ``crs`` into those of the
+        #: site's own Gauss-Kruger zone (1 in the analysis zone; core.distortion.site_scale)
+        self.len_scale, self.area_scale = site_scale(self.geoms, crs)
+        self.rescaled = bool(np.any(self.len_scale != 1.0) or np.any(self.area_scale != 1.0))
         self.area = np.where(self.usable, shapely.area(self.geoms), np.nan)
+        if self.rescaled:
+            self.area = self.area * self.area_scale
         self.tol_m2 = np.array([r["tolerance"]["min_overlap_m2"] for r in self.row_rules])
         self.tol_share = np.array([r["tolerance"]["min_overlap_share"] for r in self.row_rules])
         self.measures = {m: np.full(self.n, np.nan) for m in _MEASURES}
