@@ -17,7 +17,9 @@ planned sites of the project register and returns two tables (see DESIGN.md, "Re
   ``projects``. :func:`unmapped_builds` returns the footprints themselves.
 
 Overlaps above zero but below the tolerance (``[tolerance]`` of the rulebook) are ``review``
-("boundary noise"), never a silent pass. Inputs must share one projected (metric) CRS.
+("boundary noise"), never a silent pass. Inputs must share one projected (metric) CRS; the
+distances and areas of a site outside that CRS's Gauss-Kruger zone are measured as in its own
+zone (:func:`spatialplan.core.distortion.site_scale`).
 
 Examples
 --------
@@ -25,8 +27,9 @@ Examples
 >>> projects = gpd.GeoDataFrame(
 ...     {"project_id": ["P1"], "name": ["镇卫生院"], "facility": ["卫生院"],
 ...      "township_code": ["520100001"]},
-...     geometry=[shapely.box(0, 0, 50, 40)], crs="EPSG:4545")
->>> farmland = gpd.GeoDataFrame(geometry=[shapely.box(40, 0, 90, 40)], crs="EPSG:4545")
+...     geometry=[shapely.box(450_000, 3_075_000, 450_050, 3_075_040)], crs="EPSG:4545")
+>>> farmland = gpd.GeoDataFrame(geometry=[shapely.box(450_040, 3_075_000, 450_090, 3_075_040)],
+...                             crs="EPSG:4545")
 >>> result, findings = check_projects(projects, farmland=farmland, as_of="2024-06-30")
 >>> result.loc[0, "verdict"], float(result.loc[0, "farmland_m2"])
 ('fail', 400.0)

@@ -433,3 +433,19 @@ def test_unreadable_geometry_keeps_its_source_id_with_bbox(tmp_path, positions):
     assert lyr.rejected["feature_id"].tolist() == [ids["f4"]]
     assert lyr.rejected["reason"].iloc[0].startswith("unreadable geometry")
     assert full.rejected["reason"].iloc[0].startswith("unreadable geometry")
+
+
+def test_read_plan_measures_the_chosen_zone_over_several_zones(tmp_path, data_dir):
+    import shutil
+
+    shutil.copy(data_dir / "guizhou_counties_wgs84.geojson", tmp_path / "gz.geojson")
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nname = "贵州"\n[layers.townships]\npath = "gz.geojson"\n'
+        'fields = { code = "district_adcode", name = "district_name" }\n', encoding="utf-8")
+    plan = read_plan(tmp_path / "plan.toml")
+    d = plan.crs_distortion
+    assert plan.crs.to_epsg() == 4545 and "spans zones 35-37" in plan.crs_reason
+    assert d.text() in plan.crs_reason and d.lon < 104.0  # the western counties
+    assert 0.001 < d.linear < 0.01 and 0.002 < d.areal < 0.01  # warned, not refused
+    with pytest.raises(CRSError, match=r"EPSG:4541 .* % in area"):
+        read_plan(tmp_path / "plan.toml", crs="EPSG:4541")
