@@ -107,17 +107,31 @@ class Distortion:
 
 def _hull(layers: Iterable[Any]) -> Any:
     """Convex hull of every coordinate of ``layers`` (GeoDataFrames/GeoSeries/arrays)."""
-    hulls = []
+    parts = []
     for layer in layers:
         if layer is None:
             continue
         geoms = np.asarray(layer.geometry.values if hasattr(layer, "geometry") else layer)
         coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
         if len(coords):
-            hulls.append(shapely.convex_hull(shapely.multipoints(coords)))
-    if not hulls:
+            parts.append(_hull_candidates(coords))
+    if not parts:
         return None
-    return shapely.convex_hull(shapely.union_all(hulls))
+    return shapely.convex_hull(shapely.multipoints(np.vstack(parts)))
+
+
+def _hull_candidates(coords: np.ndarray) -> np.ndarray:
+    """Keep the coordinates that may be vertices of their convex hull (Akl-Toussaint filter).
+
+    The points extreme in x, y, x + y and x - y span a convex polygon; a point strictly inside
+    it cannot be a hull vertex. This keeps the hull of millions of vertices cheap.
+    """
+    x, y = coords[:, 0], coords[:, 1]
+    ends = [f(v) for v in (x, y, x + y, x - y) for f in (np.argmin, np.argmax)]
+    inner = shapely.convex_hull(shapely.multipoints(coords[ends]))
+    if inner.area <= 0:  # collinear extremes: nothing can be ruled out
+        return coords
+    return coords[~shapely.contains_xy(inner, x, y)]
 
 
 def _samples(hull: Any) -> tuple[np.ndarray, np.ndarray]:
