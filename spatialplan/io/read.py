@@ -52,6 +52,7 @@ from spatialplan.core.crs import (
     refuse_ballpark,
     to_analysis,
 )
+from spatialplan.core.distortion import Distortion, check_distortion, measure_distortion
 from spatialplan.errors import CRSError, DataLayerError, DataSourceError, FieldError, RasterError
 from spatialplan.io._encoding import (
     _choose_encoding,
@@ -222,6 +223,8 @@ class Plan:
     catalog: Any = None
     rules_path: Path | None = None
     catalog_path: Path | None = None
+    #: the analysis CRS's largest scale distortion on the data (None: no geometry)
+    crs_distortion: Distortion | None = None
 
 
 # -- sources ---------------------------------------------------------------------------------
@@ -1077,15 +1080,18 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 sqlite_pending=sqlite_pending, plugin_role=role in extra,
                 geometry=ls.geometry, where_filter=ls.where,
                 geometry_column=ls.geometry_column)
+    requested = crs if crs is not None else spec.crs
     analysis_crs, reason = choose_analysis_crs(
-        [lyr.data for lyr in layers.values()],
-        requested=crs if crs is not None else spec.crs)
+        [lyr.data for lyr in layers.values()], requested=requested)
     log.debug("analysis CRS: %s", reason)
     for role, lyr in layers.items():
         where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
         # read_layer (no crs, no transformation) has checked these geometries inside China
         lyr.data = _to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path,
                                 inside_checked=True)
+    distortion = _guard_distortion(layers, analysis_crs, requested=requested)
+    if distortion is not None:
+        reason += f"; {distortion.text()}"
     if "townships" in layers:
         reference = _xy_bounds(layers["townships"].data)
         for role, lyr in layers.items():
@@ -1098,7 +1104,22 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 as_of=as_of or spec.as_of, layers=layers, rasters=rasters,
                 rules=rulebook, catalog=facility_catalog,
                 rules_path=None if rules_path is None else Path(rules_path),
-                catalog_path=None if catalog_path is None else Path(catalog_path))
+                catalog_path=None if catalog_path is None else Path(catalog_path),
+                crs_distortion=distortion)
+
+
+def _guard_distortion(layers: dict[str, Layer], crs: pyproj.CRS, *,
+                      requested: Any) -> Distortion | None:
+    """Measure the analysis CRS's scale distortion on the layers (all in ``crs``).
+
+    A CRS the plan (or ``--crs``) names is refused above 1 % and warned about above 0.1 %; an
+    automatic choice is only warned about (:func:`~spatialplan.core.distortion.check_distortion`).
+    """
+    distortion = measure_distortion([lyr.data for lyr in layers.values()], crs)
+    named = requested is not None and not (isinstance(requested, str)
+                                           and requested.strip().lower() == "auto")
+    check_distortion(distortion, named=named)
+    return distortion
 
 
 def _plugin_layer_roles(spec: PlanSpec, rules: dict) -> list[str]:

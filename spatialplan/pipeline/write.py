@@ -129,6 +129,8 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
                  "as_of": str(result_date(plan, result))},
         "analysis_crs": plan.crs.to_string(),
         "crs_reason": plan.crs_reason,
+        "crs_distortion": (None if plan.crs_distortion is None
+                           else plan.crs_distortion.as_dict()),
         "tolerance": result.tolerance,
         "inputs": inputs,
         "layers": report.to_dict(orient="records"),

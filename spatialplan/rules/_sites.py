@@ -10,6 +10,7 @@ evaluated (``status is None`` for rows it could not evaluate; the caller turns t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from math import isnan
 from typing import Any
 
@@ -176,15 +177,32 @@ def layer_overlaps(ctx, role: str, layer: gpd.GeoDataFrame | None, *,
     """Return the sites' overlaps with a layer, computed once per check (``ctx.overlaps``)."""
     found = ctx.overlaps.get(role)
     if found is None or (covered and found.covered is None):
-        found = site_overlaps(ctx.geoms, layer, covered=covered)
+        found = own_zone(ctx, site_overlaps(ctx.geoms, layer, covered=covered))
         ctx.overlaps[role] = found
     return found
 
 
 def _self_overlaps(ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if _SELF not in ctx.overlaps:
-        ctx.overlaps[_SELF] = self_overlap_pairs(ctx.geoms)
+        ctx.overlaps[_SELF] = own_zone(ctx, self_overlap_pairs(ctx.geoms))
     return ctx.overlaps[_SELF]
+
+
+def own_zone(ctx, found: Any) -> Any:
+    """Overlap areas (:class:`Overlaps` or ``(site, other, area)``) as in each site's own zone.
+
+    ``ctx.area_scale`` holds, per site, the factor from an area in the analysis CRS to the
+    area in the site's own Gauss-Kruger zone (:func:`spatialplan.core.distortion.site_scale`),
+    exactly 1 for every site in the analysis zone, when nothing is changed.
+    """
+    if not ctx.rescaled:
+        return found
+    scale = ctx.area_scale
+    if isinstance(found, tuple):
+        si, oi, area = found
+        return si, oi, area * scale[si]
+    return replace(found, area=found.area * scale[found.site],
+                   covered=None if found.covered is None else found.covered * scale)
 
 
 def prefetch_overlaps(ctx, layers: dict[str, Any], *, rules: Iterable[str]) -> None:
@@ -220,7 +238,7 @@ def prefetch_overlaps(ctx, layers: dict[str, Any], *, rules: Iterable[str]) -> N
 
     done = map_items(run, jobs, geoms=[ctx.geoms])
     for (role, _covered), result in zip(jobs, done, strict=True):
-        ctx.overlaps[role] = result
+        ctx.overlaps[role] = own_zone(ctx, result)
 
 
 # --------------------------------------------------------------------------- township
@@ -794,16 +812,34 @@ def _parcel_labels(parcels: gpd.GeoDataFrame | None, pos: np.ndarray) -> tuple[
     return pcodes, pfids
 
 
+def _planar(ctx, src: np.ndarray, min_m: float) -> float:
+    """Return the planar distance covering ``min_m`` in every ``src`` site's own zone."""
+    if not ctx.rescaled or len(src) == 0:
+        return min_m
+    return float(min_m / np.min(ctx.len_scale[src]))
+
+
+def _own_zone_distance(ctx, site: np.ndarray, other: np.ndarray, dist: np.ndarray,
+                       min_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distances as in each site's own zone (``ctx.len_scale``), the pairs within ``min_m``."""
+    if not ctx.rescaled:
+        return site, other, dist
+    dist = dist * ctx.len_scale[site]
+    keep = dist <= min_m
+    return site[keep], other[keep], dist[keep]
+
+
 def _site_hits(ctx, src: np.ndarray, dst: np.ndarray, min_m: float,
                hits: dict[int, list[tuple[float, str]]]) -> None:
     """Record the pairs of sites (from ``src`` to ``dst``) closer than ``min_m``, both ways."""
     pids = ctx.attrs["project_id"].to_numpy()
     tree = shapely.STRtree(ctx.geoms[dst])
-    a, b = tree.query(ctx.geoms[src], predicate="dwithin", distance=min_m)
+    a, b = tree.query(ctx.geoms[src], predicate="dwithin", distance=_planar(ctx, src, min_m))
     s, d = src[a], dst[b]
     keep = s != d
     s, d = s[keep], d[keep]
-    dist = shapely.distance(ctx.geoms[s], ctx.geoms[d])
+    s, d, dist = _own_zone_distance(ctx, s, d, shapely.distance(ctx.geoms[s], ctx.geoms[d]),
+                                    min_m)
     for x, y, m in zip(s, d, dist, strict=True):
         hits.setdefault(x, []).append((m, f"{ctx.name_zh[y]} {pids[y]}|{ctx.codes[y]} "
                                           f"{pids[y]}|{min_m:g}"))
@@ -816,9 +852,10 @@ def _parcel_hits(ctx, src: np.ndarray, parcels: tuple[np.ndarray, np.ndarray, np
     """Record the sites of ``src`` closer than ``min_m`` to the (selected) ``parcels``."""
     pgeoms, pcodes, pfids = parcels
     tree = shapely.STRtree(pgeoms)
-    a, b = tree.query(ctx.geoms[src], predicate="dwithin", distance=min_m)
-    dist = shapely.distance(ctx.geoms[src[a]], pgeoms[b])
-    for x, k, m in zip(src[a], b, dist, strict=True):
+    a, b = tree.query(ctx.geoms[src], predicate="dwithin", distance=_planar(ctx, src, min_m))
+    sites, b, dist = _own_zone_distance(ctx, src[a], b, shapely.distance(ctx.geoms[src[a]],
+                                                                         pgeoms[b]), min_m)
+    for x, k, m in zip(sites, b, dist, strict=True):
         code, fid = pcodes[k], pfids[k]
         hits.setdefault(x, []).append((m, f"{code} 地块 {fid}|parcel {fid} ({code})|{min_m:g}"))
 
@@ -1053,6 +1090,8 @@ def rule_as_built(ctx, built: gpd.GeoDataFrame | None) -> Out:
             inside.tolist(), fp_area.tolist(), strict=True)], dtype=float)
         ctx.measures["built_inside_share"][rows] = share
         outside = np.maximum(fp_area - inside, 0.0)
+        if ctx.rescaled:
+            outside = outside * ctx.area_scale[rows]
         needed = min_share[rows]
         ok = np.array([s >= m for s, m in zip(share.tolist(), needed, strict=True)], dtype=bool)
         for status, pick in (("pass", ok), ("fail", ~ok)):

@@ -17,7 +17,9 @@ planned sites of the project register and returns two tables (see DESIGN.md, "Re
   ``projects``. :func:`unmapped_builds` returns the footprints themselves.
 
 Overlaps above zero but below the tolerance (``[tolerance]`` of the rulebook) are ``review``
-("boundary noise"), never a silent pass. Inputs must share one projected (metric) CRS.
+("boundary noise"), never a silent pass. Inputs must share one projected (metric) CRS; the
+distances and areas of a site outside that CRS's Gauss-Kruger zone are measured as in its own
+zone (:func:`spatialplan.core.distortion.site_scale`).
 
 Examples
 --------
@@ -25,8 +27,9 @@ Examples
 >>> projects = gpd.GeoDataFrame(
 ...     {"project_id": ["P1"], "name": ["镇卫生院"], "facility": ["卫生院"],
 ...      "township_code": ["520100001"]},
-...     geometry=[shapely.box(0, 0, 50, 40)], crs="EPSG:4545")
->>> farmland = gpd.GeoDataFrame(geometry=[shapely.box(40, 0, 90, 40)], crs="EPSG:4545")
+...     geometry=[shapely.box(450_000, 3_075_000, 450_050, 3_075_040)], crs="EPSG:4545")
+>>> farmland = gpd.GeoDataFrame(geometry=[shapely.box(450_040, 3_075_000, 450_090, 3_075_040)],
+...                             crs="EPSG:4545")
 >>> result, findings = check_projects(projects, farmland=farmland, as_of="2024-06-30")
 >>> result.loc[0, "verdict"], float(result.loc[0, "farmland_m2"])
 ('fail', 400.0)
@@ -44,6 +47,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from spatialplan.core.distortion import site_scale
 from spatialplan.errors import CRSError, DataLayerError, FieldError, SpatialPlanError
 from spatialplan.rules import _sites
 from spatialplan.rules._dates import bilingual
@@ -240,7 +244,13 @@ class _Ctx:
         self.geom_error = _geometry_problems(self.geoms)
         self.usable = pd.isna(self.geom_error)
         self.geoms[~self.usable] = None
+        #: per site, factors turning lengths and areas measured in ``crs`` into those of the
+        #: site's own Gauss-Kruger zone (1 in the analysis zone; core.distortion.site_scale)
+        self.len_scale, self.area_scale = site_scale(self.geoms, crs)
+        self.rescaled = bool(np.any(self.len_scale != 1.0) or np.any(self.area_scale != 1.0))
         self.area = np.where(self.usable, shapely.area(self.geoms), np.nan)
+        if self.rescaled:
+            self.area = self.area * self.area_scale
         self.tol_m2 = np.array([r["tolerance"]["min_overlap_m2"] for r in self.row_rules])
         self.tol_share = np.array([r["tolerance"]["min_overlap_share"] for r in self.row_rules])
         self.measures = {m: np.full(self.n, np.nan) for m in _MEASURES}

@@ -149,3 +149,21 @@ def test_validate_without_tbmj_has_no_comparison(tmp_path, townships_gdf, capsys
     assert json.loads(capsys.readouterr().out)["tbmj"] == []
     assert main(["validate", str(make_plan(tmp_path, townships_gdf)), "-q"]) == 0
     assert "TBMJ" not in capsys.readouterr().out
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:4549"])
+
+
+def test_validate_refuses_a_distorting_named_crs(tmp_path, townships_gdf, capsys, crs):
+    # Web Mercator stretches lengths by 13 % at 27.8°N; zone 40 (120°E) lies 12.5° away
+    assert main(["validate", str(make_plan(tmp_path, townships_gdf)), "--crs", crs]) == 2
+    err = capsys.readouterr().err
+    assert "spatialplan: error: the analysis CRS" in err and "Traceback" not in err
+    assert f"analysis CRS {crs}" in err and "% in area" in err and "more than the 1 %" in err
+    assert 'crs = "auto"' in err and "EPSG:4545" in err
+
+
+def test_validate_reports_the_measured_distortion(tmp_path, townships_gdf, capsys):
+    assert main(["validate", str(make_plan(tmp_path, townships_gdf)), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "scale distortion on the data ≤ 0.00 % in length" in data["crs_reason"]
+    assert main(["validate", str(make_plan(tmp_path, townships_gdf)), "--crs", "EPSG:4545",
+                 "-q"]) == 0

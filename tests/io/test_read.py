@@ -278,6 +278,8 @@ def test_datetime_objects_accepted(tmp_path):
      ("end_year", ["2024", "20x4"], "20x4"),
      ("status", ["planned", "dreaming"], "dreaming")],
 )
+
+
 def test_unparseable_value_names_feature_and_value(tmp_path, column, values, bad):
     g = projects_frame(**{column: values})
     with pytest.raises(FieldError, match=bad) as exc:
@@ -416,6 +418,8 @@ def _ring_geojson(path, *, unclosed: int) -> None:
 
 
 @pytest.mark.parametrize("positions", [None, "file order"])
+
+
 def test_unreadable_geometry_keeps_its_source_id_with_bbox(tmp_path, positions):
     # the bbox leaves out the first two features and the FIDs run backwards, so the rows are
     # reordered after the read: the unreadable one must keep its own id and reason
@@ -457,3 +461,17 @@ def test_raster_report_names_a_dem_far_coarser_than_the_sites(tmp_path):
     assert "far coarser than the sites" in problems
     width = re.search(r"cells are ([\d,]+) m wide", problems)
     assert width and 18_000 < int(width.group(1).replace(",", "")) < 23_000
+def test_read_plan_measures_the_chosen_zone_over_several_zones(tmp_path, data_dir):
+    import shutil
+
+    shutil.copy(data_dir / "guizhou_counties_wgs84.geojson", tmp_path / "gz.geojson")
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nname = "贵州"\n[layers.townships]\npath = "gz.geojson"\n'
+        'fields = { code = "district_adcode", name = "district_name" }\n', encoding="utf-8")
+    plan = read_plan(tmp_path / "plan.toml")
+    d = plan.crs_distortion
+    assert plan.crs.to_epsg() == 4545 and "spans zones 35-37" in plan.crs_reason
+    assert d.text() in plan.crs_reason and d.lon < 104.0  # the western counties
+    assert 0.001 < d.linear < 0.01 and 0.002 < d.areal < 0.01  # warned, not refused
+    with pytest.raises(CRSError, match=r"EPSG:4541 .* % in area"):
+        read_plan(tmp_path / "plan.toml", crs="EPSG:4541")

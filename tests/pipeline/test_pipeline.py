@@ -91,6 +91,9 @@ def test_write_check_subset_and_manifest(demo_plan, demo_result, tmp_path):
     assert manifest["counts"]["projects_in"] == manifest["counts"]["projects_out"]
     assert all(len(item["sha256"]) == 64 for item in manifest["inputs"])
     assert manifest["tolerance"]["min_overlap_m2"] == demo_result.tolerance["min_overlap_m2"]
+    # the analysis zone's measured scale distortion on the data (the demo: one zone, tiny)
+    assert manifest["crs_distortion"] == demo_plan.crs_distortion.as_dict()
+    assert 0 < manifest["crs_distortion"]["areal_pct"] < 0.1
 
 
 def test_write_check_refuses_input_folder(demo_plan, demo_result):
