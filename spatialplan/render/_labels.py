@@ -146,7 +146,7 @@ _SUFFIXES = {
     "_ellipsoidal_ha": "椭球面积(公顷)",
     "_ellipsoidal_mu": "椭球面积(亩)",
     "_share": "占乡镇比例(椭球面积)",
-    "_double_counted_m2": "重复计入平面面积(m²,乡镇重叠处)",
+    "_double_counted_m2": "重复计入面积(m²,乡镇重叠处)",
 }
 
 
