@@ -85,7 +85,16 @@ def read_plan_from_args(args: argparse.Namespace, plan_path: str | Path | None =
 
         check_output_dir(args.out, _spec_inputs(spec, rules, catalog))
     return read_plan(spec, as_of=getattr(args, "as_of", None), crs=getattr(args, "crs", None),
-                     rules=rules, catalog=catalog)
+                     rules=rules, catalog=catalog, defer=_deferred(args))
+
+
+def _deferred(args: argparse.Namespace) -> tuple[str, ...]:
+    """Return the roles the dask engine's driver only opens (its partitions read their features)."""
+    if getattr(args, "engine", None) != "dask":
+        return ()
+    from spatialplan.pipeline.engine import DEFERRED_ROLES
+
+    return DEFERRED_ROLES
 
 
 def _spec_inputs(spec, rules: str | None, catalog: str | None = None) -> list[Path]:

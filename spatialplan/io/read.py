@@ -22,7 +22,7 @@ import datetime as _dt
 import logging
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,6 +54,7 @@ from spatialplan.core.crs import (
 )
 from spatialplan.core.distortion import Distortion, check_distortion, measure_distortion
 from spatialplan.errors import CRSError, DataLayerError, DataSourceError, FieldError, RasterError
+from spatialplan.io._defer import NOT_DEFERRABLE, extent_in, read_deferred, stand_in
 from spatialplan.io._encoding import (
     _choose_encoding,
     _sidecar,
@@ -136,7 +137,10 @@ class SourceInfo:
 class Layer:
     """One read layer: accepted features, rejected and repaired ones, and its source.
 
-    Invariant: ``n_in == n_ok + n_repaired + n_rejected`` and ``n_ok + n_repaired == len(data)``.
+    Invariant: ``n_in == n_ok + n_repaired + n_rejected`` and ``n_ok + n_repaired == len(data)``,
+    except for a deferred layer (``deferred=True``, :func:`read_plan`'s ``defer``): only opened,
+    its ``data`` holds no feature, ``n_in`` is the source's feature count and ``extent`` their
+    bounds in the CRS of ``data``; nothing of it was validated.
     """
 
     role: str
@@ -149,6 +153,10 @@ class Layer:
     #: handed exactly these objects may skip a repeated validity test (see
     #: :func:`spatialplan.analysis.overlay.control_line_report`'s ``known_valid``)
     validated: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: only opened (count, extent, CRS): its features are read elsewhere (the dask partitions)
+    deferred: bool = False
+    #: a deferred layer's feature bounds (minx, miny, maxx, maxy) in the CRS of ``data``
+    extent: tuple[float, float, float, float] | None = None
 
     @property
     def n_repaired(self) -> int:
@@ -1022,7 +1030,8 @@ def open_raster(spec: RasterSpec, *, allow_remote: bool = False) -> RasterSource
 
 def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = None,
               crs: Any = None, rules: str | Path | None = None,
-              catalog: str | Path | None = None, allow_remote: bool = False) -> Plan:
+              catalog: str | Path | None = None, allow_remote: bool = False,
+              defer: Collection[str] = ()) -> Plan:
     """Read every layer and raster of a plan into the analysis CRS.
 
     Parameters
@@ -1040,6 +1049,12 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         ``layers/catalog/facility_types.csv``). Read and validated before any layer.
     allow_remote
         Accept remote layer paths.
+    defer
+        Roles only opened, their features left unread (the dask engine's driver: its
+        partitions read them over their own extent): a deferred :class:`Layer` with the
+        source's feature count and extent, which stand in for its features in the choice of
+        the analysis CRS, the distortion measure and the near-the-townships check. Not
+        ``townships``, ``projects`` or ``built``; roles the plan does not have are ignored.
 
     Returns
     -------
@@ -1069,10 +1084,16 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
     check_setback_layers(rulebook, spec.layers, path=rules_path or spec.path)
     layers: dict[str, Layer] = {}
     roles = [r for r in LAYER_ROLES if r in spec.layers] + extra
+    _check_defer(defer)
     sqlite_checked: set[Path] = set()  # GeoPackages quick_checked by this call
     with _sqlite_checks_ahead(spec, roles) as sqlite_pending:
         for role in progress(roles, total=len(roles), desc="reading layers"):
             ls = spec.layers[role]
+            if role in defer:
+                layers[role] = read_deferred(ls, role=role, allow_remote=allow_remote,
+                                             sqlite_checked=sqlite_checked,
+                                             sqlite_pending=sqlite_pending)
+                continue
             layers[role] = _read_layer(
                 ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
                 assume_crs=ls.assume_crs, fields=ls.fields, point_radius_m=ls.point_radius_m,
@@ -1082,13 +1103,9 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 geometry_column=ls.geometry_column)
     requested = crs if crs is not None else spec.crs
     analysis_crs, reason = choose_analysis_crs(
-        [lyr.data for lyr in layers.values()], requested=requested)
+        [_features(lyr) for lyr in layers.values()], requested=requested)
     log.debug("analysis CRS: %s", reason)
-    for role, lyr in layers.items():
-        where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
-        # read_layer (no crs, no transformation) has checked these geometries inside China
-        lyr.data = _to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path,
-                                inside_checked=True)
+    _all_to_analysis(layers, analysis_crs)
     distortion = _guard_distortion(layers, analysis_crs, requested=requested)
     if distortion is not None:
         reason += f"; {distortion.text()}"
@@ -1097,7 +1114,8 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         for role, lyr in layers.items():
             if role != "townships":
                 where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
-                check_near_reference(lyr.data, reference, layer=where, path=lyr.source.path)
+                check_near_reference(_features(lyr), reference, layer=where,
+                                     path=lyr.source.path)
     rasters = {name: open_raster(rs, allow_remote=allow_remote)
                for name, rs in spec.rasters.items()}
     return Plan(name=spec.name, path=spec.path, crs=analysis_crs, crs_reason=reason,
@@ -1108,6 +1126,34 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                 crs_distortion=distortion)
 
 
+def _all_to_analysis(layers: dict[str, Layer], analysis_crs: pyproj.CRS) -> None:
+    """Take every layer's features (a deferred layer's extent) into the analysis CRS."""
+    for role, lyr in layers.items():
+        where = f"{role} ({lyr.source.layer})" if lyr.source.layer else role
+        if lyr.deferred:
+            lyr.extent = extent_in(lyr.extent, lyr.data.crs, analysis_crs)
+            lyr.data = lyr.data.set_crs(analysis_crs, allow_override=True)
+            continue
+        # read_layer (no crs, no transformation) has checked these geometries inside China
+        lyr.data = _to_analysis(lyr.data, analysis_crs, layer=where, path=lyr.source.path,
+                                inside_checked=True)
+
+
+def _check_defer(defer: Collection[str]) -> None:
+    """Refuse deferring a layer the driver needs whole (``NOT_DEFERRABLE``)."""
+    if isinstance(defer, str):
+        raise TypeError("defer takes a collection of roles, e.g. ('parcels',)")
+    whole = [r for r in defer if r in NOT_DEFERRABLE]
+    if whole:
+        raise ValueError(f"cannot defer {', '.join(whole)}: the check needs their features "
+                         f"(deferrable: every role but {', '.join(NOT_DEFERRABLE)})")
+
+
+def _features(lyr: Layer) -> gpd.GeoDataFrame:
+    """Return a layer's features, or a deferred layer's extent as one box (:func:`stand_in`)."""
+    return stand_in(lyr) if lyr.deferred else lyr.data
+
+
 def _guard_distortion(layers: dict[str, Layer], crs: pyproj.CRS, *,
                       requested: Any) -> Distortion | None:
     """Measure the analysis CRS's scale distortion on the layers (all in ``crs``).
@@ -1115,7 +1161,7 @@ def _guard_distortion(layers: dict[str, Layer], crs: pyproj.CRS, *,
     A CRS the plan (or ``--crs``) names is refused above 1 % and warned about above 0.1 %; an
     automatic choice is only warned about (:func:`~spatialplan.core.distortion.check_distortion`).
     """
-    distortion = measure_distortion([lyr.data for lyr in layers.values()], crs)
+    distortion = measure_distortion([_features(lyr) for lyr in layers.values()], crs)
     named = requested is not None and not (isinstance(requested, str)
                                            and requested.strip().lower() == "auto")
     check_distortion(distortion, named=named)
@@ -1153,7 +1199,9 @@ def validation_report(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
     """One row per layer: source, driver, encoding, source CRS and feature accounting.
 
     Columns: ``role, path, layer, driver, encoding, encoding_source, source_crs, crs_source,
-    n_in, n_ok, n_repaired, n_rejected, n_zm_dropped``.
+    n_in, n_ok, n_repaired, n_rejected, n_zm_dropped``. A deferred layer (its features read
+    elsewhere, see :func:`read_plan`'s ``defer``) has its source's feature count as ``n_in``
+    and no value (NA) in the columns counting validated features.
 
     Example
     -------
@@ -1172,6 +1220,9 @@ def validation_report(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
             "n_in": lyr.n_in, "n_ok": lyr.n_ok, "n_repaired": lyr.n_repaired,
             "n_rejected": lyr.n_rejected, "n_zm_dropped": src.n_zm_dropped,
         })
+        if lyr.deferred:  # nothing validated here: no count is better than a wrong one
+            rows[-1].update(dict.fromkeys(("n_ok", "n_repaired", "n_rejected",
+                                           "n_zm_dropped"), pd.NA))
     cols = ["role", "path", "layer", "driver", "encoding", "encoding_source", "source_crs",
             "crs_source", "n_in", "n_ok", "n_repaired", "n_rejected", "n_zm_dropped"]
     return pd.DataFrame(rows, columns=cols)

@@ -85,7 +85,11 @@ from spatialplan.pipeline.result import (
     plan_townships,
 )
 
-__all__ = ["connect", "partition_townships", "run_check_dask"]
+__all__ = ["DEFERRED_ROLES", "connect", "partition_townships", "run_check_dask"]
+
+#: the roles the driver only opens (``read_plan(..., defer=DEFERRED_ROLES)``): the partitions
+#: read their features over their own extent, so the driver's memory does not follow them
+DEFERRED_ROLES = _EXTENT_ROLES
 
 log = logging.getLogger(__name__)
 

@@ -145,6 +145,9 @@ def check_many(plans: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *
         One per plan, in order; a plan that failed carries its error and no outputs.
     """
     from spatialplan.io.read import read_plan
+    from spatialplan.pipeline.engine import DEFERRED_ROLES
+
+    deferred = DEFERRED_ROLES if engine == "dask" else ()
     from spatialplan.pipeline.run import run_check
     from spatialplan.pipeline.write import OUTPUT_KINDS, write_check
 
@@ -160,7 +163,7 @@ def check_many(plans: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *
     for i, run in enumerate(runs, 1):
         log.info("plan %d of %d: %s → %s", i, len(runs), run.plan, run.folder)
         try:
-            plan = read_plan(run.plan, as_of=as_of, crs=crs,
+            plan = read_plan(run.plan, as_of=as_of, crs=crs, defer=deferred,
                              rules=None if rules is None else Path(rules))
             result = run_check(plan, engine=engine, **engine_options)
             write_check(plan, result, run.folder,

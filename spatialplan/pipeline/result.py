@@ -19,7 +19,8 @@ import pandas as pd
 
 from spatialplan.errors import SpatialPlanError
 
-__all__ = ["CheckResult", "check_date", "dem_options", "layer_data", "plan_projects",
+__all__ = ["CheckResult", "check_date", "deferred_note", "deferred_roles", "dem_options",
+           "drawn_data", "layer_data", "plan_projects",
            "plan_tolerance", "plan_townships", "result_date"]
 
 
@@ -83,6 +84,34 @@ def layer_data(plan, role: str) -> gpd.GeoDataFrame | None:
     """Return the accepted features of a plan layer, or None when the plan has no such layer."""
     layer = plan.layers.get(role)
     return None if layer is None else layer.data
+
+
+def deferred_roles(plan) -> list[str]:
+    """Return the plan's layers only opened by the driver (``read_plan(..., defer=...)``)."""
+    return [role for role, layer in plan.layers.items() if getattr(layer, "deferred", False)]
+
+
+def deferred_note(plan) -> str | None:
+    """Say what the outputs lack for the deferred layers (None when the plan has none).
+
+    With the dask engine the partitions read and validate these layers' features over their
+    own extents; the driver holds only their counts and extents, so it neither draws them on
+    the maps nor counts their valid, repaired and rejected features.
+    """
+    roles = deferred_roles(plan)
+    if not roles:
+        return None
+    names = ", ".join(roles)
+    return (f"{names}：由 dask 分区按范围读取，主进程只读取要素数与范围，地图未绘制、"
+            f"有效/修复/拒绝数未统计 / {names}: read by the dask partitions over their extents; "
+            "the driver read only their feature counts and extents, so the maps do not draw "
+            "them and their valid/repaired/rejected counts are not given")
+
+
+def drawn_data(plan, role: str) -> gpd.GeoDataFrame | None:
+    """Return a layer's features to draw: as :func:`layer_data`, None for a deferred layer."""
+    layer = plan.layers.get(role)
+    return None if layer is None or getattr(layer, "deferred", False) else layer.data
 
 
 def plan_townships(plan) -> gpd.GeoDataFrame:

@@ -13,6 +13,7 @@ import logging
 import geopandas as gpd
 import numpy as np
 
+from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline.finish import finish
 from spatialplan.pipeline.result import (
     CheckResult,
@@ -120,6 +121,7 @@ def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
         return run_check_dask(plan, as_of=as_of, scheduler=scheduler, n_workers=n_workers)
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'dask'")
+    _refuse_deferred(plan)
     from spatialplan.rules import siting
 
     as_of = check_date(as_of, plan)
@@ -163,3 +165,13 @@ def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
                                      around_below=slope_min_pixels(plan.rules))
     per_township = terrain.township_terrain_stats(townships, grid, id_column="code")
     return slope, per_township
+
+
+def _refuse_deferred(plan) -> None:
+    """Refuse a plan whose layers were only opened (``read_plan(..., defer=...)``)."""
+    deferred = [role for role, layer in plan.layers.items() if getattr(layer, "deferred", False)]
+    if deferred:
+        raise SpatialPlanError(
+            f"the layers {', '.join(deferred)} were only opened (read_plan defer=...): the "
+            "local engine needs their features", path=plan.path,
+            hint="read the plan without defer, or run it with engine='dask'")

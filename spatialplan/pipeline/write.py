@@ -25,7 +25,15 @@ import pandas as pd
 
 from spatialplan._version import __version__
 from spatialplan.errors import SpatialPlanError
-from spatialplan.pipeline.result import CheckResult, layer_data, plan_townships, result_date
+from spatialplan.pipeline.result import (
+    CheckResult,
+    deferred_note,
+    deferred_roles,
+    drawn_data,
+    layer_data,
+    plan_townships,
+    result_date,
+)
 
 __all__ = [
     "OUTPUT_KINDS",
@@ -79,9 +87,13 @@ def _database_inputs(plan) -> list[dict]:
         if is_postgres(layer.source.path):
             data = layer.data
             extent = ([float(v) for v in data.total_bounds] if len(data) else None)
-            out.append({"source": mask_url(str(layer.source.path)), "role": role,
-                        "table": layer.source.layer, "driver": layer.source.driver,
-                        "rows": int(layer.n_in), "extent": extent})
+            entry = {"source": mask_url(str(layer.source.path)), "role": role,
+                     "table": layer.source.layer, "driver": layer.source.driver,
+                     "rows": int(layer.n_in), "extent": extent}
+            if getattr(layer, "deferred", False):  # the source's extent: nothing read here
+                entry.update(extent=None if layer.extent is None else list(layer.extent),
+                             deferred=True)
+            out.append(entry)
     return out
 
 
@@ -124,7 +136,7 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
     for path in dict.fromkeys(plan_inputs(plan)):
         inputs.append({"path": str(path), "sha256": sha256_file(path)})
     inputs += _database_inputs(plan)
-    return {
+    manifest: dict[str, Any] = {
         "plan": {"name": plan.name, "path": str(plan.path),
                  "as_of": str(result_date(plan, result))},
         "analysis_crs": plan.crs.to_string(),
@@ -140,6 +152,10 @@ def build_manifest(plan, result: CheckResult, outputs: dict[str, Path]) -> dict:
         "outputs": {name: {"file": p.name} for name, p in sorted(outputs.items())},
         "versions": _versions(),
     }
+    note = deferred_note(plan)
+    if note is not None:  # only with the dask engine: say what the driver did not read
+        manifest["deferred_layers"] = {"roles": deferred_roles(plan), "note": note}
+    return manifest
 
 
 def _catalog_entry(plan) -> dict[str, Any] | None:
@@ -230,6 +246,8 @@ def write_check(
         jobs.append(_Job({}, lambda: manifest.update(build_manifest(plan, result, written))))
         names = [path.name for path in written.values()] + ["manifest.json"]
         log.info("writing %d files into %s: %s", len(names), out, ", ".join(names))
+        if deferred_roles(plan):
+            log.warning("%s", deferred_note(plan))
         _run_jobs(jobs)
         _add_checksums(manifest["outputs"], stage)
         output.write_json(manifest, stage / "manifest.json")
@@ -492,10 +510,10 @@ def check_map(plan, result: CheckResult | None = None, **options):
 
     return webmap.explore(
         townships=layer_data(plan, "townships"),
-        redline=layer_data(plan, "redline"),
-        farmland=layer_data(plan, "farmland"),
-        udb=layer_data(plan, "udb"),
-        parcels=layer_data(plan, "parcels"),
+        redline=drawn_data(plan, "redline"),
+        farmland=drawn_data(plan, "farmland"),
+        udb=drawn_data(plan, "udb"),
+        parcels=drawn_data(plan, "parcels"),
         conflicts=None if result is None else result.line_conflicts,
         projects=layer_data(plan, "projects") if result is None else result.projects,
         findings=None if result is None else result.findings,
@@ -543,10 +561,10 @@ def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
         layout.layout_figure(
             code,
             townships=townships,
-            redline=layer_data(plan, "redline"),
-            farmland=layer_data(plan, "farmland"),
-            udb=layer_data(plan, "udb"),
-            parcels=layer_data(plan, "parcels"),
+            redline=drawn_data(plan, "redline"),
+            farmland=drawn_data(plan, "farmland"),
+            udb=drawn_data(plan, "udb"),
+            parcels=drawn_data(plan, "parcels"),
             projects=result.projects,
             crs_note=f"{plan.crs.name} ({plan.crs.to_string()})",
             sources_note=f"规划数据 / plan: {Path(plan.path).name}",
@@ -586,6 +604,12 @@ def _write_layout(plan, result: CheckResult, stage: Path, out: Path, *,
                 alone=True)
 
 
+def _deferred_fact(plan) -> dict[str, str]:
+    """Return the report's run-summary line on the deferred layers (none without them)."""
+    note = deferred_note(plan)
+    return {} if note is None else {"未读入主进程的图层 layers not read by the driver": note}
+
+
 def _write_report(plan, result: CheckResult, stage: Path, out: Path,
                   written: dict[str, Path]) -> _Job:
     """Return the job writing the self-contained HTML report.
@@ -603,6 +627,7 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
                 "analysis_crs": plan.crs.to_string(),
                 "crs_reason": plan.crs_reason,
                 "verdicts": result.verdict_counts(),
+                **_deferred_fact(plan),
             },
             township_stats=result.township_stats,
             line_conflicts=result.line_conflicts,
