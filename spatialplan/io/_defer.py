@@ -61,7 +61,9 @@ def read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
         count, ``extent`` the bounds of its features in the source CRS (None when it has none).
     """
     from spatialplan.io.postgis import DRIVER, is_postgres, mask_url, table_summary
+    from spatialplan.io._fields import map_fields
     from spatialplan.io.read import Layer, SourceInfo, _assign_crs, _open_file
+    from spatialplan.io.roles import layer_role
 
     where = f"{role} ({ls.layer})" if ls.layer else role
     if is_postgres(ls.path):
@@ -69,39 +71,45 @@ def read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
         summary = table_summary(str(path), layer=ls.layer, role=role, where=ls.where,
                                 geometry_column=ls.geometry_column)
         layer, n, bounds, crs = ls.layer, summary["n"], summary["bounds"], summary["crs"]
-        driver, enc, enc_source = DRIVER, "UTF-8", "format"
+        driver, enc, enc_source, columns = DRIVER, "UTF-8", "format", summary["columns"]
     else:
         path, layer, info, enc, enc_source = _open_file(
             ls.path, role=role, layer=ls.layer, encoding=ls.encoding, allow_remote=allow_remote,
             bbox=None, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
-        n, bounds, crs = _file_summary(path, layer=layer, role=role)
+        n, bounds, crs, columns = _file_summary(
+            path, layer=layer, role=role, encoding=enc if enc_source != "format" else None)
         driver = str(info.get("driver"))
+    # a missing or wrongly mapped field fails here, as a full read would, not in a partition
+    mapping = map_fields(columns, role=layer_role(role, geometry=ls.geometry,
+                                                  fields=ls.fields or {}),
+                         fields=ls.fields, layer=where, path=path)
     empty = gpd.GeoDataFrame({"feature_id": np.array([], dtype=object)},
                              geometry=gpd.GeoSeries([], crs=crs))
     empty, crs_source = _assign_crs(empty, assume_crs=ls.assume_crs, role=where, path=path)
     source = SourceInfo(path=mask_url(str(path)) if is_postgres(path) else path, layer=layer,
                         driver=driver, encoding=enc, encoding_source=enc_source,
-                        crs=pyproj.CRS.from_user_input(empty.crs), crs_source=crs_source)
+                        crs=pyproj.CRS.from_user_input(empty.crs), crs_source=crs_source,
+                        fields=dict(mapping))
     return Layer(role=role, data=empty, rejected=empty.iloc[:0].drop(columns="geometry"),
                  repaired=empty.iloc[:0].drop(columns="geometry"), source=source, n_in=n,
                  deferred=True, extent=bounds)
 
 
-def _file_summary(path: Path | str, *, layer: str | None, role: str
-                  ) -> tuple[int, tuple[float, float, float, float] | None, Any]:
-    """Feature count, total bounds (None when empty) and CRS of a file layer."""
+def _file_summary(path: Path | str, *, layer: str | None, role: str, encoding: str | None
+                  ) -> tuple[int, tuple[float, float, float, float] | None, Any, list[str]]:
+    """Feature count, total bounds (None when empty), CRS and field names of a file layer."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = pyogrio.read_info(path, layer=layer, force_feature_count=True,
-                                     force_total_bounds=True)
+            info = pyogrio.read_info(path, layer=layer, encoding=encoding,
+                                     force_feature_count=True, force_total_bounds=True)
     except Exception as exc:
         raise DataSourceError(f"cannot read layer information: {exc}", path=path,
                               layer=role) from exc
     bounds = info.get("total_bounds")
     ok = bounds is not None and bool(np.all(np.isfinite(bounds)))
     return (int(info.get("features") or 0), tuple(float(v) for v in bounds) if ok else None,
-            info.get("crs"))
+            info.get("crs"), [str(f) for f in info.get("fields", [])])
 
 
 def stand_in(layer: Layer) -> gpd.GeoDataFrame:

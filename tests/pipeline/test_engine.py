@@ -13,7 +13,7 @@ from conftest import assert_same_results
 
 import spatialplan as sp
 from spatialplan.core._resources import demo_dir
-from spatialplan.pipeline.engine import partition_townships, run_check_dask
+from spatialplan.pipeline.engine import DEFERRED_ROLES, partition_townships, run_check_dask
 
 distributed = pytest.importorskip("distributed")
 
@@ -264,3 +264,65 @@ def test_dask_workers_use_the_plans_catalogue(generated_plan, client, tmp_path):
 
     changed = udb(dask) != udb(sp.run_check(default))
     assert changed.any()  # the flipped policy shows in the workers' findings
+
+
+# --------------------------------------------------------------------------- the driver's memory
+
+
+def _whole_reads(monkeypatch) -> list[str]:
+    """Record the roles this process reads whole (no ``bbox``) through the layer reader."""
+    import spatialplan.io.read as read
+
+    calls: list[str] = []
+    real = read._read_layer
+
+    def spy(path, **options):
+        if options.get("bbox") is None:
+            calls.append(options["role"])
+        return real(path, **options)
+
+    monkeypatch.setattr(read, "_read_layer", spy)
+    return calls
+
+
+def test_driver_never_reads_the_extent_roles(generated_plan, client, monkeypatch):
+    local = sp.run_check(sp.read_plan(generated_plan))
+    whole = _whole_reads(monkeypatch)
+    plan = sp.read_plan(generated_plan, defer=DEFERRED_ROLES)
+    assert_same_results(local, run_check_dask(plan, scheduler=client, partition_size=2))
+    assert "townships" in whole and "projects" in whole
+    assert not set(whole) & set(DEFERRED_ROLES), whole  # partitions read them by extent only
+    for role, gdf in _lines().items():
+        layer = plan.layers[role]
+        assert layer.deferred and len(layer.data) == 0 and layer.data.crs == plan.crs
+        assert layer.n_in == len(gdf)
+        box, data = layer.extent, gdf.to_crs(plan.crs).total_bounds
+        assert box[0] <= data[0] and box[1] <= data[1] and box[2] >= data[2] and box[3] >= data[3]
+
+
+def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, client, monkeypatch,
+                                                           tmp_path):
+    import json
+
+    from spatialplan.cli import main
+    from spatialplan.pipeline import engine
+
+    real = engine.run_check_dask
+    monkeypatch.setattr(engine, "run_check_dask",
+                        lambda plan, **kw: real(plan, scheduler=client, partition_size=2))
+    whole = _whole_reads(monkeypatch)
+    assert main(["check", str(generated_plan), "--out", str(tmp_path / "out"), "--engine",
+                 "dask", "--no-layout", "-q"]) in (0, 1)
+    assert not set(whole) & set(DEFERRED_ROLES), whole
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    local = sp.run_check(sp.read_plan(generated_plan))
+    assert manifest["counts"]["verdicts"] == local.verdict_counts()
+    assert sorted(manifest["deferred_layers"]["roles"]) == sorted(_lines())
+    layers = {row["role"]: row for row in manifest["layers"]}
+    for role, gdf in _lines().items():  # the source's count; no validated count in the driver
+        assert layers[role]["n_in"] == len(gdf)
+        assert layers[role]["n_ok"] is None and layers[role]["n_rejected"] is None
+    assert layers["projects"]["n_ok"] is not None
+    report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "layers not read by the driver" in report
+    assert (tmp_path / "out" / "map.html").is_file()

@@ -8,7 +8,7 @@ from conftest import assert_same_results
 
 import spatialplan as sp
 from spatialplan.io.plan import read_plan_spec
-from spatialplan.pipeline.engine import _layer_bounds, _positions, run_check_dask
+from spatialplan.pipeline.engine import DEFERRED_ROLES, _layer_bounds, _positions, run_check_dask
 
 distributed = pytest.importorskip("distributed")
 
@@ -54,3 +54,34 @@ def test_sparse_keys_map_to_full_read_positions(tmp_path, pg_demo, pg_url, clien
     plan = sp.read_plan(plan_path)
     assert_same_results(sp.run_check(plan), run_check_dask(plan, scheduler=client,
                                                            partition_size=2))
+
+
+def test_driver_opens_the_tables_for_counts_and_extents(tmp_path, pg_demo, client, monkeypatch):
+    import spatialplan.io.read as read
+    from spatialplan.pipeline.write import _database_inputs
+
+    full = sp.read_plan(pg_demo(tmp_path))
+    local = sp.run_check(full)
+    whole: list[str] = []
+    real = read._read_layer
+
+    def spy(path, **options):
+        if options.get("bbox") is None:
+            whole.append(options["role"])
+        return real(path, **options)
+
+    monkeypatch.setattr(read, "_read_layer", spy)
+    plan = sp.read_plan(pg_demo(tmp_path), defer=DEFERRED_ROLES)
+    assert_same_results(local, run_check_dask(plan, scheduler=client, partition_size=2))
+    deferred = [r for r in DEFERRED_ROLES if r in plan.layers]
+    assert deferred and not set(whole) & set(deferred), whole
+    assert plan.crs == full.crs
+    inputs = {row["role"]: row for row in _database_inputs(plan)}
+    for role in deferred:
+        layer = plan.layers[role]
+        assert layer.deferred and len(layer.data) == 0
+        assert layer.n_in == full.layers[role].n_in  # the table's rows, NULL geometries too
+        assert layer.source.crs == full.layers[role].source.crs
+        box, data = layer.extent, full.layers[role].data.total_bounds
+        assert box[0] <= data[0] and box[1] <= data[1] and box[2] >= data[2] and box[3] >= data[3]
+        assert inputs[role]["deferred"] and inputs[role]["rows"] == layer.n_in
