@@ -60,8 +60,8 @@ def read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
         ``data`` empty (in the source CRS), ``deferred=True``, ``n_in`` the source's feature
         count, ``extent`` the bounds of its features in the source CRS (None when it has none).
     """
-    from spatialplan.io.postgis import DRIVER, is_postgres, mask_url, table_summary
     from spatialplan.io._fields import map_fields
+    from spatialplan.io.postgis import DRIVER, is_postgres, mask_url, table_summary
     from spatialplan.io.read import Layer, SourceInfo, _assign_crs, _open_file
     from spatialplan.io.roles import layer_role
 

@@ -507,8 +507,9 @@ def table_summary(url: str, *, layer: str | None, role: str, where: str | None =
     """Return the counts and extent of a table, without reading its rows (the dask engine's driver).
 
     Returns ``n`` (rows), ``bounds`` (``ST_Extent`` in the table's SRID, None when empty),
-    ``crs``, ``columns`` (the attribute columns), ``key`` and ``key_min`` / ``key_max`` (an integer primary key: row positions are
-    then ``key - key_min`` when the keys are dense), else ``keys``: every key in order.
+    ``crs``, ``columns`` (the attribute columns), ``key`` and ``key_min`` / ``key_max`` (an
+    integer primary key: row positions are then ``key - key_min`` when the keys are dense),
+    else ``keys``: every key in order.
 
     Example
     -------
