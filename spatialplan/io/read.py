@@ -54,7 +54,7 @@ from spatialplan.core.crs import (
 )
 from spatialplan.core.distortion import Distortion, check_distortion, measure_distortion
 from spatialplan.errors import CRSError, DataLayerError, DataSourceError, FieldError, RasterError
-from spatialplan.io._defer import NOT_DEFERRABLE, extent_in, read_deferred, stand_in
+from spatialplan.io._defer import NOT_DEFERRABLE, extent_in, file_summary, stand_in
 from spatialplan.io._encoding import (
     _choose_encoding,
     _sidecar,
@@ -65,6 +65,7 @@ from spatialplan.io._fields import apply_fields, map_fields
 from spatialplan.io._read_arrow import _arrow_read_ok, _read_arrow
 from spatialplan.io._validate import non_finite, screen_geometries, validate_geometries
 from spatialplan.io.plan import (
+    LayerSpec,
     PlanSpec,
     RasterSpec,
     check_local_path,
@@ -1090,7 +1091,7 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
         for role in progress(roles, total=len(roles), desc="reading layers"):
             ls = spec.layers[role]
             if role in defer:
-                layers[role] = read_deferred(ls, role=role, allow_remote=allow_remote,
+                layers[role] = _read_deferred(ls, role=role, allow_remote=allow_remote,
                                              sqlite_checked=sqlite_checked,
                                              sqlite_pending=sqlite_pending)
                 continue
@@ -1139,6 +1140,59 @@ def _all_to_analysis(layers: dict[str, Layer], analysis_crs: pyproj.CRS) -> None
                                 inside_checked=True)
 
 
+def _read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
+                  sqlite_checked: set[Path] | None = None,
+                  sqlite_pending: dict[Path, Future] | None = None) -> Layer:
+    """Open one layer of a plan for its count, extent and source CRS, without its features.
+
+    Parameters
+    ----------
+    ls
+        The layer's entry of the plan (:class:`spatialplan.io.plan.LayerSpec`).
+    role
+        Its role.
+    allow_remote, sqlite_checked, sqlite_pending
+        As for :func:`spatialplan.io.read.read_layer` within :func:`~spatialplan.io.read.read_plan`.
+
+    Returns
+    -------
+    Layer
+        ``data`` empty (in the source CRS), ``deferred=True``, ``n_in`` the source's feature
+        count, ``extent`` the bounds of its features in the source CRS (None when it has none).
+    """
+    from spatialplan.io.postgis import DRIVER, table_summary
+
+    where = f"{role} ({ls.layer})" if ls.layer else role
+    enc: str | None
+    if is_postgres(ls.path):
+        path: Path | str = str(ls.path).strip()
+        summary = table_summary(str(path), layer=ls.layer, role=role, where=ls.where,
+                                geometry_column=ls.geometry_column)
+        layer, n, bounds, crs = ls.layer, summary["n"], summary["bounds"], summary["crs"]
+        driver, enc, enc_source, columns = DRIVER, "UTF-8", "format", summary["columns"]
+    else:
+        path, layer, info, enc, enc_source = _open_file(
+            ls.path, role=role, layer=ls.layer, encoding=ls.encoding, allow_remote=allow_remote,
+            bbox=None, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
+        n, bounds, crs, columns = file_summary(
+            path, layer=layer, role=role, encoding=enc if enc_source != "format" else None)
+        driver = str(info.get("driver"))
+    # a missing or wrongly mapped field fails here, as a full read would, not in a partition
+    mapping = map_fields(columns, role=layer_role(role, geometry=ls.geometry,
+                                                  fields=ls.fields or {}),
+                         fields=ls.fields, layer=where, path=path)
+    empty = gpd.GeoDataFrame({"feature_id": np.array([], dtype=object)},
+                             geometry=gpd.GeoSeries([], crs=crs))
+    empty, crs_source = _assign_crs(empty, assume_crs=ls.assume_crs, role=where, path=path)
+    source = SourceInfo(path=mask_url(str(path)) if is_postgres(path) else path, layer=layer,
+                        driver=driver, encoding=enc, encoding_source=enc_source,
+                        crs=pyproj.CRS.from_user_input(empty.crs), crs_source=crs_source,
+                        fields=dict(mapping))
+    return Layer(role=role, data=empty, rejected=empty.iloc[:0].drop(columns="geometry"),
+                 repaired=empty.iloc[:0].drop(columns="geometry"), source=source, n_in=n,
+                 deferred=True, extent=bounds)
+
+
 def _check_defer(defer: Collection[str]) -> None:
     """Refuse deferring a layer the driver needs whole (``NOT_DEFERRABLE``)."""
     if isinstance(defer, str):
@@ -1151,7 +1205,7 @@ def _check_defer(defer: Collection[str]) -> None:
 
 def _features(lyr: Layer) -> gpd.GeoDataFrame:
     """Return a layer's features, or a deferred layer's extent as one box (:func:`stand_in`)."""
-    return stand_in(lyr) if lyr.deferred else lyr.data
+    return stand_in(lyr.extent, lyr.data.crs) if lyr.deferred else lyr.data
 
 
 def _guard_distortion(layers: dict[str, Layer], crs: pyproj.CRS, *,
