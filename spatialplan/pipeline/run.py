@@ -64,6 +64,7 @@ def _control_lines(plan) -> dict[str, gpd.GeoDataFrame]:
     from spatialplan.analysis import overlay
     from spatialplan.analysis._townships import join_columns
 
+    _refuse_deferred(plan)
     townships = plan_townships(plan)
     log.info("control lines: statistics for %d townships", len(townships))
     # one preparation of every layer for the three tables (validation, coverage certificate)
@@ -121,7 +122,6 @@ def run_check(plan, *, as_of: dt.date | None = None, engine: str = "local",
         return run_check_dask(plan, as_of=as_of, scheduler=scheduler, n_workers=n_workers)
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'dask'")
-    _refuse_deferred(plan)
     from spatialplan.rules import siting
 
     as_of = check_date(as_of, plan)

@@ -65,6 +65,8 @@ def test_deferring_a_layer_the_check_needs_whole_is_refused():
 def test_the_local_engine_refuses_a_deferred_plan(plans):
     with pytest.raises(SpatialPlanError, match="only opened"):
         sp.run_check(plans[1])
+    with pytest.raises(SpatialPlanError, match="only opened"):
+        sp.run_stats(plans[1])
 
 
 def test_a_deferred_file_counts_its_null_geometries(tmp_path):
