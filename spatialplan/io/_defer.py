@@ -26,9 +26,9 @@ import pyogrio
 import pyproj
 import shapely
 
-from spatialplan.errors import DataSourceError
+from spatialplan.errors import DataLayerError, DataSourceError
 
-__all__ = ["NOT_DEFERRABLE", "extent_in", "file_summary", "stand_in"]
+__all__ = ["NOT_DEFERRABLE", "extent_in", "file_summary", "refuse_declared_type", "stand_in"]
 
 #: the roles the driver needs whole (the partitions are cut from them)
 NOT_DEFERRABLE = ("townships", "projects", "built")
@@ -37,8 +37,8 @@ _DENSIFY = 21
 
 
 def file_summary(path: Path | str, *, layer: str | None, role: str, encoding: str | None
-                  ) -> tuple[int, tuple[float, float, float, float] | None, Any, list[str]]:
-    """Feature count, total bounds (None when empty), CRS and field names of a file layer."""
+                  ) -> tuple[int, tuple[float, float, float, float] | None, Any, list[str], Any]:
+    """Feature count, total bounds (None when empty), CRS, fields, geometry type of a layer."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -50,7 +50,8 @@ def file_summary(path: Path | str, *, layer: str | None, role: str, encoding: st
     bounds = info.get("total_bounds")
     ok = bounds is not None and bool(np.all(np.isfinite(bounds)))
     return (int(info.get("features") or 0), tuple(float(v) for v in bounds) if ok else None,
-            info.get("crs"), [str(f) for f in info.get("fields", [])])
+            info.get("crs"), [str(f) for f in info.get("fields", [])],
+            info.get("geometry_type"))
 
 
 def stand_in(extent: tuple[float, float, float, float] | None, crs: Any) -> gpd.GeoDataFrame:
@@ -75,3 +76,32 @@ def extent_in(extent: Iterable[float] | None, src: Any, dst: Any
     tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
     out = tr.transform_bounds(*box, densify_pts=_DENSIFY)
     return tuple(float(v) for v in out)  # type: ignore[return-value]
+
+
+def _family(geometry_type: str | None) -> str | None:
+    """``polygons``, ``lines`` or ``points`` for a declared geometry type; None if mixed."""
+    name = "".join(c for c in str(geometry_type or "").upper() if c.isalpha())
+    for family, words in (("polygons", ("POLYGON", "SURFACE")),
+                          ("lines", ("LINESTRING", "CURVE")), ("points", ("POINT",))):
+        if any(w in name for w in words):
+            return family
+    return None
+
+
+def refuse_declared_type(geometry_type: str | None, *, geometry: str, role: str, where: str,
+                         path: object) -> None:
+    """Refuse a deferred layer whose declared geometry type is not its role's ``geometry``.
+
+    A full read refuses a layer none of whose features is of its role's type; a deferred
+    layer is judged by the type its source declares (a file layer's, a PostGIS
+    ``geometry_columns`` entry). A generic type (``Unknown``, ``GEOMETRY``) is left to the
+    partitions, which reject stray features one by one.
+    """
+    family = _family(geometry_type)
+    wanted = {"polygon": "polygons", "line": "lines", "point": "points"}.get(geometry)
+    if family is None or wanted is None or family == wanted:
+        return
+    raise DataLayerError(
+        f"the {role} layer holds {family}, not {wanted} (its declared geometry type is "
+        f"{geometry_type})", path=path, layer=where,
+        hint=f"give the {role} layer as {wanted} (check the layer name in the plan)")

@@ -507,7 +507,8 @@ def table_summary(url: str, *, layer: str | None, role: str, where: str | None =
     """Return the counts and extent of a table, without reading its rows (the dask engine's driver).
 
     Returns ``n`` (rows), ``bounds`` (``ST_Extent`` in the table's SRID, None when empty),
-    ``crs``, ``columns`` (the attribute columns), ``key`` and ``key_min`` / ``key_max`` (an
+    ``crs``, ``columns`` (the attribute columns), ``geometry_type`` (as declared in
+    ``geometry_columns``), ``key`` and ``key_min`` / ``key_max`` (an
     integer primary key: row positions are then ``key - key_min`` when the keys are dense),
     else ``keys``: every key in order.
 
@@ -528,7 +529,10 @@ def table_summary(url: str, *, layer: str | None, role: str, where: str | None =
         query, params = _select(src, where=conds, bbox=None, what=what)
         row = conn.execute(query, params).fetchone()
         out = {"n": int(row[0]), "crs": _table_crs(conn, src["srid"]), "key": src["key"],
-               "columns": list(src["columns"]),
+               "columns": list(src["columns"]), "geometry_type": conn.execute(
+                   "SELECT type FROM geometry_columns WHERE f_table_schema = %s AND "
+                   "f_table_name = %s AND f_geometry_column = %s",
+                   (src["schema"], src["table"], src["geom"])).fetchone()[0],
                "bounds": None if row[1] is None else tuple(float(v) for v in row[1:5])}
         dense = (src["key"] and isinstance(row[5], int) and isinstance(row[6], int)
                  and row[6] - row[5] + 1 == out["n"])

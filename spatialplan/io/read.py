@@ -54,7 +54,13 @@ from spatialplan.core.crs import (
 )
 from spatialplan.core.distortion import Distortion, check_distortion, measure_distortion
 from spatialplan.errors import CRSError, DataLayerError, DataSourceError, FieldError, RasterError
-from spatialplan.io._defer import NOT_DEFERRABLE, extent_in, file_summary, stand_in
+from spatialplan.io._defer import (
+    NOT_DEFERRABLE,
+    extent_in,
+    file_summary,
+    refuse_declared_type,
+    stand_in,
+)
 from spatialplan.io._encoding import (
     _choose_encoding,
     _sidecar,
@@ -1170,17 +1176,19 @@ def _read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
                                 geometry_column=ls.geometry_column)
         layer, n, bounds, crs = ls.layer, summary["n"], summary["bounds"], summary["crs"]
         driver, enc, enc_source, columns = DRIVER, "UTF-8", "format", summary["columns"]
+        declared = summary["geometry_type"]
     else:
         path, layer, info, enc, enc_source = _open_file(
             ls.path, role=role, layer=ls.layer, encoding=ls.encoding, allow_remote=allow_remote,
             bbox=None, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
-        n, bounds, crs, columns = file_summary(
+        n, bounds, crs, columns, declared = file_summary(
             path, layer=layer, role=role, encoding=enc if enc_source != "format" else None)
         driver = str(info.get("driver"))
-    # a missing or wrongly mapped field fails here, as a full read would, not in a partition
-    mapping = map_fields(columns, role=layer_role(role, geometry=ls.geometry,
-                                                  fields=ls.fields or {}),
-                         fields=ls.fields, layer=where, path=path)
+    # a missing field or the wrong kind of layer fails here, as a full read would
+    spec = layer_role(role, geometry=ls.geometry, fields=ls.fields or {},
+                      plugin=role not in BUILTIN_ROLES)
+    mapping = map_fields(columns, role=spec, fields=ls.fields, layer=where, path=path)
+    refuse_declared_type(declared, geometry=spec.geometry, role=role, where=where, path=path)
     empty = gpd.GeoDataFrame({"feature_id": np.array([], dtype=object)},
                              geometry=gpd.GeoSeries([], crs=crs))
     empty, crs_source = _assign_crs(empty, assume_crs=ls.assume_crs, role=where, path=path)

@@ -104,3 +104,27 @@ def test_a_deferred_layer_missing_a_required_field_fails_in_the_driver(tmp_path)
         '[layers.parcels]\npath = "parcels.gpkg"\n', encoding="utf-8")
     with pytest.raises(FieldError, match="landuse"):
         sp.read_plan(tmp_path / "plan.toml", defer=("parcels",))
+
+
+def _lines_as_farmland(folder):
+    pyogrio.write_dataframe(gpd.GeoDataFrame(
+        {"XZQDM": ["520100001"], "XZQMC": ["甲镇"]}, crs="EPSG:4545",
+        geometry=[shapely.box(449_000, 3_069_000, 454_000, 3_074_000)]), folder / "xzq.gpkg")
+    pyogrio.write_dataframe(gpd.GeoDataFrame(
+        {"id": [1]}, crs="EPSG:4545",
+        geometry=[shapely.LineString([(450_000, 3_070_000), (451_000, 3_071_000)])]),
+        folder / "farmland.gpkg")
+    (folder / "plan.toml").write_text(
+        '[plan]\nname = "t"\n[layers.townships]\npath = "xzq.gpkg"\n'
+        '[layers.farmland]\npath = "farmland.gpkg"\n', encoding="utf-8")
+    return folder / "plan.toml"
+
+
+def test_a_deferred_layer_of_the_wrong_geometry_type_is_refused_like_a_full_read(tmp_path):
+    from spatialplan.errors import DataLayerError
+
+    plan = _lines_as_farmland(tmp_path)
+    with pytest.raises(DataLayerError, match="farmland layer holds lines"):
+        sp.read_plan(plan)
+    with pytest.raises(DataLayerError, match="farmland layer holds lines"):
+        sp.read_plan(plan, defer=("farmland",))

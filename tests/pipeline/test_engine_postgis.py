@@ -85,3 +85,20 @@ def test_driver_opens_the_tables_for_counts_and_extents(tmp_path, pg_demo, clien
         box, data = layer.extent, full.layers[role].data.total_bounds
         assert box[0] <= data[0] and box[1] <= data[1] and box[2] >= data[2] and box[3] >= data[3]
         assert inputs[role]["deferred"] and inputs[role]["rows"] == layer.n_in
+
+
+def test_a_deferred_table_of_lines_is_refused(tmp_path, pg_demo, pg_url):
+    from spatialplan.errors import DataLayerError
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS demo.farmland_lines")
+        conn.execute("CREATE TABLE demo.farmland_lines (id serial PRIMARY KEY, "
+                     "geom geometry(LineString, 4545))")
+        conn.execute("INSERT INTO demo.farmland_lines (geom) VALUES "
+                     "(ST_GeomFromText('LINESTRING(450000 3075000, 451000 3076000)', 4545))")
+    plan_path = pg_demo(tmp_path)
+    text = plan_path.read_text(encoding="utf-8")
+    plan_path.write_text(text.replace('layer = "demo.farmland"', 'layer = "demo.farmland_lines"'),
+                         encoding="utf-8")
+    with pytest.raises(DataLayerError, match="farmland layer holds lines"):
+        sp.read_plan(plan_path, defer=DEFERRED_ROLES)
