@@ -1192,13 +1192,30 @@ def _read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
     empty = gpd.GeoDataFrame({"feature_id": np.array([], dtype=object)},
                              geometry=gpd.GeoSeries([], crs=crs))
     empty, crs_source = _assign_crs(empty, assume_crs=ls.assume_crs, role=where, path=path)
+    src_crs = pyproj.CRS.from_user_input(empty.crs)
+    _check_extent(bounds, src_crs, where=where, path=path)
     source = SourceInfo(path=mask_url(str(path)) if is_postgres(path) else path, layer=layer,
                         driver=driver, encoding=enc, encoding_source=enc_source,
-                        crs=pyproj.CRS.from_user_input(empty.crs), crs_source=crs_source,
-                        fields=dict(mapping))
+                        crs=src_crs, crs_source=crs_source, fields=dict(mapping))
     return Layer(role=role, data=empty, rejected=empty.iloc[:0].drop(columns="geometry"),
                  repaired=empty.iloc[:0].drop(columns="geometry"), source=source, n_in=n,
                  deferred=True, extent=bounds)
+
+
+def _check_extent(bounds: tuple[float, float, float, float] | None, src_crs: pyproj.CRS, *,
+                  where: str, path: Path | str) -> None:
+    """Check a deferred layer's CRS and extent as a full read checks its features' bounds.
+
+    The bounds checks (swapped lat/lon, zone prefix, area of use) read the same bounds; inside
+    China is tested on the extent's box, which holds every feature.
+    """
+    refuse_ballpark(src_crs, layer=where, path=path)
+    if bounds is None:
+        return
+    check_latlon_swap(bounds, src_crs, layer=where, path=path)
+    check_zone_prefix(bounds, src_crs, layer=where, path=path)
+    check_area_of_use(bounds, src_crs, layer=where, path=path)
+    check_inside_china(stand_in(bounds, src_crs), layer=where, path=path)
 
 
 def _check_defer(defer: Collection[str]) -> None:

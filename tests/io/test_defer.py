@@ -128,3 +128,22 @@ def test_a_deferred_layer_of_the_wrong_geometry_type_is_refused_like_a_full_read
         sp.read_plan(plan)
     with pytest.raises(DataLayerError, match="farmland layer holds lines"):
         sp.read_plan(plan, defer=("farmland",))
+
+
+def test_a_deferred_layer_with_swapped_lat_lon_is_refused_like_a_full_read(tmp_path):
+    from spatialplan.errors import CRSError
+
+    pyogrio.write_dataframe(gpd.GeoDataFrame(
+        {"XZQDM": ["520100001"], "XZQMC": ["甲镇"]}, crs="EPSG:4490",
+        geometry=[shapely.box(107.4, 27.7, 107.6, 27.9)]), tmp_path / "xzq.gpkg")
+    pyogrio.write_dataframe(gpd.GeoDataFrame(  # lat/lon swapped, as some exports write them
+        {"DLBM": ["0101"]}, crs="EPSG:4490", geometry=[shapely.box(27.75, 107.45, 27.8, 107.5)]),
+        tmp_path / "parcels.gpkg")
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nname = "t"\n[layers.townships]\npath = "xzq.gpkg"\n'
+        '[layers.parcels]\npath = "parcels.gpkg"\n', encoding="utf-8")
+    with pytest.raises(CRSError) as full:
+        sp.read_plan(tmp_path / "plan.toml")
+    with pytest.raises(CRSError) as deferred:
+        sp.read_plan(tmp_path / "plan.toml", defer=("parcels",))
+    assert str(deferred.value).split(" (")[0] == str(full.value).split(" (")[0]
