@@ -108,3 +108,13 @@ def test_rollup_benchmark_smoke():
     out = _run("bench_rollup.py", "--small")
     assert "same township table as the check: yes" in out
     assert "roll-up share of the check" in out
+
+
+@pytest.mark.slow
+def test_dask_memory_benchmark_smoke(pg_url):
+    pytest.importorskip("distributed")
+    out = _run("bench_dask_memory.py", pg_url, "--parcels", "3000", "--townships", "8",
+               "--projects", "50")
+    for label in ("local engine", "dask engine", "ratio dask / local driver peak RSS"):
+        assert label in out, f"missing line {label!r} in:\n{out}"
+    assert "verdicts equal: yes" in out
