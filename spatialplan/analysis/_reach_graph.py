@@ -23,7 +23,8 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-__all__ = ["Network", "build_network", "multi_source", "path_nodes", "roots"]
+__all__ = ["Network", "build_network", "from_one", "matrix", "multi_source", "path_nodes",
+           "roots"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,33 +57,34 @@ class Network:
     n_dangling: int
 
 
-def _pieces(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return node coordinates, piece node pairs and each line's first/last node."""
+def _pieces(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return node coordinates (equal vertices are one node) and the pieces' node pairs."""
     parts = shapely.get_parts(lines)
     parts = parts[~shapely.is_empty(parts)]
     coords, idx = shapely.get_coordinates(parts, return_index=True)
     if len(coords) == 0:
         empty = np.empty(0, dtype=np.int64)
-        return np.empty((0, 2)), empty, empty, empty
-    xy, node = np.unique(coords, axis=0, return_inverse=True)
-    node = node.ravel()
+        return np.empty((0, 2)), empty, empty
+    order = np.lexsort((coords[:, 1], coords[:, 0]))
+    c = coords[order]
+    new = np.r_[True, (c[1:, 0] != c[:-1, 0]) | (c[1:, 1] != c[:-1, 1])]
+    node = np.empty(len(coords), dtype=np.int64)
+    node[order] = np.cumsum(new) - 1
+    xy = c[new]
     same = idx[1:] == idx[:-1]
     pu, pv = node[:-1][same], node[1:][same]
     keep = pu != pv
-    first = np.r_[True, idx[1:] != idx[:-1]]
-    last = np.r_[idx[1:] != idx[:-1], True]
-    ends = np.unique(np.r_[node[first], node[last]])
-    return xy, pu[keep], pv[keep], ends
+    return xy, pu[keep], pv[keep]
 
 
-def _locate(
-    xy: np.ndarray, seg_u: np.ndarray, seg_v: np.ndarray, seg: np.ndarray, geoms: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _segments(xy: np.ndarray, pu: np.ndarray, pv: np.ndarray) -> np.ndarray:
+    """Return the pieces as two-point line geometries."""
+    return shapely.linestrings(np.stack([xy[pu], xy[pv]], axis=1).reshape(-1, 2),
+                               indices=np.repeat(np.arange(len(pu)), 2))
+
+
+def _locate(lines: np.ndarray, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the position along each piece of its nearest point to each geometry, and the gap."""
-    lines = shapely.linestrings(
-        np.stack([xy[seg_u[seg]], xy[seg_v[seg]]], axis=1).reshape(-1, 2),
-        indices=np.repeat(np.arange(len(seg)), 2),
-    )
     short = shapely.shortest_line(lines, geoms)
     at = shapely.get_point(short, 0)
     return shapely.line_locate_point(lines, at), shapely.length(short)
@@ -128,14 +130,13 @@ def _split(
 
 
 def _snap_pairs(
-    xy: np.ndarray, pu: np.ndarray, pv: np.ndarray, ends: np.ndarray, snap_m: float
+    xy: np.ndarray, pieces: tuple[np.ndarray, np.ndarray], ends: np.ndarray, snap_m: float,
+    tree: shapely.STRtree,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (end node, piece) pairs of line ends within ``snap_m`` of a piece not their own."""
+    """Return (end node, piece) pairs of loose ends within ``snap_m`` of a piece not their own."""
+    pu, pv = pieces
     if snap_m <= 0 or len(ends) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    tree = shapely.STRtree(shapely.linestrings(
-        np.stack([xy[pu], xy[pv]], axis=1).reshape(-1, 2), indices=np.repeat(np.arange(len(pu)), 2)
-    ))
     ei, si = tree.query(shapely.points(xy[ends]), predicate="dwithin", distance=snap_m)
     node = ends[ei]
     own = (pu[si] == node) | (pv[si] == node)
@@ -163,19 +164,20 @@ def build_network(
         -1 when there is no road at all).
     """
     points = np.asarray([] if points is None else points, dtype=object)
-    xy, pu, pv, ends = _pieces(np.asarray(lines, dtype=object))
+    xy, pu, pv = _pieces(np.asarray(lines, dtype=object))
     if len(pu) == 0:
         empty = np.empty(0, dtype=np.int64)
-        net = Network(xy, empty, empty, np.empty(0), pu, pv, 0, len(ends))
+        net = Network(xy, empty, empty, np.empty(0), pu, pv, 0, 0)
         return net, np.full(len(points), -1, dtype=np.int64), np.full(len(points), np.nan)
     plen = np.hypot(*(xy[pv] - xy[pu]).T)
-    sn, ss = _snap_pairs(xy, pu, pv, ends, snap_m)
-    spos, sgap = _locate(xy, pu, pv, ss, shapely.points(xy[sn]))
-    tree = shapely.STRtree(shapely.linestrings(
-        np.stack([xy[pu], xy[pv]], axis=1).reshape(-1, 2), indices=np.repeat(np.arange(len(pu)), 2)
-    ))
+    # loose ends: a vertex on one piece only (a shared vertex already joins its lines)
+    ends = np.flatnonzero(np.bincount(np.r_[pu, pv], minlength=len(xy)) == 1)
+    segs = _segments(xy, pu, pv)
+    tree = shapely.STRtree(segs)
+    sn, ss = _snap_pairs(xy, (pu, pv), ends, snap_m, tree)
+    spos, sgap = _locate(segs[ss], shapely.points(xy[sn]))
     pseg = tree.query_nearest(points, all_matches=False)[1] if len(points) else np.empty(0, int)
-    ppos, pleg = _locate(xy, pu, pv, pseg, points)
+    ppos, pleg = _locate(segs[pseg], points)
     given = np.r_[np.where(sgap == 0.0, sn, -1), np.full(len(points), -1)]
     (eu, ev, ew), anode, xy_all = _split(
         xy, (pu, pv, plen), (np.r_[ss, pseg], np.r_[spos, ppos], given)
@@ -203,15 +205,20 @@ def _finish(
     order = np.lexsort((ew, b, a))
     a, b, ew = a[order], b[order], ew[order]
     first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])][: len(a)]
-    degree = np.bincount(np.r_[pieces[0], pieces[1]], minlength=len(xy))
-    joined = np.isin(ends, snapped[0])
-    dangling = int(((degree[ends] == 1) & ~joined).sum())
+    dangling = int((~np.isin(ends, snapped[0])).sum())
     n_snapped = snapped[1]
     if n_snapped:
         logger.info("roads: %d gap(s) under the snapping tolerance joined (line end to road)",
                     n_snapped)
     return Network(xy, a[first], b[first], ew[first], pieces[0], pieces[1], n_snapped,
                    dangling)
+
+
+def matrix(net: Network) -> csr_matrix:
+    """Return the network as a symmetric sparse matrix (for single-source searches)."""
+    n = len(net.xy)
+    return csr_matrix((np.r_[net.w, net.w], (np.r_[net.u, net.v], np.r_[net.v, net.u])),
+                      shape=(n, n))
 
 
 def multi_source(
@@ -225,14 +232,22 @@ def multi_source(
     """
     n = len(net.xy)
     src = n
+    # two sources on one node: keep the cheaper start (the matrix would add them up)
+    order = np.lexsort((cost, sources))
+    first = np.r_[True, sources[order][1:] != sources[order][:-1]][: len(order)]
+    sources, cost = sources[order][first], cost[order][first]
     rows = np.r_[net.u, net.v, np.full(len(sources), src)]
     cols = np.r_[net.v, net.u, sources]
     data = np.r_[net.w, net.w, cost]
     graph = csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
-    graph.sum_duplicates()
     dist, pred = dijkstra(graph, directed=True, indices=src, return_predecessors=True)
     pred = np.where(pred == src, -9999, pred)
     return dist[:n], pred[:n]
+
+
+def from_one(graph: csr_matrix, node: int, *, limit: float = np.inf) -> np.ndarray:
+    """Return the shortest distance from one node to every node, up to ``limit`` (else inf)."""
+    return dijkstra(graph, directed=True, indices=int(node), limit=limit)
 
 
 def roots(pred: np.ndarray, nodes: np.ndarray) -> np.ndarray:

@@ -36,8 +36,10 @@ import pandas as pd
 import shapely
 
 from spatialplan.analysis import _reach_graph as graph
+from spatialplan.analysis import _reach_seats
 
-__all__ = ["REACH_COLUMNS", "ReachResult", "reach_shares", "village_points", "village_reach"]
+__all__ = ["REACH_COLUMNS", "ReachResult", "TownReach", "reach_shares", "town_reach",
+           "village_points", "village_reach"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def village_reach(
         The checked register: ``project_id``, ``facility`` (resolved code), ``verdict``, the
         site geometry (null for a rejected feature).
     limits_m
-        Facility code → the longest acceptable road distance in metres.
+        Facility code → the longest acceptable road distance in metres (0: type left out).
     snap_m
         Gaps between road lines up to this distance are joined (see :mod:`._reach_graph`).
     paths
@@ -113,25 +115,39 @@ def village_reach(
     -------
     ReachResult
     """
+    return _reach(villages, roads, projects, limits_m=limits_m, snap_m=snap_m, paths=paths)[0]
+
+
+def _reach(
+    villages: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, projects: gpd.GeoDataFrame, *,
+    limits_m: Mapping[str, float], snap_m: float, paths: bool,
+    extra: np.ndarray | None = None,
+) -> tuple[ReachResult, graph.Network, tuple[np.ndarray, np.ndarray],
+           tuple[np.ndarray, np.ndarray]]:
+    """Run :func:`village_reach`; also attach ``extra`` points (the seats) to the network."""
     vpts = village_points(villages)
     serving = _serving(projects)
     sites = serving.geometry.to_numpy()
+    extra = np.asarray([] if extra is None else extra, dtype=object)
     net, anode, leg = graph.build_network(
-        roads.geometry.to_numpy(), snap_m=snap_m, points=np.r_[vpts, sites]
+        roads.geometry.to_numpy(), snap_m=snap_m, points=np.r_[vpts, sites, extra]
     )
-    nv = len(vpts)
+    nv, ns = len(vpts), len(vpts) + len(sites)
     frames = []
     for code, limit in limits_m.items():
+        if limit <= 0:
+            continue
         mask = serving["facility"].astype(str).eq(code).to_numpy()
         frames.append(_one_type(
             net, villages, vpts, (anode[:nv], leg[:nv]),
-            (serving.loc[mask], anode[nv:][mask], leg[nv:][mask]),
+            (serving.loc[mask], anode[nv:ns][mask], leg[nv:ns][mask]),
             code=code, limit=float(limit), paths=paths,
         ))
     reach = pd.concat(frames, ignore_index=True) if frames else _empty(villages)
     counts = {"nodes": len(net.xy), "edges": len(net.u), "snapped": net.n_snapped,
               "dangling": net.n_dangling, "snap_m": snap_m}
-    return ReachResult(gpd.GeoDataFrame(reach, geometry="geometry", crs=villages.crs), counts)
+    result = ReachResult(gpd.GeoDataFrame(reach, geometry="geometry", crs=villages.crs), counts)
+    return result, net, (anode[:nv], leg[:nv]), (anode[ns:], leg[ns:])
 
 
 def _empty(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -246,3 +262,93 @@ def reach_shares(
     if townships is not None:
         out = out.reindex(pd.Index(townships.astype(str), name="township_code"))
     return out.reset_index()
+
+
+@dataclass(frozen=True)
+class TownReach:
+    """What :func:`town_reach` returns (the reach outputs of a check).
+
+    Attributes
+    ----------
+    reach
+        The ``village_reach`` layer (:func:`village_reach`).
+    village_seat
+        Each village's road distance to its own town seat (``_reach_seats.SEAT_COLUMNS``);
+        ``connected`` false with the reason when the roads do not join them.
+    shares
+        ``township_code`` and ``reach_share_<facility>`` per township (:func:`reach_shares`).
+    seats
+        The seat of each township (``township_code``, ``seat_source``, point).
+    outside
+        ``village_code``, ``name`` of the villages outside every township.
+    network
+        The road network's counts (:attr:`ReachResult.network`).
+    """
+
+    reach: gpd.GeoDataFrame
+    village_seat: pd.DataFrame
+    shares: pd.DataFrame
+    seats: gpd.GeoDataFrame
+    outside: pd.DataFrame
+    network: Mapping[str, float]
+
+
+def town_reach(
+    villages: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, projects: gpd.GeoDataFrame,
+    townships: gpd.GeoDataFrame, *, limits_m: Mapping[str, float], snap_m: float = 1.0,
+    seats: gpd.GeoDataFrame | None = None, udb: gpd.GeoDataFrame | None = None,
+    paths: bool = True,
+) -> TownReach:
+    """Run the whole "1+N" reach of a plan: village reach, shares, seats.
+
+    A village without a ``township_code`` takes the township it lies in; the villages in no
+    township are counted and named (logged, and in :attr:`TownReach.outside`), kept in the
+    reach rows and left out of the shares.
+
+    Parameters
+    ----------
+    villages, roads, projects
+        As :func:`village_reach`.
+    townships
+        Township outlines (``code``).
+    limits_m, snap_m
+        The rulebook's ``[reach]`` settings.
+    seats, udb
+        The ``seats`` layer, else the development boundary for the seats
+        (:func:`._reach_seats.town_seats`).
+    paths
+        Build the path geometries.
+
+    Returns
+    -------
+    TownReach
+    """
+    villages = _with_townships(villages, townships)
+    outside = villages.loc[villages["township_code"].isna(), ["village_code", "name"]]
+    if len(outside):
+        named = ", ".join(f"{c} {n}" for c, n in outside.head(10).itertuples(index=False))
+        logger.warning("villages: %d outside every township (%s%s)", len(outside), named,
+                       ", ..." if len(outside) > 10 else "")
+    seat_pts = _reach_seats.town_seats(townships, seats=seats, udb=udb)
+    result, net, vatt, satt = _reach(villages, roads, projects, limits_m=limits_m,
+                                     snap_m=snap_m, paths=paths,
+                                     extra=seat_pts.geometry.to_numpy())
+    table = _reach_seats.seat_distances(net, villages, vpts=village_points(villages), vatt=vatt,
+                                        seats=seat_pts, satt=satt)
+    shares = reach_shares(result.reach, villages, townships=townships["code"])
+    return TownReach(result.reach, table, shares, seat_pts, outside.reset_index(drop=True),
+                     result.network)
+
+
+def _with_townships(villages: gpd.GeoDataFrame, townships: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Fill a missing ``township_code`` with the township each village lies in."""
+    out = villages.copy()
+    code = np.full(len(out), None, dtype=object)
+    if "township_code" in out:
+        given = out["township_code"]
+        code[given.notna().to_numpy()] = given.dropna().astype(str).to_numpy(dtype=object)
+    missing = np.array([c is None for c in code], dtype=bool)
+    if missing.any():
+        code[missing] = _reach_seats._containing(townships, village_points(out)[missing])
+    out["township_code"] = code
+    return out

@@ -50,6 +50,14 @@ class CheckResult:
         The date the check was computed with (the date rules, 先落图、后落地); every writer
         (manifest, report, layout map) prints it. ``None`` only for a result built by hand:
         the writers then print the plan's date.
+    village_reach
+        One row per village and facility type with a reach limit: the nearest serving project
+        by road and the path (None without a ``villages`` layer or with ``[reach]`` off).
+    village_seat
+        Each village's road distance to its town seat (None likewise).
+    reach_info
+        The reach run's notes: ``seat_source``, ``outside`` (villages in no township),
+        ``network`` (road counts), ``limits_m``, ``snap_m`` (empty without a reach).
     """
 
     township_stats: gpd.GeoDataFrame
@@ -61,6 +69,9 @@ class CheckResult:
     schedule: pd.DataFrame | None = None
     terrain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     as_of: dt.date | None = None
+    village_reach: gpd.GeoDataFrame | None = None
+    village_seat: pd.DataFrame | None = None
+    reach_info: dict = dataclasses.field(default_factory=dict)
 
     def verdict_counts(self) -> dict[str, int]:
         """Return the number of projects per verdict, in the order pass, review, fail, error."""

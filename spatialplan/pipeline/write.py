@@ -238,6 +238,8 @@ def _write_jobs(plan, result: CheckResult, stage: Path, out: Path, *,
             "township_stats": result.township_stats,
             "line_conflicts": result.line_conflicts,
             "outside_townships": result.outside_townships,
+            "village_reach": result.village_reach,
+            "village_seat": result.village_seat,
         }
         jobs.append(_Job({"results": out / "results.gpkg"}, functools.partial(
             output.write_results, stage, {k: v for k, v in tables.items() if v is not None}),

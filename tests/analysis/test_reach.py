@@ -184,3 +184,73 @@ def test_distances_equal_one_networkx_search_per_village():
     want = _nx_distances(net, node[:25], leg[:25], node[25:], leg[25:])
     got = out.reach["network_m"].fillna(np.inf).to_numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_two_projects_on_one_road_point_do_not_add_up():
+    villages = _villages([Point(500, 30)])
+    projects = _projects([("A", "school", "pass", Point(1000, -30)),
+                          ("B", "school", "pass", Point(1000, -20))])
+    out = village_reach(villages, _roads(_grid()), projects, limits_m={"school": 5000.0}).reach
+    assert out["project_id"].iloc[0] == "B"
+    assert out["network_m"].iloc[0] == pytest.approx(30 + 500 + 20)
+
+
+def _townships() -> gpd.GeoDataFrame:
+    """T1 west of x = 1000, T2 east of it (both 0..2000 wide in y from -1000 to 2000)."""
+    return gpd.GeoDataFrame({"code": ["T1", "T2"], "name": ["甲镇", "乙镇"]},
+                            geometry=[Polygon([(-1000, -1000), (1000, -1000), (1000, 2000),
+                                               (-1000, 2000)]),
+                                      Polygon([(1000, -1000), (2500, -1000), (2500, 2000),
+                                               (1000, 2000)])], crs=CRS)
+
+
+def test_town_reach_seats_from_the_layer_and_villages_outside_every_township():
+    from spatialplan.analysis.reach import town_reach
+
+    villages = _villages([Point(500, 30), Point(1900, 30), Point(9000, 9000)])
+    seats = gpd.GeoDataFrame({"township_code": ["T1", "T2"]},
+                             geometry=[Point(0, -10), Point(2000, 1010)], crs=CRS)
+    projects = _projects([("S1", "school", "pass", Point(1000, -20))])
+    out = town_reach(villages, _roads(_grid()), projects, _townships(),
+                     limits_m={"school": 600.0}, seats=seats)
+    assert out.reach["township_code"].tolist()[:2] == ["T1", "T2"]
+    assert pd.isna(out.reach["township_code"].iloc[2])
+    assert out.outside["village_code"].tolist() == ["V2"]
+    seat = out.village_seat.set_index("village_code")
+    assert seat.loc["V0", "seat_m"] == pytest.approx(30 + 500 + 10)
+    # V1's nearest seat is its own T2 seat; it is also checked through the growing search
+    assert seat.loc["V1", "seat_m"] == pytest.approx(30 + 100 + 1000 + 10)
+    assert not seat.loc["V2", "connected"] and "outside every township" in seat.loc["V2",
+                                                                                   "reason"]
+    shares = out.shares.set_index("township_code")["reach_share_school"]
+    assert shares["T1"] == 1.0 and shares["T2"] == 0.0
+
+
+def test_the_own_seat_is_found_when_another_seat_is_nearer():
+    from spatialplan.analysis.reach import town_reach
+
+    # V0 lies in T1 but next to T2's seat: its own seat is 30 + 1000 + 1000 + 10 away
+    villages = _villages([Point(900, 30)])
+    seats = gpd.GeoDataFrame({"township_code": ["T1", "T2"]},
+                             geometry=[Point(-10, 1000), Point(1010, 0)], crs=CRS)
+    projects = _projects([("S1", "school", "pass", Point(1000, -20))])
+    out = town_reach(villages, _roads(_grid()), projects, _townships(),
+                     limits_m={"school": 600.0}, seats=seats)
+    assert out.village_seat["seat_m"].iloc[0] == pytest.approx(30 + 900 + 1000 + 10)
+
+
+def test_without_a_seats_layer_the_largest_udb_polygon_gives_the_seat():
+    from spatialplan.analysis.reach import town_reach
+
+    udb = gpd.GeoDataFrame(geometry=[Polygon([(-200, 900), (200, 900), (200, 1100),
+                                              (-200, 1100)]),
+                                     Polygon([(500, -5), (510, -5), (510, 5), (500, 5)])],
+                           crs=CRS)
+    villages = _villages([Point(0, 500)], township_code=["T1"])
+    projects = _projects([("S1", "school", "pass", Point(0, 0))])
+    out = town_reach(villages, _roads(_grid()), projects, _townships(),
+                     limits_m={"school": 600.0}, udb=udb)
+    assert out.seats["township_code"].tolist() == ["T1"]
+    assert "development-boundary" in out.seats["seat_source"].iloc[0]
+    assert out.seats.geometry.iloc[0].within(udb.geometry.iloc[0])
+    assert out.village_seat["connected"].iloc[0]
