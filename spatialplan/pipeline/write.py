@@ -380,13 +380,16 @@ def result_tables(result: CheckResult) -> dict[str, pd.DataFrame]:
         "outside_townships": result.outside_townships,
         "county_summary": result.county_summary,
         "township_conflicts": result.township_conflicts,
+        "village_reach": result.village_reach,
+        "village_seat": result.village_seat,
     }
     return {k: v for k, v in tables.items() if v is not None}
 
 
 #: every table :func:`publish_check` may write: an earlier run's are replaced, never left over
 PUBLISHED_TABLES = ("projects", "findings", "township_stats", "line_conflicts",
-                    "outside_townships", "county_summary", "township_conflicts", "manifest")
+                    "outside_townships", "county_summary", "township_conflicts",
+                    "village_reach", "village_seat", "manifest")
 
 
 def publish_check(result: CheckResult, url: str, *, schema: str = "spatialplan",
