@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         feature_issues,
         raster_report,
         read_plan,
-        unknown_landuse_report,
         tbmj_report,
+        unknown_landuse_report,
         validation_report,
     )
 
@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if outlines is not None:
         print("\ntownship outlines: " + ", ".join(
             f"{v['count']} {k}s ({v['area_m2']:,.2f} m²)" for k, v in outlines.items()))
+    if len(tbmj):
+        _print_tbmj(_visible_frame(tbmj))
     return 0
 
 
@@ -124,9 +126,6 @@ def _township_outlines(plan) -> dict[str, dict] | None:
     return {kind: {"count": int((found["kind"] == kind).sum()),
                    "area_m2": float(found.loc[found["kind"] == kind, "area_m2"].sum())}
             for kind in ("overlap", "gap")}
-    if len(tbmj):
-        _print_tbmj(_visible_frame(tbmj))
-    return 0
 
 
 def _print_tbmj(tbmj: pd.DataFrame) -> None:

@@ -85,8 +85,8 @@ __all__ = [
     "raster_report",
     "read_layer",
     "read_plan",
-    "unknown_landuse_report",
     "tbmj_report",
+    "unknown_landuse_report",
     "validation_report",
 ]
 
