@@ -93,7 +93,7 @@ def test_written_layer_tables_report_and_manifest(overlap_plan, tmp_path):
     assert layer["kind"].tolist() == ["overlap", "gap"]
     assert layer["area_m2"].sum() == pytest.approx(450_000.0)
     csv = pd.read_csv(written["township_conflicts_csv"], encoding="utf-8-sig", dtype=str)
-    assert list(csv.columns) == ["类型", "乡镇A代码", "乡镇B代码", "面积(m²,平面)"]
+    assert list(csv.columns) == ["类型", "乡镇A代码", "乡镇B代码", "平面面积(m²)"]
     assert csv["类型"].tolist() == ["重叠 overlap", "缝隙 gap"]
     assert "township_conflicts_xlsx" in written
     stats = pd.read_csv(written["township_stats_csv"], encoding="utf-8-sig")
