@@ -21,6 +21,7 @@ __all__ = [
     "add_run_options",
     "check_and_write",
     "exit_code",
+    "fails_on",
     "print_summary",
     "read_plan_from_args",
 ]
@@ -162,7 +163,14 @@ def print_summary(plan, result, written) -> None:
 
 def exit_code(result, fail_on: str | None) -> int:
     """0, or 1 when ``--fail-on`` names a verdict some project has (review includes fail)."""
-    if not fail_on or result.projects is None:
+    if result.projects is None:
+        return 0
+    return fails_on(result.verdict_counts(), fail_on)
+
+
+def fails_on(verdicts: dict[str, int], fail_on: str | None) -> int:
+    """1 when ``--fail-on`` names a verdict with projects in ``verdicts`` (review includes fail)."""
+    if not fail_on:
         return 0
     bad = {"fail", "error"} if fail_on == "fail" else {"fail", "error", "review"}
-    return 1 if result.projects["verdict"].isin(bad).any() else 0
+    return int(any(verdicts.get(v, 0) for v in bad))

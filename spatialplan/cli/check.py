@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_many(args: argparse.Namespace, outputs: list[str]) -> int:
     """Check several plans into sub-folders of ``--out`` and write their roll-up."""
     from spatialplan.cli._common import setup_progress
+    from spatialplan.cli._run import fails_on
     from spatialplan.core._text import visible
     from spatialplan.pipeline.many import check_many
 
@@ -100,12 +101,4 @@ def _run_many(args: argparse.Namespace, outputs: list[str]) -> int:
     sys.stdout.write("\n".join(visible(line) for line in lines) + "\n")
     if any(r.error for r in runs):
         return 2
-    return max((_fails(r.verdicts, args.fail_on) for r in runs), default=0)
-
-
-def _fails(verdicts: dict[str, int], fail_on: str | None) -> int:
-    """1 when ``--fail-on`` names a verdict some project of the plan has, as for one plan."""
-    if not fail_on:
-        return 0
-    bad = {"fail", "error"} if fail_on == "fail" else {"fail", "error", "review"}
-    return int(any(verdicts.get(v, 0) for v in bad))
+    return max((fails_on(r.verdicts, args.fail_on) for r in runs), default=0)

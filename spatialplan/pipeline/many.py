@@ -211,7 +211,7 @@ def roll_up(runs: Sequence[PlanRun]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def write_roll_up(runs: Sequence[PlanRun], out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the roll-up files and ``manifest.json`` at the top of ``out_dir``, all or nothing."""
     from spatialplan.io import output
-    from spatialplan.render._labels import chinese_headers
+    from spatialplan.render._labels import chinese_headers, county_headers
 
     counties, towns = roll_up(runs)
     listing = pd.DataFrame([{
@@ -224,9 +224,7 @@ def write_roll_up(runs: Sequence[PlanRun], out_dir: str | os.PathLike) -> dict[s
     with output.staged_output(out) as stage:
         for name, table, sheet in (("county_summary", counties, "县域汇总"),
                                    ("county_townships", towns, "县内乡镇排名")):
-            labelled = chinese_headers(table)
-            labelled.columns = [str(c).replace("占乡镇比例", "占全县比例")
-                                if name == "county_summary" else c for c in labelled.columns]
+            labelled = (county_headers if name == "county_summary" else chinese_headers)(table)
             output.write_table(labelled, stage / f"{name}.csv")
             output.write_table(output.fit_excel_cells(labelled, full_text_in=f"{name}.csv"),
                                stage / f"{name}.xlsx", sheet_name=sheet)

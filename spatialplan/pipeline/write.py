@@ -414,7 +414,7 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
                         catalog=None) -> list[_Job]:
     """Township statistics, line and township conflicts as CSV and XLSX with Chinese headers."""
     from spatialplan.io import output
-    from spatialplan.render._labels import chinese_headers
+    from spatialplan.render._labels import chinese_headers, county_headers
 
     jobs = []
     names = ["township_stats", "line_conflicts", "township_conflicts"]
@@ -423,9 +423,8 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
     for name in names:
         if getattr(result, name) is None:  # township_conflicts of a result built by hand
             continue
-        table = chinese_headers(getattr(result, name), catalog=catalog)
-        if name == "county_summary":  # a county's share is of the county, not of a township
-            table.columns = [str(c).replace("占乡镇比例", "占全县比例") for c in table.columns]
+        labels = county_headers if name == "county_summary" else chinese_headers
+        table = labels(getattr(result, name), catalog=catalog)
         for suffix in (".csv", ".xlsx"):
             write = output.write_table if suffix == ".csv" else functools.partial(
                 _write_fitted, output.write_table, full_text_in=f"{name}.csv")

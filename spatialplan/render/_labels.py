@@ -33,6 +33,7 @@ __all__ = [
     "VERDICT_NAMES",
     "bilingual",
     "chinese_headers",
+    "county_headers",
     "facility_names",
     "feature_number",
     "round_areas",
@@ -146,7 +147,7 @@ _SUFFIXES = {
     "_ellipsoidal_ha": "椭球面积(公顷)",
     "_ellipsoidal_mu": "椭球面积(亩)",
     "_share": "占乡镇比例(椭球面积)",
-    "_double_counted_m2": "重复计入平面面积(m²,乡镇重叠处)",
+    "_double_counted_m2": "重复计入面积(m²,乡镇重叠处)",
 }
 
 
@@ -285,3 +286,16 @@ def _map_values(values: pd.Series, func) -> pd.Series:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = np.array([func(v) for v in uniques.tolist()] + [None], dtype=object)
     return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
+def county_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
+    """Return :func:`chinese_headers` of a county table: a share is of the county (占全县比例).
+
+    Examples
+    --------
+    >>> list(county_headers(pd.DataFrame(columns=["county_code", "redline_share"])).columns)
+    ['县级行政区代码', '生态保护红线占全县比例']
+    """
+    out = chinese_headers(df, catalog=catalog)
+    out.columns = [str(c).replace("占乡镇比例", "占全县比例") for c in out.columns]
+    return out
