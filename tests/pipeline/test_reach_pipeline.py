@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
@@ -108,3 +111,32 @@ def test_village_outlines_are_read_and_a_line_is_rejected(tmp_path):
     layer = sp.read_layer(gpkg, role="villages")
     assert layer.data["village_code"].tolist() == ["V1", "V2"]
     assert layer.rejected["reason"].iloc[0].startswith("LineString")
+
+
+def test_the_reach_tables_and_the_report_section_are_written(tmp_path):
+    plan = _plan(tmp_path, rules='[reach.limits_m]\nschool = 700.0\n')
+    result = sp.run_check(plan)
+    written = sp.write_check(plan, result, tmp_path / "out",
+                             outputs=("gpkg", "stats_tables", "report"))
+    csv = pd.read_csv(written["village_reach_csv"], encoding="utf-8-sig", dtype=str)
+    assert list(csv.columns[:8]) == ["村代码", "村名称", "乡镇代码", "设施类型",
+                                     "最近的可服务项目编号", "道路距离(m)", "直线距离(m)",
+                                     "在服务距离内"]
+    school = csv.loc[csv["设施类型"] == "学校 school"].set_index("村代码")
+    assert school.loc["V1", "道路距离(m)"] == "410.0" and school.loc["V1", "在服务距离内"] == "是"
+    assert school.loc["V1", "最近的可服务项目编号"] == "P1"
+    assert school.loc["V2", "在服务距离内"] == "否"
+    assert school.loc["V3", "原因"].endswith("no road connection to any serving project")
+    xlsx = pd.read_excel(written["village_reach_xlsx"], sheet_name="村庄设施道路可达", dtype=str)
+    assert xlsx.shape == csv.shape and xlsx["村代码"].tolist() == csv["村代码"].tolist()
+    seat = pd.read_csv(written["village_seat_csv"], encoding="utf-8-sig", dtype=str)
+    assert {"村代码", "到本乡镇驻地道路距离(m)", "道路连通本乡镇驻地"} <= set(seat.columns)
+    assert "village_seat_xlsx" in written
+    stats = pd.read_csv(written["township_stats_csv"], encoding="utf-8-sig")
+    assert stats["学校道路可达村比例"].tolist() == pytest.approx([0.25, 0.0])
+    html = Path(written["report"]).read_text(encoding="utf-8")
+    section = html[html.index("Village reach"):]
+    # T1: one village of two within the school limit, 25 % of its people; V2 is left out
+    assert "1 / 2" in section and "25.0" in section
+    assert "二村" in section and "810 m &gt; 700 m" in section
+    assert "三村" in section and "no road connection to any serving project" in section
