@@ -506,6 +506,9 @@ def check_map(plan, result: CheckResult | None = None, **options):
         conflicts=None if result is None else result.line_conflicts,
         projects=layer_data(plan, "projects") if result is None else result.projects,
         findings=None if result is None else result.findings,
+        villages=layer_data(plan, "villages"),
+        village_reach=None if result is None else result.village_reach,
+        catalog=plan.catalog,
         **options,
     )
 

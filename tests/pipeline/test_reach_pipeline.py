@@ -117,7 +117,8 @@ def test_the_reach_tables_and_the_report_section_are_written(tmp_path):
     plan = _plan(tmp_path, rules='[reach.limits_m]\nschool = 700.0\n')
     result = sp.run_check(plan)
     written = sp.write_check(plan, result, tmp_path / "out",
-                             outputs=("gpkg", "stats_tables", "report"))
+                             outputs=("gpkg", "stats_tables", "report", "map"))
+    assert "Villages by facility types reached" in Path(written["map"]).read_text("utf-8")
     csv = pd.read_csv(written["village_reach_csv"], encoding="utf-8-sig", dtype=str)
     assert list(csv.columns[:8]) == ["村代码", "村名称", "乡镇代码", "设施类型",
                                      "最近的可服务项目编号", "道路距离(m)", "直线距离(m)",
