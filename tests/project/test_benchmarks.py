@@ -108,3 +108,14 @@ def test_rollup_benchmark_smoke():
     out = _run("bench_rollup.py", "--small")
     assert "same township table as the check: yes" in out
     assert "roll-up share of the check" in out
+
+
+def test_reach_benchmark_smoke():
+    out = _run("bench_reach.py", "--small", timeout=300)
+    for label in ("village reach:", "wall time (paths built)", "peak RSS of this process",
+                  "networkx, one search per village", "speed-up:"):
+        assert label in out, f"missing line {label!r} in:\n{out}"
+    # the baseline and the reach agree: the ratio is only worth printing if they do
+    assert "distances equal to 1e-6 m: yes" in out
+    ratio = re.search(r"speed-up: ([\d.]+)x", out)
+    assert ratio and float(ratio.group(1)) > 0
