@@ -172,7 +172,8 @@ def write_pg_table(url: str, gdf: gpd.GeoDataFrame, table: str, *, srid: int | N
 _DEMO_LAYERS = {"townships": ("xzq/XZQ.shp", None), "redline": ("planning.gpkg", "STBHHX"),
                 "farmland": ("planning.gpkg", "YJJBNT"), "udb": ("planning.gpkg", "CZKFBJ"),
                 "cropland": ("planning.gpkg", "DLTB"), "parcels": ("planning.gpkg", "KZXXGH_DK"),
-                "projects": ("planning.gpkg", "XS_XMKJFW"), "built": ("planning.gpkg", "JG_FW")}
+                "projects": ("planning.gpkg", "XS_XMKJFW"), "built": ("planning.gpkg", "JG_FW"),
+                "villages": ("planning.gpkg", "CJ"), "roads": ("planning.gpkg", "DL")}
 
 
 @pytest.fixture(scope="session")
