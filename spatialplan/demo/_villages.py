@@ -2,7 +2,7 @@
 
 Three invented villages per township, placed relative to its seat (no randomness: every seed
 gives the same villages). One road runs along each valley through both seats, so a village
-near the middle border reaches the next town's projects; a north–south road joins the two
+near the middle border reaches the next town's projects; a north-south road joins the two
 valleys; each village has a branch to the nearest point of its valley road. One branch (the
 third village of 龙井乡) stops 60 m short of the valley road, a gap larger than the 1 m
 snapping tolerance: that village is reported as unconnected, never silently linked.
