@@ -64,7 +64,8 @@ def village_features(
     pts = shapely.point_on_surface(villages.geometry.to_numpy())
     rows = _by_village(reach)
     total = int(reach["facility"].nunique()) if reach is not None and len(reach) else 0
-    props, counts = [], {}
+    props: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
     codes = villages["village_code"].astype(str).to_numpy()
     names = (villages["name"].to_numpy(dtype=object) if "name" in villages
              else np.full(len(villages), None, dtype=object))
