@@ -29,7 +29,7 @@ def test_province_benchmark_smoke(tmp_path):
     out = _run("bench_province.py", "--townships", "12", "--parcels", "3000", "--projects",
                "120", "--out", str(tmp_path / "plan"))
     for label in ("read floor", "spatialplan check --no-map --no-layout", "ratio check / read",
-                  "unavoidable part of the command",
+                  "unavoidable part of the command", "ratio check / unavoidable part",
                   "control-line statistics", "geopandas.overlay baseline",
                   "dask engine, 1 worker", "dask engine, 2 worker", "speed-up 1 -> 2 workers",
                   "peak RSS of this process"):
@@ -80,6 +80,11 @@ def test_province_plan_rewritten_not_appended(tmp_path, monkeypatch):
                        for layer in ("STBHHX", "YJJBNT", "CZKFBJ")})
     assert counts[0] == counts[1]
     assert counts[0]["YJJBNT"] > 0
+    bench.write_plan(out, townships=6, parcels=400, projects=20, seed=0, apart=True)
+    farm = pyogrio.read_dataframe(out / "controls.gpkg", layer="YJJBNT")
+    assert len(farm) == counts[0]["YJJBNT"]
+    left, right = farm.sindex.query(farm.geometry, predicate="intersects")
+    assert (left == right).all()  # apart: no parcel touches another
 
 
 @pytest.mark.slow
