@@ -348,7 +348,7 @@ def county_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     Examples
     --------
     >>> list(county_headers(pd.DataFrame(columns=["county_code", "redline_share"])).columns)
-    ['县级行政区代码', '生态保护红线占全县比例']
+    ['县级行政区代码', '生态保护红线占全县比例(椭球面积)']
     """
     out = chinese_headers(df, catalog=catalog)
     out.columns = [str(c).replace("占乡镇比例", "占全县比例") for c in out.columns]
