@@ -11,6 +11,11 @@ Anything that reaches the network (a village, a project's site, a town seat) att
 nearest point on the nearest road piece; that point becomes a node splitting the piece, so the
 distance along the road from it is exact, and the straight leg to it is kept apart.
 Shortest paths run on a ``scipy.sparse`` matrix with :func:`scipy.sparse.csgraph.dijkstra`.
+
+With a pace per road line (minutes per metre, from its speed), each edge also carries a travel
+time: a piece of a line takes that line's pace, a snapping connector the pace of the piece it
+joins; where two edges join the same pair of nodes, the shortest length and the shortest time are
+kept separately (they may come from different lines).
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ class Network:
         Gaps under the snapping tolerance joined by a connector edge.
     n_dangling
         Line ends that touch no other line even after snapping (dead ends or larger gaps).
+    t
+        Travel time of each edge in minutes, when the network was built with a pace
+        (``None`` otherwise).
     """
 
     xy: np.ndarray
@@ -55,16 +63,18 @@ class Network:
     seg_v: np.ndarray
     n_snapped: int
     n_dangling: int
+    t: np.ndarray | None = None
 
 
-def _pieces(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return node coordinates (equal vertices are one node) and the pieces' node pairs."""
-    parts = shapely.get_parts(lines)
-    parts = parts[~shapely.is_empty(parts)]
+def _pieces(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return node coordinates (equal vertices are one node), the pieces' node pairs and lines."""
+    parts, line = shapely.get_parts(lines, return_index=True)
+    full = ~shapely.is_empty(parts)
+    parts, line = parts[full], line[full]
     coords, idx = shapely.get_coordinates(parts, return_index=True)
     if len(coords) == 0:
         empty = np.empty(0, dtype=np.int64)
-        return np.empty((0, 2)), empty, empty
+        return np.empty((0, 2)), empty, empty, empty
     order = np.lexsort((coords[:, 1], coords[:, 0]))
     c = coords[order]
     new = np.r_[True, (c[1:, 0] != c[:-1, 0]) | (c[1:, 1] != c[:-1, 1])]
@@ -74,7 +84,7 @@ def _pieces(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     same = idx[1:] == idx[:-1]
     pu, pv = node[:-1][same], node[1:][same]
     keep = pu != pv
-    return xy, pu[keep], pv[keep]
+    return xy, pu[keep], pv[keep], line[idx[:-1][same]][keep]
 
 
 def _segments(xy: np.ndarray, pu: np.ndarray, pv: np.ndarray) -> np.ndarray:
@@ -93,12 +103,12 @@ def _locate(lines: np.ndarray, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _split(
     xy: np.ndarray, pieces: tuple[np.ndarray, np.ndarray, np.ndarray],
     att: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
     """Split pieces at attachment positions.
 
     ``att`` is (piece, position along it, the node the point already is or -1 for a new node).
-    Returns the edges (u, v, w), each attachment's node and the coordinates of all nodes (the
-    new ones appended).
+    Returns the edges (u, v, w, the piece each comes from), each attachment's node and the
+    coordinates of all nodes (the new ones appended).
     """
     pu, pv, plen = pieces
     aseg, apos, anode = att
@@ -124,9 +134,10 @@ def _split(
     eu = np.r_[pu[~split], prev_n, ni[last]]
     ev = np.r_[pv[~split], ni, pv[si[last]]]
     ew = np.r_[plen[~split], di - prev_d, plen[si[last]] - di[last]]
+    eseg = np.r_[np.flatnonzero(~split), si, si[last]]
     out = np.empty(len(s), dtype=np.int64)
     out[order] = node
-    return (eu, ev, ew), out, np.vstack([xy, new_xy])
+    return (eu, ev, ew, eseg), out, np.vstack([xy, new_xy])
 
 
 def _snap_pairs(
@@ -144,7 +155,8 @@ def _snap_pairs(
 
 
 def build_network(
-    lines: np.ndarray, *, snap_m: float = 1.0, points: np.ndarray | None = None
+    lines: np.ndarray, *, snap_m: float = 1.0, points: np.ndarray | None = None,
+    pace: np.ndarray | None = None,
 ) -> tuple[Network, np.ndarray, np.ndarray]:
     """Node the road lines and attach ``points`` (any geometries) at their nearest road point.
 
@@ -156,6 +168,9 @@ def build_network(
         Gaps between a line end and another line up to this distance are joined.
     points
         Geometries to attach (villages, sites, seats).
+    pace
+        Minutes per metre of each line (from its speed): the edges then carry travel times
+        (:attr:`Network.t`).
 
     Returns
     -------
@@ -164,10 +179,11 @@ def build_network(
         -1 when there is no road at all).
     """
     points = np.asarray([] if points is None else points, dtype=object)
-    xy, pu, pv = _pieces(np.asarray(lines, dtype=object))
+    xy, pu, pv, pline = _pieces(np.asarray(lines, dtype=object))
     if len(pu) == 0:
         empty = np.empty(0, dtype=np.int64)
-        net = Network(xy, empty, empty, np.empty(0), pu, pv, 0, 0)
+        net = Network(xy, empty, empty, np.empty(0), pu, pv, 0, 0,
+                      t=None if pace is None else np.empty(0))
         return net, np.full(len(points), -1, dtype=np.int64), np.full(len(points), np.nan)
     plen = np.hypot(*(xy[pv] - xy[pu]).T)
     # loose ends: a vertex on one piece only (a shared vertex already joins its lines)
@@ -179,7 +195,7 @@ def build_network(
     pseg = tree.query_nearest(points, all_matches=False)[1] if len(points) else np.empty(0, int)
     ppos, pleg = _locate(segs[pseg], points)
     given = np.r_[np.where(sgap == 0.0, sn, -1), np.full(len(points), -1)]
-    (eu, ev, ew), anode, xy_all = _split(
+    (eu, ev, ew, eseg), anode, xy_all = _split(
         xy, (pu, pv, plen), (np.r_[ss, pseg], np.r_[spos, ppos], given)
     )
     snap_node = anode[: len(sn)]
@@ -187,15 +203,17 @@ def build_network(
     eu = np.r_[eu, sn[gap]]
     ev = np.r_[ev, snap_node[gap]]
     ew = np.r_[ew, sgap[gap]]
+    et = None if pace is None else ew * np.asarray(pace, dtype=float)[pline[np.r_[eseg, ss[gap]]]]
     joins = np.unique(np.stack([np.minimum(sn, snap_node), np.maximum(sn, snap_node)]), axis=1)
     net = _finish(xy_all, (eu, ev, ew), pieces=(pu, pv), snapped=(sn, joins.shape[1]),
-                  ends=ends)
+                  ends=ends, times=et)
     return net, anode[len(sn):], pleg
 
 
 def _finish(
     xy: np.ndarray, edges: tuple[np.ndarray, np.ndarray, np.ndarray], *,
     pieces: tuple[np.ndarray, np.ndarray], snapped: tuple[np.ndarray, int], ends: np.ndarray,
+    times: np.ndarray | None = None,
 ) -> Network:
     """Canonical edges (u < v, the shortest per pair, no loops) and the snapping counts."""
     eu, ev, ew = edges
@@ -203,6 +221,11 @@ def _finish(
     keep = a != b
     a, b, ew = a[keep], b[keep], ew[keep]
     order = np.lexsort((ew, b, a))
+    t = None
+    if times is not None:
+        # the fastest per pair, in the order of the kept (shortest) edges
+        torder = np.lexsort((times[keep], b, a))
+        t = times[keep][torder]
     a, b, ew = a[order], b[order], ew[order]
     first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])][: len(a)]
     dangling = int((~np.isin(ends, snapped[0])).sum())
@@ -211,7 +234,7 @@ def _finish(
         logger.info("roads: %d gap(s) under the snapping tolerance joined (line end to road)",
                     n_snapped)
     return Network(xy, a[first], b[first], ew[first], pieces[0], pieces[1], n_snapped,
-                   dangling)
+                   dangling, t=None if t is None else t[first])
 
 
 def matrix(net: Network) -> csr_matrix:
@@ -222,13 +245,14 @@ def matrix(net: Network) -> csr_matrix:
 
 
 def multi_source(
-    net: Network, sources: np.ndarray, cost: np.ndarray
+    net: Network, sources: np.ndarray, cost: np.ndarray, *, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shortest distance from the nearest of ``sources`` (with a starting cost) to every node.
 
     One Dijkstra pass from a super-source joined to each source by an edge of its starting
     cost. Returns the distances (inf where unreachable) and the predecessors (-9999 at the
-    super-source's neighbours and where unreachable).
+    super-source's neighbours and where unreachable). ``weights`` replaces the edge lengths
+    (e.g. :attr:`Network.t` for travel times).
     """
     n = len(net.xy)
     src = n
@@ -238,7 +262,8 @@ def multi_source(
     sources, cost = sources[order][first], cost[order][first]
     rows = np.r_[net.u, net.v, np.full(len(sources), src)]
     cols = np.r_[net.v, net.u, sources]
-    data = np.r_[net.w, net.w, cost]
+    w = net.w if weights is None else weights
+    data = np.r_[w, w, cost]
     graph = csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
     dist, pred = dijkstra(graph, directed=True, indices=src, return_predecessors=True)
     pred = np.where(pred == src, -9999, pred)

@@ -8,6 +8,14 @@ its nearest serving project: a project serves when its verdict is not ``fail``, 
 township (a village near a border is served from the next town). A village the roads do not
 join to any serving project gets no distance, ``within_limit`` false and the reason.
 
+Minute limits (optional, when the roads carry ``speed_kmh``): for a type with a limit in
+minutes, a second Dijkstra pass runs on travel times (each road piece's length at its line's
+speed, the two straight legs at ``walk_kmh``) and gives ``network_min``, the travel time to the
+fastest serving project (it may differ from ``project_id``, the nearest by road distance).
+``within_limit`` then requires ``network_m <= limit_m`` when the type has a metre limit and
+``network_min <= limit_min`` when it has a minute limit. Without any minute limit the rows have
+no ``network_min`` / ``limit_min`` columns.
+
 Pure: GeoDataFrames in, (Geo)DataFrames out; nothing is written.
 
 Example
@@ -37,19 +45,71 @@ import shapely
 
 from spatialplan.analysis import _reach_graph as graph
 from spatialplan.analysis import _reach_seats
+from spatialplan.errors import FieldError
 
-__all__ = ["REACH_COLUMNS", "ReachResult", "TownReach", "reach_shares", "town_reach",
-           "village_points", "village_reach"]
+__all__ = ["MINUTE_COLUMNS", "REACH_COLUMNS", "Minutes", "ReachResult", "TownReach",
+           "reach_shares", "road_pace", "town_reach", "village_points", "village_reach"]
 
 logger = logging.getLogger(__name__)
 
 #: columns of the ``village_reach`` layer, in order (before ``geometry``, the path)
 REACH_COLUMNS = ("village_code", "name", "township_code", "facility", "project_id",
                  "network_m", "straight_m", "within_limit", "limit_m", "reason")
+#: columns added after ``limit_m`` when minute limits are configured
+MINUTE_COLUMNS = ("network_min", "limit_min")
 
 NO_PROJECT = "该类设施无可服务项目 / no serving project of this type"
 NO_ROAD = "道路不连通任何可服务项目 / no road connection to any serving project"
 NO_ROADS = "无道路数据 / no roads"
+
+
+@dataclass(frozen=True)
+class Minutes:
+    """Minute limits of the reach (rulebook ``[reach.limits_min]``, ``walk_kmh``, ...).
+
+    Attributes
+    ----------
+    limits_min
+        Facility code → the longest acceptable travel time in minutes (0: no minute limit).
+    walk_kmh
+        Speed on the two straight legs (village → road, road → site).
+    default_speed_kmh
+        Speed of road features whose ``speed_kmh`` is missing or not positive (``None``: such
+        features make minute limits impossible, and :func:`road_pace` refuses).
+    """
+
+    limits_min: Mapping[str, float] = field(default_factory=dict)
+    walk_kmh: float = 5.0
+    default_speed_kmh: float | None = None
+
+    @property
+    def active(self) -> dict[str, float]:
+        """The positive minute limits."""
+        return {k: float(v) for k, v in self.limits_min.items() if v > 0}
+
+
+def road_pace(roads: pd.DataFrame, *, default_speed_kmh: float | None = None) -> np.ndarray:
+    """Return each road feature's pace in minutes per metre, from its ``speed_kmh``.
+
+    A missing or non-positive speed takes ``default_speed_kmh``; without one the roads cannot
+    carry minute limits and a :class:`~spatialplan.errors.FieldError` names the fix.
+    """
+    fix = ("give the roads a speed_kmh field (aliases SJSD, 设计速度, 设计时速), set [reach] "
+           "default_speed_kmh, or remove [reach.limits_min]")
+    if "speed_kmh" not in roads.columns:
+        raise FieldError("minute limits ([reach.limits_min]) need road speeds, but the roads "
+                         "layer has no speed_kmh field", layer="roads", hint=fix)
+    speed = pd.to_numeric(roads["speed_kmh"], errors="coerce").to_numpy(dtype=float)
+    bad = ~(speed > 0)
+    if bad.any():
+        if default_speed_kmh is None or not default_speed_kmh > 0:
+            raise FieldError(f"minute limits ([reach.limits_min]) need road speeds, but "
+                             f"{int(bad.sum())} of {len(speed)} road features have no positive "
+                             "speed_kmh", layer="roads", hint=fix)
+        logger.info("roads: %d feature(s) without a speed take default_speed_kmh = %g",
+                    int(bad.sum()), default_speed_kmh)
+        speed = np.where(bad, default_speed_kmh, speed)
+    return 0.06 / speed
 
 
 @dataclass(frozen=True)
@@ -92,6 +152,7 @@ def _serving(projects: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def village_reach(
     villages: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, projects: gpd.GeoDataFrame, *,
     limits_m: Mapping[str, float], snap_m: float = 1.0, paths: bool = True,
+    minutes: Minutes | None = None,
 ) -> ReachResult:
     """Find, for each village and facility type with a limit, its nearest serving project by road.
 
@@ -110,18 +171,22 @@ def village_reach(
         Gaps between road lines up to this distance are joined (see :mod:`._reach_graph`).
     paths
         Build the path geometries (off: geometry empty, for speed).
+    minutes
+        Minute limits (:class:`Minutes`); the roads then need ``speed_kmh``
+        (:func:`road_pace`). A type with a minute limit only gets rows too (``limit_m`` NaN).
 
     Returns
     -------
     ReachResult
     """
-    return _reach(villages, roads, projects, limits_m=limits_m, snap_m=snap_m, paths=paths)[0]
+    return _reach(villages, roads, projects, limits_m=limits_m, snap_m=snap_m, paths=paths,
+                  minutes=minutes)[0]
 
 
 def _reach(
     villages: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, projects: gpd.GeoDataFrame, *,
     limits_m: Mapping[str, float], snap_m: float, paths: bool,
-    extra: np.ndarray | None = None,
+    extra: np.ndarray | None = None, minutes: Minutes | None = None,
 ) -> tuple[ReachResult, graph.Network, tuple[np.ndarray, np.ndarray],
            tuple[np.ndarray, np.ndarray]]:
     """Run :func:`village_reach`; also attach ``extra`` points (the seats) to the network."""
@@ -129,25 +194,53 @@ def _reach(
     serving = _serving(projects)
     sites = serving.geometry.to_numpy()
     extra = np.asarray([] if extra is None else extra, dtype=object)
+    by_min = minutes.active if minutes is not None else {}
+    pace = (road_pace(roads, default_speed_kmh=minutes.default_speed_kmh)
+            if minutes is not None and by_min else None)
     net, anode, leg = graph.build_network(
-        roads.geometry.to_numpy(), snap_m=snap_m, points=np.r_[vpts, sites, extra]
+        roads.geometry.to_numpy(), snap_m=snap_m, points=np.r_[vpts, sites, extra], pace=pace
     )
     nv, ns = len(vpts), len(vpts) + len(sites)
+    by_m = {k: float(v) for k, v in limits_m.items() if v > 0}
+    walk = 0.06 / minutes.walk_kmh if minutes is not None else 0.0
     frames = []
-    for code, limit in limits_m.items():
-        if limit <= 0:
-            continue
+    for code in dict.fromkeys([*by_m, *by_min]):
         mask = serving["facility"].astype(str).eq(code).to_numpy()
-        frames.append(_one_type(
+        frame = _one_type(
             net, villages, vpts, (anode[:nv], leg[:nv]),
             (serving.loc[mask], anode[nv:ns][mask], leg[nv:ns][mask]),
-            code=code, limit=float(limit), paths=paths,
-        ))
+            code=code, limit=by_m.get(code, np.nan), paths=paths,
+        )
+        if by_min:
+            _add_minutes(frame, net, (anode[:nv], leg[:nv]),
+                         (anode[nv:ns][mask], leg[nv:ns][mask]),
+                         limit=by_min.get(code, np.nan), walk=walk)
+        frames.append(frame)
     reach = pd.concat(frames, ignore_index=True) if frames else _empty(villages)
     counts = {"nodes": len(net.xy), "edges": len(net.u), "snapped": net.n_snapped,
               "dangling": net.n_dangling, "snap_m": snap_m}
     result = ReachResult(gpd.GeoDataFrame(reach, geometry="geometry", crs=villages.crs), counts)
     return result, net, (anode[:nv], leg[:nv]), (anode[ns:], leg[ns:])
+
+
+def _add_minutes(
+    frame: gpd.GeoDataFrame, net: graph.Network, vatt: tuple[np.ndarray, np.ndarray],
+    satt: tuple[np.ndarray, np.ndarray], *, limit: float, walk: float,
+) -> None:
+    """Add ``network_min`` / ``limit_min`` to one type's rows and tighten ``within_limit``."""
+    vnode, vleg = vatt
+    snode, sleg = satt
+    minutes = np.full(len(frame), np.nan)
+    if len(snode) and len(net.u) and net.t is not None:
+        tdist, _ = graph.multi_source(net, snode, sleg * walk, weights=net.t)
+        total = vleg * walk + tdist[vnode]
+        minutes = np.where(np.isfinite(total), total, np.nan)
+    at = frame.columns.get_loc("limit_m") + 1
+    frame.insert(at, "network_min", minutes)
+    frame.insert(at + 1, "limit_min", np.full(len(frame), limit))
+    if np.isfinite(limit):
+        frame["within_limit"] = frame["within_limit"].to_numpy(dtype=bool) & (
+            np.nan_to_num(minutes, nan=np.inf) <= limit)
 
 
 def _empty(villages: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -201,7 +294,7 @@ def _one_type(
     frame.loc[ok, "project_id"] = sites["project_id"].to_numpy(dtype=object)[which]
     frame.loc[ok, "network_m"] = total[ok]
     frame.loc[ok, "straight_m"] = shapely.distance(vpts[ok], site_geoms[which])
-    frame["within_limit"] = ok & (np.nan_to_num(total, nan=np.inf) <= limit)
+    frame["within_limit"] = ok & ((np.nan_to_num(total, nan=np.inf) <= limit) | np.isnan(limit))
     frame.loc[~ok, "reason"] = NO_ROAD
     if paths and ok.any():
         geom[ok] = _paths(net, pred, vpts[ok], vnode[ok], site_geoms[which])
@@ -297,7 +390,7 @@ def town_reach(
     villages: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, projects: gpd.GeoDataFrame,
     townships: gpd.GeoDataFrame, *, limits_m: Mapping[str, float], snap_m: float = 1.0,
     seats: gpd.GeoDataFrame | None = None, udb: gpd.GeoDataFrame | None = None,
-    paths: bool = True,
+    paths: bool = True, minutes: Minutes | None = None,
 ) -> TownReach:
     """Run the whole "1+N" reach of a plan: village reach, shares, seats.
 
@@ -318,6 +411,8 @@ def town_reach(
         (:func:`._reach_seats.town_seats`).
     paths
         Build the path geometries.
+    minutes
+        Minute limits (:class:`Minutes`).
 
     Returns
     -------
@@ -331,7 +426,7 @@ def town_reach(
                        ", ..." if len(outside) > 10 else "")
     seat_pts = _reach_seats.town_seats(townships, seats=seats, udb=udb)
     result, net, vatt, satt = _reach(villages, roads, projects, limits_m=limits_m,
-                                     snap_m=snap_m, paths=paths,
+                                     snap_m=snap_m, paths=paths, minutes=minutes,
                                      extra=seat_pts.geometry.to_numpy())
     table = _reach_seats.seat_distances(net, villages, vpts=village_points(villages), vatt=vatt,
                                         seats=seat_pts, satt=satt)

@@ -148,9 +148,14 @@ def _add_reach(plan, result: CheckResult, townships: gpd.GeoDataFrame) -> None:
     limits = {k: v for k, v in settings.get("limits_m", {}).items() if v > 0}
     log.info("reach: %d villages, %d road features, %d facility types", len(villages),
              len(roads), len(limits))
+    speed = float(settings.get("default_speed_kmh", 0.0))
+    minutes = reach.Minutes(limits_min=settings.get("limits_min", {}),
+                            walk_kmh=float(settings.get("walk_kmh", 5.0)),
+                            default_speed_kmh=speed if speed > 0 else None)
     out = reach.town_reach(villages, roads, result.projects, townships, limits_m=limits,
                            snap_m=float(settings.get("snap_m", 1.0)),
-                           seats=layer_data(plan, "seats"), udb=layer_data(plan, "udb"))
+                           seats=layer_data(plan, "seats"), udb=layer_data(plan, "udb"),
+                           minutes=minutes)
     result.village_reach, result.village_seat = out.reach, out.village_seat
     result.township_stats = result.township_stats.merge(
         out.shares, on="township_code", how="left", validate="one_to_one")
@@ -158,6 +163,7 @@ def _add_reach(plan, result: CheckResult, townships: gpd.GeoDataFrame) -> None:
         "seat_source": (out.seats["seat_source"].iloc[0] if len(out.seats)
                         else "none (no seats layer, no development boundary)"),
         "outside": out.outside, "network": dict(out.network), "limits_m": limits,
+        "limits_min": minutes.active,
         "snap_m": float(settings.get("snap_m", 1.0)),
     }
 

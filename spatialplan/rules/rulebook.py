@@ -55,7 +55,9 @@ RULE_IDS: tuple[str, ...] = builtin_ids()
 
 _NON_RULE_TABLES = ("meta", "tolerance", "facility", "plugins", "reach")
 #: tables keyed by catalogue facility code (any code of the catalogue, a number each)
-_LIMIT_TABLES = ("reach.limits_m",)
+_LIMIT_TABLES = ("reach.limits_m", "reach.limits_min")
+#: number keys that must be greater than 0 (a speed)
+_POSITIVE_KEYS = {"walk_kmh"}
 _SHARE_KEYS = {
     "min_overlap_share",
     "pass_share",
@@ -146,6 +148,9 @@ def _check_number(key: str, leaf: str, value: object, path: object) -> float:
         raise RulebookError(
             f"rulebook key '{key}' must be a non-negative number, got {value!r}", path=path
         )
+    if leaf in _POSITIVE_KEYS and value == 0:
+        raise RulebookError(f"rulebook key '{key}' must be a positive number, got {value!r}",
+                            path=path, hint="give a speed in km/h, e.g. 5 for walking")
     if leaf in _SHARE_KEYS and value > 1:
         raise RulebookError(
             f"rulebook key '{key}' is a share and must lie in 0..1, got {value!r}",

@@ -12,7 +12,15 @@ import pytest
 from shapely.geometry import LineString, Point, Polygon
 
 from spatialplan.analysis import _reach_graph as graph
-from spatialplan.analysis.reach import NO_PROJECT, NO_ROAD, reach_shares, village_reach
+from spatialplan.analysis.reach import (
+    NO_PROJECT,
+    NO_ROAD,
+    REACH_COLUMNS,
+    Minutes,
+    reach_shares,
+    village_reach,
+)
+from spatialplan.errors import FieldError
 
 CRS = 4544
 
@@ -254,3 +262,92 @@ def test_without_a_seats_layer_the_largest_udb_polygon_gives_the_seat():
     assert "development-boundary" in out.seats["seat_source"].iloc[0]
     assert out.seats.geometry.iloc[0].within(udb.geometry.iloc[0])
     assert out.village_seat["connected"].iloc[0]
+
+
+# --- minute limits (roads with speeds) -------------------------------------------------------
+
+def _two_speed_roads(speeds=(10.0, 60.0)) -> gpd.GeoDataFrame:
+    """A direct road (0,0)-(1000,0) and a detour (0,0)-(0,400)-(1000,400)-(1000,0).
+
+    The direct road (1000 m) is the shortest; at 10 km/h against 60 km/h on the detour (1800 m)
+    the detour is the fastest.
+    """
+    lines = [LineString([(0, 0), (1000, 0)]),
+             LineString([(0, 0), (0, 400), (1000, 400), (1000, 0)])]
+    return gpd.GeoDataFrame({"speed_kmh": list(speeds)}, geometry=lines, crs=CRS)
+
+
+def _school_at(x: float, y: float) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"project_id": ["P1"], "facility": ["school"], "verdict": ["pass"]},
+                            geometry=[Point(x, y)], crs=CRS)
+
+
+def _minutes_run(limits_m, limits_min, **kw):
+    return village_reach(_villages([Point(-10, 0)]), _two_speed_roads(), _school_at(1010, 0),
+                         limits_m=limits_m, minutes=Minutes(limits_min=limits_min, **kw)).reach
+
+
+def test_minutes_follow_the_fastest_route_not_the_shortest():
+    row = _minutes_run({"school": 5000}, {"school": 3}).iloc[0]
+    # legs 10 m + 10 m at 5 km/h: 20 * 60 / 5000 min; the detour 1800 m at 60 km/h: 1.8 min
+    legs = 20 * 60 / 5000
+    assert row["network_m"] == pytest.approx(1020.0)  # the shortest route's distance
+    assert row["network_min"] == pytest.approx(1800 * 60 / 60000 + legs)
+    assert row["limit_min"] == 3.0 and bool(row["within_limit"])
+    # the direct road alone would take 1000 m at 10 km/h = 6 min
+    slow = village_reach(_villages([Point(-10, 0)]), _two_speed_roads((10.0, 1.0)),
+                         _school_at(1010, 0), limits_m={"school": 5000},
+                         minutes=Minutes(limits_min={"school": 30})).reach.iloc[0]
+    assert slow["network_min"] == pytest.approx(1000 * 60 / 10000 + legs)
+
+
+def test_walk_speed_sets_the_legs():
+    row = _minutes_run({"school": 5000}, {"school": 30}, walk_kmh=2.0).iloc[0]
+    assert row["network_min"] == pytest.approx(1.8 + 20 * 60 / 2000)
+
+
+def test_within_limit_needs_both_limits():
+    assert not bool(_minutes_run({"school": 5000}, {"school": 2})["within_limit"].iloc[0])
+    assert not bool(_minutes_run({"school": 1000}, {"school": 30})["within_limit"].iloc[0])
+    assert bool(_minutes_run({"school": 1020}, {"school": 2.04})["within_limit"].iloc[0])
+
+
+def test_a_type_with_a_minute_limit_only_gets_rows():
+    out = _minutes_run({"school": 0}, {"school": 3})
+    assert len(out) == 1 and math.isnan(out["limit_m"].iloc[0])
+    assert bool(out["within_limit"].iloc[0]) and out["network_m"].iloc[0] == pytest.approx(1020)
+
+
+def test_a_type_with_a_metre_limit_only_has_no_minutes_when_others_do():
+    projects = pd.concat([_school_at(1010, 0), _school_at(1010, 0).assign(
+        project_id="P2", facility="market")], ignore_index=True)
+    out = village_reach(_villages([Point(-10, 0)]), _two_speed_roads(), projects,
+                        limits_m={"school": 5000, "market": 5000},
+                        minutes=Minutes(limits_min={"school": 3})).reach.set_index("facility")
+    assert math.isnan(out.loc["market", "limit_min"]) and bool(out.loc["market", "within_limit"])
+    assert out.loc["market", "network_min"] == pytest.approx(1.8 + 20 * 60 / 5000)
+
+
+def test_without_minute_limits_the_columns_are_absent():
+    out = village_reach(_villages([Point(-10, 0)]), _two_speed_roads(), _school_at(1010, 0),
+                        limits_m={"school": 5000}, minutes=Minutes())
+    assert [c for c in out.reach.columns if c != "geometry"] == list(REACH_COLUMNS)
+
+
+def test_minute_limits_without_road_speeds_are_refused():
+    roads = _two_speed_roads().drop(columns="speed_kmh")
+    with pytest.raises(FieldError, match="no speed_kmh field") as err:
+        village_reach(_villages([Point(-10, 0)]), roads, _school_at(1010, 0),
+                      limits_m={"school": 5000}, minutes=Minutes(limits_min={"school": 3}))
+    assert "default_speed_kmh" in str(err.value)
+
+
+def test_roads_missing_a_speed_take_the_default_or_are_counted():
+    roads = _two_speed_roads((10.0, np.nan))
+    args = (_villages([Point(-10, 0)]), roads, _school_at(1010, 0))
+    with pytest.raises(FieldError, match="1 of 2 road features"):
+        village_reach(*args, limits_m={"school": 5000},
+                      minutes=Minutes(limits_min={"school": 3}))
+    row = village_reach(*args, limits_m={"school": 5000}, minutes=Minutes(
+        limits_min={"school": 30}, default_speed_kmh=60.0)).reach.iloc[0]
+    assert row["network_min"] == pytest.approx(1.8 + 20 * 60 / 5000)

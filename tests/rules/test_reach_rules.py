@@ -36,3 +36,36 @@ def test_a_negative_limit_is_refused():
 def test_reach_is_not_a_per_facility_override():
     with pytest.raises(RulebookError, match="unknown rulebook key"):
         merge_rules({"facility": {"school": {"reach": {"snap_m": 2.0}}}})
+
+
+def test_no_minute_limits_are_bundled_and_walking_is_5_kmh():
+    reach = read_rules()["reach"]
+    assert reach["limits_min"] == {}
+    assert reach["walk_kmh"] == 5.0 and reach["default_speed_kmh"] == 0.0
+
+
+def test_minute_limits_and_speeds_are_read():
+    reach = merge_rules({"reach": {"limits_min": {"school": 20}, "walk_kmh": 4,
+                                   "default_speed_kmh": 30}})["reach"]
+    assert reach["limits_min"] == {"school": 20.0}
+    assert reach["walk_kmh"] == 4.0 and reach["default_speed_kmh"] == 30.0
+    assert reach["limits_m"]["school"] == 5000.0
+
+
+def test_a_minute_limit_of_an_unknown_type_is_refused():
+    with pytest.raises(RulebookError, match=r"unknown facility type.*limits_min"):
+        merge_rules({"reach": {"limits_min": {"schol": 20}}})
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("walk_kmh", 0, "positive"), ("walk_kmh", -1, "non-negative"),
+    ("default_speed_kmh", -5, "non-negative"), ("walk_kmh", "fast", "must be a number"),
+])
+def test_bad_speeds_are_refused(key, value, message):
+    with pytest.raises(RulebookError, match=message):
+        merge_rules({"reach": {key: value}})
+
+
+def test_a_negative_minute_limit_is_refused():
+    with pytest.raises(RulebookError, match="non-negative"):
+        merge_rules({"reach": {"limits_min": {"school": -20}}})
