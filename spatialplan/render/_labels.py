@@ -143,6 +143,8 @@ _VILLAGE = {
     "straight_m": "直线距离(m)",
     "within_limit": "在服务距离内",
     "limit_m": "服务距离上限(m)",
+    "network_min": "最快道路用时(min)",
+    "limit_min": "服务时间上限(min)",
     "reason": "原因",
     "seat_source": "镇区驻地来源",
     "seat_m": "到本乡镇驻地道路距离(m)",
@@ -326,7 +328,7 @@ def village_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     names = _facility_name_map(catalog)
     if "facility" in df.columns:
         df["facility"] = _map_values(df["facility"], lambda v: bilingual(v, names))
-    for col in ("network_m", "straight_m", "limit_m", "seat_m"):
+    for col in ("network_m", "straight_m", "limit_m", "seat_m", "network_min", "limit_min"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce").round(_DISTANCE_DECIMALS)
     for col in ("within_limit", "connected"):

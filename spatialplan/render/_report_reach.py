@@ -20,6 +20,7 @@ from spatialplan.render._labels import facility_names
 __all__ = ["section_reach"]
 
 _SHARE_HEADERS = {"facility": "设施 facility", "limit_m": "服务距离上限 limit (m)",
+                  "limit_min": "服务时间上限 limit (min)",
                   "within": "可达村数 villages within", "share_pct": "可达比例 share (%)"}
 _LEFT_HEADERS = {"village_code": "村代码 village", "name": "村名称 name",
                  "missed": "未达设施 facilities not reached", "seat": "到镇区驻地 to the seat"}
@@ -123,14 +124,31 @@ def _shares(rows: pd.DataFrame, stats_row: Mapping[str, Any], catalog: Any) -> s
     for facility, part in rows.groupby("facility", sort=False):
         share = stats_row.get(f"reach_share_{facility}")
         within = part["within_limit"].astype(bool)
-        table.append({
+        entry = {
             "facility": f"{facility_names(str(facility), catalog)} {facility}",
             "limit_m": float(part["limit_m"].iloc[0]),
             "within": f"{int(within.sum())} / {len(part)}",
             "share_pct": None if share is None or pd.isna(share) else float(share) * 100,
-        })
-    return html_table(table, headers=_SHARE_HEADERS,
-                      numeric_digits={"limit_m": 0, "share_pct": 1})
+        }
+        if "limit_min" in part.columns:
+            entry["limit_min"] = float(part["limit_min"].iloc[0])
+        table.append(entry)
+    headers = {k: v for k, v in _SHARE_HEADERS.items()
+               if k != "limit_min" or "limit_min" in rows.columns}
+    return html_table(table, headers=headers,
+                      numeric_digits={"limit_m": 0, "limit_min": 1, "share_pct": 1})
+
+
+def _beyond(rec: Any) -> str:
+    """Why a connected village is not within: the limit(s) it exceeds."""
+    parts = []
+    if pd.notna(rec.limit_m) and rec.network_m > rec.limit_m:
+        parts.append(f"{format_value(rec.network_m, digits=0)} m > "
+                     f"{format_value(rec.limit_m, digits=0)} m")
+    minutes, limit = getattr(rec, "network_min", None), getattr(rec, "limit_min", None)
+    if limit is not None and pd.notna(limit) and not minutes <= limit:
+        parts.append(f"{format_value(minutes, digits=1)} min > {format_value(limit, digits=1)} min")
+    return "; ".join(parts)
 
 
 def _left_out(rows: pd.DataFrame, seat: pd.DataFrame | None, *, max_rows: int | None,
@@ -141,9 +159,7 @@ def _left_out(rows: pd.DataFrame, seat: pd.DataFrame | None, *, max_rows: int | 
     for rec in rows.loc[~rows["within_limit"].astype(bool)].itertuples(index=False):
         key = str(rec.village_code)
         names[key] = rec.name
-        what = (f"{format_value(rec.network_m, digits=0)} m > "
-                f"{format_value(rec.limit_m, digits=0)} m"
-                if pd.notna(rec.network_m) else str(rec.reason))
+        what = _beyond(rec) if pd.notna(rec.network_m) else str(rec.reason)
         missed.setdefault(key, []).append(f"{facility_names(str(rec.facility), catalog)}: {what}")
     to_seat: dict[str, str] = {}
     if seat is not None:

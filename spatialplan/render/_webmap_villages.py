@@ -89,6 +89,16 @@ def _by_village(reach: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
     return {str(k): g for k, g in frame.groupby(frame["village_code"].astype(str), sort=False)}
 
 
+def _minutes(rec: Any) -> str:
+    """`` · 12.3 min / 20.0 min`` when the row has a travel time (its limit if any), else ""."""
+    minutes = getattr(rec, "network_min", None)
+    if minutes is None or pd.isna(minutes):
+        return ""
+    limit = getattr(rec, "limit_min", None)
+    cap = "" if limit is None or pd.isna(limit) else f" / {format_value(limit, digits=1)} min"
+    return f" · {format_value(minutes, digits=1)} min{cap}"
+
+
 def _facility_table(rows: pd.DataFrame | None, catalog: Any) -> str:
     """Return the popup's table: one line per facility type."""
     if rows is None:
@@ -98,7 +108,8 @@ def _facility_table(rows: pd.DataFrame | None, catalog: Any) -> str:
         if pd.notna(rec.network_m):
             ok = "✓ 在服务距离内 within" if rec.within_limit else "✗ 超出 beyond"
             what = (f"{format_value(rec.network_m, digits=0)} m / "
-                    f"{format_value(rec.limit_m, digits=0)} m {ok} · {rec.project_id}")
+                    f"{format_value(rec.limit_m, digits=0)} m{_minutes(rec)} {ok} · "
+                    f"{rec.project_id}")
         else:
             what = f"✗ {rec.reason}"
         label = f"{facility_names(str(rec.facility), catalog)} {rec.facility}"

@@ -16,7 +16,7 @@ CRS = "EPSG:4545"
 X0, Y0 = 450_000.0, 3_070_000.0
 
 
-def _plan(tmp_path, *, villages=True, population=True, rules=""):
+def _plan(tmp_path, *, villages=True, population=True, rules="", speeds=None):
     gpkg = tmp_path / "plan.gpkg"
     gpd.GeoDataFrame({"XZQDM": ["T1", "T2"], "XZQMC": ["甲镇", "乙镇"]},
                      geometry=[box(X0, Y0, X0 + 1000, Y0 + 2000),
@@ -39,7 +39,8 @@ def _plan(tmp_path, *, villages=True, population=True, rules=""):
                                          Point(X0 + 2900, Y0 + 1500)],
                          crs=CRS).to_file(gpkg, layer="CJ")
         # one road along y = Y0 from x 0 to 3000; V3 has a road of its own (a 500 m gap)
-        gpd.GeoDataFrame(geometry=[LineString([(X0, Y0), (X0 + 3000, Y0)]),
+        gpd.GeoDataFrame({} if speeds is None else {"SJSD": speeds},
+                         geometry=[LineString([(X0, Y0), (X0 + 3000, Y0)]),
                                    LineString([(X0 + 2900, Y0 + 500), (X0 + 2900, Y0 + 1500)])],
                          crs=CRS).to_file(gpkg, layer="DL")
         text += ('[layers.villages]\npath = "plan.gpkg"\nlayer = "CJ"\n'
@@ -141,3 +142,21 @@ def test_the_reach_tables_and_the_report_section_are_written(tmp_path):
     assert "1 / 2" in section and "25.0" in section
     assert "二村" in section and "810 m &gt; 700 m" in section
     assert "三村" in section and "no road connection to any serving project" in section
+
+
+_MINUTES = '[reach.limits_m]\nschool = 700.0\n[reach.limits_min]\nschool = 0.3\n'
+
+
+def test_minute_limits_use_the_road_speeds(tmp_path):
+    result = sp.run_check(_plan(tmp_path, rules=_MINUTES, speeds=[60.0, 30.0]))
+    school = result.village_reach.loc[result.village_reach["facility"] == "school"]
+    v1 = school.set_index("village_code").loc["V1"]
+    # 370 m along the road at 60 km/h and the legs 30 m + 10 m at 5 km/h
+    assert v1["network_min"] == pytest.approx(370 * 0.06 / 60 + 40 * 0.06 / 5)
+    assert v1["limit_min"] == 0.3 and not v1["within_limit"]  # 0.85 min > 0.3 min
+    assert "health_center" not in set(school["facility"])
+
+
+def test_minute_limits_without_road_speeds_stop_the_check(tmp_path):
+    with pytest.raises(sp.errors.FieldError, match="2 of 2 road features have no positive"):
+        sp.run_check(_plan(tmp_path, rules=_MINUTES))

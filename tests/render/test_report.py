@@ -371,3 +371,20 @@ def test_no_reach_section_without_villages():
     html = render_report(plan_name="p", summary=None, township_stats=None, line_conflicts=None,
                          projects=None, findings=None)
     assert "Village reach" not in html
+
+
+def test_a_village_beyond_the_minute_limit_shows_the_minutes_not_a_false_distance():
+    reach = pd.DataFrame({
+        "village_code": ["V0", "V1"], "name": ["一村", "二村"], "township_code": ["T1"] * 2,
+        "facility": ["school"] * 2, "project_id": ["P1", "P1"], "network_m": [900.0, 6000.0],
+        "straight_m": [90.0, 10.0], "within_limit": [False, False], "limit_m": [5000.0] * 2,
+        "network_min": [25.5, 12.0], "limit_min": [20.0] * 2, "reason": [None, None]})
+    stats = pd.DataFrame({"township_code": ["T1"], "township_name": ["甲镇"],
+                          "reach_share_school": [0.0]})
+    html = render_report(plan_name="p", summary=None, township_stats=stats, line_conflicts=None,
+                         projects=None, findings=None, village_reach=reach, village_seat=None,
+                         reach_info={"seat_source": "seats layer"}, max_rows=None)
+    section = html[html.index("Village reach"):]
+    assert "服务时间上限 limit (min)" in section
+    assert "25.5 min &gt; 20.0 min" in section and "900 m &gt;" not in section
+    assert "6,000 m &gt; 5,000 m" in section and "12.0 min &gt;" not in section

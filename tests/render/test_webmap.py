@@ -479,3 +479,16 @@ def test_many_village_paths_are_left_to_the_geopackage():
     fcs = _geojson_layers(html)
     assert not any(fc["features"] and fc["features"][0]["geometry"]["type"] == "LineString"
                    for fc in fcs)
+
+
+def test_a_village_popup_shows_the_travel_time_when_there_is_one():
+    villages, reach = _villages_and_reach()
+    reach = reach.assign(network_min=[5.4, 9.0, 3.0, 30.0, None, None],
+                         limit_min=[20.0, float("nan")] * 3)
+    fcs = _geojson_layers(_html(explore(villages=villages, village_reach=reach)))
+    points = next(fc for fc in fcs if fc["features"][0]["geometry"]["type"] == "Point")
+    popup = next(f["properties"]["_p"] for f in points["features"]
+                 if "(V1)" in f["properties"]["_t"])
+    assert "400 m / 5,000 m · 5.4 min / 20.0 min" in popup
+    # the clinic has no minute limit: its time alone
+    assert "900 m / 10,000 m · 9.0 min ✓" in popup
