@@ -388,3 +388,11 @@ def test_a_village_beyond_the_minute_limit_shows_the_minutes_not_a_false_distanc
     assert "服务时间上限 limit (min)" in section
     assert "25.5 min &gt; 20.0 min" in section and "900 m &gt;" not in section
     assert "6,000 m &gt; 5,000 m" in section and "12.0 min &gt;" not in section
+
+
+def test_village_headers_name_the_minute_columns():
+    from spatialplan.render._labels import village_headers
+
+    t = village_headers(pd.DataFrame({"network_min": [12.345], "limit_min": [20.0]}))
+    assert list(t.columns) == ["最快道路用时(min)", "服务时间上限(min)"]
+    assert t.iloc[0].tolist() == [12.3, 20.0]
