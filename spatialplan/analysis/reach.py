@@ -96,6 +96,8 @@ def road_pace(roads: pd.DataFrame, *, default_speed_kmh: float | None = None) ->
     """
     fix = ("give the roads a speed_kmh field (aliases SJSD, 设计速度, 设计时速), set [reach] "
            "default_speed_kmh, or remove [reach.limits_min]")
+    if len(roads) == 0:
+        return np.empty(0)
     if "speed_kmh" not in roads.columns:
         raise FieldError("minute limits ([reach.limits_min]) need road speeds, but the roads "
                          "layer has no speed_kmh field", layer="roads", hint=fix)

@@ -351,3 +351,12 @@ def test_roads_missing_a_speed_take_the_default_or_are_counted():
     row = village_reach(*args, limits_m={"school": 5000}, minutes=Minutes(
         limits_min={"school": 30}, default_speed_kmh=60.0)).reach.iloc[0]
     assert row["network_min"] == pytest.approx(1.8 + 20 * 60 / 5000)
+
+
+def test_minute_limits_without_any_road_leave_the_villages_unconnected():
+    roads = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=CRS))
+    row = village_reach(_villages([Point(-10, 0)]), roads, _school_at(1010, 0),
+                        limits_m={"school": 5000},
+                        minutes=Minutes(limits_min={"school": 3})).reach.iloc[0]
+    assert math.isnan(row["network_min"]) and not bool(row["within_limit"])
+    assert row["reason"].endswith("no roads")
