@@ -205,3 +205,13 @@ def pg_demo(pg_url):
         return plan
 
     return make
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A small in-process dask cluster (2 workers of 1 thread), always closed."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
