@@ -172,7 +172,8 @@ def write_pg_table(url: str, gdf: gpd.GeoDataFrame, table: str, *, srid: int | N
 _DEMO_LAYERS = {"townships": ("xzq/XZQ.shp", None), "redline": ("planning.gpkg", "STBHHX"),
                 "farmland": ("planning.gpkg", "YJJBNT"), "udb": ("planning.gpkg", "CZKFBJ"),
                 "cropland": ("planning.gpkg", "DLTB"), "parcels": ("planning.gpkg", "KZXXGH_DK"),
-                "projects": ("planning.gpkg", "XS_XMKJFW"), "built": ("planning.gpkg", "JG_FW")}
+                "projects": ("planning.gpkg", "XS_XMKJFW"), "built": ("planning.gpkg", "JG_FW"),
+                "villages": ("planning.gpkg", "CJ"), "roads": ("planning.gpkg", "DL")}
 
 
 @pytest.fixture(scope="session")
@@ -204,3 +205,13 @@ def pg_demo(pg_url):
         return plan
 
     return make
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A small in-process dask cluster (2 workers of 1 thread), always closed."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        yield client

@@ -625,12 +625,21 @@ def _clip_to_boxes(geoms: np.ndarray, zones: np.ndarray, margin: float = 1.0) ->
     """``geoms`` clipped to the bounding boxes of ``zones`` (enlarged by ``margin``).
 
     ``clip_by_rect`` is linear and cheap but may return an invalid polygon; those pairs keep
-    the unclipped geometry, so the later intersection is always exact.
+    the unclipped geometry, so the later intersection is always exact. It takes one rectangle
+    per call, so the geometries are clipped in one vectorised call per distinct box (a zone
+    has many parts), not one Python call per pair.
     """
-    bounds = shapely.bounds(zones)
     out = np.empty(len(geoms), dtype=object)
-    for k, (geom, (x0, y0, x1, y1)) in enumerate(zip(geoms, bounds, strict=True)):
-        out[k] = shapely.clip_by_rect(geom, x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+    if len(geoms) == 0:
+        return out
+    boxes, which = np.unique(shapely.bounds(zones), axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    order = np.argsort(which, kind="stable")
+    starts = np.searchsorted(which[order], np.arange(len(boxes) + 1))
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        rows = order[starts[k]:starts[k + 1]]
+        out[rows] = shapely.clip_by_rect(geoms[rows], x0 - margin, y0 - margin, x1 + margin,
+                                         y1 + margin)
     bad = ~shapely.is_valid(out) | ~np.isin(shapely.get_type_id(out), [_POLYGON, _MULTIPOLYGON])
     bad &= ~shapely.is_empty(out)
     out[bad] = geoms[bad]

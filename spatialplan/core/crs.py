@@ -35,7 +35,9 @@ __all__ = [
     "check_near_reference",
     "check_zone_prefix",
     "choose_analysis_crs",
+    "describe_crs",
     "detect_gcj02_offset",
+    "epsg_zone",
     "gk_zone",
     "gk_zone_crs",
     "lonlat_bounds",
@@ -96,6 +98,24 @@ def zone_epsg(zone: int, *, prefixed: bool = False) -> int:
         raise CRSError(f"zone {zone} is not a CGCS2000 3-degree zone of China (25-45)",
                        hint="check the zone number or the easting prefix")
     return (4488 if prefixed else 4509) + zone
+
+
+def epsg_zone(crs: pyproj.CRS) -> int | None:
+    """Return the 3-degree zone of a CGCS2000 Gauss-Krüger CRS (prefixed or not), else None.
+
+    The inverse of :func:`zone_epsg`.
+
+    Example
+    -------
+    >>> epsg_zone(pyproj.CRS.from_epsg(4545)), epsg_zone(pyproj.CRS.from_epsg(4524))
+    (36, 36)
+    """
+    epsg = crs.to_epsg()
+    for prefixed in (False, True):
+        zone = None if epsg is None else epsg - (4488 if prefixed else 4509)
+        if zone in _ZONES:
+            return zone
+    return None
 
 
 def gk_zone_crs(lon: float, *, prefixed: bool = False) -> pyproj.CRS:
@@ -192,7 +212,7 @@ def choose_analysis_crs(layers_or_bounds: Any, *,
             raise CRSError(f"analysis CRS {crs.name} is not projected: nothing is measured in "
                            "degrees", hint="use a CGCS2000 Gauss-Kruger zone, e.g. EPSG:4545")
         refuse_ballpark(crs)
-        return crs, f"named in the plan: {_describe(crs)}"
+        return crs, f"named in the plan: {describe_crs(crs)}"
     bounds = _combined_bounds(layers_or_bounds)
     if not all(math.isfinite(v) for v in bounds):
         raise CRSError("cannot choose the analysis CRS: no layer has any geometry",
@@ -201,7 +221,7 @@ def choose_analysis_crs(layers_or_bounds: Any, *,
     lat = (bounds[1] + bounds[3]) / 2.0
     crs = gk_zone_crs(lon)
     reason = (f"auto: centre of the data {lon:.3f}°E {lat:.3f}°N lies in 3-degree zone "
-              f"{gk_zone(lon)} → {_describe(crs)}")
+              f"{gk_zone(lon)} → {describe_crs(crs)}")
     west, east = gk_zone(bounds[0]), gk_zone(bounds[2])
     if west != east:
         reason += f" (the data spans zones {west}-{east})"
@@ -210,7 +230,8 @@ def choose_analysis_crs(layers_or_bounds: Any, *,
     return crs, reason
 
 
-def _describe(crs: pyproj.CRS) -> str:
+def describe_crs(crs: pyproj.CRS) -> str:
+    """Name a CRS for a message: ``EPSG:4545 CGCS2000 / 3-degree Gauss-Kruger CM 108E``."""
     epsg = crs.to_epsg()
     return f"EPSG:{epsg} {crs.name}" if epsg else crs.name
 
@@ -305,13 +326,13 @@ def check_zone_prefix(gdf_or_bounds: Any, crs: Any, *, layer: str | None = None,
         if fe is None or int(fe // 1e6) != zone:
             raise CRSError(
                 f"eastings like {maxx:.0f} carry zone prefix {zone}, but the CRS "
-                f"{_describe(crs)} does not (false easting {fe})", layer=layer, path=path,
+                f"{describe_crs(crs)} does not (false easting {fe})", layer=layer, path=path,
                 hint=_prefix_hint(maxx),
             )
     elif fe is not None and fe > 1e6:
         zone = int(fe // 1e6)
         raise CRSError(
-            f"the CRS {_describe(crs)} expects zone-prefixed eastings ({zone}xxxxxx) but the "
+            f"the CRS {describe_crs(crs)} expects zone-prefixed eastings ({zone}xxxxxx) but the "
             f"data's eastings are {minx:.0f}-{maxx:.0f}", layer=layer, path=path,
             hint=f"use the CRS without prefix, EPSG:{zone_epsg(zone)}" if zone in _ZONES
             else "use the CRS without zone prefix",
@@ -401,7 +422,7 @@ def refuse_ballpark(crs: Any, *, transformation: str | None = None, layer: str |
     text = " ".join(names).lower() or crs.name.lower()
     if any(d in text for d in _BALLPARK_DATUMS):
         raise CRSError(
-            f"source CRS {_describe(crs)} uses the datum {names[0] if names else crs.name}; "
+            f"source CRS {describe_crs(crs)} uses the datum {names[0] if names else crs.name}; "
             "PROJ can only convert it to CGCS2000 by a 'ballpark' transformation without "
             "datum shift (errors of tens of metres)", layer=layer, path=path,
             hint="convert the data to CGCS2000 with your surveying bureau's parameters, or "
@@ -610,7 +631,7 @@ def check_area_of_use(gdf: Any, crs: Any = None, *, layer: str | None = None,
     if lon1 < west or lon0 > east or lat1 < south or lat0 > north:
         raise CRSError(
             f"the coordinates lie outside the area of use of the declared CRS "
-            f"{_describe(crs)} ({area.name}: lon {area.west:.1f}-{area.east:.1f}, lat "
+            f"{describe_crs(crs)} ({area.name}: lon {area.west:.1f}-{area.east:.1f}, lat "
             f"{area.south:.1f}-{area.north:.1f}); read in it they would fall at lon "
             f"{lon0:.2f}-{lon1:.2f}, lat {lat0:.2f}-{lat1:.2f}", layer=layer, path=path,
             hint="the declared CRS is wrong: fix the .prj or set the real CRS with assume_crs",

@@ -29,7 +29,7 @@ import numpy as np
 import pyproj
 import shapely
 
-from spatialplan.core.crs import CGCS2000, gk_zone, zone_epsg
+from spatialplan.core.crs import CGCS2000, describe_crs, epsg_zone, gk_zone, zone_epsg
 from spatialplan.errors import CRSError
 
 __all__ = [
@@ -206,7 +206,7 @@ def check_distortion(distortion: Distortion | None, *, named: bool) -> None:
     if distortion is None or distortion.worst <= WARN_SHARE:
         return
     d = distortion
-    name = _describe(d.crs)
+    name = describe_crs(d.crs)
     what = (f"the analysis CRS {name} distorts the data by up to {100 * d.linear:.2f} % in "
             f"length and {100 * d.areal:.2f} % in area (largest at {d.lon:.2f}°E {d.lat:.2f}°N)")
     if named and d.worst > REFUSE_SHARE:
@@ -215,23 +215,6 @@ def check_distortion(distortion: Distortion | None, *, named: bool) -> None:
             "verdicts near a threshold would be wrong", hint=d.fix())
     log.warning("%s: site measures are corrected to each site's own Gauss-Kruger zone, "
                 "other figures are not%s", what, f"; to avoid it, {d.fix()}" if named else "")
-
-
-def _describe(crs: pyproj.CRS) -> str:
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
-
-
-def _own_zone(crs: pyproj.CRS) -> int | None:
-    """Return the 3-degree zone of a CGCS2000 Gauss-Krüger CRS (prefixed or not), else None."""
-    epsg = crs.to_epsg()
-    if epsg is None:
-        return None
-    if 4534 <= epsg <= 4554:
-        return epsg - 4509
-    if 4513 <= epsg <= 4533:
-        return epsg - 4488
-    return None
 
 
 def site_scale(geoms: np.ndarray, crs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +265,7 @@ def site_scale(geoms: np.ndarray, crs: Any) -> tuple[np.ndarray, np.ndarray]:
         c[:, 0], c[:, 1], errcheck=False))
     with np.errstate(invalid="ignore"):
         zones = np.floor(lon / 3.0 + 0.5)
-    here = _own_zone(crs)
+    here = epsg_zone(crs)
     other = np.isfinite(zones) & (zones >= 25) & (zones <= 45) & (zones != (here or -1))
     if not other.any():
         return lin, area

@@ -61,6 +61,7 @@ from spatialplan.demo._parts import (
     _udb_poly,
     _village_parcels,
 )
+from spatialplan.demo._villages import village_rows
 
 __all__ = ["DEFAULT_SEED", "build_demo"]
 
@@ -543,6 +544,16 @@ finish_on = "JGRQ", start_year = "KSNF", end_year = "JSNF" }}
 path = "planning.gpkg"
 layer = "JG_FW"
 
+# the "1+N" village reach: villages (CJDM, CJMC, RK) and roads; the seats come from the
+# development boundary (no seats layer)
+[layers.villages]
+path = "planning.gpkg"
+layer = "CJ"
+
+[layers.roads]
+path = "planning.gpkg"
+layer = "DL"
+
 [rasters.dem]
 path = "dem.tif"
 
@@ -563,7 +574,7 @@ Files:
 
 - `plan.toml`: the plan file (paths relative to it, `crs = "auto"`, as-of {as_of}).
 - `planning.gpkg`: layers `XZQ`, `STBHHX`, `YJJBNT`, `CZKFBJ` (EPSG:4490) and `DLTB`,
-  `KZXXGH_DK`, `XS_XMKJFW`, `JG_FW` (EPSG:4545).
+  `KZXXGH_DK`, `XS_XMKJFW`, `JG_FW`, `CJ`, `DL` (EPSG:4545).
 - `xzq/XZQ.shp`: the townships again, as a **GBK shapefile without .cpg** (and no code page in
   the .dbf header); the plan reads this copy, with no `encoding` key.
 - `dem.tif`: procedural karst DEM, 30 m cells, float32, EPSG:4545, nodata -9999 (a void in the
@@ -593,6 +604,10 @@ Layers and fields:
   `ZTZ` (万元), `KSNF`/`JSNF` (years), `YDMJ` (m², planar); `plan.toml` maps the
   non-standard names.
 - `JG_FW`: as-built footprints, `XMDM`, `JZMC`; `{orphan}` has no planned project.
+- `CJ`: villages (points), `CJDM` (12 digits), `CJMC`, `RK` (population); three per
+  township. `DL`: roads, `DLDJ` (县道/村道): one along each valley through both seats, one
+  joining the valleys, a branch to each village; the branch of 岩脚村 (520399201003) stops 60 m
+  short of its valley road, so that village is reported as not connected.
 """
 
 
@@ -757,7 +772,8 @@ def build_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED) -> Path:
                 projects)
     _write_all(out, seed=seed, towns=towns, dem=dem, udb_rows=udb_rows,
                red_rows=red_rows, farmland=farmland, dry=dry, parcel_rows=parcel_rows,
-               projects=projects, built_rows=built_rows, rng=rng_farm)
+               projects=projects, built_rows=built_rows, rng=rng_farm,
+               villages=village_rows(frame))
     log.info("demo township written to %s (seed %d)", out, seed)
     return out / "plan.toml"
 
@@ -773,7 +789,8 @@ def _township_of(towns: list, geom) -> str:
 def _write_all(out: Path, *, seed: int, towns: list, dem: _Dem,
                udb_rows: list[dict], red_rows: list[dict], farmland: list[Polygon],
                dry: list[Polygon], parcel_rows: list[dict], projects: list[_Project],
-               built_rows: list[dict], rng: np.random.RandomState) -> None:
+               built_rows: list[dict], rng: np.random.RandomState,
+               villages: tuple[list[dict], list[dict]]) -> None:
     names = {code: name for code, name, *_ in TOWNSHIPS}
     xzq = _frame_of([{"XZQDM": code, "XZQMC": name, "BZ": "虚构示范数据", "geometry": t}
                      for (code, name, *_), t in zip(TOWNSHIPS, towns, strict=True)], GEO_CRS)
@@ -811,7 +828,8 @@ def _write_all(out: Path, *, seed: int, towns: list, dem: _Dem,
 
     _write_gpkg(out / "planning.gpkg", {
         "XZQ": xzq, "STBHHX": red, "YJJBNT": farm, "CZKFBJ": udb, "DLTB": crop,
-        "KZXXGH_DK": parcels, "XS_XMKJFW": proj, "JG_FW": built})
+        "KZXXGH_DK": parcels, "XS_XMKJFW": proj, "JG_FW": built,
+        "CJ": _frame_of(villages[0], GK_CRS), "DL": _frame_of(villages[1], GK_CRS)})
     _write_gbk_shapefile(out / "xzq" / "XZQ.shp", xzq)
     _write_dem(out / "dem.tif", dem)
     txt_project = next(p for p in projects if p.pid == "XM0107")

@@ -68,7 +68,8 @@ _POINTS = {"Point", "MultiPoint"}
 _LINES = {"LineString", "MultiLineString"}
 
 #: shapely type ids a layer of each geometry type holds as they are
-TYPE_IDS = {"polygon": (3, 6), "line": (1, 5), "point": (0, 4)}
+TYPE_IDS = {"polygon": (3, 6), "line": (1, 5), "point": (0, 4),
+            "point_or_polygon": (0, 4, 3, 6)}
 
 
 def _geometry(polygonal: bool, geometry: str | None) -> str:
@@ -217,8 +218,10 @@ def _classify(geom: shapely.Geometry | None, *, polygonal: bool = True,
     kind = geom.geom_type
     if geometry == "line":
         return _classify_line(geom, kind)
-    if geometry == "point":
+    if geometry == "point" or (geometry == "point_or_polygon" and kind in _POINTS):
         return _classify_point(geom, kind)
+    if geometry == "point_or_polygon":
+        return _classify_polygon(geom, kind, crs=crs)
     if geometry == "any":
         return _classify_any(geom)
     if kind in _POINTS:

@@ -562,19 +562,19 @@ def _refuse_wrong_geometry_layer(gdf: gpd.GeoDataFrame, *, spec: LayerRole, wher
         _refuse_non_polygon_layer(gdf, role=spec.name, where=where, path=path,
                                   point_sites=spec.point_sites)
         return
-    if spec.geometry not in ("line", "point"):
+    if spec.geometry not in ("line", "point", "point_or_polygon"):
         return
     geoms = gdf.geometry.values
     types = shapely.get_type_id(geoms)
     types = types[(types >= 0) & ~shapely.is_empty(geoms)]
-    wanted = (*(_LINE_TYPES if spec.geometry == "line" else _POINT_TYPES), 7)
+    wanted = (*_WANTED[spec.geometry], 7)
     if len(types) == 0 or np.isin(types, wanted).any():
         return
     role = spec.name
     found = _found(types)
     what = ("polygons" if np.isin(types, _AREA_TYPES).any()
             else "points" if np.isin(types, _POINT_TYPES).any() else "lines")
-    held = "LineString or MultiLineString" if spec.geometry == "line" else "Point or MultiPoint"
+    held = _HELD[spec.geometry]
     if spec.builtin:  # pragma: no cover - every built-in role holds polygons today
         fix = f"give the {role} layer as {spec.geometry}s"
     else:
@@ -585,6 +585,12 @@ def _refuse_wrong_geometry_layer(gdf: gpd.GeoDataFrame, *, spec: LayerRole, wher
                          f"geometries): the plan declares {role} a {spec.geometry} layer "
                          f"({held})", path=path, layer=where, hint=fix)
 
+
+#: the geometry type ids a line, point, or point-or-polygon role holds, and their names
+_WANTED = {"line": _LINE_TYPES, "point": _POINT_TYPES,
+           "point_or_polygon": (*_POINT_TYPES, 3, 6)}
+_HELD = {"line": "LineString or MultiLineString", "point": "Point or MultiPoint",
+         "point_or_polygon": "Point, MultiPoint, Polygon or MultiPolygon"}
 
 #: a plan's geometry value for each kind of geometry a refused layer holds
 _GEOMETRY_OF = {"polygons": "polygon", "lines": "line", "points": "point"}

@@ -107,7 +107,7 @@ def _builtin(name: str, geometry: str, description: str, **options: object) -> L
     """Register one built-in role (module import time only)."""
     if name in _REGISTRY:  # pragma: no cover - a programming error, caught by any import
         raise ValueError(f"layer role {name!r} registered twice")
-    if geometry not in GEOMETRY_TYPES:  # pragma: no cover - same
+    if geometry not in (*GEOMETRY_TYPES, "point_or_polygon"):  # pragma: no cover - same
         raise ValueError(f"layer role {name!r}: unknown geometry {geometry!r}")
     role = LayerRole(name=name, geometry=geometry, description=description, builtin=True,
                      **options)  # type: ignore[arg-type]
@@ -123,6 +123,9 @@ def _builtin(name: str, geometry: str, description: str, **options: object) -> L
 #: times the whole 8+X programme of Guizhou (300 billion yuan for 6,000 projects); a larger
 #: value is a unit or typing error, and would swamp every total of the 时序表
 MAX_INVESTMENT_WAN = 1e8
+
+#: largest accepted population of one village: a larger value is a unit or typing error
+MAX_VILLAGE_POPULATION = 1e6
 
 _builtin("townships", "polygon", "township outlines (乡镇行政区), one feature per township",
          fields=("code", "name", "county_code"), required=("code", "name"),
@@ -158,6 +161,23 @@ _builtin("projects", "polygon",
 _builtin("built", "polygon", "as-built footprints (先落图、后落地 evidence)",
          fields=("project_id",), required=("project_id",), aliases={"project_id": ("XMDM",)})
 _builtin("cropland", "polygon", "耕地 (cropland), measured like the control lines")
+_builtin("villages", "point_or_polygon",
+         "villages (行政村 points or outlines; an outline counts at its representative point)",
+         fields=("village_code", "name", "population", "township_code"),
+         required=("village_code", "name"),
+         aliases={"village_code": ("CJDM", "XZCDM", "ZLDWDM", "村代码", "村级代码", "行政村代码"),
+                  "name": ("CJMC", "XZCMC", "ZLDWMC", "村名", "村名称", "行政村名称"),
+                  "population": ("RK", "HJRK", "CZRK", "人口", "户籍人口", "常住人口"),
+                  "township_code": ("XZDM", "乡镇代码")},
+         kinds={"population": "number"}, ranges={"population": (0.0, MAX_VILLAGE_POPULATION)})
+_builtin("roads", "line", "roads (lines) for the village reach, optional class and speed",
+         fields=("class", "speed_kmh"),
+         aliases={"class": ("DLDJ", "GLDJ", "道路等级"),
+                  "speed_kmh": ("SJSD", "设计速度", "设计时速")},
+         kinds={"speed_kmh": "number"}, ranges={"speed_kmh": (1.0, 200.0)})
+_builtin("seats", "point", "town seats (镇区/乡政府驻地), one point per township",
+         fields=("township_code", "name"),
+         aliases={"township_code": ("XZQDM", "XZDM", "乡镇代码"), "name": ("XZQMC", "名称")})
 
 #: the built-in role names, in reading order
 LAYER_ROLES: tuple[str, ...] = tuple(BUILTIN_ROLES)

@@ -20,6 +20,7 @@ import pandas as pd
 from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline.result import (
     CheckResult,
+    layer_data,
     plan_projects,
     plan_tolerance,
     plan_townships,
@@ -90,6 +91,7 @@ def finish(plan, *, township_stats: gpd.GeoDataFrame, outside_townships: pd.Data
                                                             projects, townships)
     result.schedule = schedule.sequence_table(projects, townships=townships,
                                               catalog=plan.catalog)
+    _add_reach(plan, result, townships)
     return result
 
 
@@ -124,6 +126,46 @@ def _roll_up(plan, stats: gpd.GeoDataFrame, projects: pd.DataFrame,
     union = [shapely.union_all(geoms[(stats["county_code"] == c).to_numpy()])
              for c in counties["county_code"]]
     return stats, gpd.GeoDataFrame(counties, geometry=union, crs=stats.crs)
+
+
+def _add_reach(plan, result: CheckResult, townships: gpd.GeoDataFrame) -> None:
+    """Run the "1+N" village reach when the plan has villages (rulebook ``[reach]``).
+
+    It runs once on the whole road network, after the verdicts are known (either engine).
+    Without a ``villages`` layer, or with ``[reach] enabled = false``, the result has no
+    reach: no ``village_reach`` layer and no ``reach_share_*`` columns.
+    """
+    villages = layer_data(plan, "villages")
+    settings = plan.rules.get("reach", {})
+    if villages is None or not settings.get("enabled", True) or result.projects is None:
+        return
+    from spatialplan.analysis import reach
+
+    roads = layer_data(plan, "roads")
+    if roads is None:
+        log.warning("reach: the plan has villages but no roads layer; no village is reached")
+        roads = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=villages.crs))
+    limits = {k: v for k, v in settings.get("limits_m", {}).items() if v > 0}
+    log.info("reach: %d villages, %d road features, %d facility types", len(villages),
+             len(roads), len(limits))
+    speed = float(settings.get("default_speed_kmh", 0.0))
+    minutes = reach.Minutes(limits_min=settings.get("limits_min", {}),
+                            walk_kmh=float(settings.get("walk_kmh", 5.0)),
+                            default_speed_kmh=speed if speed > 0 else None)
+    out = reach.town_reach(villages, roads, result.projects, townships, limits_m=limits,
+                           snap_m=float(settings.get("snap_m", 1.0)),
+                           seats=layer_data(plan, "seats"), udb=layer_data(plan, "udb"),
+                           minutes=minutes)
+    result.village_reach, result.village_seat = out.reach, out.village_seat
+    result.township_stats = result.township_stats.merge(
+        out.shares, on="township_code", how="left", validate="one_to_one")
+    result.reach_info = {
+        "seat_source": (out.seats["seat_source"].iloc[0] if len(out.seats)
+                        else "none (no seats layer, no development boundary)"),
+        "outside": out.outside, "network": dict(out.network), "limits_m": limits,
+        "limits_min": minutes.active,
+        "snap_m": float(settings.get("snap_m", 1.0)),
+    }
 
 
 def _in_township_order(terrain: pd.DataFrame | None,

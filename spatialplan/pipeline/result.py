@@ -58,6 +58,14 @@ class CheckResult:
         Overlaps and enclosed gaps between the township outlines, one polygon row each
         (:func:`spatialplan.analysis.overlay.township_conflicts`); empty for a clean tiling.
         ``None`` only for a result built by hand: no ``township_conflicts`` layer is written.
+    village_reach
+        One row per village and facility type with a reach limit: the nearest serving project
+        by road and the path (None without a ``villages`` layer or with ``[reach]`` off).
+    village_seat
+        Each village's road distance to its town seat (None likewise).
+    reach_info
+        The reach run's notes: ``seat_source``, ``outside`` (villages in no township),
+        ``network`` (road counts), ``limits_m``, ``snap_m`` (empty without a reach).
     """
 
     township_stats: gpd.GeoDataFrame
@@ -71,6 +79,9 @@ class CheckResult:
     as_of: dt.date | None = None
     county_summary: gpd.GeoDataFrame | None = None
     township_conflicts: gpd.GeoDataFrame | None = None
+    village_reach: gpd.GeoDataFrame | None = None
+    village_seat: pd.DataFrame | None = None
+    reach_info: dict = dataclasses.field(default_factory=dict)
 
     def verdict_counts(self) -> dict[str, int]:
         """Return the number of projects per verdict, in the order pass, review, fail, error."""

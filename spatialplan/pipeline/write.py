@@ -398,13 +398,16 @@ def result_tables(result: CheckResult) -> dict[str, pd.DataFrame]:
         "outside_townships": result.outside_townships,
         "county_summary": result.county_summary,
         "township_conflicts": result.township_conflicts,
+        "village_reach": result.village_reach,
+        "village_seat": result.village_seat,
     }
     return {k: v for k, v in tables.items() if v is not None}
 
 
 #: every table :func:`publish_check` may write: an earlier run's are replaced, never left over
 PUBLISHED_TABLES = ("projects", "findings", "township_stats", "line_conflicts",
-                    "outside_townships", "county_summary", "township_conflicts", "manifest")
+                    "outside_townships", "county_summary", "township_conflicts",
+                    "village_reach", "village_seat", "manifest")
 
 
 def publish_check(result: CheckResult, url: str, *, schema: str = "spatialplan",
@@ -427,19 +430,22 @@ def publish_check(result: CheckResult, url: str, *, schema: str = "spatialplan",
 
 def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
                         catalog=None) -> list[_Job]:
-    """Township statistics, line and township conflicts as CSV and XLSX with Chinese headers."""
+    """Township statistics, line and township conflicts as CSV and XLSX with Chinese headers.
+
+    With a village reach, also ``village_reach`` and ``village_seat``.
+    """
     from spatialplan.io import output
-    from spatialplan.render._labels import chinese_headers, county_headers
+    from spatialplan.render._labels import chinese_headers, county_headers, village_headers
 
     jobs = []
-    names = ["township_stats", "line_conflicts", "township_conflicts"]
-    if result.county_summary is not None:
-        names.append("county_summary")
+    names = ["township_stats", "line_conflicts", "township_conflicts", "county_summary",
+             "village_reach", "village_seat"]
+    labelling = {"county_summary": county_headers, "village_reach": village_headers,
+                 "village_seat": village_headers}
     for name in names:
-        if getattr(result, name) is None:  # township_conflicts of a result built by hand
+        if getattr(result, name) is None:  # no county roll-up, no villages, built by hand
             continue
-        labels = county_headers if name == "county_summary" else chinese_headers
-        table = labels(getattr(result, name), catalog=catalog)
+        table = labelling.get(name, chinese_headers)(getattr(result, name), catalog=catalog)
         for suffix in (".csv", ".xlsx"):
             write = output.write_table if suffix == ".csv" else functools.partial(
                 _write_fitted, output.write_table, full_text_in=f"{name}.csv")
@@ -452,7 +458,8 @@ def _write_stats_tables(result: CheckResult, stage: Path, out: Path, *,
 
 #: sheet names of the statistics tables (a reader sees the tab)
 _SHEET_NAMES = {"township_stats": "乡镇统计", "line_conflicts": "控制线冲突",
-                "township_conflicts": "乡镇界线重叠与缝隙", "county_summary": "县域汇总"}
+                "township_conflicts": "乡镇界线重叠与缝隙", "county_summary": "县域汇总",
+                "village_reach": "村庄设施道路可达", "village_seat": "村至镇区驻地"}
 
 
 def _write_schedule(result: CheckResult, stage: Path, out: Path) -> list[_Job]:
@@ -517,6 +524,9 @@ def check_map(plan, result: CheckResult | None = None, **options):
         conflicts=None if result is None else result.line_conflicts,
         projects=layer_data(plan, "projects") if result is None else result.projects,
         findings=None if result is None else result.findings,
+        villages=layer_data(plan, "villages"),
+        village_reach=None if result is None else result.village_reach,
+        catalog=plan.catalog,
         **options,
     )
 
@@ -641,6 +651,9 @@ def _write_report(plan, result: CheckResult, stage: Path, out: Path,
             catalog=plan.catalog,
             county_summary=result.county_summary,
             township_conflicts=result.township_conflicts,
+            village_reach=result.village_reach,
+            village_seat=result.village_seat,
+            reach_info=result.reach_info,
         )
         report.write_report(html, stage / "report.html")
 

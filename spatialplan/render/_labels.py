@@ -37,6 +37,7 @@ __all__ = [
     "facility_names",
     "feature_number",
     "round_areas",
+    "village_headers",
 ]
 
 #: control-line (and survey layer) names as planners write them
@@ -131,6 +132,26 @@ _FIXED = {
     "behind_compliance_rate": "合规率低于全县的乡镇",
     "behind_eight_share": "“8”类设施齐备率低于全县的乡镇",
 }
+#: the village reach tables (``village_reach``, ``village_seat``; :func:`village_headers`)
+_VILLAGE = {
+    "village_code": "村代码",
+    "name": "村名称",
+    "township_code": "乡镇代码",
+    "facility": "设施类型",
+    "project_id": "最近的可服务项目编号",
+    "network_m": "道路距离(m)",
+    "straight_m": "直线距离(m)",
+    "within_limit": "在服务距离内",
+    "limit_m": "服务距离上限(m)",
+    "network_min": "最快道路用时(min)",
+    "limit_min": "服务时间上限(min)",
+    "reason": "原因",
+    "seat_source": "镇区驻地来源",
+    "seat_m": "到本乡镇驻地道路距离(m)",
+    "connected": "道路连通本乡镇驻地",
+}
+#: decimals of the distances in the village tables (metres)
+_DISTANCE_DECIMALS = 1
 #: the 8+X coverage columns that list facility codes
 EIGHT_COLUMNS = ("eight_present", "eight_missing", "eight_noncompliant", "eight_unchecked")
 #: the ``flag`` of terrain statistics
@@ -278,7 +299,42 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     for col in EIGHT_COLUMNS:
         if col in df.columns:
             df[col] = _map_values(df[col], lambda v: facility_names(v, catalog))
-    return df.rename(columns=_label)
+    return df.rename(columns=_label).rename(columns=_reach_share_labels(df.columns, catalog))
+
+
+def _reach_share_labels(columns: pd.Index, catalog: Any) -> dict[str, str]:
+    """``reach_share_school`` → ``学校道路可达村比例`` (the catalogue's name of the type)."""
+    names = _facility_name_map(catalog)
+    return {c: f"{names.get(c[12:], c[12:])}道路可达村比例" for c in map(str, columns)
+            if c.startswith("reach_share_")}
+
+
+def village_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
+    """Return the ``village_reach`` or ``village_seat`` table for readers.
+
+    Chinese headers, no geometry (the path), facility types by their Chinese names with the code
+    beside them, distances to 0.1 m, ``within_limit`` and ``connected`` as 是/否.
+
+    Examples
+    --------
+    >>> t = village_headers(pd.DataFrame({"village_code": ["V1"], "facility": ["school"],
+    ...                                   "network_m": [1234.567], "within_limit": [True]}))
+    >>> list(t.columns), t.iloc[0].astype(str).tolist()
+    (['村代码', '设施类型', '道路距离(m)', '在服务距离内'], ['V1', '学校 school', '1234.6', '是'])
+    """
+    if isinstance(df, gpd.GeoDataFrame):
+        df = pd.DataFrame(df.drop(columns=df.geometry.name))
+    df = df.copy()
+    names = _facility_name_map(catalog)
+    if "facility" in df.columns:
+        df["facility"] = _map_values(df["facility"], lambda v: bilingual(v, names))
+    for col in ("network_m", "straight_m", "limit_m", "seat_m", "network_min", "limit_min"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce").round(_DISTANCE_DECIMALS)
+    for col in ("within_limit", "connected"):
+        if col in df.columns:
+            df[col] = np.where(df[col].fillna(False).astype(bool), "是", "否")
+    return df.rename(columns=lambda c: _VILLAGE.get(c, c))
 
 
 def _map_values(values: pd.Series, func) -> pd.Series:
@@ -294,7 +350,7 @@ def county_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     Examples
     --------
     >>> list(county_headers(pd.DataFrame(columns=["county_code", "redline_share"])).columns)
-    ['县级行政区代码', '生态保护红线占全县比例']
+    ['县级行政区代码', '生态保护红线占全县比例(椭球面积)']
     """
     out = chinese_headers(df, catalog=catalog)
     out.columns = [str(c).replace("占乡镇比例", "占全县比例") for c in out.columns]

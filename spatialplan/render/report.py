@@ -41,6 +41,7 @@ from spatialplan.render._labels import (
     facility_names,
     feature_number,
 )
+from spatialplan.render._report_reach import section_reach
 
 __all__ = ["MAX_TABLE_ROWS", "render_report", "write_report"]
 
@@ -58,13 +59,16 @@ _FULL_TABLE = {
                                                   "township_conflicts_csv")),
     "projects": ("projects", ()),
     "findings": ("findings", ()),
+    "village_reach": ("village_reach", ("village_reach_xlsx", "village_reach_csv")),
 }
 _DEFAULT_FILES = {"results": "results.gpkg", "township_stats_xlsx": "township_stats.xlsx",
                   "township_stats_csv": "township_stats.csv",
                   "line_conflicts_xlsx": "line_conflicts.xlsx",
                   "line_conflicts_csv": "line_conflicts.csv",
                   "township_conflicts_xlsx": "township_conflicts.xlsx",
-                  "township_conflicts_csv": "township_conflicts.csv"}
+                  "township_conflicts_csv": "township_conflicts.csv",
+                  "village_reach_xlsx": "village_reach.xlsx",
+                  "village_reach_csv": "village_reach.csv"}
 _LINES = {"redline": ("生态保护红线", "red line"), "farmland": ("永久基本农田", "farmland"),
           "udb": ("城镇开发边界", "development boundary"), "cropland": ("耕地", "cultivated land")}
 #: labels of the run facts (``summary`` and ``tolerance`` keys) a reader sees
@@ -156,6 +160,9 @@ def render_report(
     catalog: Any = None,
     county_summary: pd.DataFrame | None = None,
     township_conflicts: pd.DataFrame | None = None,
+    village_reach: pd.DataFrame | None = None,
+    village_seat: pd.DataFrame | None = None,
+    reach_info: Mapping[str, Any] | None = None,
 ) -> str:
     """Render the check results as one self-contained, printable HTML page.
 
@@ -198,6 +205,10 @@ def render_report(
     township_conflicts
         Overlaps and gaps between the township outlines, with the area ``township_stats``
         counts twice (its ``*_double_counted_m2`` columns); ``None``: no such section.
+    village_reach, village_seat, reach_info
+        The "1+N" village reach (``CheckResult.village_reach``, ``.village_seat``,
+        ``.reach_info``); with ``village_reach``, a section per township gives the shares of
+        villages within each facility type's limit and lists the villages left out.
 
     Returns
     -------
@@ -222,6 +233,9 @@ def render_report(
         _section_projects(projects, findings, cap),
         _section_coverage(coverage, township_stats, cap, catalog),
         _section_counties(county_summary, township_stats, cap),
+        section_reach(village_reach, village_seat, township_stats, reach_info,
+                      max_rows=cap.max_rows, full_table=_where("village_reach", cap.files),
+                      catalog=catalog),
         _section_map(map_path),
         f"<footer>spatialplan {escape(__version__)} · "
         f"{escape(datetime.now().strftime('%Y-%m-%d %H:%M'))}</footer>",
@@ -423,6 +437,7 @@ def _section_townships(stats: pd.DataFrame | None, cap: _Cap) -> str:
               for unit in ("m2", "ha", "mu")}
     known |= {f"{line}_{s}" for line in _LINES for s in ("share", "double_counted_m2")}
     known.add("overlap_townships")  # shown in the township conflicts section
+    known |= {c for c in df.columns if str(c).startswith("reach_share_")}  # the reach section
     cols += [c for c in df.columns if c not in known and not str(c).endswith("_pct")
              and c not in ("area_ha", "area_ell_ha")]
     out.append(note)

@@ -44,6 +44,12 @@ from spatialplan.render._webmap_sites import (
     site_collection,
     site_table,
 )
+from spatialplan.render._webmap_villages import (
+    VILLAGE_NAMES,
+    path_features,
+    reach_color,
+    village_features,
+)
 
 __all__ = [
     "LANDUSE_COLORS",
@@ -163,6 +169,9 @@ def explore(
     precision: int = 6,
     popup_fields: Mapping[str, Sequence[str]] | None = None,
     title: str | None = None,
+    villages: gpd.GeoDataFrame | None = None,
+    village_reach: gpd.GeoDataFrame | None = None,
+    catalog: Any = None,
 ) -> folium.Map:
     """Build an interactive map of the control lines, parcels, conflicts and 8+X projects.
 
@@ -207,6 +216,14 @@ def explore(
         Extra attribute columns to show in the popup, per role, e.g. ``{"parcels": ["DKBM"]}``.
     title
         Optional title shown in the legend.
+    villages, village_reach
+        The ``villages`` layer and the ``village_reach`` result ("1+N" reach): each village is
+        a point coloured by how many facility types it reaches within their limit (legend),
+        with a popup listing each type's road distance, limit and nearest project, or why it
+        is not joined; the paths are a layer off by default (not drawn, with a legend note,
+        when there are more than ``max_features``).
+    catalog
+        Facility catalogue for the Chinese type names in the village popups (default: bundled).
 
     Returns
     -------
@@ -261,9 +278,12 @@ def explore(
         if b is not None:
             bounds.append(b)
         _add_geojson(m, role, fc)
+    legend_extra = [] if villages is None else _add_villages(
+        m, villages, village_reach, catalog=catalog, bounds=bounds, notes=notes,
+        **{k: opts[k] for k in ("max_features", "precision", "gcj02")})
     _add_controls(m)
     verdicts = _verdict_counts(projects)
-    _Legend(_legend_html(counts, verdicts, notes, mode, title)).add_to(m)
+    _Legend(_legend_html(counts, verdicts, notes, mode, title, extra=legend_extra)).add_to(m)
     if mode == "gaode":
         _Badge("GCJ-02 display · 高德坐标 (仅显示, 分析用 CGCS2000)").add_to(m)
     if bounds:
@@ -447,7 +467,9 @@ def _swatch(style: Mapping[str, Any], *, point: bool = False) -> str:
 
 
 def _legend_html(counts: Mapping[str, int], verdicts: Mapping[str, int],
-                 notes: Sequence[str], mode: str, title: str | None) -> str:
+                 notes: Sequence[str], mode: str, title: str | None, *,
+                 extra: Sequence[str] = ()) -> str:
+    """Return the legend's HTML; ``extra``: rows already escaped (the villages)."""
     rows = []
     if title:
         rows.append(f"<div style='font-weight:bold;margin-bottom:3px'>{escape(title)}</div>")
@@ -465,6 +487,7 @@ def _legend_html(counts: Mapping[str, int], verdicts: Mapping[str, int],
             rows.append(f"<div style='padding-left:8px'>"
                         f"{_swatch({'color': '#222', 'fillColor': color})}"
                         f"{escape(VERDICT_LABELS[verdict])} ({n})</div>")
+    rows += extra
     if mode == "gaode":
         rows.append("<div style='margin-top:3px;color:#8a6d00'>GCJ-02 display: overlays shifted "
                     "for 高德 tiles only</div>")
@@ -502,6 +525,74 @@ def _add_geojson(m: folium.Map, role: str, fc: dict) -> None:
         **extra,
     )
     layer.add_to(m)
+
+
+#: styles of the villages (fill by reach colour) and of their paths (within / beyond the limit)
+_VILLAGE_STYLE = {"color": "#222222", "weight": 1, "fill": True, "fillOpacity": 0.9}
+_PATH_STYLES = {"in": {"color": "#2ca02c", "weight": 2, "opacity": 0.8},
+                "out": {"color": "#d62728", "weight": 2, "opacity": 0.8, "dashArray": "4 4"}}
+
+
+def _add_villages(m: folium.Map, villages: gpd.GeoDataFrame, reach: gpd.GeoDataFrame | None,
+                  *, catalog: Any, bounds: list[np.ndarray], notes: list[str],
+                  max_features: int, precision: int, gcj02: bool) -> list[str]:
+    """Draw the villages (coloured by reach, popups) and their paths; return legend rows."""
+    villages = _valid_rows("villages", villages)
+    pts, props, by_color, total = village_features(villages, reach, catalog=catalog)
+    display, keep, b = _display(pts, villages.crs, precision=precision, gcj02=gcj02)
+    if b is not None:
+        bounds.append(b)
+    styles = {c: {**_VILLAGE_STYLE, "fillColor": c} for c in by_color}
+    _add_features(m, _collection(display[keep], [p for p, k in zip(props, keep, strict=True)
+                                                 if k]),
+                  name=VILLAGE_NAMES["villages"], styles=styles, base=_VILLAGE_STYLE, show=True)
+    if reach is not None and len(reach) > max_features:
+        notes.append(f"{VILLAGE_NAMES['paths']}: {len(reach):,} > {max_features:,}, not drawn "
+                     f"(all paths: results.gpkg, layer village_reach)")
+    elif reach is not None and len(reach):
+        paths = _valid_rows("village_reach", reach)
+        geoms, pprops = path_features(paths, catalog=catalog)
+        pdisp, pkeep, _ = _display(geoms, paths.crs, precision=precision, gcj02=gcj02)
+        _add_features(m, _collection(pdisp[pkeep], [p for p, k in zip(pprops, pkeep,
+                                                                       strict=True) if k]),
+                      name=VILLAGE_NAMES["paths"], styles=_PATH_STYLES,
+                      base=_PATH_STYLES["in"], show=False)
+    return _village_legend(by_color, total)
+
+
+def _village_legend(by_color: Mapping[str, int], total: int) -> list[str]:
+    """Legend rows of the villages: one per colour drawn, with its count."""
+    rows = [f"<div style='margin-top:3px'>{escape(VILLAGE_NAMES['villages'])}</div>"]
+    labels = [(reach_color(0, total), f"0 / {total}"),
+              (reach_color(1, max(total, 3)) if total > 1 else None, "< 1/2"),
+              (reach_color(total - 1, total) if total > 1 else None, "≥ 1/2"),
+              (reach_color(total, total), f"{total} / {total}")]
+    seen = set()
+    for color, label in labels:
+        if color is None or color in seen or color not in by_color:
+            continue
+        seen.add(color)
+        rows.append(f"<div style='padding-left:8px'>"
+                    f"{_swatch({'color': '#222', 'fillColor': color}, point=True)}"
+                    f"{escape(label)} ({by_color[color]})</div>")
+    return rows
+
+
+def _collection(geoms: np.ndarray, props: Sequence[dict[str, Any]]) -> dict:
+    texts = shapely.to_geojson(geoms)
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": p, "geometry": _loads(t)}
+                         for p, t in zip(props, texts, strict=True)]}
+
+
+def _add_features(m: folium.Map, fc: dict, *, name: str, styles: Mapping[str, Any],
+                  base: Mapping[str, Any], show: bool) -> None:
+    """Add a FeatureCollection whose properties carry ``_s`` (style key), ``_p``, ``_t``."""
+    js = _BIND_JS % {"styles": json_for_script(dict(styles)),
+                     "tooltip": json_for_script({"sticky": True})}
+    folium.GeoJson(fc, name=escape(name), show=show, style_function=None,
+                   on_each_feature=JsCode(js), marker=folium.CircleMarker(radius=5),
+                   style=dict(base)).add_to(m)
 
 
 def _feature_styles(role: str) -> dict[str, dict[str, Any]]:

@@ -53,7 +53,11 @@ logger = logging.getLogger(__name__)
 #: they are part of the output contract (``findings.rule``).
 RULE_IDS: tuple[str, ...] = builtin_ids()
 
-_NON_RULE_TABLES = ("meta", "tolerance", "facility", "plugins")
+_NON_RULE_TABLES = ("meta", "tolerance", "facility", "plugins", "reach")
+#: tables keyed by catalogue facility code (any code of the catalogue, a number each)
+_LIMIT_TABLES = ("reach.limits_m", "reach.limits_min")
+#: number keys that must be greater than 0 (a speed)
+_POSITIVE_KEYS = {"walk_kmh"}
 _SHARE_KEYS = {
     "min_overlap_share",
     "pass_share",
@@ -144,6 +148,9 @@ def _check_number(key: str, leaf: str, value: object, path: object) -> float:
         raise RulebookError(
             f"rulebook key '{key}' must be a non-negative number, got {value!r}", path=path
         )
+    if leaf in _POSITIVE_KEYS and value == 0:
+        raise RulebookError(f"rulebook key '{key}' must be a positive number, got {value!r}",
+                            path=path, hint="give a speed in km/h, e.g. 5 for walking")
     if leaf in _SHARE_KEYS and value > 1:
         raise RulebookError(
             f"rulebook key '{key}' is a share and must lie in 0..1, got {value!r}",
@@ -285,7 +292,9 @@ def _check_table(
                 hint=f"known keys here: {known} (check the spelling)",
             )
         default = schema[name]
-        if isinstance(default, dict):
+        if key in _LIMIT_TABLES:
+            out[name] = _check_limits(key, value, path)
+        elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise _wrong_type(key, "table", value, path)
             out[name] = _check_table(value, default, f"{key}.", path)
@@ -296,12 +305,29 @@ def _check_table(
     return out
 
 
+def _check_limits(key: str, value: object, path: object) -> dict[str, float]:
+    """Check a table of limits per facility type: catalogue codes, non-negative numbers."""
+    from spatialplan.rules.catalog import read_catalog
+
+    if not isinstance(value, dict):
+        raise _wrong_type(key, "table", value, path)
+    codes = set(read_catalog().facilities["code"])
+    unknown = sorted(set(value) - codes)
+    if unknown:
+        raise RulebookError(
+            f"unknown facility type(s) {unknown} in rulebook '{key}'",
+            path=path,
+            hint="use the codes of layers/catalog/facility_types.csv: " + ", ".join(sorted(codes)),
+        )
+    return {code: _check_number(f"{key}.{code}", code, v, path) for code, v in value.items()}
+
+
 def _check_facility(
     user: object, schema: dict[str, Any], path: object
 ) -> dict[str, dict[str, Any]]:
     if not isinstance(user, dict):
         raise _wrong_type("facility", "table", user, path)
-    rule_schema = {k: v for k, v in schema.items() if k not in ("meta", "facility")}
+    rule_schema = {k: v for k, v in schema.items() if k not in ("meta", "facility", "reach")}
     out = {}
     for code, overrides in user.items():
         key = f"facility.{code}"

@@ -291,3 +291,20 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_clip_to_boxes_equals_one_clip_per_pair():
+    """Parts are clipped per distinct zone box in one call; each equals its own pair's clip."""
+    rng = np.random.default_rng(3)
+    zones = shapely.buffer(shapely.points(rng.random((7, 2)) * 5000), 400)
+    zi = rng.integers(0, 7, 300)
+    near = shapely.get_coordinates(shapely.centroid(zones[zi])) + rng.normal(0, 300, (300, 2))
+    parts = shapely.buffer(shapely.points(near), 60)
+    got = g._clip_to_boxes(parts, zones[zi], margin=1.0)
+    box = shapely.bounds(zones[zi])
+    want = np.array([shapely.clip_by_rect(p, x0 - 1, y0 - 1, x1 + 1, y1 + 1)
+                     for p, (x0, y0, x1, y1) in zip(parts, box, strict=True)], dtype=object)
+    assert np.all(shapely.equals_exact(got, want, 0) | (shapely.is_empty(got)
+                                                         & shapely.is_empty(want)))
+    assert shapely.is_empty(got).any() and not shapely.is_empty(got).all()
+    assert len(g._clip_to_boxes(parts[:0], zones[:0])) == 0

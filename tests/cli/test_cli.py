@@ -17,6 +17,7 @@ EXPECTED_OUTPUTS = {
     "schedule.csv", "manifest.json", "township_stats.csv", "township_stats.xlsx",
     "line_conflicts.csv", "line_conflicts.xlsx", "terrain_stats.csv", "county_summary.csv",
     "county_summary.xlsx", "township_conflicts.csv", "township_conflicts.xlsx",
+    "village_reach.csv", "village_reach.xlsx", "village_seat.csv", "village_seat.xlsx",
 }
 
 
@@ -35,6 +36,30 @@ def test_demo_writes_every_deliverable(demo_out):
     assert manifest["counts"]["projects_in"] == manifest["counts"]["projects_out"] == len(
         pyogrio.read_dataframe(demo_out / "results.gpkg", layer="projects"))
     assert (demo_out / "map.html").stat().st_size < 5_000_000
+
+
+def test_demo_shows_the_village_reach(demo_out):
+    reach = pyogrio.read_dataframe(demo_out / "results.gpkg", layer="village_reach")
+    limits = reach.groupby("facility")["limit_m"].first()
+    assert reach["village_code"].nunique() == 12 and len(reach) == 12 * len(limits)
+    # 岩脚村: its branch road stops 60 m short of the valley road, so it is never linked
+    gap = reach.loc[reach["village_code"] == "520399201003"]
+    assert not gap["within_limit"].any() and gap["network_m"].isna().all()
+    served = reach.groupby("facility")["network_m"].apply(lambda d: d.notna().any())
+    assert served.sum() >= 2  # types with a serving project somewhere; the others say so
+    reasons = gap.set_index("facility")["reason"]
+    assert reasons[served].str.endswith("no road connection to any serving project").all()
+    assert reasons[~served].str.endswith("no serving project of this type").all()
+    joined = reach.loc[reach["village_code"] != "520399201003"]
+    ok = joined["network_m"].notna()
+    assert ok.any() and (joined.loc[ok, "network_m"] >= joined.loc[ok, "straight_m"]).all()
+    assert (joined["within_limit"] == (joined["network_m"] <= joined["limit_m"])).all()
+    seat = pyogrio.read_dataframe(demo_out / "results.gpkg", layer="village_seat")
+    assert seat.loc[~seat["connected"].astype(bool), "village_code"].tolist() == ["520399201003"]
+    stats = pyogrio.read_dataframe(demo_out / "results.gpkg", layer="township_stats")
+    assert {f"reach_share_{f}" for f in limits.index} <= set(stats.columns)
+    report = (demo_out / "report.html").read_text(encoding="utf-8")
+    assert "Village reach" in report and "岩脚村（虚构）" in report
 
 
 def test_demo_summary_on_stdout(tmp_path, capsys):

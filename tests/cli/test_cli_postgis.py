@@ -60,7 +60,7 @@ def test_password_never_in_manifest_report_or_log(tmp_path, pg_demo, pg_url, mon
     assert main(["check", str(plan), "--out", str(out), "-q", "--no-map", "--no-layout"]) == 0
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     tables = [i for i in manifest["inputs"] if i.get("driver") == "PostgreSQL"]
-    assert len(tables) == 8 and all(i["rows"] > 0 and len(i["extent"]) == 4 for i in tables)
+    assert len(tables) == 10 and all(i["rows"] > 0 and len(i["extent"]) == 4 for i in tables)
     assert {i["table"] for i in tables} >= {"demo.townships", "demo.projects"}
     for f in out.iterdir():
         if f.suffix in (".json", ".html", ".csv"):

@@ -12,18 +12,23 @@ from conftest import LAT, LON, square, write_layer
 from spatialplan.cli import main
 
 
-def make_plan(tmp_path, townships_gdf):
+def _plan_of(tmp_path, townships_gdf, role, gdf):
+    """A plan of the townships and one more layer (``role``, written as ``<role>.gpkg``)."""
     write_layer(townships_gdf, tmp_path / "towns.gpkg")
+    write_layer(gdf, tmp_path / f"{role}.gpkg")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[plan]\nname = "示范镇"\n[layers.townships]\npath = "towns.gpkg"\n'
+                    f'[layers.{role}]\npath = "{role}.gpkg"\n', encoding="utf-8")
+    return plan
+
+
+def make_plan(tmp_path, townships_gdf):
     redline = gpd.GeoDataFrame(
         geometry=[square(LON, LAT, .01), None,
                   shapely.Polygon([(LON, LAT), (LON + .01, LAT + .01), (LON + .01, LAT),
                                    (LON, LAT + .01)])],
         crs="EPSG:4490")
-    write_layer(redline, tmp_path / "redline.gpkg")
-    plan = tmp_path / "plan.toml"
-    plan.write_text('[plan]\nname = "示范镇"\n[layers.townships]\npath = "towns.gpkg"\n'
-                    '[layers.redline]\npath = "redline.gpkg"\n', encoding="utf-8")
-    return plan
+    return _plan_of(tmp_path, townships_gdf, "redline", redline)
 
 
 def test_validate_prints_report(tmp_path, townships_gdf, capsys):
@@ -101,18 +106,13 @@ def _tbmj_plan(tmp_path, townships_gdf, tbmj):
     """A plan whose farmland carries 三调 TBMJ (text, as some exports store it)."""
     from pyproj import Geod
 
-    write_layer(townships_gdf, tmp_path / "towns.gpkg")
     geoms = [square(LON + k * .002, LAT, .001) for k in range(len(tbmj))]
     geod = Geod(ellps="GRS80")
     farm = gpd.GeoDataFrame({"TBMJ": [f"{abs(geod.geometry_area_perimeter(g)[0]):.2f}"
                                       if v == "true" else v
                                       for g, v in zip(geoms, tbmj, strict=True)]},
                             geometry=geoms, crs="EPSG:4490")
-    write_layer(farm, tmp_path / "farm.gpkg")
-    plan = tmp_path / "plan.toml"
-    plan.write_text('[plan]\nname = "示范镇"\n[layers.townships]\npath = "towns.gpkg"\n'
-                    '[layers.farmland]\npath = "farm.gpkg"\n', encoding="utf-8")
-    return plan
+    return _plan_of(tmp_path, townships_gdf, "farmland", farm)
 
 
 def test_validate_compares_tbmj_with_the_ellipsoidal_area(tmp_path, townships_gdf, capsys):

@@ -23,7 +23,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 COMMITTED = demo_dir()
-GPKG_LAYERS = ["XZQ", "STBHHX", "YJJBNT", "CZKFBJ", "DLTB", "KZXXGH_DK", "XS_XMKJFW", "JG_FW"]
+GPKG_LAYERS = ["XZQ", "STBHHX", "YJJBNT", "CZKFBJ", "DLTB", "KZXXGH_DK", "XS_XMKJFW", "JG_FW",
+               "CJ", "DL"]
 RULES = ["township", "redline", "farmland", "cropland", "udb", "landuse", "slope", "setback",
          "project_overlap", "map_first", "as_built", "schedule"]
 EIGHT = {"road", "health_center", "school", "market", "elder_care", "park", "sewage", "refuse"}
@@ -119,7 +120,7 @@ def test_plan_file_shape():
     assert spec["plan"]["crs"] == "auto"
     assert spec["plan"]["as_of"] == "2026-11-26"
     assert set(spec["layers"]) == {"townships", "redline", "farmland", "udb", "cropland",
-                                   "parcels", "projects", "built"}
+                                   "parcels", "projects", "built", "villages", "roads"}
     assert "encoding" not in spec["layers"]["townships"]
     for entry in [*spec["layers"].values(), *spec["rasters"].values()]:
         assert not Path(entry["path"]).is_absolute()

@@ -286,7 +286,9 @@ def test_write_check_in_threads_writes_what_a_serial_run_does(demo_run, tmp_path
     threaded = _write_check(demo_run, tmp_path / "threads", monkeypatch, 3)
     names = ["results", "township_stats_csv", "township_stats_xlsx", "line_conflicts_csv",
              "line_conflicts_xlsx", "township_conflicts_csv", "township_conflicts_xlsx",
-             "county_summary_csv", "county_summary_xlsx", "schedule_xlsx", "schedule_csv",
+             "county_summary_csv", "county_summary_xlsx", "village_reach_csv",
+             "village_reach_xlsx", "village_seat_csv", "village_seat_xlsx", "schedule_xlsx",
+             "schedule_csv",
              "report", "manifest"]
     assert list(serial) == list(threaded) == names
     for name in names:

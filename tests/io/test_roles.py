@@ -31,9 +31,12 @@ X0, Y0 = 450_000.0, 3_070_000.0  # ≈ 107.5°E 27.7°N in CGCS2000 GK zone 36
 
 def test_registry_lists_the_builtin_roles_with_their_fields():
     assert tuple(roles.BUILTIN_ROLES) == roles.LAYER_ROLES == (
-        "townships", "redline", "farmland", "udb", "parcels", "projects", "built", "cropland")
+        "townships", "redline", "farmland", "udb", "parcels", "projects", "built", "cropland",
+        "villages", "roads", "seats")
     assert plan_mod.LAYER_ROLES is roles.LAYER_ROLES  # the old name is the registry's
-    assert {r.geometry for r in roles.BUILTIN_ROLES.values()} == {"polygon"}
+    assert {r: s.geometry for r, s in roles.BUILTIN_ROLES.items()
+            if s.geometry != "polygon"} == {"villages": "point_or_polygon", "roads": "line",
+                                            "seats": "point"}
     assert all(r.builtin and r.description for r in roles.BUILTIN_ROLES.values())
     projects = roles.BUILTIN_ROLES["projects"]
     assert projects.required == ("project_id", "name", "facility")
@@ -55,7 +58,9 @@ def test_field_tables_are_views_of_the_registry():
         assert _fields.REQUIRED_FIELDS.get(name, ()) == spec.required
         assert _fields.FIELD_ALIASES.get(name, {}) == dict(spec.aliases)
     assert _fields.FIELD_KINDS["mapped_on"] == "date" and _fields.FIELD_KINDS["code"] == "str"
-    assert _fields.NUMBER_RANGES == {"investment_wan": (0.0, _fields.MAX_INVESTMENT_WAN)}
+    assert _fields.NUMBER_RANGES == {"investment_wan": (0.0, _fields.MAX_INVESTMENT_WAN),
+                                     "population": (0.0, roles.MAX_VILLAGE_POPULATION),
+                                     "speed_kmh": (1.0, 200.0)}
 
 
 def test_field_aliases_still_map():

@@ -14,12 +14,9 @@ distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def client():
-    """A small in-process cluster (threads), always closed."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+def client(dask_client):
+    """The module's in-process cluster (``dask_client`` of conftest)."""
+    return dask_client
 
 
 def test_dask_from_postgis_equals_local(tmp_path, pg_demo, client):

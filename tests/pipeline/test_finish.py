@@ -30,7 +30,8 @@ def demo_result(demo_plan):
 
 def _tables(result: CheckResult) -> dict:
     stats = result.township_stats
-    plain = stats[[c for c in stats.columns if c not in _COVERAGE]]
+    plain = stats[[c for c in stats.columns
+                   if c not in _COVERAGE and not c.startswith("reach_share_")]]
     return {"township_stats": plain, "outside_townships": result.outside_townships,
             "line_conflicts": result.line_conflicts}
 

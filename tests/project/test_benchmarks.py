@@ -29,7 +29,7 @@ def test_province_benchmark_smoke(tmp_path):
     out = _run("bench_province.py", "--townships", "12", "--parcels", "3000", "--projects",
                "120", "--out", str(tmp_path / "plan"))
     for label in ("read floor", "spatialplan check --no-map --no-layout", "ratio check / read",
-                  "unavoidable part of the command",
+                  "unavoidable part of the command", "ratio check / unavoidable part",
                   "control-line statistics", "geopandas.overlay baseline",
                   "dask engine, 1 worker", "dask engine, 2 worker", "speed-up 1 -> 2 workers",
                   "peak RSS of this process"):
@@ -80,6 +80,11 @@ def test_province_plan_rewritten_not_appended(tmp_path, monkeypatch):
                        for layer in ("STBHHX", "YJJBNT", "CZKFBJ")})
     assert counts[0] == counts[1]
     assert counts[0]["YJJBNT"] > 0
+    bench.write_plan(out, townships=6, parcels=400, projects=20, seed=0, apart=True)
+    farm = pyogrio.read_dataframe(out / "controls.gpkg", layer="YJJBNT")
+    assert len(farm) == counts[0]["YJJBNT"]
+    left, right = farm.sindex.query(farm.geometry, predicate="intersects")
+    assert (left == right).all()  # apart: no parcel touches another
 
 
 @pytest.mark.slow
@@ -118,3 +123,12 @@ def test_dask_memory_benchmark_smoke(pg_url):
     for label in ("local engine", "dask engine", "ratio dask / local driver peak RSS"):
         assert label in out, f"missing line {label!r} in:\n{out}"
     assert "verdicts equal: yes" in out
+def test_reach_benchmark_smoke():
+    out = _run("bench_reach.py", "--small", timeout=300)
+    for label in ("village reach:", "wall time (paths built)", "peak RSS of this process",
+                  "networkx, one search per village", "speed-up:"):
+        assert label in out, f"missing line {label!r} in:\n{out}"
+    # the baseline and the reach agree: the ratio is only worth printing if they do
+    assert "distances equal to 1e-6 m: yes" in out
+    ratio = re.search(r"speed-up: ([\d.]+)x", out)
+    assert ratio and float(ratio.group(1)) > 0

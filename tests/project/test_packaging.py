@@ -16,3 +16,21 @@ def test_setup_cfg_lists_every_package_folder():
                for p in (REPO / "spatialplan").rglob("__init__.py")}
     assert folders, "no package folders found"
     assert folders <= listed, f"missing from setup.cfg [options] packages: {folders - listed}"
+
+
+def test_the_fast_read_path_comes_with_a_plain_install():
+    """``pip install .`` brings pyarrow: the Arrow read path and fast writers need it (issue 21).
+
+    It was only in the ``dask`` extra, and the default install ran the same check 20 % slower.
+    """
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(r) for r in requires("spatialplan") or []]
+    plain = {r.name.lower() for r in reqs if r.marker is None
+             or r.marker.evaluate({"extra": ""})}
+    assert "pyarrow" in plain
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg", encoding="utf-8")
+    assert "pyarrow" in cfg["options"]["install_requires"]

@@ -336,3 +336,63 @@ def test_demo_outputs_show_no_internal_ids_or_raw_keys(tmp_path):
     assert not internal_id.search(text), internal_id.search(text)
     for raw in ("feature_id", "as_of", "crs_reason", "n_group_8", "boundary_noise", "road;"):
         assert raw not in text, raw
+
+
+def test_the_reach_section_escapes_names_and_caps_the_villages_left_out():
+    n = 4
+    reach = pd.DataFrame({
+        "village_code": [f"V{i}" for i in range(n)], "name": HOSTILE[:n],
+        "township_code": ["T1"] * n, "facility": ["school"] * n,
+        "project_id": ["P1", "P1", None, "P1"], "network_m": [100.0, 6000.0, None, 7000.0],
+        "straight_m": [90.0, 10.0, None, 20.0], "within_limit": [True, False, False, False],
+        "limit_m": [5000.0] * n,
+        "reason": [None, None, "no road connection to any serving project", None]})
+    seat = pd.DataFrame({"village_code": ["V0"], "name": [HOSTILE[0]], "township_code": ["T1"],
+                         "connected": [False], "reason": ["no road connection to the town seat"]})
+    stats = pd.DataFrame({"township_code": ["T1"], "township_name": [HOSTILE[4]],
+                          "reach_share_school": [0.125]})
+    html = render_report(plan_name="p", summary=None, township_stats=stats, line_conflicts=None,
+                         projects=None, findings=None, village_reach=reach, village_seat=seat,
+                         reach_info={"seat_source": "seats layer"}, max_rows=2)
+    section = html[html.index("Village reach"):]
+    for marker in RAW_MARKERS:
+        assert marker not in html
+    assert "学校 school" in section and "1 / 4" in section and "12.5" in section
+    # four villages left out (V0 only by its seat), two shown, the note names the full table
+    assert "villages left out: 4" in section and "shown 2 of 4 villages" in section
+    assert "village_reach.xlsx" in section
+    # in the villages' order: V0 (not joined to its seat), V1 (beyond the limit)
+    assert "6,000 m &gt; 5,000 m" in section and "no road connection to the town seat" in section
+    assert "7,000 m" not in section
+    assert "reach_share_school" not in html  # shown as the share, not as a raw column
+
+
+def test_no_reach_section_without_villages():
+    html = render_report(plan_name="p", summary=None, township_stats=None, line_conflicts=None,
+                         projects=None, findings=None)
+    assert "Village reach" not in html
+
+
+def test_a_village_beyond_the_minute_limit_shows_the_minutes_not_a_false_distance():
+    reach = pd.DataFrame({
+        "village_code": ["V0", "V1"], "name": ["一村", "二村"], "township_code": ["T1"] * 2,
+        "facility": ["school"] * 2, "project_id": ["P1", "P1"], "network_m": [900.0, 6000.0],
+        "straight_m": [90.0, 10.0], "within_limit": [False, False], "limit_m": [5000.0] * 2,
+        "network_min": [25.5, 12.0], "limit_min": [20.0] * 2, "reason": [None, None]})
+    stats = pd.DataFrame({"township_code": ["T1"], "township_name": ["甲镇"],
+                          "reach_share_school": [0.0]})
+    html = render_report(plan_name="p", summary=None, township_stats=stats, line_conflicts=None,
+                         projects=None, findings=None, village_reach=reach, village_seat=None,
+                         reach_info={"seat_source": "seats layer"}, max_rows=None)
+    section = html[html.index("Village reach"):]
+    assert "服务时间上限 limit (min)" in section
+    assert "25.5 min &gt; 20.0 min" in section and "900 m &gt;" not in section
+    assert "6,000 m &gt; 5,000 m" in section and "12.0 min &gt;" not in section
+
+
+def test_village_headers_name_the_minute_columns():
+    from spatialplan.render._labels import village_headers
+
+    t = village_headers(pd.DataFrame({"network_min": [12.345], "limit_min": [20.0]}))
+    assert list(t.columns) == ["最快道路用时(min)", "服务时间上限(min)"]
+    assert t.iloc[0].tolist() == [12.3, 20.0]

@@ -420,3 +420,75 @@ def test_many_conflicts_aggregated_by_kind(caplog):
     assert {f["properties"].get("_s") for f in features} == {"boundary_noise", None}
     assert sum(int(re.search(r"· ([\d,]+) features", f["properties"]["_t"]).group(1)
                    .replace(",", "")) for f in features) == 6000
+
+
+# ------------------------------------------------------------------------------- villages
+
+
+def _villages_and_reach():
+    from shapely.geometry import LineString, Point
+
+    villages = gpd.GeoDataFrame(
+        {"village_code": ["V1", "V2", "V3"], "name": [HOSTILE[0], "二村", HOSTILE[1]]},
+        geometry=[Point(X0 + 100, Y0 + 50), shapely.box(X0 + 400, Y0, X0 + 500, Y0 + 100),
+                  Point(X0 + 900, Y0 + 900)], crs=CRS)
+    rows = []
+    for code, name, school, clinic in (("V1", HOSTILE[0], 400.0, 900.0),
+                                       ("V2", "二村", 700.0, 12_000.0),
+                                       ("V3", HOSTILE[1], None, None)):
+        for facility, dist, limit in (("school", school, 5000.0),
+                                      ("health_center", clinic, 10_000.0)):
+            rows.append({"village_code": code, "name": name, "township_code": "T1",
+                         "facility": facility, "project_id": None if dist is None else "P1",
+                         "network_m": dist, "straight_m": dist, "limit_m": limit,
+                         "within_limit": dist is not None and dist <= limit,
+                         "reason": "no road connection to any serving project"
+                         if dist is None else None,
+                         "geometry": None if dist is None else
+                         LineString([(X0 + 100, Y0 + 50), (X0 + 100, Y0), (X0 + 300, Y0)])})
+    return villages, gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS)
+
+
+def test_villages_coloured_by_types_reached_with_escaped_popups(tmp_path):
+    villages, reach = _villages_and_reach()
+    m = explore(villages=villages, village_reach=reach)
+    html = write_map(m, tmp_path / "map.html").read_text(encoding="utf-8")
+    for marker in RAW_MARKERS:
+        assert marker not in html, marker
+    fcs = _geojson_layers(_html(m))
+    points = next(fc for fc in fcs if fc["features"][0]["geometry"]["type"] == "Point")
+    by_code = {re.search(r"\((V\d)\)", f["properties"]["_t"]).group(1): f["properties"]
+               for f in points["features"]}
+    # V1 reaches both types (green), V2 one of two (yellow), V3 none: not joined (red)
+    assert [by_code[c]["_s"] for c in ("V1", "V2", "V3")] == ["#2ca02c", "#ffd92f", "#d62728"]
+    assert "2 / 2" in by_code["V1"]["_p"] and "学校 school" in by_code["V1"]["_p"]
+    assert "12,000 m / 10,000 m" in by_code["V2"]["_p"]
+    assert "no road connection to any serving project" in by_code["V3"]["_p"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in by_code["V1"]["_p"]
+    # the paths: a layer of their own, off until switched on; the unconnected have none
+    paths = next(fc for fc in fcs if fc["features"][0]["geometry"]["type"] == "LineString")
+    assert len(paths["features"]) == 4
+    assert {f["properties"]["_s"] for f in paths["features"]} == {"in", "out"}
+    assert "Village paths to the nearest project" in html and "0 / 2 (1)" in html
+
+
+def test_many_village_paths_are_left_to_the_geopackage():
+    villages, reach = _villages_and_reach()
+    html = _html(explore(villages=villages, village_reach=reach, max_features=3))
+    assert "6 &gt; 3, not drawn" in html
+    fcs = _geojson_layers(html)
+    assert not any(fc["features"] and fc["features"][0]["geometry"]["type"] == "LineString"
+                   for fc in fcs)
+
+
+def test_a_village_popup_shows_the_travel_time_when_there_is_one():
+    villages, reach = _villages_and_reach()
+    reach = reach.assign(network_min=[5.4, 9.0, 3.0, 30.0, None, None],
+                         limit_min=[20.0, float("nan")] * 3)
+    fcs = _geojson_layers(_html(explore(villages=villages, village_reach=reach)))
+    points = next(fc for fc in fcs if fc["features"][0]["geometry"]["type"] == "Point")
+    popup = next(f["properties"]["_p"] for f in points["features"]
+                 if "(V1)" in f["properties"]["_t"])
+    assert "400 m / 5,000 m · 5.4 min / 20.0 min" in popup
+    # the clinic has no minute limit: its time alone
+    assert "900 m / 10,000 m · 9.0 min ✓" in popup
