@@ -536,7 +536,8 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
     -------
     accepted : GeoDataFrame
         ok + repaired features, 2D, in input order; ``accepted.attrs["n_zm_dropped"]`` counts
-        the features whose Z/M coordinates were dropped.
+        the features whose Z/M coordinates were dropped, ``attrs["zm_dropped_rows"]`` gives
+        their positions in ``gdf``.
     rejected : DataFrame
         ``feature_id``, ``reason``, then the attribute columns.
     repaired : DataFrame
@@ -579,6 +580,7 @@ def validate_geometries(gdf: gpd.GeoDataFrame, *, role: str, polygonal: bool = T
     if n_ok + len(repaired) + len(rejected) != len(gdf):  # pragma: no cover - invariant
         raise GeometryError(f"accounting broken in layer {role}", layer=role)
     accepted.attrs["n_zm_dropped"] = int(zm.sum())
+    accepted.attrs["zm_dropped_rows"] = np.flatnonzero(zm)
     if len(rejected) or len(repaired):
         log.info("layer %s: %d ok, %d repaired, %d rejected", role, n_ok, len(repaired),
                  len(rejected))

@@ -383,8 +383,12 @@ def _source(conn: Any, url: str, layer: str | None, *, role: str,
 
 
 def _select(src: dict[str, Any], *, where: list[tuple] | None, bbox: tuple | None,
-            what: Any = None) -> tuple[Any, list]:
-    """Return the SELECT of a read (or of ``what``) with its filter, and its parameters."""
+            what: Any = None, keys: Any = None) -> tuple[Any, list]:
+    """Return the SELECT of a read (or of ``what``) with its filter, and its parameters.
+
+    ``keys``: only the rows with these primary keys (``ctid`` values, as text, for a table
+    without one).
+    """
     from psycopg import sql
 
     key = sql.Identifier(src["key"]) if src["key"] else sql.SQL("ctid")
@@ -398,6 +402,13 @@ def _select(src: dict[str, Any], *, where: list[tuple] | None, bbox: tuple | Non
     if bbox is not None:
         parts.append(sql.SQL("{} && ST_MakeEnvelope(%s, %s, %s, %s, %s)").format(geom))
         params.extend([*(float(v) for v in bbox), src["srid"]])
+    if keys is not None:
+        if src["key"]:
+            parts.append(sql.SQL("{} = ANY(%s)").format(key))
+            params.append([int(k) for k in keys])
+        else:
+            parts.append(sql.SQL("ctid = ANY(%s::tid[])"))
+            params.append([str(k) for k in keys])
     query = sql.SQL("SELECT {} FROM {}").format(what, sql.Identifier(src["schema"],
                                                                       src["table"]))
     if parts:
@@ -433,8 +444,8 @@ def _plain(values: tuple) -> Any:
 
 
 def read_table(url: str, *, layer: str | None, role: str, where: str | None = None,
-               geometry_column: str | None = None, bbox: tuple | None = None
-               ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+               geometry_column: str | None = None, bbox: tuple | None = None,
+               keys: Any = None) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Read one PostGIS table (in a read-only transaction) as a raw frame and its info.
 
     Parameters
@@ -452,6 +463,8 @@ def read_table(url: str, *, layer: str | None, role: str, where: str | None = No
     bbox
         ``(xmin, ymin, xmax, ymax)`` in the table's SRID: only rows whose geometry's box
         meets it, through the spatial index (``&&``).
+    keys
+        Only the rows with these primary keys (``ctid`` values for a table without one).
 
     Returns
     -------
@@ -470,7 +483,7 @@ def read_table(url: str, *, layer: str | None, role: str, where: str | None = No
     with connect(url, role=role) as conn, _query_errors(url, role), conn.transaction():
         src = _source(conn, url, layer, role=role, geometry_column=geometry_column)
         crs = _table_crs(conn, src["srid"])
-        query, params = _select(src, where=conds, bbox=bbox)
+        query, params = _select(src, where=conds, bbox=bbox, keys=keys)
         key = sql.Identifier(src["key"]) if src["key"] else sql.SQL("ctid")
         query += sql.SQL(" ORDER BY {}").format(key)
         with conn.cursor(name="spatialplan_read", binary=True) as cur:

@@ -147,7 +147,9 @@ class Layer:
     Invariant: ``n_in == n_ok + n_repaired + n_rejected`` and ``n_ok + n_repaired == len(data)``,
     except for a deferred layer (``deferred=True``, :func:`read_plan`'s ``defer``): only opened,
     its ``data`` holds no feature, ``n_in`` is the source's feature count and ``extent`` their
-    bounds in the CRS of ``data``; nothing of it was validated.
+    bounds in the CRS of ``data``. Its ``rejected`` and ``repaired`` features are those the dask
+    partitions report (``accounted=True`` once :func:`~spatialplan.pipeline.engine.run_check_dask`
+    has run; the first invariant then holds again).
     """
 
     role: str
@@ -160,8 +162,14 @@ class Layer:
     #: handed exactly these objects may skip a repeated validity test (see
     #: :func:`spatialplan.analysis.overlay.control_line_report`'s ``known_valid``)
     validated: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: full-read row positions of the features whose Z/M coordinates were dropped
+    zm_dropped: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64),
+                                   repr=False, compare=False)
     #: only opened (count, extent, CRS): its features are read elsewhere (the dask partitions)
     deferred: bool = False
+    #: a deferred layer whose repaired and rejected features the partitions have reported
+    #: (:func:`spatialplan.pipeline.engine.run_check_dask`): its counts are then known
+    accounted: bool = False
     #: a deferred layer's feature bounds (minx, miny, maxx, maxy) in the CRS of ``data``
     extent: tuple[float, float, float, float] | None = None
 
@@ -178,6 +186,8 @@ class Layer:
     @property
     def n_ok(self) -> int:
         """Number of features kept unchanged."""
+        if self.deferred:
+            return self.n_in - len(self.repaired) - len(self.rejected)
         return len(self.data) - len(self.repaired)
 
 
@@ -447,8 +457,8 @@ def _sqlite_checks_ahead(spec: PlanSpec, roles: list[str]) -> Iterator[dict[Path
 
 def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
                 role: str, bbox: tuple[float, float, float, float] | None = None,
-                info: dict | None = None, screening: Overlap | None = None
-                ) -> gpd.GeoDataFrame:
+                fids: np.ndarray | None = None, info: dict | None = None,
+                screening: Overlap | None = None) -> gpd.GeoDataFrame:
     """Read the layer; geometries GEOS cannot build (unclosed ring) become None, recorded.
 
     ``gdf.attrs["unreadable"]`` maps row position → reason for those features, so that they
@@ -462,10 +472,11 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     """
     gdf: gpd.GeoDataFrame | None = None
     caught: list[warnings.WarningMessage] = []
-    if info is not None and _arrow_read_ok(info, bbox=bbox):
+    if info is not None and fids is None and _arrow_read_ok(info, bbox=bbox):
         gdf, caught = _read_arrow(path, layer=layer, info=info, screening=screening)
     if gdf is None:
-        gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox)
+        gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox,
+                                    fids=fids)
     for w in caught:
         if issubclass(w.category, RuntimeWarning) and str(w.message).startswith(
                 "invalid value encountered"):
@@ -478,20 +489,24 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
 
 
 def _read_classic(path: Path | str, *, layer: str | None, encoding: str | None, role: str,
-                  bbox: tuple[float, float, float, float] | None
-                  ) -> tuple[gpd.GeoDataFrame, list]:
-    """(frame, warnings) read without Arrow; unreadable geometries recorded (see above)."""
+                  bbox: tuple[float, float, float, float] | None,
+                  fids: np.ndarray | None = None) -> tuple[gpd.GeoDataFrame, list]:
+    """(frame, warnings) read without Arrow; unreadable geometries recorded (see above).
+
+    A partial read (``bbox`` or ``fids``) has the source FIDs as its index.
+    """
+    partial = bbox is not None or fids is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, bbox=bbox,
-                                         fid_as_index=bbox is not None, use_arrow=False)
+                                         fids=fids, fid_as_index=partial, use_arrow=False)
             unreadable: dict[int, str] = {}
         except shapely.errors.GEOSException as exc:
             gdf = pyogrio.read_dataframe(path, layer=layer, encoding=encoding,
-                                         on_invalid="ignore", bbox=bbox,
-                                         fid_as_index=bbox is not None, use_arrow=False)
-            unreadable = _unreadable_rows(path, layer=layer, bbox=bbox, gdf=gdf,
+                                         on_invalid="ignore", bbox=bbox, fids=fids,
+                                         fid_as_index=partial, use_arrow=False)
+            unreadable = _unreadable_rows(path, layer=layer, bbox=bbox, fids=fids, gdf=gdf,
                                           error=str(exc))
         except Exception as exc:
             hint = None
@@ -723,7 +738,8 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
                transformation: str | None = None,
                bbox: tuple[float, float, float, float] | None = None,
                feature_positions: Any = None, geometry: str | None = None,
-               where: str | None = None, geometry_column: str | None = None) -> Layer:
+               where: str | None = None, geometry_column: str | None = None,
+               fids: np.ndarray | None = None) -> Layer:
     """Read, check, map and validate one layer.
 
     Parameters
@@ -760,8 +776,12 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
         ``(xmin, ymin, xmax, ymax)`` in the source CRS: read only the features intersecting it
         (used by :mod:`spatialplan.pipeline.engine`; ``n_in`` then counts those features only).
     feature_positions
-        With ``bbox``: callable mapping the source FIDs read to their 0-based row positions in
-        the whole source, so that ``feature_id`` and row order match a full read.
+        With ``bbox`` or ``fids``: callable mapping the source FIDs read to their 0-based row
+        positions in the whole source, so that ``feature_id`` and row order match a full read.
+    fids
+        Read only the features with these source FIDs (a PostGIS table: these primary keys,
+        or ``ctid`` values for a table without one); ``n_in`` then counts those features
+        only. Not with ``bbox``.
     where, geometry_column
         PostGIS layers only: the row filter (:func:`spatialplan.io.postgis.parse_where`) and
         the geometry column of a table that has several.
@@ -784,7 +804,7 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
                        fields=fields, crs=crs, point_radius_m=point_radius_m,
                        allow_remote=allow_remote, transformation=transformation, bbox=bbox,
                        feature_positions=feature_positions, geometry=geometry,
-                       where_filter=where, geometry_column=geometry_column)
+                       where_filter=where, geometry_column=geometry_column, fids=fids)
 
 
 def _feature_ids(role: str, rows: np.ndarray) -> Any:
@@ -831,19 +851,20 @@ def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any)
 
 
 def _in_source_order(gdf: gpd.GeoDataFrame, unreadable: dict[int, str], *, role: str,
-                     bbox: tuple[float, float, float, float] | None, feature_positions: Any
+                     partial: bool, feature_positions: Any
                      ) -> tuple[gpd.GeoDataFrame, np.ndarray, dict[str, str]]:
     """Return (frame on a fresh index, source row of each feature, unreadable by feature id).
 
-    A partial read (``bbox``) is put in source order, its rows the full read's positions.
+    A partial read (``bbox`` or ``fids``) is put in source order, its rows the full read's
+    positions.
     """
     rows = np.arange(len(gdf))
-    if bbox is not None:  # index = source FIDs: keep source order and full-read ids
+    if partial:  # index = source FIDs: keep source order and full-read ids
         rows = np.asarray(gdf.index if feature_positions is None
                           else feature_positions(gdf.index.to_numpy()), dtype=np.int64)
     # ``unreadable`` holds positions in the frame as read: map them before any reordering
     by_id = {f"{role}:{rows[i]}": why for i, why in unreadable.items()}
-    if bbox is not None:
+    if partial:
         order = np.argsort(rows, kind="stable")
         gdf, rows = gdf.iloc[order], rows[order]
     return gdf.reset_index(drop=True), rows, by_id
@@ -874,7 +895,7 @@ def _warn_point_sites(rejected: pd.DataFrame, *, where: str) -> None:
 
 
 def _open_file(path: str | Path, *, role: str, layer: str | None, encoding: str | None,
-               allow_remote: bool, bbox: tuple | None, sqlite_checked: set[Path] | None,
+               allow_remote: bool, partial: bool, sqlite_checked: set[Path] | None,
                sqlite_pending: dict[Path, Future] | None
                ) -> tuple[Path | str, str | None, dict, str | None, str]:
     """Check and open a file source: (path, layer, pyogrio info, encoding, its source)."""
@@ -883,7 +904,7 @@ def _open_file(path: str | Path, *, role: str, layer: str | None, encoding: str 
     layer, info = _open_info(path, role=role, layer=layer, sqlite_checked=sqlite_checked,
                              sqlite_pending=sqlite_pending)
     enc, enc_source = _choose_encoding(path, info, encoding=encoding, role=role)
-    if bbox is None:  # a partial read (engine) of a layer read whole before: warned then
+    if not partial:  # a partial read (engine) of a layer read whole before: warned then
         _warn_utf8_records(path, info, enc, role=role)
     return path, layer, info, enc, enc_source
 
@@ -899,7 +920,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        sqlite_pending: dict[Path, Future] | None = None,
                        plugin_role: bool = False, geometry: str | None = None,
                        where_filter: str | None = None,
-                       geometry_column: str | None = None) -> Layer:
+                       geometry_column: str | None = None,
+                       fids: np.ndarray | None = None) -> Layer:
     """Read an opened layer: the body of :func:`_read_layer`.
 
     ``plugin_role``: a layer of plug-in rules (any role name; without ``geometry`` any
@@ -913,31 +935,32 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                              '"point")')
     spec = layer_role(role, geometry=geometry, fields=fields or {}, plugin=plugin_role)
     screen = _screen_for(spec.geometry)
+    partial = bbox is not None or fids is not None
     db_frame, enc = None, None
     if is_postgres(path):  # a PostGIS table: read here, validated below as a file's frame
         path = str(path).strip()
         db_frame, info = read_table(path, layer=layer, role=role, where=where_filter,
-                                    geometry_column=geometry_column, bbox=bbox)
+                                    geometry_column=geometry_column, bbox=bbox, keys=fids)
         enc, enc_source = "UTF-8", "format"  # the server converts to the client's UTF-8
     else:
         path, layer, info, enc, enc_source = _open_file(
             path, role=role, layer=layer, encoding=encoding, allow_remote=allow_remote,
-            bbox=bbox, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
+            partial=partial, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
     with Overlap(screen, threads=None if QUIET_IS_VALID else 1) as screening:
         gdf = db_frame if db_frame is not None else _read_frame(
             path, layer=layer, encoding=enc if enc_source != "format" else None, role=role,
-            bbox=bbox, info=info, screening=screening)
+            bbox=bbox, fids=fids, info=info, screening=screening)
         where = f"{role} ({layer})" if layer else role
         unreadable = gdf.attrs.pop("unreadable", {})
         gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)
-        gdf, rows, unreadable = _in_source_order(gdf, unreadable, role=role, bbox=bbox,
+        gdf, rows, unreadable = _in_source_order(gdf, unreadable, role=role, partial=partial,
                                                  feature_positions=feature_positions)
         gdf.insert(0, "feature_id", _feature_ids(role, rows))
-        if len(gdf) == 0 and spec.must_have_features and bbox is None:
+        if len(gdf) == 0 and spec.must_have_features and not partial:
             raise DataLayerError("the layer has no features", path=path, layer=where,
                                  hint=f"check the file and the layer name; a {role} layer "
                                  "cannot be empty")
-        if bbox is None:
+        if not partial:
             _refuse_wrong_geometry_layer(gdf, spec=spec, where=where, path=path)
         mapping = map_fields(gdf.columns, role=spec, fields=fields, layer=where, path=path)
         gdf = apply_fields(gdf, mapping, role=spec, layer=where, path=path)
@@ -952,11 +975,12 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
             screened=screened)
     rejected = _note_unreadable(rejected, unreadable)
     accepted, rejected = _reject_duplicate_ids(accepted, rejected, role=role, layer=where)
-    if role == "townships" and bbox is None:
+    if role == "townships" and not partial:
         _refuse_no_usable_townships(accepted, rejected, where=where, path=path)
-    if role == "projects" and point_radius_m is None and bbox is None and len(rejected):
+    if role == "projects" and point_radius_m is None and not partial and len(rejected):
         _warn_point_sites(rejected, where=where)
     n_zm = int(accepted.attrs.pop("n_zm_dropped", 0))
+    zm_rows = rows[accepted.attrs.pop("zm_dropped_rows", np.array([], dtype=np.intp))]
     if n_zm:
         log.info("layer %s: Z/M coordinates dropped from %d features", where, n_zm)
     validated = np.array(accepted.geometry.array, dtype=object, copy=True)
@@ -971,7 +995,7 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                         crs_source=crs_source, fields=dict(mapping), n_zm_dropped=n_zm)
     log.debug("read layer %s from %s: %d features", where, path, len(gdf))
     return Layer(role=role, data=accepted, rejected=rejected, repaired=repaired, source=source,
-                 n_in=len(gdf), validated=validated)
+                 n_in=len(gdf), validated=validated, zm_dropped=zm_rows)
 
 
 # -- rasters ---------------------------------------------------------------------------------
@@ -1186,7 +1210,7 @@ def _read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
     else:
         path, layer, info, enc, enc_source = _open_file(
             ls.path, role=role, layer=ls.layer, encoding=ls.encoding, allow_remote=allow_remote,
-            bbox=None, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
+            partial=False, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
         n, bounds, crs, columns, declared = file_summary(
             path, layer=layer, role=role, encoding=enc if enc_source != "format" else None)
         driver = str(info.get("driver"))
@@ -1305,7 +1329,7 @@ def validation_report(plan: Plan | dict[str, Layer]) -> pd.DataFrame:
             "n_in": lyr.n_in, "n_ok": lyr.n_ok, "n_repaired": lyr.n_repaired,
             "n_rejected": lyr.n_rejected, "n_zm_dropped": src.n_zm_dropped,
         })
-        if lyr.deferred:  # nothing validated here: no count is better than a wrong one
+        if lyr.deferred and not lyr.accounted:  # nothing validated: no count, not a wrong one
             rows[-1].update(dict.fromkeys(("n_ok", "n_repaired", "n_rejected",
                                            "n_zm_dropped"), pd.NA))
     cols = ["role", "path", "layer", "driver", "encoding", "encoding_source", "source_crs",

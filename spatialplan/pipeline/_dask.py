@@ -38,6 +38,8 @@ __all__ = [
     "_points",
     "_run_partition",
     "_transform_box",
+    "feature_positions",
+    "read_some",
 ]
 
 log = logging.getLogger("spatialplan.pipeline.engine")
@@ -63,6 +65,12 @@ class _Positions:
             return np.asarray(fids, dtype=np.int64) - self.offset
         return pd.Index(self.fids).get_indexer(fids)
 
+    def fids_of(self, positions: np.ndarray) -> np.ndarray:
+        """Return the source FIDs (PostGIS keys) of 0-based row positions."""
+        if self.offset is not None:
+            return np.asarray(positions, dtype=np.int64) + self.offset
+        return np.asarray(self.fids)[np.asarray(positions, dtype=np.intp)]
+
 
 @dataclasses.dataclass
 class _Shared:
@@ -86,6 +94,9 @@ class _Shared:
     #: GeoPackages the driver has integrity-checked (``PRAGMA quick_check``) for this run:
     #: partitions do not check them again
     sqlite_checked: frozenset = frozenset()
+    #: roles the driver only opened: partitions report what their reads of them rejected,
+    #: repaired and saw (:func:`_accounts`), for the driver's feature accounting
+    deferred: frozenset = frozenset()
 
 
 @dataclasses.dataclass
@@ -154,22 +165,58 @@ def _read_extent(shared: _Shared, role: str, extent: tuple):
     :class:`spatialplan.io.read.Layer`, or ``None`` when the plan
     has no such layer.
     """
-    from spatialplan.io.read import _read_layer
-
-    spec = shared.specs.get(role)
-    if spec is None:
+    if role not in shared.specs:
         return None
     box = _transform_box(np.add(extent, (-_MARGIN_M, -_MARGIN_M, _MARGIN_M, _MARGIN_M)),
                          shared.crs, shared.source_crs[role])
-    layer = _read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
-                        assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
-                        point_radius_m=spec.point_radius_m, bbox=box,
-                        feature_positions=shared.positions[role],
-                        sqlite_checked=set(shared.sqlite_checked),
-                        plugin_role=role not in _EXTENT_ROLES, geometry=spec.geometry,
-                        where_filter=getattr(spec, "where", None),
-                        geometry_column=getattr(spec, "geometry_column", None))
-    return layer
+    return read_some(shared, role, bbox=box)
+
+
+def read_some(shared: _Shared, role: str, *, bbox: tuple | None = None,
+              positions: np.ndarray | None = None):
+    """Read the features of one layer in ``bbox`` (source CRS) or at these row ``positions``.
+
+    Validated and taken to the analysis CRS as in a full read, with the full read's
+    ``feature_id`` (a :class:`spatialplan.io.read.Layer`).
+    """
+    from spatialplan.io.read import _read_layer
+
+    spec = shared.specs[role]
+    fids = None if positions is None else shared.positions[role].fids_of(positions)
+    return _read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
+                       assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
+                       point_radius_m=spec.point_radius_m, bbox=bbox, fids=fids,
+                       feature_positions=shared.positions[role],
+                       sqlite_checked=set(shared.sqlite_checked),
+                       plugin_role=role not in _EXTENT_ROLES, geometry=spec.geometry,
+                       where_filter=getattr(spec, "where", None),
+                       geometry_column=getattr(spec, "geometry_column", None))
+
+
+def feature_positions(ids: np.ndarray) -> np.ndarray:
+    """Return the row positions in ``"{role}:{n}"`` feature ids (``n``) as int64."""
+    if len(ids) == 0:
+        return np.array([], dtype=np.int64)
+    return pd.Series(ids, dtype=object).str.rsplit(":", n=1).str[-1].to_numpy(dtype=np.int64)
+
+
+def _accounts(read: dict, roles: frozenset) -> dict[str, dict[str, Any]]:
+    """What a partition's reads of the deferred layers saw, for the driver's accounting.
+
+    Per role: ``seen`` (row positions of every feature read, kept or rejected), ``zm`` (those
+    whose Z/M was dropped), ``rejected`` and ``repaired`` (the read's tables). A feature read by
+    several partitions is reported by each, identically; the driver keeps one.
+    """
+    out = {}
+    for role in sorted(roles):
+        lyr = read.get(role)
+        if lyr is None:
+            continue
+        ids = np.concatenate([lyr.data["feature_id"].to_numpy(dtype=object),
+                              lyr.rejected["feature_id"].to_numpy(dtype=object)])
+        out[role] = {"seen": feature_positions(ids), "zm": np.asarray(lyr.zm_dropped),
+                     "rejected": lyr.rejected, "repaired": lyr.repaired}
+    return out
 
 
 def _own_geometries(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -201,6 +248,7 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
         known = {role: lyr.validated for role, lyr in read.items() if lyr is not None}
         towns = shared.townships.iloc[part.towns]
         out: dict[str, Any] = _control_lines(part, shared, lines, towns, known)
+        out["accounts"] = _accounts(read, shared.deferred)
         slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
         if len(part.projects) or part.rejected is not None:
             out.update(_siting(part, shared, lines, slope))

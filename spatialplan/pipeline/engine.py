@@ -76,6 +76,7 @@ from spatialplan.pipeline._dask import (
     _Shared,
     _transform_box,
 )
+from spatialplan.pipeline._dask_accounts import account_deferred
 from spatialplan.pipeline.finish import finish
 from spatialplan.pipeline.result import (
     check_date,
@@ -345,6 +346,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
         [shared_f] = client.scatter([shared], broadcast=True)
         futures = [client.submit(_run_partition, p, shared_f, pure=False) for p in parts]
         outs = client.gather(futures)
+    account_deferred(plan, shared, outs)
     return _combine(plan, shared, outs, projects_layer)
 
 
@@ -361,7 +363,9 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
     boxes.append(tuple(townships.total_bounds))
     world = _envelope(boxes)
     world = (world[0] - 10, world[1] - 10, world[2] + 10, world[3] + 10)
+    deferred = frozenset(r for r in roles if getattr(plan.layers.get(r), "deferred", False))
     return _Shared(specs=specs, positions={r: _positions(specs[r]) for r in roles},
+                   deferred=deferred,
                    sqlite_checked=_check_geopackages(specs),
                    source_crs=source_crs, crs=plan.crs, rules=plan.rules, catalog=plan.catalog,
                    as_of=check_date(as_of, plan), tolerance=plan_tolerance(plan),
@@ -476,7 +480,10 @@ def conflict_sort_key(frame: pd.DataFrame) -> np.ndarray:
 def _conflict_table(outs, crs, tolerance) -> gpd.GeoDataFrame:
     from spatialplan.analysis import overlay
 
-    frame = pd.concat([o["conflicts"] for o in outs], ignore_index=True)
+    # an empty partition table has object columns: concatenated, it would turn the others'
+    # string columns to object, unlike a local run
+    frame = pd.concat([o["conflicts"] for o in outs if len(o["conflicts"])]
+                      or [outs[0]["conflicts"]], ignore_index=True)
     frame = frame.iloc[conflict_sort_key(frame)].reset_index(drop=True)
     out = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
     out.attrs.update(tolerance=overlay.resolve_tolerance(tolerance),

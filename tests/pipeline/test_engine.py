@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -274,7 +275,7 @@ def _whole_reads(monkeypatch) -> list[str]:
     real = read._read_layer
 
     def spy(path, **options):
-        if options.get("bbox") is None:
+        if options.get("bbox") is None and options.get("fids") is None:
             calls.append(options["role"])
         return real(path, **options)
 
@@ -316,10 +317,55 @@ def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, clien
     assert manifest["counts"]["verdicts"] == local.verdict_counts()
     assert sorted(manifest["deferred_layers"]["roles"]) == sorted(_lines())
     layers = {row["role"]: row for row in manifest["layers"]}
-    for role, gdf in _lines().items():  # the source's count; no validated count in the driver
+    full = sp.read_plan(generated_plan)
+    for role, gdf in _lines().items():  # counted from the partitions' reports
         assert layers[role]["n_in"] == len(gdf)
-        assert layers[role]["n_ok"] is None and layers[role]["n_rejected"] is None
-    assert layers["projects"]["n_ok"] is not None
+        for column in ("n_ok", "n_repaired", "n_rejected", "n_zm_dropped"):
+            assert layers[role][column] == getattr(full.layers[role], column, None) or (
+                layers[role][column] == getattr(full.layers[role].source, column))
     report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "layers not read by the driver" in report
     assert (tmp_path / "out" / "map.html").is_file()
+
+
+# --------------------------------------------------------------------------- feature accounting
+
+
+def _awkward_farmland() -> gpd.GeoDataFrame:
+    """Farmland whose features a read repairs or rejects, some across partition borders."""
+    bowtie = shapely.Polygon([(X0 + 3.5 * KM, Y0 + 1 * KM), (X0 + 4.5 * KM, Y0 + 2 * KM),
+                              (X0 + 4.5 * KM, Y0 + 1 * KM), (X0 + 3.5 * KM, Y0 + 2 * KM)])
+    with_z = shapely.Polygon([(X0 + 7.5 * KM, Y0 + 5 * KM, 1), (X0 + 8.5 * KM, Y0 + 5 * KM, 1),
+                              (X0 + 8.5 * KM, Y0 + 6 * KM, 2), (X0 + 7.5 * KM, Y0 + 6 * KM, 2)])
+    geoms = [shapely.box(X0 + 0.5 * KM, Y0 + 0.5 * KM, X0 + 1 * KM, Y0 + 1 * KM),
+             None,                                                   # no geometry: read by none
+             bowtie,                                                 # repaired, on a border
+             shapely.LineString([(X0 + 5 * KM, Y0 + 5 * KM), (X0 + 9 * KM, Y0 + 6 * KM)]),
+             with_z,                                                 # Z dropped, on a border
+             shapely.Polygon(),                                      # empty
+             shapely.box(X0 + 10 * KM, Y0 + 6 * KM, X0 + 11 * KM, Y0 + 7 * KM)]
+    return gpd.GeoDataFrame({"BSM": np.arange(len(geoms)), "NOTE": list("abcdefg")},
+                            geometry=geoms, crs=CRS)
+
+
+def test_dask_accounts_every_feature_of_a_deferred_layer(generated_plan, client, tmp_path):
+    from spatialplan.io.read import feature_issues, validation_report
+
+    folder = tmp_path / "plan"
+    folder.mkdir()
+    for path in generated_plan.parent.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    pyogrio.write_dataframe(_awkward_farmland(), folder / "farmland.gpkg", layer="FARMLAND")
+    full = sp.read_plan(folder / "plan.toml")
+    assert full.layers["farmland"].n_repaired >= 1 and full.layers["farmland"].n_rejected >= 3
+    assert full.layers["farmland"].source.n_zm_dropped == 1
+    deferred = sp.read_plan(folder / "plan.toml", defer=DEFERRED_ROLES)
+    assert pd.isna(validation_report(deferred).set_index("role").loc["farmland", "n_ok"])
+    assert_same_results(sp.run_check(full),
+                        run_check_dask(deferred, scheduler=client, partition_size=1))
+    layer = deferred.layers["farmland"]
+    assert layer.deferred and layer.accounted and len(layer.data) == 0
+    pd.testing.assert_frame_equal(validation_report(deferred), validation_report(full),
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(feature_issues(deferred), feature_issues(full))
+    pd.testing.assert_frame_equal(layer.rejected, full.layers["farmland"].rejected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import psycopg
 import pytest
 from conftest import assert_same_results
@@ -63,7 +64,7 @@ def test_driver_opens_the_tables_for_counts_and_extents(tmp_path, pg_demo, clien
     real = read._read_layer
 
     def spy(path, **options):
-        if options.get("bbox") is None:
+        if options.get("bbox") is None and options.get("fids") is None:
             whole.append(options["role"])
         return real(path, **options)
 
@@ -99,3 +100,41 @@ def test_a_deferred_table_of_lines_is_refused(tmp_path, pg_demo, pg_url):
                          encoding="utf-8")
     with pytest.raises(DataLayerError, match="farmland layer holds lines"):
         sp.read_plan(plan_path, defer=DEFERRED_ROLES)
+
+
+@pytest.mark.parametrize("key", ["serial", "none"])
+def test_dask_accounts_the_rows_no_partition_reads(tmp_path, pg_demo, pg_url, client, key):
+    from spatialplan.io.read import feature_issues, validation_report
+
+    table = f"farmland_awkward_{key}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS demo.{table}")
+        conn.execute(f"CREATE TABLE demo.{table} AS SELECT * FROM demo.farmland ORDER BY id")
+        if key == "none":  # no primary key: rows are keyed by ctid
+            conn.execute(f"ALTER TABLE demo.{table} DROP COLUMN id")
+        else:
+            conn.execute(f"ALTER TABLE demo.{table} ADD PRIMARY KEY (id)")
+        srid = conn.execute("SELECT ST_SRID(geom) FROM demo.farmland LIMIT 1").fetchone()[0]
+        extra = ("NULL", f"ST_GeomFromText('POLYGON EMPTY', {srid})",
+                 # a bowtie on the demo's farmland (a tenth of its extent), repaired by the read
+                 "ST_Translate(ST_Scale(ST_SetSRID(ST_GeomFromText('POLYGON((0 0, 1 1, 1 0, "
+                 f"0 1, 0 0))'), {srid}), (ST_XMax(ext) - ST_XMin(ext)) / 10, "
+                 "(ST_YMax(ext) - ST_YMin(ext)) / 10), ST_XMin(ext), ST_YMin(ext))")
+        for geom in extra:
+            columns = "geom" if key == "none" else "id, geom"
+            values = geom if key == "none" else f"(SELECT max(id) + 1 FROM demo.{table}), {geom}"
+            conn.execute(f"INSERT INTO demo.{table} ({columns}) SELECT {values} FROM "
+                         f"(SELECT ST_Extent(geom) AS ext FROM demo.farmland) e")
+    plan_path = pg_demo(tmp_path)
+    text = plan_path.read_text(encoding="utf-8")
+    plan_path.write_text(text.replace('layer = "demo.farmland"', f'layer = "demo.{table}"'),
+                         encoding="utf-8")
+    full = sp.read_plan(plan_path)
+    assert full.layers["farmland"].n_rejected >= 2 and full.layers["farmland"].n_repaired >= 1
+    plan = sp.read_plan(plan_path, defer=DEFERRED_ROLES)
+    assert_same_results(sp.run_check(full),
+                        run_check_dask(plan, scheduler=client, partition_size=2))
+    assert plan.layers["farmland"].accounted
+    pd.testing.assert_frame_equal(validation_report(plan), validation_report(full),
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(feature_issues(plan), feature_issues(full))
