@@ -201,7 +201,7 @@ def feature_positions(ids: np.ndarray) -> np.ndarray:
 
 
 def _accounts(read: dict, roles: frozenset) -> dict[str, dict[str, Any]]:
-    """What a partition's reads of the deferred layers saw, for the driver's accounting.
+    """Report what a partition's reads of the deferred layers saw, for the driver's accounting.
 
     Per role: ``seen`` (row positions of every feature read, kept or rejected), ``zm`` (those
     whose Z/M was dropped), ``rejected`` and ``repaired`` (the read's tables). A feature read by

@@ -50,7 +50,7 @@ def account_deferred(plan, shared: _Shared, outs: list[dict[str, Any]]) -> None:
     """
     for role in sorted(shared.deferred):
         layer = plan.layers[role]
-        reports = [o["accounts"][role] for o in outs if role in o.get("accounts", {})]
+        reports = [o["accounts"].pop(role) for o in outs if role in o.get("accounts", {})]
         seen = np.unique(np.concatenate(
             [r["seen"] for r in reports] + [np.array([], dtype=np.int64)]))
         if len(seen) and (seen[0] < 0 or seen[-1] >= layer.n_in):

@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,42 @@ def _positions(spec) -> _Positions:
         if "key_min" in summary:
             return _Positions(offset=summary["key_min"])
         return _Positions(fids=summary["keys"])
+    dense = _geopackage_fid_range(spec)
+    if dense is not None:
+        return _Positions(offset=dense)
     frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=[],
                                    read_geometry=False, fid_as_index=True)
     fids = frame.index.to_numpy().astype(np.int64)
     if len(fids) == 0 or np.array_equal(fids, np.arange(fids[0], fids[0] + len(fids))):
         return _Positions(offset=int(fids[0]) if len(fids) else 0)
     return _Positions(fids=fids)
+
+
+def _geopackage_fid_range(spec) -> int | None:
+    """Return the first FID of a GeoPackage layer whose FIDs are dense (None: not known so).
+
+    Asked of SQLite (``min``, ``max``, ``count`` of the FID column, read-only), so the driver
+    reads no FID list for the usual GeoPackage; anything else returns None.
+    """
+    path = spec.path
+    if not (isinstance(path, Path) and path.suffix.lower() == ".gpkg" and path.is_file()):
+        return None
+    info = pyogrio.read_info(path, layer=spec.layer)
+    table, fid = info.get("layer_name"), info.get("fid_column")
+    if not table or not fid:
+        return None
+    quoted = [f'"{name.replace(chr(34), chr(34) * 2)}"' for name in (fid, table)]
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as con:
+            low, high, n = con.execute(  # identifiers quoted as SQLite's; no value pasted
+                f"SELECT min({quoted[0]}), max({quoted[0]}), count(*) FROM {quoted[1]}"  # noqa: S608
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    if n == 0:
+        return 0
+    return int(low) if isinstance(low, int) and high - low + 1 == n else None
 
 
 def _check_geopackages(specs: dict) -> frozenset:
@@ -380,7 +411,8 @@ def _combine(plan, shared: _Shared, outs: list[dict], projects_layer):
     """Put the partitions' rows together in the local engine's order, then :func:`finish`."""
     from spatialplan.analysis import overlay
 
-    stats = pd.concat([o["stats"] for o in outs]).sort_values("_pos").drop(columns="_pos")
+    # each partition table is popped as it is combined: the driver never holds a table twice
+    stats = pd.concat([o.pop("stats") for o in outs]).sort_values("_pos").drop(columns="_pos")
     stats = gpd.GeoDataFrame(stats, geometry="geometry", crs=plan.crs)
     given = [r for r in _STAT_ROLES if r in shared.specs]
     stats.attrs.update(tolerance=overlay.resolve_tolerance(shared.tolerance),
@@ -419,7 +451,7 @@ def _project_tables(plan, shared, outs, projects_layer):
     if len(projects_layer.rejected):
         order += list(projects_layer.rejected["feature_id"].astype(str))
     pos = pd.Series(np.arange(len(order)), index=order)
-    res = pd.concat([o["projects"] for o in outs if "projects" in o], ignore_index=True)
+    res = pd.concat([o.pop("projects") for o in outs if "projects" in o], ignore_index=True)
     res = res.iloc[np.argsort(pos[res["feature_id"]].to_numpy())].reset_index(drop=True)
     n_acc = len(projects_layer.data)
     res = _infer_like_local(res, n_acc)
@@ -427,7 +459,7 @@ def _project_tables(plan, shared, outs, projects_layer):
         acc, rej = res.iloc[:n_acc], res.iloc[n_acc:]
         res = pd.concat([acc, rej[acc.columns]], ignore_index=True) if n_acc else rej
     res = gpd.GeoDataFrame(res, geometry="geometry", crs=plan.crs)
-    fnd = pd.concat([o["findings"] for o in outs if "findings" in o], ignore_index=True)
+    fnd = pd.concat([o.pop("findings") for o in outs if "findings" in o], ignore_index=True)
     ids = rule_ids(shared.rules)
     rank = {r: k for k, r in enumerate(ids)}
     key = pos[fnd["feature_id"]].to_numpy() * len(ids) + fnd["rule"].map(rank).to_numpy()
@@ -482,8 +514,9 @@ def _conflict_table(outs, crs, tolerance) -> gpd.GeoDataFrame:
 
     # an empty partition table has object columns: concatenated, it would turn the others'
     # string columns to object, unlike a local run
-    frame = pd.concat([o["conflicts"] for o in outs if len(o["conflicts"])]
-                      or [outs[0]["conflicts"]], ignore_index=True)
+    tables = [o.pop("conflicts") for o in outs]
+    frame = pd.concat([t for t in tables if len(t)] or tables[:1], ignore_index=True)
+    del tables
     frame = frame.iloc[conflict_sort_key(frame)].reset_index(drop=True)
     out = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
     out.attrs.update(tolerance=overlay.resolve_tolerance(tolerance),

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 
 import geopandas as gpd
 import pandas as pd
 
 from spatialplan.errors import SpatialPlanError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CheckResult", "check_date", "deferred_note", "deferred_roles", "dem_options",
            "drawn_data", "layer_data", "plan_projects",
@@ -103,26 +106,41 @@ def deferred_roles(plan) -> list[str]:
 
 
 def deferred_note(plan) -> str | None:
-    """Say what the outputs lack for the deferred layers (None when the plan has none).
+    """Say how the deferred layers were read (None when the plan has none).
 
     With the dask engine the partitions read and validate these layers' features over their
-    own extents; the driver holds only their counts and extents, so it neither draws them on
-    the maps nor counts their valid, repaired and rejected features.
+    own extents; the driver holds only their counts and extents, and takes their repaired and
+    rejected features from the partitions' reports (the manifest and the report say so).
     """
     roles = deferred_roles(plan)
     if not roles:
         return None
     names = ", ".join(roles)
-    return (f"{names}：由 dask 分区按范围读取，主进程只读取要素数与范围，地图未绘制、"
-            f"有效/修复/拒绝数未统计 / {names}: read by the dask partitions over their extents; "
-            "the driver read only their feature counts and extents, so the maps do not draw "
-            "them and their valid/repaired/rejected counts are not given")
+    return (f"{names}：由 dask 分区按范围读取并校验，主进程只读取要素数与范围；修复/拒绝的要素"
+            f"由各分区报告 / {names}: read and validated by the dask partitions over their "
+            "extents; the driver read only their feature counts and extents, and counts their "
+            "repaired and rejected features from the partitions' reports")
 
 
 def drawn_data(plan, role: str) -> gpd.GeoDataFrame | None:
-    """Return a layer's features to draw: as :func:`layer_data`, None for a deferred layer."""
+    """Return a layer's features to draw (the map, the layout).
+
+    As :func:`layer_data`; a deferred layer (only opened by the dask engine's driver) is read
+    whole here, as :func:`spatialplan.io.read.read_plan` would have read it: drawing it needs its
+    features, so the map and layout stages hold it while they draw.
+    """
     layer = plan.layers.get(role)
-    return None if layer is None or getattr(layer, "deferred", False) else layer.data
+    if layer is None or not getattr(layer, "deferred", False):
+        return None if layer is None else layer.data
+    from spatialplan.io.plan import read_plan_spec
+    from spatialplan.io.read import read_layer
+
+    ls = read_plan_spec(plan.path, plugin_roles=True).layers[role]
+    log.info("reading the %s layer whole to draw it", role)
+    return read_layer(ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
+                      assume_crs=ls.assume_crs, fields=ls.fields, crs=plan.crs,
+                      point_radius_m=ls.point_radius_m, geometry=ls.geometry, where=ls.where,
+                      geometry_column=ls.geometry_column).data
 
 
 def plan_townships(plan) -> gpd.GeoDataFrame:

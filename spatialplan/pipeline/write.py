@@ -247,7 +247,7 @@ def write_check(
         names = [path.name for path in written.values()] + ["manifest.json"]
         log.info("writing %d files into %s: %s", len(names), out, ", ".join(names))
         if deferred_roles(plan):
-            log.warning("%s", deferred_note(plan))
+            log.info("%s", deferred_note(plan))
         _run_jobs(jobs)
         _add_checksums(manifest["outputs"], stage)
         output.write_json(manifest, stage / "manifest.json")

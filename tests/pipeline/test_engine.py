@@ -310,7 +310,7 @@ def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, clien
                         lambda plan, **kw: real(plan, scheduler=client, partition_size=2))
     whole = _whole_reads(monkeypatch)
     assert main(["check", str(generated_plan), "--out", str(tmp_path / "out"), "--engine",
-                 "dask", "--no-layout", "-q"]) in (0, 1)
+                 "dask", "--no-map", "--no-layout", "-q"]) in (0, 1)
     assert not set(whole) & set(DEFERRED_ROLES), whole
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     local = sp.run_check(sp.read_plan(generated_plan))
@@ -325,7 +325,13 @@ def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, clien
                 layers[role][column] == getattr(full.layers[role].source, column))
     report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "layers not read by the driver" in report
-    assert (tmp_path / "out" / "map.html").is_file()
+    # the map draws the deferred layers (read whole for it), as a local run's map does
+    assert main(["check", str(generated_plan), "--out", str(tmp_path / "map"), "--engine",
+                 "dask", "--no-layout", "-q"]) in (0, 1)
+    assert set(whole) & set(DEFERRED_ROLES) == set(_lines())
+    page = (tmp_path / "map" / "map.html").read_text(encoding="utf-8")
+    for name in ("永久基本农田", "生态保护红线", "城镇开发边界"):
+        assert name in page, name
 
 
 # --------------------------------------------------------------------------- feature accounting
@@ -369,3 +375,24 @@ def test_dask_accounts_every_feature_of_a_deferred_layer(generated_plan, client,
                                   check_dtype=False)
     pd.testing.assert_frame_equal(feature_issues(deferred), feature_issues(full))
     pd.testing.assert_frame_equal(layer.rejected, full.layers["farmland"].rejected)
+
+
+@pytest.mark.parametrize("layer", ["FARM", 'a"b; drop table t; --'])
+def test_geopackage_positions_come_from_sqlite_not_a_fid_list(tmp_path, layer, monkeypatch):
+    from spatialplan.io.plan import LayerSpec
+    from spatialplan.pipeline.engine import _positions
+
+    path = tmp_path / "farm.gpkg"
+    pyogrio.write_dataframe(_lines()["farmland"], path, layer=layer)
+    calls: list = []
+    real = pyogrio.read_dataframe
+    monkeypatch.setattr(pyogrio, "read_dataframe",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    pos = _positions(LayerSpec(role="farmland", path=path, layer=layer))
+    assert pos.offset == 1 and pos.fids is None and not calls
+    assert pos.fids_of(np.array([0, 5])).tolist() == [1, 6]
+    with __import__("sqlite3").connect(path) as con:  # a gap in the FIDs: a list is read
+        con.execute(f'DELETE FROM "{layer.replace(chr(34), chr(34) * 2)}" WHERE fid = 3')
+    pos = _positions(LayerSpec(role="farmland", path=path, layer=layer))
+    assert pos.offset is None and calls
+    assert pos.fids_of(np.array([0, 2])).tolist() == [1, 4]
