@@ -24,6 +24,8 @@ __all__ = [
     "fails_on",
     "print_summary",
     "read_plan_from_args",
+    "summarize",
+    "write_results",
 ]
 
 
@@ -105,34 +107,61 @@ def _spec_inputs(spec, rules: str | None, catalog: str | None = None) -> list[Pa
 
 
 def check_and_write(args: argparse.Namespace, plan, *, outputs: Collection[str]) -> int:
-    """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary."""
+    """Run the check on ``plan``, write ``outputs`` into ``args.out``, print a summary.
+
+    With ``--engine dask`` the outputs are written (and published) by a dask worker, where the
+    partitions' rows are combined (:func:`spatialplan.pipeline.engine.run_check_dask`'s
+    ``on_worker``): this process never holds the result tables.
+    """
+    from functools import partial
+
     from spatialplan.pipeline.run import run_check
-    from spatialplan.pipeline.write import write_check
 
     font = getattr(args, "font", None)
     if font is not None and "layout" in outputs:
         from spatialplan.render.layout import find_cjk_font
 
         find_cjk_font(font)  # a bad --font fails before the check runs
-    result = run_check(plan, engine=getattr(args, "engine", None) or "local",
-                       scheduler=getattr(args, "scheduler", None),
-                       n_workers=getattr(args, "workers", None))
-    written = write_check(plan, result, args.out, outputs=outputs,
-                          township=getattr(args, "township", None), font=font)
-    published = _publish(args, result, written)
-    print_summary(plan, result, written)
+    write = partial(write_results, out=Path(args.out), outputs=tuple(outputs),
+                    township=getattr(args, "township", None), font=font,
+                    publish=getattr(args, "publish", None),
+                    schema=getattr(args, "schema", None) or "spatialplan")
+    if getattr(args, "engine", None) == "dask":
+        from spatialplan.pipeline.engine import run_check_dask
+
+        summary, written, published = run_check_dask(  # a worker may run elsewhere: no cwd
+            plan, scheduler=getattr(args, "scheduler", None),
+            n_workers=getattr(args, "workers", None),
+            on_worker=partial(write, out=Path(args.out).resolve()))
+    else:
+        summary, written, published = write(plan, run_check(plan))
+    print_summary(plan, summary, written)
     for table in published:
         sys.stdout.write(f"  published {table}\n")
-    return exit_code(result, getattr(args, "fail_on", None))
+    return exit_code(summary, getattr(args, "fail_on", None))
 
 
-def _publish(args: argparse.Namespace, result, written: dict) -> list[str]:
+def write_results(plan, result, *, out: Path, outputs: Collection[str], township: str | None,
+                  font: str | None, publish: str | None, schema: str
+                  ) -> tuple[dict, dict[str, Path], list[str]]:
+    """Write (and with ``publish``, publish) a check's outputs; return what the CLI prints.
+
+    Returns the :func:`summarize` of the result, the files written and the tables published.
+    A module-level function: the dask engine runs it on a worker.
+    """
+    from spatialplan.pipeline.write import write_check
+
+    written = write_check(plan, result, out, outputs=outputs, township=township, font=font)
+    published = _publish(publish, schema, result, written)
+    return summarize(result), written, published
+
+
+def _publish(url: str | None, schema: str, result, written: dict) -> list[str]:
     """With ``--publish URL``: write the result tables and manifest into PostGIS.
 
     After the files are committed: a failed publish exits 2 and leaves the database's previous
     tables (one transaction), the files of this run stay written.
     """
-    url = getattr(args, "publish", None)
     if url is None:
         return []
     import json
@@ -140,41 +169,62 @@ def _publish(args: argparse.Namespace, result, written: dict) -> list[str]:
     from spatialplan.pipeline.write import publish_check
 
     manifest = json.loads(written["manifest"].read_text(encoding="utf-8"))
-    return publish_check(result, url, schema=args.schema, manifest=manifest)
+    return publish_check(result, url, schema=schema, manifest=manifest)
 
 
-def print_summary(plan, result, written) -> None:
-    """Print what was checked and written (the CLI's only output on stdout).
+def summarize(result) -> dict:
+    """Return the figures :func:`print_summary` and :func:`exit_code` need, from a result.
+
+    Keys: ``tolerance``, ``townships``, ``line_conflicts`` (row counts), ``township_conflicts``
+    (``(rows, m²)`` or None), ``projects`` (count or None) and ``verdicts`` (or None).
+    """
+    tc = result.township_conflicts
+    has_projects = result.projects is not None
+    return {
+        "tolerance": dict(result.tolerance),
+        "townships": len(result.township_stats),
+        "line_conflicts": len(result.line_conflicts),
+        "township_conflicts": (len(tc), float(tc["area_m2"].sum()))
+        if tc is not None and len(tc) else None,
+        "projects": len(result.projects) if has_projects else None,
+        "verdicts": result.verdict_counts() if has_projects else None,
+    }
+
+
+def print_summary(plan, summary: dict, written) -> None:
+    """Print what was checked (a :func:`summarize` dict) and written; the CLI's stdout.
 
     Control characters in names and paths are shown escaped
     (:func:`spatialplan.core._text.visible`).
     """
     from spatialplan.core._text import visible
 
-    tol = ", ".join(f"{k}={v}" for k, v in result.tolerance.items())
+    tol = ", ".join(f"{k}={v}" for k, v in summary["tolerance"].items())
     lines = [
         f"plan: {plan.name} ({plan.path})",
         f"analysis CRS: {plan.crs.to_string()} — {plan.crs_reason}",
         f"as of: {plan.as_of}; tolerance: {tol}",
-        f"townships: {len(result.township_stats)}; line conflicts: "
-        f"{len(result.line_conflicts)}",
+        f"townships: {summary['townships']}; line conflicts: {summary['line_conflicts']}",
     ]
-    if result.township_conflicts is not None and len(result.township_conflicts):
-        tc = result.township_conflicts
-        lines.append(f"township overlaps/gaps: {len(tc)} ({tc['area_m2'].sum():,.2f} m²)")
-    if result.projects is not None:
-        lines.append(f"projects: {len(result.projects)}, verdicts: "
-                     + ", ".join(f"{k} {v}" for k, v in result.verdict_counts().items()))
+    if summary["township_conflicts"] is not None:
+        n, area = summary["township_conflicts"]
+        lines.append(f"township overlaps/gaps: {n} ({area:,.2f} m²)")
+    if summary["projects"] is not None:
+        lines.append(f"projects: {summary['projects']}, verdicts: "
+                     + ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items()))
     lines.append("written:")
     lines += [f"  {path}" for path in written.values()]
     sys.stdout.write("\n".join(visible(line) for line in lines) + "\n")
 
 
-def exit_code(result, fail_on: str | None) -> int:
-    """0, or 1 when ``--fail-on`` names a verdict some project has (review includes fail)."""
-    if result.projects is None:
+def exit_code(summary: dict, fail_on: str | None) -> int:
+    """0, or 1 when ``--fail-on`` names a verdict some project has (review includes fail).
+
+    ``summary``: :func:`summarize` of the result.
+    """
+    if summary["verdicts"] is None:
         return 0
-    return fails_on(result.verdict_counts(), fail_on)
+    return fails_on(summary["verdicts"], fail_on)
 
 
 def fails_on(verdicts: dict[str, int], fail_on: str | None) -> int:

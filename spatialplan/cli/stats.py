@@ -26,12 +26,12 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command."""
-    from spatialplan.cli._run import print_summary
+    from spatialplan.cli._run import print_summary, summarize
     from spatialplan.pipeline.run import run_stats
     from spatialplan.pipeline.write import write_check
 
     plan = read_plan_from_args(args)
     result = run_stats(plan)
     written = write_check(plan, result, args.out, outputs=["gpkg", "stats_tables"])
-    print_summary(plan, result, written)
+    print_summary(plan, summarize(result), written)
     return 0

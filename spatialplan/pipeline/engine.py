@@ -51,7 +51,7 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +328,8 @@ def _connect(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
 
 
 def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | None = None,
-                   partition_size: int | None = None):
+                   partition_size: int | None = None,
+                   on_worker: Callable[[Any, Any], Any] | None = None):
     """Run :func:`spatialplan.pipeline.run.run_check` partitioned on dask.distributed.
 
     Parameters
@@ -347,12 +348,21 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
     partition_size
         Townships per partition; default about four partitions per worker, at most 64
         townships each.
+    on_worker
+        ``on_worker(plan, result)``, picklable (a module-level function, or a
+        ``functools.partial`` of one): the partitions' rows are then combined on a worker,
+        not in this process, and ``on_worker`` runs there on the plan and the
+        :class:`CheckResult` (e.g. writes the outputs, see the ``check`` command); its return
+        value, which should be small, is returned instead of the result. The log records
+        (``spatialplan.*``, at this process's level) it and the combination emit are
+        logged again here. So this process never holds the result tables.
 
     Returns
     -------
     CheckResult
         Equal to the local engine's: same rows in the same order (line conflicts sorted by
-        layer pair, features and township), same verdicts, areas to rounding.
+        layer pair, features and township), same verdicts, areas to rounding. With
+        ``on_worker``: its return value.
     """
     from spatialplan.io.plan import read_plan_spec
 
@@ -376,9 +386,73 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
                  workers)
         [shared_f] = client.scatter([shared], broadcast=True)
         futures = [client.submit(_run_partition, p, shared_f, pure=False) for p in parts]
+        if on_worker is not None:
+            level = logging.getLogger("spatialplan").getEffectiveLevel()
+            done = client.submit(_reduce_on_worker, plan, shared_f, projects_layer, on_worker,
+                                 level, *futures, pure=False)
+            del futures  # the partitions' rows go to that worker, never through this process
+            value, records, error = done.result()
+            _log_again(records)
+            if error is not None:
+                raise error
+            return value
         outs = client.gather(futures)
+    return _reduce(plan, shared, outs, projects_layer)
+
+
+def _reduce(plan, shared: _Shared, outs: list[dict], projects_layer):
+    """Account the deferred layers and combine the partitions' rows into the result."""
     account_deferred(plan, shared, outs)
     return _combine(plan, shared, outs, projects_layer)
+
+
+def _reduce_on_worker(plan, shared: _Shared, projects_layer, on_worker: Callable, level: int,
+                      *outs: dict) -> tuple[Any, list[tuple[str, int, str]], Exception | None]:
+    """Run on a worker: :func:`_reduce`, then ``on_worker(plan, result)``.
+
+    Returns its value, the log records emitted meanwhile (name, level, message) and the
+    error that stopped it (None), so the driver logs what happened before raising it.
+    """
+    with _captured_logs(level) as records:
+        try:
+            return on_worker(plan, _reduce(plan, shared, list(outs), projects_layer)), \
+                records, None
+        except Exception as exc:  # returned with the records, raised by the driver
+            return None, records, exc
+
+
+class _Capture(logging.Handler):
+    """Keep the records of the ``spatialplan`` loggers as (name, level, message)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+@contextlib.contextmanager
+def _captured_logs(level: int) -> Iterator[list[tuple[str, int, str]]]:
+    """Capture the ``spatialplan`` log records at ``level`` and above, not shown here."""
+    logger = logging.getLogger("spatialplan")
+    handler = _Capture(level)
+    old = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+
+
+def _log_again(records: list[tuple[str, int, str]]) -> None:
+    """Log records captured on a worker in this process."""
+    for name, level, message in records:
+        logging.getLogger(name).log(level, "%s", message)
 
 
 def _shared(plan, spec, townships, tiles, as_of) -> _Shared:

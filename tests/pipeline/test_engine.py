@@ -307,7 +307,8 @@ def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, clien
 
     real = engine.run_check_dask
     monkeypatch.setattr(engine, "run_check_dask",
-                        lambda plan, **kw: real(plan, scheduler=client, partition_size=2))
+                        lambda plan, **kw: real(plan, scheduler=client, partition_size=2,
+                                                on_worker=kw["on_worker"]))
     whole = _whole_reads(monkeypatch)
     assert main(["check", str(generated_plan), "--out", str(tmp_path / "out"), "--engine",
                  "dask", "--no-map", "--no-layout", "-q"]) in (0, 1)
@@ -396,3 +397,67 @@ def test_geopackage_positions_come_from_sqlite_not_a_fid_list(tmp_path, layer, m
     pos = _positions(LayerSpec(role="farmland", path=path, layer=layer))
     assert pos.offset is None and calls
     assert pos.fids_of(np.array([0, 2])).tolist() == [1, 4]
+
+
+# --------------------------------------------------------------------------- writing on a worker
+
+
+def test_cli_dask_combines_and_writes_on_a_worker(generated_plan, client, monkeypatch, tmp_path,
+                                                  capsys):
+    from spatialplan.cli import main
+    from spatialplan.pipeline import engine
+
+    real_dask, real_reduce = engine.run_check_dask, engine._reduce
+    where: list[str] = []
+
+    def reduce_spy(*args, **kwargs):
+        try:
+            where.append(distributed.get_worker().name)
+        except ValueError:
+            where.append("driver")
+        return real_reduce(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_reduce", reduce_spy)
+    monkeypatch.setattr(engine, "run_check_dask",
+                        lambda plan, **kw: real_dask(plan, scheduler=client, partition_size=2,
+                                                     on_worker=kw["on_worker"]))
+    code = main(["check", str(generated_plan), "--out", str(tmp_path / "dask"), "--engine",
+                 "dask", "--no-map", "--no-layout", "--fail-on", "fail"])
+    first = capsys.readouterr()
+    printed = first.out
+    assert "writing" in first.err  # the worker's log lines are shown by this process
+    assert len(where) == 1 and where[0] != "driver", where
+    assert main(["check", str(generated_plan), "--out", str(tmp_path / "local"), "--no-map",
+                 "--no-layout", "--fail-on", "fail"]) == code == 1
+    local = capsys.readouterr().out
+    # the same summary, paths aside
+    assert printed.replace(str(tmp_path / "dask"), "OUT") == local.replace(
+        str(tmp_path / "local"), "OUT")
+    for name in ("projects.csv", "findings.csv", "township_stats.csv", "line_conflicts.csv"):
+        if (tmp_path / "local" / name).exists():
+            assert (tmp_path / "dask" / name).read_bytes() == (
+                tmp_path / "local" / name).read_bytes(), name
+
+
+def test_an_error_on_the_worker_stops_the_cli_with_its_message(generated_plan, client,
+                                                                 monkeypatch, tmp_path, capsys):
+    from spatialplan.cli import main
+    from spatialplan.errors import RasterError
+    from spatialplan.pipeline import engine
+
+    real = engine.run_check_dask
+
+    def broken(plan, result):
+        import logging
+
+        logging.getLogger("spatialplan.test").warning("before the error")
+        raise RasterError("none of the 9 sites overlaps the DEM", layer="sites")
+
+    monkeypatch.setattr(engine, "run_check_dask",
+                        lambda plan, **kw: real(plan, scheduler=client, on_worker=broken))
+    code = main(["check", str(generated_plan), "--out", str(tmp_path / "out"), "--engine",
+                 "dask", "--no-map", "--no-layout"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "none of the 9 sites overlaps the DEM" in err and "Traceback" not in err
+    assert "before the error" in err
