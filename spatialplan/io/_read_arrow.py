@@ -42,15 +42,14 @@ _ARROW_FIELD_TYPES = frozenset({
 })
 
 
-def _arrow_read_ok(info: dict, *, bbox: tuple | None) -> bool:
+def _arrow_read_ok(info: dict) -> bool:
     """Tell whether reading through Arrow gives the same frame as the classic read, only faster.
 
-    Only for whole-layer reads (a ``bbox`` read keeps FIDs as index the classic way) of a
-    GeoPackage or GeoJSON layer (:data:`_ARROW_DRIVERS`) whose fields all have a type in
-    :data:`_ARROW_FIELD_TYPES`; never for shapefiles, whose encoding is ours to choose.
+    Only for a GeoPackage or GeoJSON layer (:data:`_ARROW_DRIVERS`) whose fields all have a type
+    in :data:`_ARROW_FIELD_TYPES`; never for shapefiles, whose encoding is ours to choose.
     """
     types, subtypes = info.get("ogr_types"), info.get("ogr_subtypes")
-    if bbox is not None or info.get("driver") not in _ARROW_DRIVERS or types is None \
+    if info.get("driver") not in _ARROW_DRIVERS or types is None \
             or subtypes is None or len(types) != len(subtypes):
         return False
     if not all(pair in _ARROW_FIELD_TYPES for pair in zip(types, subtypes, strict=True)):
@@ -86,17 +85,22 @@ def _as_classic(gdf: gpd.GeoDataFrame, info: dict) -> gpd.GeoDataFrame | None:
 
 
 def _read_arrow(path: Path | str, *, layer: str | None, info: dict,
-                screening: Overlap | None = None) -> tuple[gpd.GeoDataFrame | None, list]:
-    """(frame as the classic read gives it, warnings), or (None, []) if the read failed."""
+                screening: Overlap | None = None, bbox: tuple | None = None
+                ) -> tuple[gpd.GeoDataFrame | None, list]:
+    """(frame as the classic read gives it, warnings), or (None, []) if the read failed.
+
+    A ``bbox`` read has the source FIDs as its index, as the classic one.
+    """
     gdf, caught = None, []
-    if screening is not None and screening.threaded \
+    if screening is not None and screening.threaded and bbox is None \
             and info.get("features", -1) >= _SPLIT_MIN_FEATURES:
         gdf, caught = _read_arrow_split(path, layer=layer, screening=screening)
     if gdf is None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+                gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True, bbox=bbox,
+                                             fid_as_index=bbox is not None)
             except Exception as exc:  # the classic read repeats it and reports
                 log.debug("Arrow read of %s failed (%s); reading it the classic way", path,
                           exc)

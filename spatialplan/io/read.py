@@ -165,6 +165,9 @@ class Layer:
     #: full-read row positions of the features whose Z/M coordinates were dropped
     zm_dropped: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64),
                                    repr=False, compare=False)
+    #: full-read row positions of every feature read (kept or rejected), in source order
+    read_rows: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64),
+                                  repr=False, compare=False)
     #: only opened (count, extent, CRS): its features are read elsewhere (the dask partitions)
     deferred: bool = False
     #: a deferred layer whose repaired and rejected features the partitions have reported
@@ -472,8 +475,8 @@ def _read_frame(path: Path | str, *, layer: str | None, encoding: str | None,
     """
     gdf: gpd.GeoDataFrame | None = None
     caught: list[warnings.WarningMessage] = []
-    if info is not None and fids is None and _arrow_read_ok(info, bbox=bbox):
-        gdf, caught = _read_arrow(path, layer=layer, info=info, screening=screening)
+    if info is not None and fids is None and _arrow_read_ok(info):
+        gdf, caught = _read_arrow(path, layer=layer, info=info, screening=screening, bbox=bbox)
     if gdf is None:
         gdf, caught = _read_classic(path, layer=layer, encoding=encoding, role=role, bbox=bbox,
                                     fids=fids)
@@ -995,7 +998,7 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                         crs_source=crs_source, fields=dict(mapping), n_zm_dropped=n_zm)
     log.debug("read layer %s from %s: %d features", where, path, len(gdf))
     return Layer(role=role, data=accepted, rejected=rejected, repaired=repaired, source=source,
-                 n_in=len(gdf), validated=validated, zm_dropped=zm_rows)
+                 n_in=len(gdf), validated=validated, zm_dropped=zm_rows, read_rows=rows)
 
 
 # -- rasters ---------------------------------------------------------------------------------

@@ -212,9 +212,8 @@ def _accounts(read: dict, roles: frozenset) -> dict[str, dict[str, Any]]:
         lyr = read.get(role)
         if lyr is None:
             continue
-        ids = np.concatenate([lyr.data["feature_id"].to_numpy(dtype=object),
-                              lyr.rejected["feature_id"].to_numpy(dtype=object)])
-        out[role] = {"seen": feature_positions(ids), "zm": np.asarray(lyr.zm_dropped),
+        out[role] = {"seen": np.asarray(lyr.read_rows, dtype=np.int64),
+                     "zm": np.asarray(lyr.zm_dropped),
                      "rejected": lyr.rejected, "repaired": lyr.repaired}
     return out
 

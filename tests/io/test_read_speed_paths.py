@@ -322,7 +322,24 @@ def test_arrow_read_layer_keeps_chinese_text_and_field_mapping(tmp_path, monkeyp
     assert lyr.data["空列"].tolist() == [None] * 5
 
 
-@pytest.mark.parametrize("case", ["date", "bool", "bbox", "shapefile"])
+def test_arrow_and_classic_bbox_reads_give_identical_frames(tmp_path, monkeypatch):
+    path = write_layer(_chinese_frame(), tmp_path / "t.gpkg")
+    used = _spy_arrow(monkeypatch)
+    info = pyogrio.read_info(path)
+    box = (LON + 0.015, LAT - 1, LON + 1, LAT + 1)  # the dask partitions' read
+    fast = read_mod._read_frame(path, layer=None, encoding=None, role="townships", info=info,
+                                bbox=box)
+    classic = read_mod._read_frame(path, layer=None, encoding=None, role="townships", bbox=box)
+    assert used == [True, False]
+    assert 0 < len(fast) < len(_chinese_frame())
+    assert fast.index.tolist() == classic.index.tolist()  # the source FIDs
+    assert [g.wkb for g in fast.geometry] == [g.wkb for g in classic.geometry]
+    assert_frame_equal(pd.DataFrame(fast.drop(columns="geometry")),
+                       pd.DataFrame(classic.drop(columns="geometry")), check_exact=True)
+    assert [repr(t) for t in fast.dtypes] == [repr(t) for t in classic.dtypes]
+
+
+@pytest.mark.parametrize("case", ["date", "bool", "shapefile"])
 def test_classic_read_where_arrow_would_differ(tmp_path, monkeypatch, case):
     g = _chinese_frame()[["XZQDM", "geometry"]].assign(MC=["a", "b", "c", "d", "e"])
     if case == "date":
@@ -331,8 +348,7 @@ def test_classic_read_where_arrow_would_differ(tmp_path, monkeypatch, case):
         g["B"] = [True, False, True, False, True]
     path = write_layer(g, tmp_path / ("t.shp" if case == "shapefile" else "t.gpkg"))
     used = _spy_arrow(monkeypatch)
-    bbox = (LON - 1, LAT - 1, LON + 1, LAT + 1) if case == "bbox" else None
-    lyr = read_layer(path, role="redline", bbox=bbox)
+    lyr = read_layer(path, role="redline")
     assert used == [False]
     assert lyr.n_in == 5
 
@@ -833,7 +849,7 @@ def test_flatgeobuf_with_a_missing_geometry_is_read_classically(tmp_path):
     frame = gpd.GeoDataFrame({"BSM": np.arange(700)}, geometry=geoms, crs="EPSG:4490")
     path = tmp_path / "f.fgb"
     pyogrio.write_dataframe(frame, path, layer_options={"SPATIAL_INDEX": "NO"})
-    assert not read_mod._arrow_read_ok(pyogrio.read_info(path), bbox=None)
+    assert not read_mod._arrow_read_ok(pyogrio.read_info(path))
     code = (f"import spatialplan as sp; lyr = sp.read_layer({str(path)!r}, role='redline'); "
             "print(lyr.n_in, lyr.n_ok, lyr.n_rejected)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
