@@ -647,8 +647,14 @@ def test_signals_wait_until_the_commit_is_done(tmp_path, monkeypatch):
         return real(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt), staged_output(out) as stage:
-        _new_run(stage)
+    # Ctrl-C's own handler, also when the suite runs in the background (a shell starts a
+    # background job with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), staged_output(out) as stage:
+            _new_run(stage)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(calls) == 7  # every move was made before the interrupt was delivered
     assert _snapshot(out)["a.txt"] == b"new a" and not (out / "old.html").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
