@@ -40,6 +40,7 @@ __all__ = [
     "_transform_box",
     "feature_positions",
     "read_some",
+    "worker_threads",
 ]
 
 log = logging.getLogger("spatialplan.pipeline.engine")
@@ -97,6 +98,9 @@ class _Shared:
     #: roles the driver only opened: partitions report what their reads of them rejected,
     #: repaired and saw (:func:`_accounts`), for the driver's feature accounting
     deferred: frozenset = frozenset()
+    #: worker address → threads its partition may use: the host's cores shared among the
+    #: workers on that host, a partition's share of them (default 1)
+    threads: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -238,7 +242,9 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
 
     shared = dataclasses.replace(shared, townships=_own_geometries(shared.townships))
 
-    with _parallel.limited(1):  # a worker runs one partition per core already
+    # a partition uses the worker's share of its host's cores (one each, when every core
+    # runs a worker with one thread)
+    with _parallel.limited(_my_threads(shared.threads)):
         # the lines and parcels, then the layers of plug-in rules (read over the same extent,
         # which reaches the largest search radius of any rule beyond the partition's sites)
         roles = _EXTENT_ROLES + tuple(r for r in shared.specs if r not in _EXTENT_ROLES)
@@ -251,6 +257,40 @@ def _run_partition(part: _Part, shared: _Shared) -> dict[str, Any]:
         slope, out["terrain"], out["dem_hits"] = _terrain(part, shared, towns)
         if len(part.projects) or part.rejected is not None:
             out.update(_siting(part, shared, lines, slope))
+    return out
+
+
+def _my_threads(threads: dict) -> int:
+    """Threads this worker's partition may use (:attr:`_Shared.threads`; 1 if not known)."""
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except (ImportError, ValueError):
+        return 1
+    return max(1, int(threads.get(address, 1)))
+
+
+def worker_threads(client: Any) -> dict[str, int]:
+    """Share each host's cores among its workers: worker address → threads for a partition.
+
+    A worker with ``nthreads`` threads runs that many partitions at once; its partitions
+    together may use ``cores // workers on the host`` threads.
+    """
+    import os
+    from urllib.parse import urlsplit
+
+    info = client.scheduler_info().get("workers", {})
+    cores = client.run(lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                       else (os.cpu_count() or 1))
+    hosts: dict[str, list[str]] = {}
+    for address in info:
+        hosts.setdefault(urlsplit(address).hostname or address, []).append(address)
+    out = {}
+    for members in hosts.values():
+        for address in members:
+            per_worker = int(cores.get(address, 1)) // len(members)
+            out[address] = max(1, per_worker // max(1, int(info[address].get("nthreads", 1))))
     return out
 
 

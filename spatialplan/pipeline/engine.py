@@ -48,6 +48,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import sqlite3
@@ -76,6 +77,7 @@ from spatialplan.pipeline._dask import (
     _run_partition,
     _Shared,
     _transform_box,
+    worker_threads,
 )
 from spatialplan.pipeline._dask_accounts import account_deferred
 from spatialplan.pipeline.finish import finish
@@ -377,7 +379,8 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
         size = partition_size or max(1, min(64, math.ceil(len(townships) / (4 * workers))))
         tiles, owner = partition_townships(_points(np.asarray(townships.geometry.array)),
                                            partition_size=size)
-        shared = _shared(plan, spec, townships, tiles, as_of)
+        shared = dataclasses.replace(_shared(plan, spec, townships, tiles, as_of),
+                                     threads=worker_threads(client))
         parts = _build_parts(shared, projects=projects_layer.data,
                              rejected=projects_layer.rejected if len(projects_layer.rejected)
                              else None,
