@@ -461,3 +461,15 @@ def test_an_error_on_the_worker_stops_the_cli_with_its_message(generated_plan, c
     assert code == 2
     assert "none of the 9 sites overlaps the DEM" in err and "Traceback" not in err
     assert "before the error" in err
+
+
+def test_each_worker_gets_its_share_of_the_host_cores(client):
+    import os
+
+    from spatialplan.pipeline._dask import worker_threads
+
+    shares = worker_threads(client)
+    workers = client.scheduler_info()["workers"]
+    assert set(shares) == set(workers)
+    cores = len(os.sched_getaffinity(0))  # one host: its cores shared by the two workers
+    assert all(n == max(1, cores // len(workers)) for n in shares.values()), shares
