@@ -322,7 +322,10 @@ def coverage_certificate(
     disjoint by the second-level certificate (an overlapping pair makes its chunk unions
     overlap), so they do not overlap either. The deficits ``2∫d`` of both levels are all
     ``>= 0`` and add up to the one checked difference, so the total overlap stays within
-    ``tol / 2`` as with one level.
+    ``tol / 2`` as with one level. When no polygon of one chunk union meets (exact
+    ``intersects``) a polygon of another, the second level needs no union
+    (:func:`_certified_apart`): their interiors are disjoint, and the union would be their
+    polygons collected, valid, of the summed area; the areas are checked all the same.
 
     A rejection at any level (GEOS failure, invalid result, missing area) rejects the whole
     layer, including a clean layer whose shared edges do not match vertex for vertex: the
@@ -428,8 +431,9 @@ def _certify(
     if not passed.all() and not localise:
         return False, None, everyone
     cleared = [chunk for chunk, ok in zip(chunks, passed, strict=True) if ok]
-    together = len(cleared) <= 1 or _certified_together(
-        unions[passed], float(areas[np.concatenate(cleared)].sum()))
+    total = float(areas[np.concatenate(cleared)].sum()) if cleared else 0.0
+    together = (len(cleared) <= 1 or _certified_apart(unions[passed], total)
+                or _certified_together(unions[passed], total))
     if passed.all() and together:
         return True, shapely.get_parts(unions), everyone[:0]
     if not localise:
@@ -528,6 +532,37 @@ def _leaf_unions(polys: np.ndarray, areas: np.ndarray, leaves: list[np.ndarray])
 
 #: small chunks united in one vectorised call by :func:`_leaf_unions`
 LEAF_BATCH = 2_000
+
+
+#: candidate pairs of chunk-union polygons tested at once by :func:`_certified_apart` (it stops at
+#: the first batch with a pair that meets)
+APART_BATCH = 4_096
+
+
+def _certified_apart(unions: np.ndarray, total: float) -> bool:
+    """Run the second level without a union when no two chunk unions meet at all.
+
+    ``True`` when no polygon of one chunk union ``intersects`` (exact DE-9IM, boundaries
+    included) a polygon of another, their bounding boxes paired by an STRtree, and the chunk
+    unions' areas add up to ``total`` (:func:`_same_area`). Then the coverage union of the
+    chunk unions would only collect their polygons, valid and pairwise disjoint, into one
+    valid multipolygon of that area: the second level passes, with the same pieces. ``False``
+    when some pair meets (a shared edge of a coverage, or an overlap) or the areas differ: the
+    caller runs the coverage union (:func:`_certified_together`). The pairs are tested in
+    batches of :data:`APART_BATCH`, stopping at the first batch where one meets, so a coverage
+    whose chunks share edges pays little for the attempt.
+    """
+    if not bool(_same_area(float(shapely.area(unions).sum()), total)):
+        return False
+    parts, owner = shapely.get_parts(unions, return_index=True)
+    i, j = shapely.STRtree(parts).query(parts)
+    cross = owner[i] < owner[j]
+    i, j = i[cross], j[cross]
+    for lo in range(0, len(i), APART_BATCH):
+        hi = lo + APART_BATCH
+        if shapely.intersects(parts[i[lo:hi]], parts[j[lo:hi]]).any():
+            return False
+    return True
 
 
 def _certified_together(unions: np.ndarray, total: float) -> bool:

@@ -1,0 +1,158 @@
+"""The certificate's second level without a union, for layers whose chunks do not meet.
+
+When no polygon of one chunk union meets a polygon of another (the parcels of a layer that do
+not touch), ``_overlay_pairs._certified_apart`` replaces the coverage union of the chunk
+unions by an exact pairwise test of the pairs whose bounding boxes meet. It must give the
+verdict, pieces and suspects of the union path, and still find every overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from shapely import Polygon
+
+from spatialplan.analysis import _overlay_pairs as _pairs
+
+X0, Y0 = 500_000.0, 2_988_000.0
+
+
+def _apart(n: int, seed: int, *, size: float = 100.0) -> np.ndarray:
+    """n x n jittered quads, each shrunk to 80 % around its centre: none touches another."""
+    rng = np.random.default_rng(seed)
+    xs, ys = np.meshgrid(np.arange(n + 1) * size, np.arange(n + 1) * size)
+    xs = X0 + xs + rng.uniform(-0.3, 0.3, xs.shape) * size
+    ys = Y0 + ys + rng.uniform(-0.3, 0.3, ys.shape) * size
+    quads = []
+    for i in range(n):
+        for j in range(n):
+            corners = np.array([(xs[a, b], ys[a, b]) for a, b in
+                                [(i, j), (i, j + 1), (i + 1, j + 1), (i + 1, j)]])
+            centre = corners.mean(axis=0)
+            quads.append(Polygon(np.round(centre + 0.8 * (corners - centre), 3)))
+    geoms = np.array(quads, dtype=object)
+    assert len(shapely.STRtree(geoms).query(geoms, predicate="intersects")[0]) == len(geoms)
+    return geoms
+
+
+def _labels(geoms: np.ndarray, size: int) -> np.ndarray:
+    """Chunk number of each polygon in the certificate's split."""
+    labels = np.full(len(geoms), -1)
+    for k, idx in enumerate(_pairs._spatial_chunks(geoms, size)):
+        labels[idx] = k
+    return labels
+
+
+def _union_path(monkeypatch, geoms: np.ndarray, size: int) -> tuple:
+    """The certificate as it was: the second level always by coverage union."""
+    with monkeypatch.context() as m:
+        m.setattr(_pairs, "_certified_apart", lambda unions, total: False)
+        return _pairs.coverage_certificate(geoms, chunk_size=size, return_suspects=True)
+
+
+def _same(new: tuple, old: tuple) -> None:
+    """Same verdict, the same pieces vertex for vertex, the same suspects."""
+    assert new[0] == old[0]
+    assert (new[1] is None) == (old[1] is None)
+    if new[1] is not None:
+        assert len(new[1]) == len(old[1])
+        assert shapely.equals_exact(new[1], old[1], tolerance=0).all()
+    assert new[2].tolist() == old[2].tolist()
+
+
+@pytest.mark.parametrize("size", [7, 50])
+def test_apart_layer_needs_no_second_union(monkeypatch, size):
+    geoms = _apart(15, 0)
+    old = _union_path(monkeypatch, geoms, size)
+    assert old[0]
+
+    def no_union(unions, total):
+        raise AssertionError("the second level ran a coverage union")
+
+    monkeypatch.setattr(_pairs, "_certified_together", no_union)
+    new = _pairs.coverage_certificate(geoms, chunk_size=size, return_suspects=True)
+    _same(new, old)
+    assert len(new[1]) == len(geoms)
+
+
+def _neighbours(geoms: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs of polygons of different chunks within 60 m of each other."""
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=60.0)
+    keep = (i < j) & (labels[i] != labels[j])
+    return list(zip(i[keep].tolist(), j[keep].tolist(), strict=True))
+
+
+def _grown_into(geoms: np.ndarray, a: int, b: int) -> Polygon:
+    """Polygon ``a`` grown to a point 20 % inside ``b`` (the convex hull of both)."""
+    near = np.array(shapely.shortest_line(geoms[b], geoms[a]).coords[0])
+    centre = np.array(geoms[b].centroid.coords[0])
+    tip = shapely.Point(np.round(near + 0.2 * (centre - near), 3))
+    return shapely.convex_hull(shapely.union(geoms[a], tip))
+
+
+def _planted_overlap(geoms: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
+    """The layer with one polygon grown over a polygon of another chunk."""
+    for a, b in _neighbours(geoms, _labels(geoms, size)):
+        grown = geoms.copy()
+        grown[a] = _grown_into(geoms, a, b)
+        labels = _labels(grown, size)
+        if labels[a] != labels[b]:
+            return grown, a, b
+    raise AssertionError("no pair to plant an overlap in")
+
+
+def test_planted_overlap_across_chunks_is_found(monkeypatch):
+    grown, a, b = _planted_overlap(_apart(15, 1), 50)
+    labels = _labels(grown, 50)
+    assert grown[a].is_valid and shapely.area(shapely.intersection(grown[a], grown[b])) > 0
+    assert all(_pairs.coverage_certificate(grown[labels == k], chunk_size=len(grown))[0]
+               for k in range(labels.max() + 1))  # only the second level can see it
+    calls = []
+    apart = _pairs._certified_apart
+    monkeypatch.setattr(_pairs, "_certified_apart",
+                        lambda unions, total: calls.append(1) or apart(unions, total))
+    new = _pairs.coverage_certificate(grown, chunk_size=50, return_suspects=True)
+    assert calls and not new[0]
+    assert a in new[2] or b in new[2]
+    pairs = _pairs.overlap_pairs(grown, certified=False, suspects=new[2])
+    assert (min(a, b), max(a, b)) in set(zip(*(p.tolist() for p in pairs), strict=True))
+    _same(new, _union_path(monkeypatch, grown, 50))
+
+
+def test_touching_chunks_fall_back_to_the_union(monkeypatch):
+    geoms = _apart(15, 2)
+    a, b = _neighbours(geoms, _labels(geoms, 50))[0]
+    # a replaced by a polygon that shares one of b's edges: touching, not overlapping
+    ring = np.array(geoms[b].exterior.coords)[:-1]
+    k = int(np.argmin(shapely.distance(geoms[a], shapely.points((ring + np.roll(ring, -1, 0))
+                                                                / 2))))
+    p, q = ring[k], ring[(k + 1) % len(ring)]
+    out = np.round((p + q) / 2 + 0.5 * ((p + q) / 2 - ring.mean(axis=0)), 3)
+    touching = geoms.copy()
+    touching[a] = Polygon([tuple(q), tuple(p), tuple(out)])
+    assert touching[a].is_valid and shapely.touches(touching[a], geoms[b])
+    labels = _labels(touching, 50)
+    assert labels[a] != labels[b]
+    together = []
+    union = _pairs._certified_together
+    monkeypatch.setattr(_pairs, "_certified_together",
+                        lambda unions, total: together.append(1) or union(unions, total))
+    new = _pairs.coverage_certificate(touching, chunk_size=50, return_suspects=True)
+    assert together  # the exact test saw the touch and left the verdict to the union
+    _same(new, _union_path(monkeypatch, touching, 50))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_layers_agree_with_the_union_path(monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    geoms = _apart(12, 100 + seed)
+    moved = rng.choice(len(geoms), size=int(rng.integers(0, 4)), replace=False)
+    for k in moved:  # shifted by up to 5, 15 or 40 m: apart from or over others
+        shift = rng.uniform(-1, 1, 2) * rng.choice([5, 15, 40])
+        geoms[k] = shapely.transform(geoms[k], lambda c, d=shift: np.round(c + d, 3))
+    if rng.random() < 0.3:  # a copy
+        geoms = np.append(geoms, geoms[int(rng.integers(len(geoms)))])
+    size = int(rng.choice([5, 16, 40]))
+    _same(_pairs.coverage_certificate(geoms, chunk_size=size, return_suspects=True),
+          _union_path(monkeypatch, geoms, size))
