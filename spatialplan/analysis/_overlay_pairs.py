@@ -432,10 +432,11 @@ def _certify(
         return False, None, everyone
     cleared = [chunk for chunk, ok in zip(chunks, passed, strict=True) if ok]
     total = float(areas[np.concatenate(cleared)].sum()) if cleared else 0.0
-    together = (len(cleared) <= 1 or _certified_apart(unions[passed], total)
+    parts = shapely.get_parts(unions[passed], return_index=True)
+    together = (len(cleared) <= 1 or _certified_apart(unions[passed], total, parts=parts)
                 or _certified_together(unions[passed], total))
     if passed.all() and together:
-        return True, shapely.get_parts(unions), everyone[:0]
+        return True, parts[0], everyone[:0]
     if not localise:
         log.debug("coverage certificate: %d chunk unions rejected", len(cleared))
         return False, None, everyone
@@ -539,7 +540,8 @@ LEAF_BATCH = 2_000
 APART_BATCH = 4_096
 
 
-def _certified_apart(unions: np.ndarray, total: float) -> bool:
+def _certified_apart(unions: np.ndarray, total: float, *,
+                     parts: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
     """Run the second level without a union when no two chunk unions meet at all.
 
     ``True`` when no polygon of one chunk union ``intersects`` (exact DE-9IM, boundaries
@@ -550,11 +552,12 @@ def _certified_apart(unions: np.ndarray, total: float) -> bool:
     when some pair meets (a shared edge of a coverage, or an overlap) or the areas differ: the
     caller runs the coverage union (:func:`_certified_together`). The pairs are tested in
     batches of :data:`APART_BATCH`, stopping at the first batch where one meets, so a coverage
-    whose chunks share edges pays little for the attempt.
+    whose chunks share edges pays little for the attempt. ``parts``: ``shapely.get_parts(unions,
+    return_index=True)`` when the caller has it.
     """
     if not bool(_same_area(float(shapely.area(unions).sum()), total)):
         return False
-    parts, owner = shapely.get_parts(unions, return_index=True)
+    parts, owner = shapely.get_parts(unions, return_index=True) if parts is None else parts
     i, j = shapely.STRtree(parts).query(parts)
     cross = owner[i] < owner[j]
     i, j = i[cross], j[cross]

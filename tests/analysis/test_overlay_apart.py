@@ -47,7 +47,7 @@ def _labels(geoms: np.ndarray, size: int) -> np.ndarray:
 def _union_path(monkeypatch, geoms: np.ndarray, size: int) -> tuple:
     """The certificate as it was: the second level always by coverage union."""
     with monkeypatch.context() as m:
-        m.setattr(_pairs, "_certified_apart", lambda unions, total: False)
+        m.setattr(_pairs, "_certified_apart", lambda unions, total, parts=None: False)
         return _pairs.coverage_certificate(geoms, chunk_size=size, return_suspects=True)
 
 
@@ -110,8 +110,8 @@ def test_planted_overlap_across_chunks_is_found(monkeypatch):
                for k in range(labels.max() + 1))  # only the second level can see it
     calls = []
     apart = _pairs._certified_apart
-    monkeypatch.setattr(_pairs, "_certified_apart",
-                        lambda unions, total: calls.append(1) or apart(unions, total))
+    monkeypatch.setattr(_pairs, "_certified_apart", lambda unions, total, parts=None:
+                        calls.append(1) or apart(unions, total, parts=parts))
     new = _pairs.coverage_certificate(grown, chunk_size=50, return_suspects=True)
     assert calls and not new[0]
     assert a in new[2] or b in new[2]
