@@ -552,13 +552,17 @@ def _certified_apart(unions: np.ndarray, total: float, *,
     when some pair meets (a shared edge of a coverage, or an overlap) or the areas differ: the
     caller runs the coverage union (:func:`_certified_together`). The pairs are tested in
     batches of :data:`APART_BATCH`, stopping at the first batch where one meets, so a coverage
-    whose chunks share edges pays little for the attempt. ``parts``: ``shapely.get_parts(unions,
+    whose chunks share edges pays little for the attempt. Only the polygons whose bounding box
+    meets another chunk union's go into the STRtree: a polygon meeting one of another chunk
+    lies in that chunk union's box. ``parts``: ``shapely.get_parts(unions,
     return_index=True)`` when the caller has it.
     """
     if not bool(_same_area(float(shapely.area(unions).sum()), total)):
         return False
     parts, owner = shapely.get_parts(unions, return_index=True) if parts is None else parts
-    i, j = shapely.STRtree(parts).query(parts)
+    near = np.flatnonzero(_near_other_box(shapely.bounds(parts), owner, shapely.bounds(unions)))
+    i, j = shapely.STRtree(parts[near]).query(parts[near])
+    i, j = near[i], near[j]
     cross = owner[i] < owner[j]
     i, j = i[cross], j[cross]
     for lo in range(0, len(i), APART_BATCH):
@@ -566,6 +570,18 @@ def _certified_apart(unions: np.ndarray, total: float, *,
         if shapely.intersects(parts[i[lo:hi]], parts[j[lo:hi]]).any():
             return False
     return True
+
+
+def _near_other_box(bounds: np.ndarray, owner: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Whether box ``bounds[k]`` meets (boundary included) a box ``boxes[c]``, ``c != owner[k]``.
+
+    One vectorised pass per box of ``boxes`` (the chunk unions: tens).
+    """
+    near = np.zeros(len(bounds), dtype=bool)
+    for c, (x0, y0, x1, y1) in enumerate(boxes):
+        near |= ((owner != c) & (bounds[:, 0] <= x1) & (bounds[:, 2] >= x0)
+                 & (bounds[:, 1] <= y1) & (bounds[:, 3] >= y0))
+    return near
 
 
 def _certified_together(unions: np.ndarray, total: float) -> bool:

@@ -156,3 +156,11 @@ def test_random_layers_agree_with_the_union_path(monkeypatch, seed):
     size = int(rng.choice([5, 16, 40]))
     _same(_pairs.coverage_certificate(geoms, chunk_size=size, return_suspects=True),
           _union_path(monkeypatch, geoms, size))
+
+
+def test_only_polygons_near_another_chunk_are_paired():
+    # chunk 0 spans x 0..10, chunk 1 x 10..20: boxes touching at x = 10 count
+    boxes = np.array([[0.0, 0, 10, 10], [10, 0, 20, 10]])
+    bounds = np.array([[1.0, 1, 2, 2], [8, 1, 10, 2], [10, 5, 11, 6], [15, 5, 16, 6]])
+    owner = np.array([0, 0, 1, 1])
+    assert _pairs._near_other_box(bounds, owner, boxes).tolist() == [False, True, True, False]
