@@ -602,7 +602,9 @@ def union_zone_pieces(
         vertices.
     """
     nothing = (np.array([], dtype=np.intp), np.array([], dtype=object))
-    parts = shapely.get_parts(np.atleast_1d(np.asarray(parts, dtype=object)))
+    parts = np.atleast_1d(np.asarray(parts, dtype=object))
+    if not (shapely.get_type_id(parts) == _POLYGON).all():  # polygons are their own parts
+        parts = shapely.get_parts(parts)
     parts = parts[~shapely.is_empty(parts)]
     if len(parts) == 0:
         return nothing

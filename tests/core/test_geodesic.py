@@ -61,7 +61,7 @@ def _one_ring_at_a_time(geoms: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_chunks_in_threads_give_identical_areas(monkeypatch, threads):
-    """Rings measured in chunks in threads, vertices transformed in chunks: the same bits."""
+    """Geometries measured in chunks in threads: the same bits as one ring at a time."""
     from spatialplan.core import _geodesic, _parallel
 
     rng = np.random.default_rng(5)
@@ -75,7 +75,7 @@ def test_chunks_in_threads_give_identical_areas(monkeypatch, threads):
             outer = shapely.union(outer, shapely.affinity.translate(outer, 10_000, 0))
         shapes.append(outer if k % 11 else None)
     geoms = np.array(shapes, dtype=object)
-    monkeypatch.setattr(_geodesic, "RING_CHUNK", 7)
+    monkeypatch.setattr(_geodesic, "GEOM_CHUNK", 7)
     calls = []
     real = _geodesic.map_items
     monkeypatch.setattr(_geodesic, "map_items", lambda f, items: calls.append(len(items))
@@ -85,4 +85,4 @@ def test_chunks_in_threads_give_identical_areas(monkeypatch, threads):
     want = _one_ring_at_a_time(geoms)
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert (got[~np.isnan(got)] == want[~np.isnan(want)]).all()
-    assert max(calls) == threads  # rings (and vertices) went out in one chunk per thread
+    assert max(calls) == threads  # one chunk per thread at a time
