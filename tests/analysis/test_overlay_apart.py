@@ -164,3 +164,40 @@ def test_only_polygons_near_another_chunk_are_paired():
     bounds = np.array([[1.0, 1, 2, 2], [8, 1, 10, 2], [10, 5, 11, 6], [15, 5, 16, 6]])
     owner = np.array([0, 0, 1, 1])
     assert _pairs._near_other_box(bounds, owner, boxes).tolist() == [False, True, True, False]
+
+
+def test_control_line_report_is_identical_to_the_union_path(monkeypatch):
+    """The whole report of an apart layer split into chunks: every table equal, bit for bit."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from spatialplan.analysis import overlay
+
+    rng = np.random.default_rng(7)
+    centres = rng.uniform(-200, 1700, (12, 2)) + np.array([X0, Y0])
+    disks = shapely.buffer(shapely.points(centres), 400.0, quad_segs=4)
+    towns = gpd.GeoDataFrame(
+        {"feature_id": [f"townships:{k}" for k in range(12)],
+         "code": [f"5201{k:05d}" for k in range(12)], "name": [f"镇{k}" for k in range(12)]},
+        geometry=list(shapely.transform(disks, lambda c: np.round(c, 3))), crs="EPSG:4545")
+    geoms = _apart(15, 3)
+    farm = gpd.GeoDataFrame({"feature_id": [f"farmland:{k}" for k in range(len(geoms))]},
+                            geometry=list(geoms), crs="EPSG:4545")
+    monkeypatch.setattr(_pairs, "CERTIFICATE_CHUNK", 40)
+    calls = []
+    apart = _pairs._certified_apart
+    monkeypatch.setattr(_pairs, "_certified_apart", lambda unions, total, parts=None:
+                        calls.append(1) or apart(unions, total, parts=parts))
+    new = overlay.control_line_report(towns, farmland=farm)
+    assert calls
+    with monkeypatch.context() as m:
+        m.setattr(_pairs, "_certified_apart", lambda unions, total, parts=None: False)
+        old = overlay.control_line_report(towns, farmland=farm)
+    assert (new.township_stats["farmland_m2"] > 0).sum() > 5
+    for name in ("township_stats", "outside_townships", "line_conflicts"):
+        a, b = getattr(new, name), getattr(old, name)
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"),
+                                      check_exact=True)
+        ga, gb = a.geometry.to_numpy(), b.geometry.to_numpy()
+        missing = shapely.is_missing(ga) & shapely.is_missing(gb)
+        assert np.all(shapely.equals_exact(ga, gb, tolerance=0) | missing)
