@@ -535,8 +535,8 @@ def _leaf_unions(polys: np.ndarray, areas: np.ndarray, leaves: list[np.ndarray])
 LEAF_BATCH = 2_000
 
 
-#: candidate pairs of chunk-union polygons tested at once by :func:`_certified_apart` (it stops at
-#: the first batch with a pair that meets)
+#: most candidate pairs of chunk-union polygons tested at once by :func:`_certified_apart` (it
+#: stops at the first batch with a pair that meets)
 APART_BATCH = 4_096
 
 
@@ -551,11 +551,11 @@ def _certified_apart(unions: np.ndarray, total: float, *,
     valid multipolygon of that area: the second level passes, with the same pieces. ``False``
     when some pair meets (a shared edge of a coverage, or an overlap) or the areas differ: the
     caller runs the coverage union (:func:`_certified_together`). The pairs are tested in
-    batches of :data:`APART_BATCH`, stopping at the first batch where one meets, so a coverage
-    whose chunks share edges pays little for the attempt. Only the polygons whose bounding box
-    meets another chunk union's go into the STRtree: a polygon meeting one of another chunk
-    lies in that chunk union's box. ``parts``: ``shapely.get_parts(unions,
-    return_index=True)`` when the caller has it.
+    batches growing from 64 to :data:`APART_BATCH`, stopping at the first batch where one
+    meets, so a coverage whose chunks share edges pays little for the attempt. Only the
+    polygons whose bounding box meets another chunk union's go into the STRtree: a polygon
+    meeting one of another chunk lies in that chunk union's box. ``parts``:
+    ``shapely.get_parts(unions, return_index=True)`` when the caller has it.
     """
     if not bool(_same_area(float(shapely.area(unions).sum()), total)):
         return False
@@ -565,10 +565,11 @@ def _certified_apart(unions: np.ndarray, total: float, *,
     i, j = near[i], near[j]
     cross = owner[i] < owner[j]
     i, j = i[cross], j[cross]
-    for lo in range(0, len(i), APART_BATCH):
-        hi = lo + APART_BATCH
-        if shapely.intersects(parts[i[lo:hi]], parts[j[lo:hi]]).any():
+    lo, size = 0, 64
+    while lo < len(i):
+        if shapely.intersects(parts[i[lo:lo + size]], parts[j[lo:lo + size]]).any():
             return False
+        lo, size = lo + size, min(4 * size, APART_BATCH)
     return True
 
 

@@ -91,13 +91,15 @@ def _grown_into(geoms: np.ndarray, a: int, b: int) -> Polygon:
     return shapely.convex_hull(shapely.union(geoms[a], tip))
 
 
-def _planted_overlap(geoms: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
-    """The layer with one polygon grown over a polygon of another chunk."""
-    for a, b in _neighbours(geoms, _labels(geoms, size)):
+def _planted_overlap(geoms: np.ndarray, size: int, pick: int = 0) -> tuple[np.ndarray, int, int]:
+    """The layer with one polygon grown over a polygon of another chunk, meeting no other (from
+    the ``pick``-th pair of neighbours on)."""
+    for a, b in _neighbours(geoms, _labels(geoms, size))[pick:]:
         grown = geoms.copy()
         grown[a] = _grown_into(geoms, a, b)
         labels = _labels(grown, size)
-        if labels[a] != labels[b]:
+        met = shapely.STRtree(grown).query(grown[a], predicate="intersects")
+        if labels[a] != labels[b] and sorted(met.tolist()) == sorted([a, b]):
             return grown, a, b
     raise AssertionError("no pair to plant an overlap in")
 
@@ -118,6 +120,25 @@ def test_planted_overlap_across_chunks_is_found(monkeypatch):
     pairs = _pairs.overlap_pairs(grown, certified=False, suspects=new[2])
     assert (min(a, b), max(a, b)) in set(zip(*(p.tolist() for p in pairs), strict=True))
     _same(new, _union_path(monkeypatch, grown, 50))
+
+
+@pytest.mark.parametrize("pick", [0, 60, 150, 260])
+def test_overlap_in_any_batch_is_found(monkeypatch, pick):
+    # 900 polygons in chunks of 50: ~180 candidate pairs across chunks, tested in batches of
+    # 64, then 116; the overlap planted at different places of that list
+    grown, a, b = _planted_overlap(_apart(30, 1), 50, pick)
+    assert not _pairs._certified_apart(*_level_two(grown, 50))
+    new = _pairs.coverage_certificate(grown, chunk_size=50, return_suspects=True)
+    assert not new[0] and (a in new[2] or b in new[2])
+    _same(new, _union_path(monkeypatch, grown, 50))
+
+
+def _level_two(geoms: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """The chunk unions of ``geoms`` (all certified) and their polygons' total area."""
+    areas = shapely.area(geoms)
+    unions = _pairs._chunk_unions(geoms, areas, _pairs._spatial_chunks(geoms, size))
+    assert not shapely.is_missing(unions).any()
+    return unions, float(areas.sum())
 
 
 def test_touching_chunks_fall_back_to_the_union(monkeypatch):
