@@ -602,7 +602,9 @@ def union_zone_pieces(
         vertices.
     """
     nothing = (np.array([], dtype=np.intp), np.array([], dtype=object))
-    parts = shapely.get_parts(np.atleast_1d(np.asarray(parts, dtype=object)))
+    parts = np.atleast_1d(np.asarray(parts, dtype=object))
+    if not (shapely.get_type_id(parts) == _POLYGON).all():  # polygons are their own parts
+        parts = shapely.get_parts(parts)
     parts = parts[~shapely.is_empty(parts)]
     if len(parts) == 0:
         return nothing
@@ -611,7 +613,7 @@ def union_zone_pieces(
     if int(shapely.get_num_coordinates(parts)[pi].sum()) > MAX_CLIP_COORDS:
         log.debug("union zones: %d pairs too large to clip; per-zone path", len(zi))
         return None
-    clipped = _clip_to_boxes(parts[pi], zones[zi])
+    clipped = _clip_to_boxes(parts[pi], zones[zi], groups=zi)
     live = np.flatnonzero(~shapely.is_empty(clipped))
     live = live[~shapely.touches(zones[zi[live]], clipped[live])]
     cut = safe_overlay(shapely.intersection, zones[zi[live]], clipped[live],
@@ -621,26 +623,35 @@ def union_zone_pieces(
     return zi[live], cut
 
 
-def _clip_to_boxes(geoms: np.ndarray, zones: np.ndarray, margin: float = 1.0) -> np.ndarray:
+def _clip_to_boxes(geoms: np.ndarray, zones: np.ndarray, margin: float = 1.0, *,
+                   groups: np.ndarray | None = None) -> np.ndarray:
     """``geoms`` clipped to the bounding boxes of ``zones`` (enlarged by ``margin``).
 
     ``clip_by_rect`` is linear and cheap but may return an invalid polygon; those pairs keep
     the unclipped geometry, so the later intersection is always exact. It takes one rectangle
     per call, so the geometries are clipped in one vectorised call per distinct box (a zone
-    has many parts), not one Python call per pair.
+    has many parts), not one Python call per pair. ``groups``: a label per row, equal for
+    rows of one zone (the zone's position), when the caller has it: the rows are then
+    grouped by it, not by sorting the boxes (the same clips: one zone, one box). The
+    validity of the clips is tested in threads.
     """
     out = np.empty(len(geoms), dtype=object)
     if len(geoms) == 0:
         return out
-    boxes, which = np.unique(shapely.bounds(zones), axis=0, return_inverse=True)
+    bounds = shapely.bounds(zones)
+    if groups is None:
+        _, first, which = np.unique(bounds, axis=0, return_index=True, return_inverse=True)
+    else:
+        _, first, which = np.unique(groups, return_index=True, return_inverse=True)
     which = which.reshape(-1)
     order = np.argsort(which, kind="stable")
-    starts = np.searchsorted(which[order], np.arange(len(boxes) + 1))
-    for k, (x0, y0, x1, y1) in enumerate(boxes):
+    starts = np.searchsorted(which[order], np.arange(len(first) + 1))
+    for k, (x0, y0, x1, y1) in enumerate(bounds[first]):
         rows = order[starts[k]:starts[k + 1]]
         out[rows] = shapely.clip_by_rect(geoms[rows], x0 - margin, y0 - margin, x1 + margin,
                                          y1 + margin)
-    bad = ~shapely.is_valid(out) | ~np.isin(shapely.get_type_id(out), [_POLYGON, _MULTIPOLYGON])
+    bad = ~map_chunks(is_valid, out) | ~np.isin(shapely.get_type_id(out),
+                                                [_POLYGON, _MULTIPOLYGON])
     bad &= ~shapely.is_empty(out)
     out[bad] = geoms[bad]
     return out

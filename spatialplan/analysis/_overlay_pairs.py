@@ -322,7 +322,10 @@ def coverage_certificate(
     disjoint by the second-level certificate (an overlapping pair makes its chunk unions
     overlap), so they do not overlap either. The deficits ``2∫d`` of both levels are all
     ``>= 0`` and add up to the one checked difference, so the total overlap stays within
-    ``tol / 2`` as with one level.
+    ``tol / 2`` as with one level. When no polygon of one chunk union meets (exact
+    ``intersects``) a polygon of another, the second level needs no union
+    (:func:`_certified_apart`): their interiors are disjoint, and the union would be their
+    polygons collected, valid, of the summed area; the areas are checked all the same.
 
     A rejection at any level (GEOS failure, invalid result, missing area) rejects the whole
     layer, including a clean layer whose shared edges do not match vertex for vertex: the
@@ -428,10 +431,12 @@ def _certify(
     if not passed.all() and not localise:
         return False, None, everyone
     cleared = [chunk for chunk, ok in zip(chunks, passed, strict=True) if ok]
-    together = len(cleared) <= 1 or _certified_together(
-        unions[passed], float(areas[np.concatenate(cleared)].sum()))
+    total = float(areas[np.concatenate(cleared)].sum()) if cleared else 0.0
+    parts = shapely.get_parts(unions[passed], return_index=True)
+    together = (len(cleared) <= 1 or _certified_apart(unions[passed], total, parts=parts)
+                or _certified_together(unions[passed], total))
     if passed.all() and together:
-        return True, shapely.get_parts(unions), everyone[:0]
+        return True, parts[0], everyone[:0]
     if not localise:
         log.debug("coverage certificate: %d chunk unions rejected", len(cleared))
         return False, None, everyone
@@ -528,6 +533,56 @@ def _leaf_unions(polys: np.ndarray, areas: np.ndarray, leaves: list[np.ndarray])
 
 #: small chunks united in one vectorised call by :func:`_leaf_unions`
 LEAF_BATCH = 2_000
+
+
+#: most candidate pairs of chunk-union polygons tested at once by :func:`_certified_apart` (it
+#: stops at the first batch with a pair that meets)
+APART_BATCH = 4_096
+
+
+def _certified_apart(unions: np.ndarray, total: float, *,
+                     parts: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+    """Run the second level without a union when no two chunk unions meet at all.
+
+    ``True`` when no polygon of one chunk union ``intersects`` (exact DE-9IM, boundaries
+    included) a polygon of another, their bounding boxes paired by an STRtree, and the chunk
+    unions' areas add up to ``total`` (:func:`_same_area`). Then the coverage union of the
+    chunk unions would only collect their polygons, valid and pairwise disjoint, into one
+    valid multipolygon of that area: the second level passes, with the same pieces. ``False``
+    when some pair meets (a shared edge of a coverage, or an overlap) or the areas differ: the
+    caller runs the coverage union (:func:`_certified_together`). The pairs are tested in
+    batches growing from 64 to :data:`APART_BATCH`, stopping at the first batch where one
+    meets, so a coverage whose chunks share edges pays little for the attempt. Only the
+    polygons whose bounding box meets another chunk union's go into the STRtree: a polygon
+    meeting one of another chunk lies in that chunk union's box. ``parts``:
+    ``shapely.get_parts(unions, return_index=True)`` when the caller has it.
+    """
+    if not bool(_same_area(float(shapely.area(unions).sum()), total)):
+        return False
+    parts, owner = shapely.get_parts(unions, return_index=True) if parts is None else parts
+    near = np.flatnonzero(_near_other_box(shapely.bounds(parts), owner, shapely.bounds(unions)))
+    i, j = shapely.STRtree(parts[near]).query(parts[near])
+    i, j = near[i], near[j]
+    cross = owner[i] < owner[j]
+    i, j = i[cross], j[cross]
+    lo, size = 0, 64
+    while lo < len(i):
+        if shapely.intersects(parts[i[lo:lo + size]], parts[j[lo:lo + size]]).any():
+            return False
+        lo, size = lo + size, min(4 * size, APART_BATCH)
+    return True
+
+
+def _near_other_box(bounds: np.ndarray, owner: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Whether box ``bounds[k]`` meets (boundary included) a box ``boxes[c]``, ``c != owner[k]``.
+
+    One vectorised pass per box of ``boxes`` (the chunk unions: tens).
+    """
+    near = np.zeros(len(bounds), dtype=bool)
+    for c, (x0, y0, x1, y1) in enumerate(boxes):
+        near |= ((owner != c) & (bounds[:, 0] <= x1) & (bounds[:, 2] >= x0)
+                 & (bounds[:, 1] <= y1) & (bounds[:, 3] >= y0))
+    return near
 
 
 def _certified_together(unions: np.ndarray, total: float) -> bool:

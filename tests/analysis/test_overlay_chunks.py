@@ -308,3 +308,7 @@ def test_clip_to_boxes_equals_one_clip_per_pair():
                                                          & shapely.is_empty(want)))
     assert shapely.is_empty(got).any() and not shapely.is_empty(got).all()
     assert len(g._clip_to_boxes(parts[:0], zones[:0])) == 0
+    # grouped by the zone positions instead of the distinct boxes: the same clips
+    by_zone = g._clip_to_boxes(parts, zones[zi], margin=1.0, groups=zi)
+    assert np.all(shapely.equals_exact(by_zone, got, 0) | (shapely.is_empty(got)
+                                                            & shapely.is_empty(by_zone)))

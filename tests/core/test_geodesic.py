@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import shapely
@@ -34,3 +36,53 @@ def test_pieces_add_up_to_the_whole():
     areas = geodesic_areas(np.concatenate([[whole], pieces]), GK)
     assert np.isnan(areas[3])
     assert areas[1] + areas[2] == pytest.approx(areas[0], rel=1e-11)
+
+
+def _one_ring_at_a_time(geoms: np.ndarray) -> np.ndarray:
+    """The areas as computed before issue 21: one thread, pyproj's public call per ring."""
+    from pyproj import Geod, Transformer
+
+    out = np.full(len(geoms), np.nan)
+    present = np.flatnonzero(~shapely.is_missing(geoms))
+    split = shapely.orient_polygons(shapely.segmentize(geoms[present], 100.0))
+    parts, part_owner = shapely.get_parts(split, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    lon, lat = Transformer.from_crs(GK, "EPSG:4490", always_xy=True).transform(
+        coords[:, 0], coords[:, 1])
+    bounds = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    geod = Geod(ellps="GRS80")
+    ring_area = np.array([geod.polygon_area_perimeter(lon[a:b], lat[a:b])[0]
+                          for a, b in itertools.pairwise(bounds)])
+    per_part = np.bincount(ring_part, weights=ring_area, minlength=len(part_owner))
+    out[present] = np.abs(np.bincount(part_owner, weights=per_part, minlength=len(present)))
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_chunks_in_threads_give_identical_areas(monkeypatch, threads):
+    """Geometries measured in chunks in threads: the same bits as one ring at a time."""
+    from spatialplan.core import _geodesic, _parallel
+
+    rng = np.random.default_rng(5)
+    shapes = []
+    for k in range(60):
+        x, y = X_WEST + rng.uniform(0, 50_000), Y0 + rng.uniform(0, 50_000)
+        outer = box(x, y, x + rng.uniform(50, 3_000), y + rng.uniform(50, 3_000))
+        if k % 3 == 0:  # a hole
+            outer = outer.difference(outer.centroid.buffer(20, quad_segs=3))
+        if k % 7 == 0:  # two parts
+            outer = shapely.union(outer, shapely.affinity.translate(outer, 10_000, 0))
+        shapes.append(outer if k % 11 else None)
+    geoms = np.array(shapes, dtype=object)
+    monkeypatch.setattr(_geodesic, "GEOM_CHUNK", 7)
+    calls = []
+    real = _geodesic.map_items
+    monkeypatch.setattr(_geodesic, "map_items", lambda f, items: calls.append(len(items))
+                        or real(f, items))
+    with _parallel.limited(threads):
+        got = geodesic_areas(geoms, GK)
+    want = _one_ring_at_a_time(geoms)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert (got[~np.isnan(got)] == want[~np.isnan(want)]).all()
+    assert max(calls) == threads  # one chunk per thread at a time
