@@ -21,11 +21,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -34,8 +31,7 @@ import pyogrio
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_overlay import psutil
-from bench_province import write_plan
+from bench_province import run_check_command, write_plan
 
 SCHEMA = "bench_dask"
 #: role → (GeoPackage, layer) of bench_province's plan, loaded into PostGIS
@@ -91,30 +87,9 @@ def run_check(plan_path: Path, out: Path, *engine: str) -> tuple[float, int, str
     """Run the check; return its wall time, peak RSS, verdict summary and largest child's peak.
 
     The peak RSS (bytes) is the command's own process; the child's is the largest of its child
-    processes (the dask workers; 0 without).
+    processes (the dask workers; 0 without). Exit 1 (a verdict) is fine.
     """
-    cli = Path(sys.executable).with_name("spatialplan")
-    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "spatialplan"]
-    command += ["check", str(plan_path), "--out", str(out), "--no-map", "--no-layout", "-q",
-                *engine]
-    t = time.perf_counter()
-    with psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      text=True) as proc:
-        peak = child_peak = 0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, proc.memory_info().rss)
-                for child in proc.children(recursive=True):
-                    with contextlib.suppress(psutil.Error):
-                        child_peak = max(child_peak, child.memory_info().rss)
-            except psutil.Error:
-                break
-            time.sleep(0.02)
-        stdout, stderr = proc.communicate()
-    wall = time.perf_counter() - t
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"spatialplan check failed ({proc.returncode}):\n{stderr[-2000:]}")
-    summary = next((line for line in stdout.splitlines() if line.startswith("projects:")), "")
+    wall, peak, child_peak, summary = run_check_command(plan_path, out, *engine, ok=(0, 1))
     return wall, peak, summary, child_peak
 
 

@@ -215,3 +215,20 @@ def dask_client():
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         yield client
+
+
+@pytest.fixture
+def whole_reads(monkeypatch) -> list[str]:
+    """The roles this process reads whole (neither ``bbox`` nor ``fids``) through the reader."""
+    import spatialplan.io.read as read
+
+    calls: list[str] = []
+    real = read._read_layer
+
+    def spy(path, **options):
+        if options.get("bbox") is None and options.get("fids") is None:
+            calls.append(options["role"])
+        return real(path, **options)
+
+    monkeypatch.setattr(read, "_read_layer", spy)
+    return calls

@@ -267,25 +267,10 @@ def test_dask_workers_use_the_plans_catalogue(generated_plan, client, tmp_path):
 # --------------------------------------------------------------------------- the driver's memory
 
 
-def _whole_reads(monkeypatch) -> list[str]:
-    """Record the roles this process reads whole (no ``bbox``) through the layer reader."""
-    import spatialplan.io.read as read
-
-    calls: list[str] = []
-    real = read._read_layer
-
-    def spy(path, **options):
-        if options.get("bbox") is None and options.get("fids") is None:
-            calls.append(options["role"])
-        return real(path, **options)
-
-    monkeypatch.setattr(read, "_read_layer", spy)
-    return calls
-
-
-def test_driver_never_reads_the_extent_roles(generated_plan, client, monkeypatch):
+def test_driver_never_reads_the_extent_roles(generated_plan, client, whole_reads):
     local = sp.run_check(sp.read_plan(generated_plan))
-    whole = _whole_reads(monkeypatch)
+    whole = whole_reads
+    whole.clear()  # the reads of the local run above
     plan = sp.read_plan(generated_plan, defer=DEFERRED_ROLES)
     assert_same_results(local, run_check_dask(plan, scheduler=client, partition_size=2))
     assert "townships" in whole and "projects" in whole
@@ -299,7 +284,7 @@ def test_driver_never_reads_the_extent_roles(generated_plan, client, monkeypatch
 
 
 def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, client, monkeypatch,
-                                                           tmp_path):
+                                                           tmp_path, whole_reads):
     import json
 
     from spatialplan.cli import main
@@ -309,7 +294,7 @@ def test_cli_dask_check_marks_what_the_driver_did_not_read(generated_plan, clien
     monkeypatch.setattr(engine, "run_check_dask",
                         lambda plan, **kw: real(plan, scheduler=client, partition_size=2,
                                                 on_worker=kw["on_worker"]))
-    whole = _whole_reads(monkeypatch)
+    whole = whole_reads
     assert main(["check", str(generated_plan), "--out", str(tmp_path / "out"), "--engine",
                  "dask", "--no-map", "--no-layout", "-q"]) in (0, 1)
     assert not set(whole) & set(DEFERRED_ROLES), whole

@@ -54,21 +54,12 @@ def test_sparse_keys_map_to_full_read_positions(tmp_path, pg_demo, pg_url, clien
                                                            partition_size=2))
 
 
-def test_driver_opens_the_tables_for_counts_and_extents(tmp_path, pg_demo, client, monkeypatch):
-    import spatialplan.io.read as read
+def test_driver_opens_the_tables_for_counts_and_extents(tmp_path, pg_demo, client, request):
     from spatialplan.pipeline.write import _database_inputs
 
     full = sp.read_plan(pg_demo(tmp_path))
     local = sp.run_check(full)
-    whole: list[str] = []
-    real = read._read_layer
-
-    def spy(path, **options):
-        if options.get("bbox") is None and options.get("fids") is None:
-            whole.append(options["role"])
-        return real(path, **options)
-
-    monkeypatch.setattr(read, "_read_layer", spy)
+    whole = request.getfixturevalue("whole_reads")  # from here on: reads after the local run
     plan = sp.read_plan(pg_demo(tmp_path), defer=DEFERRED_ROLES)
     assert_same_results(local, run_check_dask(plan, scheduler=client, partition_size=2))
     deferred = [r for r in DEFERRED_ROLES if r in plan.layers]
