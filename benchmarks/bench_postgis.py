@@ -2,20 +2,23 @@
 
 Usage::
 
-    python benchmarks/bench_postgis.py URL [--rows 100000]
+    python benchmarks/bench_postgis.py URL [--rows 100000]       # issue 20: --rows 1000000
 
 ``URL`` is a database with PostGIS that this user may create a schema in (e.g. the test
 cluster: ``python scripts/pg_cluster.py start /tmp/pg``). The table ``bench.parcels`` (small
 squares near 107.5°E 27.8°N, EPSG:4490, four attributes, a primary key) is created once; each
 reader then builds the same frame (attributes + shapely geometries), best of three. ADBC and
 SQLAlchemy are optional (``pip install adbc-driver-postgresql pyarrow sqlalchemy``); a
-reader whose library is missing is reported as such. The figures are in DESIGN.md.
+reader whose library is missing is reported as such. The figures are in DESIGN.md. Then the
+whole ``read_layer`` (read, validation, accounting) of the table against the same rows written
+to a GeoPackage, and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -109,13 +112,48 @@ READERS: dict[str, Callable[[str], gpd.GeoDataFrame]] = {
 }
 
 
+def layer_ratio(url: str, rows: int, *, repeat: int = 2) -> float:
+    """Time ``read_layer`` of the table from PostGIS and of the same rows from a GeoPackage.
+
+    The whole read as a plan does it (read, validation, accounting), best of ``repeat``; logs
+    both and returns the ratio PostGIS / GeoPackage (issue 20: at most 2 at 10⁶ rows).
+    """
+    import tempfile
+    from pathlib import Path
+
+    import pyogrio
+
+    from spatialplan.io.read import read_layer
+
+    times = {}
+    with tempfile.TemporaryDirectory(prefix="bench_postgis_") as tmp:
+        gpkg = Path(tmp) / "parcels.gpkg"
+        frame = read_spatialplan(url)
+        pyogrio.write_dataframe(frame.reset_index(drop=True), gpkg, layer="parcels")
+        del frame
+        sources = {"PostGIS": (url, "bench.parcels"), "GeoPackage": (gpkg, "parcels")}
+        for name, (path, layer) in sources.items():
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                lyr = read_layer(path, role="redline", layer=layer)
+                best = min(best, time.perf_counter() - t0)
+            assert lyr.n_in == rows and lyr.n_ok == rows
+            times[name] = best
+            log.info("read_layer from %-10s %29.2f s  (%d features, validated)", name, best,
+                     rows)
+    ratio = times["PostGIS"] / times["GeoPackage"]
+    log.info("ratio PostGIS / GeoPackage %23.2fx (target <= 2x)", ratio)
+    return ratio
+
+
 def main() -> None:
     """Run every reader three times on the same table and log the best time."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     make_table(args.url, args.rows)
     for name, reader in READERS.items():
         times = []
@@ -129,6 +167,7 @@ def main() -> None:
             continue
         assert len(frame) == args.rows and frame.geometry.notna().all()
         log.info("%-42s %6.2f s  (%d rows)", name, min(times), len(frame))
+    layer_ratio(args.url, args.rows)
 
 
 if __name__ == "__main__":

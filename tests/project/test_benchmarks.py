@@ -132,3 +132,13 @@ def test_reach_benchmark_smoke():
     assert "distances equal to 1e-6 m: yes" in out
     ratio = re.search(r"speed-up: ([\d.]+)x", out)
     assert ratio and float(ratio.group(1)) > 0
+
+
+@pytest.mark.slow
+def test_postgis_read_benchmark_smoke(pg_url):
+    out = _run("bench_postgis.py", pg_url, "--rows", "2000")
+    for label in ("psycopg 3, binary cursor (spatialplan)", "read_layer from PostGIS",
+                  "read_layer from GeoPackage", "ratio PostGIS / GeoPackage"):
+        assert label in out, f"missing line {label!r} in:\n{out}"
+    ratio = re.search(r"ratio PostGIS / GeoPackage +([\d.]+)x", out)
+    assert ratio and float(ratio.group(1)) > 0
