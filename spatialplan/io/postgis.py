@@ -28,8 +28,6 @@ Example
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import decimal
 import logging
 import os
 import re
@@ -43,6 +41,7 @@ import pyproj
 import shapely
 
 from spatialplan.errors import DataLayerError, DataSourceError, PlanError
+from spatialplan.io._pg_arrow import arrow_read_ok, plain, read_arrow_frame
 
 __all__ = [
     "DRIVER",
@@ -377,9 +376,10 @@ def _source(conn: Any, url: str, layer: str | None, *, role: str,
     schema, table = split_table(layer, role=role, url=url)
     geom, srid = _geometry_column(conn, schema, table, wanted=geometry_column, role=role,
                                   url=url)
-    cols = [c for c, t in _columns(conn, schema, table) if t not in ("geometry", "geography")]
+    types = {c: t for c, t in _columns(conn, schema, table)
+             if t not in ("geometry", "geography")}
     return {"schema": schema, "table": table, "geom": geom, "srid": srid,
-            "key": _order_key(conn, schema, table), "columns": cols}
+            "key": _order_key(conn, schema, table), "columns": list(types), "types": types}
 
 
 def _select(src: dict[str, Any], *, where: list[tuple] | None, bbox: tuple | None,
@@ -426,26 +426,17 @@ def _frame(rows: list[tuple], columns: list[str], crs: pyproj.CRS | None
     stored = np.not_equal(wkb, None)
     unreadable = {int(i): "unreadable geometry (e.g. a ring not closed)"
                   for i in np.flatnonzero(shapely.is_missing(geoms) & stored)}
-    data = {name: _plain(values) for name, values in zip(columns, cols[1:-1], strict=True)}
+    data = {name: plain(values) for name, values in zip(columns, cols[1:-1], strict=True)}
     index = pd.Index(list(cols[0]), name="fid")
     frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, index=index, crs=crs),
                              index=index, crs=crs)
     return frame, unreadable
 
 
-def _plain(values: tuple) -> Any:
-    """Return a column as pandas reads it from a file: numbers as float, dates as datetimes."""
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, decimal.Decimal) for v in present):
-        return np.array([np.nan if v is None else float(v) for v in values])
-    if present and all(isinstance(v, _dt.date) for v in present):
-        return pd.to_datetime(pd.Series(values, dtype=object))
-    return list(values)
-
-
 def read_table(url: str, *, layer: str | None, role: str, where: str | None = None,
                geometry_column: str | None = None, bbox: tuple | None = None,
-               keys: Any = None) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+               keys: Any = None, screening: Any = None
+               ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Read one PostGIS table (in a read-only transaction) as a raw frame and its info.
 
     Parameters
@@ -465,6 +456,9 @@ def read_table(url: str, *, layer: str | None, role: str, where: str | None = No
         meets it, through the spatial index (``&&``).
     keys
         Only the rows with these primary keys (``ctid`` values for a table without one).
+    screening
+        A :class:`spatialplan.core._parallel.Overlap` the decoded geometries are handed to,
+        batch by batch, as they are decoded (the Arrow read only; see :mod:`._pg_arrow`).
 
     Returns
     -------
@@ -486,11 +480,23 @@ def read_table(url: str, *, layer: str | None, role: str, where: str | None = No
         query, params = _select(src, where=conds, bbox=bbox, keys=keys)
         key = sql.Identifier(src["key"]) if src["key"] else sql.SQL("ctid")
         query += sql.SQL(" ORDER BY {}").format(key)
-        with conn.cursor(name="spatialplan_read", binary=True) as cur:
-            cur.itersize = 20000
-            cur.execute(query, params)
-            rows = cur.fetchall()
-    frame, unreadable = _frame(rows, src["columns"], crs)
+        arrow = arrow_read_ok(url, src)
+        if arrow:  # the query as psycopg renders it: identifiers and values quoted by psycopg
+            import psycopg
+
+            text = psycopg.ClientCursor(conn).mogrify(query, params)
+        else:
+            with conn.cursor(name="spatialplan_read", binary=True) as cur:
+                cur.itersize = 20000
+                cur.execute(query, params)
+                rows = cur.fetchall()
+    if arrow:
+        with _arrow_errors(url, role):
+            frame, unreadable = read_arrow_frame(url, text, src, crs,
+                                                 timeout_s=CONNECT_TIMEOUT_S,
+                                                 screening=screening)
+    else:
+        frame, unreadable = _frame(rows, src["columns"], crs)
     frame.attrs["unreadable"] = unreadable
     info = {"driver": DRIVER, "features": len(frame), "crs": crs, "srid": src["srid"],
             "key": src["key"], "geometry_column": src["geom"]}
@@ -510,6 +516,23 @@ def _query_errors(url: str, role: str) -> Iterator[None]:
                               path=mask_url(url), layer=role,
                               hint="check the server and the network, then run again") from None
     except psycopg.Error as exc:
+        raise DataLayerError(f"the PostgreSQL read failed: {_reason(exc)}", path=mask_url(url),
+                             layer=role, hint="check the layer, geometry_column and where of "
+                             "the plan against the table") from None
+
+
+@contextlib.contextmanager
+def _arrow_errors(url: str, role: str) -> Iterator[None]:
+    """Name an error of the ADBC read as :func:`_query_errors` names psycopg's."""
+    from adbc_driver_manager import dbapi
+
+    try:
+        yield
+    except dbapi.OperationalError as exc:
+        raise DataSourceError(f"the PostgreSQL connection failed: {_reason(exc)}",
+                              path=mask_url(url), layer=role,
+                              hint="check the server and the network, then run again") from None
+    except dbapi.Error as exc:
         raise DataLayerError(f"the PostgreSQL read failed: {_reason(exc)}", path=mask_url(url),
                              layer=role, hint="check the layer, geometry_column and where of "
                              "the plan against the table") from None

@@ -912,6 +912,19 @@ def _open_file(path: str | Path, *, role: str, layer: str | None, encoding: str 
     return path, layer, info, enc, enc_source
 
 
+def _read_source(path: str | Path, *, database: bool, layer: str | None, role: str,
+                 encoding: str | None, bbox: tuple | None, fids: np.ndarray | None, info: dict,
+                 where_filter: str | None, geometry_column: str | None,
+                 screening: Overlap) -> tuple[gpd.GeoDataFrame, dict]:
+    """Read the raw frame of an opened file layer, or of a PostGIS table, and its info."""
+    if database:
+        return read_table(str(path), layer=layer, role=role, where=where_filter,
+                          geometry_column=geometry_column, bbox=bbox, keys=fids,
+                          screening=screening)
+    return _read_frame(path, layer=layer, encoding=encoding, role=role, bbox=bbox, fids=fids,
+                       info=info, screening=screening), info
+
+
 def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
                        encoding: str | None = None, assume_crs: str | None = None,
                        fields: dict[str, str] | None = None, crs: Any = None,
@@ -939,20 +952,21 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
     spec = layer_role(role, geometry=geometry, fields=fields or {}, plugin=plugin_role)
     screen = _screen_for(spec.geometry)
     partial = bbox is not None or fids is not None
-    db_frame, enc = None, None
-    if is_postgres(path):  # a PostGIS table: read here, validated below as a file's frame
+    database = is_postgres(path)
+    enc: str | None = None
+    info: dict = {}
+    if database:  # a PostGIS table: read below, validated as a file's frame
         path = str(path).strip()
-        db_frame, info = read_table(path, layer=layer, role=role, where=where_filter,
-                                    geometry_column=geometry_column, bbox=bbox, keys=fids)
         enc, enc_source = "UTF-8", "format"  # the server converts to the client's UTF-8
     else:
         path, layer, info, enc, enc_source = _open_file(
             path, role=role, layer=layer, encoding=encoding, allow_remote=allow_remote,
             partial=partial, sqlite_checked=sqlite_checked, sqlite_pending=sqlite_pending)
     with Overlap(screen, threads=None if QUIET_IS_VALID else 1) as screening:
-        gdf = db_frame if db_frame is not None else _read_frame(
-            path, layer=layer, encoding=enc if enc_source != "format" else None, role=role,
-            bbox=bbox, fids=fids, info=info, screening=screening)
+        gdf, info = _read_source(path, database=database, layer=layer, role=role,
+                                 encoding=enc if enc_source != "format" else None, bbox=bbox,
+                                 fids=fids, info=info, where_filter=where_filter,
+                                 geometry_column=geometry_column, screening=screening)
         where = f"{role} ({layer})" if layer else role
         unreadable = gdf.attrs.pop("unreadable", {})
         gdf, crs_source = _assign_crs(gdf, assume_crs=assume_crs, role=where, path=path)

@@ -7,6 +7,7 @@ import socket
 from urllib.parse import parse_qs, urlsplit
 
 import geopandas as gpd
+import pandas as pd
 import psycopg
 import pytest
 import shapely
@@ -204,3 +205,69 @@ def test_a_server_that_never_answers_times_out_with_the_host():
             read_layer(f"postgresql://u@127.0.0.1:{port}/db?connect_timeout=2",
                        role="redline", layer="a.b")
 
+
+
+# -- the bulk read through ADBC (io._pg_arrow) ----------------------------------------------
+
+def _typed_table(url: str, table: str, extra: str = "") -> None:
+    """A table with a column of every type the Arrow read takes, NULLs, no and empty geometry."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS yzt")
+        conn.execute(f"DROP TABLE IF EXISTS yzt.{table}")
+        conn.execute(f"CREATE TABLE yzt.{table} (id serial PRIMARY KEY, a int2, b int4, c int8, "
+                     "d real, e double precision, f numeric(12, 3), g text, h varchar(20), "
+                     f"i char(6), j boolean, k date{extra}, geom geometry(Geometry, 4490))")
+        rows = [
+            (1, 2, 3, 1.5, 2.25, "1234.500", "乌江镇", "示范", "ab", True, "2024-03-01"),
+            (None, None, None, None, None, None, None, None, None, None, None),
+            (-1, 7, 2**40, -0.5, 1e10, "-0.001", "", "x", "abcdef", False, "1999-12-31"),
+        ]
+        geoms = [square(LON, LAT, 0.01).wkt, None, "POLYGON EMPTY"]
+        for row, wkt in zip(rows, geoms, strict=True):
+            conn.execute(f"INSERT INTO yzt.{table} (a, b, c, d, e, f, g, h, i, j, k, geom) "
+                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                         "ST_GeomFromText(%s, 4490))", (*row, wkt))
+
+
+def test_the_arrow_read_gives_the_row_read_s_frame(pg_url, monkeypatch):
+    pytest.importorskip("adbc_driver_postgresql")
+    from spatialplan.io import _pg_arrow
+
+    _typed_table(pg_url, "typed")
+    used: list[bool] = []
+    real = postgis.arrow_read_ok
+    monkeypatch.setattr(postgis, "arrow_read_ok", lambda *a: used.append(real(*a)) or used[-1])
+    fast, _ = postgis.read_table(pg_url, layer="yzt.typed", role="redline")
+    monkeypatch.setattr(postgis, "arrow_read_ok", lambda *a: False)
+    rows, _ = postgis.read_table(pg_url, layer="yzt.typed", role="redline")
+    assert used == [True]
+    assert fast.index.equals(rows.index) and fast.index.name == rows.index.name
+    assert [repr(t) for t in fast.dtypes] == [repr(t) for t in rows.dtypes]
+    pd.testing.assert_frame_equal(pd.DataFrame(fast.drop(columns=fast.geometry.name)),
+                                  pd.DataFrame(rows.drop(columns=rows.geometry.name)),
+                                  check_exact=True)
+    assert [None if g is None else g.wkb for g in fast.geometry] == [
+        None if g is None else g.wkb for g in rows.geometry]
+    assert fast["g"].tolist()[0] == "乌江镇" and fast["f"].tolist()[0] == 1234.5
+    # and the whole layer reads alike: accounting, repairs, rejections
+    layer = read_layer(pg_url, role="redline", layer="yzt.typed")
+    assert layer.n_in == 3 and layer.n_ok == 1 and layer.n_rejected == 2
+    assert _pg_arrow.ARROW_TYPES >= {"int2", "numeric", "date", "bpchar", "bool"}
+
+
+def test_a_column_of_another_type_is_read_by_rows(pg_url, monkeypatch):
+    _typed_table(pg_url, "typed_json", extra=", l jsonb")
+    src = {"types": {"a": "int2", "l": "jsonb"}}
+    assert not postgis.arrow_read_ok(pg_url, src)
+    assert read_layer(pg_url, role="redline", layer="yzt.typed_json").n_in == 3
+
+
+def test_the_arrow_session_is_read_only(pg_url):
+    adbc = pytest.importorskip("adbc_driver_postgresql.dbapi")
+    from spatialplan.io._pg_arrow import adbc_uri
+
+    with adbc.connect(adbc_uri(pg_url, timeout_s=10)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_setting('transaction_read_only'), "
+                    "current_setting('default_transaction_read_only'), "
+                    "current_setting('application_name')")
+        assert tuple(cur.fetchone()) == ("on", "on", "spatialplan")

@@ -30,7 +30,9 @@ def test_the_fast_read_path_comes_with_a_plain_install():
     reqs = [Requirement(r) for r in requires("spatialplan") or []]
     plain = {r.name.lower() for r in reqs if r.marker is None
              or r.marker.evaluate({"extra": ""})}
-    assert "pyarrow" in plain
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg", encoding="utf-8")
-    assert "pyarrow" in cfg["options"]["install_requires"]
+    # and ADBC's PostgreSQL driver: the bulk read of a PostGIS table (issue 20)
+    for name in ("pyarrow", "adbc-driver-postgresql"):
+        assert name in plain, name
+        assert name in cfg["options"]["install_requires"], name
