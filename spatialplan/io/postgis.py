@@ -505,37 +505,36 @@ def read_table(url: str, *, layer: str | None, role: str, where: str | None = No
 
 
 @contextlib.contextmanager
-def _query_errors(url: str, role: str) -> Iterator[None]:
-    """Turn a server error during a read (unknown column, no right...) into DataLayerError."""
+def _named_errors(url: str, role: str, operational: type, error: type) -> Iterator[None]:
+    """Name a driver's errors during a read: connection lost or server error.
+
+    A lost connection (``operational``) becomes DataSourceError, a server error (``error``:
+    unknown column, no right...) DataLayerError.
+    """
+    try:
+        yield
+    except operational as exc:
+        raise DataSourceError(f"the PostgreSQL connection failed: {_reason(exc)}",
+                              path=mask_url(url), layer=role,
+                              hint="check the server and the network, then run again") from None
+    except error as exc:
+        raise DataLayerError(f"the PostgreSQL read failed: {_reason(exc)}", path=mask_url(url),
+                             layer=role, hint="check the layer, geometry_column and where of "
+                             "the plan against the table") from None
+
+
+def _query_errors(url: str, role: str) -> contextlib.AbstractContextManager[None]:
+    """Name psycopg's errors during a read (:func:`_named_errors`)."""
     import psycopg
 
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        raise DataSourceError(f"the PostgreSQL connection failed: {_reason(exc)}",
-                              path=mask_url(url), layer=role,
-                              hint="check the server and the network, then run again") from None
-    except psycopg.Error as exc:
-        raise DataLayerError(f"the PostgreSQL read failed: {_reason(exc)}", path=mask_url(url),
-                             layer=role, hint="check the layer, geometry_column and where of "
-                             "the plan against the table") from None
+    return _named_errors(url, role, psycopg.OperationalError, psycopg.Error)
 
 
-@contextlib.contextmanager
-def _arrow_errors(url: str, role: str) -> Iterator[None]:
-    """Name an error of the ADBC read as :func:`_query_errors` names psycopg's."""
+def _arrow_errors(url: str, role: str) -> contextlib.AbstractContextManager[None]:
+    """Name the ADBC read's errors as psycopg's are named (:func:`_named_errors`)."""
     from adbc_driver_manager import dbapi
 
-    try:
-        yield
-    except dbapi.OperationalError as exc:
-        raise DataSourceError(f"the PostgreSQL connection failed: {_reason(exc)}",
-                              path=mask_url(url), layer=role,
-                              hint="check the server and the network, then run again") from None
-    except dbapi.Error as exc:
-        raise DataLayerError(f"the PostgreSQL read failed: {_reason(exc)}", path=mask_url(url),
-                             layer=role, hint="check the layer, geometry_column and where of "
-                             "the plan against the table") from None
+    return _named_errors(url, role, dbapi.OperationalError, dbapi.Error)
 
 
 def table_summary(url: str, *, layer: str | None, role: str, where: str | None = None,
