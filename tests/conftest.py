@@ -86,6 +86,11 @@ def assert_same_results(local, dask) -> None:
                                   obj="line_conflicts")
     assert local.verdict_counts() == dask.verdict_counts()
     pd.testing.assert_frame_equal(local.schedule, dask.schedule)
+    for name in ("village_reach", "village_seat"):  # the "1+N" tables, when the plan has them
+        assert (getattr(local, name) is None) == (getattr(dask, name) is None), name
+        if getattr(local, name) is not None:
+            pd.testing.assert_frame_equal(_plain_frame(getattr(local, name)),
+                                          _plain_frame(getattr(dask, name)), rtol=1e-6, obj=name)
 
 
 def _conflict_order(frame):

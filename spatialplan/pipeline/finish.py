@@ -21,6 +21,7 @@ from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline.result import (
     CheckResult,
     layer_data,
+    layer_features,
     plan_projects,
     plan_tolerance,
     plan_townships,
@@ -152,9 +153,11 @@ def _add_reach(plan, result: CheckResult, townships: gpd.GeoDataFrame) -> None:
     minutes = reach.Minutes(limits_min=settings.get("limits_min", {}),
                             walk_kmh=float(settings.get("walk_kmh", 5.0)),
                             default_speed_kmh=speed if speed > 0 else None)
+    seats = layer_data(plan, "seats")  # else seats from the development boundary, read whole
     out = reach.town_reach(villages, roads, result.projects, townships, limits_m=limits,
                            snap_m=float(settings.get("snap_m", 1.0)),
-                           seats=layer_data(plan, "seats"), udb=layer_data(plan, "udb"),
+                           seats=seats, udb=None if seats is not None else layer_features(
+                               plan, "udb"),
                            minutes=minutes)
     result.village_reach, result.village_seat = out.reach, out.village_seat
     result.township_stats = result.township_stats.merge(

@@ -22,9 +22,19 @@ from spatialplan.errors import SpatialPlanError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CheckResult", "check_date", "deferred_note", "deferred_roles", "dem_options",
-           "drawn_data", "layer_data", "plan_projects",
-           "plan_tolerance", "plan_townships", "result_date"]
+__all__ = [
+    "CheckResult",
+    "check_date",
+    "deferred_note",
+    "deferred_roles",
+    "dem_options",
+    "layer_data",
+    "layer_features",
+    "plan_projects",
+    "plan_tolerance",
+    "plan_townships",
+    "result_date",
+]
 
 
 @dataclasses.dataclass
@@ -122,12 +132,12 @@ def deferred_note(plan) -> str | None:
             "repaired and rejected features from the partitions' reports")
 
 
-def drawn_data(plan, role: str) -> gpd.GeoDataFrame | None:
-    """Return a layer's features to draw (the map, the layout).
+def layer_features(plan, role: str) -> gpd.GeoDataFrame | None:
+    """Return a layer's features, for a step after the check that needs them whole.
 
     As :func:`layer_data`; a deferred layer (only opened by the dask engine's driver) is read
-    whole here, as :func:`spatialplan.io.read.read_plan` would have read it: drawing it needs its
-    features, so the map and layout stages hold it while they draw.
+    whole here, as :func:`spatialplan.io.read.read_plan` would have read it: the map and layout
+    draw the lines, the town seats of the village reach come from the development boundary.
     """
     layer = plan.layers.get(role)
     if layer is None or not getattr(layer, "deferred", False):

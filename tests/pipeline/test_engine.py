@@ -157,6 +157,16 @@ def test_demo_identical(client):
     assert_same_results(sp.run_check(plan), dask)
 
 
+def test_demo_identical_with_the_lines_deferred(client):
+    # the driver only opens the lines: the town seats still come from the development
+    # boundary (read whole for them), so the village tables equal the local ones
+    local = sp.run_check(sp.read_plan(demo_dir() / "plan.toml"))
+    plan = sp.read_plan(demo_dir() / "plan.toml", defer=DEFERRED_ROLES)
+    dask = run_check_dask(plan, scheduler=client, partition_size=1)
+    assert_same_results(local, dask)
+    assert dask.village_seat["connected"].any() and dask.village_seat["seat_m"].notna().any()
+
+
 @pytest.mark.slow
 def test_demo_identical_processes():
     """The default path: run_check(engine="dask") on a LocalCluster of worker processes."""
