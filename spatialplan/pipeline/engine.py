@@ -317,6 +317,8 @@ def connect(scheduler: Any = None, *, n_workers: int | None = None):
 def _connect(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
+    _quiet_distributed()
+
     if scheduler is not None and hasattr(scheduler, "submit"):
         yield scheduler
         return
@@ -327,6 +329,21 @@ def _connect(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
     with LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
+
+
+def _quiet_distributed() -> None:
+    """Keep dask.distributed's INFO lines (scheduler, nannies, connections) off the console.
+
+    They reach the root handler of the command; its warnings and errors still do, and
+    everything does with ``-v`` (spatialplan's loggers at DEBUG).
+    """
+    if logging.getLogger("spatialplan").getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny",
+                 "distributed.core", "distributed.worker", "distributed.http.proxy"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | None = None,

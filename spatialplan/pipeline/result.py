@@ -146,7 +146,7 @@ def layer_features(plan, role: str) -> gpd.GeoDataFrame | None:
     from spatialplan.io.read import read_layer
 
     ls = read_plan_spec(plan.path, plugin_roles=True).layers[role]
-    log.info("reading the %s layer whole to draw it", role)
+    log.info("reading the %s layer whole (a step after the check needs its features)", role)
     return read_layer(ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
                       assume_crs=ls.assume_crs, fields=ls.fields, crs=plan.crs,
                       point_radius_m=ls.point_radius_m, geometry=ls.geometry, where=ls.where,

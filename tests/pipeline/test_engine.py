@@ -468,3 +468,24 @@ def test_each_worker_gets_its_share_of_the_host_cores(client):
     assert set(shares) == set(workers)
     cores = len(os.sched_getaffinity(0))  # one host: its cores shared by the two workers
     assert all(n == max(1, cores // len(workers)) for n in shares.values()), shares
+
+
+def test_distributed_info_lines_stay_off_the_console_unless_verbose():
+    import logging
+
+    from spatialplan.pipeline.engine import _quiet_distributed
+
+    sched, ours = logging.getLogger("distributed.scheduler"), logging.getLogger("spatialplan")
+    before = sched.level, ours.level
+    try:
+        sched.setLevel(logging.INFO)
+        ours.setLevel(logging.INFO)
+        _quiet_distributed()
+        assert sched.level == logging.WARNING
+        sched.setLevel(logging.INFO)
+        ours.setLevel(logging.DEBUG)  # -v: everything is shown
+        _quiet_distributed()
+        assert sched.level == logging.INFO
+    finally:
+        sched.setLevel(before[0])
+        ours.setLevel(before[1])
