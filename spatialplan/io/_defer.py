@@ -15,6 +15,8 @@ are the parts that need no reader.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,7 +30,8 @@ import shapely
 
 from spatialplan.errors import DataLayerError, DataSourceError
 
-__all__ = ["NOT_DEFERRABLE", "extent_in", "file_summary", "refuse_declared_type", "stand_in"]
+__all__ = ["NOT_DEFERRABLE", "dense_fid_start", "extent_in", "file_summary",
+           "refuse_declared_type", "stand_in"]
 
 #: the roles the driver needs whole (the partitions are cut from them)
 NOT_DEFERRABLE = ("townships", "projects", "built")
@@ -52,6 +55,32 @@ def file_summary(path: Path | str, *, layer: str | None, role: str, encoding: st
     return (int(info.get("features") or 0), tuple(float(v) for v in bounds) if ok else None,
             info.get("crs"), [str(f) for f in info.get("fields", [])],
             info.get("geometry_type"))
+
+
+def dense_fid_start(path: Path | str, *, layer: str | None) -> int | None:
+    """Return the first FID of a GeoPackage layer whose FIDs are dense (None: not known so).
+
+    Asked of SQLite (``min``, ``max``, ``count`` of the FID column, read-only), so the dask
+    driver reads no FID list for the usual GeoPackage; anything else returns None.
+    """
+    if not (isinstance(path, Path) and path.suffix.lower() == ".gpkg" and path.is_file()):
+        return None
+    info = pyogrio.read_info(path, layer=layer)
+    table, fid = info.get("layer_name"), info.get("fid_column")
+    if not table or not fid:
+        return None
+    quoted = [f'"{name.replace(chr(34), chr(34) * 2)}"' for name in (fid, table)]
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as con:
+            low, high, n = con.execute(  # identifiers quoted as SQLite's; no value pasted
+                f"SELECT min({quoted[0]}), max({quoted[0]}), count(*) FROM {quoted[1]}"  # noqa: S608
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    if n == 0:
+        return 0
+    return int(low) if isinstance(low, int) and high - low + 1 == n else None
 
 
 def stand_in(extent: tuple[float, float, float, float] | None, crs: Any) -> gpd.GeoDataFrame:

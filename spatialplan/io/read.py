@@ -93,6 +93,7 @@ __all__ = [
     "raster_report",
     "read_layer",
     "read_plan",
+    "read_spec_layer",
     "tbmj_report",
     "unknown_landuse_report",
     "validation_report",
@@ -843,6 +844,20 @@ def _screened(screening: Overlap, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return (geoms, zm, ok) if len(geoms) == n else None
 
 
+def read_spec_layer(ls: LayerSpec, *, role: str, **options: Any) -> Layer:
+    """Read one ``[layers.<role>]`` entry of a plan as :func:`read_plan` reads it.
+
+    The entry's path, layer, encoding, CRS, fields, point radius, geometry type, ``where`` and
+    geometry column go to the reader; ``options`` are the reader's others (``crs``, ``bbox``,
+    ``fids``, ``feature_positions``, ``plugin_role``, ``allow_remote``, ``sqlite_checked``...).
+    The dask partitions and the steps that read a deferred layer whole use it too.
+    """
+    return _read_layer(ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
+                       assume_crs=ls.assume_crs, fields=ls.fields,
+                       point_radius_m=ls.point_radius_m, geometry=ls.geometry,
+                       where_filter=ls.where, geometry_column=ls.geometry_column, **options)
+
+
 def _read_layer(path: str | Path, *, allow_remote: bool = False, **options: Any) -> Layer:
     """Read a layer as :func:`read_layer` does.
 
@@ -1148,13 +1163,10 @@ def read_plan(path_or_spec: str | Path | PlanSpec, *, as_of: _dt.date | None = N
                                              sqlite_checked=sqlite_checked,
                                              sqlite_pending=sqlite_pending)
                 continue
-            layers[role] = _read_layer(
-                ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
-                assume_crs=ls.assume_crs, fields=ls.fields, point_radius_m=ls.point_radius_m,
-                allow_remote=allow_remote, sqlite_checked=sqlite_checked,
-                sqlite_pending=sqlite_pending, plugin_role=role in extra,
-                geometry=ls.geometry, where_filter=ls.where,
-                geometry_column=ls.geometry_column)
+            layers[role] = read_spec_layer(ls, role=role, allow_remote=allow_remote,
+                                           sqlite_checked=sqlite_checked,
+                                           sqlite_pending=sqlite_pending,
+                                           plugin_role=role in extra)
     requested = crs if crs is not None else spec.crs
     analysis_crs, reason = choose_analysis_crs(
         [_features(lyr) for lyr in layers.values()], requested=requested)

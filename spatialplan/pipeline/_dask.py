@@ -183,18 +183,13 @@ def read_some(shared: _Shared, role: str, *, bbox: tuple | None = None,
     Validated and taken to the analysis CRS as in a full read, with the full read's
     ``feature_id`` (a :class:`spatialplan.io.read.Layer`).
     """
-    from spatialplan.io.read import _read_layer
+    from spatialplan.io.read import read_spec_layer
 
-    spec = shared.specs[role]
     fids = None if positions is None else shared.positions[role].fids_of(positions)
-    return _read_layer(spec.path, role=role, layer=spec.layer, encoding=spec.encoding,
-                       assume_crs=spec.assume_crs, fields=spec.fields, crs=shared.crs,
-                       point_radius_m=spec.point_radius_m, bbox=bbox, fids=fids,
-                       feature_positions=shared.positions[role],
-                       sqlite_checked=set(shared.sqlite_checked),
-                       plugin_role=role not in _EXTENT_ROLES, geometry=spec.geometry,
-                       where_filter=getattr(spec, "where", None),
-                       geometry_column=getattr(spec, "geometry_column", None))
+    return read_spec_layer(shared.specs[role], role=role, crs=shared.crs, bbox=bbox, fids=fids,
+                           feature_positions=shared.positions[role],
+                           sqlite_checked=set(shared.sqlite_checked),
+                           plugin_role=role not in _EXTENT_ROLES)
 
 
 def feature_positions(ids: np.ndarray) -> np.ndarray:

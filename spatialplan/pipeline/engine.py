@@ -51,7 +51,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,7 @@ import shapely
 
 from spatialplan.core._kdsplit import partition_points as partition_townships
 from spatialplan.errors import RasterError, SpatialPlanError
+from spatialplan.io._defer import dense_fid_start
 from spatialplan.pipeline._dask import (
     _EXTENT_ROLES,
     _MARGIN_M,
@@ -122,7 +122,7 @@ def _positions(spec) -> _Positions:
         if "key_min" in summary:
             return _Positions(offset=summary["key_min"])
         return _Positions(fids=summary["keys"])
-    dense = _geopackage_fid_range(spec)
+    dense = dense_fid_start(spec.path, layer=spec.layer)
     if dense is not None:
         return _Positions(offset=dense)
     frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=[],
@@ -131,33 +131,6 @@ def _positions(spec) -> _Positions:
     if len(fids) == 0 or np.array_equal(fids, np.arange(fids[0], fids[0] + len(fids))):
         return _Positions(offset=int(fids[0]) if len(fids) else 0)
     return _Positions(fids=fids)
-
-
-def _geopackage_fid_range(spec) -> int | None:
-    """Return the first FID of a GeoPackage layer whose FIDs are dense (None: not known so).
-
-    Asked of SQLite (``min``, ``max``, ``count`` of the FID column, read-only), so the driver
-    reads no FID list for the usual GeoPackage; anything else returns None.
-    """
-    path = spec.path
-    if not (isinstance(path, Path) and path.suffix.lower() == ".gpkg" and path.is_file()):
-        return None
-    info = pyogrio.read_info(path, layer=spec.layer)
-    table, fid = info.get("layer_name"), info.get("fid_column")
-    if not table or not fid:
-        return None
-    quoted = [f'"{name.replace(chr(34), chr(34) * 2)}"' for name in (fid, table)]
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
-                                                uri=True)) as con:
-            low, high, n = con.execute(  # identifiers quoted as SQLite's; no value pasted
-                f"SELECT min({quoted[0]}), max({quoted[0]}), count(*) FROM {quoted[1]}"  # noqa: S608
-            ).fetchone()
-    except sqlite3.Error:
-        return None
-    if n == 0:
-        return 0
-    return int(low) if isinstance(low, int) and high - low + 1 == n else None
 
 
 def _check_geopackages(specs: dict) -> frozenset:
@@ -484,7 +457,9 @@ def _shared(plan, spec, townships, tiles, as_of) -> _Shared:
         r for r in plan.layers if r not in LAYER_ROLES and r in spec.layers]
     specs = {r: spec.layers[r] for r in roles}
     source_crs = {r: plan.layers[r].source.crs for r in roles}
-    boxes = [_layer_bounds(specs[r], plan.crs) for r in roles]
+    # a deferred layer's extent was read with the plan (read_plan defer=): not asked again
+    boxes = [plan.layers[r].extent if getattr(plan.layers.get(r), "deferred", False)
+             else _layer_bounds(specs[r], plan.crs) for r in roles]
     boxes.append(tuple(townships.total_bounds))
     world = _envelope(boxes)
     world = (world[0] - 10, world[1] - 10, world[2] + 10, world[3] + 10)

@@ -146,10 +146,10 @@ def check_many(plans: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *
     """
     from spatialplan.io.read import read_plan
     from spatialplan.pipeline.engine import DEFERRED_ROLES
-
-    deferred = DEFERRED_ROLES if engine == "dask" else ()
     from spatialplan.pipeline.run import run_check
     from spatialplan.pipeline.write import OUTPUT_KINDS, write_check
+
+    deferred = DEFERRED_ROLES if engine == "dask" else ()  # the partitions read them
 
     files = find_plans(plans)
     out = Path(out_dir).resolve()

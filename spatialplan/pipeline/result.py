@@ -143,14 +143,11 @@ def layer_features(plan, role: str) -> gpd.GeoDataFrame | None:
     if layer is None or not getattr(layer, "deferred", False):
         return None if layer is None else layer.data
     from spatialplan.io.plan import read_plan_spec
-    from spatialplan.io.read import read_layer
+    from spatialplan.io.read import read_spec_layer
 
     ls = read_plan_spec(plan.path, plugin_roles=True).layers[role]
     log.info("reading the %s layer whole (a step after the check needs its features)", role)
-    return read_layer(ls.path, role=role, layer=ls.layer, encoding=ls.encoding,
-                      assume_crs=ls.assume_crs, fields=ls.fields, crs=plan.crs,
-                      point_radius_m=ls.point_radius_m, geometry=ls.geometry, where=ls.where,
-                      geometry_column=ls.geometry_column).data
+    return read_spec_layer(ls, role=role, crs=plan.crs).data
 
 
 def plan_townships(plan) -> gpd.GeoDataFrame:

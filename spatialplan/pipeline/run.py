@@ -18,6 +18,7 @@ from spatialplan.pipeline.finish import finish
 from spatialplan.pipeline.result import (
     CheckResult,
     check_date,
+    deferred_roles,
     dem_options,
     layer_data,
     plan_projects,
@@ -169,7 +170,7 @@ def _terrain(plan, sites: gpd.GeoDataFrame, townships: gpd.GeoDataFrame):
 
 def _refuse_deferred(plan) -> None:
     """Refuse a plan whose layers were only opened (``read_plan(..., defer=...)``)."""
-    deferred = [role for role, layer in plan.layers.items() if getattr(layer, "deferred", False)]
+    deferred = deferred_roles(plan)
     if deferred:
         raise SpatialPlanError(
             f"the layers {', '.join(deferred)} were only opened (read_plan defer=...): the "

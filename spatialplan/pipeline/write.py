@@ -567,14 +567,17 @@ def _layout_pages(plan, result: CheckResult, *, township: str | None = None,
                                layer="townships",
                                hint=f"choose one of {', '.join(map(str, townships['code']))}")
     codes = [township] if township else list(townships["code"])
+    # once for every page (a deferred layer is read whole here)
+    redline, farmland, udb, parcels = (layer_features(plan, role) for role in (
+        "redline", "farmland", "udb", "parcels"))
     return len(codes), (
         layout.layout_figure(
             code,
             townships=townships,
-            redline=layer_features(plan, "redline"),
-            farmland=layer_features(plan, "farmland"),
-            udb=layer_features(plan, "udb"),
-            parcels=layer_features(plan, "parcels"),
+            redline=redline,
+            farmland=farmland,
+            udb=udb,
+            parcels=parcels,
             projects=result.projects,
             crs_note=f"{plan.crs.name} ({plan.crs.to_string()})",
             sources_note=f"规划数据 / plan: {Path(plan.path).name}",

@@ -489,3 +489,22 @@ def test_distributed_info_lines_stay_off_the_console_unless_verbose():
     finally:
         sched.setLevel(before[0])
         ours.setLevel(before[1])
+
+
+def test_the_layout_reads_a_deferred_layer_once_for_all_its_pages(generated_plan, client,
+                                                                   monkeypatch):
+    import matplotlib.pyplot as plt
+
+    import spatialplan.io.read as read
+    from spatialplan.pipeline.write import _layout_pages
+
+    plan = sp.read_plan(generated_plan, defer=DEFERRED_ROLES)
+    result = run_check_dask(plan, scheduler=client, partition_size=2)
+    reads: list[str] = []
+    real = read.read_spec_layer
+    monkeypatch.setattr(read, "read_spec_layer",
+                        lambda ls, **kw: reads.append(kw["role"]) or real(ls, **kw))
+    n, pages = _layout_pages(plan, result)
+    for _, figure in zip(range(2), pages, strict=False):
+        plt.close(figure)
+    assert n == 6 and sorted(reads) == sorted(_lines())  # each drawn line once, not per page
