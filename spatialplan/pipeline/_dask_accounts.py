@@ -51,14 +51,17 @@ def account_deferred(plan, shared: _Shared, outs: list[dict[str, Any]]) -> None:
     for role in sorted(shared.deferred):
         layer = plan.layers[role]
         reports = [o["accounts"].pop(role) for o in outs if role in o.get("accounts", {})]
-        seen = np.unique(np.concatenate(
-            [r["seen"] for r in reports] + [np.array([], dtype=np.int64)]))
-        if len(seen) and (seen[0] < 0 or seen[-1] >= layer.n_in):
-            raise DataSourceError(
-                f"the {role} layer changed while the check ran: a partition read a feature "
-                f"beyond the {layer.n_in} the driver counted", path=layer.source.path,
-                layer=role, hint="run the check again on a layer nobody is editing")
-        unread = np.setdiff1d(np.arange(layer.n_in, dtype=np.int64), seen)
+        seen = np.zeros(layer.n_in, dtype=bool)  # a mask, not np.unique: 10⁶ rows in ms
+        for r in reports:
+            rows = np.asarray(r["seen"], dtype=np.int64)
+            if len(rows) and (rows.min() < 0 or rows.max() >= layer.n_in):
+                raise DataSourceError(
+                    f"the {role} layer changed while the check ran: a partition read a "
+                    f"feature beyond the {layer.n_in} the driver counted",
+                    path=layer.source.path, layer=role,
+                    hint="run the check again on a layer nobody is editing")
+            seen[rows] = True
+        unread = np.flatnonzero(~seen).astype(np.int64)
         if len(unread):
             reports.append(_unread(shared, role, unread))
         rejected = _one_each([r["rejected"] for r in reports] or [layer.rejected])

@@ -89,7 +89,8 @@ from spatialplan.pipeline.result import (
     plan_townships,
 )
 
-__all__ = ["DEFERRED_ROLES", "connect", "partition_townships", "run_check_dask"]
+__all__ = ["DEFERRED_ROLES", "MAX_PARTITION_TOWNSHIPS", "connect", "default_partition_size",
+           "partition_townships", "run_check_dask"]
 
 #: the roles the driver only opens (``read_plan(..., defer=DEFERRED_ROLES)``): the partitions
 #: read their features over their own extent, so the driver's memory does not follow them
@@ -319,6 +320,26 @@ def _quiet_distributed() -> None:
             logger.setLevel(logging.WARNING)
 
 
+#: the default partitions hold at most this many townships (a partition's memory follows its
+#: features: one worker running the benchmark's four partitions of 375 townships, ~250,000
+#: parcels each, peaked at 912 MiB)
+MAX_PARTITION_TOWNSHIPS = 400
+
+
+def default_partition_size(n_townships: int, slots: int) -> int:
+    """Townships per partition when none is given: one partition per worker thread, capped.
+
+    Every partition repeats some work (reading its extent, the features near its edge, the
+    certificate of what it read), so few large partitions are faster than many small ones:
+    on the 1,500-township benchmark with two workers, 2 partitions took 15.7 s where 24 of
+    64 townships took 21.7 s. The cap bounds a worker's memory on a large plan.
+
+    >>> [default_partition_size(n, slots) for n, slots in ((1500, 2), (1500, 8), (10, 4))]
+    [400, 188, 3]
+    """
+    return max(1, min(MAX_PARTITION_TOWNSHIPS, math.ceil(n_townships / max(slots, 1))))
+
+
 def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | None = None,
                    partition_size: int | None = None,
                    on_worker: Callable[[Any, Any], Any] | None = None):
@@ -338,8 +359,8 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
     n_workers
         Workers of the new ``LocalCluster`` (default 2).
     partition_size
-        Townships per partition; default about four partitions per worker, at most 64
-        townships each.
+        Townships per partition; default :func:`default_partition_size`: one partition per
+        worker thread, at most :data:`MAX_PARTITION_TOWNSHIPS` townships each.
     on_worker
         ``on_worker(plan, result)``, picklable (a module-level function, or a
         ``functools.partial`` of one): the partitions' rows are then combined on a worker,
@@ -365,8 +386,10 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
     townships = plan_townships(plan)
     projects_layer = plan_projects(plan)
     with _connect(scheduler, n_workers) as client:
-        workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        size = partition_size or max(1, min(64, math.ceil(len(townships) / (4 * workers))))
+        info = client.scheduler_info().get("workers", {})
+        workers = max(len(info), 1)
+        slots = max(sum(int(w.get("nthreads", 1)) for w in info.values()), 1)
+        size = partition_size or default_partition_size(len(townships), slots)
         tiles, owner = partition_townships(_points(np.asarray(townships.geometry.array)),
                                            partition_size=size)
         shared = dataclasses.replace(_shared(plan, spec, townships, tiles, as_of),
@@ -568,14 +591,32 @@ _PAIR_ORDER = {("redline", "redline"): 0, ("redline", "farmland"): 1, ("redline"
 
 def conflict_sort_key(frame: pd.DataFrame) -> np.ndarray:
     """Stable order of line-conflict rows: layer pair, feature a, feature b, township."""
-    pair = [_PAIR_ORDER.get((a, b), 9) for a, b in zip(frame["layer_a"], frame["layer_b"],
-                                                       strict=True)]
-    num = [pd.to_numeric(frame[c].str.rsplit(":", n=1).str[-1], errors="coerce")
-           for c in ("feature_a", "feature_b")]
+    layer_a = frame["layer_a"].to_numpy(dtype=object)
+    layer_b = frame["layer_b"].to_numpy(dtype=object)
+    pair = np.full(len(frame), 9)
+    for (a, b), rank in _PAIR_ORDER.items():
+        pair[(layer_a == a) & (layer_b == b)] = rank
+    num = [_id_numbers(frame[c]) for c in ("feature_a", "feature_b")]
     town = frame["township_code"].fillna("\uffff").astype(str)
     keys = pd.DataFrame({"p": pair, "a": num[0].to_numpy(), "b": num[1].to_numpy(),
                          "t": town.to_numpy()})
     return np.lexsort([keys["t"], keys["b"], keys["a"], keys["p"]])
+
+
+def _id_numbers(ids: pd.Series) -> pd.Series:
+    """Return the number after the last ``:`` of each feature id (NaN when it is none).
+
+    Ids of the form ``role:123`` (every id a plan's layers get without a ``feature_id``
+    column) are parsed by pyarrow at once; any other id by pandas, value by value.
+    """
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    text = pa.array(ids.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    if len(text) and pc.all(pc.match_substring_regex(text, r"^[^:]*:[0-9]{1,18}$")).as_py():
+        digits = pc.replace_substring_regex(text, r"^[^:]*:", "")
+        return pd.Series(pc.cast(digits, pa.int64()).to_numpy(), index=ids.index)
+    return pd.to_numeric(ids.str.rsplit(":", n=1).str[-1], errors="coerce")
 
 
 def _conflict_table(outs, crs, tolerance) -> gpd.GeoDataFrame:

@@ -94,3 +94,37 @@ def test_site_scale_is_exactly_one_in_the_analysis_zone():
     k35 = pyproj.Proj("EPSG:4544").get_factors(lon, lat).parallel_scale
     assert lin[2] == pytest.approx(k35 / k36, rel=1e-7)
     assert area[2] == pytest.approx((k35 / k36) ** 2, rel=1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hull_of_many_geometries_equals_the_hull_of_every_vertex(seed):
+    """The bounding-box screen of a large layer keeps every hull vertex: the same polygon."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    # parcels scattered over an irregular (star-like) region, some empty, some missing
+    r = 20_000 * (0.4 + 0.6 * rng.random(n)) * (1 + 0.3 * np.sin(5 * rng.random(n) * 2 * np.pi))
+    a = rng.random(n) * 2 * np.pi
+    x, y = 500_000 + r * np.cos(a), 3_000_000 + r * np.sin(a)
+    size = rng.uniform(5, 400, n)
+    geoms = shapely.box(x, y, x + size, y + size * rng.uniform(0.2, 2, n)).astype(object)
+    if seed:  # turned about the region's centre: boxes not aligned with the axes
+        t = rng.uniform(0, np.pi / 2)
+        turn = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+        geoms = shapely.transform(geoms, lambda xy: (xy - [500_000, 3_000_000]) @ turn
+                                  + [500_000, 3_000_000])
+    geoms[rng.choice(n, 20, replace=False)] = shapely.Polygon()
+    geoms[rng.choice(n, 20, replace=False)] = None
+    hull = dist_mod._hull([geoms])
+    every = shapely.convex_hull(shapely.multipoints(shapely.get_coordinates(geoms)))
+    assert len(dist_mod._rim(geoms[~shapely.is_missing(geoms)])) < n // 4  # the screen works
+    assert hull.wkb == every.wkb
+
+
+def test_hull_keeps_a_layer_whose_extremes_are_collinear():
+    """Parcels along a straight line: no inner polygon, nothing screened, the same hull."""
+    xs = np.arange(2000, dtype=float) * 10
+    geoms = shapely.box(xs, 0, xs + 5, 5)
+    assert len(dist_mod._rim(geoms)) <= len(geoms)
+    hull = dist_mod._hull([geoms])
+    assert hull.wkb == shapely.convex_hull(
+        shapely.multipoints(shapely.get_coordinates(geoms))).wkb
