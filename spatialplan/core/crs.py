@@ -451,8 +451,10 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
     if gdf.crs is None:
         raise CRSError("layer has no CRS", layer=layer, path=path,
                        hint="set assume_crs for the layer in the plan")
-    coords = shapely.get_coordinates(np.asarray(gdf.geometry.values if hasattr(gdf, "geometry")
-                                                else gdf.values))
+    from spatialplan.core._parallel import coordinates
+
+    coords = coordinates(np.asarray(gdf.geometry.values if hasattr(gdf, "geometry")
+                                    else gdf.values))
     if len(coords) == 0:
         return
     if not np.isfinite(coords).all():

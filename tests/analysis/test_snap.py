@@ -119,3 +119,14 @@ def test_vertices_already_on_the_grid_keep_their_exact_value():
     assert out[1] is right
     assert np.array_equal(shapely.get_coordinates(out[0])[1:3], shapely.get_coordinates(left)[1:3])
     assert bool(shapely.coverage_is_valid(out))
+
+
+def test_off_grid_flags_rows_in_every_block():
+    """The on-grid test runs in blocks: a stray coordinate in a later block is still found."""
+    from spatialplan.analysis._overlay_geom import _BLOCK, _off_grid
+
+    coords = np.round(np.random.default_rng(3).uniform(0, 1e6, (3 * _BLOCK + 5, 2)), 3)
+    assert _off_grid(coords, 0.001) is None
+    coords[2 * _BLOCK + 1, 1] += 0.0004  # 0.4 mm off, in the third block
+    flags = _off_grid(coords, 0.001)
+    assert flags is not None and flags.sum() == 1 and flags[2 * _BLOCK + 1]
