@@ -488,7 +488,7 @@ def _screen(
     free = positions[~meets[positions]]
     free = free[shapely.get_type_id(patches[free]) == _POLYGON]
     counts = shapely.get_num_coordinates(patches[free])
-    first = shapely.get_coordinates(patches[free])[np.cumsum(counts) - counts]
+    first = coordinates(patches[free])[np.cumsum(counts) - counts]
     inside = shapely.contains_xy(outline, first[:, 0], first[:, 1])
     covered = np.zeros(len(patches), dtype=bool)
     covered[free[inside]] = True
