@@ -11,7 +11,8 @@ EPSG:4545), then prints in one run:
 - the part of that command no check can avoid: starting Python and importing the package, the
   read floor, and writing the command's own ``results.gpkg`` again (nothing validated, nothing
   analysed), as a ratio to the floor;
-- the same check in memory (``read_plan`` + ``run_check``) as a breakdown;
+- the same check in memory (``read_plan`` + ``run_check``) as a breakdown, ``run_check`` by
+  stage (control-line tables, township overlaps, siting, finish) and ``write_check`` alone;
 - ``overlay.township_stats`` against the ``geopandas.overlay`` baseline (target ≥ 3x);
 - peak memory (RSS high-water of this process; target ≤ 8 GB at the default size);
 - ``run_check(engine="dask")`` with 1 and 2 local worker processes, the speed-up (target ≥
@@ -263,6 +264,43 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
+@contextlib.contextmanager
+def _stage_clock():
+    """Time the stages of ``run_check`` (seconds by stage name) while the block runs.
+
+    Wraps the module attributes ``run_check`` calls through: the control-line tables
+    (``overlay.control_line_report``), the township overlaps and gaps, the siting checks and
+    ``finish`` (sequence table, coverage, roll-up).
+    """
+    from spatialplan.pipeline import run as run_mod
+    from spatialplan.rules import siting
+
+    spent: dict[str, float] = {}
+    targets = [(overlay, "control_line_report", "control-line tables"),
+               (overlay, "township_conflicts", "township overlaps and gaps"),
+               (overlay, "township_double_counted", "township overlaps and gaps"),
+               (siting, "check_projects", "siting checks"),
+               (run_mod, "finish", "finish (时序表, coverage, roll-up)")]
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
+
+    def clocked(func, label):
+        def call(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+        return call
+
+    for (mod, name, label), (_, _, func) in zip(targets, saved, strict=True):
+        setattr(mod, name, clocked(func, label))
+    try:
+        yield spent
+    finally:
+        for mod, name, func in saved:
+            setattr(mod, name, func)
+
+
 def _profile(plan) -> str:
     prof = cProfile.Profile()
     prof.enable()
@@ -325,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{t_write:.2f} s; no validation, no analysis) = {unavoidable / floor:.2f}x the floor")
     print(f"  ratio check / unavoidable part         {cli_s / unavoidable:8.2f}x  (target <= 2x)")
 
-    with PeakRSS() as mem:
+    with PeakRSS() as mem, _stage_clock() as stages:
         t = time.perf_counter()
         plan = sp.read_plan(plan_path)
         t_read = time.perf_counter() - t
@@ -333,10 +371,21 @@ def main(argv: list[str] | None = None) -> int:
         t_check = time.perf_counter() - t
     print(f"in memory: read_plan + run_check        {t_check:8.2f} s   (read_plan {t_read:.2f} s, "
           f"run_check {t_check - t_read:.2f} s)   peak RSS {_mib(mem.peak)}")
+    rest = t_check - t_read - sum(stages.values())
+    print("  run_check by stage: " + ", ".join(
+        f"{label} {sec:.2f} s" for label, sec in stages.items()) + f", the rest {rest:.2f} s")
     print(f"  ratio to the read floor                {t_check / floor:8.2f}x  "
           f"({t_check / plain_floor:.2f}x the plain floor)")
     print(f"  {len(result.township_stats)} townships, {len(result.projects):,} projects "
           f"{result.verdict_counts()}, {len(result.line_conflicts):,} line-conflict rows")
+    with tempfile.TemporaryDirectory(prefix="bench_province_write_") as tmp_out:
+        from spatialplan.pipeline.write import OUTPUT_KINDS, write_check
+
+        t = time.perf_counter()
+        write_check(plan, result, Path(tmp_out) / "out",
+                    outputs=[k for k in OUTPUT_KINDS if k not in ("map", "layout")])
+        print(f"  write_check (as --no-map --no-layout) {time.perf_counter() - t:6.2f} s   "
+              "(results.gpkg, tables, 时序表, report, manifest)")
 
     lines = {r: plan.layers[r].data for r in ("redline", "farmland", "udb")}
     towns = plan.layers["townships"].data

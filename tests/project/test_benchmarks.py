@@ -30,6 +30,7 @@ def test_province_benchmark_smoke(tmp_path):
                "120", "--out", str(tmp_path / "plan"))
     for label in ("read floor", "spatialplan check --no-map --no-layout", "ratio check / read",
                   "unavoidable part of the command", "ratio check / unavoidable part",
+                  "run_check by stage: control-line tables", "write_check (as --no-map",
                   "control-line statistics", "geopandas.overlay baseline",
                   "dask engine, 1 worker", "dask engine, 2 worker", "speed-up 1 -> 2 workers",
                   "peak RSS of this process"):
