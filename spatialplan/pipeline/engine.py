@@ -613,7 +613,8 @@ def _id_numbers(ids: pd.Series) -> pd.Series:
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     text = pa.array(ids.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    if len(text) and pc.all(pc.match_substring_regex(text, r"^[^:]*:[0-9]{1,18}$")).as_py():
+    if (len(text) and text.null_count == 0
+            and pc.all(pc.match_substring_regex(text, r"^[^:]*:[0-9]{1,18}$")).as_py()):
         digits = pc.replace_substring_regex(text, r"^[^:]*:", "")
         return pd.Series(pc.cast(digits, pa.int64()).to_numpy(), index=ids.index)
     return pd.to_numeric(ids.str.rsplit(":", n=1).str[-1], errors="coerce")

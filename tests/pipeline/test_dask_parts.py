@@ -71,6 +71,9 @@ def test_tile_area_equals_the_dissolved_clip(overlap):
 def test_feature_numbers_of_conflict_ids():
     ids = pd.Series(["farmland:12", "redline:0", "udb:7"])
     assert engine._id_numbers(ids).tolist() == [12, 0, 7]
+    missing = pd.Series(["farmland:1", None, "udb:3"], dtype=object)
+    assert engine._id_numbers(missing).isna().tolist() == [False, True, False]
+    assert engine._id_numbers(pd.Series([], dtype=object)).empty
     odd = pd.Series(["a:b:7", "x:1.5", "q", None, "z:-3"], dtype=object)
     assert engine._id_numbers(odd).tolist()[:2] == [7.0, 1.5]
     assert engine._id_numbers(odd).isna().tolist() == [False, False, True, True, False]
