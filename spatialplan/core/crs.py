@@ -528,10 +528,11 @@ def _valid_bounds(geoms: np.ndarray, valid: np.ndarray) -> tuple[float, ...] | N
         return None
     lows, highs = [xy.min(axis=0)] if len(xy) else [], [xy.max(axis=0)] if len(xy) else []
     boxes = shapely.bounds(geoms[valid] if not valid.all() else geoms)
-    boxes = boxes[~np.isnan(boxes[:, 0])]  # empty or missing geometries: no coordinate
-    if len(boxes):
-        lows.append(np.array([boxes[:, 0].min(), boxes[:, 1].min()]))
-        highs.append(np.array([boxes[:, 2].max(), boxes[:, 3].max()]))
+    if len(boxes):  # fmin / fmax pass over the NaN boxes of empty or missing geometries
+        low = np.array([np.fmin.reduce(boxes[:, 0]), np.fmin.reduce(boxes[:, 1])])
+        if not np.isnan(low[0]):
+            lows.append(low)
+            highs.append(np.array([np.fmax.reduce(boxes[:, 2]), np.fmax.reduce(boxes[:, 3])]))
     if not lows:
         return _NO_COORDINATES
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
