@@ -430,13 +430,21 @@ def refuse_ballpark(crs: Any, *, transformation: str | None = None, layer: str |
         )
 
 
-def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | None = None) -> None:
+def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | None = None,
+                       valid: np.ndarray | None = None) -> None:
     """Check every coordinate of ``gdf`` is finite and inside China (lon 73-136, lat 3-54).
 
     Every coordinate is tested for being finite. Then, for a projected layer, a fast test
     transforms only a densified outline (and an interior grid) of the coordinates' bounding box
     to lon/lat (:func:`_bbox_inside_china`); when that is inconclusive, every coordinate is
     transformed and tested, so the error names the first offending one.
+
+    ``valid`` (one bool per geometry) marks geometries GEOS holds valid, e.g. those the reader's
+    screening passed: GEOS holds a non-finite x or y invalid, and a valid polygon's holes lie
+    inside its shell, so these geometries' boxes (``shapely.bounds``, cached by GEOS) give the
+    bounding box of their coordinates without extracting them (:func:`_valid_bounds`); only the
+    others' coordinates are read. Whenever that box does not prove the layer inside, the full
+    test above runs: same outcome and same errors as without ``valid``.
 
     Raises
     ------
@@ -453,8 +461,14 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
                        hint="set assume_crs for the layer in the plan")
     from spatialplan.core._parallel import coordinates
 
-    coords = coordinates(np.asarray(gdf.geometry.values if hasattr(gdf, "geometry")
-                                    else gdf.values))
+    geoms = np.asarray(gdf.geometry.values if hasattr(gdf, "geometry") else gdf.values)
+    if valid is not None:
+        box = _valid_bounds(geoms, np.asarray(valid, dtype=bool))
+        if box is _NO_COORDINATES:
+            return
+        if box is not None and _bbox_inside_china(box, _to_cgcs2000(gdf.crs)):
+            return
+    coords = coordinates(geoms)
     if len(coords) == 0:
         return
     if not np.isfinite(coords).all():
@@ -462,9 +476,7 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
         raise CRSError(f"{int(bad.sum())} coordinates are not finite after reprojection",
                        layer=layer, path=path,
                        hint="check the layer's CRS; the coordinates may not belong to it")
-    crs = pyproj.CRS.from_user_input(gdf.crs)
-    lonlat = crs.is_geographic and crs.to_epsg() in (4326, 4490)
-    tr = None if lonlat else pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
+    tr = _to_cgcs2000(gdf.crs)
     x, y = coords[:, 0], coords[:, 1]  # per column: much faster than min(axis=0)
     bounds = (x.min(), y.min(), x.max(), y.max())
     if _bbox_inside_china(bounds, tr):
@@ -487,6 +499,44 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
             hint="the layer's CRS does not match its coordinates: check the .prj / assume_crs, "
             "zone prefix and axis order",
         )
+
+
+def _to_cgcs2000(crs: Any) -> pyproj.Transformer | None:
+    """Return the transformer from ``crs`` to CGCS2000 lon/lat; None for lon/lat already."""
+    crs = pyproj.CRS.from_user_input(crs)
+    if crs.is_geographic and crs.to_epsg() in (4326, 4490):
+        return None
+    return pyproj.Transformer.from_crs(crs, CGCS2000, always_xy=True)
+
+
+#: :func:`_valid_bounds` of geometries without any coordinate
+_NO_COORDINATES = (math.nan,) * 4
+
+
+def _valid_bounds(geoms: np.ndarray, valid: np.ndarray) -> tuple[float, ...] | None:
+    """Bounding box of every coordinate (x, y) of ``geoms``, if all are finite; else None.
+
+    ``valid`` marks the geometries GEOS holds valid: their x and y are finite and their boxes
+    (``shapely.bounds``; NaN for an empty geometry) are those of their coordinates. The other
+    geometries' coordinates are extracted and tested. Returns :data:`_NO_COORDINATES` (the
+    same object) when there is no coordinate at all, None when a coordinate is not finite.
+    """
+    if len(valid) != len(geoms):
+        raise ValueError("valid needs one flag per geometry")
+    xy = shapely.get_coordinates(geoms[~valid])
+    if not np.isfinite(xy).all():
+        return None
+    lows, highs = [xy.min(axis=0)] if len(xy) else [], [xy.max(axis=0)] if len(xy) else []
+    boxes = shapely.bounds(geoms[valid] if not valid.all() else geoms)
+    if len(boxes):  # fmin / fmax pass over the NaN boxes of empty or missing geometries
+        low = np.array([np.fmin.reduce(boxes[:, 0]), np.fmin.reduce(boxes[:, 1])])
+        if not np.isnan(low[0]):
+            lows.append(low)
+            highs.append(np.array([np.fmax.reduce(boxes[:, 2]), np.fmax.reduce(boxes[:, 3])]))
+    if not lows:
+        return _NO_COORDINATES
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+    return float(low[0]), float(low[1]), float(high[0]), float(high[1])
 
 
 #: points per side of the bounding-box outline transformed by the fast inside-China test

@@ -69,6 +69,7 @@ __all__ = [
     "arrow_compute",
     "column_letter",
     "float_texts",
+    "int_texts",
     "join_texts",
     "text_array",
     "utf8_view",
@@ -742,6 +743,38 @@ def text_array(values: pd.Series) -> Any | None:
     return array.cast(pa.large_string())
 
 
+def int_texts(values: pd.Series) -> Any | None:
+    """Convert an object column of Python ``int`` values to Arrow text: ``str`` of each.
+
+    Missing values (None, NaN, ``pd.NA``) become nulls. None unless every present value's type
+    is exactly ``int`` (not ``bool``, not a numpy integer) and fits in 64 bits, or when no value
+    is present. E.g. feature numbers (:func:`spatialplan.render._labels.feature_number`): one
+    cast instead of a Python string per cell. Requires :func:`arrow_compute`.
+
+    Examples
+    --------
+    >>> int_texts(pd.Series([335, None, -2], dtype=object)).to_pylist()
+    ['335', None, '-2']
+    >>> int_texts(pd.Series([1, True], dtype=object)) is None
+    True
+    """
+    arrow = arrow_compute()
+    if arrow is None:
+        raise RuntimeError("int_texts needs pyarrow")
+    pa, pc = arrow
+    objects = values.to_numpy(dtype=object)
+    missing = pd.isna(objects)
+    present = objects[~missing] if missing.any() else objects
+    if len(present) == 0 or set(map(type, present.tolist())) != {int}:
+        return None
+    ints = np.zeros(len(objects), dtype=np.int64)
+    try:
+        ints[~missing] = np.array(present.tolist(), dtype=np.int64)
+    except OverflowError:  # beyond 64 bits: str() in Python
+        return None
+    return pc.cast(pa.array(ints, mask=missing if missing.any() else None), pa.large_string())
+
+
 def utf8_view(array: Any) -> memoryview:
     """Return the UTF-8 bytes of a ``large_string`` array without nulls, all its values in a row.
 
@@ -848,6 +881,10 @@ def _arrow_body(col: _Column, part: pd.Series, ctx: _Context) -> _Body | None:
 def _arrow_text_body(part: pd.Series, ctx: _Context) -> _Body | None:
     pc = arrow_compute().pc
     texts = text_array(part)
+    if texts is None and pd.api.types.is_object_dtype(part.dtype):
+        ints = int_texts(part)  # feature numbers: as _mixed_cell writes an int
+        if ints is not None:
+            return _Body("><v>", ints, "</v></c>", ~_flags(pc.is_null(ints)))
     if texts is None or len(texts) == texts.null_count:
         return None  # mixed types, a lone surrogate, or nothing to write: Python
     if pc.max(pc.utf8_length(texts)).as_py() > MAX_CELL_CHARS // 2:

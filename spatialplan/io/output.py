@@ -769,7 +769,7 @@ def _csv_columns(df: pd.DataFrame) -> list[Callable[[int, int], Any]] | None:
 
 def _csv_column(series: pd.Series) -> Callable[[int, int], Any] | None:
     """How one column becomes CSV text, as pandas writes it, or None (see _csv_columns)."""
-    from spatialplan.io._xlsx import arrow_compute, float_texts, text_array
+    from spatialplan.io._xlsx import arrow_compute, float_texts, int_texts, text_array
 
     pa, pc = arrow_compute()
     dtype = series.dtype
@@ -796,6 +796,8 @@ def _csv_column(series: pd.Series) -> Callable[[int, int], Any] | None:
     is_object = pd.api.types.is_object_dtype(dtype)
     if isinstance(dtype, pd.StringDtype) or is_object:
         texts = text_array(series)
+        if texts is None and is_object:
+            texts = int_texts(series)  # only int: one cast (feature numbers)
         if texts is None and is_object:
             texts = _int_and_text(series)
         if texts is None:

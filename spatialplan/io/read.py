@@ -902,6 +902,17 @@ def _check_crs_bounds(gdf: gpd.GeoDataFrame, screened: tuple[np.ndarray, np.ndar
         check_area_of_use(bounds, src_crs, layer=where, path=path)
 
 
+def _screened_valid(accepted: gpd.GeoDataFrame, repaired: pd.DataFrame) -> np.ndarray:
+    """Mark the accepted features the screening passed as they are (GEOS holds them valid).
+
+    Every accepted feature is ok as read (:func:`screen_geometries`: valid) or repaired; the
+    repaired ones are left to :func:`check_inside_china` to test coordinate by coordinate.
+    """
+    if len(repaired) == 0:
+        return np.ones(len(accepted), dtype=bool)
+    return ~accepted["feature_id"].isin(repaired["feature_id"]).to_numpy(dtype=bool)
+
+
 def _warn_point_sites(rejected: pd.DataFrame, *, where: str) -> None:
     """Log how many point project sites were rejected for want of ``point_radius_m``."""
     n_points = int(rejected["reason"].astype(str).str.contains(
@@ -1020,7 +1031,8 @@ def _read_layer_opened(path: str | Path, *, role: str, layer: str | None = None,
         accepted = to_analysis(accepted, crs, layer=where, path=path,
                                transformation=transformation)
     elif transformation is None:
-        check_inside_china(accepted, layer=where, path=path)
+        check_inside_china(accepted, layer=where, path=path, valid=_screened_valid(accepted,
+                                                                                    repaired))
     source = SourceInfo(path=mask_url(str(path)) if is_postgres(path) else path, layer=layer,
                         driver=str(info.get("driver")),
                         encoding=enc, encoding_source=enc_source, crs=src_crs,

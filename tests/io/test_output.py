@@ -200,6 +200,38 @@ def test_csv_arrow_writer_gives_pandas_bytes(tmp_path, index):
     assert len(back) == len(df)
 
 
+def _int_object_table(n: int = 300) -> pd.DataFrame:
+    import numpy as np
+
+    return pd.DataFrame({  # object columns of ints (feature numbers)
+        "ints": pd.Series([None if i % 10 == 0 else i * 7919 - 10**6 for i in range(n)],
+                          dtype=object),
+        "nan": pd.Series([np.nan if i % 3 == 0 else -i for i in range(n)], dtype=object),
+        "extremes": pd.Series([2**63 - 1, -2**63, 0, -1] * (n // 4), dtype=object),
+        "huge": pd.Series([2**64 if i == 3 else i for i in range(n)], dtype=object),
+        "序号": pd.Series([i if i % 4 else "小计" for i in range(n)], dtype=object),
+    })
+
+
+def test_csv_int_object_columns_as_before(tmp_path, monkeypatch):
+    """Object columns of ints: one cast, the bytes of the per-value path (str of each int)."""
+    from spatialplan.io import _xlsx, output
+
+    if _xlsx.arrow_compute() is None:
+        pytest.skip("pyarrow not installed")
+    df = _int_object_table()
+    fast = write_table(df, tmp_path / "fast.csv").read_bytes()
+    with monkeypatch.context() as m:
+        m.setattr(_xlsx, "int_texts", lambda series: None)
+        slow = write_table(df, tmp_path / "slow.csv").read_bytes()
+    assert fast == slow
+    complete = df[["extremes", "huge", "序号"]]  # no missing value: pandas writes the same
+    reference = tmp_path / "pandas.csv"
+    output.defuse_formulas(complete).to_csv(reference, index=False, encoding="utf-8-sig",
+                                            lineterminator="\r\n")
+    assert write_table(complete, tmp_path / "c.csv").read_bytes() == reference.read_bytes()
+
+
 def test_csv_check_counts_records_not_lines(tmp_path):
     from spatialplan.io.output import check_csv
 

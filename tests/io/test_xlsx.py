@@ -357,3 +357,39 @@ def test_print_setup_landscape_fit_to_width_header_on_every_page(tmp_path, sheet
     # the same file through write_table (township_stats.xlsx, line_conflicts.xlsx, 时序表)
     ws2 = openpyxl.load_workbook(write_table(_table(), tmp_path / "w.xlsx")).active
     assert ws2.page_setup.orientation == "landscape" and ws2.print_title_rows == "$1:$1"
+
+
+def _int_objects(n: int = 300) -> pd.DataFrame:
+    """Object columns of Python ints (feature numbers) with every kind of missing value, and
+    near misses that must keep the per-value path (bools, numpy ints, ints beyond 64 bits)."""
+    missing = [None, np.nan, pd.NA]
+    return pd.DataFrame({
+        "ints": pd.Series([missing[i % 3] if i % 10 == 0 else (i * 7919 - 10**6)
+                           for i in range(n)], dtype=object),
+        "extremes": pd.Series([2**63 - 1, -2**63, 0, -1] * (n // 4), dtype=object),
+        "huge": pd.Series([2**64 if i == 3 else i for i in range(n)], dtype=object),
+        "bools": pd.Series([True if i == 5 else i for i in range(n)], dtype=object),
+        "numpy": pd.Series([np.int64(i) if i % 2 else i for i in range(n)], dtype=object),
+        "all missing": pd.Series([None] * n, dtype=object),
+    })
+
+
+@needs_arrow
+@pytest.mark.parametrize("bold", [False, True])
+def test_int_object_columns_give_the_python_bytes(tmp_path, monkeypatch, bold):
+    frame = _int_objects()
+    monkeypatch.setattr(_xlsx, "_CHUNK_ROWS", 97)
+    options = {"bold_rows": [i % 9 == 0 for i in range(len(frame))]} if bold else {}
+    options["number_formats"] = {"ints": "0"}
+    arrow = write_xlsx(frame, tmp_path / "a.xlsx", **options).read_bytes()
+    assert arrow == _python_bytes(monkeypatch, frame, tmp_path / "p.xlsx", **options)
+
+
+@needs_arrow
+def test_int_texts_only_for_plain_ints():
+    frame = _int_objects()
+    assert _xlsx.int_texts(frame["ints"]).to_pylist() == [
+        None if i % 10 == 0 else str(i * 7919 - 10**6) for i in range(len(frame))]
+    assert _xlsx.int_texts(frame["extremes"]).to_pylist()[:2] == [str(2**63 - 1), str(-2**63)]
+    for name in ("huge", "bools", "numpy", "all missing"):
+        assert _xlsx.int_texts(frame[name]) is None, name

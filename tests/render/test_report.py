@@ -396,3 +396,25 @@ def test_village_headers_name_the_minute_columns():
     t = village_headers(pd.DataFrame({"network_min": [12.345], "limit_min": [20.0]}))
     assert list(t.columns) == ["最快道路用时(min)", "服务时间上限(min)"]
     assert t.iloc[0].tolist() == [12.3, 20.0]
+
+
+@pytest.mark.parametrize("own_catalog", [False, True])
+def test_coverage_facility_texts_are_facility_names(tmp_path, own_catalog):
+    """The coverage table's names, the catalogue's map built once: what facility_names gives."""
+    import numpy as np
+
+    from spatialplan.render._labels import facility_names
+    from spatialplan.render.report import _facility_texts
+    from spatialplan.rules.catalog import read_catalog
+
+    catalog = None
+    if own_catalog:
+        df = pd.read_csv(read_catalog().path, dtype=str, keep_default_na=False)
+        df.loc[df["code"] == "school", "name_zh"] = "本县学校"
+        df.to_csv(tmp_path / "facilities.csv", index=False)
+        catalog = read_catalog(tmp_path / "facilities.csv")
+    values = ["road;school", "school；road", " road ; ;school ", "", ";", "unknown;road",
+              None, np.nan, pd.NA, 3, "示范", "road;;", "；；"]
+    # list equality compares the same NaN / NA object by identity first
+    assert _facility_texts(values, catalog) == [facility_names(v, catalog) for v in values]
+    assert ("本县学校" in _facility_texts(["school"], catalog)[0]) == own_catalog
