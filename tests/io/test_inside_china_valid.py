@@ -44,6 +44,8 @@ def _nan_layers() -> dict[str, list]:
                                       (np.inf, Y0 + 20)])],
             "NaN first vertex": [shapely.LineString([(np.nan, Y0), (X0, Y0), (X0 + 5, Y0 + 5)])],
             "-inf": [shapely.LineString([(X0, Y0), (-np.inf, Y0)]), square(X0, Y0, 50)],
+            "NaN point": [shapely.Point(np.nan, np.nan), shapely.Point(X0, np.nan)],
+            "NaN in a multipoint": [shapely.MultiPoint([(X0, Y0), (np.nan, np.nan)])],
         }
 
 
