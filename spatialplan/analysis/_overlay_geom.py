@@ -36,7 +36,7 @@ import pandas as pd
 import shapely
 
 from spatialplan.core._geodesic import geodesic_areas as geodesic_areas  # re-exported
-from spatialplan.core._parallel import coordinates, is_valid, map_chunks
+from spatialplan.core._parallel import is_valid, map_chunks
 from spatialplan.core._progress import progress
 
 __all__ = [
@@ -122,7 +122,7 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
     kept = np.array([], dtype=np.intp)
     if grid_size is None or len(geoms) == 0:
         return geoms, kept
-    off = _off_grid(coordinates(geoms), grid_size)
+    off = _off_grid(shapely.get_coordinates(geoms), grid_size)
     if off is None:
         return geoms, kept
     counts = shapely.get_num_coordinates(geoms)
@@ -488,7 +488,7 @@ def _screen(
     free = positions[~meets[positions]]
     free = free[shapely.get_type_id(patches[free]) == _POLYGON]
     counts = shapely.get_num_coordinates(patches[free])
-    first = coordinates(patches[free])[np.cumsum(counts) - counts]
+    first = shapely.get_coordinates(patches[free])[np.cumsum(counts) - counts]
     inside = shapely.contains_xy(outline, first[:, 0], first[:, 1])
     covered = np.zeros(len(patches), dtype=bool)
     covered[free[inside]] = True

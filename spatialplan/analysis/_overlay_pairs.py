@@ -25,7 +25,7 @@ import shapely
 
 from spatialplan.analysis._overlay_geom import _POLYGON
 from spatialplan.core._kdsplit import partition_points
-from spatialplan.core._parallel import indexed_coordinates, is_valid, map_chunks, map_items
+from spatialplan.core._parallel import is_valid, map_chunks, map_items
 
 __all__ = [
     "CERTIFICATE_CHUNK",
@@ -214,7 +214,7 @@ def _coordinate_hash(geoms: np.ndarray, *, ordered: bool) -> np.ndarray:
     """
     if len(geoms) == 0:
         return np.zeros(0, dtype=np.uint64)
-    coords, owner = indexed_coordinates(geoms)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
     counts = np.bincount(owner, minlength=len(geoms))
     starts = np.cumsum(counts) - counts
     place = np.arange(len(coords)) - starts[owner]

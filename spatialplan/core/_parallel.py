@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-__all__ = ["QUIET_IS_VALID", "Overlap", "coordinates", "has_prepared", "indexed_coordinates",
-           "is_valid", "limited", "map_chunks", "map_items", "n_threads", "set_threads"]
+__all__ = ["QUIET_IS_VALID", "Overlap", "has_prepared", "is_valid", "limited", "map_chunks",
+           "map_items", "n_threads", "set_threads"]
 
 #: arrays shorter than this run in the calling thread: threads cost more than they save
 MIN_CHUNK = 25_000
@@ -144,52 +144,6 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray,
     chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in itertools.pairwise(bounds)]
     return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks,
                                     geoms=() if prepared_ok else arrays))
-
-
-def coordinates(geoms: np.ndarray) -> np.ndarray:
-    """``shapely.get_coordinates(geoms)`` (x and y), extracted on chunks in threads.
-
-    The same array: ``get_coordinates`` releases the GIL, and 10⁶ parcels (9·10⁶ vertices)
-    take half the time on two threads.
-
-    Examples
-    --------
-    >>> coordinates(np.array([shapely.Point(1, 2), None, shapely.Point(3, 4)])).tolist()
-    [[1.0, 2.0], [3.0, 4.0]]
-    """
-    return np.concatenate([xy for xy, _ in _coordinate_chunks(geoms, False)])
-
-
-def indexed_coordinates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``shapely.get_coordinates(geoms, return_index=True)``, on chunks in threads.
-
-    Examples
-    --------
-    >>> xy, at = indexed_coordinates(np.array([shapely.Point(1, 2), None, shapely.Point(3, 4)]))
-    >>> xy.tolist(), at.tolist()
-    ([[1.0, 2.0], [3.0, 4.0]], [0, 2])
-    """
-    chunks = _coordinate_chunks(geoms, True)
-    return (np.concatenate([xy for xy, _ in chunks]),
-            np.concatenate([at for _, at in chunks]))
-
-
-def _coordinate_chunks(geoms: np.ndarray, with_index: bool
-                       ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Coordinates (and geometry positions, else empty) of consecutive chunks of ``geoms``."""
-    geoms = np.asarray(geoms, dtype=object)
-    n = len(geoms)
-    threads = min(n_threads(), n // MIN_CHUNK) if n // MIN_CHUNK > 1 else 1
-    bounds = np.linspace(0, n, max(threads, 1) + 1).astype(int)
-
-    def one(lo_hi: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = lo_hi
-        if not with_index:
-            return shapely.get_coordinates(geoms[lo:hi]), np.empty(0, dtype=np.intp)
-        xy, at = shapely.get_coordinates(geoms[lo:hi], return_index=True)
-        return xy, at + lo
-
-    return map_items(one, [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)])
 
 
 def map_items(func: Callable[[Any], Any], items: Sequence[Any], *,

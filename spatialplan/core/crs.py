@@ -459,8 +459,6 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
     if gdf.crs is None:
         raise CRSError("layer has no CRS", layer=layer, path=path,
                        hint="set assume_crs for the layer in the plan")
-    from spatialplan.core._parallel import coordinates
-
     geoms = np.asarray(gdf.geometry.values if hasattr(gdf, "geometry") else gdf.values)
     if valid is not None:
         box = _valid_bounds(geoms, np.asarray(valid, dtype=bool))
@@ -468,7 +466,7 @@ def check_inside_china(gdf: Any, *, layer: str | None = None, path: object | Non
             return
         if box is not None and _bbox_inside_china(box, _to_cgcs2000(gdf.crs)):
             return
-    coords = coordinates(geoms)
+    coords = shapely.get_coordinates(geoms)
     if len(coords) == 0:
         return
     if not np.isfinite(coords).all():

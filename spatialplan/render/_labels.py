@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -226,9 +226,25 @@ def facility_names(value: Any, catalog: Any = None) -> Any:
     >>> facility_names("road;school")
     '道路、学校'
     """
+    return _named(value, _facility_name_map(catalog))
+
+
+def facility_texts(values: Iterable[Any], catalog: Any = None) -> list[Any]:
+    """:func:`facility_names` of each value, the catalogue's code → name map built once.
+
+    Examples
+    --------
+    >>> facility_texts(["road;school", None, "road；unknown"])
+    ['道路、学校', None, '道路、unknown']
+    """
+    names = _facility_name_map(catalog)
+    return [_named(v, names) for v in values]
+
+
+def _named(value: Any, names: dict[str, str]) -> Any:
+    """``value``'s facility codes (``;``-separated) as ``names`` gives them, ``、``-joined."""
     if not isinstance(value, str):
         return value
-    names = _facility_name_map(catalog)
     parts = [p.strip() for p in value.replace("；", ";").split(";") if p.strip()]
     return "、".join(names.get(p, p) for p in parts)
 
@@ -296,9 +312,10 @@ def chinese_headers(df: pd.DataFrame, *, catalog: Any = None) -> pd.DataFrame:
     for col in ("feature_a", "feature_b"):
         if col in df.columns:
             df[col] = _map_values(df[col], feature_number)
+    names = _facility_name_map(catalog)  # once, not once per value
     for col in EIGHT_COLUMNS:
         if col in df.columns:
-            df[col] = _map_values(df[col], lambda v: facility_names(v, catalog))
+            df[col] = _map_values(df[col], lambda v: _named(v, names))
     return df.rename(columns=_label).rename(columns=_reach_share_labels(df.columns, catalog))
 
 

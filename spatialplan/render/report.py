@@ -37,8 +37,8 @@ from spatialplan.render._labels import (
     SUBJECT_NAMES,
     UNIT_NAMES,
     VERDICT_NAMES,
-    _facility_name_map,
     bilingual,
+    facility_texts,
     feature_number,
 )
 from spatialplan.render._report_reach import section_reach
@@ -657,28 +657,6 @@ def _n_missing(value: Any) -> int:
     return 0
 
 
-def _facility_texts(values: Sequence[Any], catalog: Any = None) -> list[Any]:
-    """:func:`~spatialplan.render._labels.facility_names` of each value, the names built once.
-
-    ``facility_names`` builds the catalogue's code → name map on every call (a province's
-    coverage table has thousands of cells); here it is built once for the column.
-
-    Examples
-    --------
-    >>> _facility_texts(["road;school", None, "road；unknown"])
-    ['道路、学校', None, '道路、unknown']
-    """
-    names = _facility_name_map(catalog)
-
-    def one(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        parts = [p.strip() for p in value.replace("；", ";").split(";") if p.strip()]
-        return "、".join(names.get(p, p) for p in parts)
-
-    return [one(v) for v in values]
-
-
 def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
                       cap: _Cap, catalog: Any = None) -> str:
     out = ["<h2>“8+X” 配套缺口 Coverage gaps</h2>"]
@@ -699,7 +677,7 @@ def _section_coverage(coverage: pd.DataFrame | None, stats: pd.DataFrame | None,
     df = df.copy()
     for c in EIGHT_COLUMNS:
         if c in df.columns:
-            df[c] = _facility_texts(df[c], catalog)
+            df[c] = facility_texts(df[c], catalog)
     out.append(note)
     if "eight_noncompliant" in df.columns:
         out.append('<p class="note">“8”类设施只有在其项目合规(符合或需论证)时才算已有; '

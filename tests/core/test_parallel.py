@@ -36,21 +36,6 @@ def test_same_result_as_serial(threads):
                                   shapely.intersects(geoms, other))
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("n", [0, 10, 3 * _parallel.MIN_CHUNK + 17])
-def test_coordinates_in_threads_are_shapely_s(threads, n):
-    _parallel.set_threads(threads)
-    geoms = _geoms(n) if n else np.array([], dtype=object)
-    if n:
-        geoms[7] = shapely.Polygon()
-    np.testing.assert_array_equal(_parallel.coordinates(geoms), shapely.get_coordinates(geoms))
-    xy, at = _parallel.indexed_coordinates(geoms)
-    want_xy, want_at = shapely.get_coordinates(geoms, return_index=True)
-    np.testing.assert_array_equal(xy, want_xy)
-    np.testing.assert_array_equal(at, want_at)
-    assert at.dtype == want_at.dtype
-
-
 def test_env_and_errors(monkeypatch):
     monkeypatch.setenv("SPATIALPLAN_THREADS", "3")
     assert _parallel.n_threads() == 3

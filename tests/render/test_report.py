@@ -404,7 +404,7 @@ def test_coverage_facility_texts_are_facility_names(tmp_path, own_catalog):
     import numpy as np
 
     from spatialplan.render._labels import facility_names
-    from spatialplan.render.report import _facility_texts
+    from spatialplan.render._labels import facility_texts as _facility_texts
     from spatialplan.rules.catalog import read_catalog
 
     catalog = None
