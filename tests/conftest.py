@@ -213,6 +213,23 @@ def pg_demo(pg_url):
 
 
 @pytest.fixture(scope="module")
+def demo_plan():
+    """The bundled demo plan, read once per test module."""
+    import spatialplan as sp
+    from spatialplan.core._resources import demo_dir
+
+    return sp.read_plan(demo_dir() / "plan.toml")
+
+
+@pytest.fixture(scope="module")
+def demo_result(demo_plan):
+    """The check of :func:`demo_plan` at its own date, once per test module."""
+    import spatialplan as sp
+
+    return sp.run_check(demo_plan)
+
+
+@pytest.fixture(scope="module")
 def dask_client():
     """A small in-process dask cluster (2 workers of 1 thread), always closed."""
     distributed = pytest.importorskip("distributed")

@@ -10,17 +10,11 @@ import pytest
 
 import spatialplan as sp
 from spatialplan.analysis.rollup import INDICATOR_COLUMNS
-from spatialplan.core._resources import demo_dir
 from spatialplan.errors import SpatialPlanError
 from spatialplan.pipeline import run as run_module
 from spatialplan.pipeline.finish import finish
 from spatialplan.pipeline.result import CheckResult
 from spatialplan.rules.siting import COVERAGE_COLUMNS
-
-
-@pytest.fixture(scope="module")
-def demo_plan():
-    return sp.read_plan(demo_dir() / "plan.toml")
 
 
 @pytest.fixture(scope="module")

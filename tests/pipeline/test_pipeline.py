@@ -18,16 +18,6 @@ from spatialplan.rules.siting import VERDICT_ORDER
 VERDICTS = {"pass", "review", "fail", "error"}
 
 
-@pytest.fixture(scope="module")
-def demo_plan():
-    return sp.read_plan(demo_dir() / "plan.toml")
-
-
-@pytest.fixture(scope="module")
-def demo_result(demo_plan):
-    return sp.run_check(demo_plan)
-
-
 def test_every_project_exactly_once(demo_plan, demo_result):
     projects = demo_result.projects
     layer = demo_plan.layers["projects"]

@@ -12,20 +12,9 @@ import pytest
 import spatialplan as sp
 import spatialplan.pipeline.write as write_mod
 from spatialplan.core._parallel import set_threads
-from spatialplan.core._resources import demo_dir
 from spatialplan.errors import OutputError
 
 OUTPUTS = ["gpkg", "stats_tables", "schedule", "report"]
-
-
-@pytest.fixture(scope="module")
-def demo_plan():
-    return sp.read_plan(demo_dir() / "plan.toml")
-
-
-@pytest.fixture(scope="module")
-def demo_result(demo_plan):
-    return sp.run_check(demo_plan)
 
 
 @pytest.fixture(params=[1, 2], ids=["serial", "threads"])
