@@ -7,7 +7,8 @@ EPSG:4545), then prints in one run:
 
 - the floor: reading every layer with ``pyogrio.read_dataframe`` (also with ``use_arrow=True``);
 - the whole ``spatialplan check PLAN --out DIR --no-map --no-layout`` command (process start,
-  read, check, writing the results) with its peak RSS, and its ratio to the floor (target ≤ 2x);
+  read, check, writing the results; the faster of two runs) with its peak RSS, and its ratio
+  to the floor (target ≤ 2x);
 - the part of that command no check can avoid: starting Python and importing the package, the
   read floor, and writing the command's own ``results.gpkg`` again (nothing validated, nothing
   analysed), as a ratio to the floor;
@@ -34,6 +35,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import os
 import pstats
 import resource
 import subprocess
@@ -339,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     plan_path = write_plan(out, townships=args.townships, parcels=args.parcels,
                            projects=args.projects, seed=args.seed, apart=args.apart)
+    os.sync()  # the plan on disk before anything is timed
     print(f"size: {args.townships} townships (requested), {args.parcels:,} farmland parcels"
           f"{' (apart: none touches another)' if args.apart else ''}, "
           f"{args.projects:,} projects with parcels; generated and written in "
@@ -350,9 +353,12 @@ def main(argv: list[str] | None = None) -> int:
           f"(with use_arrow=True {floor_arrow:.2f} s; ratios use the faster)")
     plain_floor, floor = floor, min(floor, floor_arrow)
 
-    cli_s, cli_peak, cli_summary = run_cli(plan_path, out / "check-output")
+    # best of two, as the floor: the plan was just written, and the first run can share the
+    # disk with its write-back (it read 1-3 s slower than farm-bench medians of the command)
+    runs = [run_cli(plan_path, out / "check-output") for _ in range(2)]
+    cli_s, cli_peak, cli_summary = min(runs)
     print(f"spatialplan check --no-map --no-layout  {cli_s:8.2f} s   (whole command: start-up, "
-          f"read, check, write results)   peak RSS {_mib(cli_peak)}")
+          f"read, check, write results; best of 2)   peak RSS {_mib(cli_peak)}")
     print(f"  ratio check / read floor               {cli_s / floor:8.2f}x  (target <= 2x; "
           f"{cli_s / plain_floor:.2f}x the plain floor)   {cli_summary}")
     t_start = startup_seconds()
