@@ -130,6 +130,11 @@ class _Line:
         return _feature_ids(self.gdf, self.role)
 
     @cached_property
+    def bounds(self) -> np.ndarray:
+        """Bounding box of each feature, ``(n, 4)`` (NaN for a missing geometry)."""
+        return shapely.bounds(self.geoms)
+
+    @cached_property
     def tree(self) -> shapely.STRtree:
         """STRtree of the features."""
         return shapely.STRtree(self.geoms)

@@ -125,14 +125,16 @@ def _in_tile(xy: np.ndarray, tile: tuple[float, float, float, float]) -> np.ndar
     return (x >= tile[0]) & (x < tile[2]) & (y >= tile[1]) & (y < tile[3])
 
 
-def _owned_by(geoms: np.ndarray, tile: tuple[float, float, float, float]) -> np.ndarray:
+def _owned_by(geoms: np.ndarray, tile: tuple[float, float, float, float], *,
+              bounds: np.ndarray | None = None) -> np.ndarray:
     """Tell which geometries have their representative point in ``tile`` (a mask).
 
     The same as ``_in_tile(_points(geoms), tile)``, with the point computed only for the
     geometries whose bounding box straddles the tile's edge: the point lies in the geometry,
-    so a box wholly inside the half-open tile, or wholly outside it, decides.
+    so a box wholly inside the half-open tile, or wholly outside it, decides. ``bounds``:
+    ``shapely.bounds(geoms)`` when the caller has them.
     """
-    b = shapely.bounds(geoms)
+    b = shapely.bounds(geoms) if bounds is None else bounds
     x0, y0, x1, y1 = tile
     with np.errstate(invalid="ignore"):
         inside = (b[:, 0] >= x0) & (b[:, 2] < x1) & (b[:, 1] >= y0) & (b[:, 3] < y1)
@@ -284,16 +286,18 @@ def _my_threads(threads: dict) -> int:
     return max(1, int(threads.get(address, 1)))
 
 
-def worker_threads(client: Any) -> dict[str, int]:
+def worker_threads(client: Any, info: dict | None = None) -> dict[str, int]:
     """Share each host's cores among its workers: worker address → threads for a partition.
 
     A worker with ``nthreads`` threads runs that many partitions at once; its partitions
-    together may use ``cores // workers on the host`` threads.
+    together may use ``cores // workers on the host`` threads. ``info``: the scheduler's
+    ``scheduler_info()["workers"]`` when the caller has it.
     """
     import os
     from urllib.parse import urlsplit
 
-    info = client.scheduler_info().get("workers", {})
+    if info is None:
+        info = client.scheduler_info().get("workers", {})
     cores = client.run(lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                        else (os.cpu_count() or 1))
     hosts: dict[str, list[str]] = {}
@@ -373,8 +377,8 @@ def _own_conflicts(part: _Part, shared: _Shared, found: gpd.GeoDataFrame) -> gpd
     mine = np.array(found["township_code"].isin(codes), dtype=bool)
     rest = found["township_code"].isna().to_numpy()
     if rest.any():
-        xy = _points(np.asarray(found.geometry.array, dtype=object)[rest])
-        mine[np.flatnonzero(rest)] = _in_tile(xy, shared.tiles[part.index])
+        geoms = np.asarray(found.geometry.array, dtype=object)[rest]
+        mine[np.flatnonzero(rest)] = _owned_by(geoms, shared.tiles[part.index])
     return found[mine]
 
 
@@ -394,7 +398,7 @@ def _outside_parts(part: _Part, shared: _Shared, prepared: dict, nearby) -> dict
     out = {}
     for role, line in prepared.items():
         patches = line.geoms
-        owned = np.flatnonzero(_owned_by(patches, tile))
+        owned = np.flatnonzero(_owned_by(patches, tile, bounds=line.bounds))
         pairs = line.overlaps
         tile_m2 = 0.0 if box is None else _tile_area(line, box, pairs)
         mine = patches[owned]
@@ -432,7 +436,7 @@ def _tile_area(line, box: tuple[float, float, float, float],
                                    patch_area=line.area)
         return float(_geom.dissolved_zone_areas(
             zone, patches, clip, grid_size=grid, overlaps=pairs)[0][0])
-    b = shapely.bounds(patches)
+    b = line.bounds
     with np.errstate(invalid="ignore"):
         whole = (b[:, 0] > box[0]) & (b[:, 1] > box[1]) & (b[:, 2] < box[2]) & (b[:, 3] < box[3])
     edge = patches.copy()

@@ -2,14 +2,18 @@
 
 :func:`run_check_dask` gives the same :class:`~spatialplan.pipeline.result.CheckResult` as
 :func:`spatialplan.pipeline.run.run_check` (same rows, verdicts, areas to rounding), computed by
-partitions on a ``LocalCluster`` (processes, one thread each) or an existing cluster.
+partitions on a ``LocalCluster`` (worker processes of one thread each) or an existing cluster.
+A partition's GEOS work uses its worker's share of the host's cores
+(:func:`spatialplan.pipeline._dask.worker_threads`).
 
 How a plan is partitioned
 -------------------------
 - **Tiles.** The townships' representative points are split k-d style (median cuts on the
-  wider axis) into tiles of at most ``partition_size`` townships. The tiles are half-open
-  rectangles covering the whole plane (outer ones unbounded), so every point belongs to
-  exactly one partition: this decides who reports what lies outside every township.
+  wider axis) into tiles of at most ``partition_size`` townships (default: one partition per
+  worker thread, at most :data:`MAX_PARTITION_TOWNSHIPS`; :func:`default_partition_size`).
+  The tiles are half-open rectangles covering the whole plane (outer ones unbounded), so
+  every point belongs to exactly one partition: this decides who reports what lies outside
+  every township.
 - **Extent.** A partition reads the control lines, parcels and survey cropland that intersect
   its extent (pyogrio ``bbox`` in each source's CRS, the bounds transformed explicitly with
   densified edges and a 1 m margin): its tile (clipped to the data), its townships' bounds
@@ -33,10 +37,14 @@ How a plan is partitioned
   the full grid; a DEM needing reprojection is warped whole in each partition.
 
 The driver only reads the townships, the project register and the as-built footprints (the
-plan given to :func:`run_check_dask` already holds them) and finds the overlaps and gaps between
+plan given to :func:`run_check_dask` already holds them; the lines, cropland and parcels are
+only opened, :data:`DEFERRED_ROLES`) and finds the overlaps and gaps between
 the townships (``township_conflicts``, township-level: each partition then measures the line
 area its own townships' overlaps count twice); it also runs SQLite's
-``quick_check`` once on each GeoPackage the partitions read, so they do not repeat it.
+``quick_check`` once on each GeoPackage the partitions read, so they do not repeat it. The
+deferred layers' rejected and repaired features are accounted from the partitions' reports
+(:mod:`spatialplan.pipeline._dask_accounts`). With ``on_worker`` the partitions' rows are
+combined, and the outputs written, on a worker.
 
 Example
 -------
@@ -393,7 +401,7 @@ def run_check_dask(plan, *, as_of=None, scheduler: Any = None, n_workers: int | 
         tiles, owner = partition_townships(_points(np.asarray(townships.geometry.array)),
                                            partition_size=size)
         shared = dataclasses.replace(_shared(plan, spec, townships, tiles, as_of),
-                                     threads=worker_threads(client))
+                                     threads=worker_threads(client, info))
         parts = _build_parts(shared, projects=projects_layer.data,
                              rejected=projects_layer.rejected if len(projects_layer.rejected)
                              else None,

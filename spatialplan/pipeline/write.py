@@ -281,13 +281,12 @@ class _Checksums:
             self._digests[path.name] = self._pool.submit(sha256_file, self._stage / path.name)
 
     def add_to(self, outputs: dict[str, dict]) -> None:
-        """Add each output's sha256 to its manifest entry; raise the first entry's failure."""
-        from spatialplan.io.output import sha256_file
+        """Add each output's sha256 to its manifest entry; raise the first entry's failure.
 
+        Every output was hashed: each belongs to a job, and every job succeeded.
+        """
         for entry in outputs.values():
-            digest = self._digests.get(entry["file"])
-            entry["sha256"] = (digest.result() if digest is not None
-                               else sha256_file(self._stage / entry["file"]))
+            entry["sha256"] = self._digests[entry["file"]].result()
 
     def __enter__(self) -> _Checksums:
         return self
@@ -303,9 +302,10 @@ class _Job:
     ``alone``: written in the calling thread before the others start. The GeoPackage is: pyogrio
     holds the GIL while GDAL writes a layer (seconds), which stalls every other writer; so
     are the web map and the layout map (folium, matplotlib). ``weight``: cells written, to start
-    the largest tables first. ``first``: started before the tables: the manifest, which hashes
-    the inputs mostly without the GIL, beside the tables' Python work rather than after it, and
-    the report, whose 0.3 s (10⁶ parcels) otherwise ended the run alone after the tables.
+    the largest tables first. ``first``: started before the tables when threaded: the
+    manifest, which hashes the inputs mostly without the GIL, beside the tables' Python work
+    rather than after it, and the report, whose 0.3 s (10⁶ parcels) otherwise ended the run
+    alone after the tables.
     """
 
     files: dict[str, Path]
@@ -352,8 +352,8 @@ def _run_jobs(jobs: Sequence[_Job], *, done: Callable[[_Job], object] | None = N
     """Run every job: first the ``alone`` ones in order, then the others in threads.
 
     The others run in up to :func:`~spatialplan.core._parallel.n_threads` threads, the
-    ``first`` ones first, then the largest. ``done`` is called with each job that succeeded,
-    in the thread that ran it.
+    ``first`` ones first, then the largest; with one thread, in list order. ``done`` is called
+    with each job that succeeded, in the thread that ran it.
 
     Raises the error of the first failing job in list order, the one a serial run raises:
     after a failure only the jobs before it still run (one of them may fail too). Nothing is
