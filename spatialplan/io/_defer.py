@@ -93,9 +93,13 @@ def stand_in(extent: tuple[float, float, float, float] | None, crs: Any) -> gpd.
     return gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms, crs=crs))
 
 
-def extent_in(extent: Iterable[float] | None, src: Any, dst: Any
+def extent_in(extent: Iterable[float] | None, src: Any, dst: Any, *, pad: float = 0.0
               ) -> tuple[float, float, float, float] | None:
-    """Bounds in ``dst`` of the box ``extent`` in ``src`` (its outline densified)."""
+    """Bounds in ``dst`` of the box ``extent`` in ``src`` (its outline densified).
+
+    ``pad``: a transformed box is widened by this share of its larger side on every side (a
+    safety margin); a box in the same CRS is returned as it is.
+    """
     if extent is None:
         return None
     src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
@@ -103,8 +107,10 @@ def extent_in(extent: Iterable[float] | None, src: Any, dst: Any
     if src.equals(dst):
         return box  # type: ignore[return-value]
     tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    out = tr.transform_bounds(*box, densify_pts=_DENSIFY)
-    return tuple(float(v) for v in out)  # type: ignore[return-value]
+    xmin, ymin, xmax, ymax = (float(v) for v in tr.transform_bounds(*box,
+                                                                     densify_pts=_DENSIFY))
+    margin = pad * max(xmax - xmin, ymax - ymin, 1e-9) if pad else 0.0
+    return (xmin - margin, ymin - margin, xmax + margin, ymax + margin)
 
 
 def _family(geometry_type: str | None) -> str | None:

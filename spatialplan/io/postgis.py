@@ -538,14 +538,17 @@ def _arrow_errors(url: str, role: str) -> contextlib.AbstractContextManager[None
 
 
 def table_summary(url: str, *, layer: str | None, role: str, where: str | None = None,
-                  geometry_column: str | None = None) -> dict[str, Any]:
-    """Return the counts and extent of a table, without reading its rows (the dask engine's driver).
+                  geometry_column: str | None = None, keys: bool = True) -> dict[str, Any]:
+    """Return the counts and extent of a table, without reading its rows.
+
+    ``read_plan(..., defer=...)`` opens a deferred table with it (``keys=False``), the dask
+    engine's driver asks for the row positions (``keys=True``).
 
     Returns ``n`` (rows), ``bounds`` (``ST_Extent`` in the table's SRID, None when empty),
     ``crs``, ``columns`` (the attribute columns), ``geometry_type`` (as declared in
-    ``geometry_columns``), ``key`` and ``key_min`` / ``key_max`` (an
-    integer primary key: row positions are then ``key - key_min`` when the keys are dense),
-    else ``keys``: every key in order.
+    ``geometry_columns``), ``key`` and ``key_min`` (an integer primary key whose values are
+    dense: row positions are then ``key - key_min``), else, with ``keys``, ``keys``: every key
+    in order.
 
     Example
     -------
@@ -573,7 +576,7 @@ def table_summary(url: str, *, layer: str | None, role: str, where: str | None =
                  and row[6] - row[5] + 1 == out["n"])
         if dense:
             out["key_min"] = int(row[5])
-        else:
+        elif keys:
             keys, kparams = _select(src, where=conds, bbox=None, what=sql.SQL(
                 "{}::text").format(key) if not src["key"] else key)
             out["keys"] = np.array([r[0] for r in conn.execute(

@@ -1244,7 +1244,7 @@ def _read_deferred(ls: LayerSpec, *, role: str, allow_remote: bool = False,
     if is_postgres(ls.path):
         path: Path | str = str(ls.path).strip()
         summary = table_summary(str(path), layer=ls.layer, role=role, where=ls.where,
-                                geometry_column=ls.geometry_column)
+                                geometry_column=ls.geometry_column, keys=False)
         layer, n, bounds, crs = ls.layer, summary["n"], summary["bounds"], summary["crs"]
         driver, enc, enc_source, columns = DRIVER, "UTF-8", "format", summary["columns"]
         declared = summary["geometry_type"]

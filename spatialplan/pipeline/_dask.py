@@ -157,14 +157,11 @@ def _points(geoms: np.ndarray) -> np.ndarray:
 def _transform_box(box: tuple | np.ndarray, src: Any,
                    dst: Any) -> tuple[float, float, float, float]:
     """Bounds of ``box`` (in ``src``) in ``dst``: densified edges, plus a safety margin."""
-    left, bottom, right, top = (float(v) for v in box)
-    src, dst = pyproj.CRS.from_user_input(src), pyproj.CRS.from_user_input(dst)
-    if src.equals(dst):
-        return (left, bottom, right, top)
-    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    xmin, ymin, xmax, ymax = tr.transform_bounds(left, bottom, right, top, densify_pts=21)
-    pad = 1e-5 * max(xmax - xmin, ymax - ymin, 1e-9)
-    return (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+    from spatialplan.io._defer import extent_in
+
+    out = extent_in(box, src, dst, pad=1e-5)
+    assert out is not None  # a box in, a box out
+    return out
 
 
 def _envelope(boxes: list) -> tuple[float, float, float, float]:
