@@ -36,7 +36,7 @@ import pandas as pd
 import shapely
 
 from spatialplan.core._geodesic import geodesic_areas as geodesic_areas  # re-exported
-from spatialplan.core._parallel import is_valid, map_chunks
+from spatialplan.core._parallel import is_valid, map_chunks, map_prepared, query_chunks
 from spatialplan.core._progress import progress
 
 __all__ = [
@@ -266,6 +266,8 @@ def _fallback_grids(grid_size: float | None) -> list[float]:
 
 #: fewest pairs per thread in :func:`safe_overlay` (an overlay costs ~10-100 µs a pair)
 OVERLAY_CHUNK = 2_000
+#: fewest zones per thread of a predicate query of zones (a zone meets hundreds of patches)
+ZONE_CHUNK = 16
 
 
 def safe_overlay(func, a: np.ndarray, b: np.ndarray, *, grid_size: float | None) -> np.ndarray:
@@ -313,12 +315,6 @@ def _one_overlay(func, x, y, grid_size: float | None):
     return func(x, y, grid_size=grid_size or 1e-3)
 
 
-def _prepared(geoms: np.ndarray) -> np.ndarray:
-    """Return ``geoms`` prepared (in place: shapely objects are shared, preparing is harmless)."""
-    shapely.prepare(geoms)
-    return geoms
-
-
 def clip_to_zones(
     zones: np.ndarray,
     patches: np.ndarray,
@@ -353,26 +349,24 @@ def clip_to_zones(
     """
     if tree is None:
         tree = shapely.STRtree(patches)
-    _prepared(zones[~shapely.is_missing(zones)])
-    zi, pi = tree.query(zones, predicate="intersects")
+    zi, pi = query_chunks(tree, zones, predicate="intersects", min_chunk=ZONE_CHUNK)
     live = ~shapely.is_missing(patches[pi])  # the tree may hold geometries patches leaves out
     zi, pi = zi[live], pi[live]
     zone_area = shapely.area(zones) if zone_area is None else zone_area
     patch_area = shapely.area(patches) if patch_area is None else patch_area
     n_pairs = len(zi)
 
-    inside = shapely.contains_properly(zones[zi], patches[pi])
+    inside = map_prepared(shapely.contains_properly, zones, zi, patches[pi])
 
     big = ~inside & (patch_area[pi] > zone_area[zi])
     covers_zone = np.zeros(n_pairs, dtype=bool)
     if big.any():
-        big_patches = np.unique(pi[big])
-        _prepared(patches[big_patches])
-        covers_zone[big] = shapely.contains_properly(patches[pi[big]], zones[zi[big]])
-        shapely.destroy_prepared(patches[big_patches])
+        # the patches are prepared as private copies: the layer's own objects stay unprepared
+        covers_zone[big] = map_prepared(shapely.contains_properly, patches, pi[big],
+                                        zones[zi[big]], in_place=False)
     edge = np.flatnonzero(~inside & ~covers_zone)
     # exact DE-9IM guard (shapely #1871): touching-only pairs never carry area
-    touching = shapely.touches(zones[zi[edge]], patches[pi[edge]])
+    touching = map_prepared(shapely.touches, zones, zi[edge], patches[pi[edge]])
     boundary = edge[~touching]
 
     area = np.where(inside, patch_area[pi], zone_area[zi])
@@ -445,9 +439,11 @@ def outside_parts(
         whole[disjoint] = True
         positions = positions[~covered[positions]]
     test = positions[~whole[positions]]
-    test = test[~shapely.covers(outline, patches[test])]
+    one = np.array([outline], dtype=object)
+    test = test[~map_prepared(shapely.covers, one, np.zeros(len(test), np.intp), patches[test])]
     # the exact guard again: a patch only touching the outline lies wholly outside
-    whole[test[shapely.touches(outline, patches[test])]] = True
+    whole[test[map_prepared(shapely.touches, one, np.zeros(len(test), np.intp),
+                            patches[test])]] = True
     positions = np.union1d(positions[whole[positions]], test)
     cut = positions[~whole[positions]]
     if coverage and zones is not None:
@@ -471,7 +467,9 @@ def _screen(
 
     Exact: the boundary is cut into its segments, which are matched with the patches by the
     STRtree and an exact ``intersects``; a polygon (connected) meeting none of them lies
-    wholly in the outline's interior or wholly in its exterior, which one vertex decides.
+    wholly in the outline's interior or wholly in its exterior, which one of its points
+    decides: a corner of its bounding box when that box meets no segment's box (the box then
+    lies on one side too; no vertex extracted), else its first vertex.
 
     Returns
     -------
@@ -482,14 +480,21 @@ def _screen(
     coords, ring = shapely.get_coordinates(rings, return_index=True)
     same = ring[1:] == ring[:-1]
     segments = shapely.linestrings(np.stack([coords[:-1][same], coords[1:][same]], axis=1))
-    si, pi = tree.query(segments)
+    si, pi = query_chunks(tree, segments, min_chunk=256)
+    near = np.zeros(len(patches), dtype=bool)  # the box meets a segment's box
+    near[pi] = True
     meets = np.zeros(len(patches), dtype=bool)
-    meets[pi[shapely.intersects(segments[si], patches[pi])]] = True
+    meets[pi[map_chunks(shapely.intersects, segments[si], patches[pi])]] = True
     free = positions[~meets[positions]]
     free = free[shapely.get_type_id(patches[free]) == _POLYGON]
-    counts = shapely.get_num_coordinates(patches[free])
-    first = shapely.get_coordinates(patches[free])[np.cumsum(counts) - counts]
-    inside = shapely.contains_xy(outline, first[:, 0], first[:, 1])
+    # the point tested: a box meeting no segment's box lies on one side of the boundary, so
+    # its corner decides; a polygon near a segment but not meeting it, its first vertex
+    first = shapely.bounds(patches[free])[:, :2]
+    close = np.flatnonzero(near[free])
+    counts = shapely.get_num_coordinates(patches[free[close]])
+    first[close] = shapely.get_coordinates(patches[free[close]])[np.cumsum(counts) - counts]
+    inside = map_prepared(shapely.contains_xy, np.array([outline], dtype=object),
+                          np.zeros(len(first), np.intp), first[:, 0], first[:, 1])
     covered = np.zeros(len(patches), dtype=bool)
     covered[free[inside]] = True
     disjoint = np.zeros(len(patches), dtype=bool)
@@ -533,15 +538,14 @@ def coverage_zone_areas(
     exact and linear for a valid coverage, and intersected with the zone once.
     """
     tree = shapely.STRtree(patches)
-    _prepared(zones[~shapely.is_missing(zones)])
-    zi, pi = tree.query(zones, predicate="intersects")
+    zi, pi = query_chunks(tree, zones, predicate="intersects", min_chunk=ZONE_CHUNK)
     patch_area = shapely.area(patches)
-    inside = shapely.contains_properly(zones[zi], patches[pi])
+    inside = map_prepared(shapely.contains_properly, zones, zi, patches[pi])
     areas = np.bincount(
         zi[inside], weights=patch_area[pi[inside]], minlength=len(zones)
     ).astype(float)
     edge = np.flatnonzero(~inside)
-    edge = edge[~shapely.touches(zones[zi[edge]], patches[pi[edge]])]
+    edge = edge[~map_prepared(shapely.touches, zones, zi[edge], patches[pi[edge]])]
     if len(edge) == 0:
         return areas
     ez, ep = zi[edge], pi[edge]
@@ -613,14 +617,15 @@ def union_zone_pieces(
     parts = parts[~shapely.is_empty(parts)]
     if len(parts) == 0:
         return nothing
-    _prepared(zones[~shapely.is_missing(zones)])
-    zi, pi = shapely.STRtree(parts).query(zones, predicate="intersects")
+    zi, pi = query_chunks(shapely.STRtree(parts), zones, predicate="intersects",
+                          min_chunk=ZONE_CHUNK)
     if int(shapely.get_num_coordinates(parts)[pi].sum()) > MAX_CLIP_COORDS:
         log.debug("union zones: %d pairs too large to clip; per-zone path", len(zi))
         return None
     clipped = _clip_to_boxes(parts[pi], zones[zi], groups=zi)
     live = np.flatnonzero(~shapely.is_empty(clipped))
-    live = live[~shapely.touches(zones[zi[live]], clipped[live])]
+    live = live[~map_prepared(shapely.touches, zones, zi[live], clipped[live],
+                              min_chunk=OVERLAY_CHUNK)]
     cut = safe_overlay(shapely.intersection, zones[zi[live]], clipped[live],
                        grid_size=grid_size)
     log.debug("union zones: %d parts, %d zone-part pairs, %d overlays",

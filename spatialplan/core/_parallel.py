@@ -12,6 +12,11 @@ run one partition per core).
 :class:`Overlap` runs a GIL-free function on items while the calling thread is still producing
 the next ones (e.g. validity tests on geometries while the rest of the layer is decoded).
 
+A predicate whose first operand is best prepared (a township tested against the parcels it
+meets) runs in threads through :func:`map_prepared`: each chunk prepares its own exact copies
+(:func:`private_copies`) of the geometries it uses, so no prepared geometry is ever shared;
+:func:`query_chunks` splits an STRtree query over ranges of its input geometries the same way.
+
 A function run in threads must not touch the warning filters: ``warnings.catch_warnings`` swaps
 the module-global filter list (before Python 3.14), so two threads leaving it out of order
 restore each other's filters, e.g. leave an "ignore everything" filter behind for the rest of
@@ -34,7 +39,8 @@ import numpy as np
 import shapely
 
 __all__ = ["QUIET_IS_VALID", "Overlap", "has_prepared", "is_valid", "limited", "map_chunks",
-           "map_items", "n_threads", "set_threads"]
+           "map_items", "map_prepared", "n_threads", "private_copies", "query_chunks",
+           "set_threads"]
 
 #: arrays shorter than this run in the calling thread: threads cost more than they save
 MIN_CHUNK = 25_000
@@ -137,13 +143,131 @@ def map_chunks(func: Callable[..., np.ndarray], *arrays: np.ndarray,
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError("map_chunks needs arrays of one length")
-    smallest = MIN_CHUNK if min_chunk is None else max(1, int(min_chunk))
-    if n // smallest <= 1 or n_threads() <= 1:
+    bounds = _pieces(n, min_chunk)
+    if bounds is None:
         return func(*arrays, **kwargs)
-    bounds = np.linspace(0, n, min(n_threads(), n // smallest) + 1).astype(int)
     chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in itertools.pairwise(bounds)]
     return np.concatenate(map_items(lambda c: func(*c, **kwargs), chunks,
                                     geoms=() if prepared_ok else arrays))
+
+
+def private_copies(geoms: np.ndarray) -> np.ndarray:
+    """Exact copies of ``geoms``: new GEOS objects with the same coordinates, never prepared.
+
+    A thread may prepare its own copies while other threads use the originals (a WKB round
+    trip: every coordinate kept bit for bit, Z too; ``None`` stays ``None``).
+
+    Examples
+    --------
+    >>> g = np.array([shapely.box(0, 0, 1, 1), None])
+    >>> copies = private_copies(g)
+    >>> bool(shapely.equals_identical(copies[0], g[0])), copies[0] is g[0], copies[1]
+    (True, False, None)
+    """
+    return shapely.from_wkb(shapely.to_wkb(np.asarray(geoms, dtype=object), flavor="iso"))
+
+
+def _pieces(n: int, min_chunk: int | None) -> np.ndarray | None:
+    """Chunk bounds over ``n`` rows for :func:`n_threads` threads, or ``None`` for one call."""
+    smallest = MIN_CHUNK if min_chunk is None else max(1, int(min_chunk))
+    if n // smallest <= 1 or n_threads() <= 1:
+        return None
+    return np.linspace(0, n, min(n_threads(), n // smallest) + 1).astype(int)
+
+
+def map_prepared(func: Callable[..., np.ndarray], side: np.ndarray, index: np.ndarray,
+                 *arrays: np.ndarray, min_chunk: int | None = None, in_place: bool = True,
+                 **kwargs) -> np.ndarray:
+    """``func(side[index], *arrays, **kwargs)`` with the geometries of ``side`` prepared.
+
+    For a predicate whose first operand is tested many times (a township against every
+    parcel it meets, the townships' outline against every parcel): in one call, the
+    geometries of ``side`` it uses are prepared in place, as ``shapely.prepare`` does. In
+    threads, each chunk of ``index`` prepares its own exact copies (:func:`private_copies`)
+    of the geometries it uses, so that no prepared geometry is shared between threads; a
+    chunk of an ``index`` sorted by position copies few geometries twice.
+
+    Parameters
+    ----------
+    func
+        An element-wise predicate of (prepared geometry, other arrays).
+    side
+        Object array of geometries (or ``None``).
+    index
+        Positions in ``side``, one per row.
+    *arrays
+        Further arrays of ``len(index)`` rows, split into the same chunks.
+    min_chunk
+        Fewest rows per chunk (default :data:`MIN_CHUNK`).
+    in_place
+        In one call, prepare the geometries of ``side`` themselves (default; they stay
+        prepared for the next call) or, with ``False``, private copies as in threads: the
+        caller's objects are left unprepared (a prepared geometry keeps later
+        :func:`map_chunks` predicates on its array in one thread).
+    **kwargs
+        Passed to every call unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        Identical to ``func(side[index], *arrays, **kwargs)``.
+
+    Examples
+    --------
+    >>> towns = np.array([shapely.box(0, 0, 10, 10)])
+    >>> parcels = np.array([shapely.box(1, 1, 2, 2), shapely.box(9, 9, 11, 11)])
+    >>> map_prepared(shapely.contains_properly, towns, np.array([0, 0]), parcels).tolist()
+    [True, False]
+    """
+    index = np.asarray(index, dtype=np.intp)
+    if any(len(a) != len(index) for a in arrays):
+        raise ValueError("map_prepared needs arrays as long as the index")
+    def one(lo: int, hi: int, *, copies: bool) -> np.ndarray:
+        used, inverse = np.unique(index[lo:hi], return_inverse=True)
+        own = private_copies(side[used]) if copies else side[used]
+        shapely.prepare(own[~shapely.is_missing(own)])
+        return func(own[inverse.reshape(-1)], *(a[lo:hi] for a in arrays), **kwargs)
+
+    bounds = _pieces(len(index), min_chunk)
+    if bounds is None:
+        return one(0, len(index), copies=not in_place)
+    return np.concatenate(map_items(lambda span: one(*span, copies=True),
+                                    list(itertools.pairwise(bounds.tolist()))))
+
+
+def query_chunks(tree: shapely.STRtree, geoms: np.ndarray, *, predicate: str | None = None,
+                 min_chunk: int | None = None) -> np.ndarray:
+    """``tree.query(geoms, predicate=predicate)``, over ranges of ``geoms`` in threads.
+
+    A bulk query gives each input's matches in turn, so the ranges' results, shifted to the
+    input positions and concatenated, are the one query's (same pairs, same order). STRtree
+    queries release the GIL; the tree is queried once in the calling thread first (GEOS
+    builds it on its first query). A range holding prepared geometries is queried with
+    private copies (:func:`private_copies`): a predicate query uses (or builds) the
+    preparation of each input geometry, which must not happen in two threads at once.
+
+    Examples
+    --------
+    >>> tree = shapely.STRtree(np.array([shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 6)]))
+    >>> query_chunks(tree, np.array([shapely.box(0, 0, 9, 9)])).tolist()
+    [[0, 0], [0, 1]]
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    bounds = _pieces(len(geoms), min_chunk)
+    if bounds is None:
+        return tree.query(geoms, predicate=predicate)
+    tree.query(shapely.Point(0.0, 0.0))  # built here, not by two threads at once
+
+    def one(span: tuple[int, int]) -> np.ndarray:
+        lo, hi = span
+        part = geoms[lo:hi]
+        if predicate is not None and has_prepared(part):
+            part = private_copies(part)
+        found = tree.query(part, predicate=predicate)
+        found[0] += lo
+        return found
+
+    return np.concatenate(map_items(one, list(itertools.pairwise(bounds.tolist()))), axis=1)
 
 
 def map_items(func: Callable[[Any], Any], items: Sequence[Any], *,

@@ -135,3 +135,77 @@ def test_is_valid_fallback_in_threads_leaves_the_warning_filters(monkeypatch):
     for _ in range(20):
         assert _parallel.map_chunks(_parallel.is_valid, geoms).all()
     assert list(warnings.filters) == before
+
+
+def _zones_and_parcels():
+    """Zones (some repeated, one missing) and parcels, with every zone-parcel candidate pair."""
+    zones = shapely.buffer(shapely.points(np.arange(0, 1e5, 5e3), 5e4), 3e3, quad_segs=32)
+    zones = np.concatenate([zones, zones[:3], [None]])  # the same objects twice, and a gap
+    parcels = _geoms(40_000)
+    parcels = parcels[~shapely.is_missing(parcels) & shapely.is_valid(parcels)]
+    zi, pi = shapely.STRtree(parcels).query(zones)
+    return zones, parcels, zi, pi
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_map_prepared_is_the_prepared_predicate(threads):
+    _parallel.set_threads(threads)
+    zones, parcels, zi, pi = _zones_and_parcels()
+    copies = _parallel.private_copies(zones)
+    expected = {name: getattr(shapely, name)(copies[zi], parcels[pi])
+                for name in ("contains_properly", "touches", "intersects")}
+    for name, want in expected.items():
+        got = _parallel.map_prepared(getattr(shapely, name), zones, zi, parcels[pi],
+                                     min_chunk=1_000)
+        np.testing.assert_array_equal(got, want)
+        assert name == "touches" or (want.any() and not want.all())  # the test could fail
+    # in threads the caller's zones are never prepared; in one call they are (in place)
+    assert _parallel.has_prepared(zones) == (threads == 1)
+
+
+def test_map_prepared_copies_when_told_and_checks_lengths():
+    _parallel.set_threads(1)
+    zones, parcels, zi, pi = _zones_and_parcels()
+    got = _parallel.map_prepared(shapely.contains_properly, zones, zi, parcels[pi],
+                                 in_place=False)
+    np.testing.assert_array_equal(got, shapely.contains_properly(zones[zi], parcels[pi]))
+    assert not _parallel.has_prepared(zones)
+    xy = shapely.get_coordinates(shapely.centroid(parcels[:50]))
+    inside = _parallel.map_prepared(shapely.contains_xy, zones[:1], np.zeros(50, np.intp),
+                                    xy[:, 0], xy[:, 1])
+    np.testing.assert_array_equal(inside, shapely.contains_xy(zones[0], xy[:, 0], xy[:, 1]))
+    with pytest.raises(ValueError, match="as long as the index"):
+        _parallel.map_prepared(shapely.touches, zones, zi, parcels[pi][:-1])
+
+
+def test_private_copies_are_exact_and_new():
+    geoms = np.array([shapely.Polygon([(0.1, 0.2, 3.0), (1e-9, 5, 4), (7, 7, 5)]),
+                      shapely.box(1 / 3, 2 / 3, 4 / 3, 5 / 3), shapely.Polygon(), None,
+                      shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)])],
+                     dtype=object)
+    shapely.prepare(geoms[1])
+    copies = _parallel.private_copies(geoms)
+    assert shapely.equals_identical(copies[[0, 1, 2, 4]], geoms[[0, 1, 2, 4]]).all()
+    assert copies[3] is None and shapely.has_z(copies[0])
+    assert not any(c is g for c, g in zip(copies[[0, 1, 2, 4]], geoms[[0, 1, 2, 4]],
+                                          strict=True))
+    assert not shapely.is_prepared(copies[1]) and shapely.is_prepared(geoms[1])
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+@pytest.mark.parametrize("predicate", [None, "intersects"])
+def test_query_chunks_is_the_bulk_query(prepare, predicate):
+    _parallel.set_threads(3)
+    zones, parcels, _, _ = _zones_and_parcels()
+    tree = shapely.STRtree(parcels)  # not queried yet: query_chunks builds it first
+    if prepare:
+        shapely.prepare(zones[~shapely.is_missing(zones)])
+    got = _parallel.query_chunks(tree, zones, predicate=predicate, min_chunk=4)
+    with _parallel.limited(1):
+        serial = _parallel.query_chunks(tree, zones, predicate=predicate, min_chunk=4)
+    np.testing.assert_array_equal(got, tree.query(zones, predicate=predicate))
+    np.testing.assert_array_equal(serial, got)
+    assert got.shape[1] > 1_000
+    # the repeated zones found the same parcels twice
+    first = got[1][got[0] == 0]
+    np.testing.assert_array_equal(got[1][got[0] == len(zones) - 4], first)
