@@ -41,6 +41,7 @@ from pyproj import CRS
 from spatialplan.analysis import _overlay_geom as _geom
 from spatialplan.analysis import _townships as _towns
 from spatialplan.analysis._overlay_lines import _Line, _prepare_lines, _Zones
+from spatialplan.core._parallel import side_by_side
 from spatialplan.errors import CRSError, FieldError, GeometryError, RulebookError
 
 __all__ = [
@@ -1017,10 +1018,28 @@ def control_line_report(
     control = {role: line for role, line in prepared.items() if role in CONTROL_LINES}
     log.info("control lines: one preparation for %d townships and %s", len(townships),
              ", ".join(f"{role} ({len(line.geoms)})" for role, line in prepared.items()) or "-")
-    return ControlLineReport(
-        township_stats=_stats_frame(zones, prepared, crs=crs, tolerance=tol,
-                                    grid_size=grid_size, ellipsoidal=ellipsoidal_lines),
-        outside_townships=_outside_frame(zones, prepared, crs=crs, grid_size=grid_size),
-        line_conflicts=_conflict_frame(control, zones, crs=crs, tolerance=tol,
-                                       grid_size=grid_size),
-    )
+    _shared_once(zones, prepared)
+    # the statistics here, the outside and conflict tables beside them in a second thread
+    stats, (outside, conflicts) = side_by_side(
+        lambda: _stats_frame(zones, prepared, crs=crs, tolerance=tol, grid_size=grid_size,
+                             ellipsoidal=ellipsoidal_lines),
+        lambda: (_outside_frame(zones, prepared, crs=crs, grid_size=grid_size),
+                 _conflict_frame(control, zones, crs=crs, tolerance=tol,
+                                 grid_size=grid_size)))
+    return ControlLineReport(township_stats=stats, outside_townships=outside,
+                             line_conflicts=conflicts)
+
+
+def _shared_once(zones: _Zones, lines: Mapping[str, _Line]) -> None:
+    """Compute what the three tables share before they run side by side.
+
+    Each is computed once, in this thread (the copies warning, then the certificate and the
+    overlapping pairs, which use the threads themselves), so neither table waits for the
+    other's (a ``cached_property`` computes under a lock shared by all instances).
+    """
+    for line in lines.values():
+        for name in ("ids", "area", "first", "distinct", "certificate", "tree", "overlaps",
+                     "distinct_overlaps"):
+            getattr(line, name)
+    for name in ("ids", "area", "dissolved"):
+        getattr(zones, name)

@@ -32,7 +32,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ import shapely
 
 __all__ = ["QUIET_IS_VALID", "Overlap", "has_prepared", "is_valid", "limited", "map_chunks",
            "map_items", "map_prepared", "n_threads", "private_copies", "query_chunks",
-           "set_threads"]
+           "set_threads", "side_by_side"]
 
 #: arrays shorter than this run in the calling thread: threads cost more than they save
 MIN_CHUNK = 25_000
@@ -181,11 +181,13 @@ def map_prepared(func: Callable[..., np.ndarray], side: np.ndarray, index: np.nd
     """``func(side[index], *arrays, **kwargs)`` with the geometries of ``side`` prepared.
 
     For a predicate whose first operand is tested many times (a township against every
-    parcel it meets, the townships' outline against every parcel): in one call, the
-    geometries of ``side`` it uses are prepared in place, as ``shapely.prepare`` does. In
-    threads, each chunk of ``index`` prepares its own exact copies (:func:`private_copies`)
-    of the geometries it uses, so that no prepared geometry is shared between threads; a
-    chunk of an ``index`` sorted by position copies few geometries twice.
+    parcel it meets, the townships' outline against every parcel). Each chunk of ``index``,
+    in its thread, prepares its own exact copies (:func:`private_copies`) of the geometries
+    it uses, so that no prepared geometry is ever shared between threads (nor prepared in
+    place while another thread reads it: the caller's objects are left as they are); a chunk
+    of an ``index`` sorted by position copies few geometries twice. Only a process computing
+    in one thread (:func:`n_threads` is 1, e.g. a dask partition) prepares the geometries of
+    ``side`` in place, as ``shapely.prepare`` does: they stay prepared for the next call.
 
     Parameters
     ----------
@@ -200,10 +202,9 @@ def map_prepared(func: Callable[..., np.ndarray], side: np.ndarray, index: np.nd
     min_chunk
         Fewest rows per chunk (default :data:`MIN_CHUNK`).
     in_place
-        In one call, prepare the geometries of ``side`` themselves (default; they stay
-        prepared for the next call) or, with ``False``, private copies as in threads: the
-        caller's objects are left unprepared (a prepared geometry keeps later
-        :func:`map_chunks` predicates on its array in one thread).
+        ``False``: never prepare the geometries of ``side`` themselves, not even in one
+        thread (a prepared geometry keeps later :func:`map_chunks` predicates on its array
+        in one thread).
     **kwargs
         Passed to every call unchanged.
 
@@ -230,7 +231,7 @@ def map_prepared(func: Callable[..., np.ndarray], side: np.ndarray, index: np.nd
 
     bounds = _pieces(len(index), min_chunk)
     if bounds is None:
-        return one(0, len(index), copies=not in_place)
+        return one(0, len(index), copies=not in_place or n_threads() > 1)
     return np.concatenate(map_items(lambda span: one(*span, copies=True),
                                     list(itertools.pairwise(bounds.tolist()))))
 
@@ -242,9 +243,10 @@ def query_chunks(tree: shapely.STRtree, geoms: np.ndarray, *, predicate: str | N
     A bulk query gives each input's matches in turn, so the ranges' results, shifted to the
     input positions and concatenated, are the one query's (same pairs, same order). STRtree
     queries release the GIL; the tree is queried once in the calling thread first (GEOS
-    builds it on its first query). A range holding prepared geometries is queried with
-    private copies (:func:`private_copies`): a predicate query uses (or builds) the
-    preparation of each input geometry, which must not happen in two threads at once.
+    builds it on its first query). With a predicate, inputs holding a prepared geometry are
+    replaced by private copies (:func:`private_copies`) unless the process computes in one
+    thread: a predicate query uses the preparation of each input geometry (or a temporary one
+    of its own), and a prepared geometry must not be used by two threads at once.
 
     Examples
     --------
@@ -255,6 +257,8 @@ def query_chunks(tree: shapely.STRtree, geoms: np.ndarray, *, predicate: str | N
     geoms = np.asarray(geoms, dtype=object)
     bounds = _pieces(len(geoms), min_chunk)
     if bounds is None:
+        if predicate is not None and n_threads() > 1 and has_prepared(geoms):
+            geoms = private_copies(geoms)
         return tree.query(geoms, predicate=predicate)
     tree.query(shapely.Point(0.0, 0.0))  # built here, not by two threads at once
 
@@ -268,6 +272,37 @@ def query_chunks(tree: shapely.STRtree, geoms: np.ndarray, *, predicate: str | N
         return found
 
     return np.concatenate(map_items(one, list(itertools.pairwise(bounds.tolist()))), axis=1)
+
+
+def side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """``(first(), second())``, ``second`` run in another thread while ``first`` runs here.
+
+    For two independent jobs that each alternate GIL-free GEOS work with Python: together
+    they keep both cores busy. With one thread (:func:`n_threads`) they run one after the
+    other. ``second`` runs without the caller's context variables (so without progress bars:
+    one job's bars at a time). Both jobs are always finished before this returns or raises;
+    ``first``'s exception wins over ``second``'s.
+
+    The jobs may read the same geometries, never prepare them: a predicate on shared
+    geometries goes through :func:`map_prepared` or :func:`query_chunks`, whose private
+    copies keep every prepared geometry to one thread.
+
+    Examples
+    --------
+    >>> side_by_side(lambda: 1, lambda: 2)
+    (1, 2)
+    """
+    if n_threads() <= 1:
+        return first(), second()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spatialplan-beside") as pool:
+        later = pool.submit(second)
+        try:
+            here = first()
+        except BaseException:
+            later.cancel()
+            wait([later])
+            raise
+        return here, later.result()
 
 
 def map_items(func: Callable[[Any], Any], items: Sequence[Any], *,

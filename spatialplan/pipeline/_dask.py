@@ -23,6 +23,7 @@ import pandas as pd
 import pyproj
 import shapely
 
+from spatialplan.core._parallel import private_copies
 from spatialplan.pipeline.result import dem_options
 
 __all__ = [
@@ -242,7 +243,7 @@ def _own_geometries(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     by two threads at once (libgeos/geos#825). Each partition prepares its own copies.
     """
     geoms = np.asarray(gdf.geometry.array, dtype=object)
-    own = shapely.from_wkb(shapely.to_wkb(geoms, output_dimension=2))
+    own = private_copies(geoms)
     out = gdf.copy()
     out[gdf.geometry.name] = gpd.GeoSeries(own, index=gdf.index, crs=gdf.crs)
     return out

@@ -312,3 +312,100 @@ def test_clip_to_boxes_equals_one_clip_per_pair():
     by_zone = g._clip_to_boxes(parts, zones[zi], margin=1.0, groups=zi)
     assert np.all(shapely.equals_exact(by_zone, got, 0) | (shapely.is_empty(got)
                                                             & shapely.is_empty(by_zone)))
+
+
+# --- the three tables side by side, predicates on private prepared copies ------------------------
+
+
+def _report_layers():
+    """Townships (a coverage) and three lines crossing their edges, overlapping each other."""
+    towns = _grid(6, 1000.0, 11)
+    farm = _grid(60, 100.0, 12)
+    farm = np.concatenate([farm, farm[:40]])  # copies of earlier parcels: self-overlaps
+    red = shapely.buffer(shapely.points(X0 + np.arange(8) * 700.0, Y0 + 2500.0), 260.0)
+    udb = np.array([box(X0 + 1500, Y0 + 900, X0 + 3100, Y0 + 4200),
+                    box(X0 - 400, Y0 + 5200, X0 + 800, Y0 + 6900)], dtype=object)
+
+    def frame(role, geoms, **extra):
+        return gpd.GeoDataFrame({"feature_id": [f"{role}:{k}" for k in range(len(geoms))],
+                                 **extra}, geometry=list(geoms), crs=CRS)
+
+    return dict(townships=frame("townships", towns, code=[f"5201{k:05d}" for k in range(36)],
+                                name=[f"镇{k}" for k in range(36)]),
+                farmland=frame("farmland", farm), redline=frame("redline", red),
+                udb=frame("udb", udb))
+
+
+def _same_frames(a, b):
+    import pandas as pd
+
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    geometry = a.geometry.name
+    pd.testing.assert_frame_equal(a.drop(columns=geometry), b.drop(columns=geometry),
+                                  check_exact=True)
+    ga, gb = a.geometry.to_numpy(), b.geometry.to_numpy()
+    assert (shapely.is_missing(ga) == shapely.is_missing(gb)).all()
+    assert shapely.equals_identical(ga[~shapely.is_missing(ga)],
+                                    gb[~shapely.is_missing(gb)]).all()
+
+
+def test_report_in_threads_is_identical_and_prepares_nothing(monkeypatch):
+    from spatialplan.core import _parallel
+
+    with _parallel.limited(1):  # a one-thread run prepares the townships in place
+        serial = overlay.control_line_report(**_report_layers())
+    layers = _report_layers()
+    # every threaded path taken: tiny chunks, and the tables side by side
+    monkeypatch.setattr(_parallel, "MIN_CHUNK", 50)
+    monkeypatch.setattr(g, "ZONE_CHUNK", 2)
+    monkeypatch.setattr(g, "OVERLAY_CHUNK", 20)
+    calls = []
+    side_by_side = _parallel.side_by_side
+    monkeypatch.setattr(overlay, "side_by_side",
+                        lambda *jobs: calls.append(1) or side_by_side(*jobs))
+    _parallel.set_threads(3)
+    try:
+        threaded = overlay.control_line_report(**layers)
+    finally:
+        _parallel.set_threads(None)
+    assert calls == [1]
+    assert len(serial.line_conflicts) > 50 and (serial.outside_townships["outside_m2"] > 0).all()
+    for a, b in zip(serial, threaded, strict=True):
+        _same_frames(a, b)
+    for gdf in layers.values():  # the caller's geometries were never prepared
+        assert not _parallel.has_prepared(gdf.geometry.to_numpy())
+
+
+def test_side_by_side_runs_both_and_raises_the_first_failure():
+    import threading
+    import time
+
+    from spatialplan.core import _parallel
+
+    where = {}
+
+    def job(name, fail=False, pause=0.0):
+        def run():
+            time.sleep(pause)
+            where[name] = threading.get_ident()
+            if fail:
+                raise ValueError(name)
+            return name
+        return run
+
+    _parallel.set_threads(2)
+    try:
+        assert _parallel.side_by_side(job("a"), job("b")) == ("a", "b")
+        assert where["a"] == threading.get_ident() != where["b"]
+        where.clear()
+        with pytest.raises(ValueError, match="^a$"):
+            _parallel.side_by_side(job("a", fail=True), job("b", fail=True, pause=0.2))
+        assert "b" in where  # the second job finished before the error came out
+        with pytest.raises(ValueError, match="^b$"):
+            _parallel.side_by_side(job("a"), job("b", fail=True))
+        _parallel.set_threads(1)
+        where.clear()
+        assert _parallel.side_by_side(job("a"), job("b")) == ("a", "b")
+        assert where["a"] == where["b"] == threading.get_ident()
+    finally:
+        _parallel.set_threads(None)

@@ -159,7 +159,10 @@ def test_map_prepared_is_the_prepared_predicate(threads):
                                      min_chunk=1_000)
         np.testing.assert_array_equal(got, want)
         assert name == "touches" or (want.any() and not want.all())  # the test could fail
-    # in threads the caller's zones are never prepared; in one call they are (in place)
+    # with threads the caller's zones are never prepared; in a one-thread process they are
+    assert _parallel.has_prepared(zones) == (threads == 1)
+    small = _parallel.map_prepared(shapely.intersects, zones, zi[:10], parcels[pi[:10]])
+    np.testing.assert_array_equal(small, expected["intersects"][:10])  # one call, no threads
     assert _parallel.has_prepared(zones) == (threads == 1)
 
 
