@@ -107,6 +107,7 @@ def _roll_up(plan, stats: gpd.GeoDataFrame, projects: pd.DataFrame,
 
     from spatialplan.analysis import rollup
     from spatialplan.analysis.overlay import STAT_LINES
+    from spatialplan.core._parallel import map_items
     from spatialplan.rules.catalog import eight_codes
 
     indicators = rollup.township_indicators(
@@ -124,8 +125,10 @@ def _roll_up(plan, stats: gpd.GeoDataFrame, projects: pd.DataFrame,
     counties = rollup.county_summary(stats, lines=[c for c in STAT_LINES
                                                    if f"{c}_m2" in stats.columns])
     geoms = np.asarray(stats.geometry.array, dtype=object)
-    union = [shapely.union_all(geoms[(stats["county_code"] == c).to_numpy()])
-             for c in counties["county_code"]]
+    members = [(stats["county_code"] == code).to_numpy(dtype=bool)
+               for code in counties["county_code"]]
+    # one union per county, counties in threads (GEOS unions release the GIL)
+    union = map_items(lambda mask: shapely.union_all(geoms[mask]), members)
     return stats, gpd.GeoDataFrame(counties, geometry=union, crs=stats.crs)
 
 

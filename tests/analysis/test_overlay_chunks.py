@@ -398,10 +398,10 @@ def test_side_by_side_runs_both_and_raises_the_first_failure():
         assert _parallel.side_by_side(job("a"), job("b")) == ("a", "b")
         assert where["a"] == threading.get_ident() != where["b"]
         where.clear()
-        with pytest.raises(ValueError, match="^a$"):
+        with pytest.raises(ValueError, match=r"^a$"):
             _parallel.side_by_side(job("a", fail=True), job("b", fail=True, pause=0.2))
         assert "b" in where  # the second job finished before the error came out
-        with pytest.raises(ValueError, match="^b$"):
+        with pytest.raises(ValueError, match=r"^b$"):
             _parallel.side_by_side(job("a"), job("b", fail=True))
         _parallel.set_threads(1)
         where.clear()
