@@ -1033,13 +1033,23 @@ def control_line_report(
 def _shared_once(zones: _Zones, lines: Mapping[str, _Line]) -> None:
     """Compute what the three tables share before they run side by side.
 
-    Each is computed once, in this thread (the copies warning, then the certificate and the
-    overlapping pairs, which use the threads themselves), so neither table waits for the
-    other's (a ``cached_property`` computes under a lock shared by all instances).
+    Each is computed once, so neither table waits for the other's (a ``cached_property``
+    computes under a lock shared by all instances): the copies warnings and the coverage
+    certificates here (their unions use the threads), the STRtrees (built holding the GIL)
+    and the townships' outline beside them, then the overlapping pairs (tree and
+    certificate).
     """
+    def certificates() -> None:
+        for line in lines.values():
+            for name in ("ids", "area", "first", "distinct", "certificate"):
+                getattr(line, name)
+
+    def trees() -> None:
+        for line in lines.values():
+            _ = line.tree
+        for name in ("ids", "area", "dissolved"):
+            getattr(zones, name)
+
+    side_by_side(certificates, trees)
     for line in lines.values():
-        for name in ("ids", "area", "first", "distinct", "certificate", "tree", "overlaps",
-                     "distinct_overlaps"):
-            getattr(line, name)
-    for name in ("ids", "area", "dissolved"):
-        getattr(zones, name)
+        _ = line.overlaps
