@@ -279,8 +279,9 @@ def side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[A
 
     For two independent jobs that each alternate GIL-free GEOS work with Python: together
     they keep both cores busy. With one thread (:func:`n_threads`) they run one after the
-    other. ``second`` runs without the caller's context variables (so without progress bars:
-    one job's bars at a time). Both jobs are always finished before this returns or raises;
+    other. ``second`` may use as many threads as the caller (:func:`limited` included) and
+    runs without the caller's context variables (so without progress bars: one job's bars
+    at a time). Both jobs are always finished before this returns or raises;
     ``first``'s exception wins over ``second``'s.
 
     The jobs may read the same geometries, never prepare them: a predicate on shared
@@ -292,10 +293,16 @@ def side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[A
     >>> side_by_side(lambda: 1, lambda: 2)
     (1, 2)
     """
-    if n_threads() <= 1:
+    threads = n_threads()
+    if threads <= 1:
         return first(), second()
+
+    def beside() -> Any:
+        with limited(threads):  # the caller's thread count, also where it was limited
+            return second()
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spatialplan-beside") as pool:
-        later = pool.submit(second)
+        later = pool.submit(beside)
         try:
             here = first()
         except BaseException:

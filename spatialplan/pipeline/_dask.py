@@ -23,7 +23,7 @@ import pandas as pd
 import pyproj
 import shapely
 
-from spatialplan.core._parallel import private_copies
+from spatialplan.core._parallel import private_copies, side_by_side
 from spatialplan.pipeline.result import dem_options
 
 __all__ = [
@@ -342,18 +342,28 @@ def _control_lines(part: _Part, shared: _Shared, lines: dict, towns: gpd.GeoData
     tolerance = overlay.resolve_tolerance(shared.tolerance)
     given = {r: lines[r] for r in _STAT_ROLES if lines[r] is not None}
     prepared = _prepare_lines(given, grid, known)
-    stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
-                                 tolerance=tolerance, grid_size=grid, ellipsoidal=True)
-    if shared.township_conflicts is not None:  # the area its overlaps count twice
-        stats = join_columns(stats, overlay.township_double_counted(
-            towns, shared.township_conflicts, **given, grid_size=grid, known_valid=known))
-    stats["_pos"] = part.towns
     nearby = _Zones(_nearby_townships(shared.townships, lines), grid)
     control = {r: line for r, line in prepared.items() if r in overlay.CONTROL_LINES}
-    found = overlay._conflict_frame(control, nearby, crs=shared.crs, tolerance=tolerance,
-                                    grid_size=grid)
-    return {"stats": stats, "conflicts": _own_conflicts(part, shared, found),
-            "outside": _outside_parts(part, shared, prepared, nearby)}
+
+    def statistics() -> pd.DataFrame:
+        stats = overlay._stats_frame(_Zones(towns, grid), prepared, crs=shared.crs,
+                                     tolerance=tolerance, grid_size=grid, ellipsoidal=True)
+        if shared.township_conflicts is not None:  # the area its overlaps count twice
+            stats = join_columns(stats, overlay.township_double_counted(
+                towns, shared.township_conflicts, **given, grid_size=grid, known_valid=known))
+        stats["_pos"] = part.towns
+        return stats
+
+    def conflicts_and_outside() -> dict[str, Any]:
+        found = overlay._conflict_frame(control, nearby, crs=shared.crs, tolerance=tolerance,
+                                        grid_size=grid)
+        return {"conflicts": _own_conflicts(part, shared, found),
+                "outside": _outside_parts(part, shared, prepared, nearby)}
+
+    # as in a local run: what the tables share once, then the statistics beside the rest
+    overlay._shared_once(nearby, prepared)
+    stats, rest = side_by_side(statistics, conflicts_and_outside)
+    return {"stats": stats, **rest}
 
 
 def _nearby_townships(townships: gpd.GeoDataFrame, lines: dict) -> gpd.GeoDataFrame:
