@@ -286,7 +286,11 @@ def side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[A
 
     The jobs may read the same geometries, never prepare them: a predicate on shared
     geometries goes through :func:`map_prepared` or :func:`query_chunks`, whose private
-    copies keep every prepared geometry to one thread.
+    copies keep every prepared geometry to one thread. Neither may use
+    ``warnings.catch_warnings`` (see the module's notes; validity goes through
+    :func:`is_valid`); a few rare paths of pandas and geopandas do (a ``total_bounds`` of
+    nothing but empty geometries, a cast of an object column), where at worst one of their
+    narrow "ignore" filters outlives its block.
 
     Examples
     --------
