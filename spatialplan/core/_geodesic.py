@@ -70,6 +70,27 @@ def _chunk_areas(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:
     return np.abs(np.bincount(part_owner, weights=per_part, minlength=len(geoms)))
 
 
+#: fewest geometries per thread chunk of :func:`geodesic_areas`
+MIN_CHUNK = 64
+
+
+def _chunks(geoms: np.ndarray) -> list[int]:
+    """Chunk bounds over ``geoms`` (none missing): equal vertex counts, enough chunks.
+
+    ``ceil(n / GEOM_CHUNK)`` chunks, and at least one per thread (:func:`n_threads`) when
+    each then holds :data:`MIN_CHUNK` geometries; cut where the running vertex count passes
+    an equal share, so that a few large townships do not make one chunk of all the work.
+    """
+    n = len(geoms)
+    wanted = max(-(-n // GEOM_CHUNK), min(n_threads(), n // MIN_CHUNK), 1)
+    if wanted == 1:
+        return [0, n]
+    vertices = np.cumsum(shapely.get_num_coordinates(geoms))
+    cuts = np.searchsorted(vertices, np.linspace(0, vertices[-1], wanted + 1)[1:-1],
+                           side="right")
+    return sorted({0, n, *cuts.tolist()})
+
+
 def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     """Ellipsoidal area (m²) of each geometry on the CGCS2000 ellipsoid.
 
@@ -81,9 +102,12 @@ def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     expects, and edges longer than :data:`MAX_EDGE_M` are split (see the module notes).
     Missing geometries give NaN.
 
-    The geometries are measured in chunks of :data:`GEOM_CHUNK` in threads (each area depends
-    on its own rings only, summed in the same order: identical numbers); shapely, PROJ and
-    Karney's algorithm release the GIL. A progress step per batch of one chunk per thread.
+    The geometries are measured in chunks in threads (each area depends on its own rings
+    only, summed in the same order: identical numbers); shapely, PROJ and Karney's algorithm
+    release the GIL. The chunks hold about the same number of vertices; there is one per
+    :data:`GEOM_CHUNK` geometries, and at least one per thread (1,500 townships with long
+    edges are as much work as 10⁵ parcels, see :func:`_chunks`). A progress step per batch
+    of one chunk per thread.
     """
     out = np.full(len(geoms), np.nan)
     present = np.flatnonzero(~shapely.is_missing(geoms))
@@ -92,7 +116,7 @@ def geodesic_areas(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     # a Transformer is thread-safe since pyproj 3.1
     transformer = Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
     todo = geoms[present]
-    chunks = [todo[lo:lo + GEOM_CHUNK] for lo in range(0, len(todo), GEOM_CHUNK)]
+    chunks = [todo[lo:hi] for lo, hi in itertools.pairwise(_chunks(todo))]
     step = max(1, n_threads())
     batches = [chunks[k:k + step] for k in range(0, len(chunks), step)]
     out[present] = np.concatenate([

@@ -86,3 +86,28 @@ def test_chunks_in_threads_give_identical_areas(monkeypatch, threads):
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert (got[~np.isnan(got)] == want[~np.isnan(want)]).all()
     assert max(calls) == threads  # one chunk per thread at a time
+
+
+def test_chunks_balance_vertices_and_cover_every_thread(monkeypatch):
+    """Few large geometries still make one chunk per thread, cut by vertex counts."""
+    from spatialplan.core import _geodesic, _parallel
+
+    x = X_WEST + np.arange(300) * 100.0
+    small = shapely.box(x, Y0, x + 50, Y0 + 50)  # 5 vertices each
+    big = shapely.buffer(shapely.points(x[:3], Y0 + 5_000), 2_000, quad_segs=500)  # ~2,000
+    geoms = np.concatenate([big, small])
+    with _parallel.limited(2):
+        bounds = _geodesic._chunks(geoms)
+        assert bounds[0] == 0 and bounds[-1] == len(geoms) and len(bounds) == 3
+        # the three circles hold 4/5 of the vertices: the first chunk stops inside them
+        assert bounds[1] <= 3
+        with_threads = geodesic_areas(geoms, GK)
+    with _parallel.limited(1):
+        assert _geodesic._chunks(geoms) == [0, len(geoms)]
+        alone = geodesic_areas(geoms, GK)
+    assert (with_threads == alone).all()
+    with _parallel.limited(4):  # 63 geometries: fewer than MIN_CHUNK per thread, one chunk
+        assert _geodesic._chunks(geoms[:63]) == [0, 63]
+    monkeypatch.setattr(_geodesic, "GEOM_CHUNK", 100)  # many geometries: one chunk per 100
+    with _parallel.limited(1):
+        assert len(_geodesic._chunks(geoms)) - 1 == 3
