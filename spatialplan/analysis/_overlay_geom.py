@@ -122,11 +122,9 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
     kept = np.array([], dtype=np.intp)
     if grid_size is None or len(geoms) == 0:
         return geoms, kept
-    off = _off_grid(shapely.get_coordinates(geoms), grid_size)
-    if off is None:
+    bad = _off_grid_positions(geoms, grid_size)
+    if len(bad) == 0:
         return geoms, kept
-    counts = shapely.get_num_coordinates(geoms)
-    bad = np.unique(np.repeat(np.arange(len(geoms)), counts)[off])
     out = geoms.copy()
     snapped = shapely.transform(geoms[bad], _grid_rounder(grid_size), include_z=None)
     broken = np.flatnonzero(~map_chunks(is_valid, snapped))
@@ -141,6 +139,27 @@ def snap_with_report(geoms: np.ndarray, grid_size: float | None) -> tuple[np.nda
     out[bad] = snapped
     log.debug("snapped %d of %d geometries to a %g m grid", len(bad), len(geoms), grid_size)
     return out, kept
+
+
+def _off_grid_positions(geoms: np.ndarray, grid_size: float) -> np.ndarray:
+    """Positions (sorted) of the geometries with a coordinate off the grid (:func:`_off_grid`).
+
+    The coordinates are read :data:`_GEOM_BLOCK` geometries at a time: one array of a whole
+    layer's (144 MB at 10⁶ parcels) cost more in fresh memory pages than the test itself
+    (0.35 s against 0.11 s).
+    """
+    found = [np.array([], dtype=np.intp)]
+    for lo in range(0, len(geoms), _GEOM_BLOCK):
+        part = geoms[lo:lo + _GEOM_BLOCK]
+        off = _off_grid(shapely.get_coordinates(part), grid_size)
+        if off is not None:
+            owner = np.repeat(np.arange(len(part)), shapely.get_num_coordinates(part))
+            found.append(lo + np.unique(owner[off]))
+    return np.concatenate(found)
+
+
+#: geometries per block of :func:`_off_grid_positions`
+_GEOM_BLOCK = 8192
 
 
 def _off_grid(coords: np.ndarray, grid_size: float) -> np.ndarray | None:

@@ -28,7 +28,7 @@ __all__ = ["MAX_EDGE_M", "geodesic_areas"]
 MAX_EDGE_M = 100.0
 
 
-#: geometries per thread chunk of :func:`geodesic_areas`
+#: one thread chunk of :func:`geodesic_areas` per this many geometries
 GEOM_CHUNK = 20_000
 
 

@@ -130,3 +130,20 @@ def test_off_grid_flags_rows_in_every_block():
     coords[2 * _BLOCK + 1, 1] += 0.0004  # 0.4 mm off, in the third block
     flags = _off_grid(coords, 0.001)
     assert flags is not None and flags.sum() == 1 and flags[2 * _BLOCK + 1]
+
+
+def test_off_grid_geometries_found_in_every_geometry_block(monkeypatch):
+    """The layer is read in blocks of geometries: positions are the layer's, gaps included."""
+    from spatialplan.analysis import _overlay_geom
+
+    monkeypatch.setattr(_overlay_geom, "_GEOM_BLOCK", 10)
+    x = X0 + np.arange(35) * 10.0
+    geoms = shapely.box(x, Y0, x + 5, Y0 + 5)
+    geoms[[3, 12]] = None
+    for k in (0, 11, 29, 34):  # in the first, second, third and last block
+        geoms[k] = shapely.box(x[k] + 0.0004, Y0, x[k] + 5, Y0 + 5)
+    got = _overlay_geom._off_grid_positions(geoms, MM)
+    assert got.tolist() == [0, 11, 29, 34]
+    out = g.snap_to_grid(geoms, MM)
+    assert [k for k in range(35) if out[k] is not geoms[k]] == [0, 11, 29, 34]
+    assert len(_overlay_geom._off_grid_positions(out, MM)) == 0
