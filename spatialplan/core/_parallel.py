@@ -155,7 +155,7 @@ def private_copies(geoms: np.ndarray) -> np.ndarray:
     """Exact copies of ``geoms``: new GEOS objects with the same coordinates, never prepared.
 
     A thread may prepare its own copies while other threads use the originals (a WKB round
-    trip: every coordinate kept bit for bit, Z too; ``None`` stays ``None``).
+    trip: every coordinate kept bit for bit, Z and M too; ``None`` stays ``None``).
 
     Examples
     --------
@@ -223,6 +223,7 @@ def map_prepared(func: Callable[..., np.ndarray], side: np.ndarray, index: np.nd
     index = np.asarray(index, dtype=np.intp)
     if any(len(a) != len(index) for a in arrays):
         raise ValueError("map_prepared needs arrays as long as the index")
+
     def one(lo: int, hi: int, *, copies: bool) -> np.ndarray:
         used, inverse = np.unique(index[lo:hi], return_inverse=True)
         own = private_copies(side[used]) if copies else side[used]

@@ -190,6 +190,9 @@ def test_private_copies_are_exact_and_new():
     copies = _parallel.private_copies(geoms)
     assert shapely.equals_identical(copies[[0, 1, 2, 4]], geoms[[0, 1, 2, 4]]).all()
     assert copies[3] is None and shapely.has_z(copies[0])
+    measured = shapely.from_wkt("POLYGON M ((0 0 1, 1 0 2, 1 1 3, 0 0 1))")
+    assert shapely.equals_identical(_parallel.private_copies(np.array([measured]))[0], measured)
+    assert shapely.has_m(_parallel.private_copies(np.array([measured]))[0])
     assert not any(c is g for c, g in zip(copies[[0, 1, 2, 4]], geoms[[0, 1, 2, 4]],
                                           strict=True))
     assert not shapely.is_prepared(copies[1]) and shapely.is_prepared(geoms[1])
