@@ -350,7 +350,7 @@ def clip_to_zones(
     ----------
     zones, patches
         Object arrays of (Multi)Polygons or ``None``; ``zones`` are queried against an STRtree
-        of ``patches`` and prepared.
+        of ``patches`` and tested prepared (:func:`spatialplan.core._parallel.map_prepared`).
     grid_size
         Precision grid of the overlays (m); ``None`` for floating precision.
     keep_geometry
@@ -419,7 +419,7 @@ def outside_parts(
     zones: np.ndarray | None = None,
     coverage: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Part of each present patch outside ``outline`` (the prepared union of ``zones``).
+    """Part of each present patch outside ``outline`` (the union of ``zones``).
 
     A patch covered by the outline has no outside part; one only touching it (exact DE-9IM,
     the #1871 guard) lies wholly outside; the others are cut with a safeguarded difference.
@@ -429,7 +429,8 @@ def outside_parts(
     patches
         Object array of (Multi)Polygons or ``None``.
     outline
-        The union of the zones, prepared, or ``None`` (no zone: every patch lies outside).
+        The union of the zones, or ``None`` (no zone: every patch lies outside); tested
+        prepared (:func:`_outline_test`).
     grid_size
         Precision grid of the overlays (m).
     tree
@@ -458,11 +459,9 @@ def outside_parts(
         whole[disjoint] = True
         positions = positions[~covered[positions]]
     test = positions[~whole[positions]]
-    one = np.array([outline], dtype=object)
-    test = test[~map_prepared(shapely.covers, one, np.zeros(len(test), np.intp), patches[test])]
+    test = test[~_outline_test(shapely.covers, outline, patches[test])]
     # the exact guard again: a patch only touching the outline lies wholly outside
-    whole[test[map_prepared(shapely.touches, one, np.zeros(len(test), np.intp),
-                            patches[test])]] = True
+    whole[test[_outline_test(shapely.touches, outline, patches[test])]] = True
     positions = np.union1d(positions[whole[positions]], test)
     cut = positions[~whole[positions]]
     if coverage and zones is not None:
@@ -476,6 +475,12 @@ def outside_parts(
     log.debug("outside: %d patches cut by the outline, %d wholly outside", len(cut),
               len(positions) - len(cut))
     return positions, polygonal_part(parts[positions])
+
+
+def _outline_test(func, outline: shapely.Geometry, *arrays: np.ndarray) -> np.ndarray:
+    """``func(outline, *arrays)`` with the outline prepared, in threads (``map_prepared``)."""
+    return map_prepared(func, np.array([outline], dtype=object),
+                        np.zeros(len(arrays[0]), np.intp), *arrays)
 
 
 def _screen(
@@ -512,8 +517,7 @@ def _screen(
     close = np.flatnonzero(near[free])
     counts = shapely.get_num_coordinates(patches[free[close]])
     first[close] = shapely.get_coordinates(patches[free[close]])[np.cumsum(counts) - counts]
-    inside = map_prepared(shapely.contains_xy, np.array([outline], dtype=object),
-                          np.zeros(len(first), np.intp), first[:, 0], first[:, 1])
+    inside = _outline_test(shapely.contains_xy, outline, first[:, 0], first[:, 1])
     covered = np.zeros(len(patches), dtype=bool)
     covered[free[inside]] = True
     disjoint = np.zeros(len(patches), dtype=bool)

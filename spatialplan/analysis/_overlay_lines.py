@@ -223,13 +223,11 @@ class _Zones(_Line):
     def dissolved(self) -> tuple[shapely.Geometry | None, bool]:
         """Return ``(outline, coverage)`` of the townships.
 
-        The prepared union of the townships (``None`` if there is none) and whether they form a
-        valid coverage (see :func:`_overlay_geom.dissolve`).
+        The union of the townships (``None`` if there is none) and whether they form a valid
+        coverage (see :func:`_overlay_geom.dissolve`). The tests against it prepare it
+        themselves (:func:`spatialplan.core._parallel.map_prepared`).
         """
-        outline, coverage = _geom.dissolve(self.geoms, grid_size=self.grid_size)
-        if outline is not None:
-            shapely.prepare(outline)
-        return outline, coverage
+        return _geom.dissolve(self.geoms, grid_size=self.grid_size)
 
 
 def _prepare_lines(given: Mapping[str, gpd.GeoDataFrame], grid_size: float | None,
